@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/flowbox/flowbox/collector"
+	"github.com/flowbox/flowbox/store"
+)
+
+// Config is the whole flowbox configuration file. Each section belongs to
+// one component and is validated by it.
+type Config struct {
+	// DataDir holds the database, the key file and the template cache.
+	DataDir   string           `yaml:"data-dir"`
+	Log       LogConfig        `yaml:"log"`
+	Collector collector.Config `yaml:"collector"`
+	Store     store.Config     `yaml:"store"`
+}
+
+// LogConfig selects the log level and format.
+type LogConfig struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is text or json.
+	Format string `yaml:"format"`
+}
+
+func (l LogConfig) slogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// DefaultConfig returns the configuration used when no file is given. The
+// data directory is /var/lib/flowbox, or ./data when run from a source tree
+// (a directory holding go.mod).
+func DefaultConfig() Config {
+	dataDir := "/var/lib/flowbox"
+	if _, err := os.Stat("go.mod"); err == nil {
+		dataDir = "data"
+	}
+	return Config{
+		DataDir:   dataDir,
+		Log:       LogConfig{Level: "info", Format: "text"},
+		Collector: collector.DefaultConfig(),
+		Store:     store.DefaultConfig(),
+	}
+}
+
+// Validate checks every section and returns all problems at once, each
+// naming its YAML path.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data-dir: must not be empty"))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format: %q is not one of text, json", c.Log.Format))
+	}
+	errs = append(errs, prefixErr("collector", c.Collector.Validate()))
+	errs = append(errs, prefixErr("store", c.Store.Validate()))
+	return errors.Join(errs...)
+}
+
+// prefixErr prefixes every line of a joined error with the section name.
+func prefixErr(section string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var out []error
+	for _, line := range strings.Split(err.Error(), "\n") {
+		out = append(out, fmt.Errorf("%s.%s", section, line))
+	}
+	return errors.Join(out...)
+}
+
+// LoadConfig reads a YAML file strictly (unknown keys are errors) over the
+// defaults. An empty path returns the defaults.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	if path == "" {
+		return cfg, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("cannot read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return cfg, fmt.Errorf("cannot parse config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// commonFlags registers the flags every subcommand takes and returns a
+// function that loads and validates the configuration after parsing.
+func commonFlags(fs *flag.FlagSet) func() (Config, error) {
+	cfgPath := fs.String("config", "", "configuration `FILE` (YAML); defaults apply when absent")
+	dataDir := fs.String("data-dir", "", "data `DIR` (overrides data-dir in the config)")
+	return func() (Config, error) {
+		cfg, err := LoadConfig(*cfgPath)
+		if err != nil {
+			return cfg, err
+		}
+		if *dataDir != "" {
+			cfg.DataDir = *dataDir
+		}
+		if err := cfg.Validate(); err != nil {
+			return cfg, fmt.Errorf("invalid config:\n%w", err)
+		}
+		return cfg, nil
+	}
+}
+
+// newFlagSet returns a flag set that reports errors instead of exiting.
+func newFlagSet(e *env, name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("flowbox "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	return fs
+}
+
+// parseFlags parses args and turns flag errors into usage errors.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	return nil
+}

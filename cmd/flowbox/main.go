@@ -1,0 +1,118 @@
+// Command flowbox is a router companion appliance for small wireless ISPs: it
+// onboards MikroTik routers over the RouterOS API, collects their NetFlow and
+// IPFIX, stores it in SQLite and shows it on a web console.
+//
+// Usage: flowbox [COMMAND] [--config FILE] [--data-dir DIR] [flags]. Without a
+// command it runs `serve`. `flowbox help` lists the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is stamped at build time with -ldflags '-X main.version=...'.
+var version = "dev"
+
+// env is what a command may touch of the outside world, so tests can run
+// commands in-process with their own streams.
+type env struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+}
+
+// command is one subcommand of flowbox.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, e *env, args []string) error
+}
+
+// commands lists every subcommand, in the order `flowbox help` shows them.
+func commands() []command {
+	return []command{
+		{"serve", "run the collector, store, provisioner and web console (default)", runServe},
+		{"check", "validate the configuration (--dump prints it with secrets redacted)", runCheck},
+		{"decode", "decode NetFlow/IPFIX from pcap files and print one JSON object per flow", runDecode},
+		{"version", "print the version", runVersion},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	err := run(ctx, e, os.Args[1:])
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(os.Stderr, "flowbox: %v\n", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+// exitCode maps an error to the process exit status: 2 for usage errors, 1
+// otherwise.
+func exitCode(err error) int {
+	var ue usageError
+	if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	return 1
+}
+
+// usageError marks errors in the command line.
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg }
+
+// run dispatches to the subcommand named by args[0] (serve when absent or
+// when args[0] is a flag).
+func run(ctx context.Context, e *env, args []string) error {
+	name := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		name, args = args[0], args[1:]
+	}
+	if name == "help" {
+		usage(e.stdout)
+		return nil
+	}
+	for _, c := range commands() {
+		if c.name == name {
+			return c.run(ctx, e, args)
+		}
+	}
+	usage(e.stderr)
+	return usageError{fmt.Sprintf("unknown command %q", name)}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: flowbox [COMMAND] [--config FILE] [--data-dir DIR] [flags]")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+}
+
+func runVersion(_ context.Context, e *env, _ []string) error {
+	fmt.Fprintf(e.stdout, "flowbox %s\n", version)
+	return nil
+}
+
+// newLogger builds the process logger from the log configuration.
+func newLogger(w io.Writer, cfg LogConfig) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.slogLevel()}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

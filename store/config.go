@@ -1,0 +1,54 @@
+package store
+
+import (
+	"errors"
+	"time"
+)
+
+// Config configures the store. The database lives in the data directory,
+// which the caller passes to Open.
+type Config struct {
+	// RawRetention is how long raw flows are kept.
+	RawRetention time.Duration `yaml:"raw-retention"`
+	// MinuteRetention is how long 1-minute rollups are kept.
+	MinuteRetention time.Duration `yaml:"minute-retention"`
+	// HourRetention is how long 1-hour rollups are kept.
+	HourRetention time.Duration `yaml:"hour-retention"`
+	// TopK is the number of entries per dimension kept in each rollup
+	// bucket; the rest is summed into an "other" row.
+	TopK int `yaml:"top-k"`
+	// QueueSize bounds the batches waiting for the writer.
+	QueueSize int `yaml:"queue-size"`
+}
+
+// DefaultConfig returns the store defaults.
+func DefaultConfig() Config {
+	return Config{
+		RawRetention:    48 * time.Hour,
+		MinuteRetention: 14 * 24 * time.Hour,
+		HourRetention:   400 * 24 * time.Hour,
+		TopK:            100,
+		QueueSize:       64,
+	}
+}
+
+// Validate returns every problem of the configuration, each naming its key.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.RawRetention < time.Hour {
+		errs = append(errs, errors.New("raw-retention: must be at least 1h"))
+	}
+	if c.MinuteRetention < c.RawRetention {
+		errs = append(errs, errors.New("minute-retention: must be at least raw-retention"))
+	}
+	if c.HourRetention < c.MinuteRetention {
+		errs = append(errs, errors.New("hour-retention: must be at least minute-retention"))
+	}
+	if c.TopK < 1 || c.TopK > 10000 {
+		errs = append(errs, errors.New("top-k: must be within 1..10000"))
+	}
+	if c.QueueSize < 1 {
+		errs = append(errs, errors.New("queue-size: must be at least 1"))
+	}
+	return errors.Join(errs...)
+}
