@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 )
 
@@ -30,6 +31,20 @@ type Config struct {
 	// SamplingOverride sets the sampling rate (1-in-N) per exporter IP,
 	// replacing whatever the exporter says.
 	SamplingOverride map[string]uint32 `yaml:"sampling-override"`
+	// MaxPending bounds, per exporter, the data sets kept while they wait
+	// for their template; beyond it the oldest is dropped and counted.
+	MaxPending int `yaml:"max-pending"`
+	// PendingTTL is how long a data set may wait for its template.
+	PendingTTL time.Duration `yaml:"pending-ttl"`
+	// MaxExporters bounds the exporters tracked one by one: per reader for
+	// the decoder state (templates, sequence numbers) and in the
+	// collector's per-exporter statistics. Beyond it, the exporter silent
+	// the longest is forgotten (its counts stay in the metric totals).
+	MaxExporters int `yaml:"max-exporters"`
+	// FlushTimeout bounds how long shutdown waits for the sink to take the
+	// batches still queued; what is left after it is dropped and counted
+	// (reason shutdown).
+	FlushTimeout time.Duration `yaml:"flush-timeout"`
 }
 
 // DefaultConfig returns the collector defaults.
@@ -43,6 +58,10 @@ func DefaultConfig() Config {
 		QueueSize:     64,
 		TemplateTTL:   30 * time.Minute,
 		MaxTemplates:  4096,
+		MaxPending:    64,
+		PendingTTL:    2 * time.Minute,
+		MaxExporters:  4096,
+		FlushTimeout:  10 * time.Second,
 	}
 }
 
@@ -78,10 +97,25 @@ func (c *Config) Validate() error {
 	if c.MaxTemplates < 1 {
 		errs = append(errs, errors.New("max-templates: must be at least 1"))
 	}
-	for k := range c.SamplingOverride {
-		if net.ParseIP(k) == nil {
+	for k, v := range c.SamplingOverride {
+		if _, err := netip.ParseAddr(k); err != nil {
 			errs = append(errs, fmt.Errorf("sampling-override: key %q is not an IP address", k))
 		}
+		if v == 0 {
+			errs = append(errs, fmt.Errorf("sampling-override: rate for %q must be at least 1", k))
+		}
+	}
+	if c.MaxPending < 1 {
+		errs = append(errs, errors.New("max-pending: must be at least 1"))
+	}
+	if c.PendingTTL <= 0 {
+		errs = append(errs, errors.New("pending-ttl: must be positive"))
+	}
+	if c.MaxExporters < 1 {
+		errs = append(errs, errors.New("max-exporters: must be at least 1"))
+	}
+	if c.FlushTimeout <= 0 {
+		errs = append(errs, errors.New("flush-timeout: must be positive"))
 	}
 	return errors.Join(errs...)
 }

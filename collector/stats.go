@@ -1,0 +1,67 @@
+package collector
+
+import (
+	"github.com/flowbox/flowbox/collector/netflow"
+	"github.com/flowbox/flowbox/store"
+)
+
+// ReasonNoTemplateSets is the key of store.ExporterStats.FlowsDropped that
+// counts data sets (not records: their record count is unknown without the
+// template) dropped while they waited for their template, because they
+// expired or the pending bound was reached.
+const ReasonNoTemplateSets = "no_template_sets"
+
+// decoderTotals are the sums of the readers' latest decoder summaries.
+type decoderTotals struct {
+	errors         map[string]uint64
+	noTemplateSets uint64 // data sets that arrived before their template
+	pendingDropped uint64 // of those, data sets dropped while waiting
+	pendingDecoded uint64 // records of waiting data sets decoded later
+	pendingSets    int    // data sets waiting now
+	options        uint64
+	lost           uint64
+	templates      int
+	forgotten      uint64 // exporters evicted by the decoders' bound
+}
+
+// decoderTotals sums the readers' latest decoder summaries.
+func (c *Collector) decoderTotals() decoderTotals {
+	t := decoderTotals{errors: make(map[string]uint64)}
+	for _, r := range c.runningReaders() {
+		r.mu.Lock()
+		s := &r.summary
+		for k, v := range s.ErrorsByReason {
+			t.errors[k] += v
+		}
+		t.noTemplateSets += s.NoTemplateSets
+		t.pendingDropped += s.PendingDropped
+		t.pendingDecoded += s.PendingDecoded
+		t.pendingSets += s.PendingSets
+		t.options += s.OptionsRecords
+		t.lost += s.LostFlows
+		t.templates += s.Templates
+		t.forgotten += s.ExportersForgotten
+		r.mu.Unlock()
+	}
+	return t
+}
+
+// mergeDecoderStats adds one reader's decoder statistics of an exporter to
+// the collector's view of it (an exporter whose datagrams come from several
+// source ports may be seen by several readers).
+func mergeDecoderStats(e *store.ExporterStats, s *netflow.ExporterStats) {
+	e.Packets += s.Packets
+	e.FlowsReceived += s.Flows
+	for k, v := range s.Errors {
+		e.DecodeErrors[k] += v
+	}
+	e.LostFlows += s.LostFlows
+	e.Templates += s.Templates
+	e.PendingNoTmpl += s.NoTemplateRecords
+	if s.PendingDropped > 0 {
+		e.FlowsDropped[ReasonNoTemplateSets] += s.PendingDropped
+	}
+	if s.LastTemplate.After(e.LastTemplate) {
+		e.LastTemplate = s.LastTemplate
+	}
+}
