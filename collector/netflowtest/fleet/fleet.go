@@ -1,0 +1,387 @@
+// Package fleet runs simulated MikroTik routers in one process, for tests,
+// `flowbox simulate` and `flowbox demo`. Each router has a RouterOS API
+// server (routerostest.Server, on loopback) whose state comes from a WISP
+// traffic model (netflowtest.Model), and a flow exporter
+// (netflowtest.Exporter) that sends the model's flows from the router's own
+// loopback address, only while the router's /ip/traffic-flow is enabled and
+// has a target: onboarding a simulated router through the API really turns
+// its exports on, and undoing it turns them off.
+package fleet
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/flowbox/flowbox/collector/netflowtest"
+	"github.com/flowbox/flowbox/provision/routerostest"
+)
+
+// MaxRouters bounds the fleet (one CGNAT block and loopback address each).
+const MaxRouters = 64
+
+// Config configures a fleet.
+type Config struct {
+	// Routers is the number of routers (1..64).
+	Routers int
+	// APIHost is the address the API servers listen on; default 127.0.0.1.
+	APIHost string
+	// APIPortBase is the API port of router 0; router i listens on
+	// APIPortBase+i. 0 picks free ports (tests).
+	APIPortBase int
+	// TLS serves API-SSL with a self-signed certificate per router.
+	TLS bool
+	// Versions chooses the personalities: "6", "7" or "mixed" (router 0 is
+	// v6, the others v7); default "mixed".
+	Versions string
+	// Username is the API user (group full); default "admin".
+	Username string
+	// Password is every router's password; "" generates one per router.
+	Password string
+	// Rate is the flows per second each router exports (at the daily peak
+	// when DailyCurve is set).
+	Rate float64
+	// DailyCurve scales each router's rate by the time of day.
+	DailyCurve bool
+	// Subscribers is the number of customers per router; default 300.
+	Subscribers int
+	// Seed makes the fleet deterministic: router i uses a seed derived from
+	// Seed and i.
+	Seed uint64
+	// Scenario is mixed into every router's traffic ("", ddos, portscan,
+	// spam).
+	Scenario string
+	// Location is the time zone of the daily curve; default UTC.
+	Location *time.Location
+	// ExportFrom is the first loopback address routers export from; router
+	// i uses ExportFrom+i. Default 127.0.0.2. Where such an address cannot
+	// be bound, the router exports from 127.0.0.1 with its own port.
+	ExportFrom netip.Addr
+}
+
+// Validate returns every problem of the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Routers < 1 || c.Routers > MaxRouters {
+		errs = append(errs, fmt.Errorf("routers: %d is outside 1..%d", c.Routers, MaxRouters))
+	}
+	if c.APIPortBase < 0 || c.APIPortBase+c.Routers > 65535 {
+		errs = append(errs, fmt.Errorf("api-port-base: %d leaves no room for %d routers", c.APIPortBase, c.Routers))
+	}
+	switch c.Versions {
+	case "", "6", "7", "mixed":
+	default:
+		errs = append(errs, fmt.Errorf("version: %q is not one of 6, 7, mixed", c.Versions))
+	}
+	if c.Rate < 0 {
+		errs = append(errs, fmt.Errorf("rate: %g is negative", c.Rate))
+	}
+	if c.Subscribers < 0 || c.Subscribers > netflowtest.MaxSubscribers {
+		errs = append(errs, fmt.Errorf("subscribers: %d is outside 1..%d", c.Subscribers, netflowtest.MaxSubscribers))
+	}
+	switch c.Scenario {
+	case netflowtest.ScenarioNone, netflowtest.ScenarioDDoS, netflowtest.ScenarioPortscan, netflowtest.ScenarioSpam:
+	default:
+		errs = append(errs, fmt.Errorf("scenario: %q is not one of ddos, portscan, spam", c.Scenario))
+	}
+	if c.ExportFrom.IsValid() && !c.ExportFrom.Is4() {
+		errs = append(errs, fmt.Errorf("export-from: %s is not an IPv4 address", c.ExportFrom))
+	}
+	return errors.Join(errs...)
+}
+
+// Router is one simulated router of the fleet.
+type Router struct {
+	Index    int
+	Identity string
+	// Major is 6 or 7.
+	Major    int
+	Version  string
+	Username string
+	Password string
+	TLS      bool
+	// Fingerprint is the hex SHA-256 of the API-SSL certificate.
+	Fingerprint string
+
+	Model    *netflowtest.Model
+	Server   *routerostest.Server
+	Exporter *netflowtest.Exporter
+
+	apiAddr  string
+	source   netip.Addr
+	bootTime time.Time
+	expCfg   netflowtest.ExporterConfig
+	mu       sync.Mutex // serialises applying traffic-flow changes
+	logger   *slog.Logger
+}
+
+// APIAddr returns the address the router's API listens on (after Start).
+func (r *Router) APIAddr() string {
+	if a := r.Server.Addr(); a != "" {
+		return a
+	}
+	return r.apiAddr
+}
+
+// ExportAddr returns the address the router sends flows from (after Start).
+func (r *Router) ExportAddr() netip.AddrPort { return r.Exporter.LocalAddr() }
+
+// Fleet is a set of simulated routers. New only builds; Start listens and
+// starts exporters; Stop stops everything.
+type Fleet struct {
+	cfg     Config
+	logger  *slog.Logger
+	routers []*Router
+	started bool
+}
+
+// seedFor derives router i's seed (splitmix64 of the fleet seed and i).
+func seedFor(seed uint64, i int) uint64 {
+	z := seed + uint64(i+1)*0x9e3779b97f4a7c15
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
+}
+
+// New builds the fleet's models, API servers and exporters. It opens no
+// socket.
+func New(cfg Config, logger *slog.Logger) (*Fleet, error) {
+	if logger == nil {
+		return nil, errors.New("cannot build fleet: nil logger")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid fleet config: %w", err)
+	}
+	if cfg.APIHost == "" {
+		cfg.APIHost = "127.0.0.1"
+	}
+	if cfg.Versions == "" {
+		cfg.Versions = "mixed"
+	}
+	if cfg.Username == "" {
+		cfg.Username = "admin"
+	}
+	if !cfg.ExportFrom.IsValid() {
+		cfg.ExportFrom = netip.MustParseAddr("127.0.0.2")
+	}
+	f := &Fleet{cfg: cfg, logger: logger}
+	src := cfg.ExportFrom
+	for i := range cfg.Routers {
+		r, err := f.newRouter(i, src)
+		if err != nil {
+			return nil, fmt.Errorf("cannot build fleet: %w", err)
+		}
+		f.routers = append(f.routers, r)
+		src = src.Next()
+	}
+	return f, nil
+}
+
+func (f *Fleet) newRouter(i int, src netip.Addr) (*Router, error) {
+	cfg := f.cfg
+	seed := seedFor(cfg.Seed, i)
+	model, err := netflowtest.NewModel(netflowtest.ModelConfig{Seed: seed, Index: i,
+		Subscribers: cfg.Subscribers, Scenario: cfg.Scenario, Location: cfg.Location})
+	if err != nil {
+		return nil, fmt.Errorf("router %d: %w", i, err)
+	}
+	major := 7
+	if cfg.Versions == "6" || (cfg.Versions == "mixed" && i == 0) {
+		major = 6
+	}
+	password := cfg.Password
+	if password == "" {
+		if password, err = generatePassword(); err != nil {
+			return nil, fmt.Errorf("router %d: %w", i, err)
+		}
+	}
+	p := personality(model, major, seed, cfg.Username, password)
+	p.TLS = cfg.TLS
+	logger := f.logger.With("router", model.Identity())
+	srv, err := routerostest.NewServer(p, logger.With("component", "routeros-api"))
+	if err != nil {
+		return nil, fmt.Errorf("router %d: %w", i, err)
+	}
+	r := &Router{Index: i, Identity: model.Identity(), Major: major, Version: p.Version,
+		Username: cfg.Username, Password: password, TLS: cfg.TLS, Fingerprint: srv.Fingerprint(),
+		Model: model, Server: srv, source: src, bootTime: time.Now().Add(-p.Uptime), logger: logger}
+	if cfg.APIPortBase > 0 {
+		r.apiAddr = net.JoinHostPort(cfg.APIHost, strconv.Itoa(cfg.APIPortBase+i))
+	} else {
+		r.apiAddr = net.JoinHostPort(cfg.APIHost, "0")
+	}
+	r.expCfg = netflowtest.ExporterConfig{Source: netip.AddrPortFrom(src, 0), Rate: cfg.Rate,
+		DailyCurve: cfg.DailyCurve, BootTime: r.bootTime}
+	if r.Exporter, err = netflowtest.NewExporter(r.expCfg, model, logger.With("component", "exporter")); err != nil {
+		return nil, fmt.Errorf("router %d: %w", i, err)
+	}
+	srv.OnTrafficFlowChange(func(routerostest.TrafficFlowState) { r.apply() })
+	return r, nil
+}
+
+// generatePassword returns a random 12-character password.
+func generatePassword() (string, error) {
+	const alphabet = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	b := make([]byte, 12)
+	for i := range b {
+		n, err := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
+		if err != nil {
+			return "", fmt.Errorf("cannot generate password: %w", err)
+		}
+		b[i] = alphabet[n.Int64()]
+	}
+	return string(b), nil
+}
+
+// Routers returns the fleet's routers.
+func (f *Fleet) Routers() []*Router { return f.routers }
+
+// Start makes every router listen on its API address and starts its
+// exporter (idle until the router's traffic-flow has an enabled target).
+// On error, what was started is stopped.
+func (f *Fleet) Start() error {
+	if f.started {
+		return errors.New("cannot start fleet: already started")
+	}
+	f.started = true
+	for _, r := range f.routers {
+		if err := r.Server.Listen(r.apiAddr); err != nil {
+			f.Stop()
+			return fmt.Errorf("cannot start router %s: %w", r.Identity, err)
+		}
+		if err := r.Exporter.Start(); err != nil {
+			// Platforms without the whole 127/8 on loopback: share
+			// 127.0.0.1, each router on its own port.
+			r.logger.Warn("cannot export from own loopback address, using 127.0.0.1",
+				"address", r.source.String(), "error", err)
+			r.expCfg.Source = netip.MustParseAddrPort("127.0.0.1:0")
+			exp, nerr := netflowtest.NewExporter(r.expCfg, r.Model, r.logger.With("component", "exporter"))
+			if nerr == nil {
+				r.mu.Lock()
+				r.Exporter = exp
+				r.mu.Unlock()
+				nerr = exp.Start()
+			}
+			if nerr != nil {
+				f.Stop()
+				return fmt.Errorf("cannot start exporter of router %s: %w", r.Identity, nerr)
+			}
+		}
+		r.apply()
+	}
+	return nil
+}
+
+// Stop stops every exporter and API server.
+func (f *Fleet) Stop() {
+	for _, r := range f.routers {
+		r.Exporter.Stop()
+		if err := r.Server.Close(); err != nil {
+			r.logger.Warn("cannot close API server", "error", err)
+		}
+	}
+}
+
+// Run starts the fleet, waits for ctx to end, and stops it.
+func (f *Fleet) Run(ctx context.Context) error {
+	if err := f.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	f.Stop()
+	return nil
+}
+
+// apply reads the router's traffic-flow state and points the exporter at
+// the enabled targets, or at none when traffic-flow is disabled. It always
+// reads the current state, so hooks that race apply the latest one.
+func (r *Router) apply() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.Server.TrafficFlow()
+	r.Model.SetFlowTimeouts(st.ActiveFlowTimeout, st.InactiveFlowTimeout)
+	var ts []netflowtest.Target
+	if st.Enabled {
+		for _, t := range st.Targets {
+			if t.Disabled {
+				continue
+			}
+			nt, err := r.target(t)
+			if err != nil {
+				r.logger.Warn("traffic-flow target not exported", "id", t.ID, "error", err)
+				continue
+			}
+			ts = append(ts, nt)
+		}
+	}
+	if err := r.Exporter.SetTargets(ts); err != nil {
+		r.logger.Warn("cannot apply traffic-flow targets", "error", err)
+		return
+	}
+	r.logger.Info("traffic-flow applied", "enabled", st.Enabled, "targets", len(ts))
+}
+
+// target converts a RouterOS target into an exporter target. The simulated
+// routers send from loopback sources, so only collectors on this host are
+// reachable: loopback addresses or addresses of a local interface.
+func (r *Router) target(t routerostest.Target) (netflowtest.Target, error) {
+	var v int
+	switch t.Version {
+	case "1":
+		v = netflowtest.V1
+	case "5":
+		v = netflowtest.V5
+	case "9", "":
+		v = netflowtest.V9
+	case "ipfix", "IPFIX", "10":
+		v = netflowtest.IPFIX
+	default:
+		return netflowtest.Target{}, fmt.Errorf("unknown version %q", t.Version)
+	}
+	dst := t.DstAddress.Unmap()
+	if !dst.Is4() || !(dst.IsLoopback() || isLocal(dst)) {
+		return netflowtest.Target{}, fmt.Errorf("collector %s is not an IPv4 address of this host", t.DstAddress)
+	}
+	port := t.Port
+	if port == 0 {
+		port = 2055
+	}
+	return netflowtest.Target{Addr: netip.AddrPortFrom(dst, port), Version: v,
+		TemplateRefresh: t.TemplateRefresh, TemplateTimeout: t.TemplateTimeout,
+		SysInitTime: r.Major >= 7 && v == netflowtest.IPFIX}, nil
+}
+
+// Stats returns each router's exporter counters, in router order.
+func (f *Fleet) Stats() []netflowtest.ExporterStats {
+	out := make([]netflowtest.ExporterStats, len(f.routers))
+	for i, r := range f.routers {
+		r.mu.Lock()
+		out[i] = r.Exporter.Stats()
+		r.mu.Unlock()
+	}
+	return out
+}
+
+// isLocal reports whether a is assigned to one of this host's interfaces.
+func isLocal(a netip.Addr) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, ia := range addrs {
+		if n, ok := ia.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == a {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,315 @@
+package fleet
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"reflect"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-routeros/routeros/v3"
+
+	"github.com/flowbox/flowbox/collector/netflowtest"
+)
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// sink counts the datagrams that arrive on a loopback UDP port, by source.
+type sink struct {
+	conn *net.UDPConn
+	mu   sync.Mutex
+	pkts []received
+	done chan struct{}
+}
+
+type received struct {
+	from netip.AddrPort
+	data []byte
+}
+
+func newSink(t *testing.T) *sink {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadBuffer(8 << 20)
+	s := &sink{conn: conn, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.pkts = append(s.pkts, received{from, bytes.Clone(buf[:n])})
+			s.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { conn.Close(); <-s.done })
+	return s
+}
+
+func (s *sink) port() uint16 { return s.conn.LocalAddr().(*net.UDPAddr).AddrPort().Port() }
+
+func (s *sink) snapshot() []received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]received(nil), s.pkts...)
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func startFleet(t *testing.T, cfg Config) *Fleet {
+	t.Helper()
+	f, err := New(cfg, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	return f
+}
+
+func dial(t *testing.T, r *Router) *routeros.Client {
+	t.Helper()
+	c, err := routeros.DialTimeout(r.APIAddr(), r.Username, r.Password, 5*time.Second)
+	if err != nil {
+		t.Fatalf("cannot log in to %s (v%d): %v", r.Identity, r.Major, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func run(t *testing.T, c *routeros.Client, words ...string) *routeros.Reply {
+	t.Helper()
+	rep, err := c.Run(words...)
+	if err != nil {
+		t.Fatalf("%v: %v", words, err)
+	}
+	return rep
+}
+
+// versionsFrom returns the NetFlow versions of the datagrams from src.
+func versionsFrom(pkts []received, src netip.Addr) map[uint16]int {
+	out := map[uint16]int{}
+	for _, p := range pkts {
+		if p.from.Addr() == src {
+			out[binary.BigEndian.Uint16(p.data)]++
+		}
+	}
+	return out
+}
+
+// The fleet wiring: a router exports only while its traffic-flow is enabled
+// and has a target, with the target's version, from its own address; the
+// API state matches the model.
+func TestFleetExportsFollowTrafficFlow(t *testing.T) {
+	f := startFleet(t, Config{Routers: 2, Rate: 4000, Seed: 1, Password: "demo", Subscribers: 120})
+	s := newSink(t)
+	port := strconv.Itoa(int(s.port()))
+	v6, v7 := f.Routers()[0], f.Routers()[1]
+	if v6.Major != 6 || v7.Major != 7 {
+		t.Fatalf("mixed fleet majors %d, %d", v6.Major, v7.Major)
+	}
+
+	c := dial(t, v7)
+	rep := run(t, c, "/system/identity/print")
+	if got := rep.Re[0].Map["name"]; got != v7.Identity {
+		t.Fatalf("identity %q, want %q", got, v7.Identity)
+	}
+	leases := run(t, c, "/ip/dhcp-server/lease/print")
+	ppp := run(t, c, "/ppp/active/print")
+	var dhcp, pppoe int
+	for _, s := range v7.Model.Subscribers() {
+		if s.Kind == netflowtest.KindDHCP {
+			dhcp++
+		} else {
+			pppoe++
+		}
+	}
+	if len(leases.Re) != dhcp || len(ppp.Re) != pppoe {
+		t.Fatalf("%d leases and %d PPP sessions, want %d and %d", len(leases.Re), len(ppp.Re), dhcp, pppoe)
+	}
+	// Wrong password: RouterOS's error.
+	if _, err := routeros.DialTimeout(v7.APIAddr(), "admin", "nope", 5*time.Second); err == nil {
+		t.Fatal("login with a wrong password succeeded")
+	}
+
+	// Nothing is exported before provisioning.
+	if st := f.Stats()[1]; len(st.Targets) != 0 || st.Generated != 0 {
+		t.Fatalf("exporting before any target: %+v", st)
+	}
+	// A target alone (traffic-flow disabled) exports nothing.
+	add := run(t, c, "/ip/traffic-flow/target/add", "=dst-address=127.0.0.1", "=port="+port, "=version=9",
+		"=v9-template-refresh=20", "=v9-template-timeout=1m")
+	id := add.Done.Map["ret"]
+	if len(f.Stats()[1].Targets) != 0 {
+		t.Fatal("exporting while traffic-flow is disabled")
+	}
+	run(t, c, "/ip/traffic-flow/set", "=enabled=yes")
+	src := v7.ExportAddr().Addr()
+	if src.String() != "127.0.0.3" && src.String() != "127.0.0.1" {
+		t.Fatalf("router 1 exports from %s", src)
+	}
+	waitFor(t, "v9 exports", func() bool { return versionsFrom(s.snapshot(), src)[9] >= 3 })
+
+	// Switching the target to IPFIX switches the exports.
+	run(t, c, "/ip/traffic-flow/target/set", "=.id="+id, "=version=ipfix")
+	waitFor(t, "IPFIX exports", func() bool { return versionsFrom(s.snapshot(), src)[10] >= 3 })
+
+	// Removing the target stops the exports: after the reply, the exporter
+	// has no target, and what it counted is exactly what arrived.
+	run(t, c, "/ip/traffic-flow/target/remove", "=.id="+id)
+	st := f.Stats()[1]
+	if len(st.Targets) != 0 {
+		t.Fatalf("targets after remove: %+v", st.Targets)
+	}
+	fromV7 := func() int {
+		n := 0
+		for _, v := range versionsFrom(s.snapshot(), src) {
+			n += v
+		}
+		return n
+	}
+	waitFor(t, "the last datagrams", func() bool { return uint64(fromV7()) == st.Packets })
+	time.Sleep(50 * time.Millisecond) // five exporter ticks
+	if got := fromV7(); uint64(got) != st.Packets || f.Stats()[1].Packets != st.Packets {
+		t.Fatalf("%d datagrams after removing the target, exporter counted %d", got, st.Packets)
+	}
+
+	// The v6 router: challenge login, legacy target syntax; disabling
+	// traffic-flow stops it.
+	c6 := dial(t, v6)
+	run(t, c6, "/ip/traffic-flow/target/add", "=address=127.0.0.1:"+port, "=version=5")
+	run(t, c6, "/ip/traffic-flow/set", "=enabled=yes")
+	src6 := v6.ExportAddr().Addr()
+	waitFor(t, "v5 exports from the v6 router", func() bool { return versionsFrom(s.snapshot(), src6)[5] >= 3 })
+	if src6 == src && src6.String() != "127.0.0.1" {
+		t.Fatalf("both routers export from %s", src6)
+	}
+	run(t, c6, "/ip/traffic-flow/set", "=enabled=no")
+	if st := f.Stats()[0]; len(st.Targets) != 0 {
+		t.Fatalf("v6 router still exporting after disable: %+v", st.Targets)
+	}
+	// A collector that is not on this host is not exported to.
+	run(t, c6, "/ip/traffic-flow/target/add", "=address=192.0.2.1:2055", "=version=9")
+	run(t, c6, "/ip/traffic-flow/set", "=enabled=yes")
+	if st := f.Stats()[0]; len(st.Targets) != 1 || st.Targets[0].Target.Addr.Addr() != netip.MustParseAddr("127.0.0.1") {
+		t.Fatalf("targets %+v, want only the loopback one", st.Targets)
+	}
+	run(t, c6, "/ip/traffic-flow/set", "=enabled=no")
+	// A bad command gets RouterOS's trap, and the session goes on.
+	_, err := c6.Run("/ip/traffic-flow/target/remove", "=.id=*99")
+	var de *routeros.DeviceError
+	if !errors.As(err, &de) {
+		t.Fatalf("removing a missing target: %v, want a device error", err)
+	}
+	run(t, c6, "/system/identity/print")
+}
+
+func TestFleetSameSeedSameState(t *testing.T) {
+	build := func(seed uint64) *Fleet {
+		f, err := New(Config{Routers: 3, Seed: seed, Password: "x", Subscribers: 50}, discard())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	a, b, c := build(7), build(7), build(8)
+	for i := range 3 {
+		ma, mb, mc := a.Routers()[i].Model, b.Routers()[i].Model, c.Routers()[i].Model
+		if !reflect.DeepEqual(ma.Subscribers(), mb.Subscribers()) {
+			t.Fatalf("router %d: same seed, different subscribers", i)
+		}
+		if reflect.DeepEqual(ma.Subscribers(), mc.Subscribers()) {
+			t.Fatalf("router %d: different seeds, same subscribers", i)
+		}
+		now := time.Date(2026, 1, 2, 20, 0, 0, 0, time.UTC)
+		if !reflect.DeepEqual(ma.AppendFlows(nil, 500, now), mb.AppendFlows(nil, 500, now)) {
+			t.Fatalf("router %d: same seed, different flows", i)
+		}
+	}
+	if reflect.DeepEqual(a.Routers()[0].Model.Subscribers(), a.Routers()[1].Model.Subscribers()) {
+		t.Fatal("two routers of a fleet have the same subscribers")
+	}
+}
+
+func TestFleetConfigErrors(t *testing.T) {
+	_, err := New(Config{Routers: 0, Versions: "8", Rate: -1, Scenario: "x", APIPortBase: 70000}, discard())
+	want := "invalid fleet config: routers: 0 is outside 1..64\napi-port-base: 70000 leaves no room for 0 routers\n" +
+		"version: \"8\" is not one of 6, 7, mixed\nrate: -1 is negative\nscenario: \"x\" is not one of ddos, portscan, spam"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+	// A taken port is reported and nothing stays open.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	taken := ln.Addr().(*net.TCPAddr).Port
+	f, err := New(Config{Routers: 1, APIPortBase: taken, Password: "x"}, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Start(); err == nil {
+		f.Stop()
+		t.Fatal("started on a taken port")
+	}
+}
+
+func TestFleetTLS(t *testing.T) {
+	f := startFleet(t, Config{Routers: 1, Versions: "7", TLS: true, Password: "demo", Subscribers: 10})
+	r := f.Routers()[0]
+	if len(r.Fingerprint) != 64 {
+		t.Fatalf("fingerprint %q", r.Fingerprint)
+	}
+	// Pin the self-signed certificate by fingerprint, as flowbox does.
+	conn, err := tls.Dial("tcp", r.APIAddr(), &tls.Config{InsecureSkipVerify: true,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if sum := sha256.Sum256(raw[0]); hex.EncodeToString(sum[:]) != r.Fingerprint {
+				return errors.New("fingerprint mismatch")
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := routeros.NewClient(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("admin", "demo"); err != nil {
+		t.Fatalf("API-SSL login: %v", err)
+	}
+	if rep := run(t, c, "/system/identity/print"); rep.Re[0].Map["name"] != r.Identity {
+		t.Fatalf("identity over API-SSL: %v", rep.Re[0].Map)
+	}
+}

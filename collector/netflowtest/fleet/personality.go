@@ -1,0 +1,86 @@
+package fleet
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/flowbox/flowbox/collector/netflowtest"
+	"github.com/flowbox/flowbox/provision/routerostest"
+	"github.com/flowbox/flowbox/store"
+)
+
+// personality builds the API state of a router from its traffic model, so
+// that what provisioning and enrichment read (interfaces with ifIndex,
+// addresses, DHCP leases, PPPoE sessions, simple queues, ARP) matches the
+// flows the router exports.
+func personality(m *netflowtest.Model, major int, seed uint64, user, password string) routerostest.Personality {
+	var p routerostest.Personality
+	if major == 6 {
+		p = routerostest.V6(m.Identity())
+		p.BoardName, p.Model, p.Architecture = "CCR1009-7G-1C-1S+", "CCR1009-7G-1C-1S+", "tile"
+	} else {
+		p = routerostest.V7(m.Identity())
+		p.BoardName, p.Model, p.Architecture = "CCR2004-16G-2S+", "CCR2004-16G-2S+", "arm64"
+	}
+	p.Serial = fmt.Sprintf("HE%08X", uint32(seed))
+	p.Uptime = 2*24*time.Hour + time.Duration(seed%(40*24))*time.Hour + time.Duration(seed%3600)*time.Second
+	p.Users = []routerostest.User{{Name: user, Group: "full", Password: password}}
+	p.Interfaces, p.Addresses, p.Leases, p.PPP, p.Queues, p.ARP, p.Pools = nil, nil, nil, nil, nil, nil, nil
+
+	for _, i := range m.Interfaces() {
+		mtu := 1500
+		mac := strings.ToUpper(store.FormatMAC(i.MAC))
+		if i.Type == "pppoe-in" {
+			mtu, mac = 1480, ""
+		}
+		p.Interfaces = append(p.Interfaces, routerostest.Interface{Index: i.Index, Name: i.Name, Type: i.Type,
+			MAC: mac, Comment: i.Comment, MTU: mtu})
+	}
+	for _, a := range m.Addresses() {
+		if a.Prefix.Addr().Is4() {
+			p.Addresses = append(p.Addresses, routerostest.Address{Address: a.Prefix, Interface: a.Interface, Dynamic: a.Dynamic})
+		}
+	}
+	sectors := map[string]bool{}
+	for _, s := range m.Subscribers() {
+		mac := strings.ToUpper(store.FormatMAC(s.MAC))
+		server := "dhcp-" + s.Sector
+		target := netip.PrefixFrom(s.Addr, 32).String()
+		switch s.Kind {
+		case netflowtest.KindDHCP:
+			sectors[s.Sector] = true
+			p.Leases = append(p.Leases, routerostest.Lease{Address: s.Addr, MAC: mac, HostName: s.HostName,
+				Server: server, Status: "bound", Comment: s.Name})
+			p.ARP = append(p.ARP, routerostest.ARPEntry{Address: s.Addr, MAC: mac, Interface: s.Interface, Dynamic: true})
+			p.Queues = append(p.Queues, routerostest.Queue{Name: s.Name, Target: target, MaxLimit: s.Plan,
+				Comment: s.Login})
+		case netflowtest.KindPPPoE:
+			up := time.Duration(1+int(s.SessionID)%240) * time.Hour / 4
+			p.PPP = append(p.PPP, routerostest.PPPSession{Name: s.Login, Service: "pppoe", CallerID: mac,
+				Address: s.Addr, Uptime: up})
+			p.Queues = append(p.Queues, routerostest.Queue{Name: s.Interface, Target: target, MaxLimit: s.Plan,
+				Comment: s.Name})
+		}
+	}
+	for _, a := range m.Addresses() {
+		if sectors[a.Interface] && a.Prefix.Addr().Is4() {
+			n := a.Prefix.Masked()
+			first := n.Addr().Next().Next()
+			last := lastHost(n)
+			p.Pools = append(p.Pools, routerostest.Pool{Name: "dhcp-" + a.Interface,
+				Ranges: first.String() + "-" + last.String()})
+		}
+	}
+	return p
+}
+
+// lastHost returns the last usable address of an IPv4 network.
+func lastHost(n netip.Prefix) netip.Addr {
+	a := n.Addr().As4()
+	host := uint32(1)<<(32-n.Bits()) - 1
+	v := (uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])) | host
+	v--
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
