@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/flowbox/flowbox/enrich"
+	"github.com/flowbox/flowbox/store"
+)
+
+// runSubscribers implements `flowbox subscribers import [--replace] FILE`:
+// it reads "prefix or IP, customer name, customer id" rows and records them
+// in the subscriber history of the data directory. A running flowbox picks
+// them up at its next poll.
+func runSubscribers(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 || args[0] != "import" {
+		return usageError{"usage: flowbox subscribers import [--replace] [--config FILE] [--data-dir DIR] FILE.csv"}
+	}
+	fs := newFlagSet(e, "subscribers import")
+	replace := fs.Bool("replace", false, "end imported customers that are absent from FILE")
+	load := commonFlags(fs)
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{"subscribers import: want exactly one CSV file"}
+	}
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(fs.Arg(0))
+	if err != nil {
+		return fmt.Errorf("cannot open subscriber file: %w", err)
+	}
+	defer f.Close()
+	rows, err := enrich.ParseSubscriberCSV(f)
+	if err != nil {
+		return fmt.Errorf("cannot import %s:\n%w", fs.Arg(0), err)
+	}
+	logger := newLogger(e.stderr, cfg.Log).With("component", "store")
+	st, err := store.Open(ctx, cfg.DataDir, cfg.Store, logger, nil)
+	if err != nil {
+		return fmt.Errorf("cannot open store: %w", err)
+	}
+	defer st.Close()
+	res, err := enrich.ImportSubscribers(ctx, st, rows, *replace, time.Now(), cfg.Enrich.MaxSubscribers)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%d rows: %d customers started or changed, %d ended, %d dropped (max-subscribers)\n",
+		res.Rows, res.Opened, res.Ended, res.Dropped)
+	return nil
+}

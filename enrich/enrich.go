@@ -1,0 +1,366 @@
+// Package enrich labels flows at ingest so that rollups and queries carry
+// names instead of addresses: the router a flow came from, its direction
+// (download, upload, internal, transit) seen from the subscribers, the
+// subscriber's name, the application, and the AS number and country of
+// both ends. It sits between the collector and the store: Enricher is a
+// collector sink that enriches each batch in place and passes it on.
+//
+// # Where the data comes from
+//
+//   - Subscribers: polled from each router over the RouterOS API every
+//     poll-interval (simple queues, PPP active sessions, DHCP leases, ARP
+//     entries with a comment; a queue or interface named "<pppoe-USER>"
+//     names USER), plus a CSV import for static customers. They are kept
+//     as a history (address -> name, MAC, source, valid from, valid to),
+//     persisted in the store and mirrored in memory for HistoryWindow, so a
+//     flow is attributed to whoever had its address when the flow started.
+//     When several sources name an address, the CSV import wins, then
+//     queues, PPP, DHCP and ARP (store.SourceRank). A new address is
+//     backdated to the previous poll of its router; an address that
+//     changes hands switches at the poll that saw the change.
+//   - Local prefixes: the configured prefixes, plus per router /ip/pool
+//     ranges, /ip/dhcp-server/network networks, PPP and lease addresses,
+//     queue targets and /ip/address networks. Networks on an upstream
+//     interface (configured, or the interface of the default route) are
+//     not customer networks: only the router's own address there counts.
+//   - ASN and country: the built-in tables (package geodata, CC BY 4.0,
+//     see GeoAttribution) or MaxMind-format files (GeoLite2, DB-IP lite)
+//     reloaded when they change. Private, CGNAT, loopback, link-local,
+//     multicast, broadcast and bogon addresses get a label instead.
+//   - Applications: data/applications.yaml plus configured entries.
+//
+// # Direction and NAT
+//
+// A side is local when its address is in the local prefixes or is
+// link-scoped (link-local, multicast, limited broadcast: such traffic
+// never leaves the router's links). For the destination the RouterOS
+// post-NAT destination (IPFIX IE 226/282) counts too, so a download to the
+// router's public address that RouterOS un-NATs to an inside host is a
+// download whose local side (store.Flow.LocalRemote) is the inside host.
+// Both sides local is internal, neither is transit. With no local prefix
+// known at all, the direction stays unknown.
+//
+// # Interface numbers
+//
+// RouterOS puts SNMP ifIndex values in the flow records' ingress/egress
+// interface fields (IE 10/14), and 0 for the router itself: in=0 for
+// traffic the router originates, out=0 for traffic it terminates or
+// broadcasts (MNDP to 255.255.255.255:5678 shows both). The MikroTik IPFIX
+// capture in shared/captures (RouterOS 6.39.2) uses 0, 7 and 9..17: each
+// of the router's LAN addresses sends its MNDP broadcast out of exactly
+// one ifIndex (172.20.4.1 on 9, 172.30.0.1 on 10, 10.10.6.1 on 11,
+// 10.10.7.1 on 12, 10.10.8.1 on 13, 10.20.0.1 on 14, 10.10.10.1 on 15, and
+// IPv6 link-local only on 16 and 17), and the NAT uplink is 7. Over the
+// API the same numbers come from `/interface/print =.proplist=name.oid`
+// (the last OID arc, .1.3.6.1.2.1.2.2.1.2.<ifIndex>); when the router does
+// not answer name.oid the poller falls back to the numeric part of .id
+// (*7 -> 7), which matches on the routers and fakes we know of but is not
+// documented by MikroTik. Dynamic interfaces (PPPoE, L2TP) get large
+// indexes (0x800000+) and new ones per session, so names are kept with
+// their history and subscribers are attributed by address first.
+package enrich
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowbox/flowbox/store"
+)
+
+// Sink receives enriched flows; the store implements it. It is the same
+// contract as the collector's sink, so an Enricher can sit in between.
+type Sink interface {
+	InsertFlows(ctx context.Context, flows []store.Flow) error
+}
+
+// RouterResolver attributes an exporter address to an inventory router;
+// *store.Store implements it.
+type RouterResolver interface {
+	RouterFor(addr netip.Addr) (int64, bool)
+}
+
+var _ RouterResolver = (*store.Store)(nil)
+
+// Deps are the Enricher's collaborators.
+type Deps struct {
+	// Next receives the flows after enrichment (required).
+	Next Sink
+	// Logger is required.
+	Logger *slog.Logger
+	// Registerer receives the metrics (required).
+	Registerer prometheus.Registerer
+	// Resolver sets Flow.RouterID from the exporter address when the
+	// collector left it 0 (optional).
+	Resolver RouterResolver
+	// Routers lists the inventory to poll and its interface names
+	// (optional: without it there is no polling).
+	Routers RouterLister
+	// Dial opens API sessions for polling (optional; DialRouterOS in
+	// production).
+	Dial DialFunc
+	// Subscribers persists the subscriber history (optional: memory only).
+	Subscribers SubscriberStore
+	// Now is the clock (optional, for tests).
+	Now func() time.Time
+}
+
+// Enricher enriches flows and keeps the data it needs fresh. New builds
+// it; Run polls the routers and reloads the geo files until ctx ends;
+// InsertFlows may be called before and during Run.
+type Enricher struct {
+	cfg     Config
+	deps    Deps
+	logger  *slog.Logger
+	metrics *metrics
+	now     func() time.Time
+
+	geo    *geo
+	apps   *Apps
+	subs   *history
+	ifaces *ifHistory
+
+	mu         sync.Mutex
+	configured []addrRange
+	routers    map[int64]*routerState
+	local      atomicPrefixSet
+}
+
+var _ Sink = (*Enricher)(nil)
+
+// New builds an Enricher: it loads the geo tables and the application
+// table and validates everything, but starts nothing and dials nothing.
+func New(cfg Config, deps Deps) (*Enricher, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid enrich config: %w", err)
+	}
+	if deps.Next == nil {
+		return nil, errors.New("cannot build enricher: nil next sink")
+	}
+	if deps.Logger == nil {
+		return nil, errors.New("cannot build enricher: nil logger")
+	}
+	e := &Enricher{cfg: cfg, deps: deps, logger: deps.Logger, metrics: newMetrics(), now: deps.Now,
+		routers: map[int64]*routerState{}}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	var err error
+	if e.geo, err = newGeo(cfg.GeoIP); err != nil {
+		return nil, fmt.Errorf("cannot build enricher: %w", err)
+	}
+	if e.apps, err = newApps(cfg.Applications); err != nil {
+		return nil, fmt.Errorf("cannot build enricher: %w", err)
+	}
+	e.subs = newHistory(deps.Subscribers, cfg.HistoryWindow, cfg.MaxSubscribers, e.metrics)
+	e.ifaces = newIfHistory(cfg.HistoryWindow, e.metrics)
+	for _, p := range cfg.Prefixes {
+		r, _ := parseRange(p) // validated
+		e.configured = append(e.configured, r)
+	}
+	e.rebuildLocalLocked()
+	if err := e.metrics.register(deps.Registerer, e.subs.size); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Run loads the subscriber history, then polls the routers every
+// poll-interval and checks the geoip files every reload-interval, until
+// ctx is done. It returns nil on cancellation.
+func (e *Enricher) Run(ctx context.Context) error {
+	if err := e.subs.load(ctx, e.now()); err != nil {
+		return err
+	}
+	poll := time.NewTicker(e.cfg.PollInterval)
+	defer poll.Stop()
+	reload := time.NewTicker(e.cfg.GeoIP.ReloadInterval)
+	defer reload.Stop()
+	e.pollAll(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-poll.C:
+			e.pollAll(ctx)
+		case <-reload.C:
+			e.reloadGeo()
+		}
+	}
+}
+
+// reloadGeo reloads changed geoip files, logging and counting the result.
+func (e *Enricher) reloadGeo() {
+	changed, err := e.geo.reload()
+	switch {
+	case err != nil:
+		e.metrics.geoReloads.WithLabelValues("error").Inc()
+		e.logger.Warn("cannot reload geoip files, keeping the previous ones", "error", err)
+	case changed:
+		e.metrics.geoReloads.WithLabelValues("ok").Inc()
+		e.logger.Info("geoip files reloaded")
+	}
+}
+
+// rebuildLocalLocked recomputes the local prefix set (e.mu held, or
+// during New).
+func (e *Enricher) rebuildLocalLocked() {
+	all := append([]addrRange(nil), e.configured...)
+	for _, rs := range e.routers {
+		for _, ranges := range rs.prefixes {
+			all = append(all, ranges...)
+		}
+	}
+	set := newPrefixSet(all)
+	e.local.Store(set)
+	e.metrics.localRanges.Set(float64(set.count()))
+}
+
+// InsertFlows enriches flows in place and passes them to the next sink.
+// It does not keep the slice.
+func (e *Enricher) InsertFlows(ctx context.Context, flows []store.Flow) error {
+	e.Enrich(flows)
+	return e.deps.Next.InsertFlows(ctx, flows)
+}
+
+// Enrich fills the enrichment fields of flows in place: RouterID (when
+// 0), Direction, Subscriber, Application, SrcCountry/DstCountry and
+// SrcAS/DstAS (when the exporter left them 0).
+func (e *Enricher) Enrich(flows []store.Flow) {
+	local := e.local.Load()
+	subs := e.subs.idx.Load()
+	geo := e.geo.state.Load()
+	var dirs [5]int
+	hits, misses := 0, 0
+	for i := range flows {
+		f := &flows[i]
+		if f.RouterID == 0 && e.deps.Resolver != nil {
+			if id, ok := e.deps.Resolver.RouterFor(f.Exporter.Addr()); ok {
+				f.RouterID = id
+			}
+		}
+		f.Direction = direction(local, f)
+		dirs[f.Direction]++
+
+		f.SrcCountry = country(geo, f.SrcAddr, &f.SrcAS)
+		f.DstCountry = country(geo, f.DstAddr, &f.DstAS)
+
+		loc, remote := f.LocalRemote()
+		remoteAS := f.DstAS
+		if f.Direction == store.DirDownload {
+			remoteAS = f.SrcAS
+		}
+		if f.Direction == store.DirInternal {
+			remote, remoteAS = netip.Addr{}, 0
+		}
+		f.Application = e.apps.Classify(f.Proto, f.SrcPort, f.DstPort, remote, remoteAS)
+
+		f.Subscriber = ""
+		if f.Direction == store.DirTransit || f.Direction == store.DirUnknown {
+			continue
+		}
+		name := subs.lookup(loc, f.Start)
+		if name == "" {
+			// A dynamic "<pppoe-USER>" interface on the subscriber side.
+			idx := f.InIf
+			if f.Direction == store.DirDownload {
+				idx = f.OutIf
+			}
+			if idx != 0 {
+				if user, ok := pppoeUser(e.ifaces.lookup(f.RouterID, idx, f.Start)); ok {
+					name = user
+				}
+			}
+		}
+		f.Subscriber = name
+		if name != "" {
+			hits++
+		} else {
+			misses++
+		}
+	}
+	for d, n := range dirs {
+		if n > 0 {
+			e.metrics.flows.WithLabelValues(store.Direction(d).String()).Add(float64(n))
+		}
+	}
+	e.metrics.subscriberHits.Add(float64(hits))
+	e.metrics.subscriberMiss.Add(float64(misses))
+}
+
+// country returns the country (or special label) of a, and fills *as from
+// the geo tables when it is 0.
+func country(geo *geoState, a netip.Addr, as *uint32) string {
+	if !a.IsValid() {
+		return ""
+	}
+	if l := SpecialLabel(a); l != "" {
+		return l
+	}
+	asn, cc := geo.lookup(a)
+	if *as == 0 {
+		*as = asn
+	}
+	return cc
+}
+
+// direction decides a flow's direction from the local prefix set.
+func direction(local *prefixSet, f *store.Flow) store.Direction {
+	if local.empty() {
+		return store.DirUnknown
+	}
+	src := local.contains(f.SrcAddr) || linkScope(f.SrcAddr)
+	dst := local.contains(f.DstAddr) || linkScope(f.DstAddr) ||
+		(f.PostNATDstAddr.IsValid() && !f.PostNATDstAddr.IsUnspecified() && local.contains(f.PostNATDstAddr))
+	switch {
+	case src && dst:
+		return store.DirInternal
+	case src:
+		return store.DirUpload
+	case dst:
+		return store.DirDownload
+	}
+	return store.DirTransit
+}
+
+// InterfaceName returns the name of a router's interface at time t, for
+// the web console: RouterItself for ifIndex 0, "" when unknown.
+func (e *Enricher) InterfaceName(routerID int64, ifIndex uint32, t time.Time) string {
+	if ifIndex == 0 {
+		return RouterItself
+	}
+	return e.ifaces.lookup(routerID, ifIndex, t.UnixMilli())
+}
+
+// LookupAddr describes an address (special label, or ASN, AS name and
+// country), for the web console.
+func (e *Enricher) LookupAddr(a netip.Addr) AddrInfo {
+	if !a.IsValid() {
+		return AddrInfo{}
+	}
+	if l := SpecialLabel(a); l != "" {
+		return AddrInfo{Label: l}
+	}
+	st := e.geo.state.Load()
+	asn, cc := st.lookup(a)
+	return AddrInfo{ASN: asn, ASName: st.asName(asn), Country: cc}
+}
+
+// ASName returns the organisation name of an AS, "" when unknown, for the
+// web console (flows store only the number).
+func (e *Enricher) ASName(asn uint32) string { return e.geo.state.Load().asName(asn) }
+
+// ApplicationCategory returns the category of an application label.
+func (e *Enricher) ApplicationCategory(label string) string { return e.apps.Category(label) }
+
+// SubscriberAt returns the subscriber name the in-memory history gives an
+// address at t ("" when none), as ingest would.
+func (e *Enricher) SubscriberAt(a netip.Addr, t time.Time) string {
+	return e.subs.idx.Load().lookup(a, t.UnixMilli())
+}

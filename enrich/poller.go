@@ -1,0 +1,405 @@
+package enrich
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flowbox/flowbox/store"
+)
+
+// RouterAPI is the part of a RouterOS API session the poller uses. Print
+// runs `<path>/print` with `=.proplist=` and optional query words
+// ("?dst-address=0.0.0.0/0") and returns the rows. DialRouterOS adapts
+// provision/routeros.
+type RouterAPI interface {
+	Print(ctx context.Context, path string, proplist []string, query ...string) ([]map[string]string, error)
+	Close() error
+}
+
+// ErrUnavailable is wrapped by RouterAPI errors when the router lacks a
+// menu or property (an older version, a missing package). The poller then
+// treats the menu as empty.
+var ErrUnavailable = errors.New("menu or property not available on this router")
+
+// DialFunc opens an API session with a router of the inventory.
+type DialFunc func(ctx context.Context, r store.Router) (RouterAPI, error)
+
+// RouterLister lists the router inventory; *store.Store implements it.
+type RouterLister interface {
+	ListRouters(ctx context.Context) ([]store.Router, error)
+}
+
+// Menus the poller reads, with their properties.
+var (
+	menuAddress = menuSpec{"/ip/address", []string{"address", "interface", "disabled", "invalid"}}
+	menuRoute   = menuSpec{"/ip/route", []string{"dst-address", "gateway", "immediate-gw", "active", "disabled"}}
+	menuPool    = menuSpec{"/ip/pool", []string{"name", "ranges"}}
+	menuDHCPNet = menuSpec{"/ip/dhcp-server/network", []string{"address"}}
+	menuLease   = menuSpec{"/ip/dhcp-server/lease", []string{"address", "mac-address", "host-name", "comment", "status", "disabled"}}
+	menuPPP     = menuSpec{"/ppp/active", []string{"name", "address", "caller-id"}}
+	menuQueue   = menuSpec{"/queue/simple", []string{"name", "target", "comment", "dynamic", "disabled"}}
+	menuARP     = menuSpec{"/ip/arp", []string{"address", "mac-address", "comment", "disabled"}}
+	menuIface   = menuSpec{"/interface", []string{".id", "name", "type", "name.oid"}}
+)
+
+type menuSpec struct {
+	path     string
+	proplist []string
+}
+
+// RouterItself is the interface name shown for ifIndex 0: RouterOS uses 0
+// for traffic the router originates (input) or terminates (output).
+const RouterItself = "router itself"
+
+// pollResult is what one poll learned from one router.
+type pollResult struct {
+	obs      []observation
+	sources  []string               // subscriber sources read successfully
+	prefixes map[string][]addrRange // by menu path, for menus read successfully
+	ifaces   map[uint32]string      // nil when /interface could not be read
+}
+
+// printMenu reads one menu; a missing menu is an empty menu.
+func printMenu(ctx context.Context, api RouterAPI, m menuSpec, query ...string) ([]map[string]string, bool, error) {
+	rows, err := api.Print(ctx, m.path, m.proplist, query...)
+	if errors.Is(err, ErrUnavailable) {
+		return nil, true, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("cannot print %s: %w", m.path, err)
+	}
+	return rows, true, nil
+}
+
+func isTrue(s string) bool { return s == "true" || s == "yes" }
+
+// pollRouter reads one router's subscribers, prefixes and interfaces.
+// Menus that fail are left out of the result (and their previous data
+// kept); the first error is returned with whatever was read.
+func (e *Enricher) pollRouter(ctx context.Context, api RouterAPI) (pollResult, error) {
+	res := pollResult{prefixes: map[string][]addrRange{}}
+	var errs []error
+	read := func(m menuSpec, query ...string) ([]map[string]string, bool) {
+		rows, ok, err := printMenu(ctx, api, m, query...)
+		if err != nil {
+			e.metrics.pollMenuErrors.WithLabelValues(m.path).Inc()
+			errs = append(errs, err)
+		}
+		return rows, ok
+	}
+
+	// Upstream interfaces: configured, plus the default route's.
+	upstream := map[string]bool{}
+	for _, n := range e.cfg.UpstreamInterfaces {
+		upstream[n] = true
+	}
+	addrRows, addrOK := read(menuAddress)
+	var gateways []netip.Addr
+	for _, q := range []string{"?dst-address=0.0.0.0/0", "?dst-address=::/0"} {
+		routes, _ := read(menuRoute, q)
+		for _, r := range routes {
+			if isTrue(r["disabled"]) || r["active"] == "false" {
+				continue
+			}
+			for _, g := range []string{r["gateway"], r["immediate-gw"]} {
+				for _, part := range strings.Split(g, ",") {
+					ip, iface, hasIface := strings.Cut(part, "%")
+					if hasIface {
+						upstream[iface] = true
+					}
+					if a, err := netip.ParseAddr(ip); err == nil {
+						gateways = append(gateways, a.Unmap())
+					} else if !hasIface && ip != "" {
+						upstream[ip] = true // gateway given as an interface name
+					}
+				}
+			}
+		}
+	}
+	type ifAddr struct {
+		p     netip.Prefix
+		iface string
+	}
+	var addrs []ifAddr
+	for _, r := range addrRows {
+		if isTrue(r["disabled"]) || isTrue(r["invalid"]) {
+			continue
+		}
+		p, err := netip.ParsePrefix(r["address"])
+		if err != nil {
+			continue
+		}
+		p = netip.PrefixFrom(p.Addr().Unmap(), min(p.Bits(), p.Addr().Unmap().BitLen()))
+		addrs = append(addrs, ifAddr{p, r["interface"]})
+		for _, g := range gateways {
+			if p.Masked().Contains(g) {
+				upstream[r["interface"]] = true
+			}
+		}
+	}
+	if addrOK {
+		var rs []addrRange
+		for _, a := range addrs {
+			if upstream[a.iface] {
+				rs = append(rs, addrRange{a.p.Addr(), a.p.Addr()}) // the router itself
+			} else {
+				rs = append(rs, prefixRange(a.p))
+			}
+		}
+		res.prefixes[menuAddress.path] = rs
+	}
+	if rows, ok := read(menuPool); ok {
+		var rs []addrRange
+		for _, r := range rows {
+			if got, err := parseRanges(r["ranges"]); err == nil {
+				rs = append(rs, got...)
+			}
+		}
+		res.prefixes[menuPool.path] = rs
+	}
+	if rows, ok := read(menuDHCPNet); ok {
+		var rs []addrRange
+		for _, r := range rows {
+			if p, err := netip.ParsePrefix(r["address"]); err == nil {
+				rs = append(rs, prefixRange(p))
+			}
+		}
+		res.prefixes[menuDHCPNet.path] = rs
+	}
+
+	// Subscribers, and their addresses as local prefixes.
+	hostRanges := func(obs []observation) []addrRange {
+		rs := make([]addrRange, 0, len(obs))
+		for _, o := range obs {
+			rs = append(rs, prefixRange(o.prefix))
+		}
+		return rs
+	}
+	if rows, ok := read(menuQueue); ok {
+		var obs []observation
+		for _, r := range rows {
+			if isTrue(r["disabled"]) {
+				continue
+			}
+			name := r["name"]
+			if user, ok := pppoeUser(name); ok {
+				name = user
+			} else if isTrue(r["dynamic"]) && strings.HasPrefix(name, "dhcp-ds<") {
+				continue // created by a DHCP lease's rate-limit: the lease names it
+			}
+			if name == "" {
+				continue
+			}
+			for _, t := range strings.Split(r["target"], ",") {
+				p, err := parsePrefixOrAddr(strings.TrimSpace(t))
+				if err != nil {
+					continue // an interface target (<pppoe-USER>): PPP covers it
+				}
+				obs = append(obs, observation{prefix: p, source: store.SourceQueue, name: name})
+			}
+		}
+		res.obs = append(res.obs, obs...)
+		res.sources = append(res.sources, store.SourceQueue)
+		res.prefixes[menuQueue.path] = hostRanges(obs)
+	}
+	if rows, ok := read(menuPPP); ok {
+		var obs []observation
+		for _, r := range rows {
+			p, ok := hostPrefix(r["address"])
+			if !ok || r["name"] == "" {
+				continue
+			}
+			obs = append(obs, observation{prefix: p, source: store.SourcePPP, name: r["name"], mac: parseMAC(r["caller-id"])})
+		}
+		res.obs = append(res.obs, obs...)
+		res.sources = append(res.sources, store.SourcePPP)
+		res.prefixes[menuPPP.path] = hostRanges(obs)
+	}
+	if rows, ok := read(menuLease); ok {
+		var obs []observation
+		for _, r := range rows {
+			if isTrue(r["disabled"]) || (r["status"] != "" && r["status"] != "bound") {
+				continue
+			}
+			p, ok := hostPrefix(r["address"])
+			name := r["comment"]
+			if name == "" {
+				name = r["host-name"]
+			}
+			if !ok || name == "" {
+				continue
+			}
+			obs = append(obs, observation{prefix: p, source: store.SourceDHCP, name: name, mac: parseMAC(r["mac-address"])})
+		}
+		res.obs = append(res.obs, obs...)
+		res.sources = append(res.sources, store.SourceDHCP)
+		res.prefixes[menuLease.path] = hostRanges(obs)
+	}
+	if rows, ok := read(menuARP); ok {
+		var obs []observation
+		for _, r := range rows {
+			p, ok := hostPrefix(r["address"])
+			if !ok || isTrue(r["disabled"]) || r["comment"] == "" {
+				continue // without a comment ARP names nobody
+			}
+			obs = append(obs, observation{prefix: p, source: store.SourceARP, name: r["comment"], mac: parseMAC(r["mac-address"])})
+		}
+		res.obs = append(res.obs, obs...)
+		res.sources = append(res.sources, store.SourceARP)
+	}
+
+	// Interfaces: ifIndex from name.oid (last arc) when the router answers
+	// it, else from the numeric .id (see the package documentation).
+	rows, ok, err := printMenu(ctx, api, menuIface)
+	if err != nil && !errors.Is(err, ErrUnavailable) {
+		// Some versions reject name.oid: retry without it.
+		rows, ok, err = printMenu(ctx, api, menuSpec{menuIface.path, menuIface.proplist[:3]})
+	}
+	if err != nil {
+		e.metrics.pollMenuErrors.WithLabelValues(menuIface.path).Inc()
+		errs = append(errs, err)
+	}
+	if ok {
+		res.ifaces = map[uint32]string{}
+		for _, r := range rows {
+			if idx, ok := ifIndexOf(r); ok && r["name"] != "" {
+				res.ifaces[idx] = r["name"]
+			}
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+// ifIndexOf returns the SNMP ifIndex of an /interface row.
+func ifIndexOf(r map[string]string) (uint32, bool) {
+	if oid := r["name.oid"]; oid != "" {
+		if i := strings.LastIndexByte(oid, '.'); i >= 0 {
+			if n, err := strconv.ParseUint(oid[i+1:], 10, 32); err == nil && n > 0 {
+				return uint32(n), true
+			}
+		}
+	}
+	if id, ok := strings.CutPrefix(r[".id"], "*"); ok {
+		if n, err := strconv.ParseUint(id, 16, 32); err == nil && n > 0 {
+			return uint32(n), true
+		}
+	}
+	return 0, false
+}
+
+// pppoeUser returns USER for a RouterOS dynamic PPPoE interface or queue
+// name "<pppoe-USER>".
+func pppoeUser(name string) (string, bool) {
+	if u, ok := strings.CutPrefix(name, "<pppoe-"); ok {
+		if u, ok := strings.CutSuffix(u, ">"); ok && u != "" {
+			return u, true
+		}
+	}
+	return "", false
+}
+
+// routerState is what the poller keeps per router between polls.
+type routerState struct {
+	lastPoll time.Time
+	prefixes map[string][]addrRange
+}
+
+// pollAll polls every router of the inventory, PollConcurrency at a time,
+// and refreshes the interface names from the inventory.
+func (e *Enricher) pollAll(ctx context.Context) {
+	now := e.now()
+	if err := e.subs.load(ctx, now); err != nil {
+		e.logger.Warn("cannot reload subscriber history", "error", err)
+	}
+	if e.deps.Routers == nil {
+		return
+	}
+	routers, err := e.deps.Routers.ListRouters(ctx)
+	if err != nil {
+		e.logger.Warn("cannot list routers for enrichment", "error", err)
+		return
+	}
+	for _, r := range routers {
+		if len(r.Interfaces) > 0 {
+			names := make(map[uint32]string, len(r.Interfaces))
+			for _, i := range r.Interfaces {
+				names[i.Index] = i.Name
+			}
+			e.ifaces.update(r.ID, names, now, true)
+		}
+	}
+	if !e.cfg.Poll || e.deps.Dial == nil {
+		return
+	}
+	sem := make(chan struct{}, e.cfg.PollConcurrency)
+	var wg sync.WaitGroup
+	for _, r := range routers {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			e.PollRouter(ctx, r)
+		}()
+	}
+	wg.Wait()
+}
+
+// PollRouter polls one router now and applies what it learned. Errors are
+// logged and counted; what could be read is applied.
+func (e *Enricher) PollRouter(ctx context.Context, r store.Router) {
+	start := e.now()
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.PollTimeout)
+	defer cancel()
+	log := e.logger.With("router", r.Name)
+	api, err := e.deps.Dial(ctx, r)
+	if err != nil {
+		e.metrics.polls.WithLabelValues("dial_error").Inc()
+		log.Warn("cannot poll router for subscribers", "error", err)
+		return
+	}
+	res, perr := e.pollRouter(ctx, api)
+	_ = api.Close()
+	now := e.now()
+
+	e.mu.Lock()
+	rs := e.routers[r.ID]
+	if rs == nil {
+		rs = &routerState{prefixes: map[string][]addrRange{}}
+		e.routers[r.ID] = rs
+	}
+	since := rs.lastPoll
+	for menu, ranges := range res.prefixes {
+		rs.prefixes[menu] = ranges
+	}
+	e.rebuildLocalLocked()
+	e.mu.Unlock()
+
+	if res.ifaces != nil {
+		e.ifaces.update(r.ID, res.ifaces, now, false)
+	}
+	ch, err := e.subs.apply(ctx, r.ID, res.sources, res.obs, now, since, false)
+	if err != nil {
+		perr = errors.Join(perr, fmt.Errorf("cannot save subscribers: %w", err))
+	}
+	if err == nil {
+		e.mu.Lock()
+		rs.lastPoll = now
+		e.mu.Unlock()
+	}
+	e.metrics.pollDuration.Observe(e.now().Sub(start).Seconds())
+	if perr != nil {
+		e.metrics.polls.WithLabelValues("partial").Inc()
+		log.Warn("router poll incomplete", "error", perr, "opened", ch.opened, "ended", ch.ended)
+		return
+	}
+	e.metrics.polls.WithLabelValues("ok").Inc()
+	log.Debug("router polled", "opened", ch.opened, "ended", ch.ended, "dropped", ch.dropped,
+		"subscribers", len(res.obs), "sources", slices.Clone(res.sources))
+}

@@ -1,0 +1,447 @@
+package enrich
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/flowbox/flowbox/store"
+)
+
+// SubscriberStore persists the subscriber history; *store.Store implements
+// it. A nil SubscriberStore keeps the history in memory only.
+type SubscriberStore interface {
+	SubscriberHistory(ctx context.Context, since time.Time) ([]store.Subscriber, error)
+	ApplySubscriberChanges(ctx context.Context, ends []store.SubscriberEnd, opens []store.Subscriber) ([]int64, error)
+}
+
+var _ SubscriberStore = (*store.Store)(nil)
+
+// observation is one address (or prefix) seen naming a subscriber, by one
+// source, at one poll or import.
+type observation struct {
+	prefix     netip.Prefix
+	source     string
+	name       string
+	customerID string
+	mac        uint64
+}
+
+// openKey identifies the current record of an address per router and
+// source.
+type openKey struct {
+	router int64
+	prefix netip.Prefix
+	source string
+}
+
+// history is the subscriber history mirrored in memory: every current
+// record, and ended records for HistoryWindow. Changes go to the store
+// first, then to memory, then into a new immutable index for ingest.
+type history struct {
+	st      SubscriberStore
+	window  time.Duration
+	max     int
+	metrics *metrics
+
+	mu      sync.Mutex
+	records map[int64]*store.Subscriber
+	open    map[openKey]int64
+	localID int64 // ids handed out when there is no store (negative)
+
+	idx atomic.Pointer[subIndex]
+}
+
+func newHistory(st SubscriberStore, window time.Duration, max int, m *metrics) *history {
+	h := &history{st: st, window: window, max: max, metrics: m,
+		records: map[int64]*store.Subscriber{}, open: map[openKey]int64{}}
+	h.idx.Store(&subIndex{hosts: map[netip.Addr][]subEntry{}})
+	return h
+}
+
+// load fills memory from the store (records current or ended within the
+// window).
+func (h *history) load(ctx context.Context, now time.Time) error {
+	if h.st == nil {
+		return nil
+	}
+	subs, err := h.st.SubscriberHistory(ctx, now.Add(-h.window))
+	if err != nil {
+		return fmt.Errorf("cannot load subscriber history: %w", err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.records = map[int64]*store.Subscriber{}
+	h.open = map[openKey]int64{}
+	for i := range subs {
+		if len(h.records) >= h.max {
+			h.metrics.subscriberDrops.Add(float64(len(subs) - i))
+			break
+		}
+		s := subs[i]
+		h.records[s.ID] = &s
+		if s.ValidTo.IsZero() {
+			h.open[openKey{s.RouterID, s.Prefix, s.Source}] = s.ID
+		}
+	}
+	h.rebuildLocked()
+	return nil
+}
+
+// changes is what apply did.
+type changes struct{ opened, ended, dropped int }
+
+// apply records what a poll of router (0 for the CSV import) saw from the
+// given sources at now. Addresses new since the previous poll start at
+// since (the previous poll's time: the change happened in between); a
+// changed owner starts at now; current records of those sources that were
+// not observed end at now (unless keepMissing).
+func (h *history) apply(ctx context.Context, router int64, sources []string, obs []observation, now, since time.Time, keepMissing bool) (changes, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var (
+		ends  []store.SubscriberEnd
+		opens []store.Subscriber
+		seen  = map[openKey]bool{}
+		ch    changes
+	)
+	if since.IsZero() || since.After(now) {
+		since = now
+	}
+	h.pruneLocked(now)
+	for _, o := range obs {
+		k := openKey{router, o.prefix, o.source}
+		if seen[k] {
+			continue // first observation wins
+		}
+		seen[k] = true
+		from := since
+		if id, ok := h.open[k]; ok {
+			r := h.records[id]
+			if r.Name == o.name && r.MAC == o.mac && r.CustomerID == o.customerID {
+				continue
+			}
+			ends = append(ends, store.SubscriberEnd{ID: id, At: now})
+			from = now
+		}
+		opens = append(opens, store.Subscriber{RouterID: router, Prefix: o.prefix, Name: o.name, CustomerID: o.customerID,
+			MAC: o.mac, Source: o.source, ValidFrom: from})
+	}
+	if !keepMissing {
+		for k, id := range h.open {
+			if k.router == router && slices.Contains(sources, k.source) && !seen[k] {
+				ends = append(ends, store.SubscriberEnd{ID: id, At: now})
+			}
+		}
+	}
+	// Bound: ended records stay (they are pruned by age), new ones beyond
+	// the limit are dropped and counted.
+	if room := h.max - len(h.records); len(opens) > room {
+		ch.dropped = len(opens) - max(room, 0)
+		opens = opens[:max(room, 0)]
+		h.metrics.subscriberDrops.Add(float64(ch.dropped))
+	}
+	if len(ends) == 0 && len(opens) == 0 {
+		return ch, nil
+	}
+	var ids []int64
+	if h.st != nil {
+		var err error
+		if ids, err = h.st.ApplySubscriberChanges(ctx, ends, opens); err != nil {
+			return ch, err
+		}
+	} else {
+		for range opens {
+			h.localID--
+			ids = append(ids, h.localID)
+		}
+	}
+	for _, e := range ends {
+		if r, ok := h.records[e.ID]; ok {
+			r.ValidTo = e.At
+			delete(h.open, openKey{r.RouterID, r.Prefix, r.Source})
+		}
+	}
+	for i := range opens {
+		o := opens[i]
+		o.ID = ids[i]
+		h.records[o.ID] = &o
+		h.open[openKey{o.RouterID, o.Prefix, o.Source}] = o.ID
+	}
+	ch.opened, ch.ended = len(opens), len(ends)
+	h.rebuildLocked()
+	return ch, nil
+}
+
+// pruneLocked forgets records that ended before the window.
+func (h *history) pruneLocked(now time.Time) {
+	limit := now.Add(-h.window)
+	pruned := false
+	for id, r := range h.records {
+		if !r.ValidTo.IsZero() && r.ValidTo.Before(limit) {
+			delete(h.records, id)
+			pruned = true
+		}
+	}
+	if pruned {
+		h.rebuildLocked()
+	}
+}
+
+// size returns the number of records in memory.
+func (h *history) size() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.records)
+}
+
+// subEntry is a record as the ingest index holds it.
+type subEntry struct {
+	from, to int64 // unix ms; to is MaxInt64 while current
+	name     string
+	rank     int8
+	bits     int16
+}
+
+// better reports whether e should name an address rather than o.
+func (e *subEntry) better(o *subEntry) bool {
+	if e.rank != o.rank {
+		return e.rank < o.rank
+	}
+	if e.bits != o.bits {
+		return e.bits > o.bits
+	}
+	return e.from > o.from
+}
+
+// netGroup holds the non-host records of one prefix length.
+type netGroup struct {
+	bits int
+	m    map[netip.Prefix][]subEntry
+}
+
+// subIndex is an immutable snapshot of the history for ingest lookups.
+type subIndex struct {
+	hosts map[netip.Addr][]subEntry
+	nets  []netGroup // longest prefixes first
+}
+
+func (h *history) rebuildLocked() {
+	idx := &subIndex{hosts: make(map[netip.Addr][]subEntry, len(h.records))}
+	groups := map[int]map[netip.Prefix][]subEntry{}
+	for _, r := range h.records {
+		e := subEntry{from: r.ValidFrom.UnixMilli(), to: math.MaxInt64, name: r.Name,
+			rank: int8(store.SourceRank(r.Source)), bits: int16(r.Prefix.Bits())}
+		if !r.ValidTo.IsZero() {
+			e.to = r.ValidTo.UnixMilli()
+		}
+		if r.Prefix.IsSingleIP() {
+			a := r.Prefix.Addr()
+			idx.hosts[a] = append(idx.hosts[a], e)
+			continue
+		}
+		g := groups[r.Prefix.Bits()+boolInt(r.Prefix.Addr().Is6())*1000]
+		if g == nil {
+			g = map[netip.Prefix][]subEntry{}
+			groups[r.Prefix.Bits()+boolInt(r.Prefix.Addr().Is6())*1000] = g
+		}
+		g[r.Prefix] = append(g[r.Prefix], e)
+	}
+	for k, m := range groups {
+		idx.nets = append(idx.nets, netGroup{bits: k % 1000, m: m})
+	}
+	slices.SortFunc(idx.nets, func(a, b netGroup) int { return b.bits - a.bits })
+	h.idx.Store(idx)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// lookup returns the subscriber name of a at t (unix ms), "" when none.
+func (idx *subIndex) lookup(a netip.Addr, t int64) string {
+	if !a.IsValid() {
+		return ""
+	}
+	a = a.Unmap()
+	var best *subEntry
+	for _, list := range [][]subEntry{idx.hosts[a]} {
+		for i := range list {
+			e := &list[i]
+			if e.from <= t && t < e.to && (best == nil || e.better(best)) {
+				best = e
+			}
+		}
+	}
+	if best != nil && best.rank == 0 {
+		return best.name
+	}
+	for _, g := range idx.nets {
+		if g.bits > a.BitLen() {
+			continue
+		}
+		p, err := a.Prefix(g.bits)
+		if err != nil {
+			continue
+		}
+		list := g.m[p]
+		for i := range list {
+			e := &list[i]
+			if e.from <= t && t < e.to && (best == nil || e.better(best)) {
+				best = e
+			}
+		}
+	}
+	if best == nil {
+		return ""
+	}
+	return best.name
+}
+
+// parseMAC parses a RouterOS MAC address ("AA:BB:CC:00:00:20"); 0 when
+// empty or invalid.
+func parseMAC(s string) uint64 {
+	hw, err := net.ParseMAC(s)
+	if err != nil || len(hw) != 6 {
+		return 0
+	}
+	var v uint64
+	for _, b := range hw {
+		v = v<<8 | uint64(b)
+	}
+	return v
+}
+
+// hostPrefix returns the host prefix of an address string; ok is false
+// for anything else.
+func hostPrefix(s string) (netip.Prefix, bool) {
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), true
+}
+
+// ImportResult summarises a CSV import.
+type ImportResult struct {
+	Rows    int // data rows read
+	Opened  int // records started (new or changed customers)
+	Ended   int // records ended (changed, or absent with replace)
+	Dropped int // rows beyond max-subscribers
+}
+
+// ParseSubscriberCSV reads "prefix or IP, customer name, customer id" rows
+// (a header row and blank lines are skipped; the id is optional). Errors
+// name the line.
+func ParseSubscriberCSV(r io.Reader) ([]store.Subscriber, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.TrimLeadingSpace = true
+	cr.Comment = '#'
+	var (
+		out  []store.Subscriber
+		errs []error
+	)
+	for line := 1; ; line++ {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cannot read CSV: %w", err)
+		}
+		l, _ := cr.FieldPos(0)
+		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
+			continue
+		}
+		if len(rec) < 2 || len(rec) > 3 {
+			errs = append(errs, fmt.Errorf("line %d: want 2 or 3 fields (prefix or IP, customer name, customer id), got %d", l, len(rec)))
+			continue
+		}
+		field := strings.TrimSpace(rec[0])
+		p, err := parsePrefixOrAddr(field)
+		if err != nil {
+			if len(out) == 0 && len(errs) == 0 && isHeader(field) {
+				continue
+			}
+			errs = append(errs, fmt.Errorf("line %d: %w", l, err))
+			continue
+		}
+		name := strings.TrimSpace(rec[1])
+		if name == "" {
+			errs = append(errs, fmt.Errorf("line %d: customer name must not be empty", l))
+			continue
+		}
+		id := ""
+		if len(rec) == 3 {
+			id = strings.TrimSpace(rec[2])
+		}
+		out = append(out, store.Subscriber{Prefix: p, Name: name, CustomerID: id, Source: store.SourceCSV})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func isHeader(s string) bool {
+	s = strings.ToLower(s)
+	return s == "prefix" || s == "ip" || s == "address" || strings.HasPrefix(s, "prefix") || strings.HasPrefix(s, "ip")
+}
+
+func parsePrefixOrAddr(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return p, fmt.Errorf("invalid prefix %q: %w", s, err)
+		}
+		a := p.Addr().Unmap()
+		bits := p.Bits()
+		if p.Addr().Is4In6() {
+			bits -= 96
+		}
+		if bits < 0 {
+			return p, fmt.Errorf("invalid prefix %q", s)
+		}
+		return netip.PrefixFrom(a, bits).Masked(), nil
+	}
+	if p, ok := hostPrefix(s); ok {
+		return p, nil
+	}
+	return netip.Prefix{}, fmt.Errorf("invalid address or prefix %q", s)
+}
+
+// ImportSubscribers applies a CSV import to the history in st: rows whose
+// prefix has no current imported record, or a different name or id, start
+// at now; with replace, current imported records absent from rows end at
+// now. It is what `flowbox subscribers import` runs; a running flowbox
+// picks the change up at its next poll.
+func ImportSubscribers(ctx context.Context, st SubscriberStore, rows []store.Subscriber, replace bool, now time.Time, maxRecords int) (ImportResult, error) {
+	h := newHistory(st, 0, maxRecords, newMetrics())
+	if err := h.load(ctx, now); err != nil {
+		return ImportResult{}, err
+	}
+	obs := make([]observation, 0, len(rows))
+	for _, r := range rows {
+		obs = append(obs, observation{prefix: r.Prefix, source: store.SourceCSV, name: r.Name, customerID: r.CustomerID})
+	}
+	ch, err := h.apply(ctx, 0, []string{store.SourceCSV}, obs, now, now, !replace)
+	if err != nil {
+		return ImportResult{}, fmt.Errorf("cannot import subscribers: %w", err)
+	}
+	return ImportResult{Rows: len(rows), Opened: ch.opened, Ended: ch.ended, Dropped: ch.dropped}, nil
+}
