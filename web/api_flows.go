@@ -1,0 +1,393 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/flowbox/flowbox/store"
+)
+
+// queryTimeout bounds one dashboard query.
+const queryTimeout = 30 * time.Second
+
+// contextWithTimeout bounds a request's work.
+func contextWithTimeout(r *http.Request, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), d)
+}
+
+// rates turns per-bucket byte counts into bits per second.
+func rates(bytes []uint64, step time.Duration, n int) []float64 {
+	out := make([]float64, n)
+	secs := step.Seconds()
+	for i := 0; i < n && i < len(bytes); i++ {
+		out[i] = float64(bytes[i]) * 8 / secs
+	}
+	return out
+}
+
+// handleTraffic returns bits/s in and out over time, or per interface
+// (interfaces=true, needs router).
+func (s *Server) handleTraffic(w http.ResponseWriter, r *http.Request) {
+	q, err := queryValues(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	f, err := parseFilter(q, s.now())
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	step, err := chooseStep(q, f)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	byIf := false
+	if v := q.Get("interfaces"); v != "" {
+		if byIf, err = strconv.ParseBool(v); err != nil {
+			s.writeErr(w, r, badf("interfaces: %q is not a boolean", v))
+			return
+		}
+		if byIf && f.RouterID == 0 {
+			s.writeErr(w, r, badf("interfaces: needs router"))
+			return
+		}
+	}
+	ctx, cancel := contextWithTimeout(r, queryTimeout)
+	defer cancel()
+	sq := store.SeriesQuery{From: f.From, To: f.To, Step: step, Filter: f.storeFilter(), GroupBy: store.DimDirection}
+	if !byIf {
+		res, err := s.deps.Store.TimeSeries(ctx, sq)
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		out := seriesHead(res)
+		out.BitsIn, out.BitsOut = make([]float64, len(out.Times)), make([]float64, len(out.Times))
+		for _, l := range res.Lines {
+			switch l.Direction {
+			case store.DirDownload:
+				out.BitsIn = rates(l.Bytes, res.Step, len(out.Times))
+			case store.DirUpload:
+				out.BitsOut = rates(l.Bytes, res.Step, len(out.Times))
+			}
+		}
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
+	rt, err := s.deps.Routers.GetRouterByID(ctx, f.RouterID)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	sq.GroupBy = store.DimInInterface
+	in, err := s.deps.Store.TimeSeries(ctx, sq)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	sq.GroupBy = store.DimOutInterface
+	outS, err := s.deps.Store.TimeSeries(ctx, sq)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	out := seriesHead(in)
+	n := len(out.Times)
+	out.BitsIn, out.BitsOut = make([]float64, n), make([]float64, n)
+	byIdx := map[uint32]*InterfaceSeries{}
+	get := func(idx uint32) *InterfaceSeries {
+		if x, ok := byIdx[idx]; ok {
+			return x
+		}
+		x := &InterfaceSeries{Index: idx, Name: interfaceName(rt.Interfaces, idx), BitsIn: make([]float64, n), BitsOut: make([]float64, n)}
+		byIdx[idx] = x
+		return x
+	}
+	for _, l := range in.Lines {
+		get(l.Interface).BitsIn = rates(l.Bytes, in.Step, n)
+	}
+	for _, l := range outS.Lines {
+		get(l.Interface).BitsOut = rates(l.Bytes, outS.Step, n)
+	}
+	for _, x := range byIdx {
+		out.Interfaces = append(out.Interfaces, *x)
+	}
+	slices.SortFunc(out.Interfaces, func(a, b InterfaceSeries) int { return int(a.Index) - int(b.Index) })
+	writeJSON(w, http.StatusOK, out)
+}
+
+// seriesHead copies the time axis of a store series.
+func seriesHead(res *store.Series) Series {
+	out := Series{Step: int64(res.Step / time.Second), Resolution: string(res.Resolution), Times: make([]int64, len(res.Times))}
+	for i, t := range res.Times {
+		out.Times[i] = t.Unix()
+	}
+	return out
+}
+
+// interfaceName names an ifIndex from the router's inventory.
+func interfaceName(ifs []store.Interface, idx uint32) string {
+	if idx == 0 {
+		return "router"
+	}
+	for _, i := range ifs {
+		if i.Index == idx {
+			return i.Name
+		}
+	}
+	return "if" + strconv.FormatUint(uint64(idx), 10)
+}
+
+// storeDims maps the API's top-N dimensions to the store's.
+var storeDims = map[string]store.Dimension{
+	DimLocal: store.DimLocalHost, DimRemote: store.DimRemoteHost, DimAS: store.DimRemoteAS,
+	DimPort: store.DimApplication, DimProto: store.DimProtocol, DimCountry: store.DimCountry,
+	DimConversation: store.DimConversation, DimInterface: store.DimInInterface,
+}
+
+// TopResult is the answer to GET /api/v1/top/{dimension}.
+type TopResult struct {
+	Dimension  string   `json:"dimension"`
+	Seconds    float64  `json:"seconds"`
+	Resolution string   `json:"resolution"`
+	Rows       []TopRow `json:"rows"`
+	// Other sums everything not in Rows; Total everything.
+	Other TopRow `json:"other"`
+	Total TopRow `json:"total"`
+}
+
+// topRow converts a store entry; Key is the click filter.
+func topRow(dim string, e *store.TopEntry) TopRow {
+	row := TopRow{Label: e.Label, Name: e.Name, Bytes: e.Bytes, Packets: e.Packets, Flows: e.Flows}
+	switch dim {
+	case DimLocal, DimRemote:
+		if e.Addr.IsValid() {
+			row.Key = e.Addr.String()
+		}
+	case DimAS:
+		row.Key = strconv.FormatUint(uint64(e.AS), 10)
+	case DimPort:
+		if e.Name == "" {
+			row.Key = protoName(e.Proto) + "/" + strconv.Itoa(int(e.Port))
+		}
+	case DimProto:
+		row.Key = strconv.Itoa(int(e.Proto))
+		row.Name = protoName(e.Proto)
+	case DimConversation:
+		if e.Addr.IsValid() && e.Peer.IsValid() {
+			row.Key = e.Addr.String() + "|" + e.Peer.String()
+		}
+	case DimInterface:
+		row.Key = strconv.FormatUint(uint64(e.Interface), 10)
+	}
+	return row
+}
+
+// handleTop returns the top entries of one dimension by bytes.
+func (s *Server) handleTop(w http.ResponseWriter, r *http.Request) {
+	dim := mux.Vars(r)["dimension"]
+	sd, ok := storeDims[dim]
+	if !ok {
+		s.writeErr(w, r, badf("dimension: %q is not one of %v", dim, ValidDimensions()))
+		return
+	}
+	q, err := queryValues(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	f, err := parseFilter(q, s.now())
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	limit, err := intParam(q, "limit", 10, 1, 100)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	ctx, cancel := contextWithTimeout(r, queryTimeout)
+	defer cancel()
+	res, err := s.deps.Store.Top(ctx, store.TopQuery{From: f.From, To: f.To, Dimension: sd, N: limit, Filter: f.storeFilter()})
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	out := TopResult{Dimension: dim, Seconds: f.To.Sub(f.From).Seconds(), Resolution: string(res.Resolution),
+		Rows: make([]TopRow, 0, len(res.Entries)), Other: topRow("", &res.Other), Total: topRow("", &res.Total)}
+	var rt *store.Router
+	if dim == DimInterface && f.RouterID != 0 {
+		rt, _ = s.deps.Routers.GetRouterByID(ctx, f.RouterID)
+	}
+	for i := range res.Entries {
+		e := &res.Entries[i]
+		row := topRow(dim, e)
+		switch {
+		case dim == DimLocal && e.Addr.IsValid():
+			if sub, err := s.deps.Store.SubscriberAt(ctx, e.Addr, f.To); err == nil {
+				row.Name = sub.Name
+			}
+		case dim == DimInterface && rt != nil:
+			row.Name = interfaceName(rt.Interfaces, e.Interface)
+		}
+		out.Rows = append(out.Rows, row)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// FlowView is one raw flow as the API shows it. Bytes and packets are
+// scaled by the sampling rate.
+type FlowView struct {
+	Start       time.Time `json:"start"`
+	End         time.Time `json:"end"`
+	RouterID    int64     `json:"router_id"`
+	Exporter    string    `json:"exporter"`
+	Src         string    `json:"src"`
+	Dst         string    `json:"dst"`
+	SrcPort     uint16    `json:"src_port"`
+	DstPort     uint16    `json:"dst_port"`
+	Proto       string    `json:"proto"`
+	Bytes       uint64    `json:"bytes"`
+	Packets     uint64    `json:"packets"`
+	InIf        uint32    `json:"in_if"`
+	OutIf       uint32    `json:"out_if"`
+	SrcAS       uint32    `json:"src_as"`
+	DstAS       uint32    `json:"dst_as"`
+	Direction   string    `json:"direction"`
+	Subscriber  string    `json:"subscriber,omitempty"`
+	Application string    `json:"application,omitempty"`
+	SrcCountry  string    `json:"src_country,omitempty"`
+	DstCountry  string    `json:"dst_country,omitempty"`
+}
+
+func flowView(f *store.Flow) FlowView {
+	v := FlowView{
+		Start: time.UnixMilli(f.Start).UTC(), End: time.UnixMilli(f.End).UTC(), RouterID: f.RouterID,
+		SrcPort: f.SrcPort, DstPort: f.DstPort, Proto: protoName(f.Proto),
+		Bytes: f.Scale(f.Bytes), Packets: f.Scale(f.Packets), InIf: f.InIf, OutIf: f.OutIf,
+		SrcAS: f.SrcAS, DstAS: f.DstAS, Direction: f.Direction.String(), Subscriber: f.Subscriber,
+		Application: f.Application, SrcCountry: f.SrcCountry, DstCountry: f.DstCountry,
+	}
+	if f.Exporter.IsValid() {
+		v.Exporter = f.Exporter.Addr().String()
+	}
+	if f.SrcAddr.IsValid() {
+		v.Src = f.SrcAddr.String()
+	}
+	if f.DstAddr.IsValid() {
+		v.Dst = f.DstAddr.String()
+	}
+	return v
+}
+
+// FlowsResult is one page of a flow search. Next is the cursor of the next
+// page, "" on the last one.
+type FlowsResult struct {
+	Flows []FlowView `json:"flows"`
+	Next  string     `json:"next"`
+}
+
+// handleFlows searches raw flows, newest first, one page at a time.
+func (s *Server) handleFlows(w http.ResponseWriter, r *http.Request) {
+	q, err := queryValues(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	f, err := parseFilter(q, s.now())
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	limit, err := intParam(q, "limit", 100, 1, 1000)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	cursor := q.Get("cursor")
+	if len(cursor) > 128 {
+		s.writeErr(w, r, badf("cursor: too long"))
+		return
+	}
+	ctx, cancel := contextWithTimeout(r, queryTimeout)
+	defer cancel()
+	page, err := s.deps.Store.SearchFlows(ctx, store.SearchQuery{From: f.From, To: f.To, Filter: f.storeFilter(), Limit: limit, Cursor: cursor})
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	res := FlowsResult{Flows: make([]FlowView, 0, len(page.Flows)), Next: page.Next}
+	for i := range page.Flows {
+		res.Flows = append(res.Flows, flowView(&page.Flows[i]))
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// csvWriter sends the CSV headers on the first write, so that a query the
+// store refuses before writing can still be answered with a JSON error.
+type csvWriter struct {
+	w       http.ResponseWriter
+	name    string
+	started bool
+	rc      *http.ResponseController
+	n       int
+}
+
+func (c *csvWriter) Write(b []byte) (int, error) {
+	if !c.started {
+		c.started = true
+		h := c.w.Header()
+		h.Set("Content-Type", "text/csv; charset=utf-8")
+		h.Set("Content-Disposition", `attachment; filename="`+c.name+`"`)
+		h.Set("Cache-Control", "no-store")
+		c.w.WriteHeader(http.StatusOK)
+	}
+	n, err := c.w.Write(b)
+	c.n += n
+	if c.n >= 256<<10 {
+		c.n = 0
+		_ = c.rc.Flush()
+	}
+	return n, err
+}
+
+// handleFlowsCSV streams every flow of the search as CSV, without paging
+// and without holding the result in memory. Counters are raw (not scaled),
+// with the sampling rate in its own column.
+func (s *Server) handleFlowsCSV(w http.ResponseWriter, r *http.Request) {
+	q, err := queryValues(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	f, err := parseFilter(q, s.now())
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	cw := &csvWriter{w: w, rc: http.NewResponseController(w), name: "flows-" + f.From.UTC().Format("20060102T1504") + ".csv"}
+	err = s.deps.Store.ExportCSV(r.Context(), store.SearchQuery{From: f.From, To: f.To, Filter: f.storeFilter()}, cw)
+	if err == nil {
+		if !cw.started {
+			_, _ = cw.Write(nil)
+		}
+		return
+	}
+	if !cw.started {
+		s.writeErr(w, r, err)
+		return
+	}
+	if r.Context().Err() == nil {
+		// The status is sent already: end the CSV with a marker line so
+		// that a truncated export is not mistaken for a complete one.
+		s.log.Error("flow export failed", "err", err)
+		_, _ = w.Write([]byte("# export failed: " + firstLine(err.Error()) + "\n"))
+	}
+}

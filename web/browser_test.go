@@ -1,0 +1,240 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPath is where Debian's chromium package installs the browser.
+const chromiumPath = "/usr/bin/chromium"
+
+// needChromium skips the test without Chromium, or fails it when
+// FLOWBOX_FUNCTIONAL_TESTS=1.
+func needChromium(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath(chromiumPath); err != nil {
+		if os.Getenv("FLOWBOX_FUNCTIONAL_TESTS") == "1" {
+			t.Fatalf("chromium is required (FLOWBOX_FUNCTIONAL_TESTS=1): %v", err)
+		}
+		t.Skipf("chromium not installed at %s (apt-get install chromium): %v", chromiumPath, err)
+	}
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	return chromiumPath
+}
+
+// artifactsDir is where screenshots go: $FLOWBOX_ARTIFACTS/web, or a
+// temporary directory.
+func artifactsDir(t *testing.T) string {
+	dir := t.TempDir()
+	if a := os.Getenv("FLOWBOX_ARTIFACTS"); a != "" {
+		dir = filepath.Join(a, "web")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func newBrowser(t *testing.T) context.Context {
+	exe := needChromium(t)
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 1000),
+	}
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(actx)
+	t.Cleanup(cancel2)
+	ctx, cancel3 := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(cancel3)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("cannot start chromium: %v", err)
+	}
+	return ctx
+}
+
+func screenshot(t *testing.T, ctx context.Context, dir, name string) {
+	t.Helper()
+	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// must runs one action that returns a value.
+func must[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestBrowser(t *testing.T) {
+	ctx := newBrowser(t)
+	e, gw1, _ := datasetEnv(t)
+	art := artifactsDir(t)
+	base := e.ts.URL
+
+	// Log in through the form.
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(`#login-form`),
+		chromedp.SendKeys(`#username`, "admin"),
+		chromedp.SendKeys(`#password`, testPassword),
+	); err != nil {
+		t.Fatalf("login page: %v", err)
+	}
+	screenshot(t, ctx, art, "0-login")
+	if err := chromedp.Do(ctx,
+		chromedp.Submit(`#login-form`),
+		chromedp.WaitVisible(`#fleet tbody a.router-link`),
+	); err != nil {
+		t.Fatalf("log in: %v", err)
+	}
+	screenshot(t, ctx, art, "1-fleet")
+
+	// Add a router through the form: connect, plan, apply, verify.
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`#add-open`),
+		chromedp.WaitVisible(`#add-form`),
+		chromedp.SendKeys(`#add-address`, "192.0.2.50"),
+		chromedp.SendKeys(`#add-name`, "tower-3"),
+		chromedp.SendKeys(`#add-password`, "router-secret"),
+		chromedp.Click(`#add-connect`),
+		chromedp.WaitVisible(`#add-plan-table tbody tr`),
+	); err != nil {
+		t.Fatalf("add router: %v", err)
+	}
+	screenshot(t, ctx, art, "2-add-plan")
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`#add-apply`),
+		chromedp.WaitVisible(`.verify-result .badge.ok`),
+	); err != nil {
+		t.Fatalf("apply and verify: %v", err)
+	}
+	if verify := must(t, ctx, chromedp.Text(`.verify-result`)); !strings.Contains(verify, "Verify: flows arriving") {
+		t.Errorf("verification shows %q", verify)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll("#fleet tbody tr[data-id]").length === 3`,
+		chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+		t.Errorf("the fleet does not show 3 routers after the add: %v", err)
+	}
+	screenshot(t, ctx, art, "3-add-verified")
+
+	// The router page: chart points and top talkers.
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(fmt.Sprintf("%s/routers/%d", base, gw1.ID)),
+		chromedp.WaitVisible(`#chart canvas`),
+		chromedp.WaitVisible(`#top-local tbody tr.click`),
+		chromedp.WaitVisible(`#top-as tbody tr.click`),
+	); err != nil {
+		t.Fatalf("router page: %v", err)
+	}
+	if points := must(t, ctx, chromedp.Evaluate[int](`Number(document.getElementById("chart").dataset.points)`)); points < 100 {
+		t.Errorf("the chart drew %d non-zero points, want at least 100 over 24 h", points)
+	}
+	if talkers := must(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll("#top-local tbody tr.click").length`)); talkers != 3 {
+		t.Errorf("%d top talkers, want 3", talkers)
+	}
+	screenshot(t, ctx, art, "4-router")
+
+	// A click on the first talker filters the whole page by it.
+	firstKey := must(t, ctx, chromedp.Evaluate[string](`document.querySelector("#top-local tbody tr.click").dataset.key`))
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`#top-local tbody tr.click`),
+		chromedp.WaitVisible(`#filters .chip`),
+	); err != nil {
+		t.Fatalf("click a talker: %v", err)
+	}
+	chip := must(t, ctx, chromedp.Text(`#filters .chip`))
+	url := must(t, ctx, chromedp.Location())
+	if !strings.Contains(chip, "host = "+firstKey) || !strings.Contains(url, "host="+firstKey) {
+		t.Errorf("after the click: chip %q, url %q; want host = %s", chip, url, firstKey)
+	}
+	poll := `(() => { const k = [...document.querySelectorAll("#top-conversation tbody tr.click")].map(r => r.dataset.key);
+		return k.length > 0 && k.every(x => x.startsWith("` + firstKey + `|")); })()`
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](poll, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("the conversations are not filtered by %s: %v", firstKey, err)
+	}
+	screenshot(t, ctx, art, "5-router-filtered")
+
+	// The flow search and the CSV download.
+	dl := t.TempDir()
+	if err := chromedp.Do(ctx,
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+				Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dl})
+			return err
+		}),
+		chromedp.Navigate(base+"/flows?proto=udp"),
+		chromedp.WaitVisible(`#flows tbody tr td.num`),
+	); err != nil {
+		t.Fatalf("flows page: %v", err)
+	}
+	screenshot(t, ctx, art, "6-flows")
+	if err := chromedp.Do(ctx, chromedp.Click(`#csv`)); err != nil {
+		t.Fatalf("click CSV: %v", err)
+	}
+	var csvFile string
+	for i := 0; i < 100 && csvFile == ""; i++ {
+		if matches, _ := filepath.Glob(filepath.Join(dl, "*.csv")); len(matches) > 0 {
+			csvFile = matches[0]
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if csvFile == "" {
+		t.Fatal("the CSV export did not download")
+	}
+	b, err := os.ReadFile(csvFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(string(b), "\n"); lines < 100 || !strings.HasPrefix(string(b), "end,start,") {
+		t.Errorf("downloaded CSV has %d lines", lines)
+	}
+
+	// Settings, and the phone layout of the router page.
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/settings"),
+		chromedp.WaitVisible(`#settings tbody tr`),
+		chromedp.WaitVisible(`#users tbody tr`),
+	); err != nil {
+		t.Fatalf("settings page: %v", err)
+	}
+	screenshot(t, ctx, art, "7-settings")
+	if err := chromedp.Do(ctx,
+		chromedp.EmulateViewport(390, 844),
+		chromedp.Navigate(fmt.Sprintf("%s/routers/%d", base, gw1.ID)),
+		chromedp.WaitVisible(`#top-local tbody tr.click`),
+	); err != nil {
+		t.Fatalf("phone layout: %v", err)
+	}
+	screenshot(t, ctx, art, "8-router-phone")
+	t.Logf("screenshots in %s", art)
+}

@@ -1,0 +1,154 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+// EnvAdminPassword is the environment variable that sets the first admin
+// password for unattended installs; ApplyEnv reads it.
+const EnvAdminPassword = "FLOWBOX_ADMIN_PASSWORD"
+
+// MinPasswordLength is the shortest accepted console password.
+const MinPasswordLength = 8
+
+// Config configures the web console and the JSON API.
+type Config struct {
+	// Listen is the TCP address of the console (":8080").
+	Listen string `yaml:"listen"`
+	// TLS enables HTTPS.
+	TLS TLSConfig `yaml:"tls"`
+	// AdminPassword, when set and no user exists yet, creates the user
+	// "admin" with it at start (unattended installs). The environment
+	// variable FLOWBOX_ADMIN_PASSWORD sets it too.
+	AdminPassword string `yaml:"admin-password"`
+	// AdminPasswordFile reads AdminPassword from a file.
+	AdminPasswordFile string `yaml:"admin-password-file"`
+	// SessionTTL is how long a console login lasts.
+	SessionTTL time.Duration `yaml:"session-ttl"`
+	// MaxSessions bounds the live sessions; the oldest is evicted beyond it.
+	MaxSessions int `yaml:"max-sessions"`
+	// LoginAttempts is how many login attempts one client IP may make per
+	// LoginWindow.
+	LoginAttempts int `yaml:"login-attempts"`
+	// LoginWindow is the rate-limit window of LoginAttempts.
+	LoginWindow time.Duration `yaml:"login-window"`
+	// LoginTrackedIPs bounds the rate limiter's table of client IPs.
+	LoginTrackedIPs int `yaml:"login-tracked-ips"`
+	// StaleAfter is how long without flows turns a router from online to
+	// stale.
+	StaleAfter time.Duration `yaml:"stale-after"`
+	// Pprof serves /debug/pprof/ to loopback clients.
+	Pprof bool `yaml:"pprof"`
+	// ShutdownTimeout bounds the graceful shutdown.
+	ShutdownTimeout time.Duration `yaml:"shutdown-timeout"`
+	// DevAssetsDir serves templates and static files from this directory
+	// (the source tree's web/) instead of the embedded copies.
+	DevAssetsDir string `yaml:"dev-assets-dir"`
+}
+
+// TLSConfig selects HTTPS. With Cert and Key, those files are used; with
+// SelfSigned, a certificate is generated once and kept in the data
+// directory.
+type TLSConfig struct {
+	Cert       string `yaml:"cert"`
+	Key        string `yaml:"key"`
+	SelfSigned bool   `yaml:"self-signed"`
+}
+
+// Enabled reports whether HTTPS is on.
+func (t TLSConfig) Enabled() bool { return t.SelfSigned || t.Cert != "" }
+
+// DefaultConfig returns the web defaults.
+func DefaultConfig() Config {
+	return Config{
+		Listen:          ":8080",
+		SessionTTL:      12 * time.Hour,
+		MaxSessions:     1000,
+		LoginAttempts:   10,
+		LoginWindow:     time.Minute,
+		LoginTrackedIPs: 4096,
+		StaleAfter:      5 * time.Minute,
+		ShutdownTimeout: 10 * time.Second,
+	}
+}
+
+// ApplyEnv takes the admin password from FLOWBOX_ADMIN_PASSWORD when it is
+// set and the configuration has none.
+func (c *Config) ApplyEnv(getenv func(string) string) {
+	if v := getenv(EnvAdminPassword); v != "" && c.AdminPassword == "" && c.AdminPasswordFile == "" {
+		c.AdminPassword = v
+	}
+}
+
+// Redacted returns a copy with secrets replaced, for `flowbox check --dump`.
+func (c Config) Redacted() Config {
+	if c.AdminPassword != "" {
+		c.AdminPassword = "<redacted>"
+	}
+	return c
+}
+
+// adminPassword returns the configured first admin password, reading the
+// password file when one is set.
+func (c *Config) adminPassword() (string, error) {
+	if c.AdminPasswordFile == "" {
+		return c.AdminPassword, nil
+	}
+	b, err := os.ReadFile(c.AdminPasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("cannot read admin-password-file: %w", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// Validate returns every problem of the configuration, each naming its key.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen: %q is not a host:port address: %w", c.Listen, err))
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		errs = append(errs, errors.New("tls: cert and key must be given together"))
+	}
+	if c.TLS.SelfSigned && c.TLS.Cert != "" {
+		errs = append(errs, errors.New("tls.self-signed: cannot be combined with cert and key"))
+	}
+	if c.AdminPassword != "" && c.AdminPasswordFile != "" {
+		errs = append(errs, errors.New("admin-password-file: cannot be combined with admin-password"))
+	}
+	if c.AdminPassword != "" && len(c.AdminPassword) < MinPasswordLength {
+		errs = append(errs, fmt.Errorf("admin-password: must be at least %d characters", MinPasswordLength))
+	}
+	if c.SessionTTL < time.Minute {
+		errs = append(errs, errors.New("session-ttl: must be at least 1m"))
+	}
+	if c.MaxSessions < 1 {
+		errs = append(errs, errors.New("max-sessions: must be at least 1"))
+	}
+	if c.LoginAttempts < 1 {
+		errs = append(errs, errors.New("login-attempts: must be at least 1"))
+	}
+	if c.LoginWindow <= 0 {
+		errs = append(errs, errors.New("login-window: must be positive"))
+	}
+	if c.LoginTrackedIPs < 1 {
+		errs = append(errs, errors.New("login-tracked-ips: must be at least 1"))
+	}
+	if c.StaleAfter < 10*time.Second {
+		errs = append(errs, errors.New("stale-after: must be at least 10s"))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("shutdown-timeout: must be positive"))
+	}
+	if c.DevAssetsDir != "" {
+		if st, err := os.Stat(c.DevAssetsDir); err != nil || !st.IsDir() {
+			errs = append(errs, fmt.Errorf("dev-assets-dir: %q is not a directory", c.DevAssetsDir))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,259 @@
+package web
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowbox/flowbox/store"
+)
+
+// Deps are the components the web server consumes. Each is declared here as
+// the small interface the handlers need, so that web imports no other
+// flowbox package than store (for the shared nouns).
+type Deps struct {
+	// Store answers the traffic, top-N and flow search queries.
+	Store FlowQuerier
+	// Routers lists the router inventory and its provisioning history.
+	Routers RouterService
+	// Provisioner onboards, re-plans, verifies, undoes and removes routers.
+	Provisioner Provisioner
+	// Collector reports the per-exporter counters.
+	Collector ExporterLister
+	// Users keeps the console users and the API tokens.
+	Users UserStore
+	// Gatherer is served on /metrics; nil serves an empty registry.
+	Gatherer prometheus.Gatherer
+	// Registerer receives the web metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Logger is the component logger; nil discards.
+	Logger *slog.Logger
+	// DataDir holds the generated self-signed certificate.
+	DataDir string
+	// Settings is what the settings page shows of the other components'
+	// configuration (read only).
+	Settings Settings
+	// Now returns the current time; nil means time.Now. Tests freeze it.
+	Now func() time.Time
+}
+
+// Settings is the read-only view of the configuration the settings page and
+// GET /api/v1/settings show.
+type Settings struct {
+	// CollectorListen are the UDP addresses the collector listens on.
+	CollectorListen []string `json:"collector_listen"`
+	// RawRetention, MinuteRetention and HourRetention are the store's
+	// retention windows.
+	RawRetention    Duration `json:"raw_retention"`
+	MinuteRetention Duration `json:"minute_retention"`
+	HourRetention   Duration `json:"hour_retention"`
+}
+
+// Duration is a time.Duration that marshals to JSON as "1h30m0s".
+type Duration time.Duration
+
+// MarshalText renders the duration in Go syntax.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// FlowQuerier answers the dashboard's questions about stored flows
+// (implemented by *store.Store).
+type FlowQuerier interface {
+	TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Series, error)
+	Top(ctx context.Context, q store.TopQuery) (*store.TopResult, error)
+	SearchFlows(ctx context.Context, q store.SearchQuery) (*store.FlowPage, error)
+	ExportCSV(ctx context.Context, q store.SearchQuery, w io.Writer) error
+	// LastFlowFrom returns the time of the newest flow of a router.
+	LastFlowFrom(ctx context.Context, routerID int64) (time.Time, bool, error)
+	// SubscriberAt names the subscriber of a local address at a time, or
+	// returns an error wrapping store.ErrNotFound.
+	SubscriberAt(ctx context.Context, addr netip.Addr, at time.Time) (store.Subscriber, error)
+}
+
+// RouterService reads the router inventory (implemented by *store.Store).
+type RouterService interface {
+	// ListRouters returns every router of the inventory.
+	ListRouters(ctx context.Context) ([]store.Router, error)
+	// GetRouterByID returns one router, or an error wrapping
+	// store.ErrNotFound.
+	GetRouterByID(ctx context.Context, id int64) (*store.Router, error)
+	// ProvisionRuns returns a router's latest provisioning runs, newest
+	// first, at most limit of them.
+	ProvisionRuns(ctx context.Context, routerID int64, limit int) ([]store.ProvisionRun, error)
+}
+
+// Provisioner onboards routers over the RouterOS API. ProvisionerFunc
+// adapts provision.Provisioner's name-based methods to it.
+type Provisioner interface {
+	// Add connects to a new router, learns what it is, stores it and
+	// returns it with the plan of what provisioning would change.
+	Add(ctx context.Context, spec RouterSpec) (store.Router, Plan, error)
+	// Plan computes what Apply would change on a router (a dry run).
+	Plan(ctx context.Context, id int64) (Plan, error)
+	// Apply converges a router to the plan.
+	Apply(ctx context.Context, id int64) (store.ProvisionRun, error)
+	// Verify checks that the router's flows arrive.
+	Verify(ctx context.Context, id int64) (store.ProvisionRun, error)
+	// Undo removes flowbox's settings from a router and restores the
+	// previous values.
+	Undo(ctx context.Context, id int64) (store.ProvisionRun, error)
+	// Remove deletes a router from the inventory, after undoing flowbox's
+	// settings on it when undo is set.
+	Remove(ctx context.Context, id int64, undo bool) error
+}
+
+// ExporterLister reports the collector's counters per exporter.
+type ExporterLister interface {
+	Exporters() []store.ExporterStats
+}
+
+// UserStore keeps users and API tokens (implemented by *store.Store).
+type UserStore interface {
+	CountUsers(ctx context.Context) (int, error)
+	CreateUser(ctx context.Context, name, passwordHash string) (store.User, error)
+	UserByName(ctx context.Context, name string) (store.User, error)
+	Users(ctx context.Context) ([]store.User, error)
+	SetPassword(ctx context.Context, name, passwordHash string) error
+	DeleteUser(ctx context.Context, name string) error
+	CreateToken(ctx context.Context, t store.Token) (store.Token, error)
+	TokenByHash(ctx context.Context, hash string) (store.Token, error)
+	Tokens(ctx context.Context) ([]store.Token, error)
+	DeleteToken(ctx context.Context, id int64) error
+	TouchToken(ctx context.Context, id int64, at time.Time) error
+}
+
+// RouterSpec is what the "Add router" form asks for.
+type RouterSpec struct {
+	Name     string `json:"name"`
+	Address  string `json:"address"`
+	Username string `json:"username"`
+	Password string `json:"password"`
+	TLS      bool   `json:"tls"`
+}
+
+// Plan is what provisioning would change on a router, as a diff.
+type Plan struct {
+	Changes []Change `json:"changes"`
+	// Summary is one line ("2 properties changed, target added").
+	Summary string `json:"summary"`
+}
+
+// Change is one line of a plan.
+type Change struct {
+	// Path is the property changed, such as "/ip/traffic-flow enabled".
+	Path string `json:"path"`
+	Old  string `json:"old"`
+	New  string `json:"new"`
+	// Skip is true when the value is already in place.
+	Skip bool `json:"skip"`
+}
+
+// Filter narrows every flow query; it maps to store.Filter plus the range.
+// Zero fields match everything.
+type Filter struct {
+	From, To time.Time
+	RouterID int64
+	// Hosts match either side of the flow (addresses or CIDRs, ORed).
+	Hosts []netip.Prefix
+	// Port matches either port; HasPort says it is set (port 0 is valid).
+	Port    uint16
+	HasPort bool
+	// Proto is the IP protocol; HasProto says it is set.
+	Proto    uint8
+	HasProto bool
+	// AS matches the source or destination AS; HasAS says it is set.
+	AS    uint32
+	HasAS bool
+	// Interface matches the input or output interface; HasInterface says
+	// it is set.
+	Interface    uint32
+	HasInterface bool
+}
+
+// storeFilter converts to the store's filter.
+func (f *Filter) storeFilter() store.Filter {
+	var sf store.Filter
+	if f.RouterID != 0 {
+		sf.Sources = []int64{f.RouterID}
+	}
+	sf.Hosts = f.Hosts
+	if f.HasPort {
+		sf.Ports = []uint16{f.Port}
+	}
+	if f.HasProto {
+		sf.Protocols = []uint8{f.Proto}
+	}
+	if f.HasAS {
+		sf.AS = []uint32{f.AS}
+	}
+	if f.HasInterface {
+		sf.Interfaces = []uint32{f.Interface}
+	}
+	return sf
+}
+
+// Series is traffic over time. Times are the bucket starts in unix seconds;
+// the rates are averages over each bucket. "In" is traffic towards the
+// subscribers (download), "Out" from them (upload); per interface, "In"
+// entered by the interface and "Out" left by it.
+type Series struct {
+	Step       int64             `json:"step"`
+	Resolution string            `json:"resolution"`
+	Times      []int64           `json:"times"`
+	BitsIn     []float64         `json:"bits_in"`
+	BitsOut    []float64         `json:"bits_out"`
+	Interfaces []InterfaceSeries `json:"interfaces,omitempty"`
+}
+
+// InterfaceSeries is the traffic of one interface, aligned with Series.Times.
+type InterfaceSeries struct {
+	Index   uint32    `json:"index"`
+	Name    string    `json:"name"`
+	BitsIn  []float64 `json:"bits_in"`
+	BitsOut []float64 `json:"bits_out"`
+}
+
+// Dimensions of the top-N tables.
+const (
+	DimLocal        = "local"        // subscriber-side host
+	DimRemote       = "remote"       // remote host
+	DimAS           = "as"           // remote AS
+	DimPort         = "port"         // application or service port
+	DimProto        = "proto"        // IP protocol
+	DimCountry      = "country"      // remote country
+	DimConversation = "conversation" // local <-> remote pair
+	DimInterface    = "interface"    // input interface
+)
+
+// ValidDimensions lists the valid top-N dimensions.
+func ValidDimensions() []string {
+	return []string{DimLocal, DimRemote, DimAS, DimPort, DimProto, DimCountry, DimConversation, DimInterface}
+}
+
+// TopRow is one entry of a top-N table. Key is what a click filters by
+// (for example "10.0.0.5", "15169", "tcp/443", "10.0.0.5|1.1.1.1"), empty
+// when the store cannot filter by it (a named application, a country);
+// Label is the display form and Name the human name when known
+// (subscriber, application, country).
+type TopRow struct {
+	Key     string `json:"key"`
+	Label   string `json:"label"`
+	Name    string `json:"name,omitempty"`
+	Bytes   uint64 `json:"bytes"`
+	Packets uint64 `json:"packets"`
+	Flows   uint64 `json:"flows"`
+}
+
+// RouterTotal sums one router's traffic over a window.
+type RouterTotal struct {
+	RouterID int64
+	// Flows is the number of flow records; bytes are scaled by the
+	// sampling rate.
+	Flows    uint64
+	BytesIn  uint64
+	BytesOut uint64
+	LastFlow time.Time
+}

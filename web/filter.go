@@ -1,0 +1,243 @@
+package web
+
+import (
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Ranges are the preset time ranges of the range picker.
+var ranges = map[string]time.Duration{
+	"1h":  time.Hour,
+	"6h":  6 * time.Hour,
+	"24h": 24 * time.Hour,
+	"7d":  7 * 24 * time.Hour,
+	"30d": 30 * 24 * time.Hour,
+}
+
+// maxRange bounds a custom range (the hour rollups' default retention).
+const maxRange = 400 * 24 * time.Hour
+
+// protoNames maps the protocol names the filter accepts to numbers.
+var protoNames = map[string]uint8{"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51, "icmpv6": 58, "ipv6-icmp": 58, "ospf": 89, "sctp": 132}
+
+// protoName names an IP protocol number for display.
+func protoName(p uint8) string {
+	switch p {
+	case 1:
+		return "icmp"
+	case 2:
+		return "igmp"
+	case 6:
+		return "tcp"
+	case 17:
+		return "udp"
+	case 47:
+		return "gre"
+	case 50:
+		return "esp"
+	case 51:
+		return "ah"
+	case 58:
+		return "icmpv6"
+	case 89:
+		return "ospf"
+	case 132:
+		return "sctp"
+	}
+	return strconv.Itoa(int(p))
+}
+
+// parseFilter reads the common query parameters of every flow query:
+// range (1h, 6h, 24h, 7d, 30d) or from/to (RFC 3339 or unix seconds),
+// router, host (addresses or CIDRs, repeated or comma-separated, ORed),
+// port, proto (number or name), as and iface. Unknown parameters are ignored;
+// invalid values are a badRequest naming the parameter.
+func parseFilter(q url.Values, now time.Time) (Filter, error) {
+	var f Filter
+	f.To = now
+	if v := q.Get("to"); v != "" {
+		t, err := parseTime(v)
+		if err != nil {
+			return f, badf("to: %v", err)
+		}
+		f.To = t
+	}
+	rng := q.Get("range")
+	if v := q.Get("from"); v != "" {
+		if rng != "" {
+			return f, badf("range: cannot be combined with from")
+		}
+		t, err := parseTime(v)
+		if err != nil {
+			return f, badf("from: %v", err)
+		}
+		f.From = t
+	} else {
+		if rng == "" {
+			rng = "24h"
+		}
+		d, ok := ranges[rng]
+		if !ok {
+			return f, badf("range: %q is not one of 1h, 6h, 24h, 7d, 30d", rng)
+		}
+		f.From = f.To.Add(-d)
+	}
+	if !f.From.Before(f.To) {
+		return f, badf("from: must be before to")
+	}
+	if f.To.Sub(f.From) > maxRange {
+		return f, badf("from: the range is longer than %d days", int(maxRange.Hours()/24))
+	}
+	if v := q.Get("router"); v != "" {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || id < 1 {
+			return f, badf("router: %q is not a router id", v)
+		}
+		f.RouterID = id
+	}
+	for _, v := range q["host"] {
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h == "" {
+				continue
+			}
+			p, err := parsePrefix(h)
+			if err != nil {
+				return f, badf("host: %q is neither an address nor a CIDR", h)
+			}
+			if len(f.Hosts) == 16 {
+				return f, badf("host: at most 16 hosts")
+			}
+			f.Hosts = append(f.Hosts, p)
+		}
+	}
+	if v := q.Get("port"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 16)
+		if err != nil {
+			return f, badf("port: %q is not a port number (0-65535)", v)
+		}
+		f.Port, f.HasPort = uint16(n), true
+	}
+	if v := q.Get("proto"); v != "" {
+		p, ok := protoNames[strings.ToLower(v)]
+		if !ok {
+			n, err := strconv.ParseUint(v, 10, 8)
+			if err != nil {
+				return f, badf("proto: %q is not a protocol name or number (0-255)", v)
+			}
+			p = uint8(n)
+		}
+		f.Proto, f.HasProto = p, true
+	}
+	if v := q.Get("as"); v != "" {
+		n, err := strconv.ParseUint(strings.TrimPrefix(strings.ToUpper(v), "AS"), 10, 32)
+		if err != nil {
+			return f, badf("as: %q is not an AS number", v)
+		}
+		f.AS, f.HasAS = uint32(n), true
+	}
+	if v := q.Get("iface"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return f, badf("iface: %q is not an interface index", v)
+		}
+		f.Interface, f.HasInterface = uint32(n), true
+	}
+	return f, nil
+}
+
+// queryValues parses the query string strictly: a malformed one (such as
+// one with a semicolon) is a badRequest rather than silently dropped
+// parameters.
+func queryValues(r *http.Request) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, badf("query: %v", err)
+	}
+	return q, nil
+}
+
+// parseTime accepts RFC 3339 or unix seconds.
+func parseTime(v string) (time.Time, error) {
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 || n > 1<<40 {
+			return time.Time{}, badf("%d is out of range", n)
+		}
+		return time.Unix(n, 0), nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, badf("%q is neither RFC 3339 nor unix seconds", v)
+	}
+	return t, nil
+}
+
+// parsePrefix accepts an address (as a /32 or /128) or a CIDR.
+func parsePrefix(v string) (netip.Prefix, error) {
+	if strings.Contains(v, "/") {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			return p, err
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// steps are the bucket sizes a series may use.
+var steps = []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, 30 * time.Minute, time.Hour, 3 * time.Hour, 6 * time.Hour, 24 * time.Hour}
+
+// maxPoints bounds a series.
+const maxPoints = 2000
+
+// chooseStep picks the smallest step giving at most about 360 points, or
+// parses the step parameter.
+func chooseStep(q url.Values, f Filter) (time.Duration, error) {
+	span := f.To.Sub(f.From)
+	if v := q.Get("step"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Minute {
+			return 0, badf("step: %q is not a duration of at least 1m", v)
+		}
+		if span/d > maxPoints {
+			return 0, badf("step: %s gives more than %d points for this range", v, maxPoints)
+		}
+		return d, nil
+	}
+	for _, st := range steps {
+		if span/st <= 360 {
+			return st, nil
+		}
+	}
+	return steps[len(steps)-1], nil
+}
+
+// intParam reads an optional integer parameter within [lo, hi].
+func intParam(q url.Values, name string, def, lo, hi int) (int, error) {
+	v := q.Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, badf("%s: %q is not an integer within %d..%d", name, v, lo, hi)
+	}
+	return n, nil
+}
+
+// pathID reads a positive integer path variable.
+func pathID(r *http.Request, v string) (int64, error) {
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id < 1 {
+		return 0, badf("id: %q is not a positive integer", v)
+	}
+	return id, nil
+}

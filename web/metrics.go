@@ -1,0 +1,57 @@
+package web
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the web server's own counters.
+type metrics struct {
+	requests         *prometheus.CounterVec
+	duration         *prometheus.HistogramVec
+	logins           *prometheus.CounterVec
+	limiterEvictions prometheus.Counter
+	sessionEvictions prometheus.Counter
+	sessions         prometheus.GaugeFunc
+}
+
+// newMetrics builds the metrics and registers them on reg when it is not nil.
+// sessions reports the number of live sessions.
+func newMetrics(reg prometheus.Registerer, sessions func() float64) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flowbox_web_requests_total",
+			Help: "HTTP requests served, by route template and status code.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "flowbox_web_request_duration_seconds",
+			Help:    "HTTP request latency, by route template.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .2, .5, 1, 2.5, 5},
+		}, []string{"route"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flowbox_web_logins_total",
+			Help: "Console login attempts, by result (ok, bad_credentials, rate_limited).",
+		}, []string{"result"}),
+		limiterEvictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flowbox_web_login_limiter_evictions_total",
+			Help: "Client IPs dropped from the full login rate-limiter table.",
+		}),
+		sessionEvictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flowbox_web_session_evictions_total",
+			Help: "Live sessions dropped because max-sessions was reached.",
+		}),
+		sessions: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "flowbox_web_sessions",
+			Help: "Live console sessions.",
+		}, sessions),
+	}
+	for _, r := range []string{"ok", "bad_credentials", "rate_limited"} {
+		m.logins.WithLabelValues(r)
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.logins, m.limiterEvictions, m.sessionEvictions, m.sessions} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

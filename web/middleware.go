@@ -1,0 +1,278 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/flowbox/flowbox/store"
+)
+
+// sessionCookie names the console session cookie.
+const sessionCookie = "flowbox_session"
+
+// contentSecurityPolicy allows only the console's own scripts, styles and
+// API: no inline script, no third-party origin.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+// wrap adds what every response gets: panic recovery, security headers and
+// cross-origin (CSRF) protection of state-changing requests.
+func (s *Server) wrap(h http.Handler) http.Handler {
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.metrics.requests.WithLabelValues("csrf", "403").Inc()
+		writeError(w, http.StatusForbidden, "cross-origin request rejected")
+	}))
+	protected := cop.Handler(h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic in handler", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				writeError(w, http.StatusInternalServerError, "internal error")
+			}
+		}()
+		hdr := w.Header()
+		hdr.Set("Content-Security-Policy", contentSecurityPolicy)
+		hdr.Set("X-Content-Type-Options", "nosniff")
+		hdr.Set("X-Frame-Options", "DENY")
+		hdr.Set("Referrer-Policy", "same-origin")
+		if s.cfg.TLS.Enabled() {
+			hdr.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		protected.ServeHTTP(w, r)
+	})
+}
+
+// statusWriter records the status code of a response. It keeps
+// http.Flusher working for streamed answers.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush forwards to the underlying writer.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// instrument counts requests and their latency by route template (a
+// bounded label set) and logs server errors.
+func (s *Server) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		route := "unknown"
+		if cr := mux.CurrentRoute(r); cr != nil {
+			if t, err := cr.GetPathTemplate(); err == nil {
+				route = t
+			}
+		}
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.code == 0 {
+			sw.code = http.StatusOK
+		}
+		s.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
+		s.metrics.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		if sw.code >= 500 {
+			s.log.Warn("request failed", "method", r.Method, "route", route, "code", sw.code)
+		}
+	})
+}
+
+// authenticate finds who makes the request: a bearer token or a session
+// cookie. It returns ok false when neither is valid.
+func (s *Server) authenticate(r *http.Request) (principal, bool) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		secret, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || !strings.HasPrefix(secret, TokenPrefix) {
+			return principal{}, false
+		}
+		t, err := s.deps.Users.TokenByHash(r.Context(), HashToken(strings.TrimSpace(secret)))
+		if err != nil {
+			return principal{}, false
+		}
+		now := s.now()
+		if now.Sub(t.LastUsed) > time.Minute {
+			if err := s.deps.Users.TouchToken(r.Context(), t.ID, now); err != nil {
+				s.log.Warn("cannot record token use", "token", t.Name, "err", err)
+			}
+		}
+		return principal{User: "token:" + t.Name, TokenID: t.ID}, true
+	}
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return principal{}, false
+	}
+	user, ok := s.sessions.lookup(c.Value, s.now())
+	if !ok {
+		return principal{}, false
+	}
+	return principal{User: user}, true
+}
+
+// requireAPIAuth answers 401 with a JSON error to unauthenticated API calls.
+func (s *Server) requireAPIAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := s.authenticate(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="flowbox"`)
+			writeError(w, http.StatusUnauthorized, "authentication required")
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), p)))
+	})
+}
+
+// requirePageAuth sends unauthenticated browsers to the setup page (no
+// user yet) or the login page.
+func (s *Server) requirePageAuth(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, ok := s.authenticate(r)
+		if !ok {
+			n, err := s.deps.Users.CountUsers(r.Context())
+			if err != nil {
+				s.log.Error("cannot count users", "err", err)
+				http.Error(w, "internal error", http.StatusInternalServerError)
+				return
+			}
+			if n == 0 {
+				http.Redirect(w, r, "/setup", http.StatusSeeOther)
+				return
+			}
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		next(w, r.WithContext(withPrincipal(r.Context(), p)))
+	}
+}
+
+// isLoopback reports whether the request comes from a loopback address.
+func isLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+// loopbackOrAuth lets loopback clients through and asks the others to
+// authenticate (the /metrics rule).
+func (s *Server) loopbackOrAuth(next http.Handler) http.Handler {
+	auth := s.requireAPIAuth(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isLoopback(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		auth.ServeHTTP(w, r)
+	})
+}
+
+// loopbackOnly refuses every non-loopback client (pprof).
+func loopbackOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isLoopback(r) {
+			writeError(w, http.StatusForbidden, "only available from loopback")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// clientIP returns the request's peer address (proxies are not trusted).
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// writeJSON replies with v as JSON.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v) // the client went away; nothing to do
+}
+
+// errorBody is every API error.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// writeError replies with {"error": msg}.
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, errorBody{Error: msg})
+}
+
+// badRequest is a validation error, reported as 400 with its message.
+type badRequest struct{ msg string }
+
+func (e badRequest) Error() string { return e.msg }
+
+func badf(format string, args ...any) error { return badRequest{fmt.Sprintf(format, args...)} }
+
+// writeErr maps an error to a status: 400 for validation errors, 404 for
+// store.ErrNotFound, 409 for store.ErrExists, 504 for timeouts, 500 (with
+// the details only in the log) otherwise.
+func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
+	var br badRequest
+	switch {
+	case errors.As(err, &br):
+		writeError(w, http.StatusBadRequest, br.msg)
+	case errors.Is(err, store.ErrBadQuery):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not found")
+	case errors.Is(err, store.ErrExists):
+		writeError(w, http.StatusConflict, "already exists")
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusGatewayTimeout, "the query took too long")
+	default:
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error: "+firstLine(err.Error()))
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

@@ -1,0 +1,188 @@
+package web
+
+import (
+	"net/http"
+	"sync"
+)
+
+// openAPI is a JSON object of the OpenAPI document.
+type openAPI = map[string]any
+
+// filterParams are the query parameters of every flow query.
+func filterParams() []any {
+	p := func(name, typ, desc string) any {
+		return openAPI{"name": name, "in": "query", "required": false, "description": desc, "schema": openAPI{"type": typ}}
+	}
+	return []any{
+		p("range", "string", "preset range: 1h, 6h, 24h (default), 7d, 30d"),
+		p("from", "string", "start, RFC 3339 or unix seconds (instead of range)"),
+		p("to", "string", "end, RFC 3339 or unix seconds (default now)"),
+		p("router", "integer", "router id"),
+		p("host", "string", "addresses or CIDRs on either side, comma-separated or repeated (ORed)"),
+		p("port", "integer", "source or destination port (raw window only)"),
+		p("proto", "string", "IP protocol name (tcp, udp, icmp...) or number (raw window only)"),
+		p("as", "integer", "source or destination AS number (raw window only)"),
+		p("iface", "integer", "input or output interface index"),
+	}
+}
+
+func idParam() any {
+	return openAPI{"name": "id", "in": "path", "required": true, "schema": openAPI{"type": "integer", "minimum": 1}}
+}
+
+func nameParam() any {
+	return openAPI{"name": "name", "in": "path", "required": true, "schema": openAPI{"type": "string"}}
+}
+
+func ref(name string) openAPI { return openAPI{"$ref": "#/components/schemas/" + name} }
+
+func arrayOf(name string) openAPI { return openAPI{"type": "array", "items": ref(name)} }
+
+// op describes one operation with its success answer and the error
+// answers it can give.
+func op(summary string, code string, schema openAPI, params []any, body openAPI, errs ...string) openAPI {
+	resp := openAPI{}
+	if schema == nil {
+		resp[code] = openAPI{"description": "done"}
+	} else {
+		resp[code] = openAPI{"description": "ok", "content": openAPI{"application/json": openAPI{"schema": schema}}}
+	}
+	errs = append(errs, "401")
+	for _, e := range errs {
+		resp[e] = openAPI{"$ref": "#/components/responses/Error"}
+	}
+	o := openAPI{"summary": summary, "responses": resp}
+	if params != nil {
+		o["parameters"] = params
+	}
+	if body != nil {
+		o["requestBody"] = openAPI{"required": true, "content": openAPI{"application/json": openAPI{"schema": body}}}
+	}
+	return o
+}
+
+func obj(props openAPI, required ...string) openAPI {
+	o := openAPI{"type": "object", "properties": props}
+	if len(required) > 0 {
+		o["required"] = required
+	}
+	return o
+}
+
+// buildOpenAPI returns the OpenAPI 3 document of the JSON API.
+func buildOpenAPI() openAPI {
+	str := openAPI{"type": "string"}
+	num := openAPI{"type": "number"}
+	integ := openAPI{"type": "integer"}
+	boo := openAPI{"type": "boolean"}
+	ts := openAPI{"type": "string", "format": "date-time"}
+	withID := []any{idParam()}
+	top := append([]any{openAPI{"name": "dimension", "in": "path", "required": true,
+		"schema": openAPI{"type": "string", "enum": ValidDimensions()}},
+		openAPI{"name": "limit", "in": "query", "schema": openAPI{"type": "integer", "minimum": 1, "maximum": 100}}}, filterParams()...)
+	traffic := append([]any{
+		openAPI{"name": "step", "in": "query", "schema": openAPI{"type": "string"}, "description": "bucket size (Go duration, at least 1m)"},
+		openAPI{"name": "interfaces", "in": "query", "schema": boo, "description": "per-interface series (needs router)"},
+	}, filterParams()...)
+	paging := append([]any{
+		openAPI{"name": "limit", "in": "query", "schema": openAPI{"type": "integer", "minimum": 1, "maximum": 1000}},
+		openAPI{"name": "cursor", "in": "query", "schema": str, "description": "next of the previous page"},
+	}, filterParams()...)
+	removeParams := []any{idParam(), openAPI{"name": "undo", "in": "query", "schema": boo, "description": "undo flowbox's settings on the router first"}}
+	csvOp := op("Export every matching flow as CSV (streamed)", "200", nil, filterParams(), nil, "400")
+	csvOp["responses"].(openAPI)["200"] = openAPI{"description": "CSV", "content": openAPI{"text/csv": openAPI{"schema": str}}}
+
+	return openAPI{
+		"openapi": "3.0.3",
+		"info": openAPI{
+			"title":       "flowbox API",
+			"version":     "1",
+			"description": "Fleet status, onboarding, traffic and flow search. Authenticate with a session cookie or `Authorization: Bearer fbx_...` (create tokens with `flowbox token create`). Errors are {\"error\": \"message\"}.",
+		},
+		"servers":  []any{openAPI{"url": "/api/v1"}},
+		"security": []any{openAPI{"bearer": []any{}}, openAPI{"session": []any{}}},
+		"paths": openAPI{
+			"/openapi.json": openAPI{"get": op("This document", "200", openAPI{"type": "object"}, nil, nil)},
+			"/me":           openAPI{"get": op("Who is calling", "200", ref("Me"), nil, nil)},
+			"/routers": openAPI{
+				"get":  op("The fleet: every router with status, rates and counters", "200", arrayOf("Router"), nil, nil),
+				"post": op("Add a router: connect, detect and plan", "201", ref("AddResult"), nil, ref("RouterSpec"), "400", "409", "502"),
+			},
+			"/routers/{id}": openAPI{
+				"get":    op("One router", "200", ref("Router"), withID, nil, "400", "404"),
+				"delete": op("Remove a router from the inventory", "204", nil, removeParams, nil, "400", "404", "502"),
+			},
+			"/routers/{id}/plan":    openAPI{"get": op("What provisioning would change (dry run)", "200", ref("Plan"), withID, nil, "400", "404", "502")},
+			"/routers/{id}/apply":   openAPI{"post": op("Apply the plan", "200", ref("Run"), withID, nil, "400", "404", "502")},
+			"/routers/{id}/verify":  openAPI{"post": op("Verify settings and flows", "200", ref("Run"), withID, nil, "400", "404", "502")},
+			"/routers/{id}/undo":    openAPI{"post": op("Remove flowbox's settings from the router", "200", ref("Run"), withID, nil, "400", "404", "502")},
+			"/routers/{id}/history": openAPI{"get": op("Provisioning history, newest first", "200", arrayOf("Run"), append(withID, openAPI{"name": "limit", "in": "query", "schema": integ}), nil, "400", "404")},
+			"/exporters":            openAPI{"get": op("Collector counters of every exporter", "200", arrayOf("Exporter"), nil, nil)},
+			"/traffic":              openAPI{"get": op("Traffic over time in bits/s", "200", ref("Series"), traffic, nil, "400")},
+			"/top/{dimension}":      openAPI{"get": op("Top entries of a dimension by bytes", "200", ref("Top"), top, nil, "400")},
+			"/flows":                openAPI{"get": op("Search raw flows, newest first, one page", "200", ref("FlowPage"), paging, nil, "400")},
+			"/flows.csv":            openAPI{"get": csvOp},
+			"/settings":             openAPI{"get": op("Collector ports and retention", "200", ref("Settings"), nil, nil)},
+			"/users": openAPI{
+				"get":  op("Console users", "200", arrayOf("User"), nil, nil),
+				"post": op("Add a console user", "201", ref("User"), nil, ref("UserRequest"), "400", "409"),
+			},
+			"/users/{name}":          openAPI{"delete": op("Delete a user (not the last one)", "204", nil, []any{nameParam()}, nil, "404", "409")},
+			"/users/{name}/password": openAPI{"put": op("Change a user's password", "204", nil, []any{nameParam()}, ref("UserRequest"), "400", "404")},
+			"/tokens": openAPI{
+				"get":  op("API tokens (names and prefixes)", "200", arrayOf("Token"), nil, nil),
+				"post": op("Create an API token; the secret is returned once", "201", ref("Token"), nil, obj(openAPI{"name": str}, "name"), "400", "409"),
+			},
+			"/tokens/{id}": openAPI{"delete": op("Revoke an API token", "204", nil, withID, nil, "400", "404")},
+		},
+		"components": openAPI{
+			"securitySchemes": openAPI{
+				"bearer":  openAPI{"type": "http", "scheme": "bearer"},
+				"session": openAPI{"type": "apiKey", "in": "cookie", "name": sessionCookie},
+			},
+			"responses": openAPI{"Error": openAPI{"description": "error", "content": openAPI{"application/json": openAPI{"schema": ref("Error")}}}},
+			"schemas": openAPI{
+				"Error": obj(openAPI{"error": str}, "error"),
+				"Me":    obj(openAPI{"user": str, "token": boo}),
+				"RouterSpec": obj(openAPI{"name": str, "address": openAPI{"type": "string", "description": "host or host:port of the RouterOS API"},
+					"username": str, "password": openAPI{"type": "string", "writeOnly": true}, "tls": boo}, "address", "username"),
+				"Change":    obj(openAPI{"path": str, "old": str, "new": str, "skip": boo}),
+				"Plan":      obj(openAPI{"summary": str, "changes": arrayOf("Change")}),
+				"AddResult": obj(openAPI{"router": ref("Router"), "plan": ref("Plan")}),
+				"Interface": obj(openAPI{"index": integ, "name": str, "type": str, "comment": str}),
+				"Exporter": obj(openAPI{"exporter": str, "router_id": integ, "packets": integ, "flows_received": integ, "flows_stored": integ,
+					"flows_dropped": openAPI{"type": "object", "additionalProperties": integ}, "decode_errors": openAPI{"type": "object", "additionalProperties": integ},
+					"lost_flows": integ, "templates": integ, "pending_no_template": integ, "first_seen": ts, "last_seen": ts, "last_template": ts}),
+				"Router": obj(openAPI{"id": integ, "name": str, "address": str, "tls": boo, "username": str, "identity": str, "board": str,
+					"model": str, "serial": str, "version": str,
+					"status": openAPI{"type": "string", "enum": []string{StatusOnline, StatusStale, StatusNeverSeen, StatusError}},
+					"state":  str, "state_detail": str, "last_contact": ts, "last_flow": ts, "flows_per_sec": num,
+					"bits_in_per_sec": num, "bits_out_per_sec": num, "lost_flows": integ, "template_state": str, "templates": integ,
+					"exporters": arrayOf("Exporter"), "interfaces": arrayOf("Interface"), "tls_fingerprint": str}),
+				"Run": obj(openAPI{"id": integ, "router_id": integ, "time": ts, "action": str, "ok": boo, "summary": str,
+					"changes": openAPI{"type": "array", "items": str}, "transcript": openAPI{"type": "array", "items": str}, "error": str}),
+				"IfSeries": obj(openAPI{"index": integ, "name": str, "bits_in": openAPI{"type": "array", "items": num}, "bits_out": openAPI{"type": "array", "items": num}}),
+				"Series": obj(openAPI{"step": integ, "resolution": str, "times": openAPI{"type": "array", "items": integ},
+					"bits_in": openAPI{"type": "array", "items": num}, "bits_out": openAPI{"type": "array", "items": num}, "interfaces": arrayOf("IfSeries")}),
+				"TopRow": obj(openAPI{"key": openAPI{"type": "string", "description": "filter value of a click; empty when not filterable"},
+					"label": str, "name": str, "bytes": integ, "packets": integ, "flows": integ}),
+				"Top": obj(openAPI{"dimension": str, "seconds": num, "resolution": str, "rows": arrayOf("TopRow"), "other": ref("TopRow"), "total": ref("TopRow")}),
+				"Flow": obj(openAPI{"start": ts, "end": ts, "router_id": integ, "exporter": str, "src": str, "dst": str, "src_port": integ,
+					"dst_port": integ, "proto": str, "bytes": integ, "packets": integ, "in_if": integ, "out_if": integ, "src_as": integ,
+					"dst_as": integ, "direction": str, "subscriber": str, "application": str, "src_country": str, "dst_country": str}),
+				"FlowPage":    obj(openAPI{"flows": arrayOf("Flow"), "next": str}),
+				"Settings":    obj(openAPI{"collector_listen": openAPI{"type": "array", "items": str}, "raw_retention": str, "minute_retention": str, "hour_retention": str}),
+				"User":        obj(openAPI{"name": str, "created_at": ts}),
+				"UserRequest": obj(openAPI{"name": str, "password": openAPI{"type": "string", "writeOnly": true, "minLength": MinPasswordLength}}, "password"),
+				"Token":       obj(openAPI{"id": integ, "name": str, "prefix": str, "created_at": ts, "last_used": ts, "token": openAPI{"type": "string", "description": "only when created"}}),
+			},
+		},
+	}
+}
+
+var openAPIOnce = sync.OnceValue(buildOpenAPI)
+
+// handleOpenAPI serves the OpenAPI document.
+func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, openAPIOnce())
+}

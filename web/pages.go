@@ -1,0 +1,243 @@
+package web
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/flowbox/flowbox/store"
+)
+
+// pageData is what every page template receives.
+type pageData struct {
+	Title string
+	// Page names the active navigation entry and the page script.
+	Page  string
+	User  string
+	Error string
+	// Next is where the login form goes after success.
+	Next string
+	// RouterID is the router of the router page.
+	RouterID int64
+	// Name pre-fills the setup and login forms.
+	Name string
+}
+
+// render executes a page into a buffer first, so that a template error
+// becomes a clean 500 rather than half a page.
+func (s *Server) render(w http.ResponseWriter, code int, page string, d pageData) {
+	t, ok := s.pages[page]
+	if !ok {
+		http.Error(w, "unknown page", http.StatusInternalServerError)
+		return
+	}
+	d.Page = page
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout.html", d); err != nil {
+		s.log.Error("cannot render page", "page", page, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func userOf(r *http.Request) string {
+	p, _ := principalFrom(r.Context())
+	return p.User
+}
+
+// handleFleetPage shows every router and the "Add router" form.
+func (s *Server) handleFleetPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, http.StatusOK, "fleet", pageData{Title: "Fleet", User: userOf(r)})
+}
+
+// handleRouterPage shows one router's traffic, top-N tables, history and
+// counters.
+func (s *Server) handleRouterPage(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(mux.Vars(r)["id"], 10, 64)
+	if err != nil || id < 1 {
+		http.NotFound(w, r)
+		return
+	}
+	rt, err := s.deps.Routers.GetRouterByID(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		http.NotFound(w, r)
+		return
+	}
+	if err != nil {
+		s.log.Error("cannot read router", "id", id, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	s.render(w, http.StatusOK, "router", pageData{Title: rt.Name, User: userOf(r), RouterID: id})
+}
+
+// handleFlowsPage shows the flow search.
+func (s *Server) handleFlowsPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, http.StatusOK, "flows", pageData{Title: "Flows", User: userOf(r)})
+}
+
+// handleSettingsPage shows the settings, users and tokens.
+func (s *Server) handleSettingsPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, http.StatusOK, "settings", pageData{Title: "Settings", User: userOf(r)})
+}
+
+// safeNext keeps a post-login redirect on this site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
+		strings.ContainsAny(next, "\r\n") {
+		return "/"
+	}
+	return next
+}
+
+// handleLoginPage shows the login form, or the setup page when no user
+// exists yet.
+func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
+	n, err := s.deps.Users.CountUsers(r.Context())
+	if err != nil {
+		s.log.Error("cannot count users", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if n == 0 {
+		http.Redirect(w, r, "/setup", http.StatusSeeOther)
+		return
+	}
+	s.render(w, http.StatusOK, "login", pageData{Title: "Log in", Next: safeNext(r.URL.Query().Get("next"))})
+}
+
+// setSession starts a session and sets its cookie.
+func (s *Server) setSession(w http.ResponseWriter, r *http.Request, user string) error {
+	id, err := s.sessions.create(user, s.now())
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     sessionCookie,
+		Value:    id,
+		Path:     "/",
+		MaxAge:   int(s.cfg.SessionTTL.Seconds()),
+		HttpOnly: true,
+		Secure:   s.cfg.TLS.Enabled() || r.TLS != nil,
+		SameSite: http.SameSiteLaxMode,
+	})
+	return nil
+}
+
+// handleLogin checks the login form, rate-limited per client IP.
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	next := safeNext(r.PostFormValue("next"))
+	name := r.PostFormValue("username")
+	if ok, retry := s.limiter.allow(clientIP(r), s.now()); !ok {
+		s.metrics.logins.WithLabelValues("rate_limited").Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds())+1))
+		s.render(w, http.StatusTooManyRequests, "login", pageData{Title: "Log in", Next: next, Name: name,
+			Error: "Too many login attempts; wait a minute and try again."})
+		return
+	}
+	u, err := s.deps.Users.UserByName(r.Context(), name)
+	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Error("cannot read user", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if err := checkPassword(u, found, r.PostFormValue("password")); err != nil {
+		s.metrics.logins.WithLabelValues("bad_credentials").Inc()
+		s.log.Info("login failed", "user", name, "client", clientIP(r))
+		s.render(w, http.StatusUnauthorized, "login", pageData{Title: "Log in", Next: next, Name: name, Error: "Invalid user name or password."})
+		return
+	}
+	if err := s.setSession(w, r, u.Name); err != nil {
+		s.log.Error("cannot start session", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	s.metrics.logins.WithLabelValues("ok").Inc()
+	s.log.Info("login", "user", u.Name, "client", clientIP(r))
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// handleLogout ends the session.
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		s.sessions.delete(c.Value)
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+		Secure: s.cfg.TLS.Enabled() || r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// handleSetupPage asks for the first admin password; once a user exists
+// it sends to the login page.
+func (s *Server) handleSetupPage(w http.ResponseWriter, r *http.Request) {
+	n, err := s.deps.Users.CountUsers(r.Context())
+	if err != nil {
+		s.log.Error("cannot count users", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if n > 0 {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	s.render(w, http.StatusOK, "setup", pageData{Title: "Set up flowbox", Name: "admin"})
+}
+
+// handleSetup creates the first user and logs it in. It refuses once any
+// user exists.
+func (s *Server) handleSetup(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	name := strings.TrimSpace(r.PostFormValue("username"))
+	pw, confirm := r.PostFormValue("password"), r.PostFormValue("confirm")
+	fail := func(msg string) {
+		s.render(w, http.StatusBadRequest, "setup", pageData{Title: "Set up flowbox", Name: name, Error: msg})
+	}
+	if ok, _ := s.limiter.allow(clientIP(r), s.now()); !ok {
+		s.render(w, http.StatusTooManyRequests, "setup", pageData{Title: "Set up flowbox", Name: name, Error: "Too many attempts; wait a minute."})
+		return
+	}
+	if !validUserName(name) {
+		fail("The user name must be 1 to 64 letters, digits or -_.@")
+		return
+	}
+	if pw != confirm {
+		fail("The two passwords differ.")
+		return
+	}
+	hash, err := HashPassword(pw)
+	if err != nil {
+		fail("The password " + strings.TrimPrefix(err.Error(), "password ") + ".")
+		return
+	}
+	s.setupMu.Lock()
+	n, err := s.deps.Users.CountUsers(r.Context())
+	if err == nil && n == 0 {
+		_, err = s.deps.Users.CreateUser(r.Context(), name, hash)
+	}
+	s.setupMu.Unlock()
+	if err != nil {
+		s.log.Error("cannot create the first user", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if n > 0 {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	s.log.Info("created the first user", "user", name, "client", clientIP(r))
+	if err := s.setSession(w, r, name); err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}

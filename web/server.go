@@ -1,0 +1,194 @@
+// Package web is flowbox's console: an HTTP server with a JSON API under
+// /api/v1 (described by /api/v1/openapi.json) and server-rendered pages
+// (fleet, router, flows, settings) built from embedded templates, a little
+// vanilla JavaScript and the vendored uPlot chart library, so the appliance
+// works offline.
+//
+// Every page and API call needs a login: a session cookie from the login
+// form, or an API token sent as "Authorization: Bearer fbx_...". The first
+// start asks for the admin password unless the configuration (or
+// FLOWBOX_ADMIN_PASSWORD) provides it. State-changing requests are protected
+// against cross-site forgery by http.CrossOriginProtection.
+//
+// New only builds; Run listens until its context ends, then shuts down
+// gracefully.
+package web
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/flowbox/flowbox/store"
+)
+
+// Server is the web console. Build it with New, serve it with Run.
+type Server struct {
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	now      func() time.Time
+	metrics  *metrics
+	sessions *sessions
+	limiter  *limiter
+	router   *mux.Router
+	handler  http.Handler
+	pages    map[string]*template.Template
+	static   fs.FS
+	setupMu  sync.Mutex // serialises the first-user creation
+}
+
+// New checks the configuration and dependencies and builds the server
+// (routes, templates, metrics). It opens no socket and starts nothing.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid web config: %w", err)
+	}
+	var missing []string
+	if deps.Store == nil {
+		missing = append(missing, "Store")
+	}
+	if deps.Routers == nil {
+		missing = append(missing, "Routers")
+	}
+	if deps.Provisioner == nil {
+		missing = append(missing, "Provisioner")
+	}
+	if deps.Collector == nil {
+		missing = append(missing, "Collector")
+	}
+	if deps.Users == nil {
+		missing = append(missing, "Users")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("web: missing dependencies: %v", missing)
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now}
+	var err error
+	s.metrics, err = newMetrics(deps.Registerer, func() float64 { return float64(s.sessions.count()) })
+	if err != nil {
+		return nil, fmt.Errorf("cannot register web metrics: %w", err)
+	}
+	s.sessions = newSessions(cfg.MaxSessions, cfg.SessionTTL, s.metrics.sessionEvictions.Inc)
+	s.limiter = newLimiter(cfg.LoginTrackedIPs, cfg.LoginAttempts, cfg.LoginWindow, s.metrics.limiterEvictions.Inc)
+	assets, err := assetsFS(cfg.DevAssetsDir)
+	if err != nil {
+		return nil, err
+	}
+	if s.pages, err = parsePages(assets); err != nil {
+		return nil, err
+	}
+	if s.static, err = fs.Sub(assets, "static"); err != nil {
+		return nil, fmt.Errorf("cannot open static assets: %w", err)
+	}
+	s.router = s.routes()
+	s.handler = s.wrap(s.router)
+	return s, nil
+}
+
+// Handler returns the whole console as one handler (used by Run and by
+// tests through httptest).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run creates the first admin user when configured, listens on the
+// configured address and serves until ctx ends, then shuts down gracefully
+// within the configured timeout.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", s.cfg.Listen, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve is Run on a listener the caller opened (tests use 127.0.0.1:0). It
+// closes ln.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if err := s.Bootstrap(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	scheme := "http"
+	if s.cfg.TLS.Enabled() {
+		tc, err := s.tlsConfig()
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		ln = tls.NewListener(ln, tc)
+		scheme = "https"
+	}
+	s.log.Info("web console listening", "url", fmt.Sprintf("%s://%s/", scheme, ln.Addr()))
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("web server stopped: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("cannot shut down web server: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("web server stopped: %w", err)
+	}
+	return nil
+}
+
+// Bootstrap creates the user "admin" with the configured admin password
+// when no user exists yet. Without a configured password the console's
+// setup page asks for it instead.
+func (s *Server) Bootstrap(ctx context.Context) error {
+	pw, err := s.cfg.adminPassword()
+	if err != nil {
+		return err
+	}
+	if pw == "" {
+		return nil
+	}
+	s.setupMu.Lock()
+	defer s.setupMu.Unlock()
+	n, err := s.deps.Users.CountUsers(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot count users: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	hash, err := HashPassword(pw)
+	if err != nil {
+		return fmt.Errorf("admin-password: %w", err)
+	}
+	if _, err := s.deps.Users.CreateUser(ctx, "admin", hash); err != nil && !errors.Is(err, store.ErrExists) {
+		return fmt.Errorf("cannot create admin user: %w", err)
+	}
+	s.log.Info("created the admin user from the configured password")
+	return nil
+}
