@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowbox/flowbox/store"
+)
+
+// TestStatsWhileServing writes flows and collector counters with a running
+// store, then runs `flowbox stats` on the same data directory while the
+// writer still holds it open.
+func TestStatsWhileServing(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := store.Open(ctx, dir, store.DefaultConfig(), slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.AddRouter(ctx, &store.Router{Name: "tower", Address: "127.0.0.2:8728"}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- st.Run(ctx) }()
+	now := time.Now()
+	var flows []store.Flow
+	for i := range 30 {
+		exp := "127.0.0.2"
+		if i%3 == 0 {
+			exp = "127.0.0.3"
+		}
+		flows = append(flows, store.Flow{
+			Exporter: netip.AddrPortFrom(netip.MustParseAddr(exp), 2055), End: now.UnixMilli(), Start: now.UnixMilli() - 10,
+			SrcAddr: netip.MustParseAddr("10.0.0.1"), DstAddr: netip.MustParseAddr("192.0.2.1"), Bytes: 100, Packets: 2,
+		})
+	}
+	if err := st.InsertFlows(ctx, flows); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveExporterStats(ctx, []store.ExporterStats{{
+		Exporter: netip.MustParseAddr("127.0.0.2"), Packets: 4, FlowsReceived: 25, LostFlows: 3,
+		FlowsDropped: map[string]uint64{"no_template": 5}, FirstSeen: now.Add(-time.Minute), LastSeen: now,
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the writer stored the flows.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if t2, ok, _ := st.LastFlowFrom(ctx, 1); ok && !t2.IsZero() {
+			sums, err := st.ExporterSummaries(ctx)
+			if err == nil && len(sums) == 2 && sums[0].FlowsStored+sums[1].FlowsStored == 30 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("flows not stored in time")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var out, errb bytes.Buffer
+	e := &env{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	if err := run(ctx, e, []string{"stats", "--data-dir", dir, "--json"}); err != nil {
+		t.Fatalf("stats --json: %v (%s)", err, errb.String())
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(out.Bytes(), &rows); err != nil {
+		t.Fatalf("bad JSON %q: %v", out.String(), err)
+	}
+	if len(rows) != 2 {
+		t.Fatalf("got %d rows: %s", len(rows), out.String())
+	}
+	for _, k := range []string{"exporter", "router", "flows_received", "flows_stored", "flows_dropped", "bytes", "packets", "first_seen", "last_seen", "lost_flows"} {
+		if _, ok := rows[0][k]; !ok {
+			t.Errorf("key %q missing", k)
+		}
+	}
+	r := rows[0]
+	if r["exporter"] != "127.0.0.2" || r["router"] != "tower" || r["flows_received"] != 25.0 || r["flows_stored"] != 20.0 ||
+		r["flows_dropped"] != 5.0 || r["bytes"] != 2000.0 || r["packets"] != 40.0 || r["lost_flows"] != 3.0 {
+		t.Fatalf("row for 127.0.0.2 = %v", r)
+	}
+	if rows[1]["exporter"] != "127.0.0.3" || rows[1]["router"] != "" || rows[1]["flows_stored"] != 10.0 {
+		t.Fatalf("row for 127.0.0.3 = %v", rows[1])
+	}
+	out.Reset()
+	if err := run(ctx, e, []string{"stats", "--data-dir", dir}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "unknown exporter") || !strings.Contains(out.String(), "no_template 5") {
+		t.Fatalf("table:\n%s", out.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStatsMissingDataDir(t *testing.T) {
+	var out, errb bytes.Buffer
+	e := &env{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	err := run(context.Background(), e, []string{"stats", "--data-dir", t.TempDir() + "/nope"})
+	if err == nil || !strings.Contains(err.Error(), "cannot open the data directory") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,246 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// SeriesQuery asks for a traffic time series.
+type SeriesQuery struct {
+	From, To time.Time
+	// Step is the bucket width; 0 chooses 1m up to 6h, 5m up to 24h, 1h
+	// up to 31 days and 1d beyond. It must be a multiple of a minute.
+	Step time.Duration
+	// GroupBy splits the series into lines: 0 for one total line,
+	// DimRouter, DimDirection, DimInInterface or DimOutInterface.
+	GroupBy Dimension
+	Filter  Filter
+	// Resolution forces raw flows (ResRaw) or leaves the choice to the
+	// store (ResAuto): rollups when they can answer, else raw flows.
+	Resolution Resolution
+}
+
+// Series is a time series answer. Times[i] is the start of bucket i.
+type Series struct {
+	From, To   time.Time
+	Step       time.Duration
+	Resolution Resolution
+	Times      []time.Time
+	Lines      []SeriesLine
+}
+
+// SeriesLine is one line of a series. Counters are scaled by sampling rate.
+type SeriesLine struct {
+	// Label names the line: "total", a direction, "router 3",
+	// "exporter 7" (unknown exporter), or "if 12" / "router 3 if 12".
+	Label     string
+	Source    int64     // set when grouped by router or interface
+	Direction Direction // set when grouped by direction
+	Interface uint32    // set when grouped by interface
+	Bytes     []uint64
+	Packets   []uint64
+	Flows     []uint64
+}
+
+// maxPoints bounds the buckets of a series.
+const maxPoints = 20000
+
+func autoStep(d time.Duration) time.Duration {
+	switch {
+	case d <= 6*time.Hour:
+		return time.Minute
+	case d <= 24*time.Hour:
+		return 5 * time.Minute
+	case d <= 31*24*time.Hour:
+		return time.Hour
+	}
+	return 24 * time.Hour
+}
+
+type lineKey struct {
+	src int64
+	dir Direction
+	ifx uint32
+}
+
+// TimeSeries answers a series query from the rollups or raw flows.
+func (s *Store) TimeSeries(ctx context.Context, q SeriesQuery) (*Series, error) {
+	if err := s.checkRange(q.From, q.To); err != nil {
+		return nil, err
+	}
+	if err := q.Filter.validate(); err != nil {
+		return nil, err
+	}
+	switch q.GroupBy {
+	case 0, DimRouter, DimDirection, DimInInterface, DimOutInterface:
+	default:
+		return nil, &QueryError{Field: "group-by", Msg: fmt.Sprintf("cannot group a series by %s", q.GroupBy)}
+	}
+	step := q.Step
+	if step == 0 {
+		step = autoStep(q.To.Sub(q.From))
+		if step < time.Hour && q.From.Before(s.now().Add(-s.cfg.MinuteRetention)) && q.Resolution != ResRaw {
+			step = time.Hour
+		}
+	}
+	if step < time.Minute || step%time.Minute != 0 {
+		return nil, &QueryError{Field: "step", Msg: fmt.Sprintf("step %s is not a positive multiple of 1m", step)}
+	}
+	stepS := int64(step / time.Second)
+	from := q.From.Unix() / stepS * stepS
+	to := (q.To.Unix() + stepS - 1) / stepS * stepS
+	n := int((to - from) / stepS)
+	if n > maxPoints {
+		return nil, &QueryError{Field: "step", Msg: fmt.Sprintf("%d points is more than %d: use a larger step", n, maxPoints)}
+	}
+	ifGroup := q.GroupBy == DimInInterface || q.GroupBy == DimOutInterface
+	raw := q.Resolution == ResRaw || q.Filter.needsRaw() || (len(q.Filter.Interfaces) > 0 && !ifGroup) ||
+		(ifGroup && len(q.Filter.Directions) > 0)
+	if q.Resolution != ResAuto && q.Resolution != ResRaw {
+		return nil, &QueryError{Field: "resolution", Msg: fmt.Sprintf("unknown resolution %q (want raw or empty)", q.Resolution)}
+	}
+	out := &Series{From: time.Unix(from, 0).UTC(), To: time.Unix(to, 0).UTC(), Step: step}
+	for i := range n {
+		out.Times = append(out.Times, time.Unix(from+int64(i)*stepS, 0).UTC())
+	}
+	lines := map[lineKey]*SeriesLine{}
+	get := func(k lineKey) *SeriesLine {
+		l := lines[k]
+		if l == nil {
+			l = &SeriesLine{Bytes: make([]uint64, n), Packets: make([]uint64, n), Flows: make([]uint64, n)}
+			switch q.GroupBy {
+			case 0:
+				l.Label = "total"
+			case DimRouter:
+				l.Source, l.Label = k.src, sourceLabel(k.src)
+			case DimDirection:
+				l.Direction, l.Label = k.dir, k.dir.String()
+			default:
+				l.Source, l.Interface = k.src, k.ifx
+				l.Label = fmt.Sprintf("%s if %d", sourceLabel(k.src), k.ifx)
+			}
+			lines[k] = l
+		}
+		return l
+	}
+	keyOf := func(src int64, dir Direction, ifx uint32) lineKey {
+		switch q.GroupBy {
+		case DimRouter:
+			return lineKey{src: src}
+		case DimDirection:
+			return lineKey{dir: dir}
+		case DimInInterface, DimOutInterface:
+			return lineKey{src: src, ifx: ifx}
+		}
+		return lineKey{}
+	}
+	addAt := func(t int64, k lineKey, c counters) {
+		i := (t - from) / stepS
+		if i < 0 || int(i) >= n {
+			return
+		}
+		l := get(k)
+		l.Bytes[i] += c.bytes
+		l.Packets[i] += c.packets
+		l.Flows[i] += c.flows
+	}
+	if raw {
+		if q.From.Before(s.rawWindowStart()) {
+			return nil, &QueryError{Field: "filter", Msg: fmt.Sprintf("this filter needs raw flows, which are kept for %s only", s.cfg.RawRetention)}
+		}
+		out.Resolution = ResRaw
+		err := s.scanRaw(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, false, nil, func(r *decodedRow, _ cursor) bool {
+			c := counters{r.Scale(r.Bytes), r.Scale(r.Packets), 1}
+			src := r.RouterID
+			if src == 0 {
+				src = -r.expID
+			}
+			t := r.End / 1000
+			switch q.GroupBy {
+			case DimInInterface:
+				addAt(t, keyOf(src, r.Direction, r.InIf), c)
+			case DimOutInterface:
+				addAt(t, keyOf(src, r.Direction, r.OutIf), c)
+			default:
+				addAt(t, keyOf(src, r.Direction, 0), c)
+			}
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		segs, usedHour, err := s.segments(ctx, from, to, stepS >= 3600)
+		if err != nil {
+			return nil, err
+		}
+		if usedHour && stepS < 3600 {
+			return nil, &QueryError{Field: "step", Msg: fmt.Sprintf("1-minute rollups are kept for %s: use a step of 1h or more for older ranges", s.cfg.MinuteRetention)}
+		}
+		out.Resolution = ResMinute
+		if usedHour {
+			out.Resolution = ResHour
+		}
+		srcSQL, srcArgs := sqlIn("src", q.Filter.Sources)
+		for _, sg := range segs {
+			table, cols, extra, extraArgs := "tot_", "src, dir, 0", "", []any(nil)
+			if ifGroup {
+				side := 0
+				if q.GroupBy == DimOutInterface {
+					side = 1
+				}
+				table, cols = "if_", "src, 0, ifx"
+				extra = fmt.Sprintf(" AND side = %d", side)
+				ifSQL, ifArgs := sqlIn("ifx", q.Filter.Interfaces)
+				extra += ifSQL
+				extraArgs = ifArgs
+			} else {
+				dirSQL, dirArgs := sqlIn("dir", q.Filter.Directions)
+				extra, extraArgs = dirSQL, dirArgs
+			}
+			if sg.hour {
+				table += "h"
+			} else {
+				table += "m"
+			}
+			args := append([]any{sg.from, sg.to}, srcArgs...)
+			args = append(args, extraArgs...)
+			rows, err := s.r.QueryContext(ctx, "SELECT t, "+cols+", bytes, packets, flows FROM "+table+
+				" WHERE t >= ? AND t < ?"+srcSQL+extra, args...)
+			if err != nil {
+				return nil, fmt.Errorf("cannot read rollups: %w", err)
+			}
+			for rows.Next() {
+				var t, src, by, pk, fl int64
+				var dir Direction
+				var ifx uint32
+				if err := rows.Scan(&t, &src, &dir, &ifx, &by, &pk, &fl); err != nil {
+					rows.Close()
+					return nil, fmt.Errorf("cannot read rollups: %w", err)
+				}
+				addAt(t, keyOf(src, dir, ifx), counters{uint64(by), uint64(pk), uint64(fl)})
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return nil, fmt.Errorf("cannot read rollups: %w", err)
+			}
+		}
+	}
+	if q.GroupBy == 0 && len(lines) == 0 {
+		get(lineKey{})
+	}
+	for _, l := range lines {
+		out.Lines = append(out.Lines, *l)
+	}
+	sort.Slice(out.Lines, func(i, j int) bool { return out.Lines[i].Label < out.Lines[j].Label })
+	return out, nil
+}
+
+func sourceLabel(src int64) string {
+	if src < 0 {
+		return fmt.Sprintf("exporter %d", -src)
+	}
+	return fmt.Sprintf("router %d", src)
+}

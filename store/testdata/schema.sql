@@ -1,0 +1,137 @@
+CREATE INDEX provision_runs_router ON provision_runs(router_id, ok, time);
+CREATE INDEX subscribers_addr ON subscribers(first_addr, last_addr);
+CREATE INDEX subscribers_valid_to ON subscribers(valid_to);
+CREATE TABLE api_tokens (
+	id         INTEGER PRIMARY KEY,
+	name       TEXT    NOT NULL UNIQUE,
+	hash       TEXT    NOT NULL UNIQUE, -- hex SHA-256 of the secret
+	prefix     TEXT    NOT NULL,        -- first characters, for display
+	created_at INTEGER NOT NULL,        -- unix ms
+	last_used  INTEGER NOT NULL DEFAULT 0 -- unix ms, 0 = never
+);
+CREATE TABLE collector_stats (
+	exporter        TEXT    PRIMARY KEY,
+	router_id       INTEGER NOT NULL DEFAULT 0,
+	packets         INTEGER NOT NULL DEFAULT 0,
+	flows_received  INTEGER NOT NULL DEFAULT 0,
+	flows_stored    INTEGER NOT NULL DEFAULT 0,
+	flows_dropped   TEXT    NOT NULL DEFAULT '{}',
+	decode_errors   TEXT    NOT NULL DEFAULT '{}',
+	lost_flows      INTEGER NOT NULL DEFAULT 0,
+	templates       INTEGER NOT NULL DEFAULT 0,
+	first_seen      INTEGER NOT NULL DEFAULT 0,
+	last_seen       INTEGER NOT NULL DEFAULT 0,
+	last_template   INTEGER NOT NULL DEFAULT 0,
+	pending_no_tmpl INTEGER NOT NULL DEFAULT 0,
+	bytes           INTEGER NOT NULL DEFAULT 0,
+	pkts_seen       INTEGER NOT NULL DEFAULT 0,
+	updated_at      INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE exporters (
+	id          INTEGER PRIMARY KEY,
+	addr        BLOB    NOT NULL UNIQUE, -- 4 or 16 bytes
+	router_id   INTEGER NOT NULL DEFAULT 0,
+	first_flow  INTEGER NOT NULL DEFAULT 0, -- unix ms of the first stored flow
+	last_flow   INTEGER NOT NULL DEFAULT 0, -- unix ms of the last stored flow
+	flows       INTEGER NOT NULL DEFAULT 0, -- flows stored
+	bytes       INTEGER NOT NULL DEFAULT 0, -- scaled by sampling rate
+	packets     INTEGER NOT NULL DEFAULT 0, -- scaled by sampling rate
+	dropped     TEXT    NOT NULL DEFAULT '{}' -- flows the store dropped, by reason (JSON)
+);
+CREATE TABLE if_h (
+	t INTEGER NOT NULL, src INTEGER NOT NULL, ifx INTEGER NOT NULL, side INTEGER NOT NULL,
+	bytes INTEGER NOT NULL, packets INTEGER NOT NULL, flows INTEGER NOT NULL,
+	PRIMARY KEY (t, src, ifx, side)
+) WITHOUT ROWID;
+CREATE TABLE if_m (
+	t INTEGER NOT NULL, src INTEGER NOT NULL, ifx INTEGER NOT NULL, side INTEGER NOT NULL,
+	bytes INTEGER NOT NULL, packets INTEGER NOT NULL, flows INTEGER NOT NULL,
+	PRIMARY KEY (t, src, ifx, side)
+) WITHOUT ROWID;
+CREATE TABLE names (
+	id   INTEGER PRIMARY KEY,
+	name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE partitions (
+	start   INTEGER PRIMARY KEY, -- unix seconds
+	name    TEXT    NOT NULL,
+	indexed INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE provision_runs (
+	id         INTEGER PRIMARY KEY,
+	router_id  INTEGER NOT NULL REFERENCES routers(id) ON DELETE CASCADE,
+	time       INTEGER NOT NULL, -- unix ms
+	action     TEXT    NOT NULL,
+	ok         INTEGER NOT NULL,
+	summary    TEXT    NOT NULL DEFAULT '',
+	changes    TEXT    NOT NULL DEFAULT '[]',
+	transcript TEXT    NOT NULL DEFAULT '[]',
+	error      TEXT    NOT NULL DEFAULT ''
+);
+CREATE TABLE rollup_pending (
+	hour INTEGER PRIMARY KEY -- unix seconds
+);
+CREATE TABLE routers (
+	id              INTEGER PRIMARY KEY,
+	name            TEXT    NOT NULL UNIQUE,
+	address         TEXT    NOT NULL,
+	tls             INTEGER NOT NULL DEFAULT 0,
+	tls_fingerprint TEXT    NOT NULL DEFAULT '',
+	username        TEXT    NOT NULL DEFAULT '',
+	password        BLOB,
+	identity        TEXT    NOT NULL DEFAULT '',
+	board           TEXT    NOT NULL DEFAULT '',
+	model           TEXT    NOT NULL DEFAULT '',
+	serial          TEXT    NOT NULL DEFAULT '',
+	version         TEXT    NOT NULL DEFAULT '',
+	interfaces      TEXT    NOT NULL DEFAULT '[]',
+	addresses       TEXT    NOT NULL DEFAULT '[]',
+	state           TEXT    NOT NULL DEFAULT 'new',
+	state_detail    TEXT    NOT NULL DEFAULT '',
+	previous        TEXT    NOT NULL DEFAULT '{}',
+	target_id       TEXT    NOT NULL DEFAULT '',
+	target_created  INTEGER NOT NULL DEFAULT 0,
+	created_at      INTEGER NOT NULL, -- unix ms
+	updated_at      INTEGER NOT NULL, -- unix ms
+	last_contact    INTEGER NOT NULL DEFAULT 0 -- unix ms, 0 = never
+);
+CREATE TABLE subscribers (
+	id          INTEGER PRIMARY KEY,
+	router_id   INTEGER NOT NULL DEFAULT 0,  -- 0 for imported rows
+	prefix      TEXT    NOT NULL,            -- CIDR; /32 or /128 for hosts
+	first_addr  BLOB    NOT NULL,            -- 16 bytes (IPv4 mapped)
+	last_addr   BLOB    NOT NULL,            -- 16 bytes (IPv4 mapped)
+	name        TEXT    NOT NULL,
+	customer_id TEXT    NOT NULL DEFAULT '',
+	mac         INTEGER NOT NULL DEFAULT 0,  -- 48-bit MAC, 0 when unknown
+	source      TEXT    NOT NULL,            -- csv, queue, ppp, dhcp, arp
+	valid_from  INTEGER NOT NULL,            -- unix ms
+	valid_to    INTEGER                      -- unix ms, NULL while current
+);
+CREATE TABLE top_h (
+	dim INTEGER NOT NULL, t INTEGER NOT NULL, src INTEGER NOT NULL, dir INTEGER NOT NULL, k BLOB NOT NULL,
+	bytes INTEGER NOT NULL, packets INTEGER NOT NULL, flows INTEGER NOT NULL,
+	PRIMARY KEY (dim, t, src, dir, k)
+) WITHOUT ROWID;
+CREATE TABLE top_m (
+	dim INTEGER NOT NULL, t INTEGER NOT NULL, src INTEGER NOT NULL, dir INTEGER NOT NULL, k BLOB NOT NULL,
+	bytes INTEGER NOT NULL, packets INTEGER NOT NULL, flows INTEGER NOT NULL,
+	PRIMARY KEY (dim, t, src, dir, k)
+) WITHOUT ROWID;
+CREATE TABLE tot_h (
+	t INTEGER NOT NULL, src INTEGER NOT NULL, dir INTEGER NOT NULL,
+	bytes INTEGER NOT NULL, packets INTEGER NOT NULL, flows INTEGER NOT NULL,
+	PRIMARY KEY (t, src, dir)
+) WITHOUT ROWID;
+CREATE TABLE tot_m (
+	t INTEGER NOT NULL, src INTEGER NOT NULL, dir INTEGER NOT NULL,
+	bytes INTEGER NOT NULL, packets INTEGER NOT NULL, flows INTEGER NOT NULL,
+	PRIMARY KEY (t, src, dir)
+) WITHOUT ROWID;
+CREATE TABLE users (
+	id            INTEGER PRIMARY KEY,
+	name          TEXT    NOT NULL UNIQUE,
+	password_hash TEXT    NOT NULL,
+	created_at    INTEGER NOT NULL, -- unix ms
+	updated_at    INTEGER NOT NULL  -- unix ms
+);
