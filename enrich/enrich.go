@@ -182,6 +182,8 @@ func (e *Enricher) Run(ctx context.Context) error {
 	defer poll.Stop()
 	reload := time.NewTicker(e.cfg.GeoIP.ReloadInterval)
 	defer reload.Stop()
+	discover := time.NewTicker(discoverInterval)
+	defer discover.Stop()
 	e.pollAll(ctx)
 	for {
 		select {
@@ -189,8 +191,35 @@ func (e *Enricher) Run(ctx context.Context) error {
 			return nil
 		case <-poll.C:
 			e.pollAll(ctx)
+		case <-discover.C:
+			e.pollNew(ctx)
 		case <-reload.C:
 			e.reloadGeo()
+		}
+	}
+}
+
+// discoverInterval is how often Run looks for routers added to the
+// inventory since the last poll, so that a newly onboarded router's
+// subscribers and prefixes are known within seconds, not at the next poll.
+const discoverInterval = 10 * time.Second
+
+// pollNew polls the routers of the inventory that were never polled.
+func (e *Enricher) pollNew(ctx context.Context) {
+	if e.deps.Routers == nil || !e.cfg.Poll || e.deps.Dial == nil {
+		return
+	}
+	routers, err := e.deps.Routers.ListRouters(ctx)
+	if err != nil {
+		e.logger.Warn("cannot list routers for enrichment", "error", err)
+		return
+	}
+	for _, r := range routers {
+		e.mu.Lock()
+		_, known := e.routers[r.ID]
+		e.mu.Unlock()
+		if !known {
+			e.PollRouter(ctx, r)
 		}
 	}
 }

@@ -236,6 +236,8 @@ func (s *Server) handleTop(w http.ResponseWriter, r *http.Request) {
 			}
 		case dim == DimInterface && rt != nil:
 			row.Name = interfaceName(rt.Interfaces, e.Interface)
+		case dim == DimAS && s.deps.Names != nil:
+			row.Name = s.deps.Names.ASName(e.AS)
 		}
 		out.Rows = append(out.Rows, row)
 	}

@@ -26,6 +26,9 @@ type Deps struct {
 	Collector ExporterLister
 	// Users keeps the console users and the API tokens.
 	Users UserStore
+	// Names names autonomous systems (optional: without it only numbers
+	// are shown).
+	Names Namer
 	// Gatherer is served on /metrics; nil serves an empty registry.
 	Gatherer prometheus.Gatherer
 	// Registerer receives the web metrics; nil registers nothing.
@@ -103,6 +106,12 @@ type Provisioner interface {
 	// Remove deletes a router from the inventory, after undoing flowbox's
 	// settings on it when undo is set.
 	Remove(ctx context.Context, id int64, undo bool) error
+}
+
+// Namer names autonomous systems from the offline ASN data (implemented by
+// *enrich.Enricher).
+type Namer interface {
+	ASName(asn uint32) string
 }
 
 // ExporterLister reports the collector's counters per exporter.

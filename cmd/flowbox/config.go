@@ -13,7 +13,10 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/flowbox/flowbox/collector"
+	"github.com/flowbox/flowbox/enrich"
+	"github.com/flowbox/flowbox/provision"
 	"github.com/flowbox/flowbox/store"
+	"github.com/flowbox/flowbox/web"
 )
 
 // Config is the whole flowbox configuration file. Each section belongs to
@@ -24,6 +27,9 @@ type Config struct {
 	Log       LogConfig        `yaml:"log"`
 	Collector collector.Config `yaml:"collector"`
 	Store     store.Config     `yaml:"store"`
+	Web       web.Config       `yaml:"web"`
+	Enrich    enrich.Config    `yaml:"enrich"`
+	Provision provision.Config `yaml:"provision"`
 }
 
 // LogConfig selects the log level and format.
@@ -59,6 +65,9 @@ func DefaultConfig() Config {
 		Log:       LogConfig{Level: "info", Format: "text"},
 		Collector: collector.DefaultConfig(),
 		Store:     store.DefaultConfig(),
+		Web:       web.DefaultConfig(),
+		Enrich:    enrich.DefaultConfig(),
+		Provision: provision.DefaultConfig(),
 	}
 }
 
@@ -81,7 +90,21 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, prefixErr("collector", c.Collector.Validate()))
 	errs = append(errs, prefixErr("store", c.Store.Validate()))
+	errs = append(errs, prefixErr("web", c.Web.Validate()))
+	errs = append(errs, prefixErr("enrich", c.Enrich.Validate()))
+	errs = append(errs, prefixErr("provision", c.Provision.Validate()))
 	return errors.Join(errs...)
+}
+
+// reconcile derives settings that depend on other sections: unless the
+// provisioning port was changed from its default, routers are pointed at the
+// port the collector really listens on.
+func (c *Config) reconcile() {
+	if c.Provision.CollectorPort == provision.DefaultConfig().CollectorPort {
+		if p, ok := collectorPort(c.Collector.Listen); ok {
+			c.Provision.CollectorPort = p
+		}
+	}
 }
 
 // prefixErr prefixes every line of a joined error with the section name.

@@ -43,6 +43,12 @@ func commands() []command {
 		{"serve", "run the collector, store, provisioner and web console (default)", runServe},
 		{"check", "validate the configuration (--dump prints it with secrets redacted)", runCheck},
 		{"decode", "decode NetFlow/IPFIX from pcap files and print one JSON object per flow", runDecode},
+		{"simulate", "run simulated MikroTik routers, or blast flows at a collector (--target)", runSimulate},
+		{"stats", "print per-exporter flow statistics from the data directory (--json); works while serve runs", runStats},
+		{"subscribers", "import static customers from CSV: subscribers import [--replace] FILE", runSubscribers},
+		{"router", "manage routers: router add|list|show|provision|verify|undo|remove|create-user (works while serve runs)", runRouter},
+		{"token", "manage API tokens: create [--name N], list, revoke NAME|ID", runToken},
+		{"demo", "run flowbox with a simulated MikroTik fleet onboarded over the API (data in ./demo-data)", runDemo},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -2,18 +2,88 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"strings"
+
+	"gopkg.in/yaml.v3"
 )
 
-// runServe is wired up once the components exist (integration step).
+// runServe runs the long-lived service: collector, enrichment, store,
+// provisioner and web console, until SIGINT or SIGTERM.
 func runServe(ctx context.Context, e *env, args []string) error {
-	return errors.New("serve: not wired yet")
+	fs := newFlagSet(e, "serve")
+	load := commonFlags(fs)
+	listenNetflow := fs.String("listen-netflow", "", "UDP `ADDR[,ADDR...]` to collect NetFlow/IPFIX on (overrides collector.listen)")
+	listenWeb := fs.String("listen-web", "", "`ADDR` of the web console (overrides web.listen)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadServeConfig(e, load, *listenNetflow, *listenWeb)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(e.stderr, cfg.Log)
+	a, err := buildApp(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	return a.run(ctx)
 }
 
+// loadServeConfig loads the configuration and applies the command-line and
+// environment overrides of serve (and demo).
+func loadServeConfig(e *env, load func() (Config, error), listenNetflow, listenWeb string) (Config, error) {
+	cfg, err := load()
+	if err != nil {
+		return cfg, err
+	}
+	if listenNetflow != "" {
+		cfg.Collector.Listen = strings.Split(listenNetflow, ",")
+	}
+	if listenWeb != "" {
+		cfg.Web.Listen = listenWeb
+	}
+	cfg.Web.ApplyEnv(e.getenv)
+	cfg.reconcile()
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("invalid config:\n%w", err)
+	}
+	return cfg, nil
+}
+
+// runCheck builds the whole component graph from the configuration without
+// starting anything, so a bad configuration is reported before a restart.
+// With --dump it prints the effective configuration, secrets redacted.
 func runCheck(ctx context.Context, e *env, args []string) error {
-	return errors.New("check: not wired yet")
-}
-
-func runDecode(ctx context.Context, e *env, args []string) error {
-	return errors.New("decode: not wired yet")
+	fs := newFlagSet(e, "check")
+	load := commonFlags(fs)
+	dump := fs.Bool("dump", false, "print the effective configuration (secrets redacted)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadServeConfig(e, load, "", "")
+	if err != nil {
+		return err
+	}
+	if *dump {
+		red := cfg
+		red.Web = cfg.Web.Redacted()
+		b, err := yaml.Marshal(red)
+		if err != nil {
+			return fmt.Errorf("cannot print config: %w", err)
+		}
+		_, _ = e.stdout.Write(b)
+		return nil
+	}
+	logger := newLogger(e.stderr, cfg.Log)
+	a, err := buildApp(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	if err := a.close(); err != nil {
+		return fmt.Errorf("cannot close store: %w", err)
+	}
+	fmt.Fprintln(e.stdout, "configuration OK")
+	return nil
 }

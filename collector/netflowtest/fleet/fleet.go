@@ -205,6 +205,7 @@ func (f *Fleet) newRouter(i int, src netip.Addr) (*Router, error) {
 	}
 	p := personality(model, major, seed, cfg.Username, password)
 	p.TLS = cfg.TLS
+	addSourceAddress(&p, src)
 	logger := f.logger.With("router", model.Identity())
 	srv, err := routerostest.NewServer(p, logger.With("component", "routeros-api"))
 	if err != nil {
@@ -384,4 +385,20 @@ func isLocal(a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// addSourceAddress puts the address the router exports from on a loopback
+// bridge, as an operator would give a router a stable management address:
+// flowbox attributes flows to a router by its /ip/address entries.
+func addSourceAddress(p *routerostest.Personality, src netip.Addr) {
+	var next uint32
+	for _, i := range p.Interfaces {
+		if i.Index > next && i.Index < 1<<20 {
+			next = i.Index
+		}
+	}
+	next++
+	p.Interfaces = append(p.Interfaces, routerostest.Interface{Index: next, Name: "loopback", Type: "bridge",
+		Comment: "management", MTU: 1500})
+	p.Addresses = append(p.Addresses, routerostest.Address{Address: netip.PrefixFrom(src, 32), Interface: "loopback"})
 }

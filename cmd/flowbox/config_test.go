@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestShippedConfig checks that the shipped configuration, whose keys are
+// all commented out, is exactly the defaults, and that the dev config is
+// valid.
+func TestShippedConfig(t *testing.T) {
+	got, err := LoadConfig(filepath.Join("..", "..", "configs", "flowbox.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := got.Validate(); err != nil {
+		t.Fatalf("shipped config is invalid: %v", err)
+	}
+	if diff := cmp.Diff(DefaultConfig(), got); diff != "" {
+		t.Errorf("shipped config differs from the defaults (-want +got):\n%s", diff)
+	}
+	dev, err := LoadConfig(filepath.Join("..", "..", "configs", "dev.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.Validate(); err != nil {
+		t.Fatalf("dev config is invalid: %v", err)
+	}
+}
+
+// TestShippedConfigUncommented uncomments every key of the shipped file
+// and checks that it still loads: the documented keys exist.
+func TestShippedConfigUncommented(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "configs", "flowbox.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A commented key is "#key:" or "#  nested-key:" or "#  - item";
+	// prose comments are "# Words ...".
+	key := regexp.MustCompile(`^(\s*)#(\s*)(- |[A-Za-z0-9_."-]+:(\s|$))`)
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		out = append(out, key.ReplaceAllString(line, "$1$2$3"))
+	}
+	path := filepath.Join(t.TempDir(), "all.yaml")
+	if err := os.WriteFile(path, []byte(strings.Join(out, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatalf("uncommented shipped config does not load: %v", err)
+	}
+	cfg.reconcile()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("uncommented shipped config is invalid: %v", err)
+	}
+	if cfg.Collector.SamplingOverride["192.0.2.1"] != 100 || len(cfg.Enrich.Applications) != 1 {
+		t.Errorf("examples were not loaded: %+v %+v", cfg.Collector.SamplingOverride, cfg.Enrich.Applications)
+	}
+}
+
+// TestBadConfigs checks that each bad file fails with a message naming the
+// offending key.
+func TestBadConfigs(t *testing.T) {
+	want := map[string]string{
+		"unknown-key.yaml": "field listne not found",
+		"bad-listen.yaml":  `collector.listen: "not an address"`,
+		"retention.yaml":   "store.raw-retention: must be at least 1h",
+		"log-level.yaml":   `log.level: "loud" is not one of`,
+		"not-yaml.yaml":    "cannot parse config",
+	}
+	for file, msg := range want {
+		t.Run(file, func(t *testing.T) {
+			var stderr bytes.Buffer
+			e := &env{stdout: &bytes.Buffer{}, stderr: &stderr, getenv: func(string) string { return "" }}
+			err := run(context.Background(), e, []string{"check", "--config", filepath.Join("testdata", "bad", file), "--data-dir", t.TempDir()})
+			if err == nil || !strings.Contains(err.Error(), msg) {
+				t.Fatalf("flowbox check: got %v, want an error containing %q", err, msg)
+			}
+		})
+	}
+}
+
+// TestCheckBuildsEverything runs `flowbox check` on a fresh data directory:
+// the whole component graph is built without starting anything.
+func TestCheckBuildsEverything(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	e := &env{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }}
+	if err := run(context.Background(), e, []string{"check", "--data-dir", t.TempDir()}); err != nil {
+		t.Fatalf("check: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "configuration OK") {
+		t.Errorf("check printed %q", stdout.String())
+	}
+	stdout.Reset()
+	e.getenv = func(k string) string {
+		if k == "FLOWBOX_ADMIN_PASSWORD" {
+			return "s3cret-admin-pw"
+		}
+		return ""
+	}
+	if err := run(context.Background(), e, []string{"check", "--dump", "--data-dir", t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stdout.String(), "s3cret-admin-pw") || !strings.Contains(stdout.String(), "listen:") {
+		t.Errorf("--dump leaks the password or prints nothing:\n%s", stdout.String())
+	}
+}

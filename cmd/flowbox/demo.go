@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flowbox/flowbox/collector/netflowtest/fleet"
+	"github.com/flowbox/flowbox/provision"
+	"github.com/flowbox/flowbox/store"
+)
+
+// demoRouterPassword is the API password of the simulated routers. They
+// listen on loopback only.
+const demoRouterPassword = "demo-router"
+
+// runDemo starts flowbox serve with a simulated MikroTik fleet (one v6 and
+// two v7 routers by default), onboards the routers through the normal
+// provisioning path with their API logins, and prints the web address and
+// login. It runs until SIGINT/SIGTERM.
+func runDemo(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet(e, "demo")
+	load := commonFlags(fs)
+	listenNetflow := fs.String("listen-netflow", "", "UDP `ADDR[,ADDR...]` to collect on (overrides collector.listen)")
+	listenWeb := fs.String("listen-web", "", "`ADDR` of the web console (overrides web.listen)")
+	routers := fs.Int("routers", 3, "number of simulated routers (router 0 is RouterOS v6, the others v7)")
+	rate := fs.Float64("rate", 300, "flows per second per router (at the evening peak)")
+	subscribers := fs.Int("subscribers", 300, "subscribers per router")
+	apiPortBase := fs.Int("api-port-base", 18728, "API port of the first simulated router (0: any free port)")
+	seed := fs.Uint64("seed", 1, "seed of the simulated traffic")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("demo: unexpected argument %q", fs.Arg(0))}
+	}
+	cfg, err := loadServeConfig(e, func() (Config, error) {
+		c, err := load()
+		if err == nil && !flagSet(fs, "data-dir") {
+			c.DataDir = "demo-data"
+		}
+		return c, err
+	}, *listenNetflow, *listenWeb)
+	if err != nil {
+		return err
+	}
+	adminPassword, err := demoAdminPassword(cfg.DataDir, cfg.Web.AdminPassword)
+	if err != nil {
+		return err
+	}
+	cfg.Web.AdminPassword = adminPassword
+	logger := newLogger(e.stderr, cfg.Log)
+
+	a, err := buildApp(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runDone := make(chan error, 1)
+	go func() { runDone <- a.run(runCtx) }()
+	select {
+	case <-a.collector.Ready():
+	case err := <-runDone:
+		return err
+	}
+
+	fl, err := fleet.New(fleet.Config{
+		Routers:     *routers,
+		APIPortBase: *apiPortBase,
+		Versions:    "mixed",
+		Password:    demoRouterPassword,
+		Rate:        *rate,
+		DailyCurve:  true,
+		Subscribers: *subscribers,
+		Seed:        *seed,
+	}, logger.With("component", "simulate"))
+	if err != nil {
+		cancel()
+		<-runDone
+		return fmt.Errorf("cannot build the simulated fleet: %w", err)
+	}
+	if err := fl.Start(); err != nil {
+		cancel()
+		<-runDone
+		return fmt.Errorf("cannot start the simulated fleet: %w", err)
+	}
+	defer fl.Stop()
+
+	onboardFleet(runCtx, e, a.prov, fl, logger)
+
+	fmt.Fprintf(e.stdout, "\nflowbox demo is running (data in %s)\n", cfg.DataDir)
+	fmt.Fprintf(e.stdout, "  web console: %s\n", webURL(cfg.Web.Listen, cfg.Web.TLS.Cert != "" || cfg.Web.TLS.SelfSigned))
+	fmt.Fprintf(e.stdout, "  login:       admin / %s\n", adminPassword)
+	fmt.Fprintf(e.stdout, "  routers:     %d simulated MikroTik routers, onboarded over the RouterOS API\n", len(fl.Routers()))
+	fmt.Fprintln(e.stdout, "Press Ctrl-C to stop.")
+
+	select {
+	case err := <-runDone:
+		return err
+	case <-ctx.Done():
+	}
+	fl.Stop()
+	cancel()
+	return <-runDone
+}
+
+// onboardFleet adds (when new), provisions and verifies every simulated
+// router concurrently, as a user would with `flowbox router add`.
+func onboardFleet(ctx context.Context, e *env, prov *provision.Provisioner, fl *fleet.Fleet, logger *slog.Logger) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, r := range fl.Routers() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg := onboardRouter(ctx, prov, r)
+			mu.Lock()
+			fmt.Fprintln(e.stdout, msg)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	logger.Debug("fleet onboarded")
+}
+
+// onboardRouter runs add (first run only), apply and verify for one router
+// and returns a one-line report.
+func onboardRouter(ctx context.Context, prov *provision.Provisioner, r *fleet.Router) string {
+	name := r.Identity
+	existing, err := prov.Router(ctx, name)
+	switch {
+	case err == nil && existing.Address != r.APIAddr():
+		// A previous demo run used other ports: re-add with the new address.
+		if err := prov.Remove(ctx, name, true); err != nil {
+			return fmt.Sprintf("  %-10s cannot replace old entry: %v", name, err)
+		}
+		fallthrough
+	case errors.Is(err, store.ErrNotFound):
+		if _, _, err := prov.Add(ctx, provision.AddRequest{
+			Name: name, Address: r.APIAddr(), Username: r.Username, Password: r.Password,
+		}); err != nil {
+			return fmt.Sprintf("  %-10s add failed: %v", name, err)
+		}
+	case err != nil:
+		return fmt.Sprintf("  %-10s %v", name, err)
+	}
+	res, err := prov.Apply(ctx, name)
+	if err != nil {
+		return fmt.Sprintf("  %-10s provisioning failed: %v", name, err)
+	}
+	v, err := prov.Verify(ctx, name, 60*time.Second)
+	if err != nil {
+		return fmt.Sprintf("  %-10s verification failed: %v", name, err)
+	}
+	status := "flows arriving from " + v.Exporter.String()
+	if !v.OK {
+		status = v.Diagnosis
+	}
+	return fmt.Sprintf("  %-10s RouterOS %-8s %s; %s", name, r.Version, res.Summary, status)
+}
+
+// demoAdminPassword returns the console password of the demo: the
+// configured one, else the one saved in the data directory by an earlier
+// run, else a new random one (saved with mode 0600).
+func demoAdminPassword(dataDir, configured string) (string, error) {
+	if configured != "" {
+		return configured, nil
+	}
+	path := filepath.Join(dataDir, "demo-admin-password")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 8 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	buf := make([]byte, 6)
+	if _, err := rand.Read(buf); err != nil {
+		return "", fmt.Errorf("cannot generate a password: %w", err)
+	}
+	pw := "demo-" + hex.EncodeToString(buf)
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return "", fmt.Errorf("cannot create data directory: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("cannot save the demo password: %w", err)
+	}
+	return pw, nil
+}
+
+// webURL turns a listen address into the URL a browser on this machine
+// opens.
+func webURL(listen string, tls bool) string {
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	host := listen
+	if strings.HasPrefix(host, ":") {
+		host = "localhost" + host
+	} else if strings.HasPrefix(host, "0.0.0.0:") {
+		host = "localhost" + strings.TrimPrefix(host, "0.0.0.0")
+	}
+	return scheme + "://" + host + "/"
+}
+
+// flagSet reports whether the named flag was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			found = true
+		}
+	})
+	return found
+}

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/flowbox/flowbox/collector"
+	"github.com/flowbox/flowbox/enrich"
+	"github.com/flowbox/flowbox/provision"
+	"github.com/flowbox/flowbox/store"
+	"github.com/flowbox/flowbox/web"
+)
+
+// statsInterval is how often the collector's per-exporter counters are
+// saved to the store, so that `flowbox stats` in another process sees them.
+const statsInterval = 5 * time.Second
+
+// app is the component graph of `flowbox serve`, built in dependency order.
+type app struct {
+	cfg    Config
+	logger *slog.Logger
+	reg    *prometheus.Registry
+
+	store     *store.Store
+	enricher  *enrich.Enricher
+	collector *collector.Collector
+	prov      *provision.Provisioner
+	web       *web.Server
+}
+
+// buildApp opens the store and builds every component. It starts nothing
+// but the store's database (which must be open for the others to be
+// built); the caller must call close.
+func buildApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) {
+	a := &app{cfg: cfg, logger: logger, reg: prometheus.NewRegistry()}
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	st, err := store.Open(ctx, cfg.DataDir, cfg.Store, logger.With("component", "store"), a.reg)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open store: %w", err)
+	}
+	a.store = st
+	if err := a.build(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *app) build() error {
+	cfg, logger, st := a.cfg, a.logger, a.store
+	enr, err := enrich.New(cfg.Enrich, enrich.Deps{
+		Next:        st,
+		Logger:      logger.With("component", "enrich"),
+		Registerer:  a.reg,
+		Resolver:    st,
+		Routers:     st,
+		Dial:        enrich.DialRouterOS,
+		Subscribers: st,
+	})
+	if err != nil {
+		return fmt.Errorf("cannot build enrichment: %w", err)
+	}
+	a.enricher = enr
+	coll, err := collector.New(cfg.Collector, collector.Deps{
+		Sink:       enr,
+		Logger:     logger.With("component", "collector"),
+		Registerer: a.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("cannot build collector: %w", err)
+	}
+	a.collector = coll
+	prov, err := provision.New(cfg.Provision, provision.Deps{
+		Store:      st,
+		Collector:  a.exporters(),
+		Logger:     logger.With("component", "provision"),
+		Registerer: a.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("cannot build provisioner: %w", err)
+	}
+	a.prov = prov
+	srv, err := web.New(cfg.Web, web.Deps{
+		Store:       st,
+		Routers:     st,
+		Provisioner: webProvisioner{prov: prov, store: st},
+		Collector:   a.exporters(),
+		Users:       st,
+		Names:       enr,
+		Gatherer:    a.reg,
+		Registerer:  a.reg,
+		Logger:      logger.With("component", "web"),
+		DataDir:     cfg.DataDir,
+		Settings: web.Settings{
+			CollectorListen: cfg.Collector.Listen,
+			RawRetention:    web.Duration(cfg.Store.RawRetention),
+			MinuteRetention: web.Duration(cfg.Store.MinuteRetention),
+			HourRetention:   web.Duration(cfg.Store.HourRetention),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("cannot build web server: %w", err)
+	}
+	a.web = srv
+	return nil
+}
+
+// close releases what buildApp opened.
+func (a *app) close() error {
+	return a.store.Close()
+}
+
+// run starts every component and blocks until ctx is done or one of them
+// fails. Shutdown order: the collector stops reading and flushes its last
+// batches through enrichment into the store; only then is the store told to
+// drain its queue and write the current minute's rollups.
+func (a *app) run(ctx context.Context) error {
+	if err := a.web.Bootstrap(ctx); err != nil {
+		return fmt.Errorf("cannot create the admin user: %w", err)
+	}
+	storeCtx, stopStore := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopStore()
+	storeDone := make(chan error, 1)
+	go func() { storeDone <- a.store.Run(storeCtx) }()
+
+	g, gctx := errgroup.WithContext(ctx)
+	collDone := make(chan struct{})
+	g.Go(func() error {
+		defer close(collDone)
+		if err := a.collector.Run(gctx); err != nil {
+			return fmt.Errorf("collector: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := a.enricher.Run(gctx); err != nil {
+			return fmt.Errorf("enrichment: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := a.prov.Run(gctx); err != nil {
+			return fmt.Errorf("provisioner: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := a.web.Run(gctx); err != nil {
+			return fmt.Errorf("web: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		a.saveStatsLoop(gctx, collDone)
+		return nil
+	})
+	select {
+	case <-a.collector.Ready():
+		a.logger.Info("flowbox started", "version", version, "netflow", a.collector.Addrs(),
+			"web", a.cfg.Web.Listen, "data-dir", a.cfg.DataDir)
+	case <-gctx.Done():
+	}
+	err := g.Wait()
+	stopStore()
+	if serr := <-storeDone; serr != nil && !errors.Is(serr, context.Canceled) {
+		err = errors.Join(err, fmt.Errorf("store: %w", serr))
+	}
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	a.logger.Info("flowbox stopped")
+	return err
+}
+
+// saveStatsLoop persists the collector's per-exporter counters every
+// statsInterval and once more after the collector has stopped.
+func (a *app) saveStatsLoop(ctx context.Context, collDone <-chan struct{}) {
+	t := time.NewTicker(statsInterval)
+	defer t.Stop()
+	save := func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := a.store.SaveExporterStats(sctx, a.exporters().Exporters()); err != nil {
+			a.logger.Warn("cannot save exporter stats", "err", err)
+		}
+	}
+	for {
+		select {
+		case <-t.C:
+			save()
+		case <-ctx.Done():
+			<-collDone
+			save()
+			return
+		}
+	}
+}
+
+// collectorPort returns the UDP port of the first NetFlow listen address,
+// which provisioning points routers at unless configured otherwise.
+func collectorPort(listen []string) (int, bool) {
+	for _, l := range listen {
+		_, p, err := net.SplitHostPort(l)
+		if err != nil {
+			continue
+		}
+		if n, err := strconv.Atoi(p); err == nil && n > 0 {
+			return n, true
+		}
+	}
+	return 0, false
+}
+
+// attributedExporters is the collector's per-exporter counters with each
+// exporter attributed to its router, the way the store attributes flows.
+type attributedExporters struct {
+	coll  *collector.Collector
+	store *store.Store
+}
+
+func (a *app) exporters() attributedExporters {
+	return attributedExporters{coll: a.collector, store: a.store}
+}
+
+// Exporters returns the collector's counters with RouterID set.
+func (x attributedExporters) Exporters() []store.ExporterStats {
+	stats := x.coll.Exporters()
+	for i := range stats {
+		if id, ok := x.store.RouterFor(stats[i].Exporter); ok {
+			stats[i].RouterID = id
+		}
+	}
+	return stats
+}
