@@ -67,8 +67,16 @@ func DefaultConfig() Config {
 		Store:     store.DefaultConfig(),
 		Web:       web.DefaultConfig(),
 		Enrich:    enrich.DefaultConfig(),
-		Provision: provision.DefaultConfig(),
+		Provision: defaultProvision(),
 	}
+}
+
+// defaultProvision is the provisioning defaults with the collector port
+// left to reconcile (0: the port of the first collector listen address).
+func defaultProvision() provision.Config {
+	p := provision.DefaultConfig()
+	p.CollectorPort = 0
+	return p
 }
 
 // Validate checks every section and returns all problems at once, each
@@ -97,10 +105,11 @@ func (c *Config) Validate() error {
 }
 
 // reconcile derives settings that depend on other sections: unless the
-// provisioning port was changed from its default, routers are pointed at the
-// port the collector really listens on.
+// provisioning port is set (provision.collector-port), routers are pointed
+// at the port the collector really listens on.
 func (c *Config) reconcile() {
-	if c.Provision.CollectorPort == provision.DefaultConfig().CollectorPort {
+	if c.Provision.CollectorPort == 0 {
+		c.Provision.CollectorPort = provision.DefaultConfig().CollectorPort
 		if p, ok := collectorPort(c.Collector.Listen); ok {
 			c.Provision.CollectorPort = p
 		}
@@ -138,12 +147,18 @@ func LoadConfig(path string) (Config, error) {
 	return cfg, nil
 }
 
-// commonFlags registers the flags every subcommand takes and returns a
-// function that loads and validates the configuration after parsing.
-func commonFlags(fs *flag.FlagSet) func() (Config, error) {
+// configLoader loads and validates the configuration after the flags were
+// parsed. Mutators run after the file and --data-dir are applied and before
+// the derived settings are computed and the whole is validated, so commands
+// can apply their own overrides.
+type configLoader func(mutate ...func(*Config)) (Config, error)
+
+// commonFlags registers the flags every subcommand takes and returns the
+// loader of the configuration.
+func commonFlags(fs *flag.FlagSet) configLoader {
 	cfgPath := fs.String("config", "", "configuration `FILE` (YAML); defaults apply when absent")
 	dataDir := fs.String("data-dir", "", "data `DIR` (overrides data-dir in the config)")
-	return func() (Config, error) {
+	return func(mutate ...func(*Config)) (Config, error) {
 		cfg, err := LoadConfig(*cfgPath)
 		if err != nil {
 			return cfg, err
@@ -151,6 +166,10 @@ func commonFlags(fs *flag.FlagSet) func() (Config, error) {
 		if *dataDir != "" {
 			cfg.DataDir = *dataDir
 		}
+		for _, m := range mutate {
+			m(&cfg)
+		}
+		cfg.reconcile()
 		if err := cfg.Validate(); err != nil {
 			return cfg, fmt.Errorf("invalid config:\n%w", err)
 		}

@@ -20,8 +20,13 @@ func TestShippedConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := got.Validate(); err != nil {
+	effective := got
+	effective.reconcile()
+	if err := effective.Validate(); err != nil {
 		t.Fatalf("shipped config is invalid: %v", err)
+	}
+	if effective.Provision.CollectorPort != 2055 {
+		t.Errorf("routers would be pointed at port %d, want the collector's 2055", effective.Provision.CollectorPort)
 	}
 	if diff := cmp.Diff(DefaultConfig(), got); diff != "" {
 		t.Errorf("shipped config differs from the defaults (-want +got):\n%s", diff)
@@ -30,6 +35,7 @@ func TestShippedConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dev.reconcile()
 	if err := dev.Validate(); err != nil {
 		t.Fatalf("dev config is invalid: %v", err)
 	}

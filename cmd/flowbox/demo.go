@@ -43,13 +43,11 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("demo: unexpected argument %q", fs.Arg(0))}
 	}
-	cfg, err := loadServeConfig(e, func() (Config, error) {
-		c, err := load()
-		if err == nil && !flagSet(fs, "data-dir") {
+	cfg, err := loadServeConfig(e, load, *listenNetflow, *listenWeb, func(c *Config) {
+		if !flagSet(fs, "data-dir") {
 			c.DataDir = "demo-data"
 		}
-		return c, err
-	}, *listenNetflow, *listenWeb)
+	})
 	if err != nil {
 		return err
 	}

@@ -182,7 +182,9 @@ func (a *app) run(ctx context.Context) error {
 }
 
 // saveStatsLoop persists the collector's per-exporter counters every
-// statsInterval and once more after the collector has stopped.
+// statsInterval and once more after the collector has stopped. On the same
+// tick it reloads the router attribution, so routers added by another
+// process are recognised within statsInterval.
 func (a *app) saveStatsLoop(ctx context.Context, collDone <-chan struct{}) {
 	t := time.NewTicker(statsInterval)
 	defer t.Stop()
@@ -196,6 +198,10 @@ func (a *app) saveStatsLoop(ctx context.Context, collDone <-chan struct{}) {
 	for {
 		select {
 		case <-t.C:
+			// Routers added by `flowbox router add` in another process.
+			if err := a.store.ReloadRouters(ctx); err != nil && ctx.Err() == nil {
+				a.logger.Warn("cannot reload routers", "err", err)
+			}
 			save()
 		case <-ctx.Done():
 			<-collDone

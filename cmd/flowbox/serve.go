@@ -32,24 +32,17 @@ func runServe(ctx context.Context, e *env, args []string) error {
 }
 
 // loadServeConfig loads the configuration and applies the command-line and
-// environment overrides of serve (and demo).
-func loadServeConfig(e *env, load func() (Config, error), listenNetflow, listenWeb string) (Config, error) {
-	cfg, err := load()
-	if err != nil {
-		return cfg, err
-	}
-	if listenNetflow != "" {
-		cfg.Collector.Listen = strings.Split(listenNetflow, ",")
-	}
-	if listenWeb != "" {
-		cfg.Web.Listen = listenWeb
-	}
-	cfg.Web.ApplyEnv(e.getenv)
-	cfg.reconcile()
-	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("invalid config:\n%w", err)
-	}
-	return cfg, nil
+// environment overrides of serve (and demo), then extra mutators.
+func loadServeConfig(e *env, load configLoader, listenNetflow, listenWeb string, extra ...func(*Config)) (Config, error) {
+	return load(append([]func(*Config){func(cfg *Config) {
+		if listenNetflow != "" {
+			cfg.Collector.Listen = strings.Split(listenNetflow, ",")
+		}
+		if listenWeb != "" {
+			cfg.Web.Listen = listenWeb
+		}
+		cfg.Web.ApplyEnv(e.getenv)
+	}}, extra...)...)
 }
 
 // runCheck builds the whole component graph from the configuration without

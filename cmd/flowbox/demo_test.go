@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestDemo runs `flowbox demo` as the README's first command does: three
+// simulated routers (one v6, two v7) onboarded through the normal
+// provisioning path. It waits until the fleet page's API shows all three
+// online, the store holds flows from each, `flowbox stats` (another reader
+// of the same data directory) sees them, and the top talkers carry
+// subscriber names learned from the routers.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo runs for about a minute")
+	}
+	dataDir := t.TempDir()
+	webAddr := "127.0.0.1:" + strconv.Itoa(freePort(t, "tcp"))
+	nfAddr := "127.0.0.1:" + strconv.Itoa(freePort(t, "udp"))
+	stdout, stderr, stop := startCommand(t, "demo", "--data-dir", dataDir, "--listen-web", webAddr,
+		"--listen-netflow", nfAddr, "--api-port-base", "0", "--rate", "400")
+
+	var password string
+	loginLine := regexp.MustCompile(`login:\s+admin / (\S+)`)
+	waitFor(t, 90*time.Second, "the demo to print its login", func() (bool, string) {
+		m := loginLine.FindStringSubmatch(stdout.String())
+		if m == nil {
+			return false, stdout.String() + stderr.String()
+		}
+		password = m[1]
+		return true, ""
+	})
+	out := stdout.String()
+	for _, want := range []string{"RouterOS 6.", "RouterOS 7.", "flows arriving from", "web console: http://" + webAddr + "/"} {
+		if !bytes.Contains([]byte(out), []byte(want)) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+
+	c := login(t, "http://"+webAddr, "admin", password)
+	var routers []apiRouter
+	waitFor(t, 60*time.Second, "three online routers", func() (bool, string) {
+		routers = nil
+		c.get("/api/v1/routers", &routers)
+		online := 0
+		for _, r := range routers {
+			if r.Status == "online" && r.State == "configured" {
+				online++
+			}
+		}
+		return len(routers) == 3 && online == 3, fmt.Sprintf("%+v", routers)
+	})
+	majors := map[byte]int{}
+	for _, r := range routers {
+		majors[r.Version[0]]++
+		var page struct {
+			Flows []struct {
+				RouterID int64 `json:"router_id"`
+			} `json:"flows"`
+		}
+		if code := c.get(fmt.Sprintf("/api/v1/flows?router=%d&range=1h&limit=5", r.ID), &page); code != 200 || len(page.Flows) == 0 {
+			t.Errorf("router %s: flow search answered %d with %d flows", r.Name, code, len(page.Flows))
+		}
+		for _, f := range page.Flows {
+			if f.RouterID != r.ID {
+				t.Errorf("router %s: flow search returned a flow of router %d", r.Name, f.RouterID)
+			}
+		}
+	}
+	if majors['6'] != 1 || majors['7'] != 2 {
+		t.Errorf("fleet versions: %v, want one v6 and two v7", majors)
+	}
+
+	// flowbox stats reads the same data directory while the demo runs.
+	var statsOut syncBuffer
+	e := &env{stdout: &statsOut, stderr: &syncBuffer{}, getenv: func(string) string { return "" }}
+	waitFor(t, 30*time.Second, "flowbox stats to list the three routers", func() (bool, string) {
+		statsOut = syncBuffer{}
+		if err := run(context.Background(), e, []string{"stats", "--json", "--data-dir", dataDir}); err != nil {
+			return false, err.Error()
+		}
+		var rows []struct {
+			Router      string `json:"router"`
+			FlowsStored uint64 `json:"flows_stored"`
+		}
+		if err := json.Unmarshal([]byte(statsOut.String()), &rows); err != nil {
+			return false, err.Error()
+		}
+		stored := map[string]bool{}
+		for _, r := range rows {
+			if r.FlowsStored > 0 && r.Router != "" {
+				stored[r.Router] = true
+			}
+		}
+		return len(stored) == 3, statsOut.String()
+	})
+
+	// Rollups are written once a minute: wait for the top talkers.
+	for _, r := range routers {
+		waitFor(t, 100*time.Second, "top talkers with subscriber names on "+r.Name, func() (bool, string) {
+			var top apiTop
+			c.get(fmt.Sprintf("/api/v1/top/local?router=%d&range=1h&limit=10", r.ID), &top)
+			named := 0
+			for _, row := range top.Rows {
+				if row.Name != "" && row.Bytes > 0 {
+					named++
+				}
+			}
+			return named >= 3, fmt.Sprintf("%+v", top)
+		})
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("demo did not stop cleanly: %v\n%s", err, stderr.String())
+	}
+}

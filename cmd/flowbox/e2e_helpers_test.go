@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for a command writing while the test
+// reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// freePort returns a loopback port that was free a moment ago for the
+// network ("tcp" or "udp").
+func freePort(t *testing.T, network string) int {
+	t.Helper()
+	if network == "udp" {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startCommand runs a flowbox command in-process until the test ends (or
+// stop is called) and returns its output streams.
+func startCommand(t *testing.T, args ...string) (stdout, stderr *syncBuffer, stop func() error) {
+	t.Helper()
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	e := &env{stdin: strings.NewReader(""), stdout: stdout, stderr: stderr, getenv: func(string) string { return "" }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, e, args) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(60 * time.Second):
+				err = fmt.Errorf("flowbox %s did not stop within 60s", args[0])
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("flowbox %s: %v\nstderr:\n%s", args[0], err, stderr.String())
+		}
+	})
+	return stdout, stderr, stop
+}
+
+// waitFor polls cond every 500 ms until it returns true or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s; last state: %s", timeout, what, last)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// consoleClient is an HTTP client logged in to the web console.
+type consoleClient struct {
+	t    *testing.T
+	base string
+	http *http.Client
+}
+
+// login logs in through the login form, as a browser would.
+func login(t *testing.T, base, user, password string) *consoleClient {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &consoleClient{t: t, base: base, http: &http.Client{Jar: jar, Timeout: 30 * time.Second}}
+	resp, err := c.http.PostForm(base+"/login", url.Values{"username": {user}, "password": {password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("login: status %d", resp.StatusCode)
+	}
+	var me map[string]any
+	if code := c.get("/api/v1/me", &me); code != http.StatusOK {
+		t.Fatalf("after login, /api/v1/me answers %d", code)
+	}
+	return c
+}
+
+// get fetches an API path into out and returns the status code.
+func (c *consoleClient) get(path string, out any) int {
+	c.t.Helper()
+	resp, err := c.http.Get(c.base + path)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if resp.StatusCode == http.StatusOK && out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			c.t.Fatalf("GET %s: %v in %s", path, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+// apiRouter is the part of GET /api/v1/routers the tests read.
+type apiRouter struct {
+	ID          int64   `json:"id"`
+	Name        string  `json:"name"`
+	Version     string  `json:"version"`
+	Status      string  `json:"status"`
+	State       string  `json:"state"`
+	FlowsPerSec float64 `json:"flows_per_sec"`
+}
+
+// apiTop is the part of GET /api/v1/top/{dimension} the tests read.
+type apiTop struct {
+	Resolution string `json:"resolution"`
+	Rows       []struct {
+		Key   string `json:"key"`
+		Name  string `json:"name"`
+		Bytes uint64 `json:"bytes"`
+	} `json:"rows"`
+}

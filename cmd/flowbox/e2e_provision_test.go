@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowbox/flowbox/collector/netflowtest/fleet"
+	"github.com/flowbox/flowbox/store"
+)
+
+// TestRouterAddWhileServing is the onboarding path end to end, with the
+// pieces in separate roles as in production: `flowbox serve` runs; a
+// simulated RouterOS v7 router serves the API; `flowbox router add` (a
+// second "process" on the same data directory and config) connects, plans,
+// applies and waits for the first flows; the running server attributes the
+// flows to the new router, which the console then shows online. Undo stops
+// the exports and restores the router's settings.
+func TestRouterAddWhileServing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	webAddr := "127.0.0.1:" + strconv.Itoa(freePort(t, "tcp"))
+	nfPort := freePort(t, "udp")
+	cfgPath := filepath.Join(dir, "flowbox.yaml")
+	cfg := fmt.Sprintf("data-dir: %s\ncollector:\n  listen: [\"127.0.0.1:%d\"]\nweb:\n  listen: %q\n  admin-password: e2e-admin-pw\n", dataDir, nfPort, webAddr)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, serveErr, _ := startCommand(t, "serve", "--config", cfgPath)
+	waitFor(t, 30*time.Second, "the console", func() (bool, string) {
+		resp, err := http.Get("http://" + webAddr + "/healthz")
+		if err != nil {
+			return false, err.Error() + serveErr.String()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+	c := login(t, "http://"+webAddr, "admin", "e2e-admin-pw")
+
+	fl, err := fleet.New(fleet.Config{Routers: 1, Versions: "7", Password: "router-pw", Rate: 300, Seed: 7},
+		slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fl.Stop)
+	rt := fl.Routers()[0]
+	before := rt.Server.TrafficFlow()
+
+	pwFile := filepath.Join(dir, "router.pw")
+	if err := os.WriteFile(pwFile, []byte("router-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut syncBuffer
+	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := run(ctx, e, []string{"router", "add", "--config", cfgPath, "--name", "tower1",
+		"--address", rt.APIAddr(), "--user", rt.Username, "--password-file", pwFile, "--timeout", "60s"}); err != nil {
+		t.Fatalf("router add: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+	}
+	for _, want := range []string{fmt.Sprintf("collector: 127.0.0.1:%d", nfPort), "plan:", "applied:", "flows arrive from"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("router add output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String()+errOut.String(), "router-pw") {
+		t.Error("router add printed the router password")
+	}
+
+	waitFor(t, 30*time.Second, "tower1 online in the console", func() (bool, string) {
+		var routers []apiRouter
+		c.get("/api/v1/routers", &routers)
+		return len(routers) == 1 && routers[0].Name == "tower1" && routers[0].Status == "online" &&
+			routers[0].State == store.StateConfigured, fmt.Sprintf("%+v", routers)
+	})
+
+	// Undo from the CLI: the router's traffic-flow settings are restored
+	// and it stops exporting.
+	out = syncBuffer{}
+	if err := run(ctx, e, []string{"router", "undo", "--config", cfgPath, "tower1"}); err != nil {
+		t.Fatalf("router undo: %v\n%s", err, errOut.String())
+	}
+	after := rt.Server.TrafficFlow()
+	if fmt.Sprintf("%+v", after) != fmt.Sprintf("%+v", before) {
+		t.Errorf("undo did not restore traffic-flow:\nbefore %+v\nafter  %+v", before, after)
+	}
+	sent := rt.Exporter.Stats().Packets
+	time.Sleep(1500 * time.Millisecond)
+	if again := rt.Exporter.Stats().Packets; again != sent {
+		t.Errorf("router still exports after undo: %d -> %d packets", sent, again)
+	}
+}
