@@ -39,9 +39,7 @@ func (p *Provisioner) Verify(ctx context.Context, name string, timeout time.Dura
 	res := &VerifyResult{Router: name}
 	_, err := p.operation(ctx, name, "verify", func(r *store.Router, rec *recorder) error {
 		start := time.Now()
-		// Flows that left the router within the last minute count too:
-		// verify may start after the first export.
-		since := start.Add(-time.Minute)
+		since := p.verifySince(ctx, r.ID, start)
 		addrs := routerAddrs(r)
 		deadline := time.NewTimer(timeout)
 		defer deadline.Stop()
@@ -79,6 +77,27 @@ func (p *Provisioner) Verify(ctx context.Context, name string, timeout time.Dura
 		return nil, err
 	}
 	return res, nil
+}
+
+// verifySince returns the time from which flows prove that export works:
+// flows of the last minute count (verify may start after the first export),
+// but never flows from before the latest successful apply, which may come
+// from an earlier configuration or an earlier run of the router.
+func (p *Provisioner) verifySince(ctx context.Context, routerID int64, start time.Time) time.Time {
+	since := start.Add(-time.Minute)
+	runs, err := p.store.ProvisionRuns(ctx, routerID, 20)
+	if err != nil {
+		return since
+	}
+	for _, run := range runs {
+		if run.Action == "apply" && run.OK {
+			if run.Time.After(since) {
+				since = run.Time
+			}
+			break
+		}
+	}
+	return since
 }
 
 // routerAddrs returns the addresses flows from r may come from.

@@ -162,7 +162,10 @@ func onboardRouter(ctx context.Context, prov *provision.Provisioner, r *fleet.Ro
 	if err != nil {
 		return fmt.Sprintf("  %-10s verification failed: %v", name, err)
 	}
-	status := "flows arriving from " + v.Exporter.String()
+	status := "flows arriving"
+	if v.Exporter.IsValid() {
+		status += " from " + v.Exporter.String()
+	}
 	if !v.OK {
 		status = v.Diagnosis
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -118,5 +119,17 @@ func TestDemo(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("demo did not stop cleanly: %v\n%s", err, stderr.String())
+	}
+
+	// A second run on the same data directory finds the routers, applies
+	// again and verifies with new flows (not the previous run's).
+	stdout2, stderr2, _ := startCommand(t, "demo", "--data-dir", dataDir, "--listen-web", webAddr,
+		"--listen-netflow", nfAddr, "--api-port-base", "0", "--rate", "400")
+	waitFor(t, 90*time.Second, "the second demo run to print its login", func() (bool, string) {
+		m := loginLine.FindStringSubmatch(stdout2.String())
+		return m != nil && m[1] == password, stdout2.String() + stderr2.String()
+	})
+	if n := strings.Count(stdout2.String(), "flows arriving from 127.0.0."); n != 3 {
+		t.Errorf("second run verified %d routers with fresh flows, want 3:\n%s", n, stdout2.String())
 	}
 }

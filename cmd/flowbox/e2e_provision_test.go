@@ -71,7 +71,7 @@ func TestRouterAddWhileServing(t *testing.T) {
 		"--address", rt.APIAddr(), "--user", rt.Username, "--password-file", pwFile, "--timeout", "60s"}); err != nil {
 		t.Fatalf("router add: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
 	}
-	for _, want := range []string{fmt.Sprintf("collector: 127.0.0.1:%d", nfPort), "plan:", "applied:", "flows arrive from"} {
+	for _, want := range []string{fmt.Sprintf("collector: 127.0.0.1:%d", nfPort), "plan:", "applied:", "flows arrive"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("router add output lacks %q:\n%s", want, out.String())
 		}

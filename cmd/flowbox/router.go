@@ -170,7 +170,11 @@ func verify(ctx context.Context, e *env, prov *provision.Provisioner, name strin
 	if !v.OK {
 		return fmt.Errorf("no flows from router %s yet: %s", name, v.Diagnosis)
 	}
-	fmt.Fprintf(e.stdout, "flows arrive from %s (after %v)\n", v.Exporter, v.Waited.Round(time.Second))
+	from := ""
+	if v.Exporter.IsValid() {
+		from = " from " + v.Exporter.String()
+	}
+	fmt.Fprintf(e.stdout, "flows arrive%s (after %v)\n", from, v.Waited.Round(time.Second))
 	return nil
 }
 

@@ -51,9 +51,19 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&o.tls, "tls", false, "fleet mode: serve API-SSL with a self-signed certificate instead of the plain API")
 	fs.BoolVar(&o.dailyCurve, "daily-curve", false, "fleet mode: scale the rate by the time of day (quiet at night, peak at 21:00)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print machine-readable JSON lines")
-	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&o.logLevel, "log-level", "", "log level: debug, info, warn or error (default: log.level of the config)")
+	load := commonFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	// The simulator keeps no data; the configuration gives the log format
+	// and level, and a bad file is reported like everywhere else.
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	if o.logLevel == "" {
+		o.logLevel = cfg.Log.Level
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("simulate: unexpected argument %q", fs.Arg(0))}
@@ -66,7 +76,7 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	if o.duration < 0 {
 		return usageError{"simulate: --duration must not be negative"}
 	}
-	logger := newLogger(e.stderr, LogConfig{Level: o.logLevel, Format: "text"}).With("component", "simulate")
+	logger := newLogger(e.stderr, LogConfig{Level: o.logLevel, Format: cfg.Log.Format}).With("component", "simulate")
 	if o.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.duration)

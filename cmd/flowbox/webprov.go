@@ -104,7 +104,10 @@ func (w webProvisioner) Verify(ctx context.Context, id int64) (store.ProvisionRu
 	if err != nil {
 		return w.lastRun(ctx, id, "verify", store.ProvisionRun{Error: err.Error()}), err
 	}
-	summary := "flows arrive from " + res.Exporter.String()
+	summary := "flows arrive"
+	if res.Exporter.IsValid() {
+		summary += " from " + res.Exporter.String()
+	}
 	if !res.OK {
 		summary = res.Diagnosis
 	}
