@@ -3,6 +3,8 @@ package enrich
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"time"
 )
 
@@ -42,9 +44,13 @@ type Config struct {
 // GeoIPConfig points at MaxMind-format databases that replace the
 // built-in tables. Empty paths use the built-in (embedded) tables.
 type GeoIPConfig struct {
-	// ASNFile is a GeoLite2-ASN or DB-IP ASN lite .mmdb file.
+	// ASNFile is a GeoLite2-ASN or DB-IP ASN lite .mmdb file. It must
+	// exist at start; it is read again when it changes (replace it with a
+	// rename), and a version that cannot be read is reported and skipped,
+	// keeping the previous data.
 	ASNFile string `yaml:"asn-file"`
-	// CountryFile is a GeoLite2-Country or DB-IP country lite .mmdb file.
+	// CountryFile is a GeoLite2-Country or DB-IP country lite .mmdb file
+	// (City databases work too), handled like ASNFile.
 	CountryFile string `yaml:"country-file"`
 	// ReloadInterval is how often the files are checked for changes.
 	ReloadInterval time.Duration `yaml:"reload-interval"`
@@ -90,6 +96,21 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxSubscribers < 1 || c.MaxSubscribers > 10_000_000 {
 		errs = append(errs, errors.New("max-subscribers: must be within 1..10000000"))
+	}
+	for _, f := range []struct{ key, path string }{{"asn-file", c.GeoIP.ASNFile}, {"country-file", c.GeoIP.CountryFile}} {
+		if f.path == "" {
+			continue
+		}
+		st, err := os.Stat(f.path)
+		var pe *fs.PathError
+		switch {
+		case errors.As(err, &pe):
+			errs = append(errs, fmt.Errorf("geoip.%s: %s: %w", f.key, f.path, pe.Err))
+		case err != nil:
+			errs = append(errs, fmt.Errorf("geoip.%s: %s: %w", f.key, f.path, err))
+		case !st.Mode().IsRegular():
+			errs = append(errs, fmt.Errorf("geoip.%s: %s: not a regular file", f.key, f.path))
+		}
 	}
 	if c.GeoIP.ReloadInterval < time.Second {
 		errs = append(errs, errors.New("geoip.reload-interval: must be at least 1s"))

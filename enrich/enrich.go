@@ -24,9 +24,12 @@
 //     interface (configured, or the interface of the default route) are
 //     not customer networks: only the router's own address there counts.
 //   - ASN and country: the built-in tables (package geodata, CC BY 4.0,
-//     see GeoAttribution) or MaxMind-format files (GeoLite2, DB-IP lite)
-//     reloaded when they change. Private, CGNAT, loopback, link-local,
-//     multicast, broadcast and bogon addresses get a label instead.
+//     see GeoAttribution) or MaxMind-format files (GeoLite2, DB-IP lite),
+//     verified and turned into the same range tables at load, and
+//     reloaded when they change (a file that cannot be loaded is reported
+//     once and the previous data kept). Private, CGNAT, loopback,
+//     link-local, multicast, broadcast and bogon addresses get a label
+//     instead.
 //   - Applications: data/applications.yaml plus configured entries.
 //
 // # Direction and NAT
@@ -56,8 +59,10 @@
 // not answer name.oid the poller falls back to the numeric part of .id
 // (*7 -> 7), which matches on the routers and fakes we know of but is not
 // documented by MikroTik. Dynamic interfaces (PPPoE, L2TP) get large
-// indexes (0x800000+) and new ones per session, so names are kept with
-// their history and subscribers are attributed by address first.
+// indexes (0x800000+) and new ones per session, and RouterOS reuses them,
+// so names are kept with their history (in memory for HistoryWindow, in
+// the store for 400 days: store.InterfaceNameAt names the interfaces of
+// older flows) and subscribers are attributed by address first.
 package enrich
 
 import (
@@ -107,6 +112,9 @@ type Deps struct {
 	Dial DialFunc
 	// Subscribers persists the subscriber history (optional: memory only).
 	Subscribers SubscriberStore
+	// Interfaces persists the interface-name history (optional: memory
+	// only).
+	Interfaces InterfaceStore
 	// Now is the clock (optional, for tests).
 	Now func() time.Time
 }
@@ -159,7 +167,7 @@ func New(cfg Config, deps Deps) (*Enricher, error) {
 		return nil, fmt.Errorf("cannot build enricher: %w", err)
 	}
 	e.subs = newHistory(deps.Subscribers, cfg.HistoryWindow, cfg.MaxSubscribers, e.metrics)
-	e.ifaces = newIfHistory(cfg.HistoryWindow, e.metrics)
+	e.ifaces = newIfHistory(deps.Interfaces, cfg.HistoryWindow, e.metrics)
 	for _, p := range cfg.Prefixes {
 		r, _ := parseRange(p) // validated
 		e.configured = append(e.configured, r)
@@ -168,14 +176,18 @@ func New(cfg Config, deps Deps) (*Enricher, error) {
 	if err := e.metrics.register(deps.Registerer, e.subs.size); err != nil {
 		return nil, err
 	}
+	e.metrics.setGeoBuild(e.geo.state.Load())
 	return e, nil
 }
 
-// Run loads the subscriber history, then polls the routers every
-// poll-interval and checks the geoip files every reload-interval, until
-// ctx is done. It returns nil on cancellation.
+// Run loads the subscriber and interface-name histories, then polls the
+// routers every poll-interval and checks the geoip files every
+// reload-interval, until ctx is done. It returns nil on cancellation.
 func (e *Enricher) Run(ctx context.Context) error {
 	if err := e.subs.load(ctx, e.now()); err != nil {
+		return err
+	}
+	if err := e.ifaces.load(ctx, e.now()); err != nil {
 		return err
 	}
 	poll := time.NewTicker(e.cfg.PollInterval)
@@ -224,16 +236,20 @@ func (e *Enricher) pollNew(ctx context.Context) {
 	}
 }
 
-// reloadGeo reloads changed geoip files, logging and counting the result.
+// reloadGeo reloads changed geoip files, logging and counting the result
+// per file.
 func (e *Enricher) reloadGeo() {
-	changed, err := e.geo.reload()
-	switch {
-	case err != nil:
+	res := e.geo.reload()
+	for _, err := range res.errs {
 		e.metrics.geoReloads.WithLabelValues("error").Inc()
-		e.logger.Warn("cannot reload geoip files, keeping the previous ones", "error", err)
-	case changed:
+		e.logger.Warn("cannot reload geoip file, keeping the previous data", "error", err)
+	}
+	for _, key := range res.reloaded {
 		e.metrics.geoReloads.WithLabelValues("ok").Inc()
-		e.logger.Info("geoip files reloaded")
+		e.logger.Info("geoip file reloaded", "file", key)
+	}
+	if len(res.reloaded) > 0 {
+		e.metrics.setGeoBuild(e.geo.state.Load())
 	}
 }
 
@@ -267,12 +283,20 @@ func (e *Enricher) Enrich(flows []store.Flow) {
 	geo := e.geo.state.Load()
 	var dirs [5]int
 	hits, misses := 0, 0
+	// Batches usually come from one exporter: resolve each run of flows
+	// from the same exporter once.
+	var lastExp netip.Addr
+	var lastID int64
 	for i := range flows {
 		f := &flows[i]
 		if f.RouterID == 0 && e.deps.Resolver != nil {
-			if id, ok := e.deps.Resolver.RouterFor(f.Exporter.Addr()); ok {
-				f.RouterID = id
+			if a := f.Exporter.Addr(); a != lastExp || !a.IsValid() {
+				lastExp, lastID = a, 0
+				if id, ok := e.deps.Resolver.RouterFor(a); ok {
+					lastID = id
+				}
 			}
+			f.RouterID = lastID
 		}
 		f.Direction = direction(local, f)
 		dirs[f.Direction]++
@@ -316,7 +340,7 @@ func (e *Enricher) Enrich(flows []store.Flow) {
 	}
 	for d, n := range dirs {
 		if n > 0 {
-			e.metrics.flows.WithLabelValues(store.Direction(d).String()).Add(float64(n))
+			e.metrics.flowsByDir[d].Add(float64(n))
 		}
 	}
 	e.metrics.subscriberHits.Add(float64(hits))

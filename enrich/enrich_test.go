@@ -2,8 +2,10 @@ package enrich
 
 import (
 	"context"
+	"encoding/binary"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -148,7 +150,8 @@ func TestDirectionNATAndLabels(t *testing.T) {
 	if v := testutil.ToFloat64(e.metrics.flows.WithLabelValues("download")); v != 1 {
 		t.Errorf("download counter %v", v)
 	}
-	if n, err := testutil.GatherAndCount(reg, "flowbox_enrich_flows_total"); err != nil || n != 4 {
+	// Every direction is exported from the start, at 0 until seen.
+	if n, err := testutil.GatherAndCount(reg, "flowbox_enrich_flows_total"); err != nil || n != 5 {
 		t.Errorf("flows_total series: %d, %v", n, err)
 	}
 
@@ -643,7 +646,10 @@ func TestMikroTikCapture(t *testing.T) {
 	}
 }
 
-func BenchmarkEnrich(b *testing.B) {
+// BenchmarkEnrichSynthetic is the first Enrich benchmark: 5,000 DHCP
+// subscribers and eight remote hosts, so the geo tables stay in cache.
+// BenchmarkEnrich (bench_test.go) runs realistic traffic.
+func BenchmarkEnrichSynthetic(b *testing.B) {
 	cfg := DefaultConfig()
 	cfg.Prefixes = []string{"100.64.0.0/16", "203.0.113.1"}
 	e, _, _ := newTestEnricher(b, cfg, Deps{Next: discardSink{}, Resolver: mapResolver{addr("192.0.2.1"): 1}})
@@ -689,3 +695,43 @@ func BenchmarkEnrich(b *testing.B) {
 type discardSink struct{}
 
 func (discardSink) InsertFlows(context.Context, []store.Flow) error { return nil }
+
+// TestSpecialLabelIndex checks the first-byte index of SpecialLabel
+// against a scan of specialRanges, at the edges of every range and at
+// random addresses.
+func TestSpecialLabelIndex(t *testing.T) {
+	scan := func(a netip.Addr) string {
+		a = a.Unmap()
+		for _, r := range specialRanges {
+			if r.prefix.Contains(a) {
+				return r.label
+			}
+		}
+		return ""
+	}
+	probe := func(a netip.Addr) {
+		if !a.IsValid() {
+			return
+		}
+		if got, want := SpecialLabel(a), scan(a); got != want {
+			t.Errorf("%s: %q, want %q", a, got, want)
+		}
+	}
+	for _, r := range specialRanges {
+		first, last := r.prefix.Masked().Addr(), lastAddr(r.prefix)
+		probe(first)
+		probe(last)
+		probe(first.Prev())
+		probe(last.Next())
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		var b [16]byte
+		binary.BigEndian.PutUint64(b[:8], rng.Uint64())
+		binary.BigEndian.PutUint64(b[8:], rng.Uint64())
+		probe(netip.AddrFrom4([4]byte(b[:4])))
+		probe(netip.AddrFrom16(b))
+		b[0] = byte(rng.IntN(4)) // the crowded low end of IPv6
+		probe(netip.AddrFrom16(b))
+	}
+}

@@ -5,11 +5,14 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // metrics are enrichment's Prometheus metrics.
 type metrics struct {
 	flows           *prometheus.CounterVec // by direction
+	flowsByDir      [5]prometheus.Counter  // flows' children, by store.Direction
 	subscriberHits  prometheus.Counter
 	subscriberMiss  prometheus.Counter
 	subscriberDrops prometheus.Counter
@@ -18,6 +21,7 @@ type metrics struct {
 	pollDuration    prometheus.Histogram
 	pollMenuErrors  *prometheus.CounterVec // by menu
 	geoReloads      *prometheus.CounterVec // by result
+	geoBuild        *prometheus.GaugeVec   // by database
 	localRanges     prometheus.Gauge
 	interfaceDrops  prometheus.Counter
 }
@@ -50,12 +54,19 @@ func newMetrics() *metrics {
 		geoReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flowbox_enrich_geoip_reloads_total", Help: "Reloads of the configured geoip files, by result.",
 		}, []string{"result"}),
+		geoBuild: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "flowbox_enrich_geoip_build_timestamp_seconds",
+			Help: "Build time of the geoip file in use (asn-file, country-file); 0 while the built-in tables are used.",
+		}, []string{"database"}),
 		localRanges: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "flowbox_enrich_local_ranges", Help: "Address ranges currently treated as the subscriber side.",
 		}),
 		interfaceDrops: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "flowbox_enrich_interface_drops_total", Help: "Interface name records not kept because the per-router bound was reached.",
 		}),
+	}
+	for d := range m.flowsByDir {
+		m.flowsByDir[d] = m.flows.WithLabelValues(store.Direction(d).String())
 	}
 	return m
 }
@@ -69,10 +80,23 @@ func (m *metrics) register(reg prometheus.Registerer, size func() int) error {
 		Name: "flowbox_enrich_subscriber_records", Help: "Subscriber records held in memory (current and recently ended).",
 	}, func() float64 { return float64(size()) })
 	for _, c := range []prometheus.Collector{m.flows, m.subscriberHits, m.subscriberMiss, m.subscriberDrops, m.subscribers,
-		m.polls, m.pollDuration, m.pollMenuErrors, m.geoReloads, m.localRanges, m.interfaceDrops} {
+		m.polls, m.pollDuration, m.pollMenuErrors, m.geoReloads, m.geoBuild, m.localRanges, m.interfaceDrops} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("cannot register enrich metrics: %w", err)
 		}
 	}
 	return nil
+}
+
+// setGeoBuild exports the build times of the geoip files in use.
+func (m *metrics) setGeoBuild(st *geoState) {
+	asn, country := 0.0, 0.0
+	if st.asn != nil {
+		asn = float64(st.asn.built.Unix())
+	}
+	if st.country != nil {
+		country = float64(st.country.built.Unix())
+	}
+	m.geoBuild.WithLabelValues("asn-file").Set(asn)
+	m.geoBuild.WithLabelValues("country-file").Set(country)
 }

@@ -330,10 +330,19 @@ func (e *Enricher) pollAll(ctx context.Context) {
 		if len(r.Interfaces) > 0 {
 			names := make(map[uint32]string, len(r.Interfaces))
 			for _, i := range r.Interfaces {
-				names[i.Index] = i.Name
+				if i.Name != "" {
+					names[i.Index] = i.Name
+				}
 			}
-			e.ifaces.update(r.ID, names, now, true)
+			if err := e.ifaces.update(ctx, r.ID, names, now, true); err != nil {
+				e.logger.Warn("cannot save interface names from the inventory", "router", r.Name, "error", err)
+			}
 		}
+	}
+	if n, err := e.ifaces.prune(ctx, now); err != nil {
+		e.logger.Warn("cannot prune interface names", "error", err)
+	} else if n > 0 {
+		e.logger.Debug("interface names pruned", "records", n)
 	}
 	if !e.cfg.Poll || e.deps.Dial == nil {
 		return
@@ -382,7 +391,9 @@ func (e *Enricher) PollRouter(ctx context.Context, r store.Router) {
 	e.mu.Unlock()
 
 	if res.ifaces != nil {
-		e.ifaces.update(r.ID, res.ifaces, now, false)
+		if err := e.ifaces.update(ctx, r.ID, res.ifaces, now, false); err != nil {
+			perr = errors.Join(perr, fmt.Errorf("cannot save interface names: %w", err))
+		}
 	}
 	ch, err := e.subs.apply(ctx, r.ID, res.sources, res.obs, now, since, false)
 	if err != nil {

@@ -68,6 +68,68 @@ var specialRanges = func() []specialRange {
 	return out
 }()
 
+// specialIndex finds the special range of an address by its first byte:
+// most public addresses are rejected by one array access, and the others
+// check the few ranges that share their first byte.
+type specialIndex struct {
+	// whole[b] is the label of every address whose first byte is b, when
+	// the first range matching such addresses covers them all.
+	whole [256]string
+	// partial[b] lists, in specialRanges order, the ranges that cover part
+	// of the addresses whose first byte is b (only when whole[b] is "").
+	partial [256][]specialRange
+}
+
+// newSpecialIndex builds the index of one address family's ranges.
+func newSpecialIndex(ranges []specialRange, is4 bool) *specialIndex {
+	idx := &specialIndex{}
+	for b := range 256 {
+		for _, r := range ranges {
+			if r.prefix.Addr().Is4() != is4 {
+				continue
+			}
+			first := int(r.prefix.Addr().AsSlice()[0])
+			if r.prefix.Bits() >= 8 {
+				if first == b {
+					idx.partial[b] = append(idx.partial[b], r)
+				}
+				continue
+			}
+			// The range covers whole first bytes: all of b's addresses, or
+			// none of them.
+			span := 1 << (8 - r.prefix.Bits())
+			if b < first || b >= first+span {
+				continue
+			}
+			if len(idx.partial[b]) == 0 {
+				idx.whole[b] = r.label
+			} else {
+				idx.partial[b] = append(idx.partial[b], r)
+			}
+			break // nothing after a range that covers all of b matters
+		}
+	}
+	return idx
+}
+
+// label returns the label of a (of the index's family), "" when none.
+func (idx *specialIndex) label(a netip.Addr, first byte) string {
+	if l := idx.whole[first]; l != "" {
+		return l
+	}
+	for _, r := range idx.partial[first] {
+		if r.prefix.Contains(a) {
+			return r.label
+		}
+	}
+	return ""
+}
+
+var (
+	special4 = newSpecialIndex(specialRanges, true)
+	special6 = newSpecialIndex(specialRanges, false)
+)
+
 // SpecialLabel returns the label of an address that must not be looked up
 // (private, CGNAT, loopback, link-local, multicast, broadcast or bogon
 // space), or "" for an address that may be.
@@ -76,12 +138,10 @@ func SpecialLabel(a netip.Addr) string {
 		return ""
 	}
 	a = a.Unmap()
-	for i := range specialRanges {
-		if specialRanges[i].prefix.Contains(a) {
-			return specialRanges[i].label
-		}
+	if a.Is4() {
+		return special4.label(a, a.As4()[0])
 	}
-	return ""
+	return special6.label(a, a.As16()[0])
 }
 
 // linkScope reports addresses that never leave the router's links:

@@ -65,7 +65,7 @@ type history struct {
 func newHistory(st SubscriberStore, window time.Duration, max int, m *metrics) *history {
 	h := &history{st: st, window: window, max: max, metrics: m,
 		records: map[int64]*store.Subscriber{}, open: map[openKey]int64{}}
-	h.idx.Store(&subIndex{hosts: map[netip.Addr][]subEntry{}})
+	h.idx.Store(&subIndex{})
 	return h
 }
 
@@ -231,13 +231,24 @@ type netGroup struct {
 }
 
 // subIndex is an immutable snapshot of the history for ingest lookups.
+// Host records are keyed by integers rather than netip.Addr, whose
+// hashing costs several times more on the ingest path.
 type subIndex struct {
-	hosts map[netip.Addr][]subEntry
-	nets  []netGroup // longest prefixes first
+	hosts4 map[uint32][]subEntry
+	hosts6 map[[16]byte][]subEntry
+	nets   []netGroup // longest prefixes first
+}
+
+// hostList returns the host records of a (unmapped).
+func (idx *subIndex) hostList(a netip.Addr) []subEntry {
+	if a.Is4() {
+		return idx.hosts4[addrU32(a)]
+	}
+	return idx.hosts6[a.As16()]
 }
 
 func (h *history) rebuildLocked() {
-	idx := &subIndex{hosts: make(map[netip.Addr][]subEntry, len(h.records))}
+	idx := &subIndex{hosts4: make(map[uint32][]subEntry, len(h.records)), hosts6: map[[16]byte][]subEntry{}}
 	groups := map[int]map[netip.Prefix][]subEntry{}
 	for _, r := range h.records {
 		e := subEntry{from: r.ValidFrom.UnixMilli(), to: math.MaxInt64, name: r.Name,
@@ -246,8 +257,13 @@ func (h *history) rebuildLocked() {
 			e.to = r.ValidTo.UnixMilli()
 		}
 		if r.Prefix.IsSingleIP() {
-			a := r.Prefix.Addr()
-			idx.hosts[a] = append(idx.hosts[a], e)
+			if a := r.Prefix.Addr().Unmap(); a.Is4() {
+				k := addrU32(a)
+				idx.hosts4[k] = append(idx.hosts4[k], e)
+			} else {
+				k := a.As16()
+				idx.hosts6[k] = append(idx.hosts6[k], e)
+			}
 			continue
 		}
 		g := groups[r.Prefix.Bits()+boolInt(r.Prefix.Addr().Is6())*1000]
@@ -278,12 +294,11 @@ func (idx *subIndex) lookup(a netip.Addr, t int64) string {
 	}
 	a = a.Unmap()
 	var best *subEntry
-	for _, list := range [][]subEntry{idx.hosts[a]} {
-		for i := range list {
-			e := &list[i]
-			if e.from <= t && t < e.to && (best == nil || e.better(best)) {
-				best = e
-			}
+	list := idx.hostList(a)
+	for i := range list {
+		e := &list[i]
+		if e.from <= t && t < e.to && (best == nil || e.better(best)) {
+			best = e
 		}
 	}
 	if best != nil && best.rank == 0 {

@@ -3,6 +3,7 @@ package geodata
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 )
@@ -89,6 +90,10 @@ func TestBuilderRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	built, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if db.Note != "test" {
 		t.Errorf("note %q", db.Note)
 	}
@@ -114,9 +119,17 @@ func TestBuilderRoundTrip(t *testing.T) {
 		if got := db.Lookup(netip.MustParseAddr(tc.addr)); got != tc.want {
 			t.Errorf("%s: got %+v, want %+v", tc.addr, got, tc.want)
 		}
+		if got := built.Lookup(netip.MustParseAddr(tc.addr)); got != tc.want {
+			t.Errorf("%s: Build: got %+v, want %+v", tc.addr, got, tc.want)
+		}
 	}
-	if db.ASName(64500) != "first" || db.ASName(64502) != "overlap" || db.ASName(1) != "" {
-		t.Errorf("names: %q %q %q", db.ASName(64500), db.ASName(64502), db.ASName(1))
+	for _, d := range []*DB{db, built} {
+		if d.ASName(64500) != "first" || d.ASName(64502) != "overlap" || d.ASName(1) != "" {
+			t.Errorf("names: %q %q %q", d.ASName(64500), d.ASName(64502), d.ASName(1))
+		}
+	}
+	if got, want := fmt.Sprint(built.Counts()), fmt.Sprint(db.Counts()); got != want {
+		t.Errorf("Build counts %s, Read counts %s", got, want)
 	}
 }
 
@@ -188,5 +201,61 @@ func BenchmarkLookupRandom(b *testing.B) {
 	for b.Loop() {
 		_ = db.Lookup(addrs[i&4095])
 		i++
+	}
+}
+
+// TestBucketIndex checks the bucket index against a search of the whole
+// table, on the embedded tables, at every range boundary of a sample and
+// at random addresses.
+func TestBucketIndex(t *testing.T) {
+	db, err := Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := uint64(0x9e3779b97f4a7c15)
+	next := func() uint64 {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		return x
+	}
+	for _, r := range []*Ranges4{&db.asn4, &db.cc4} {
+		if r.buckets == nil {
+			t.Fatal("no bucket index after Read")
+		}
+		whole := Ranges4{Start: r.Start, End: r.End, Val: r.Val}
+		probe := func(a uint32) {
+			if got, want := r.Find(a), whole.Find(a); got != want {
+				t.Fatalf("%#x: %d with the index, %d without", a, got, want)
+			}
+		}
+		for i := 0; i < r.Len(); i += 1 + int(next()%64) {
+			for _, a := range []uint32{r.Start[i], r.Start[i] - 1, r.End[i], r.End[i] + 1} {
+				probe(a)
+			}
+		}
+		for range 100000 {
+			probe(uint32(next()))
+		}
+		probe(0)
+		probe(^uint32(0))
+	}
+	for _, r := range []*Ranges6{&db.asn6, &db.cc6} {
+		whole := Ranges6{Start: r.Start, End: r.End, Val: r.Val}
+		probe := func(a U128) {
+			if got, want := r.Find(a), whole.Find(a); got != want {
+				t.Fatalf("%x: %d with the index, %d without", a, got, want)
+			}
+		}
+		for i := 0; i < r.Len(); i += 1 + int(next()%64) {
+			for _, a := range []U128{r.Start[i], r.Start[i].sub(one128), r.End[i], r.End[i].add(one128)} {
+				probe(a)
+			}
+		}
+		for range 100000 {
+			probe(U128{0x2000<<48 | next()>>4, next()})
+		}
+		probe(U128{})
+		probe(U128{^uint64(0), ^uint64(0)})
 	}
 }
