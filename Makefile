@@ -6,14 +6,56 @@ FUZZTIME ?= 30s
 BIN     := bin/flowbox
 
 .PHONY: help build demo run test test-race test-short test-integration fuzz bench lint fmt clean version
+.PHONY: build-arm64 deb deb-arm64 image image-arm64 deb-test image-test systemd-test arm64-test packages
+
+# Packaging (packaging/README.md): the host's architecture and arm64.
+PKG_ARCH    ?= $(shell $(GO) env GOARCH)
+ifeq ($(origin DEB_VERSION),undefined)
+DEB_VERSION := $(shell packaging/version.sh)
+endif
+ARM64_CC    ?= aarch64-linux-gnu-gcc
+DEB         := dist/flowbox_$(DEB_VERSION)-1_$(PKG_ARCH).deb
+IMAGE       := dist/flowbox-image_$(DEB_VERSION)_$(PKG_ARCH).tar
+LDFLAGS     := -s -w -linkmode external -extldflags -static -X main.version=$(VERSION)
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 build: ## build the static binary into bin/flowbox
 	CGO_ENABLED=1 $(GO) build -trimpath -tags '$(TAGS)' \
-		-ldflags '-s -w -linkmode external -extldflags -static -X main.version=$(VERSION)' \
+		-ldflags '$(LDFLAGS)' \
 		-o $(BIN) ./cmd/flowbox
+
+build-arm64: ## build the static arm64 binary into bin/flowbox-arm64 (needs gcc-aarch64-linux-gnu)
+	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=$(ARM64_CC) $(GO) build -trimpath -tags '$(TAGS)' \
+		-ldflags '$(LDFLAGS)' \
+		-o bin/flowbox-arm64 ./cmd/flowbox
+
+deb: build ## build dist/flowbox_VERSION-1_ARCH.deb with nfpm
+	DEB_VERSION='$(DEB_VERSION)' packaging/build-deb.sh $(PKG_ARCH) $(BIN)
+
+deb-arm64: build-arm64 ## build the arm64 .deb
+	DEB_VERSION='$(DEB_VERSION)' packaging/build-deb.sh arm64 bin/flowbox-arm64
+
+image: build ## build the container image with buildah into dist/flowbox-image_VERSION_ARCH.tar
+	DEB_VERSION='$(DEB_VERSION)' packaging/build-image.sh $(PKG_ARCH) $(BIN)
+
+image-arm64: build-arm64 ## build the arm64 container image
+	DEB_VERSION='$(DEB_VERSION)' packaging/build-image.sh arm64 bin/flowbox-arm64
+
+packages: deb deb-arm64 image image-arm64 ## every package: .deb and image, amd64 and arm64
+
+deb-test: deb ## as root: lintian, install, run, upgrade, purge the .deb on this machine
+	packaging/test-deb.sh $(DEB) $(BIN)
+
+image-test: image ## as root: run the image with podman, send flows, restart on its volume
+	packaging/test-image.sh $(IMAGE) $(BIN)
+
+systemd-test: deb ## as root: boot systemd in a container (debootstrap, podman) and run the .deb's service
+	packaging/test-systemd.sh $(DEB) $(BIN)
+
+arm64-test: deb-arm64 image-arm64 ## the arm64 binary runs (qemu-user), lintian on its .deb, image architecture
+	DEB_VERSION='$(DEB_VERSION)' packaging/test-arm64.sh bin/flowbox-arm64
 
 bin/flowbox-dev: FORCE
 	CGO_ENABLED=1 $(GO) build -tags '$(TAGS)' -ldflags '-X main.version=$(VERSION)' -o $@ ./cmd/flowbox
@@ -49,7 +91,7 @@ fmt: ## gofmt the tree
 	gofmt -w .
 
 clean: ## remove build outputs
-	rm -rf bin bench.out
+	rm -rf bin bench.out dist
 
 version: ## print the version
 	@echo $(VERSION)

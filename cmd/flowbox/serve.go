@@ -18,7 +18,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadServeConfig(e, load, *listenNetflow, *listenWeb)
+	cfg, err := loadServeConfig(e, load, *listenNetflow, *listenWeb, envOverrides(e.getenv, fs))
 	if err != nil {
 		return err
 	}
@@ -55,7 +55,7 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadServeConfig(e, load, "", "")
+	cfg, err := loadServeConfig(e, load, "", "", envOverrides(e.getenv, fs))
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 // simulateOptions are the flags of `flowbox simulate`.
 type simulateOptions struct {
 	target      string
+	source      string
 	version     string
 	rate        float64
 	duration    time.Duration
@@ -39,6 +40,7 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "simulate")
 	var o simulateOptions
 	fs.StringVar(&o.target, "target", "", "load mode: send flows to `HOST:PORT` without any API")
+	fs.StringVar(&o.source, "source", "", "load mode: local `ADDR` every exporter sends from (default: 127.0.0.2, 127.0.0.3... for a loopback IPv4 target); use 127.0.0.1 for a container's published port")
 	fs.StringVar(&o.version, "version", "", "load mode: NetFlow version 1, 5, 9 (default) or 10/ipfix; fleet mode: RouterOS 6, 7 or mixed (default)")
 	fs.Float64Var(&o.rate, "rate", 0, "flows per second: in total (load mode, default 100000) or per router (fleet mode, default 200)")
 	fs.DurationVar(&o.duration, "duration", 0, "stop after `D` (default: run until interrupted)")
@@ -129,6 +131,12 @@ func simulateLoad(ctx context.Context, e *env, o simulateOptions, logger *slog.L
 	if err != nil {
 		return usageError{fmt.Sprintf("simulate: --target: %v", err)}
 	}
+	var source netip.Addr
+	if o.source != "" {
+		if source, err = netip.ParseAddr(o.source); err != nil || source.Is4() != target.Addr().Is4() {
+			return usageError{fmt.Sprintf("simulate: --source %q is not an IP address of the target's family", o.source)}
+		}
+	}
 	if o.routers == 0 {
 		o.routers = 2
 	}
@@ -159,6 +167,9 @@ func simulateLoad(ctx context.Context, e *env, o simulateOptions, logger *slog.L
 		}
 		if target.Addr().IsLoopback() && target.Addr().Is4() {
 			src = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, byte(2 + i)}), 0)
+		}
+		if source.IsValid() {
+			src = netip.AddrPortFrom(source, 0)
 		}
 		cfg := netflowtest.ExporterConfig{Source: src, Rate: o.rate / float64(o.routers), Pool: 1 << 15,
 			Targets: []netflowtest.Target{{Addr: target, Version: version}}}
