@@ -65,6 +65,7 @@ func (a *app) build() error {
 		Routers:     st,
 		Dial:        enrich.DialRouterOS,
 		Subscribers: st,
+		Interfaces:  st,
 	})
 	if err != nil {
 		return fmt.Errorf("cannot build enrichment: %w", err)
