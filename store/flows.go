@@ -14,8 +14,9 @@ import (
 const (
 	// partitionSpan is the time span of one raw partition table.
 	partitionSpan = 5 * time.Minute
-	// indexDelay is how long after its end a partition is closed and gets
-	// its address indexes (late flows still go into it afterwards).
+	// indexDelay is how long after its end a partition is closed: its host
+	// index tail is written as a segment (late flows still go into it
+	// afterwards).
 	indexDelay = time.Minute
 	// maxTxFlows bounds the flows written in one transaction: at most this
 	// many flows are lost by a crash (SQLite's WAL keeps every committed one).
@@ -27,8 +28,17 @@ const (
 	maxExporters = 65535
 	// maxNames bounds the interned names; more names are stored as id 0 ("").
 	maxNames = 1 << 20
+	// maxAddrs bounds the interned explicit addresses (table addrs); more
+	// are written literally in each row.
+	maxAddrs = 1 << 16
 	// futureSlack is how far in the future a flow may end.
 	futureSlack = time.Hour
+)
+
+// Raw partition formats (see codec.go).
+const (
+	formatV1 = 1 // flows_*: read only, SQL address indexes once closed
+	formatV2 = 2 // raw_*: written now, host index
 )
 
 // batch is one InsertFlows call's copy of the flows.
@@ -37,32 +47,81 @@ type batch struct {
 	recv  time.Time
 }
 
-var batchPool = sync.Pool{New: func() any { return &batch{} }}
+// Bounds of the free list of batches (Store.free).
+const (
+	freeBatches  = 8
+	maxFreeFlows = 16384 // a bigger batch is left to the garbage collector
+)
+
+// getBatch returns a batch from the free list, or a new one.
+func (s *Store) getBatch() *batch {
+	select {
+	case b := <-s.free:
+		return b
+	default:
+		return &batch{}
+	}
+}
+
+// putBatch gives a written batch back to the free list.
+func (s *Store) putBatch(b *batch) {
+	clear(b.flows) // drop string references
+	b.flows = b.flows[:0]
+	if cap(b.flows) > maxFreeFlows {
+		return
+	}
+	select {
+	case s.free <- b:
+	default:
+	}
+}
 
 // writerState is owned by the writer goroutine (Run).
 type writerState struct {
 	exporters map[netip.Addr]int64
 	names     map[string]int64
-	parts     map[int64]*partition // by start, unix ms
+	addrs     map[netip.Addr]uint64   // interned explicit addresses
+	newAddrs  map[netip.Addr]struct{} // explicit addresses to intern with the next group
+	parts     map[int64]*partition    // format 2 partitions by start, unix ms
+	legacy    map[int64]*partition    // format 1 partitions by start
 	agg       *aggregator
-	buf       []byte
-	args      []any
-	stopping  chan struct{}
-	stopOnce  sync.Once
-	draining  bool // set under closeMu: InsertFlows refuses new flows
+	metrics   *metrics
+	postings  int // postings held by all tails
+	// maxPostings bounds postings (maxTailPostings; tests lower it).
+	maxPostings int
+	// segScratch is buildSegment's memory, kept from spill to spill, and
+	// chunks the free posting chunks of the tails.
+	segScratch segScratch
+	chunks     chunkPool
+
+	// Scratch space of writeRaw, reused from group to group.
+	arena      []byte
+	tailRows   []pendingRow
+	runScratch []tailRow
+	pending    map[*partition]*pendingInsert
+	expCount   map[int64]*expCounters
+
+	stopping chan struct{}
+	stopOnce sync.Once
+	draining bool // set under closeMu: InsertFlows refuses new flows
 }
 
 // partition is one raw flows table.
 type partition struct {
-	start   int64 // unix ms
-	name    string
-	indexed bool
-	stmtN   *sql.Stmt // rowsPerInsert rows
-	stmt1   *sql.Stmt
+	start  int64 // unix ms
+	name   string
+	format int
+	closed bool // format 1: indexed; format 2: its first tail was spilled
+	// format 2
+	nextID int64     // id of the next row
+	segs   int       // segments of its host index
+	tail   *hostTail // rows not in a segment yet
+	stmtN  *sql.Stmt // rowsPerInsert rows
+	stmt1  *sql.Stmt
 }
 
 func partitionName(startMs int64) string {
-	return "flows_" + time.UnixMilli(startMs).UTC().Format("200601021504")
+	return "raw_" + time.UnixMilli(startMs).UTC().Format("200601021504")
 }
 
 func partitionStart(ms int64) int64 {
@@ -75,11 +134,17 @@ func partitionStart(ms int64) int64 {
 
 func newWriterState(ctx context.Context, s *Store) (*writerState, error) {
 	w := &writerState{
-		exporters: map[netip.Addr]int64{},
-		names:     map[string]int64{"": 0},
-		parts:     map[int64]*partition{},
-		agg:       newAggregator(s.cfg.TopK, s.metrics),
-		stopping:  make(chan struct{}),
+		exporters:   map[netip.Addr]int64{},
+		names:       map[string]int64{"": 0},
+		addrs:       map[netip.Addr]uint64{},
+		newAddrs:    map[netip.Addr]struct{}{},
+		parts:       map[int64]*partition{},
+		legacy:      map[int64]*partition{},
+		agg:         newAggregator(s.cfg.TopK, s.metrics),
+		pending:     map[*partition]*pendingInsert{},
+		expCount:    map[int64]*expCounters{},
+		maxPostings: maxTailPostings,
+		stopping:    make(chan struct{}),
 	}
 	rows, err := s.w.QueryContext(ctx, "SELECT id, addr FROM exporters")
 	if err != nil {
@@ -110,24 +175,136 @@ func newWriterState(ctx context.Context, s *Store) (*writerState, error) {
 		w.names[name] = id
 	}
 	rows.Close()
-	if rows, err = s.w.QueryContext(ctx, "SELECT start, name, indexed FROM partitions"); err != nil {
+	if rows, err = s.w.QueryContext(ctx, "SELECT id, addr FROM addrs"); err != nil {
+		return nil, fmt.Errorf("cannot load addresses: %w", err)
+	}
+	for rows.Next() {
+		var id int64
+		var raw []byte
+		if err := rows.Scan(&id, &raw); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("cannot load addresses: %w", err)
+		}
+		if a, ok := netip.AddrFromSlice(raw); ok {
+			w.addrs[a] = uint64(id)
+		}
+	}
+	rows.Close()
+	if rows, err = s.w.QueryContext(ctx, "SELECT start, name, format, closed FROM raw_partitions"); err != nil {
 		return nil, fmt.Errorf("cannot load partitions: %w", err)
 	}
-	defer rows.Close()
+	var loaded []*partition
 	for rows.Next() {
 		p := &partition{}
 		var startSec int64
-		if err := rows.Scan(&startSec, &p.name, &p.indexed); err != nil {
+		if err := rows.Scan(&startSec, &p.name, &p.format, &p.closed); err != nil {
+			rows.Close()
 			return nil, fmt.Errorf("cannot load partitions: %w", err)
 		}
 		p.start = startSec * 1000
-		w.parts[p.start] = p
+		loaded = append(loaded, p)
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("cannot load partitions: %w", err)
 	}
-	s.metrics.partitions.Set(float64(len(w.parts)))
+	for _, p := range loaded {
+		if p.format == formatV1 {
+			w.legacy[p.start] = p
+			continue
+		}
+		if err := s.loadTail(ctx, w, p); err != nil {
+			return nil, err
+		}
+		w.parts[p.start] = p
+	}
+	s.metrics.partitions.Set(float64(len(w.parts) + len(w.legacy)))
 	return w, nil
+}
+
+// loadTail restores the writer state of a format 2 partition after a
+// restart: its next row id, its segment count and, from the rows that no
+// segment covers (lost with the process), its host index tail.
+func (s *Store) loadTail(ctx context.Context, w *writerState, p *partition) error {
+	var maxID, covered, segs int64
+	if err := s.w.QueryRowContext(ctx, "SELECT coalesce(max(id), 0) FROM "+p.name).Scan(&maxID); err != nil {
+		return fmt.Errorf("cannot load partition %s: %w", p.name, err)
+	}
+	if err := s.w.QueryRowContext(ctx, "SELECT coalesce(max(last_id), 0), count(*) FROM raw_segments WHERE part = ?", p.name).
+		Scan(&covered, &segs); err != nil {
+		return fmt.Errorf("cannot load host index of %s: %w", p.name, err)
+	}
+	p.nextID, p.segs = maxID+1, int(segs)
+	p.tail = newHostTail(covered + 1)
+	if maxID > covered {
+		rows, err := s.w.QueryContext(ctx, "SELECT id, x FROM "+p.name+" WHERE id > ? ORDER BY id", covered)
+		if err != nil {
+			return fmt.Errorf("cannot rebuild host index of %s: %w", p.name, err)
+		}
+		defer rows.Close()
+		batch := make([]tailRow, 0, 4096)
+		next := covered + 1
+		for rows.Next() {
+			var id int64
+			var x []byte
+			if err := rows.Scan(&id, &x); err != nil {
+				return fmt.Errorf("cannot rebuild host index of %s: %w", p.name, err)
+			}
+			t, local, remote, err := rawHead(x)
+			if err != nil || id != next {
+				return fmt.Errorf("cannot rebuild host index of %s: damaged row %d", p.name, id)
+			}
+			next++
+			batch = append(batch, tailRow{int32(t), local, remote})
+			if len(batch) == cap(batch) {
+				p.tail.add(batch, time.Time{}, &w.chunks)
+				batch = batch[:0]
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("cannot rebuild host index of %s: %w", p.name, err)
+		}
+		// The age of these rows is unknown: a closed partition spills them at
+		// the next maintenance.
+		p.tail.add(batch, time.Time{}, &w.chunks)
+		s.logger.Info("rebuilt the host index of the rows written since the last segment", "partition", p.name, "rows", maxID-covered)
+	}
+	w.postings += p.tail.size()
+	s.setTail(p.name, p.tail)
+	return nil
+}
+
+// setTail publishes (or with nil, withdraws) the host index tail of a
+// partition for readers.
+func (s *Store) setTail(name string, h *hostTail) {
+	s.tailsMu.Lock()
+	defer s.tailsMu.Unlock()
+	if h == nil {
+		delete(s.tails, name)
+		return
+	}
+	s.tails[name] = h
+}
+
+func (s *Store) tailOf(name string) *hostTail {
+	s.tailsMu.RLock()
+	defer s.tailsMu.RUnlock()
+	return s.tails[name]
+}
+
+// addrID returns the interned id of an explicit address; an address not
+// interned yet is noted for the next group (while the dictionary has room)
+// and written literally meanwhile.
+func (w *writerState) addrID(a netip.Addr) (uint64, bool) {
+	if id, ok := w.addrs[a]; ok {
+		return id, true
+	}
+	if len(w.addrs)+len(w.newAddrs) < maxAddrs {
+		w.newAddrs[a] = struct{}{}
+	} else {
+		w.metrics.addrsOverflow.Inc()
+	}
+	return 0, false
 }
 
 // InsertFlows queues a copy of flows for the writer (flows is not
@@ -142,7 +319,7 @@ func (s *Store) InsertFlows(ctx context.Context, flows []Flow) error {
 		return errors.New("cannot insert flows: store is opened read-only")
 	}
 	now := s.now()
-	b := batchPool.Get().(*batch)
+	b := s.getBatch()
 	b.flows = append(b.flows[:0], flows...)
 	b.recv = now
 	attr := *s.attribution.Load()
@@ -163,7 +340,7 @@ func (s *Store) InsertFlows(ctx context.Context, flows []Flow) error {
 	if s.closed || s.wr.draining {
 		s.metrics.dropped.WithLabelValues(dropShutdown).Add(float64(len(flows)))
 		s.countDropped(0, uint64(len(flows)))
-		batchPool.Put(b)
+		s.putBatch(b)
 		return fmt.Errorf("cannot insert flows: %w", ErrClosed)
 	}
 	select {
@@ -179,7 +356,7 @@ func (s *Store) InsertFlows(ctx context.Context, flows []Flow) error {
 	}
 	s.metrics.dropped.WithLabelValues(dropQueue).Add(float64(len(flows)))
 	s.countDropped(0, uint64(len(flows)))
-	batchPool.Put(b)
+	s.putBatch(b)
 	if ctx.Err() != nil {
 		return fmt.Errorf("cannot queue flows: %w", ctx.Err())
 	}
@@ -259,7 +436,7 @@ func (s *Store) shutdown() error {
 }
 
 // writeGroup writes the batches in one transaction while the aggregator
-// adds them to the in-memory rollups.
+// adds them to the in-memory rollups, then indexes the rows.
 func (s *Store) writeGroup(ctx context.Context, group []*batch) {
 	w := s.wr
 	now := s.now()
@@ -306,6 +483,11 @@ func (s *Store) writeGroup(ctx context.Context, group []*batch) {
 	}()
 	n, err := s.writeRaw(ctx, group)
 	<-done
+	if w.agg.full() {
+		if err := s.flushRollups(ctx); err != nil {
+			s.setHealth(err)
+		}
+	}
 	if err != nil {
 		s.failGroup(group, err)
 		return
@@ -313,7 +495,33 @@ func (s *Store) writeGroup(ctx context.Context, group []*batch) {
 	s.metrics.written.Add(float64(n))
 	s.metrics.writeSeconds.Observe(time.Since(start).Seconds())
 	s.setHealth(nil)
-	recycle(group)
+	s.recycle(group)
+	if w.postings > w.maxPostings {
+		s.spillLargest(ctx)
+	}
+}
+
+// spillLargest writes the biggest host index tail as a segment, to bound
+// the memory of the tails.
+func (s *Store) spillLargest(ctx context.Context) {
+	w := s.wr
+	var big *partition
+	for _, p := range w.parts {
+		if big == nil || p.tail.postings > big.tail.postings {
+			big = p
+		}
+	}
+	if big == nil {
+		return
+	}
+	n := big.tail.postings
+	if err := s.spill(ctx, big); err != nil {
+		// The tail stays in memory (and searchable); the next group retries.
+		s.setHealth(err)
+		return
+	}
+	w.postings -= n
+	s.metrics.tailPostings.Set(float64(w.postings))
 }
 
 // failGroup counts the group's flows as dropped and reports the error. The
@@ -329,14 +537,12 @@ func (s *Store) failGroup(group []*batch, err error) {
 	s.metrics.dropped.WithLabelValues(dropWriteError).Add(float64(n))
 	s.countDropped(1, uint64(n))
 	s.setHealth(fmt.Errorf("cannot write flows: %w", err))
-	recycle(group)
+	s.recycle(group)
 }
 
-func recycle(group []*batch) {
+func (s *Store) recycle(group []*batch) {
 	for _, b := range group {
-		clear(b.flows) // drop string references before pooling
-		b.flows = b.flows[:0]
-		batchPool.Put(b)
+		s.putBatch(b)
 	}
 }
 
@@ -358,12 +564,28 @@ type expCounters struct {
 	flows, bytes, packets int64
 }
 
+// pendingInsert is the rows of one partition waiting for their multi-row
+// INSERT.
+type pendingInsert struct {
+	p            *partition
+	stmtN, stmt1 *sql.Stmt
+	args         []any
+	firstID      int64 // p.nextID when the group began
+}
+
+// pendingRow is a written row that goes into its partition's host index
+// tail once the transaction commits.
+type pendingRow struct {
+	p   *partition
+	row tailRow
+}
+
 // writeRaw inserts the flows of the group into their partitions in one
-// transaction. It returns the number of flows it tried to write. Partitions,
+// transaction and, once it committed, adds the rows to the host index
+// tails. It returns the number of flows it tried to write. Partitions,
 // exporters and names must have been prepared by prepareGroup.
-func (s *Store) writeRaw(ctx context.Context, group []*batch) (int, error) {
+func (s *Store) writeRaw(ctx context.Context, group []*batch) (total int, err error) {
 	w := s.wr
-	total := 0
 	for _, b := range group {
 		total += len(b.flows)
 	}
@@ -375,41 +597,58 @@ func (s *Store) writeRaw(ctx context.Context, group []*batch) (int, error) {
 		return total, fmt.Errorf("cannot begin transaction: %w", err)
 	}
 	defer tx.Rollback()
-	exps := map[int64]*expCounters{}
-	arena := make([]byte, 0, total*48) // x and address columns of every row
-	take := func(from int) []byte { return arena[from:len(arena):len(arena)] }
-	type pending struct {
-		p            *partition
-		stmtN, stmt1 *sql.Stmt
-		args         []any
-		rows         int
-	}
-	byPart := map[int64]*pending{}
-	flush := func(pd *pending) error {
-		if pd.rows != rowsPerInsert {
-			for i := 0; i < pd.rows; i++ {
-				if _, err := pd.stmt1.ExecContext(ctx, pd.args[i*4:i*4+4]...); err != nil {
-					return fmt.Errorf("cannot insert flows into %s: %w", pd.p.name, err)
+	clear(w.expCount)
+	clear(w.pending)
+	arena := w.arena[:0]
+	rows := w.tailRows[:0]
+	defer func() {
+		// On failure the rows are rolled back: their ids are free again.
+		for p, pd := range w.pending {
+			if err != nil {
+				p.nextID = pd.firstID
+			}
+		}
+		w.arena, w.tailRows = arena[:0], rows[:0]
+	}()
+	flush := func(pd *pendingInsert) error {
+		p := pd.p
+		n := int64(len(pd.args))
+		if n == rowsPerInsert {
+			res, err := pd.stmtN.ExecContext(ctx, pd.args...)
+			if err == nil {
+				err = checkRowID(res, p.nextID+n-1)
+			}
+			if err != nil {
+				return fmt.Errorf("cannot insert flows into %s: %w", p.name, err)
+			}
+		} else {
+			for i := range pd.args {
+				res, err := pd.stmt1.ExecContext(ctx, pd.args[i])
+				if err == nil {
+					err = checkRowID(res, p.nextID+int64(i))
+				}
+				if err != nil {
+					return fmt.Errorf("cannot insert flows into %s: %w", p.name, err)
 				}
 			}
-		} else if _, err := pd.stmtN.ExecContext(ctx, pd.args...); err != nil {
-			return fmt.Errorf("cannot insert flows into %s: %w", pd.p.name, err)
 		}
-		pd.args, pd.rows = pd.args[:0], 0
+		p.nextID += n
+		pd.args = pd.args[:0]
 		return nil
 	}
 	for _, b := range group {
 		var lastAddr netip.Addr
 		var lastExp int64
 		var ec *expCounters
+		var pd *pendingInsert
 		for i := range b.flows {
 			f := &b.flows[i]
 			a := f.Exporter.Addr().Unmap()
 			if ec == nil || a != lastAddr {
 				lastAddr, lastExp = a, w.exporters[a]
-				if ec = exps[lastExp]; ec == nil {
+				if ec = w.expCount[lastExp]; ec == nil {
 					ec = &expCounters{}
-					exps[lastExp] = ec
+					w.expCount[lastExp] = ec
 				}
 			}
 			ec.router = f.RouterID
@@ -419,62 +658,112 @@ func (s *Store) writeRaw(ctx context.Context, group []*batch) (int, error) {
 			nm := rawNames{sub: uint64(w.names[f.Subscriber]), app: uint64(w.names[f.Application]),
 				scc: uint64(w.names[f.SrcCountry]), dcc: uint64(w.names[f.DstCountry])}
 			pstart := partitionStart(f.End)
-			pd := byPart[pstart]
-			if pd == nil {
+			if pd == nil || pd.p.start != pstart {
 				p := w.parts[pstart]
-				pd = &pending{p: p, args: make([]any, 0, rowsPerInsert*4),
-					stmtN: tx.StmtContext(ctx, p.stmtN), stmt1: tx.StmtContext(ctx, p.stmt1)}
-				byPart[pstart] = pd
+				if pd = w.pending[p]; pd == nil {
+					pd = &pendingInsert{p: p, args: make([]any, 0, rowsPerInsert), firstID: p.nextID,
+						stmtN: tx.StmtContext(ctx, p.stmtN), stmt1: tx.StmtContext(ctx, p.stmt1)}
+					w.pending[p] = pd
+				}
 			}
 			local, remote := f.LocalRemote()
 			local, remote = local.Unmap(), remote.Unmap()
+			t := f.End - pstart
 			o := len(arena)
-			arena = append(arena, addrBytes(local)...)
-			la := take(o)
-			o = len(arena)
-			arena = append(arena, addrBytes(remote)...)
-			ra := take(o)
-			o = len(arena)
-			arena = encodeRaw(arena, f, local, remote, lastExp, nm)
-			pd.args = append(pd.args, f.End-pstart, nilIfEmpty(la), nilIfEmpty(ra), take(o))
-			pd.rows++
-			if pd.rows == rowsPerInsert {
-				if err := flush(pd); err != nil {
+			arena = encodeRaw(arena, f, t, local, remote, lastExp, nm, w)
+			pd.args = append(pd.args, arena[o:len(arena):len(arena)])
+			rows = append(rows, pendingRow{pd.p, tailRow{int32(t), local, remote}})
+			if len(pd.args) == rowsPerInsert {
+				if err = flush(pd); err != nil {
 					return total, err
 				}
 			}
 		}
 	}
-	for _, pd := range byPart {
-		if pd.rows > 0 {
-			if err := flush(pd); err != nil {
+	for _, pd := range w.pending {
+		if len(pd.args) > 0 {
+			if err = flush(pd); err != nil {
 				return total, err
 			}
 		}
 	}
 	nowMs := s.now().UnixMilli()
-	for id, ec := range exps {
+	for id, ec := range w.expCount {
 		if id == 0 {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE exporters SET router_id = ?, flows = flows + ?, bytes = bytes + ?,
+		if _, err = tx.ExecContext(ctx, `UPDATE exporters SET router_id = ?, flows = flows + ?, bytes = bytes + ?,
 			packets = packets + ?, last_flow = ?, first_flow = CASE WHEN first_flow = 0 THEN ? ELSE first_flow END
 			WHERE id = ?`, ec.router, ec.flows, ec.bytes, ec.packets, nowMs, nowMs, id); err != nil {
 			return total, fmt.Errorf("cannot update exporter counters: %w", err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if err = tx.Commit(); err != nil {
 		return total, fmt.Errorf("cannot commit flows: %w", err)
 	}
+	s.indexRows(rows)
 	return total, nil
 }
 
+// checkRowID checks that the last row an INSERT wrote got the id the
+// writer assigned to it: the host index relies on it.
+func checkRowID(res sql.Result, want int64) error {
+	got, err := res.LastInsertId()
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("row id %d, want %d", got, want)
+	}
+	return nil
+}
+
+// indexRows adds committed rows to their partitions' host index tails.
+func (s *Store) indexRows(rows []pendingRow) {
+	w := s.wr
+	now := s.now()
+	for len(rows) > 0 {
+		p := rows[0].p
+		// Rows of one partition are contiguous in the common case (a group
+		// rarely spans two partitions); collect a run.
+		j := 1
+		for j < len(rows) && rows[j].p == p {
+			j++
+		}
+		run := w.runScratch[:0]
+		for _, r := range rows[:j] {
+			run = append(run, r.row)
+		}
+		if j < len(rows) {
+			// Rows of p further on keep their order: move them forward.
+			rest := rows[j:]
+			k := 0
+			for _, r := range rest {
+				if r.p == p {
+					run = append(run, r.row)
+				} else {
+					rest[k] = r
+					k++
+				}
+			}
+			rows = rest[:k]
+		} else {
+			rows = nil
+		}
+		before := p.tail.postings
+		p.tail.add(run, now, &w.chunks)
+		w.postings += p.tail.postings - before
+		w.runScratch = run[:0]
+	}
+	s.metrics.tailPostings.Set(float64(w.postings))
+}
+
 // prepareGroup creates, in a small transaction of its own, the partitions,
-// exporter rows and interned names that the group needs, and prepares the
-// partitions' insert statements. It runs before the data transaction
-// because the writer's single connection cannot prepare statements while a
-// transaction holds it, and so that the rollup aggregator can read the ids
-// concurrently with the data transaction.
+// exporter rows, interned names and addresses that the group needs, and
+// prepares the partitions' insert statements. It runs before the data
+// transaction because the writer's single connection cannot prepare
+// statements while a transaction holds it, and so that the rollup
+// aggregator can read the ids concurrently with the data transaction.
 func (s *Store) prepareGroup(ctx context.Context, group []*batch) error {
 	w := s.wr
 	newParts := map[int64]struct{}{}
@@ -482,10 +771,14 @@ func (s *Store) prepareGroup(ctx context.Context, group []*batch) error {
 	newNames := map[string]struct{}{}
 	for _, b := range group {
 		var last netip.Addr
+		lastPart := int64(-1)
 		for i := range b.flows {
 			f := &b.flows[i]
-			if ps := partitionStart(f.End); w.parts[ps] == nil {
-				newParts[ps] = struct{}{}
+			if ps := partitionStart(f.End); ps != lastPart {
+				lastPart = ps
+				if w.parts[ps] == nil {
+					newParts[ps] = struct{}{}
+				}
 			}
 			if a := f.Exporter.Addr().Unmap(); i == 0 || a != last {
 				last = a
@@ -500,23 +793,29 @@ func (s *Store) prepareGroup(ctx context.Context, group []*batch) error {
 			}
 		}
 	}
-	if len(newParts)+len(newExp)+len(newNames) > 0 {
+	if len(newParts)+len(newExp)+len(newNames)+len(w.newAddrs) > 0 {
 		if err := s.createRefs(ctx, newParts, newExp, newNames); err != nil {
 			return err
 		}
 	}
 	for _, b := range group {
+		lastPart := int64(-1)
 		for i := range b.flows {
-			p := w.parts[partitionStart(b.flows[i].End)]
+			ps := partitionStart(b.flows[i].End)
+			if ps == lastPart {
+				continue
+			}
+			lastPart = ps
+			p := w.parts[ps]
 			if p.stmtN != nil {
 				continue
 			}
 			var err error
-			vals := strings.TrimSuffix(strings.Repeat("(?,?,?,?),", rowsPerInsert), ",")
-			if p.stmtN, err = s.w.PrepareContext(ctx, "INSERT INTO "+p.name+" (t, a, b, x) VALUES "+vals); err != nil {
+			vals := strings.TrimSuffix(strings.Repeat("(?),", rowsPerInsert), ",")
+			if p.stmtN, err = s.w.PrepareContext(ctx, "INSERT INTO "+p.name+" (x) VALUES "+vals); err != nil {
 				return fmt.Errorf("cannot prepare insert into %s: %w", p.name, err)
 			}
-			if p.stmt1, err = s.w.PrepareContext(ctx, "INSERT INTO "+p.name+" (t, a, b, x) VALUES (?,?,?,?)"); err != nil {
+			if p.stmt1, err = s.w.PrepareContext(ctx, "INSERT INTO "+p.name+" (x) VALUES (?)"); err != nil {
 				p.stmtN.Close()
 				p.stmtN = nil
 				return fmt.Errorf("cannot prepare insert into %s: %w", p.name, err)
@@ -535,12 +834,17 @@ func (s *Store) createRefs(ctx context.Context, parts map[int64]struct{}, exps m
 	defer tx.Rollback()
 	created := map[int64]*partition{}
 	for start := range parts {
-		p := &partition{start: start, name: partitionName(start)}
-		if _, err := tx.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+p.name+
-			" (id INTEGER PRIMARY KEY, t INTEGER NOT NULL, a BLOB, b BLOB, x BLOB NOT NULL)"); err != nil {
-			return fmt.Errorf("cannot create partition %s: %w", p.name, err)
+		p := &partition{start: start, name: partitionName(start), format: formatV2, nextID: 1}
+		for _, q := range []string{
+			"CREATE TABLE IF NOT EXISTS " + p.name + " (id INTEGER PRIMARY KEY, x BLOB NOT NULL)",
+			"CREATE TABLE IF NOT EXISTS " + indexTable(p.name) + " (seg INTEGER NOT NULL, k BLOB NOT NULL, v BLOB NOT NULL, PRIMARY KEY (seg, k)) WITHOUT ROWID",
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("cannot create partition %s: %w", p.name, err)
+			}
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO partitions (start, name) VALUES (?, ?)", start/1000, p.name); err != nil {
+		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO raw_partitions (name, start, format) VALUES (?, ?, ?)",
+			p.name, start/1000, formatV2); err != nil {
 			return fmt.Errorf("cannot record partition %s: %w", p.name, err)
 		}
 		created[start] = p
@@ -569,11 +873,21 @@ func (s *Store) createRefs(ctx context.Context, parts map[int64]struct{}, exps m
 		}
 		nameIDs[n] = id
 	}
+	addrIDs := map[netip.Addr]uint64{}
+	for a := range w.newAddrs {
+		var id int64
+		if err := tx.QueryRowContext(ctx, "INSERT INTO addrs (addr) VALUES (?) RETURNING id", addrBytes(a)).Scan(&id); err != nil {
+			return fmt.Errorf("cannot intern address: %w", err)
+		}
+		addrIDs[a] = uint64(id)
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("cannot commit new partitions and names: %w", err)
 	}
 	for start, p := range created {
+		p.tail = newHostTail(1)
 		w.parts[start] = p
+		s.setTail(p.name, p.tail)
 	}
 	for a, id := range expIDs {
 		w.exporters[a] = id
@@ -581,15 +895,12 @@ func (s *Store) createRefs(ctx context.Context, parts map[int64]struct{}, exps m
 	for n, id := range nameIDs {
 		w.names[n] = id
 	}
-	s.metrics.partitions.Set(float64(len(w.parts)))
-	return nil
-}
-
-func nilIfEmpty(b []byte) []byte {
-	if len(b) == 0 {
-		return nil
+	for a, id := range addrIDs {
+		w.addrs[a] = id
 	}
-	return b
+	clear(w.newAddrs)
+	s.metrics.partitions.Set(float64(len(w.parts) + len(w.legacy)))
+	return nil
 }
 
 // closeStatements releases a partition's prepared statements.

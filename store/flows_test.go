@@ -306,7 +306,7 @@ func TestIngestQueryRetention(t *testing.T) {
 	s.now = func() time.Time { return later }
 	s.maintain(ctx)
 	var nparts int
-	s.r.QueryRow("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'flows_%'").Scan(&nparts)
+	s.r.QueryRow("SELECT count(*) FROM sqlite_schema WHERE name GLOB 'raw_[0-9]*' OR name GLOB 'rawx_[0-9]*' OR name GLOB 'flows_[0-9]*'").Scan(&nparts)
 	if nparts != 0 || len(s.wr.parts) != 0 {
 		t.Fatalf("%d partitions left after raw retention", nparts)
 	}

@@ -19,6 +19,10 @@ type metrics struct {
 	namesOverflow  prometheus.Counter
 	partitions     prometheus.Gauge
 	indexSeconds   prometheus.Histogram
+	addrsOverflow  prometheus.Counter
+	segments       prometheus.Counter
+	spillSeconds   prometheus.Histogram
+	tailPostings   prometheus.Gauge
 }
 
 // Reasons for flows the store drops.
@@ -42,7 +46,7 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.written, m.dropped, m.batchesDropped, m.writeSeconds, m.flushSeconds,
-		m.healthy, m.rollupPruned, m.untracked, m.namesOverflow, m.partitions, m.indexSeconds, queue, queueCap} {
+		m.healthy, m.rollupPruned, m.untracked, m.namesOverflow, m.addrsOverflow, m.partitions, m.indexSeconds, m.segments, m.spillSeconds, m.tailPostings, queue, queueCap} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("cannot register store metrics: %w", err)
 		}
@@ -85,8 +89,21 @@ func newUnregisteredMetrics() *metrics {
 			Name: "flowbox_store_raw_partitions", Help: "Raw flow partitions in the database.",
 		}),
 		indexSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "flowbox_store_partition_index_duration_seconds", Help: "Time to build the address indexes of a closed partition.",
+			Name: "flowbox_store_partition_index_duration_seconds", Help: "Time to build the SQL address indexes of a closed partition of the old raw format.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}),
+		addrsOverflow: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flowbox_store_addrs_overflow_total", Help: "Explicit addresses of raw rows written in full because the address dictionary is full.",
+		}),
+		segments: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flowbox_store_host_index_segments_total", Help: "Host index segments written (tails of raw partitions spilled to disk).",
+		}),
+		spillSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "flowbox_store_host_index_spill_duration_seconds", Help: "Time to write one host index segment.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		tailPostings: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "flowbox_store_host_index_tail_postings", Help: "Postings (address, row) of the host index held in memory, bounded by the store.",
 		}),
 	}
 	m.healthy.Set(1)

@@ -36,12 +36,15 @@ const (
 	ResRaw    Resolution = "raw" // raw flows (last RawRetention)
 	ResMinute Resolution = "1m"  // 1-minute rollups (last MinuteRetention)
 	ResHour   Resolution = "1h"  // 1-hour rollups, completed with 1-minute rollups for the last hours
+	ResDay    Resolution = "1d"  // 1-day top-K rollups, completed with hours and minutes at the ends (tops only)
 )
 
 // Filter restricts a query. Empty fields match everything; values within a
 // field are ORed, fields are ANDed. Rollups answer Sources and Directions
 // (and Interfaces for interface series and tops); the other fields need raw
-// flows, so they are only accepted for ranges within the raw window.
+// flows, so they are only accepted for ranges within the raw window: the
+// rollups keep the top entries of each dimension separately, which cannot
+// answer "the remote ASes of local host X" exactly.
 type Filter struct {
 	// Sources are router ids; a negative value -N selects the flows of the
 	// unknown exporter with id N (see Store.ExporterSources).
@@ -51,21 +54,55 @@ type Filter struct {
 	Interfaces []uint32
 	// Hosts match the local or the remote address (Flow.LocalRemote).
 	Hosts []netip.Prefix
+	// LocalHosts match the local address and RemoteHosts the remote
+	// address (Flow.LocalRemote): both together select a conversation, as
+	// DimConversation ranks them.
+	LocalHosts  []netip.Prefix
+	RemoteHosts []netip.Prefix
 	// AS match the source or destination AS.
 	AS []uint32
 	// Ports match the source or destination port.
 	Ports     []uint16
 	Protocols []uint8
+	// Applications match Flow.Application ("" matches flows without one),
+	// as DimApplication labels them.
+	Applications []string
+	// Countries match the country of the remote side (the source country of
+	// downloads, else the destination country), as DimCountry ranks them;
+	// "" matches an unknown country.
+	Countries []string
 }
 
-func (f *Filter) needsRaw() bool {
-	return len(f.Hosts)+len(f.AS)+len(f.Ports)+len(f.Protocols) > 0
+// rawFields returns the names of the set fields that only raw flows
+// answer.
+func (f *Filter) rawFields() []string {
+	var out []string
+	for _, c := range []struct {
+		name string
+		n    int
+	}{
+		{"hosts", len(f.Hosts)}, {"local-hosts", len(f.LocalHosts)}, {"remote-hosts", len(f.RemoteHosts)},
+		{"as", len(f.AS)}, {"ports", len(f.Ports)}, {"protocols", len(f.Protocols)},
+		{"applications", len(f.Applications)}, {"countries", len(f.Countries)},
+	} {
+		if c.n > 0 {
+			out = append(out, c.name)
+		}
+	}
+	return out
 }
+
+func (f *Filter) needsRaw() bool { return len(f.rawFields()) > 0 }
 
 func (f *Filter) validate() error {
-	for _, p := range f.Hosts {
-		if !p.IsValid() {
-			return &QueryError{Field: "filter.hosts", Msg: "invalid prefix"}
+	for _, l := range []struct {
+		field string
+		ps    []netip.Prefix
+	}{{"filter.hosts", f.Hosts}, {"filter.local-hosts", f.LocalHosts}, {"filter.remote-hosts", f.RemoteHosts}} {
+		for _, p := range l.ps {
+			if !p.IsValid() {
+				return &QueryError{Field: l.field, Msg: "invalid prefix"}
+			}
 		}
 	}
 	for _, d := range f.Directions {
@@ -74,6 +111,23 @@ func (f *Filter) validate() error {
 		}
 	}
 	return nil
+}
+
+// rawWindowError is the error of a query that needs raw flows over a range
+// that starts before the raw window. why names what needs them.
+func (s *Store) rawWindowError(why string) error {
+	return &QueryError{Field: "filter", Msg: fmt.Sprintf(
+		"%s needs raw flows, which are kept for %s only (since %s): the rollups keep the top %d entries of each dimension separately, "+
+			"so they cannot answer it exactly; choose a range within the last %s",
+		why, s.cfg.RawRetention, s.rawWindowStart().UTC().Format(time.RFC3339), s.cfg.TopK, s.cfg.RawRetention)}
+}
+
+// rawReason says why a query needs raw flows, for rawWindowError.
+func rawReason(f *Filter, what string) string {
+	if fs := f.rawFields(); len(fs) > 0 {
+		return "a filter on " + strings.Join(fs, ", ")
+	}
+	return what
 }
 
 // ParsePrefix parses a host or CIDR filter ("192.0.2.1", "2001:db8::/32");
@@ -94,8 +148,29 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-// match reports whether a decoded flow passes the filter.
-func (f *Filter) match(fl *Flow, src int64) bool {
+func anyContains(ps []netip.Prefix, a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// remoteCountry is the country DimCountry ranks a flow under.
+func remoteCountry(f *Flow) string {
+	if f.Direction == DirDownload {
+		return f.SrcCountry
+	}
+	return f.DstCountry
+}
+
+// match reports whether a decoded flow passes the filter. local and remote
+// are its unmapped Flow.LocalRemote addresses.
+func (f *Filter) match(fl *Flow, src int64, local, remote netip.Addr) bool {
 	if len(f.Sources) > 0 && !slices.Contains(f.Sources, src) {
 		return false
 	}
@@ -105,19 +180,14 @@ func (f *Filter) match(fl *Flow, src int64) bool {
 	if len(f.Interfaces) > 0 && !slices.Contains(f.Interfaces, fl.InIf) && !slices.Contains(f.Interfaces, fl.OutIf) {
 		return false
 	}
-	if len(f.Hosts) > 0 {
-		l, r := fl.LocalRemote()
-		l, r = l.Unmap(), r.Unmap()
-		ok := false
-		for _, p := range f.Hosts {
-			if (l.IsValid() && p.Contains(l)) || (r.IsValid() && p.Contains(r)) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return false
-		}
+	if len(f.Hosts) > 0 && !anyContains(f.Hosts, local) && !anyContains(f.Hosts, remote) {
+		return false
+	}
+	if len(f.LocalHosts) > 0 && !anyContains(f.LocalHosts, local) {
+		return false
+	}
+	if len(f.RemoteHosts) > 0 && !anyContains(f.RemoteHosts, remote) {
+		return false
 	}
 	if len(f.AS) > 0 && !slices.Contains(f.AS, fl.SrcAS) && !slices.Contains(f.AS, fl.DstAS) {
 		return false
@@ -126,6 +196,12 @@ func (f *Filter) match(fl *Flow, src int64) bool {
 		return false
 	}
 	if len(f.Protocols) > 0 && !slices.Contains(f.Protocols, fl.Proto) {
+		return false
+	}
+	if len(f.Applications) > 0 && !slices.Contains(f.Applications, fl.Application) {
+		return false
+	}
+	if len(f.Countries) > 0 && !slices.Contains(f.Countries, remoteCountry(fl)) {
 		return false
 	}
 	return true
@@ -162,70 +238,103 @@ func (s *Store) checkRange(from, to time.Time) error {
 	return nil
 }
 
-// segment is a time range [from, to) (unix seconds) answered from the
-// hour (hour=true) or minute rollup tables.
+// segment is a time range [from, to) (unix seconds) answered from one
+// rollup table: 'm' (minutes), 'h' (hours) or 'd' (days, top-K only).
 type segment struct {
-	hour     bool
+	table    byte
 	from, to int64
 }
 
-// segments splits [from, to) into hour-table and minute-table ranges: the
-// hour table serves whole hours already rebuilt, the minute table the rest.
-// Partial hours older than the minute retention are widened to whole
-// hours. It reports whether the hour table is used.
+// Resolution of the coarsest table a query used.
+func segResolution(segs []segment) Resolution {
+	res := ResMinute
+	for _, sg := range segs {
+		switch {
+		case sg.table == 'd':
+			return ResDay
+		case sg.table == 'h':
+			res = ResHour
+		}
+	}
+	return res
+}
+
+// segments splits [from, to) into day-, hour- and minute-table ranges: the
+// day table (with preferDay) serves whole days already rebuilt, the hour
+// table whole hours already rebuilt, the minute table the rest. Partial
+// hours older than the minute retention are widened to whole hours.
 //
 // With preferHour false (series with a step under an hour) the minute table
 // serves everything it still holds.
-func (s *Store) segments(ctx context.Context, from, to int64, preferHour bool) ([]segment, bool, error) {
+func (s *Store) segments(ctx context.Context, from, to int64, preferHour, preferDay bool) ([]segment, error) {
 	pending := map[int64]bool{}
-	rows, err := s.r.QueryContext(ctx, "SELECT hour FROM rollup_pending")
-	if err != nil {
-		return nil, false, fmt.Errorf("cannot read pending hours: %w", err)
-	}
-	for rows.Next() {
-		var h int64
-		if err := rows.Scan(&h); err != nil {
-			rows.Close()
-			return nil, false, fmt.Errorf("cannot read pending hours: %w", err)
+	pendingDay := map[int64]bool{}
+	for _, q := range []struct {
+		sql string
+		m   map[int64]bool
+		day bool
+	}{{"SELECT hour FROM rollup_pending", pending, false}, {"SELECT day FROM rollup_pending_day", pendingDay, true}} {
+		if q.day && !preferDay {
+			continue
 		}
-		pending[h] = true
+		rows, err := s.r.QueryContext(ctx, q.sql)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read pending rollups: %w", err)
+		}
+		for rows.Next() {
+			var h int64
+			if err := rows.Scan(&h); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("cannot read pending rollups: %w", err)
+			}
+			q.m[h] = true
+			if !q.day {
+				pendingDay[h/86400*86400] = true // its day is not rebuilt yet
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("cannot read pending rollups: %w", err)
+		}
 	}
-	rows.Close()
 	now := s.now()
 	doneBefore := now.Add(-hourGrace).Unix()
 	minAvail := now.Add(-s.cfg.MinuteRetention).Unix()
 	var out []segment
-	usedHour := false
 	add := func(sg segment) {
-		if sg.hour {
-			usedHour = true
-		}
-		if n := len(out); n > 0 && out[n-1].hour == sg.hour && out[n-1].to == sg.from {
+		if n := len(out); n > 0 && out[n-1].table == sg.table && out[n-1].to == sg.from {
 			out[n-1].to = sg.to
 			return
 		}
 		out = append(out, sg)
 	}
 	for h := from / 3600 * 3600; h < to; h += 3600 {
+		if d := h / 86400 * 86400; preferDay && h == d && d >= from && d+86400 <= to && d+86400 <= doneBefore && !pendingDay[d] {
+			add(segment{'d', d, d + 86400})
+			h += 86400 - 3600
+			continue
+		}
 		lo, hi := max(from, h), min(to, h+3600)
 		full := lo == h && hi == h+3600
 		switch {
 		case preferHour && full && h+3600 <= doneBefore && !pending[h]:
-			add(segment{true, h, h + 3600})
+			add(segment{'h', h, h + 3600})
 		case lo >= minAvail:
-			add(segment{false, lo, hi})
+			add(segment{'m', lo, hi})
 		default:
-			add(segment{true, h, h + 3600})
+			add(segment{'h', h, h + 3600})
 		}
 	}
-	return out, usedHour, nil
+	return out, nil
 }
 
-// nameCache resolves interned name ids and exporter ids for raw reads.
+// nameCache resolves interned name ids, exporter ids and interned
+// addresses for raw reads.
 type nameCache struct {
 	mu        sync.Mutex
 	names     map[int64]string
 	exporters map[int64]netip.Addr
+	addrs     map[uint64]netip.Addr
 }
 
 func (s *Store) lookupNames(ctx context.Context, r *decodedRow) error {
@@ -235,6 +344,7 @@ func (s *Store) lookupNames(ctx context.Context, r *decodedRow) error {
 	if c.names == nil {
 		c.names = map[int64]string{0: ""}
 		c.exporters = map[int64]netip.Addr{}
+		c.addrs = map[uint64]netip.Addr{}
 	}
 	ids := [4]uint64{r.names.sub, r.names.app, r.names.scc, r.names.dcc}
 	for _, id := range ids {
@@ -250,6 +360,22 @@ func (s *Store) lookupNames(ctx context.Context, r *decodedRow) error {
 			return err
 		}
 	}
+	if r.dictMask != 0 {
+		for i, id := range r.dictIDs {
+			if r.dictMask&(1<<i) == 0 {
+				continue
+			}
+			if _, ok := c.addrs[id]; !ok {
+				if err := s.loadAddrs(ctx); err != nil {
+					return err
+				}
+				if _, ok := c.addrs[id]; !ok {
+					return fmt.Errorf("damaged raw flow row %d: unknown address id %d", r.id, id)
+				}
+			}
+		}
+		r.fillAddrs(func(id uint64) netip.Addr { return c.addrs[id] })
+	}
 	r.Subscriber, r.Application = c.names[int64(ids[0])], c.names[int64(ids[1])]
 	r.SrcCountry, r.DstCountry = c.names[int64(ids[2])], c.names[int64(ids[3])]
 	r.Exporter = netip.AddrPortFrom(c.exporters[r.expID], 0)
@@ -261,7 +387,7 @@ func (s *Store) loadNames(ctx context.Context) error {
 	for id := range s.cache.names {
 		maxID = max(maxID, id)
 	}
-	rows, err := s.r.QueryContext(ctx, "SELECT id, name FROM names WHERE id > ?", maxID)
+	rows, err := s.meta.QueryContext(ctx, "SELECT id, name FROM names WHERE id > ?", maxID)
 	if err != nil {
 		return fmt.Errorf("cannot read names: %w", err)
 	}
@@ -280,7 +406,7 @@ func (s *Store) loadNames(ctx context.Context) error {
 }
 
 func (s *Store) loadExporters(ctx context.Context) error {
-	rows, err := s.r.QueryContext(ctx, "SELECT id, addr FROM exporters")
+	rows, err := s.meta.QueryContext(ctx, "SELECT id, addr FROM exporters")
 	if err != nil {
 		return fmt.Errorf("cannot read exporters: %w", err)
 	}
@@ -293,6 +419,29 @@ func (s *Store) loadExporters(ctx context.Context) error {
 		}
 		a, _ := netip.AddrFromSlice(raw)
 		s.cache.exporters[id] = a
+	}
+	return rows.Err()
+}
+
+func (s *Store) loadAddrs(ctx context.Context) error {
+	var maxID uint64
+	for id := range s.cache.addrs {
+		maxID = max(maxID, id)
+	}
+	rows, err := s.meta.QueryContext(ctx, "SELECT id, addr FROM addrs WHERE id > ?", int64(maxID))
+	if err != nil {
+		return fmt.Errorf("cannot read addresses: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var raw []byte
+		if err := rows.Scan(&id, &raw); err != nil {
+			return fmt.Errorf("cannot read addresses: %w", err)
+		}
+		if a, ok := netip.AddrFromSlice(raw); ok && len(s.cache.addrs) < maxAddrs {
+			s.cache.addrs[uint64(id)] = a
+		}
 	}
 	return rows.Err()
 }
@@ -324,160 +473,6 @@ func (s *Store) ExporterSources(ctx context.Context) (map[netip.Addr]int64, erro
 		}
 	}
 	return out, rows.Err()
-}
-
-// rawPartition is a partition as seen by readers.
-type rawPartition struct {
-	start   int64 // unix ms
-	name    string
-	indexed bool
-}
-
-// rawPartitions lists the partitions overlapping [from, to) (unix ms),
-// oldest first.
-func (s *Store) rawPartitions(ctx context.Context, from, to int64) ([]rawPartition, error) {
-	span := partitionSpan.Milliseconds()
-	rows, err := s.r.QueryContext(ctx, "SELECT start, name, indexed FROM partitions WHERE start * 1000 < ? AND start * 1000 + ? > ? ORDER BY start",
-		to, span, from)
-	if err != nil {
-		return nil, fmt.Errorf("cannot list raw partitions: %w", err)
-	}
-	defer rows.Close()
-	var out []rawPartition
-	for rows.Next() {
-		var p rawPartition
-		if err := rows.Scan(&p.start, &p.name, &p.indexed); err != nil {
-			return nil, fmt.Errorf("cannot list raw partitions: %w", err)
-		}
-		p.start *= 1000
-		out = append(out, p)
-	}
-	return out, rows.Err()
-}
-
-// hostCond returns the SQL condition on the a/b columns for the host
-// filter (nil filter: none). Rows it admits are re-checked exactly in Go.
-func hostCond(hosts []netip.Prefix) (string, []any) {
-	if len(hosts) == 0 {
-		return "", nil
-	}
-	var parts []string
-	var args []any
-	for _, p := range hosts {
-		lo := p.Masked().Addr()
-		hi := lastAddr(p)
-		if lo == hi {
-			parts = append(parts, "a = ? OR b = ?")
-			args = append(args, addrBytes(lo), addrBytes(lo))
-			continue
-		}
-		parts = append(parts, "a BETWEEN ? AND ? OR b BETWEEN ? AND ?")
-		args = append(args, addrBytes(lo), addrBytes(hi), addrBytes(lo), addrBytes(hi))
-	}
-	return " AND (" + strings.Join(parts, " OR ") + ")", args
-}
-
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().AsSlice()
-	bits := p.Bits()
-	for i := range b {
-		for j := 0; j < 8; j++ {
-			if i*8+j >= bits {
-				b[i] |= 0x80 >> j
-			}
-		}
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
-}
-
-// scanRaw calls fn for every raw flow in [from, to) (unix ms) that passes
-// the filter, partition by partition in the given order (desc = newest
-// first); within a partition rows come in (t, id) order. fn returns false to
-// stop. The cursor (when non-nil) skips rows up to and including it.
-func (s *Store) scanRaw(ctx context.Context, from, to int64, flt *Filter, desc bool, cur *cursor, fn func(*decodedRow, cursor) bool) error {
-	parts, err := s.rawPartitions(ctx, from, to)
-	if err != nil {
-		return err
-	}
-	if desc {
-		slices.Reverse(parts)
-	}
-	hc, hargs := hostCond(flt.Hosts)
-	order, cmpOp := "ASC", ">"
-	if desc {
-		order, cmpOp = "DESC", "<"
-	}
-	const page = 4096
-	var row decodedRow
-	for _, p := range parts {
-		if cur != nil && ((desc && p.start > cur.part) || (!desc && p.start < cur.part)) {
-			continue
-		}
-		var lastT, lastID int64
-		have := false
-		if cur != nil && cur.part == p.start {
-			lastT, lastID, have = cur.t, cur.id, true
-		}
-		for {
-			q := "SELECT id, t, a, b, x FROM " + p.name + " WHERE t >= ? AND t < ?" + hc
-			args := append([]any{from - p.start, to - p.start}, hargs...)
-			if have {
-				q += fmt.Sprintf(" AND (t %s ? OR (t = ? AND id %s ?))", cmpOp, cmpOp)
-				args = append(args, lastT, lastT, lastID)
-			}
-			q += fmt.Sprintf(" ORDER BY t %s, id %s LIMIT %d", order, order, page)
-			rows, err := s.r.QueryContext(ctx, q, args...)
-			if err != nil {
-				if strings.Contains(err.Error(), "no such table") {
-					break // dropped by retention meanwhile
-				}
-				return fmt.Errorf("cannot read raw flows: %w", err)
-			}
-			n := 0
-			stop := false
-			for rows.Next() {
-				var id, t int64
-				var a, b, x []byte
-				if err := rows.Scan(&id, &t, &a, &b, &x); err != nil {
-					rows.Close()
-					return fmt.Errorf("cannot read raw flows: %w", err)
-				}
-				n++
-				lastT, lastID, have = t, id, true
-				if err := decodeRaw(&row, p.start+t, a, b, x); err != nil {
-					rows.Close()
-					return fmt.Errorf("cannot read raw flow %d of %s: %w", id, p.name, err)
-				}
-				src := row.RouterID
-				if src == 0 {
-					src = -row.expID
-				}
-				if !flt.match(&row.Flow, src) {
-					continue
-				}
-				if err := s.lookupNames(ctx, &row); err != nil {
-					rows.Close()
-					return err
-				}
-				if !fn(&row, cursor{part: p.start, t: t, id: id}) {
-					stop = true
-					break
-				}
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("cannot read raw flows: %w", err)
-			}
-			if stop {
-				return nil
-			}
-			if n < page {
-				break
-			}
-		}
-	}
-	return ctx.Err()
 }
 
 // rawWindowStart is the oldest time raw flows are kept for.

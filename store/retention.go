@@ -8,8 +8,9 @@ import (
 )
 
 // maintain runs once a minute in the writer: it flushes the minute
-// rollups, rebuilds finished hours, indexes closed partitions and applies
-// retention. Errors are logged and reflected in Health; the next run retries.
+// rollups, rebuilds finished hours, closes partitions (writing their host
+// index) and applies retention. Errors are logged and reflected in Health;
+// the next run retries.
 func (s *Store) maintain(ctx context.Context) {
 	now := s.now()
 	if err := s.flushRollups(ctx); err != nil {
@@ -20,7 +21,11 @@ func (s *Store) maintain(ctx context.Context) {
 		s.setHealth(err)
 		return
 	}
-	if err := s.indexClosedPartitions(ctx, now); err != nil {
+	if err := s.rebuildDays(ctx, now); err != nil {
+		s.setHealth(err)
+		return
+	}
+	if err := s.closePartitions(ctx, now); err != nil {
 		s.setHealth(err)
 		return
 	}
@@ -30,14 +35,50 @@ func (s *Store) maintain(ctx context.Context) {
 	}
 }
 
-// indexClosedPartitions builds the address indexes of partitions that ended
-// more than indexDelay ago. While a partition is open it has no index, so
-// inserts stay fast; searches scan it.
-func (s *Store) indexClosedPartitions(ctx context.Context, now time.Time) error {
+// closePartitions writes the host index tail of format 2 partitions that
+// ended more than indexDelay ago as a segment (and, later, the tails of the
+// late flows such a partition still receives), and builds the SQL address
+// indexes of format 1 partitions left open by an older flowbox.
+func (s *Store) closePartitions(ctx context.Context, now time.Time) error {
 	w := s.wr
+	closedBefore := now.Add(-partitionSpan - indexDelay).UnixMilli()
 	var todo []*partition
 	for _, p := range w.parts {
-		if !p.indexed && p.start+partitionSpan.Milliseconds()+indexDelay.Milliseconds() <= now.UnixMilli() {
+		if p.start > closedBefore {
+			continue
+		}
+		n := p.tail.postings
+		late := n >= lateSpillPostings || (n > 0 && now.Sub(p.tail.since) >= lateSpillAge)
+		if !p.closed || late {
+			todo = append(todo, p)
+		}
+	}
+	sort.Slice(todo, func(i, j int) bool { return todo[i].start < todo[j].start })
+	for _, p := range todo {
+		n := p.tail.postings
+		if err := s.spill(ctx, p); err != nil {
+			return err
+		}
+		w.postings -= n
+		if !p.closed {
+			if _, err := s.w.ExecContext(ctx, "UPDATE raw_partitions SET closed = 1 WHERE name = ?", p.name); err != nil {
+				return fmt.Errorf("cannot close partition %s: %w", p.name, describeWriteError(err))
+			}
+			p.closed = true
+			p.closeStatements()
+		}
+	}
+	s.metrics.tailPostings.Set(float64(w.postings))
+	return s.indexLegacyPartitions(ctx, now)
+}
+
+// indexLegacyPartitions builds the address indexes of format 1 partitions
+// that ended more than indexDelay ago.
+func (s *Store) indexLegacyPartitions(ctx context.Context, now time.Time) error {
+	w := s.wr
+	var todo []*partition
+	for _, p := range w.legacy {
+		if !p.closed && p.start+partitionSpan.Milliseconds()+indexDelay.Milliseconds() <= now.UnixMilli() {
 			todo = append(todo, p)
 		}
 	}
@@ -48,24 +89,20 @@ func (s *Store) indexClosedPartitions(ctx context.Context, now time.Time) error 
 		if err != nil {
 			return fmt.Errorf("cannot index partition %s: %w", p.name, describeWriteError(err))
 		}
-		for _, q := range []string{
-			"CREATE INDEX IF NOT EXISTS " + p.name + "_a ON " + p.name + " (a)",
-			"CREATE INDEX IF NOT EXISTS " + p.name + "_b ON " + p.name + " (b)",
+		for _, q := range []stmt{
+			{"CREATE INDEX IF NOT EXISTS " + p.name + "_a ON " + p.name + " (a)", nil},
+			{"CREATE INDEX IF NOT EXISTS " + p.name + "_b ON " + p.name + " (b)", nil},
+			{"UPDATE raw_partitions SET closed = 1 WHERE name = ?", []any{p.name}},
 		} {
-			if _, err := tx.ExecContext(ctx, q); err != nil {
+			if _, err := tx.ExecContext(ctx, q.q, q.args...); err != nil {
 				tx.Rollback()
 				return fmt.Errorf("cannot index partition %s: %w", p.name, describeWriteError(err))
 			}
 		}
-		if _, err := tx.ExecContext(ctx, "UPDATE partitions SET indexed = 1 WHERE start = ?", p.start/1000); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("cannot index partition %s: %w", p.name, describeWriteError(err))
-		}
 		if err := tx.Commit(); err != nil {
 			return fmt.Errorf("cannot index partition %s: %w", p.name, describeWriteError(err))
 		}
-		p.indexed = true
-		p.closeStatements()
+		p.closed = true
 		s.metrics.indexSeconds.Observe(time.Since(start).Seconds())
 	}
 	return nil
@@ -76,30 +113,20 @@ func (s *Store) indexClosedPartitions(ctx context.Context, now time.Time) error 
 func (s *Store) applyRetention(ctx context.Context, now time.Time) error {
 	w := s.wr
 	rawCut := now.Add(-s.cfg.RawRetention).UnixMilli()
-	for start, p := range w.parts {
-		if start+partitionSpan.Milliseconds() > rawCut {
-			continue
+	for _, m := range []map[int64]*partition{w.parts, w.legacy} {
+		for start, p := range m {
+			if start+partitionSpan.Milliseconds() > rawCut {
+				continue
+			}
+			if err := s.dropPartition(ctx, p); err != nil {
+				return err
+			}
+			delete(m, start)
+			s.logger.Debug("dropped raw partition", "partition", p.name)
 		}
-		p.closeStatements()
-		tx, err := s.w.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("cannot drop partition %s: %w", p.name, describeWriteError(err))
-		}
-		if _, err := tx.ExecContext(ctx, "DROP TABLE IF EXISTS "+p.name); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("cannot drop partition %s: %w", p.name, describeWriteError(err))
-		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM partitions WHERE start = ?", start/1000); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("cannot drop partition %s: %w", p.name, describeWriteError(err))
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("cannot drop partition %s: %w", p.name, describeWriteError(err))
-		}
-		delete(w.parts, start)
-		s.logger.Debug("dropped raw partition", "partition", p.name)
 	}
-	s.metrics.partitions.Set(float64(len(w.parts)))
+	s.metrics.partitions.Set(float64(len(w.parts) + len(w.legacy)))
+	s.metrics.tailPostings.Set(float64(w.postings))
 	minCut := now.Add(-s.cfg.MinuteRetention).Unix()
 	hourCut := now.Add(-s.cfg.HourRetention).Unix()
 	qs := []struct {
@@ -111,6 +138,7 @@ func (s *Store) applyRetention(ctx context.Context, now time.Time) error {
 		{"DELETE FROM tot_h WHERE t < ?", []any{hourCut}},
 		{"DELETE FROM if_h WHERE t < ?", []any{hourCut}},
 		{"DELETE FROM rollup_pending WHERE hour < ?", []any{minCut - 3600}},
+		{"DELETE FROM rollup_pending_day WHERE day < ?", []any{hourCut - 86400}},
 	}
 	for d := DimLocalHost; d < DimLocalHost+numRollupDims; d++ {
 		qs = append(qs, struct {
@@ -120,7 +148,11 @@ func (s *Store) applyRetention(ctx context.Context, now time.Time) error {
 			struct {
 				q   string
 				arg []any
-			}{"DELETE FROM top_h WHERE dim = ? AND t < ?", []any{d, hourCut}})
+			}{"DELETE FROM top_h WHERE dim = ? AND t < ?", []any{d, hourCut}},
+			struct {
+				q   string
+				arg []any
+			}{"DELETE FROM top_d WHERE dim = ? AND t < ?", []any{d, hourCut}})
 	}
 	for _, q := range qs {
 		if _, err := s.w.ExecContext(ctx, q.q, q.arg...); err != nil {
@@ -128,4 +160,41 @@ func (s *Store) applyRetention(ctx context.Context, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// dropPartition drops a raw partition's tables and metadata in one
+// transaction.
+func (s *Store) dropPartition(ctx context.Context, p *partition) error {
+	p.closeStatements()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("cannot drop partition %s: %w", p.name, describeWriteError(err))
+	}
+	defer tx.Rollback()
+	qs := []stmt{{"DROP TABLE IF EXISTS " + p.name, nil}}
+	if p.format == formatV2 {
+		qs = append(qs, stmt{"DROP TABLE IF EXISTS " + indexTable(p.name), nil},
+			stmt{"DELETE FROM raw_segments WHERE part = ?", []any{p.name}})
+	}
+	qs = append(qs, stmt{"DELETE FROM raw_partitions WHERE name = ?", []any{p.name}})
+	for _, q := range qs {
+		if _, err := tx.ExecContext(ctx, q.q, q.args...); err != nil {
+			return fmt.Errorf("cannot drop partition %s: %w", p.name, describeWriteError(err))
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("cannot drop partition %s: %w", p.name, describeWriteError(err))
+	}
+	if p.tail != nil {
+		s.wr.postings -= p.tail.postings
+		p.tail.reset(0, &s.wr.chunks)
+		s.setTail(p.name, nil)
+	}
+	return nil
+}
+
+// stmt is an SQL statement with its arguments.
+type stmt struct {
+	q    string
+	args []any
 }

@@ -1,13 +1,11 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"slices"
 	"time"
 )
 
@@ -153,134 +151,6 @@ func (c *counters) add(o counters) {
 	c.flows += o.flows
 }
 
-type totKey struct {
-	t   int64 // minute, unix seconds
-	src int64
-	dir Direction
-}
-
-type ifKey struct {
-	t    int64
-	src  int64
-	ifx  uint32
-	side uint8
-}
-
-type dimKey struct {
-	t   int64
-	src int64
-	dir Direction
-	k   string
-}
-
-// Bounds of the aggregator's maps.
-const (
-	// maxIfKeys bounds interface entries; more go to interface otherIf.
-	maxIfKeys = 20000
-	otherIf   = ^uint32(0)
-)
-
-// aggregator accumulates the rollups of the flows written since the last
-// flush. It is owned by the writer goroutine (and the one helper goroutine
-// that writeGroup runs while the writer waits).
-type aggregator struct {
-	topK    int
-	maxKeys int // per dimension, across buckets
-	metrics *metrics
-	tot     map[totKey]*counters
-	ifs     map[ifKey]*counters
-	dims    [numRollupDims]map[dimKey]*counters
-}
-
-func newAggregator(topK int, m *metrics) *aggregator {
-	a := &aggregator{topK: topK, maxKeys: max(50000, 20*topK), metrics: m}
-	a.reset()
-	return a
-}
-
-func (a *aggregator) reset() {
-	a.tot = map[totKey]*counters{}
-	a.ifs = map[ifKey]*counters{}
-	for i := range a.dims {
-		a.dims[i] = map[dimKey]*counters{}
-	}
-}
-
-func (a *aggregator) empty() bool { return len(a.tot) == 0 }
-
-// sourceOf returns the rollup source of a flow: its router id, or minus its
-// exporter id when the exporter belongs to no router.
-func sourceOf(f *Flow, exporters map[netip.Addr]int64) int64 {
-	if f.RouterID != 0 {
-		return f.RouterID
-	}
-	return -exporters[f.Exporter.Addr().Unmap()]
-}
-
-// add accumulates flows (whose End is their filing time).
-func (a *aggregator) add(flows []Flow, exporters map[netip.Addr]int64) {
-	for i := range flows {
-		f := &flows[i]
-		c := counters{bytes: f.Scale(f.Bytes), packets: f.Scale(f.Packets), flows: 1}
-		t := f.End / 60000 * 60
-		src := sourceOf(f, exporters)
-		bump(a.tot, totKey{t, src, f.Direction}, c)
-		a.addIf(ifKey{t, src, f.InIf, 0}, c)
-		a.addIf(ifKey{t, src, f.OutIf, 1}, c)
-		local, remote := f.LocalRemote()
-		for d := range a.dims {
-			m := a.dims[d]
-			bump(m, dimKey{t, src, f.Direction, dimKeyOf(Dimension(d+1), f, local, remote)}, c)
-			if len(m) > a.maxKeys {
-				a.prune(d)
-			}
-		}
-	}
-}
-
-func bump[K comparable](m map[K]*counters, k K, c counters) {
-	if p := m[k]; p != nil {
-		p.add(c)
-		return
-	}
-	m[k] = &c
-}
-
-func (a *aggregator) addIf(k ifKey, c counters) {
-	if _, ok := a.ifs[k]; !ok && len(a.ifs) >= maxIfKeys {
-		k.ifx = otherIf
-	}
-	bump(a.ifs, k, c)
-}
-
-// prune folds all but the largest quarter of dimension d's keys into their bucket's
-// "other" row, keeping the map within its bound. Totals are unchanged.
-func (a *aggregator) prune(d int) {
-	m := a.dims[d]
-	vals := make([]uint64, 0, len(m))
-	for k, c := range m {
-		if k.k != otherKey {
-			vals = append(vals, c.bytes)
-		}
-	}
-	keep := a.maxKeys / 4
-	if len(vals) <= keep {
-		return
-	}
-	slices.Sort(vals)
-	threshold := vals[len(vals)-keep] // keys below it are folded
-	for k, c := range m {
-		if k.k == otherKey || c.bytes >= threshold {
-			continue
-		}
-		delete(m, k)
-		o := k
-		o.k = otherKey
-		bump(m, o, *c)
-		a.metrics.rollupPruned.Inc()
-	}
-}
-
 // flushRollups writes the accumulated minute rollups additively (so minutes
 // flushed twice, e.g. for late flows, add up) and marks their hours for
 // rebuilding. On error the rollups stay in memory for the next attempt.
@@ -314,7 +184,8 @@ func (a *aggregator) write(ctx context.Context, tx *sql.Tx) error {
 	}
 	defer tot.Close()
 	hours := map[int64]struct{}{}
-	for k, c := range a.tot {
+	for id, k := range a.buckets {
+		c := a.tot[id]
 		hours[k.t/3600*3600] = struct{}{}
 		if _, err := tot.ExecContext(ctx, k.t, k.src, k.dir, clampInt(c.bytes), clampInt(c.packets), clampInt(c.flows)); err != nil {
 			return err
@@ -326,7 +197,8 @@ func (a *aggregator) write(ctx context.Context, tx *sql.Tx) error {
 	}
 	defer ifs.Close()
 	for k, c := range a.ifs {
-		if _, err := ifs.ExecContext(ctx, k.t, k.src, int64(k.ifx), k.side, clampInt(c.bytes), clampInt(c.packets), clampInt(c.flows)); err != nil {
+		ts := a.ts[k.ts]
+		if _, err := ifs.ExecContext(ctx, ts.t, ts.src, int64(k.ifx), k.side, clampInt(c.bytes), clampInt(c.packets), clampInt(c.flows)); err != nil {
 			return err
 		}
 	}
@@ -335,42 +207,13 @@ func (a *aggregator) write(ctx context.Context, tx *sql.Tx) error {
 		return err
 	}
 	defer top.Close()
-	for d := range a.dims {
-		type entry struct {
-			k string
-			c *counters
-		}
-		buckets := map[totKey][]entry{}
-		for k, c := range a.dims[d] {
-			bk := totKey{k.t, k.src, k.dir}
-			buckets[bk] = append(buckets[bk], entry{k.k, c})
-		}
-		for bk, es := range buckets {
-			slices.SortFunc(es, func(x, y entry) int {
-				if (x.k == otherKey) != (y.k == otherKey) {
-					if x.k == otherKey {
-						return 1
-					}
-					return -1
-				}
-				return cmp.Compare(y.c.bytes, x.c.bytes)
-			})
-			var other counters
-			for i, e := range es {
-				if i >= a.topK || e.k == otherKey {
-					other.add(*e.c)
-					continue
-				}
-				if _, err := top.ExecContext(ctx, d+1, bk.t, bk.src, bk.dir, []byte(e.k),
-					clampInt(e.c.bytes), clampInt(e.c.packets), clampInt(e.c.flows)); err != nil {
-					return err
-				}
-			}
-			if other.flows > 0 {
-				if _, err := top.ExecContext(ctx, d+1, bk.t, bk.src, bk.dir, []byte{},
-					clampInt(other.bytes), clampInt(other.packets), clampInt(other.flows)); err != nil {
-					return err
-				}
+	for d := DimLocalHost; d < DimLocalHost+numRollupDims; d++ {
+		rows := a.topRows(d)
+		for _, r := range rows {
+			b := a.buckets[r.bucket]
+			if _, err := top.ExecContext(ctx, d, b.t, b.src, b.dir, r.key,
+				clampInt(r.c.bytes), clampInt(r.c.packets), clampInt(r.c.flows)); err != nil {
+				return err
 			}
 		}
 	}
@@ -415,15 +258,7 @@ func (s *Store) rebuildHours(ctx context.Context, now time.Time) error {
 }
 
 func (s *Store) rebuildHour(ctx context.Context, h int64) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("cannot rebuild hour rollups: %w", describeWriteError(err))
-	}
-	defer tx.Rollback()
-	stmts := []struct {
-		q    string
-		args []any
-	}{
+	stmts := []stmt{
 		{"DELETE FROM tot_h WHERE t = ?", []any{h}},
 		{"DELETE FROM if_h WHERE t = ?", []any{h}},
 		{`INSERT INTO tot_h (t, src, dir, bytes, packets, flows)
@@ -431,33 +266,79 @@ func (s *Store) rebuildHour(ctx context.Context, h int64) error {
 		{`INSERT INTO if_h (t, src, ifx, side, bytes, packets, flows)
 			SELECT ?1, src, ifx, side, sum(bytes), sum(packets), sum(flows) FROM if_m WHERE t >= ?1 AND t < ?1 + 3600 GROUP BY src, ifx, side`, []any{h}},
 	}
+	stmts = append(stmts, s.topRebuild("top_h", "top_m", h, 3600)...)
+	stmts = append(stmts,
+		stmt{"DELETE FROM rollup_pending WHERE hour = ?", []any{h}},
+		stmt{"INSERT OR IGNORE INTO rollup_pending_day (day) VALUES (?)", []any{h / 86400 * 86400}})
+	if err := s.execTx(ctx, stmts); err != nil {
+		return fmt.Errorf("cannot rebuild hour rollups: %w", err)
+	}
+	return nil
+}
+
+// topRebuild returns the statements that rebuild the top-K rows of bucket
+// t (of span seconds) of table dst from the finer table src: the top K
+// keys per source and direction, and an "other" row with the rest.
+func (s *Store) topRebuild(dst, src string, t, span int64) []stmt {
+	var out []stmt
 	for d := DimLocalHost; d < DimLocalHost+numRollupDims; d++ {
-		stmts = append(stmts,
-			struct {
-				q    string
-				args []any
-			}{"DELETE FROM top_h WHERE dim = ? AND t = ?", []any{d, h}},
-			struct {
-				q    string
-				args []any
-			}{`INSERT INTO top_h (dim, t, src, dir, k, bytes, packets, flows)
+		out = append(out,
+			stmt{"DELETE FROM " + dst + " WHERE dim = ? AND t = ?", []any{d, t}},
+			stmt{`INSERT INTO ` + dst + ` (dim, t, src, dir, k, bytes, packets, flows)
 				SELECT ?1, ?2, src, dir, CASE WHEN rn <= ?3 AND k != x'' THEN k ELSE x'' END AS kk, sum(b), sum(p), sum(f)
 				FROM (SELECT src, dir, k, b, p, f, row_number() OVER (PARTITION BY src, dir ORDER BY k = x'', b DESC) AS rn
-					FROM (SELECT src, dir, k, sum(bytes) AS b, sum(packets) AS p, sum(flows) AS f FROM top_m
-						WHERE dim = ?1 AND t >= ?2 AND t < ?2 + 3600 GROUP BY src, dir, k))
-				GROUP BY src, dir, kk`, []any{d, h, s.cfg.TopK}})
+					FROM (SELECT src, dir, k, sum(bytes) AS b, sum(packets) AS p, sum(flows) AS f FROM ` + src + `
+						WHERE dim = ?1 AND t >= ?2 AND t < ?2 + ?4 GROUP BY src, dir, k))
+				GROUP BY src, dir, kk`, []any{d, t, s.cfg.TopK, span}})
 	}
-	stmts = append(stmts, struct {
-		q    string
-		args []any
-	}{"DELETE FROM rollup_pending WHERE hour = ?", []any{h}})
+	return out
+}
+
+// execTx runs statements in one write transaction.
+func (s *Store) execTx(ctx context.Context, stmts []stmt) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return describeWriteError(err)
+	}
+	defer tx.Rollback()
 	for _, st := range stmts {
 		if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
-			return fmt.Errorf("cannot rebuild hour rollups: %w", describeWriteError(err))
+			return describeWriteError(err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("cannot rebuild hour rollups: %w", describeWriteError(err))
+		return describeWriteError(err)
+	}
+	return nil
+}
+
+// rebuildDays (re)builds the day top-K rollups of every pending day that
+// is over and whose hours are all rebuilt, from its hour rollups.
+func (s *Store) rebuildDays(ctx context.Context, now time.Time) error {
+	rows, err := s.w.QueryContext(ctx, `SELECT day FROM rollup_pending_day d WHERE day + 86400 <= ?
+		AND NOT EXISTS (SELECT 1 FROM rollup_pending WHERE hour >= d.day AND hour < d.day + 86400) ORDER BY day`,
+		now.Add(-hourGrace).Unix())
+	if err != nil {
+		return fmt.Errorf("cannot list pending days: %w", err)
+	}
+	var days []int64
+	for rows.Next() {
+		var d int64
+		if err := rows.Scan(&d); err != nil {
+			rows.Close()
+			return fmt.Errorf("cannot list pending days: %w", err)
+		}
+		days = append(days, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("cannot list pending days: %w", err)
+	}
+	for _, d := range days {
+		stmts := append(s.topRebuild("top_d", "top_h", d, 86400), stmt{"DELETE FROM rollup_pending_day WHERE day = ?", []any{d}})
+		if err := s.execTx(ctx, stmts); err != nil {
+			return fmt.Errorf("cannot rebuild day rollups: %w", err)
+		}
 	}
 	return nil
 }

@@ -69,7 +69,8 @@ func (s *Store) checkSearch(q *SearchQuery) error {
 		return err
 	}
 	if q.To.Before(s.rawWindowStart()) {
-		return &QueryError{Field: "from", Msg: fmt.Sprintf("raw flows are kept for %s only", s.cfg.RawRetention)}
+		return &QueryError{Field: "from", Msg: fmt.Sprintf("raw flows are kept for %s only (since %s): choose a range within the last %s",
+			s.cfg.RawRetention, s.rawWindowStart().UTC().Format(time.RFC3339), s.cfg.RawRetention)}
 	}
 	return nil
 }
@@ -92,21 +93,11 @@ func (s *Store) SearchFlows(ctx context.Context, q SearchQuery) (*FlowPage, erro
 			return nil, err
 		}
 	}
-	page := &FlowPage{Resolution: ResRaw}
-	var last cursor
-	more := false
-	err := s.scanRaw(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, !q.Ascending, cur, func(r *decodedRow, c cursor) bool {
-		if len(page.Flows) == q.Limit {
-			more = true
-			return false
-		}
-		page.Flows = append(page.Flows, r.Flow)
-		last = c
-		return true
-	})
+	flows, last, more, err := s.searchRaw(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, !q.Ascending, cur, q.Limit)
 	if err != nil {
 		return nil, err
 	}
+	page := &FlowPage{Resolution: ResRaw, Flows: flows}
 	if more {
 		page.Next = last.encode()
 	}
@@ -141,7 +132,7 @@ func (s *Store) ExportCSV(ctx context.Context, q SearchQuery, w io.Writer) error
 		return a.String()
 	}
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
-	err := s.scanRaw(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, !q.Ascending, nil, func(r *decodedRow, _ cursor) bool {
+	err := s.scanRawOrdered(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, !q.Ascending, func(r *decodedRow) bool {
 		f := &r.Flow
 		rec[0] = time.UnixMilli(f.End).UTC().Format(time.RFC3339Nano)
 		rec[1] = time.UnixMilli(f.Start).UTC().Format(time.RFC3339Nano)

@@ -148,10 +148,10 @@ func (s *Store) TimeSeries(ctx context.Context, q SeriesQuery) (*Series, error) 
 	}
 	if raw {
 		if q.From.Before(s.rawWindowStart()) {
-			return nil, &QueryError{Field: "filter", Msg: fmt.Sprintf("this filter needs raw flows, which are kept for %s only", s.cfg.RawRetention)}
+			return nil, s.rawWindowError(rawReason(&q.Filter, seriesRawReason(&q)))
 		}
 		out.Resolution = ResRaw
-		err := s.scanRaw(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, false, nil, func(r *decodedRow, _ cursor) bool {
+		err := s.visitRaw(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, func(r *decodedRow) bool {
 			c := counters{r.Scale(r.Bytes), r.Scale(r.Packets), 1}
 			src := r.RouterID
 			if src == 0 {
@@ -172,16 +172,13 @@ func (s *Store) TimeSeries(ctx context.Context, q SeriesQuery) (*Series, error) 
 			return nil, err
 		}
 	} else {
-		segs, usedHour, err := s.segments(ctx, from, to, stepS >= 3600)
+		segs, err := s.segments(ctx, from, to, stepS >= 3600, false)
 		if err != nil {
 			return nil, err
 		}
-		if usedHour && stepS < 3600 {
+		out.Resolution = segResolution(segs)
+		if out.Resolution == ResHour && stepS < 3600 {
 			return nil, &QueryError{Field: "step", Msg: fmt.Sprintf("1-minute rollups are kept for %s: use a step of 1h or more for older ranges", s.cfg.MinuteRetention)}
-		}
-		out.Resolution = ResMinute
-		if usedHour {
-			out.Resolution = ResHour
 		}
 		srcSQL, srcArgs := sqlIn("src", q.Filter.Sources)
 		for _, sg := range segs {
@@ -200,11 +197,7 @@ func (s *Store) TimeSeries(ctx context.Context, q SeriesQuery) (*Series, error) 
 				dirSQL, dirArgs := sqlIn("dir", q.Filter.Directions)
 				extra, extraArgs = dirSQL, dirArgs
 			}
-			if sg.hour {
-				table += "h"
-			} else {
-				table += "m"
-			}
+			table += string(sg.table)
 			args := append([]any{sg.from, sg.to}, srcArgs...)
 			args = append(args, extraArgs...)
 			rows, err := s.r.QueryContext(ctx, "SELECT t, "+cols+", bytes, packets, flows FROM "+table+
@@ -243,4 +236,16 @@ func sourceLabel(src int64) string {
 		return fmt.Sprintf("exporter %d", -src)
 	}
 	return fmt.Sprintf("router %d", src)
+}
+
+// seriesRawReason names what makes a series without raw-only filters need
+// raw flows.
+func seriesRawReason(q *SeriesQuery) string {
+	switch {
+	case q.Resolution == ResRaw:
+		return "resolution raw"
+	case len(q.Filter.Interfaces) > 0 && q.GroupBy != DimInInterface && q.GroupBy != DimOutInterface:
+		return "an interface filter on a series not grouped by interface"
+	}
+	return "a direction filter on an interface series"
 }

@@ -38,11 +38,17 @@ type Store struct {
 
 	w *sql.DB // writer: one connection
 	r *sql.DB // readers: mode=ro
+	// meta is one read-only connection for the name, exporter and address
+	// dictionaries that raw reads resolve while they hold a reader
+	// connection: sharing the reader pool would deadlock once every reader
+	// connection is held by a scan waiting for the dictionary lock.
+	meta *sql.DB
 
 	metrics *metrics
 	now     func() time.Time
 
 	queue   chan *batch
+	free    chan *batch  // written batches for reuse, bounded
 	closeMu sync.RWMutex // held for reading while sending on queue
 	closed  bool
 	running atomic.Bool
@@ -58,6 +64,11 @@ type Store struct {
 
 	// writer-owned state, only touched by Run's goroutine (and Open).
 	wr *writerState
+
+	// tails are the host index tails of the format 2 partitions, by
+	// partition name, published by the writer for readers.
+	tailsMu sync.RWMutex
+	tails   map[string]*hostTail
 
 	cache nameCache // names and exporters for raw reads
 }
@@ -82,7 +93,7 @@ func Open(ctx context.Context, dataDir string, cfg Config, logger *slog.Logger, 
 	}
 	s := newStore(cfg, logger, filepath.Join(dataDir, DBFile))
 	s.key = key
-	s.w, err = openDB(s.path, "_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=5000&_foreign_keys=on&_txlock=immediate&_cache_size=-32768")
+	s.w, err = openDB(s.path, "_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=5000&_foreign_keys=on&_txlock=immediate&_cache_size=-16384")
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +111,10 @@ func Open(ctx context.Context, dataDir string, cfg Config, logger *slog.Logger, 
 	}
 	s.r.SetMaxOpenConns(4)
 	s.r.SetMaxIdleConns(4)
+	if s.meta, err = openMeta(s.path); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if s.metrics, err = newMetrics(reg, s); err != nil {
 		s.Close()
 		return nil, err
@@ -133,17 +148,34 @@ func OpenReadOnly(ctx context.Context, dataDir string) (*Store, error) {
 		return nil, err
 	}
 	s.r.SetMaxOpenConns(2)
+	if s.meta, err = openMeta(path); err != nil {
+		s.r.Close()
+		return nil, err
+	}
 	var v int
 	if err := s.r.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 		s.r.Close()
+		s.meta.Close()
 		return nil, fmt.Errorf("cannot read schema version: %w", err)
 	}
 	if v != len(migrationFiles()) {
 		s.r.Close()
+		s.meta.Close()
 		return nil, &SchemaVersionError{Have: v, Want: len(migrationFiles())}
 	}
 	s.metrics = newUnregisteredMetrics()
 	return s, nil
+}
+
+// openMeta opens the single dictionary connection (see Store.meta).
+func openMeta(path string) (*sql.DB, error) {
+	db, err := openDB(path, "mode=ro&_busy_timeout=5000")
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	return db, nil
 }
 
 func newStore(cfg Config, logger *slog.Logger, path string) *Store {
@@ -153,8 +185,10 @@ func newStore(cfg Config, logger *slog.Logger, path string) *Store {
 		path:       path,
 		now:        time.Now,
 		queue:      make(chan *batch, cfg.QueueSize),
+		free:       make(chan *batch, freeBatches),
 		exporterTS: make(map[netip.Addr]time.Time),
 		routerTS:   make(map[int64]time.Time),
+		tails:      make(map[string]*hostTail),
 	}
 	empty := map[netip.Addr]int64{}
 	s.attribution.Store(&empty)
@@ -199,6 +233,9 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.closeMu.Unlock()
 	var errs []error
+	if s.meta != nil {
+		errs = append(errs, s.meta.Close())
+	}
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}

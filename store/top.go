@@ -110,14 +110,15 @@ func (s *Store) Top(ctx context.Context, q TopQuery) (*TopResult, error) {
 	raw := q.Resolution == ResRaw || q.Filter.needsRaw() || q.Dimension >= DimProtocol ||
 		(len(q.Filter.Interfaces) > 0 && !isIf) || (isIf && len(q.Filter.Directions) > 0)
 	res := &TopResult{Dimension: q.Dimension, Metric: q.Metric}
-	entries := map[string]*TopEntry{}
+	var entries map[string]*TopEntry
 	var total TopEntry
 	if raw {
 		if q.From.Before(s.rawWindowStart()) {
-			return nil, &QueryError{Field: "filter", Msg: fmt.Sprintf("this query needs raw flows, which are kept for %s only", s.cfg.RawRetention)}
+			return nil, s.rawWindowError(rawReason(&q.Filter, topRawReason(&q)))
 		}
 		res.Resolution, res.From, res.To = ResRaw, q.From.UTC(), q.To.UTC()
-		err := s.scanRaw(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, false, nil, func(r *decodedRow, _ cursor) bool {
+		entries = map[string]*TopEntry{}
+		err := s.visitRaw(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, func(r *decodedRow) bool {
 			c := counters{r.Scale(r.Bytes), r.Scale(r.Packets), 1}
 			total.add(c)
 			k := rawTopKey(q.Dimension, r)
@@ -135,36 +136,17 @@ func (s *Store) Top(ctx context.Context, q TopQuery) (*TopResult, error) {
 	} else {
 		from := q.From.Unix() / 60 * 60
 		to := (q.To.Unix() + 59) / 60 * 60
-		segs, usedHour, err := s.segments(ctx, from, to, true)
+		segs, err := s.segments(ctx, from, to, true, q.Dimension.inRollups())
 		if err != nil {
 			return nil, err
 		}
-		res.Resolution = ResMinute
-		if usedHour {
-			res.Resolution = ResHour
-		}
+		res.Resolution = segResolution(segs)
 		res.From, res.To = time.Unix(segs[0].from, 0).UTC(), time.Unix(segs[len(segs)-1].to, 0).UTC()
-		if err := s.topFromRollups(ctx, q, segs, entries, &total); err != nil {
+		if entries, total, err = s.topFromRollups(ctx, q, segs); err != nil {
 			return nil, err
 		}
 	}
-	list := make([]TopEntry, 0, len(entries))
-	for k, e := range entries {
-		if k == otherKey {
-			continue
-		}
-		describeKey(q.Dimension, k, e)
-		list = append(list, *e)
-	}
-	slices.SortFunc(list, func(a, b TopEntry) int {
-		if c := cmp.Compare(b.value(q.Metric), a.value(q.Metric)); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Label, b.Label)
-	})
-	if len(list) > q.N {
-		list = list[:q.N]
-	}
+	list := rankTop(entries, q.Dimension, q.Metric, q.N)
 	res.Entries = list
 	res.Total = total
 	res.Total.Label = "total"
@@ -177,28 +159,69 @@ func (s *Store) Top(ctx context.Context, q TopQuery) (*TopResult, error) {
 	return res, nil
 }
 
-// topFromRollups sums, per key, the rollup rows of the segments.
-func (s *Store) topFromRollups(ctx context.Context, q TopQuery, segs []segment, entries map[string]*TopEntry, total *TopEntry) error {
+// rankTop returns the n largest entries by metric (ties broken by label),
+// described. Only the candidates are described: entries below the n-th
+// value are dropped first.
+func rankTop(entries map[string]*TopEntry, d Dimension, m Metric, n int) []TopEntry {
+	delete(entries, otherKey)
+	var threshold uint64
+	if len(entries) > n {
+		vals := make([]uint64, 0, len(entries))
+		for _, e := range entries {
+			vals = append(vals, e.value(m))
+		}
+		threshold = selectKth(vals, len(vals)-n)
+	}
+	list := make([]TopEntry, 0, min(len(entries), 2*n))
+	for k, e := range entries {
+		if e.value(m) < threshold {
+			continue
+		}
+		describeKey(d, k, e)
+		list = append(list, *e)
+	}
+	slices.SortFunc(list, func(a, b TopEntry) int {
+		if c := cmp.Compare(b.value(m), a.value(m)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Label, b.Label)
+	})
+	if len(list) > n {
+		list = list[:n]
+	}
+	return list
+}
+
+// rollupUnion returns the UNION ALL of the rollup rows of the segments for
+// the query's dimension and filter, as (k, bytes, packets, flows), and its
+// arguments. With total set it selects the rows that sum to the total
+// traffic instead: the tot tables for the top-K dimensions (whose rows,
+// "other" included, add up to the same total in every table).
+func rollupUnion(q *TopQuery, segs []segment, total bool) (string, []any) {
 	srcSQL, srcArgs := sqlIn("src", q.Filter.Sources)
 	dirSQL, dirArgs := sqlIn("dir", q.Filter.Directions)
 	var parts []string
 	var args []any
 	for _, sg := range segs {
-		suffix := "m"
-		if sg.hour {
-			suffix = "h"
+		suffix := string(sg.table)
+		dim := q.Dimension
+		if total && dim.inRollups() {
+			dim = DimDirection
+			if suffix == "d" {
+				suffix = "h" // no day totals: the hours of the day
+			}
 		}
-		switch q.Dimension {
+		switch dim {
 		case DimRouter, DimDirection:
 			col := "src"
-			if q.Dimension == DimDirection {
+			if dim == DimDirection {
 				col = "dir"
 			}
 			parts = append(parts, "SELECT "+col+" AS k, bytes, packets, flows FROM tot_"+suffix+" WHERE t >= ? AND t < ?"+srcSQL+dirSQL)
 			args = append(append(append(args, sg.from, sg.to), srcArgs...), dirArgs...)
 		case DimInInterface, DimOutInterface:
 			side := 0
-			if q.Dimension == DimOutInterface {
+			if dim == DimOutInterface {
 				side = 1
 			}
 			ifSQL, ifArgs := sqlIn("ifx", q.Filter.Interfaces)
@@ -206,20 +229,57 @@ func (s *Store) topFromRollups(ctx context.Context, q TopQuery, segs []segment, 
 			args = append(append(append(args, sg.from, sg.to), srcArgs...), ifArgs...)
 		default:
 			parts = append(parts, "SELECT k, bytes, packets, flows FROM top_"+suffix+" WHERE dim = ? AND t >= ? AND t < ?"+srcSQL+dirSQL)
-			args = append(append(append(args, q.Dimension, sg.from, sg.to), srcArgs...), dirArgs...)
+			args = append(append(append(args, dim, sg.from, sg.to), srcArgs...), dirArgs...)
 		}
 	}
-	query := "SELECT k, sum(bytes), sum(packets), sum(flows) FROM (" + strings.Join(parts, " UNION ALL ") + ") GROUP BY k"
+	return strings.Join(parts, " UNION ALL "), args
+}
+
+// topFromRollups returns the largest keys of the rollup rows of the
+// segments (SQLite sums and ranks them: only the first rows come back) and
+// the total.
+func (s *Store) topFromRollups(ctx context.Context, q TopQuery, segs []segment) (map[string]*TopEntry, TopEntry, error) {
+	var total TopEntry
+	union, args := rollupUnion(&q, segs, true)
+	var by, pk, fl int64
+	if err := s.r.QueryRowContext(ctx, "SELECT coalesce(sum(bytes), 0), coalesce(sum(packets), 0), coalesce(sum(flows), 0) FROM ("+union+")",
+		args...).Scan(&by, &pk, &fl); err != nil {
+		return nil, total, fmt.Errorf("cannot read rollups: %w", err)
+	}
+	total.add(counters{uint64(by), uint64(pk), uint64(fl)})
+	col := map[Metric]string{MetricBytes: "b", MetricPackets: "p", MetricFlows: "f"}[q.Metric]
+	union, args = rollupUnion(&q, segs, false)
+	query := "SELECT k, sum(bytes) AS b, sum(packets) AS p, sum(flows) AS f FROM (" + union + ") WHERE k != x'' GROUP BY k ORDER BY " + col + " DESC, k"
+	// A limit lets SQLite keep only the first rows; when the last one ties
+	// with the n-th, the ties beyond may matter (ties are broken by label):
+	// then read them all.
+	entries, vals, err := s.readTopRows(ctx, query+fmt.Sprintf(" LIMIT %d", 2*q.N+16), args, q.Metric, -1)
+	if err != nil {
+		return nil, total, err
+	}
+	if len(vals) == 2*q.N+16 && vals[len(vals)-1] == vals[q.N-1] {
+		if entries, _, err = s.readTopRows(ctx, query, args, q.Metric, q.N); err != nil {
+			return nil, total, err
+		}
+	}
+	return entries, total, nil
+}
+
+// readTopRows reads (k, bytes, packets, flows) rows sorted by metric,
+// descending; with n > 0 it stops at the first row below the n-th.
+func (s *Store) readTopRows(ctx context.Context, query string, args []any, m Metric, n int) (map[string]*TopEntry, []uint64, error) {
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return fmt.Errorf("cannot read rollups: %w", err)
+		return nil, nil, fmt.Errorf("cannot read rollups: %w", err)
 	}
 	defer rows.Close()
+	entries := map[string]*TopEntry{}
+	var vals []uint64
 	for rows.Next() {
 		var k any
 		var by, pk, fl int64
 		if err := rows.Scan(&k, &by, &pk, &fl); err != nil {
-			return fmt.Errorf("cannot read rollups: %w", err)
+			return nil, nil, fmt.Errorf("cannot read rollups: %w", err)
 		}
 		var key string
 		switch v := k.(type) {
@@ -230,16 +290,18 @@ func (s *Store) topFromRollups(ctx context.Context, q TopQuery, segs []segment, 
 			binary.BigEndian.PutUint64(b[:], uint64(v))
 			key = string(b[:])
 		}
-		c := counters{uint64(by), uint64(pk), uint64(fl)}
-		total.add(c)
-		e := entries[key]
-		if e == nil {
-			e = &TopEntry{}
-			entries[key] = e
+		e := &TopEntry{}
+		e.add(counters{uint64(by), uint64(pk), uint64(fl)})
+		entries[key] = e
+		vals = append(vals, e.value(m))
+		if n > 0 && len(vals) > n && vals[len(vals)-1] < vals[n-1] {
+			break // sorted: nothing after can rank
 		}
-		e.add(c)
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("cannot read rollups: %w", err)
+	}
+	return entries, vals, nil
 }
 
 // rawTopKey is the map key of a raw flow for dimension d: the rollup key for
@@ -366,4 +428,18 @@ func describeKey(d Dimension, k string, e *TopEntry) {
 		e.Proto, e.Port = uint8(v>>16), uint16(v)
 		e.Label = fmt.Sprintf("%s/%d", protoName(e.Proto), e.Port)
 	}
+}
+
+// topRawReason names what makes a top without raw-only filters need raw
+// flows.
+func topRawReason(q *TopQuery) string {
+	switch {
+	case q.Resolution == ResRaw:
+		return "resolution raw"
+	case q.Dimension >= DimProtocol:
+		return "a top " + q.Dimension.String() + " list"
+	case len(q.Filter.Interfaces) > 0 && q.Dimension != DimInInterface && q.Dimension != DimOutInterface:
+		return "an interface filter on a top list not by interface"
+	}
+	return "a direction filter on a top list by interface"
 }

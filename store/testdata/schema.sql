@@ -1,6 +1,13 @@
+CREATE INDEX interface_names_key ON interface_names(router_id, if_index, valid_from);
+CREATE INDEX interface_names_valid_to ON interface_names(valid_to);
 CREATE INDEX provision_runs_router ON provision_runs(router_id, ok, time);
+CREATE INDEX raw_partitions_start ON raw_partitions (start);
 CREATE INDEX subscribers_addr ON subscribers(first_addr, last_addr);
 CREATE INDEX subscribers_valid_to ON subscribers(valid_to);
+CREATE TABLE addrs (
+	id   INTEGER PRIMARY KEY,
+	addr BLOB NOT NULL UNIQUE -- 4 or 16 bytes
+);
 CREATE TABLE api_tokens (
 	id         INTEGER PRIMARY KEY,
 	name       TEXT    NOT NULL UNIQUE,
@@ -48,14 +55,17 @@ CREATE TABLE if_m (
 	bytes INTEGER NOT NULL, packets INTEGER NOT NULL, flows INTEGER NOT NULL,
 	PRIMARY KEY (t, src, ifx, side)
 ) WITHOUT ROWID;
+CREATE TABLE interface_names (
+	id         INTEGER PRIMARY KEY,
+	router_id  INTEGER NOT NULL,
+	if_index   INTEGER NOT NULL,
+	name       TEXT    NOT NULL,
+	valid_from INTEGER NOT NULL,  -- unix ms; 0 for the first name learned
+	valid_to   INTEGER            -- unix ms, NULL while current
+);
 CREATE TABLE names (
 	id   INTEGER PRIMARY KEY,
 	name TEXT NOT NULL UNIQUE
-);
-CREATE TABLE partitions (
-	start   INTEGER PRIMARY KEY, -- unix seconds
-	name    TEXT    NOT NULL,
-	indexed INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE provision_runs (
 	id         INTEGER PRIMARY KEY,
@@ -68,8 +78,27 @@ CREATE TABLE provision_runs (
 	transcript TEXT    NOT NULL DEFAULT '[]',
 	error      TEXT    NOT NULL DEFAULT ''
 );
+CREATE TABLE raw_partitions (
+	name   TEXT    PRIMARY KEY,
+	start  INTEGER NOT NULL,          -- unix seconds
+	format INTEGER NOT NULL,          -- 1: flows_* (read only), 2: raw_*
+	closed INTEGER NOT NULL DEFAULT 0 -- format 1: address indexes built; format 2: first tail spilled
+);
+CREATE TABLE raw_segments (
+	part       TEXT    NOT NULL,
+	seg        INTEGER NOT NULL,
+	first_id   INTEGER NOT NULL,
+	last_id    INTEGER NOT NULL,
+	buckets    INTEGER NOT NULL,
+	block_rows INTEGER NOT NULL,
+	blocks     BLOB    NOT NULL,
+	PRIMARY KEY (part, seg)
+) WITHOUT ROWID;
 CREATE TABLE rollup_pending (
 	hour INTEGER PRIMARY KEY -- unix seconds
+);
+CREATE TABLE rollup_pending_day (
+	day INTEGER PRIMARY KEY -- unix seconds
 );
 CREATE TABLE routers (
 	id              INTEGER PRIMARY KEY,
@@ -108,6 +137,11 @@ CREATE TABLE subscribers (
 	valid_from  INTEGER NOT NULL,            -- unix ms
 	valid_to    INTEGER                      -- unix ms, NULL while current
 );
+CREATE TABLE top_d (
+	dim INTEGER NOT NULL, t INTEGER NOT NULL, src INTEGER NOT NULL, dir INTEGER NOT NULL, k BLOB NOT NULL,
+	bytes INTEGER NOT NULL, packets INTEGER NOT NULL, flows INTEGER NOT NULL,
+	PRIMARY KEY (dim, t, src, dir, k)
+) WITHOUT ROWID;
 CREATE TABLE top_h (
 	dim INTEGER NOT NULL, t INTEGER NOT NULL, src INTEGER NOT NULL, dir INTEGER NOT NULL, k BLOB NOT NULL,
 	bytes INTEGER NOT NULL, packets INTEGER NOT NULL, flows INTEGER NOT NULL,

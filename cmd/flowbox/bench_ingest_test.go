@@ -1,0 +1,324 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkIngestEndToEnd is the end-to-end ingest benchmark: it builds
+// the flowbox binary, runs `flowbox serve` on loopback ports with a
+// temporary data directory, blasts it with `flowbox simulate --target`
+// (RouterOS-shaped NetFlow v9 from two exporters), then compares what the
+// simulator sent with what the store kept (`flowbox stats --json`), and
+// samples the serve process's memory (VmRSS, VmHWM) and CPU time from
+// /proc. Everything runs on this machine: the simulator's CPU is taken
+// from the same cores.
+//
+// FLOWBOX_BENCH_INGEST_RATE (flows/s, default 200000) and
+// FLOWBOX_BENCH_INGEST_DURATION (default 10s; `make bench-ingest` runs 60s)
+// set the load; FLOWBOX_BENCH_BINARY uses an already built binary. The
+// benchmark fails when a flow is lost. Run it alone:
+//
+//	go test -run '^$' -bench BenchmarkIngestEndToEnd -benchtime 1x ./cmd/flowbox
+func BenchmarkIngestEndToEnd(b *testing.B) {
+	if runtime.GOOS != "linux" {
+		b.Skip("reads /proc: linux only")
+	}
+	rate := envInt(b, "FLOWBOX_BENCH_INGEST_RATE", 200000)
+	dur, err := time.ParseDuration(envOr("FLOWBOX_BENCH_INGEST_DURATION", "10s"))
+	if err != nil {
+		b.Fatalf("FLOWBOX_BENCH_INGEST_DURATION: %v", err)
+	}
+	bin := benchBinary(b)
+	for b.Loop() {
+		r := ingestRun(b, bin, rate, dur)
+		b.ReportMetric(r.Sent/dur.Seconds(), "sent-flows/s")
+		b.ReportMetric(r.Stored, "stored-flows")
+		b.ReportMetric(r.Sent-r.Stored, "lost-flows")
+		b.ReportMetric(r.MaxRSS/(1<<20), "max-RSS-MB")
+		b.ReportMetric(r.HWM/(1<<20), "VmHWM-MB")
+		b.ReportMetric(r.CPU/r.Wall, "serve-cores")
+		b.ReportMetric(0, "ns/op")
+		b.Logf("%+v", r)
+		if r.Sent == 0 || r.Stored != r.Sent || r.Dropped != 0 {
+			b.Errorf("sent %.0f flows, stored %.0f, dropped %.0f (%v)", r.Sent, r.Stored, r.Dropped, r.DroppedBy)
+		}
+	}
+}
+
+// ingestResult is one run's numbers.
+type ingestResult struct {
+	Sent, Lagged, Received, Stored, Dropped float64
+	DroppedBy                               map[string]uint64
+	MaxRSS, HWM                             float64 // bytes
+	CPU, Wall                               float64 // seconds of the serve process
+	Drain                                   time.Duration
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(b *testing.B, k string, def int) int {
+	v, err := strconv.Atoi(envOr(k, strconv.Itoa(def)))
+	if err != nil || v <= 0 {
+		b.Fatalf("%s: want a positive integer", k)
+	}
+	return v
+}
+
+// benchBinary builds flowbox (or returns FLOWBOX_BENCH_BINARY).
+func benchBinary(b *testing.B) string {
+	if p := os.Getenv("FLOWBOX_BENCH_BINARY"); p != "" {
+		return p
+	}
+	out := filepath.Join(b.TempDir(), "flowbox")
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", out, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("cannot build flowbox: %v\n%s", err, msg)
+	}
+	return out
+}
+
+func ingestRun(b *testing.B, bin string, rate int, dur time.Duration) ingestResult {
+	dir := b.TempDir()
+	nf := benchPort(b, "udp")
+	web := benchPort(b, "tcp")
+	cfg := filepath.Join(dir, "flowbox.yaml")
+	data := filepath.Join(dir, "data")
+	yaml := fmt.Sprintf("data-dir: %s\nlog:\n  level: warn\ncollector:\n  listen: [\"127.0.0.1:%d\"]\nweb:\n  listen: \"127.0.0.1:%d\"\n", data, nf, web)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	var serveErr bytes.Buffer
+	serve := exec.Command(bin, "serve", "--config", cfg)
+	serve.Stderr = &serveErr
+	if err := serve.Start(); err != nil {
+		b.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- serve.Wait() }()
+	defer func() {
+		if serve.ProcessState == nil {
+			serve.Process.Kill()
+			<-exited
+		}
+	}()
+	waitListening(b, web, exited, &serveErr)
+
+	// Memory samples while the load runs and drains.
+	var mu sync.Mutex
+	var maxRSS, hwm float64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if rss, h, err := procMemory(serve.Process.Pid); err == nil {
+				mu.Lock()
+				maxRSS, hwm = max(maxRSS, rss), max(hwm, h)
+				mu.Unlock()
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	cpu0, _ := procCPU(serve.Process.Pid)
+	start := time.Now()
+
+	var sim struct {
+		Flows  float64 `json:"flows"`
+		Lagged float64 `json:"lagged"`
+	}
+	out, err := exec.Command(bin, "simulate", "--target", fmt.Sprintf("127.0.0.1:%d", nf), "--rate", strconv.Itoa(rate),
+		"--duration", dur.String(), "--json", "--log-level", "warn").Output()
+	if err != nil {
+		b.Fatalf("simulate: %v\n%s", err, out)
+	}
+	if err := json.Unmarshal(lastLine(out), &sim); err != nil {
+		b.Fatalf("simulate output %q: %v", out, err)
+	}
+	sent := time.Now()
+	// The store keeps writing the queued flows: wait until the stored count
+	// stops moving (the collector's counters are saved every 5 s).
+	var stored float64
+	stable := 0
+	for stable < 3 && time.Since(sent) < 2*time.Minute {
+		time.Sleep(2 * time.Second)
+		st := benchStats(b, bin, cfg)
+		if st.stored == stored && st.stored > 0 {
+			stable++
+		} else {
+			stable = 0
+		}
+		stored = st.stored
+		if stored >= sim.Flows {
+			break
+		}
+	}
+	drain := time.Since(sent)
+	cpu1, _ := procCPU(serve.Process.Pid)
+	wall := time.Since(start).Seconds()
+	serve.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			b.Errorf("serve: %v\n%s", err, serveErr.String())
+		}
+	case <-time.After(time.Minute):
+		b.Fatalf("serve did not stop\n%s", serveErr.String())
+	}
+	close(stop)
+	<-sampled
+	st := benchStats(b, bin, cfg)
+	return ingestResult{Sent: sim.Flows, Lagged: sim.Lagged, Received: st.received, Stored: st.stored, Dropped: st.dropped,
+		DroppedBy: st.by, MaxRSS: maxRSS, HWM: hwm, CPU: cpu1 - cpu0, Wall: wall, Drain: drain}
+}
+
+func lastLine(b []byte) []byte {
+	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	return lines[len(lines)-1]
+}
+
+func benchPort(b *testing.B, network string) int {
+	if network == "udp" {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitListening(b *testing.B, port int, exited <-chan error, stderr *bytes.Buffer) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			b.Fatalf("serve exited: %v\n%s", err, stderr.String())
+		default:
+		}
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.Fatalf("serve is not listening after 30s\n%s", stderr.String())
+}
+
+type benchStatsRow struct {
+	received, stored, dropped float64
+	by                        map[string]uint64
+}
+
+// benchStats sums `flowbox stats --json` over the exporters.
+func benchStats(b *testing.B, bin, cfg string) benchStatsRow {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "stats", "--json", "--config", cfg).Output()
+	if err != nil {
+		b.Fatalf("stats: %v\n%s", err, out)
+	}
+	var rows []struct {
+		FlowsReceived uint64            `json:"flows_received"`
+		FlowsStored   uint64            `json:"flows_stored"`
+		FlowsDropped  uint64            `json:"flows_dropped"`
+		By            map[string]uint64 `json:"flows_dropped_by_reason"`
+	}
+	if err := json.Unmarshal(out, &rows); err != nil {
+		b.Fatalf("stats output %q: %v", out, err)
+	}
+	r := benchStatsRow{by: map[string]uint64{}}
+	for _, x := range rows {
+		r.received += float64(x.FlowsReceived)
+		r.stored += float64(x.FlowsStored)
+		r.dropped += float64(x.FlowsDropped)
+		for k, v := range x.By {
+			if v > 0 {
+				r.by[k] += v
+			}
+		}
+	}
+	return r
+}
+
+// procMemory returns VmRSS and VmHWM of a process, in bytes.
+func procMemory(pid int) (rss, hwm float64, err error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok || (k != "VmRSS" && k != "VmHWM") {
+			continue
+		}
+		kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+		if err != nil {
+			return 0, 0, err
+		}
+		if k == "VmRSS" {
+			rss = kb * 1024
+		} else {
+			hwm = kb * 1024
+		}
+	}
+	return rss, hwm, sc.Err()
+}
+
+// procCPU returns the user and system CPU time of a process, in seconds.
+func procCPU(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name (which may hold spaces) in parentheses.
+	_, rest, ok := bytes.Cut(b, []byte(") "))
+	if !ok {
+		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
+	}
+	f := strings.Fields(string(rest))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
+	}
+	ut, err1 := strconv.ParseFloat(f[11], 64)
+	st, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
+	}
+	return (ut + st) / 100, nil // USER_HZ is 100 on Linux
+}
