@@ -59,6 +59,10 @@ func (s *Server) handleTraffic(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if err := s.checkRawWindow(&f, byIf); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
 	ctx, cancel := contextWithTimeout(r, queryTimeout)
 	defer cancel()
 	sq := store.SeriesQuery{From: f.From, To: f.To, Step: step, Filter: f.storeFilter(), GroupBy: store.DimDirection}
@@ -69,6 +73,7 @@ func (s *Server) handleTraffic(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		out := seriesHead(res)
+		out.Now = s.now().Unix()
 		out.BitsIn, out.BitsOut = make([]float64, len(out.Times)), make([]float64, len(out.Times))
 		for _, l := range res.Lines {
 			switch l.Direction {
@@ -99,6 +104,7 @@ func (s *Server) handleTraffic(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := seriesHead(in)
+	out.Now = s.now().Unix()
 	n := len(out.Times)
 	out.BitsIn, out.BitsOut = make([]float64, n), make([]float64, n)
 	byIdx := map[uint32]*InterfaceSeries{}
@@ -174,8 +180,16 @@ func topRow(dim string, e *store.TopEntry) TopRow {
 	case DimAS:
 		row.Key = strconv.FormatUint(uint64(e.AS), 10)
 	case DimPort:
+		// A named application filters by its name, a port by protocol
+		// and port: "youtube", "tcp/443".
+		row.Key = e.Name
 		if e.Name == "" {
 			row.Key = protoName(e.Proto) + "/" + strconv.Itoa(int(e.Port))
+		}
+	case DimCountry:
+		row.Key = e.Name
+		if e.Name == "" {
+			row.Key = "unknown"
 		}
 	case DimProto:
 		row.Key = strconv.Itoa(int(e.Proto))
@@ -213,6 +227,14 @@ func (s *Server) handleTop(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
+	if dim == DimProto && f.From.Before(s.rawWindowStart()) {
+		s.writeErr(w, r, badf("protocols are only known for the last %s; pick a shorter range", humanDuration(s.rawRetention())))
+		return
+	}
+	if err := s.checkRawWindow(&f, dim == DimInterface); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
 	ctx, cancel := contextWithTimeout(r, queryTimeout)
 	defer cancel()
 	res, err := s.deps.Store.Top(ctx, store.TopQuery{From: f.From, To: f.To, Dimension: sd, N: limit, Filter: f.storeFilter()})
@@ -236,12 +258,28 @@ func (s *Server) handleTop(w http.ResponseWriter, r *http.Request) {
 			}
 		case dim == DimInterface && rt != nil:
 			row.Name = interfaceName(rt.Interfaces, e.Interface)
-		case dim == DimAS && s.deps.Names != nil:
-			row.Name = s.deps.Names.ASName(e.AS)
+		case dim == DimAS:
+			row.Name = s.asName(e.AS)
 		}
 		out.Rows = append(out.Rows, row)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// asNameUnknown names AS 0: private, CGNAT or unrouted addresses, or
+// addresses the ASN data does not cover.
+const asNameUnknown = "private or unknown"
+
+// asName names an AS from the offline ASN data; "" when it is not known
+// (or no data is loaded).
+func (s *Server) asName(asn uint32) string {
+	if asn == 0 {
+		return asNameUnknown
+	}
+	if s.deps.Names == nil {
+		return ""
+	}
+	return s.deps.Names.ASName(asn)
 }
 
 // FlowView is one raw flow as the API shows it. Bytes and packets are
@@ -262,6 +300,8 @@ type FlowView struct {
 	OutIf       uint32    `json:"out_if"`
 	SrcAS       uint32    `json:"src_as"`
 	DstAS       uint32    `json:"dst_as"`
+	SrcASName   string    `json:"src_as_name,omitempty"`
+	DstASName   string    `json:"dst_as_name,omitempty"`
 	Direction   string    `json:"direction"`
 	Subscriber  string    `json:"subscriber,omitempty"`
 	Application string    `json:"application,omitempty"`
@@ -313,6 +353,10 @@ func (s *Server) handleFlows(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
+	if err := s.checkFlowWindow(&f); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
 	cursor := q.Get("cursor")
 	if len(cursor) > 128 {
 		s.writeErr(w, r, badf("cursor: too long"))
@@ -327,7 +371,14 @@ func (s *Server) handleFlows(w http.ResponseWriter, r *http.Request) {
 	}
 	res := FlowsResult{Flows: make([]FlowView, 0, len(page.Flows)), Next: page.Next}
 	for i := range page.Flows {
-		res.Flows = append(res.Flows, flowView(&page.Flows[i]))
+		v := flowView(&page.Flows[i])
+		if v.SrcAS != 0 {
+			v.SrcASName = s.asName(v.SrcAS)
+		}
+		if v.DstAS != 0 {
+			v.DstASName = s.asName(v.DstAS)
+		}
+		res.Flows = append(res.Flows, v)
 	}
 	writeJSON(w, http.StatusOK, res)
 }
@@ -371,6 +422,10 @@ func (s *Server) handleFlowsCSV(w http.ResponseWriter, r *http.Request) {
 	}
 	f, err := parseFilter(q, s.now())
 	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	if err := s.checkFlowWindow(&f); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}

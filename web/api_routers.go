@@ -347,6 +347,11 @@ func (spec *RouterSpec) validate() error {
 // routerCallTimeout bounds one provisioning call made from the console.
 const routerCallTimeout = 60 * time.Second
 
+// verifyCallTimeout bounds a verification, which waits for the router's
+// first flows: longer than the provisioner's own wait (verify-timeout,
+// 90 s by default), so that its diagnosis, not a timeout, is the answer.
+const verifyCallTimeout = 150 * time.Second
+
 // provisionErr reports a provisioning failure: validation and inventory
 // errors keep their status, anything else is the router's fault (502). The
 // router password never appears in the message.
@@ -394,14 +399,14 @@ func (s *Server) handleAddRouter(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, AddResult{Router: s.routerView(rt, s.deps.Collector.Exporters(), RouterTotal{}, s.now()), Plan: plan})
 }
 
-// provisionCall runs one provisioning operation on {id}.
-func (s *Server) provisionCall(w http.ResponseWriter, r *http.Request, op func(context.Context, int64) (store.ProvisionRun, error)) {
+// provisionCall runs one provisioning operation on {id} within timeout.
+func (s *Server) provisionCall(w http.ResponseWriter, r *http.Request, timeout time.Duration, op func(context.Context, int64) (store.ProvisionRun, error)) {
 	id, err := pathID(r, mux.Vars(r)["id"])
 	if err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), routerCallTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	run, err := op(ctx, id)
 	if err != nil {
@@ -413,17 +418,17 @@ func (s *Server) provisionCall(w http.ResponseWriter, r *http.Request, op func(c
 
 // handleApply converges a router to the plan.
 func (s *Server) handleApply(w http.ResponseWriter, r *http.Request) {
-	s.provisionCall(w, r, s.deps.Provisioner.Apply)
+	s.provisionCall(w, r, routerCallTimeout, s.deps.Provisioner.Apply)
 }
 
 // handleVerify checks a router's settings and flows.
 func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
-	s.provisionCall(w, r, s.deps.Provisioner.Verify)
+	s.provisionCall(w, r, verifyCallTimeout, s.deps.Provisioner.Verify)
 }
 
 // handleUndo removes flowbox's settings from a router.
 func (s *Server) handleUndo(w http.ResponseWriter, r *http.Request) {
-	s.provisionCall(w, r, s.deps.Provisioner.Undo)
+	s.provisionCall(w, r, routerCallTimeout, s.deps.Provisioner.Undo)
 }
 
 // handlePlan returns what Apply would change.

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -259,6 +260,7 @@ func TestBootstrapFromConfig(t *testing.T) {
 }
 
 func TestLoginRateLimit(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *Config, d *Deps) { c.LoginAttempts = 3 })
 	e.createAdmin()
 	try := func(pw string) int {
@@ -331,6 +333,7 @@ func TestSessionsBoundAndExpiry(t *testing.T) {
 }
 
 func TestTokens(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.login()
 	code, body := e.do(http.MethodPost, "/api/v1/tokens", map[string]string{"name": "backup-script"})
@@ -386,6 +389,7 @@ func TestTokens(t *testing.T) {
 }
 
 func TestUsers(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.login()
 	if code, b := e.do(http.MethodPost, "/api/v1/users", map[string]string{"name": "noc", "password": "noc-password"}); code != http.StatusCreated {
@@ -434,6 +438,7 @@ func newClient(t *testing.T) *http.Client {
 }
 
 func TestValidationErrors(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.login()
 	for _, tc := range []struct {
@@ -457,7 +462,10 @@ func TestValidationErrors(t *testing.T) {
 		{"GET", "/api/v1/top/local?proto=carrier-pigeon", nil, "proto:"},
 		{"GET", "/api/v1/top/local?as=ASX", nil, "as:"},
 		{"GET", "/api/v1/top/local?host=a;b", nil, "query:"},
-		{"GET", "/api/v1/top/local?range=7d&port=53", nil, "bad query"},
+		{"GET", "/api/v1/top/local?range=7d&port=53", nil, "filters on ports work on the last 48 h; pick a shorter range"},
+		{"GET", "/api/v1/traffic?range=30d&host=10.0.0.5", nil, "filters on hosts work on the last 48 h; pick a shorter range"},
+		{"GET", "/api/v1/top/proto?range=7d", nil, "protocols are only known for the last 48 h"},
+		{"GET", "/api/v1/flows?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z", nil, "raw flows are kept for the last 48 h"},
 		{"GET", "/api/v1/top/local?iface=-1", nil, "iface:"},
 		{"GET", "/api/v1/flows?limit=0", nil, "limit:"},
 		{"GET", "/api/v1/flows?cursor=!!", nil, "cursor"},
@@ -773,14 +781,21 @@ func TestPageWeight(t *testing.T) {
 			t.Fatalf("GET %s: %d", page, code)
 		}
 		total := len(html)
+		parts := map[string]int{"html": len(html)}
 		for _, m := range assetRefs(string(html)) {
 			code, b := e.do(http.MethodGet, m, nil)
 			if code != http.StatusOK {
 				t.Fatalf("%s references %s: %d", page, m, code)
 			}
 			total += len(b)
+			kind := strings.TrimPrefix(path.Ext(strings.SplitN(m, "?", 2)[0]), ".")
+			if strings.HasPrefix(m, "/static/vendor/") {
+				kind = "vendor " + kind
+			}
+			parts[kind] += len(b)
 		}
-		t.Logf("page %s weighs %d bytes without data", page, total)
+		t.Logf("page %s weighs %d bytes without data: html %d, css %d, js %d, svg %d, vendor css %d, vendor js %d", page, total,
+			parts["html"], parts["css"], parts["js"], parts["svg"], parts["vendor css"], parts["vendor js"])
 		if total > 300<<10 {
 			t.Errorf("page %s weighs %d bytes, over 300 KB", page, total)
 		}

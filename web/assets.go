@@ -1,7 +1,9 @@
 package web
 
 import (
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -31,16 +33,50 @@ func assetsFS(dir string) (fs.FS, error) {
 	return os.DirFS(dir), nil
 }
 
-// templateFuncs are available to every template.
-var templateFuncs = template.FuncMap{
-	"join": strings.Join,
+// assetVersions returns a short content hash of every static file, by
+// path under static/. Pages link "/static/app.js?v=<hash>", so a browser
+// may cache the files for good and still never mixes an old script with
+// a new page after an upgrade.
+func assetVersions(static fs.FS) (map[string]string, error) {
+	out := map[string]string{}
+	err := fs.WalkDir(static, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(static, p)
+		if err != nil {
+			return err
+		}
+		h := sha256.Sum256(b)
+		out[p] = hex.EncodeToString(h[:6])
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot hash static assets: %w", err)
+	}
+	return out, nil
+}
+
+// templateFuncs are available to every template: join, and static, which
+// turns a path under static/ into its versioned URL.
+func templateFuncs(versions map[string]string) template.FuncMap {
+	return template.FuncMap{
+		"join": strings.Join,
+		"static": func(name string) (string, error) {
+			v, ok := versions[name]
+			if !ok {
+				return "", fmt.Errorf("no static file %q", name)
+			}
+			return "/static/" + name + "?v=" + v, nil
+		},
+	}
 }
 
 // parsePages parses each page with the layout.
-func parsePages(assets fs.FS) (map[string]*template.Template, error) {
+func parsePages(assets fs.FS, versions map[string]string) (map[string]*template.Template, error) {
 	pages := make(map[string]*template.Template, len(pageNames))
 	for _, name := range pageNames {
-		t, err := template.New("layout.html").Funcs(templateFuncs).ParseFS(assets, "templates/layout.html", path.Join("templates", name+".html"))
+		t, err := template.New("layout.html").Funcs(templateFuncs(versions)).ParseFS(assets, "templates/layout.html", path.Join("templates", name+".html"))
 		if err != nil {
 			return nil, fmt.Errorf("cannot parse template %s: %w", name, err)
 		}
@@ -49,16 +85,33 @@ func parsePages(assets fs.FS) (map[string]*template.Template, error) {
 	return pages, nil
 }
 
-// staticHandler serves the static files with a validator and a short
-// cache lifetime (the files change only with the binary).
+// staticHandler serves the static files with their content hash as ETag.
+// A versioned URL (?v= the current hash, as the pages link them) is cached
+// for a year; any other is revalidated. With DevAssetsDir, files are
+// served as they are on disk and never cached, so edits show at once.
 func (s *Server) staticHandler() http.Handler {
 	fsrv := http.FileServerFS(s.static)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
+		if s.cfg.DevAssetsDir != "" {
+			if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("Cache-Control", "no-store")
+			fsrv.ServeHTTP(w, r)
+			return
+		}
+		v, ok := s.assetVersions[r.URL.Path]
+		if !ok {
 			http.NotFound(w, r)
 			return
 		}
-		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Header().Set("ETag", `"`+v+`"`)
+		if r.URL.Query().Get("v") == v {
+			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		} else {
+			w.Header().Set("Cache-Control", "no-cache")
+		}
 		fsrv.ServeHTTP(w, r)
 	})
 }

@@ -6,11 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -19,7 +21,7 @@ const chromiumPath = "/usr/bin/chromium"
 
 // needChromium skips the test without Chromium, or fails it when
 // FLOWBOX_FUNCTIONAL_TESTS=1.
-func needChromium(t *testing.T) string {
+func needChromium(t testing.TB) string {
 	t.Helper()
 	if _, err := exec.LookPath(chromiumPath); err != nil {
 		if os.Getenv("FLOWBOX_FUNCTIONAL_TESTS") == "1" {
@@ -46,7 +48,7 @@ func artifactsDir(t *testing.T) string {
 	return dir
 }
 
-func newBrowser(t *testing.T) context.Context {
+func newBrowser(t testing.TB) context.Context {
 	exe := needChromium(t)
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe),
@@ -58,6 +60,7 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("hide-scrollbars", true),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 1000),
 	}
@@ -85,7 +88,7 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 }
 
 // must runs one action that returns a value.
-func must[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
+func must[T any](t testing.TB, ctx context.Context, a chromedp.Action[T]) T {
 	t.Helper()
 	v, err := chromedp.Run(ctx, a)
 	if err != nil {
@@ -95,8 +98,11 @@ func must[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
 }
 
 func TestBrowser(t *testing.T) {
-	ctx := newBrowser(t)
+	needChromium(t)
 	e, gw1, _ := datasetEnv(t)
+	// The browser starts after the server so that it stops first: an
+	// open page would keep the server's Close waiting.
+	ctx := newBrowser(t)
 	art := artifactsDir(t)
 	base := e.ts.URL
 
@@ -183,6 +189,54 @@ func TestBrowser(t *testing.T) {
 	}
 	screenshot(t, ctx, art, "5-router-filtered")
 
+	// A click on a conversation filters by the pair: the local and the
+	// remote host together; then a click on a country adds it.
+	pair := must(t, ctx, chromedp.Evaluate[string](`document.querySelectorAll("#top-conversation tbody tr.click")[1].dataset.key`))
+	l, r, _ := strings.Cut(pair, "|")
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`#filters .chip button`),
+		chromedp.WaitNotPresent(`#filters .chip`),
+		chromedp.Click(fmt.Sprintf(`#top-conversation tbody tr[data-key="%s"]`, pair)),
+		chromedp.WaitVisible(`#filters .chip[data-filter="remote"]`),
+	); err != nil {
+		t.Fatalf("click a conversation: %v", err)
+	}
+	chips := must(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#filters .chip")].map(c => c.firstChild.textContent)`))
+	if !slices.Equal(chips, []string{"local host = " + l, "remote host = " + r}) {
+		t.Errorf("after a click on %s the filters are %q", pair, chips)
+	}
+	poll = `(() => { const k = [...document.querySelectorAll("#top-conversation tbody tr.click")].map(r => r.dataset.key);
+		return k.length === 1 && k[0] === "` + pair + `"; })()`
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](poll, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("the conversations are not filtered by the pair %s: %v", pair, err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`#top-country tbody tr.click`),
+		chromedp.WaitVisible(`#filters .chip[data-filter="country"]`),
+	); err != nil {
+		t.Fatalf("click a country: %v", err)
+	}
+	if loc := must(t, ctx, chromedp.Location()); !strings.Contains(loc, "local="+l) || !strings.Contains(loc, "remote="+r) || !strings.Contains(loc, "country=") {
+		t.Errorf("the URL %s does not keep the three filters", loc)
+	}
+	screenshot(t, ctx, art, "5a-router-conversation-country")
+
+	// A host filter over a week: raw flows are only kept for 48 h, and the
+	// page says so once, above the chart, instead of failing in each table.
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(fmt.Sprintf("%s/routers/%d?range=7d&host=10.0.1.7", base, gw1.ID)),
+		chromedp.WaitVisible(`#page-notice`),
+	); err != nil {
+		t.Fatalf("filter beyond the raw window: %v", err)
+	}
+	if msg := must(t, ctx, chromedp.TextContent(`#page-notice`)); msg != "filters on hosts work on the last 48 h; pick a shorter range" {
+		t.Errorf("the page says %q", msg)
+	}
+	if cells := must(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("table.top tbody td")].map(c => c.textContent)`)); len(cells) != 6 || slices.ContainsFunc(cells, func(c string) bool { return c != "—" }) {
+		t.Errorf("the top tables show %q, want a dash each", cells)
+	}
+	screenshot(t, ctx, art, "5b-router-raw-window")
+
 	// The flow search and the CSV download.
 	dl := t.TempDir()
 	if err := chromedp.Do(ctx,
@@ -227,6 +281,9 @@ func TestBrowser(t *testing.T) {
 	); err != nil {
 		t.Fatalf("settings page: %v", err)
 	}
+	if cells := must(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#settings tbody td")].map(c => c.textContent)`)); !slices.Equal(cells, []string{":2055, :4739", "48 h", "—", "—"}) {
+		t.Errorf("settings show %q", cells)
+	}
 	screenshot(t, ctx, art, "7-settings")
 	if err := chromedp.Do(ctx,
 		chromedp.EmulateViewport(390, 844),
@@ -235,6 +292,59 @@ func TestBrowser(t *testing.T) {
 	); err != nil {
 		t.Fatalf("phone layout: %v", err)
 	}
+	if w := must(t, ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); w > 390 {
+		t.Errorf("the router page is %d px wide on a 390 px phone", w)
+	}
 	screenshot(t, ctx, art, "8-router-phone")
 	t.Logf("screenshots in %s", art)
+}
+
+// browserLogin logs the browser in through the login form.
+func browserLogin(tb testing.TB, ctx context.Context, base string) {
+	tb.Helper()
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/login"),
+		chromedp.WaitVisible(`#login-form`),
+		chromedp.SendKeys(`#username`, "admin"),
+		chromedp.SendKeys(`#password`, testPassword),
+		chromedp.Submit(`#login-form`),
+		chromedp.WaitVisible(`#fleet`),
+	); err != nil {
+		tb.Fatalf("log in: %v", err)
+	}
+}
+
+// BenchmarkRouterPageFirstPaint opens the router page (24 h of the known
+// dataset) with the browser cache disabled, as on a first visit, and reports
+// the first contentful paint and the time until the chart and every table
+// have their data, both from the start of the navigation.
+func BenchmarkRouterPageFirstPaint(b *testing.B) {
+	needChromium(b)
+	e, gw1, _ := datasetEnv(b)
+	ctx := newBrowser(b)
+	browserLogin(b, ctx, e.ts.URL)
+	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := chromedp.Call(ctx, network.SetCacheDisabled, network.SetCacheDisabledParams{CacheDisabled: true}); err != nil {
+		b.Fatal(err)
+	}
+	page := fmt.Sprintf("%s/routers/%d?range=24h", e.ts.URL, gw1.ID)
+	var fcp, loaded float64
+	n := 0
+	for b.Loop() {
+		if err := chromedp.Do(ctx, chromedp.Navigate(page), chromedp.WaitReady(`#main[data-loaded-ms]`)); err != nil {
+			b.Fatal(err)
+		}
+		t := must(b, ctx, chromedp.Evaluate[[]float64](`[(performance.getEntriesByName("first-contentful-paint")[0] || {startTime: -1}).startTime,
+			Number(document.getElementById("main").dataset.loadedMs)]`))
+		if t[0] < 0 {
+			b.Fatal("no first-contentful-paint entry")
+		}
+		fcp += t[0]
+		loaded += t[1]
+		n++
+	}
+	b.ReportMetric(fcp/float64(n), "fcp-ms")
+	b.ReportMetric(loaded/float64(n), "data-ms")
 }

@@ -14,15 +14,20 @@ import (
 
 // datasetEnv is a console whose store holds dataset(now) for router gw1
 // (127.0.0.2) and gw2 (127.0.0.3).
-func datasetEnv(t *testing.T) (*env, store.Router, []store.Flow) {
+func datasetEnv(t testing.TB) (*env, store.Router, []store.Flow) {
 	e := newEnv(t)
 	e.login()
-	gw1 := e.addRouter(store.Router{Name: "gw1", Address: "127.0.0.2:8728", State: store.StateConfigured,
-		Interfaces: []store.Interface{{Index: 1, Name: "ether1-wan"}, {Index: 2, Name: "bridge-lan"}}})
+	gw1 := e.addRouter(datasetRouter())
 	e.addRouter(store.Router{Name: "gw2", Address: "127.0.0.3:8728", State: store.StateConfigured})
 	flows := dataset(e.now)
 	e.ingest(flows)
 	return e, gw1, flows
+}
+
+// datasetRouter is the router whose flows dataset holds (127.0.0.2).
+func datasetRouter() store.Router {
+	return store.Router{Name: "gw1", Address: "127.0.0.2:8728", State: store.StateConfigured,
+		Interfaces: []store.Interface{{Index: 1, Name: "ether1-wan"}, {Index: 2, Name: "bridge-lan"}}}
 }
 
 // sumFlows sums the scaled bytes of the flows that keep accepts.
@@ -39,6 +44,7 @@ func sumFlows(flows []store.Flow, keep func(*store.Flow) bool) (bytes uint64, n 
 func fromGW1(f *store.Flow) bool { return f.Exporter.Addr() == netip.MustParseAddr("127.0.0.2") }
 
 func TestKnownDatasetTraffic(t *testing.T) {
+	t.Parallel()
 	e, gw1, flows := datasetEnv(t)
 	for _, rng := range []string{"24h", "6h", "1h"} {
 		var s Series
@@ -77,6 +83,7 @@ func TestKnownDatasetTraffic(t *testing.T) {
 }
 
 func TestKnownDatasetTop(t *testing.T) {
+	t.Parallel()
 	e, gw1, flows := datasetEnv(t)
 	var top TopResult
 	e.getJSON(fmt.Sprintf("/api/v1/top/local?router=%d&range=24h&limit=5", gw1.ID), &top)
@@ -116,6 +123,7 @@ func TestKnownDatasetTop(t *testing.T) {
 }
 
 func TestKnownDatasetFlowsAndCSV(t *testing.T) {
+	t.Parallel()
 	e, gw1, flows := datasetEnv(t)
 	_, want := sumFlows(flows, func(f *store.Flow) bool { return fromGW1(f) && f.Proto == 17 })
 	// Page through every UDP flow of gw1.

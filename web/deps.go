@@ -167,6 +167,15 @@ type Filter struct {
 	RouterID int64
 	// Hosts match either side of the flow (addresses or CIDRs, ORed).
 	Hosts []netip.Prefix
+	// Locals match the subscriber side and Remotes the remote side; a
+	// conversation is both.
+	Locals, Remotes []netip.Prefix
+	// App is an application label ("" matches everything).
+	App string
+	// Country is the remote side's country (ISO code or a label such as
+	// "private"; "" with HasCountry is the unknown country).
+	Country    string
+	HasCountry bool
 	// Port matches either port; HasPort says it is set (port 0 is valid).
 	Port    uint16
 	HasPort bool
@@ -189,6 +198,13 @@ func (f *Filter) storeFilter() store.Filter {
 		sf.Sources = []int64{f.RouterID}
 	}
 	sf.Hosts = f.Hosts
+	sf.LocalHosts, sf.RemoteHosts = f.Locals, f.Remotes
+	if f.App != "" {
+		sf.Applications = []string{f.App}
+	}
+	if f.HasCountry {
+		sf.Countries = []string{f.Country}
+	}
 	if f.HasPort {
 		sf.Ports = []uint16{f.Port}
 	}
@@ -209,8 +225,13 @@ func (f *Filter) storeFilter() store.Filter {
 // subscribers (download), "Out" from them (upload); per interface, "In"
 // entered by the interface and "Out" left by it.
 type Series struct {
-	Step       int64             `json:"step"`
-	Resolution string            `json:"resolution"`
+	Step       int64  `json:"step"`
+	Resolution string `json:"resolution"`
+	// Now is the server's time of the answer (unix seconds): a bucket
+	// ending after it is still open, and rollup buckets that ended within
+	// the last minute may not be written yet (the store writes the
+	// rollups once a minute).
+	Now        int64             `json:"now"`
 	Times      []int64           `json:"times"`
 	BitsIn     []float64         `json:"bits_in"`
 	BitsOut    []float64         `json:"bits_out"`
@@ -242,11 +263,13 @@ func ValidDimensions() []string {
 	return []string{DimLocal, DimRemote, DimAS, DimPort, DimProto, DimCountry, DimConversation, DimInterface}
 }
 
-// TopRow is one entry of a top-N table. Key is what a click filters by
-// (for example "10.0.0.5", "15169", "tcp/443", "10.0.0.5|1.1.1.1"), empty
-// when the store cannot filter by it (a named application, a country);
-// Label is the display form and Name the human name when known
-// (subscriber, application, country).
+// TopRow is one entry of a top-N table. Key is what a click filters by:
+// the host= of a host ("10.0.0.5"), as= of an AS ("15169"), app= of a named
+// application ("youtube") or proto= and port= of a port ("tcp/443"),
+// country= of a country ("US", "unknown"), local= and remote= of a
+// conversation ("10.0.0.5|1.1.1.1"), iface= of an interface, proto= of a
+// protocol; empty when it cannot filter. Label is the display form and
+// Name the human name when known (subscriber, application, country, AS).
 type TopRow struct {
 	Key     string `json:"key"`
 	Label   string `json:"label"`

@@ -53,9 +53,12 @@ func protoName(p uint8) string {
 
 // parseFilter reads the common query parameters of every flow query:
 // range (1h, 6h, 24h, 7d, 30d) or from/to (RFC 3339 or unix seconds),
-// router, host (addresses or CIDRs, repeated or comma-separated, ORed),
-// port, proto (number or name), as and iface. Unknown parameters are ignored;
-// invalid values are a badRequest naming the parameter.
+// router, host (addresses or CIDRs on either side, repeated or
+// comma-separated, ORed), local and remote (the same, on the subscriber or
+// the remote side), port, proto (number or name), as, iface, app
+// (application label) and country (of the remote side; "unknown" for
+// none). Unknown parameters are ignored; invalid values are a badRequest
+// naming the parameter.
 func parseFilter(q url.Values, now time.Time) (Filter, error) {
 	var f Filter
 	f.To = now
@@ -99,20 +102,38 @@ func parseFilter(q url.Values, now time.Time) (Filter, error) {
 		}
 		f.RouterID = id
 	}
-	for _, v := range q["host"] {
-		for _, h := range strings.Split(v, ",") {
-			if h = strings.TrimSpace(h); h == "" {
-				continue
+	for name, dst := range map[string]*[]netip.Prefix{"host": &f.Hosts, "local": &f.Locals, "remote": &f.Remotes} {
+		for _, v := range q[name] {
+			for _, h := range strings.Split(v, ",") {
+				if h = strings.TrimSpace(h); h == "" {
+					continue
+				}
+				p, err := parsePrefix(h)
+				if err != nil {
+					return f, badf("%s: %q is neither an address nor a CIDR", name, h)
+				}
+				if len(*dst) == 16 {
+					return f, badf("%s: at most 16 hosts", name)
+				}
+				*dst = append(*dst, p)
 			}
-			p, err := parsePrefix(h)
-			if err != nil {
-				return f, badf("host: %q is neither an address nor a CIDR", h)
-			}
-			if len(f.Hosts) == 16 {
-				return f, badf("host: at most 16 hosts")
-			}
-			f.Hosts = append(f.Hosts, p)
 		}
+	}
+	if v := q.Get("app"); v != "" {
+		if len(v) > 64 {
+			return f, badf("app: longer than 64 characters")
+		}
+		f.App = v
+	}
+	if q.Has("country") {
+		v := q.Get("country")
+		if len(v) > 32 {
+			return f, badf("country: longer than 32 characters")
+		}
+		if v == "" || v == "unknown" {
+			v = "" // the country the top list calls "unknown"
+		}
+		f.Country, f.HasCountry = v, true
 	}
 	if v := q.Get("port"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 16)
@@ -240,4 +261,86 @@ func pathID(r *http.Request, v string) (int64, error) {
 		return 0, badf("id: %q is not a positive integer", v)
 	}
 	return id, nil
+}
+
+// rawFilters names the set filters that need raw flows, for messages.
+func (f *Filter) rawFilters(ifaceGrouped bool) []string {
+	var out []string
+	for _, c := range []struct {
+		name string
+		set  bool
+	}{
+		{"hosts", len(f.Hosts)+len(f.Locals)+len(f.Remotes) > 0}, {"ports", f.HasPort}, {"protocols", f.HasProto},
+		{"AS", f.HasAS}, {"interfaces", f.HasInterface && !ifaceGrouped}, {"applications", f.App != ""},
+		{"countries", f.HasCountry},
+	} {
+		if c.set {
+			out = append(out, c.name)
+		}
+	}
+	return out
+}
+
+// rawRetention is how long the store keeps raw flows; 0 when the
+// configuration did not say (the store then reports the limit itself).
+func (s *Server) rawRetention() time.Duration { return time.Duration(s.deps.Settings.RawRetention) }
+
+// rawWindowStart is the oldest time raw flows are kept for; the zero time
+// when the retention is unknown.
+func (s *Server) rawWindowStart() time.Time {
+	if s.rawRetention() <= 0 {
+		return time.Time{}
+	}
+	return s.now().Add(-s.rawRetention())
+}
+
+// allRawFilters names every filter that needs raw flows.
+var allRawFilters = []string{"hosts", "ports", "protocols", "AS", "interfaces", "applications", "countries"}
+
+// rawWindowMsg is what the console says when filters (names from
+// rawFilters) need raw flows over a range they are no longer kept for:
+// "filters on hosts and ports work on the last 48 h; pick a shorter range".
+func (s *Server) rawWindowMsg(filters []string) string {
+	window := "raw window"
+	if d := s.rawRetention(); d > 0 {
+		window = humanDuration(d)
+	}
+	list := filters[0]
+	if n := len(filters); n > 1 {
+		list = strings.Join(filters[:n-1], ", ") + " and " + filters[n-1]
+	}
+	return "filters on " + list + " work on the last " + window + "; pick a shorter range"
+}
+
+// checkRawWindow refuses, with a message a person can act on, a query
+// whose filters need raw flows (rawFilters) over a range starting before
+// the raw window.
+func (s *Server) checkRawWindow(f *Filter, ifaceGrouped bool) error {
+	if fs := f.rawFilters(ifaceGrouped); len(fs) > 0 && f.From.Before(s.rawWindowStart()) {
+		return badRequest{s.rawWindowMsg(fs)}
+	}
+	return nil
+}
+
+// humanDuration writes a retention the way the pages do: "48 h", "90 min",
+// "7 d".
+func humanDuration(d time.Duration) string {
+	switch {
+	case d >= 72*time.Hour && d%(24*time.Hour) == 0:
+		return strconv.Itoa(int(d/(24*time.Hour))) + " d"
+	case d >= time.Hour && d%time.Hour == 0:
+		return strconv.Itoa(int(d/time.Hour)) + " h"
+	case d%time.Minute == 0:
+		return strconv.Itoa(int(d/time.Minute)) + " min"
+	}
+	return d.String()
+}
+
+// checkFlowWindow refuses a flow search that ends before the raw window:
+// only raw flows can be listed.
+func (s *Server) checkFlowWindow(f *Filter) error {
+	if f.To.Before(s.rawWindowStart()) {
+		return badf("raw flows are kept for the last %s; pick a range within it", humanDuration(s.rawRetention()))
+	}
+	return nil
 }

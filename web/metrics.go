@@ -10,6 +10,8 @@ type metrics struct {
 	limiterEvictions prometheus.Counter
 	sessionEvictions prometheus.Counter
 	sessions         prometheus.GaugeFunc
+	queryRejected    *prometheus.CounterVec
+	queryWait        *prometheus.HistogramVec
 }
 
 // newMetrics builds the metrics and registers them on reg when it is not nil.
@@ -41,6 +43,19 @@ func newMetrics(reg prometheus.Registerer, sessions func() float64) (*metrics, e
 			Name: "flowbox_web_sessions",
 			Help: "Live console sessions.",
 		}, sessions),
+		queryRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flowbox_web_store_queries_rejected_total",
+			Help: "Store queries refused (503) because too many were waiting, by pool (dashboard, export).",
+		}, []string{"pool"}),
+		queryWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "flowbox_web_store_query_wait_seconds",
+			Help:    "Time store queries waited for a slot, by pool (dashboard, export).",
+			Buckets: []float64{.001, .01, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"pool"}),
+	}
+	for _, p := range []string{"dashboard", "export"} {
+		m.queryRejected.WithLabelValues(p)
+		m.queryWait.WithLabelValues(p)
 	}
 	for _, r := range []string{"ok", "bad_credentials", "rate_limited"} {
 		m.logins.WithLabelValues(r)
@@ -48,7 +63,7 @@ func newMetrics(reg prometheus.Registerer, sessions func() float64) (*metrics, e
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.logins, m.limiterEvictions, m.sessionEvictions, m.sessions} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.logins, m.limiterEvictions, m.sessionEvictions, m.sessions, m.queryRejected, m.queryWait} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -253,15 +253,24 @@ func badf(format string, args ...any) error { return badRequest{fmt.Sprintf(form
 // the details only in the log) otherwise.
 func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	var br badRequest
+	var qe *store.QueryError
 	switch {
 	case errors.As(err, &br):
 		writeError(w, http.StatusBadRequest, br.msg)
+	case errors.As(err, &qe) && qe.Field == "filter":
+		// The store refused a filter that needs raw flows beyond the raw
+		// window (checkRawWindow catches it first when the retention is
+		// known).
+		writeError(w, http.StatusBadRequest, s.rawWindowMsg(allRawFilters))
 	case errors.Is(err, store.ErrBadQuery):
 		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not found")
 	case errors.Is(err, store.ErrExists):
 		writeError(w, http.StatusConflict, "already exists")
+	case errors.Is(err, errBusy):
+		w.Header().Set("Retry-After", "2")
+		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusGatewayTimeout, "the query took too long")
 	default:

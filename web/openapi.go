@@ -18,11 +18,15 @@ func filterParams() []any {
 		p("from", "string", "start, RFC 3339 or unix seconds (instead of range)"),
 		p("to", "string", "end, RFC 3339 or unix seconds (default now)"),
 		p("router", "integer", "router id"),
-		p("host", "string", "addresses or CIDRs on either side, comma-separated or repeated (ORed)"),
+		p("host", "string", "addresses or CIDRs on either side, comma-separated or repeated (ORed; raw window only)"),
+		p("local", "string", "addresses or CIDRs on the subscriber side (raw window only); with remote, a conversation"),
+		p("remote", "string", "addresses or CIDRs on the remote side (raw window only)"),
+		p("app", "string", "application label, as the port top names it (raw window only)"),
+		p("country", "string", "country of the remote side, ISO code or label (private, bogon...), unknown for none (raw window only)"),
 		p("port", "integer", "source or destination port (raw window only)"),
 		p("proto", "string", "IP protocol name (tcp, udp, icmp...) or number (raw window only)"),
 		p("as", "integer", "source or destination AS number (raw window only)"),
-		p("iface", "integer", "input or output interface index"),
+		p("iface", "integer", "input or output interface index (raw window only, except for per-interface traffic and the interface top)"),
 	}
 }
 
@@ -89,7 +93,7 @@ func buildOpenAPI() openAPI {
 		openAPI{"name": "cursor", "in": "query", "schema": str, "description": "next of the previous page"},
 	}, filterParams()...)
 	removeParams := []any{idParam(), openAPI{"name": "undo", "in": "query", "schema": boo, "description": "undo flowbox's settings on the router first"}}
-	csvOp := op("Export every matching flow as CSV (streamed)", "200", nil, filterParams(), nil, "400")
+	csvOp := op("Export every matching flow as CSV (streamed)", "200", nil, filterParams(), nil, "400", "503")
 	csvOp["responses"].(openAPI)["200"] = openAPI{"description": "CSV", "content": openAPI{"text/csv": openAPI{"schema": str}}}
 
 	return openAPI{
@@ -97,7 +101,7 @@ func buildOpenAPI() openAPI {
 		"info": openAPI{
 			"title":       "flowbox API",
 			"version":     "1",
-			"description": "Fleet status, onboarding, traffic and flow search. Authenticate with a session cookie or `Authorization: Bearer fbx_...` (create tokens with `flowbox token create`). Errors are {\"error\": \"message\"}.",
+			"description": "Fleet status, onboarding, traffic and flow search. Authenticate with a session cookie or `Authorization: Bearer fbx_...` (create tokens with `flowbox token create`). Errors are {\"error\": \"message\"}; 503 (with Retry-After) means too many queries are waiting, try again.",
 		},
 		"servers":  []any{openAPI{"url": "/api/v1"}},
 		"security": []any{openAPI{"bearer": []any{}}, openAPI{"session": []any{}}},
@@ -105,11 +109,11 @@ func buildOpenAPI() openAPI {
 			"/openapi.json": openAPI{"get": op("This document", "200", openAPI{"type": "object"}, nil, nil)},
 			"/me":           openAPI{"get": op("Who is calling", "200", ref("Me"), nil, nil)},
 			"/routers": openAPI{
-				"get":  op("The fleet: every router with status, rates and counters", "200", arrayOf("Router"), nil, nil),
+				"get":  op("The fleet: every router with status, rates and counters", "200", arrayOf("Router"), nil, nil, "503"),
 				"post": op("Add a router: connect, detect and plan", "201", ref("AddResult"), nil, ref("RouterSpec"), "400", "409", "502"),
 			},
 			"/routers/{id}": openAPI{
-				"get":    op("One router", "200", ref("Router"), withID, nil, "400", "404"),
+				"get":    op("One router", "200", ref("Router"), withID, nil, "400", "404", "503"),
 				"delete": op("Remove a router from the inventory", "204", nil, removeParams, nil, "400", "404", "502"),
 			},
 			"/routers/{id}/plan":    openAPI{"get": op("What provisioning would change (dry run)", "200", ref("Plan"), withID, nil, "400", "404", "502")},
@@ -118,9 +122,9 @@ func buildOpenAPI() openAPI {
 			"/routers/{id}/undo":    openAPI{"post": op("Remove flowbox's settings from the router", "200", ref("Run"), withID, nil, "400", "404", "502")},
 			"/routers/{id}/history": openAPI{"get": op("Provisioning history, newest first", "200", arrayOf("Run"), append(withID, openAPI{"name": "limit", "in": "query", "schema": integ}), nil, "400", "404")},
 			"/exporters":            openAPI{"get": op("Collector counters of every exporter", "200", arrayOf("Exporter"), nil, nil)},
-			"/traffic":              openAPI{"get": op("Traffic over time in bits/s", "200", ref("Series"), traffic, nil, "400")},
-			"/top/{dimension}":      openAPI{"get": op("Top entries of a dimension by bytes", "200", ref("Top"), top, nil, "400")},
-			"/flows":                openAPI{"get": op("Search raw flows, newest first, one page", "200", ref("FlowPage"), paging, nil, "400")},
+			"/traffic":              openAPI{"get": op("Traffic over time in bits/s", "200", ref("Series"), traffic, nil, "400", "503")},
+			"/top/{dimension}":      openAPI{"get": op("Top entries of a dimension by bytes", "200", ref("Top"), top, nil, "400", "503")},
+			"/flows":                openAPI{"get": op("Search raw flows, newest first, one page", "200", ref("FlowPage"), paging, nil, "400", "503")},
 			"/flows.csv":            openAPI{"get": csvOp},
 			"/settings":             openAPI{"get": op("Collector ports and retention", "200", ref("Settings"), nil, nil)},
 			"/users": openAPI{
@@ -162,14 +166,15 @@ func buildOpenAPI() openAPI {
 				"Run": obj(openAPI{"id": integ, "router_id": integ, "time": ts, "action": str, "ok": boo, "summary": str,
 					"changes": openAPI{"type": "array", "items": str}, "transcript": openAPI{"type": "array", "items": str}, "error": str}),
 				"IfSeries": obj(openAPI{"index": integ, "name": str, "bits_in": openAPI{"type": "array", "items": num}, "bits_out": openAPI{"type": "array", "items": num}}),
-				"Series": obj(openAPI{"step": integ, "resolution": str, "times": openAPI{"type": "array", "items": integ},
+				"Series": obj(openAPI{"step": integ, "resolution": str, "now": integ, "times": openAPI{"type": "array", "items": integ},
 					"bits_in": openAPI{"type": "array", "items": num}, "bits_out": openAPI{"type": "array", "items": num}, "interfaces": arrayOf("IfSeries")}),
-				"TopRow": obj(openAPI{"key": openAPI{"type": "string", "description": "filter value of a click; empty when not filterable"},
+				"TopRow": obj(openAPI{"key": openAPI{"type": "string", "description": "filter value of a click (host, as, app or proto/port, country, local|remote, iface, proto by dimension); empty when not filterable"},
 					"label": str, "name": str, "bytes": integ, "packets": integ, "flows": integ}),
 				"Top": obj(openAPI{"dimension": str, "seconds": num, "resolution": str, "rows": arrayOf("TopRow"), "other": ref("TopRow"), "total": ref("TopRow")}),
 				"Flow": obj(openAPI{"start": ts, "end": ts, "router_id": integ, "exporter": str, "src": str, "dst": str, "src_port": integ,
 					"dst_port": integ, "proto": str, "bytes": integ, "packets": integ, "in_if": integ, "out_if": integ, "src_as": integ,
-					"dst_as": integ, "direction": str, "subscriber": str, "application": str, "src_country": str, "dst_country": str}),
+					"dst_as": integ, "src_as_name": str, "dst_as_name": str, "direction": str, "subscriber": str, "application": str,
+					"src_country": str, "dst_country": str}),
 				"FlowPage":    obj(openAPI{"flows": arrayOf("Flow"), "next": str}),
 				"Settings":    obj(openAPI{"collector_listen": openAPI{"type": "array", "items": str}, "raw_retention": str, "minute_retention": str, "hour_retention": str}),
 				"User":        obj(openAPI{"name": str, "created_at": ts}),

@@ -46,7 +46,9 @@ type Server struct {
 	handler  http.Handler
 	pages    map[string]*template.Template
 	static   fs.FS
-	setupMu  sync.Mutex // serialises the first-user creation
+	// assetVersions maps each static file to its content hash.
+	assetVersions map[string]string
+	setupMu       sync.Mutex // serialises the first-user creation
 }
 
 // New checks the configuration and dependencies and builds the server
@@ -86,17 +88,24 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot register web metrics: %w", err)
 	}
+	deps.Store = &limitedQuerier{next: deps.Store,
+		dashboard: newQueryLimiter(maxDashboardQueries, s.metrics.queryRejected.WithLabelValues("dashboard"), s.metrics.queryWait.WithLabelValues("dashboard")),
+		export:    newQueryLimiter(maxExportQueries, s.metrics.queryRejected.WithLabelValues("export"), s.metrics.queryWait.WithLabelValues("export"))}
+	s.deps = deps
 	s.sessions = newSessions(cfg.MaxSessions, cfg.SessionTTL, s.metrics.sessionEvictions.Inc)
 	s.limiter = newLimiter(cfg.LoginTrackedIPs, cfg.LoginAttempts, cfg.LoginWindow, s.metrics.limiterEvictions.Inc)
 	assets, err := assetsFS(cfg.DevAssetsDir)
 	if err != nil {
 		return nil, err
 	}
-	if s.pages, err = parsePages(assets); err != nil {
-		return nil, err
-	}
 	if s.static, err = fs.Sub(assets, "static"); err != nil {
 		return nil, fmt.Errorf("cannot open static assets: %w", err)
+	}
+	if s.assetVersions, err = assetVersions(s.static); err != nil {
+		return nil, err
+	}
+	if s.pages, err = parsePages(assets, s.assetVersions); err != nil {
+		return nil, err
 	}
 	s.router = s.routes()
 	s.handler = s.wrap(s.router)

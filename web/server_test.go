@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,10 +23,14 @@ import (
 // testPassword is the console password of the test user "admin".
 const testPassword = "correct horse battery"
 
+// testPasswordHash hashes testPassword once for the whole package: bcrypt
+// is slow on purpose, and more so under the race detector.
+var testPasswordHash = sync.OnceValues(func() (string, error) { return HashPassword(testPassword) })
+
 // env is a console on httptest with a real store (users, tokens) in a
 // temporary directory, the in-memory fleet and collector, and a querier.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *Server
 	ts     *httptest.Server
 	st     *store.Store
@@ -55,7 +60,7 @@ func openTestStore(t testing.TB) *store.Store {
 
 // newEnv builds a console on a fresh store. The store's clock is the real
 // one, so the console's (e.now) starts at the real time too.
-func newEnv(t *testing.T, opts ...envOption) *env {
+func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	e := &env{t: t, st: openTestStore(t), coll: &fakeCollector{}, reg: prometheus.NewRegistry(),
 		now: time.Now().Truncate(time.Second)}
@@ -117,7 +122,7 @@ func (e *env) ingest(flows []store.Flow) {
 // createAdmin adds the user admin with testPassword.
 func (e *env) createAdmin() {
 	e.t.Helper()
-	hash, err := HashPassword(testPassword)
+	hash, err := testPasswordHash()
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/flowbox/flowbox/provision"
 	"github.com/flowbox/flowbox/store"
@@ -50,22 +52,77 @@ func webPlan(p *provision.Plan) web.Plan {
 	for _, c := range p.Changes {
 		out.Changes = append(out.Changes, web.Change{Path: c.Property, Old: c.Current, New: c.New})
 	}
-	if n := len(p.Changes); n > 0 {
-		out.Summary = fmt.Sprintf("%d change(s); collector %s", n, p.Collector)
+	switch n := len(p.Changes); n {
+	case 0:
+	case 1:
+		out.Summary = fmt.Sprintf("1 change; flows will go to %s", p.Collector)
+	default:
+		out.Summary = fmt.Sprintf("%d changes; flows will go to %s", n, p.Collector)
 	}
 	return out
 }
 
-// Add connects to the router, stores it and returns its plan.
+// Add connects to the router, stores it and returns its plan. Without a
+// name, the router is named after its identity (made unique).
 func (w webProvisioner) Add(ctx context.Context, spec web.RouterSpec) (store.Router, web.Plan, error) {
-	r, plan, err := w.prov.Add(ctx, provision.AddRequest{
-		Name: spec.Name, Address: spec.Address, TLS: spec.TLS,
-		Username: spec.Username, Password: spec.Password,
-	})
+	req := provision.AddRequest{Name: spec.Name, Address: spec.Address, TLS: spec.TLS,
+		Username: spec.Username, Password: spec.Password}
+	if req.Name == "" {
+		name, err := w.nameFromIdentity(ctx, req)
+		if err != nil {
+			return store.Router{}, web.Plan{}, err
+		}
+		req.Name = name
+	}
+	r, plan, err := w.prov.Add(ctx, req)
 	if err != nil {
 		return store.Router{}, web.Plan{}, err
 	}
 	return *r, webPlan(plan), nil
+}
+
+// nameFromIdentity connects once (a dry run) to learn the router's
+// identity and returns it as a router name not yet in the inventory
+// ("MikroTik", "MikroTik-2"...).
+func (w webProvisioner) nameFromIdentity(ctx context.Context, req provision.AddRequest) (string, error) {
+	req.DryRun = true
+	req.Name = routerName(req.Address, "router")
+	probe, _, err := w.prov.Add(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	base := routerName(probe.Identity, req.Name)
+	for i := 1; i <= 100; i++ {
+		name := base
+		if i > 1 {
+			name = fmt.Sprintf("%.60s-%d", base, i)
+		}
+		if _, err := w.store.GetRouter(ctx, name); errors.Is(err, store.ErrNotFound) {
+			return name, nil
+		} else if err != nil {
+			return "", fmt.Errorf("cannot name router: %w", err)
+		}
+	}
+	return "", fmt.Errorf("cannot name router: %q and its 99 variants are taken: %w", base, store.ErrExists)
+}
+
+// routerName turns s into a valid router name (letters, digits, '.', '_',
+// '-', at most 64), or returns fallback when nothing is left.
+func routerName(s, fallback string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	out := strings.Trim(string(b), "-._")
+	if len(out) > 64 {
+		out = out[:64]
+	}
+	if out == "" {
+		return fallback
+	}
+	return out
 }
 
 // Plan computes what Apply would change.

@@ -69,6 +69,16 @@
     const d = new Date(iso);
     return d.toLocaleString();
   }
+  // shortWhen is the time alone for today, else the date without the year
+  // (the year too when it is not this one).
+  function shortWhen(iso) {
+    if (!iso) return "";
+    const d = new Date(iso), now = new Date();
+    if (d.toDateString() === now.toDateString()) return d.toLocaleTimeString();
+    const opts = { month: "short", day: "numeric", hour: "numeric", minute: "2-digit", second: "2-digit" };
+    if (d.getFullYear() !== now.getFullYear()) opts.year = "numeric";
+    return d.toLocaleString(undefined, opts);
+  }
   function badge(text, cls) { return el("span", { class: "badge " + (cls || text) }, text); }
   function show(node, on) { node.classList.toggle("hidden", !on); }
   function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
@@ -82,5 +92,5 @@
     return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + "T" + p(d.getHours()) + ":" + p(d.getMinutes());
   }
 
-  window.fb = { api, el, bits, bytes, count, ago, when, badge, show, clear, emptyRow, localInput };
+  window.fb = { api, el, bits, bytes, count, ago, when, shortWhen, badge, show, clear, emptyRow, localInput };
 })();

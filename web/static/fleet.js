@@ -4,23 +4,33 @@
   const { api, el, bits, ago, badge, show, clear, emptyRow } = window.fb;
   const tbody = document.querySelector("#fleet tbody");
 
+  // rate shows a current rate. They come from the minute rollups, so a
+  // router whose first flows are not rolled up yet is online with no rate:
+  // that says "soon", not zero.
+  function rate(r, text) {
+    if (r.status === "online" && r.flows_per_sec === 0) {
+      return el("td", { class: "num muted", title: "rates are measured from the minute rollups: they appear within a minute of the first flows" }, "…");
+    }
+    return el("td", { class: "num" }, text);
+  }
+
   function row(r) {
     const name = el("a", { href: "/routers/" + r.id, class: "router-link" }, r.name || r.address);
-    const sub = r.identity && r.identity !== r.name ? el("div", { class: "muted" }, r.identity + " · " + r.address) : el("div", { class: "muted" }, r.address);
+    const sub = el("div", { class: "muted opt" }, r.identity && r.identity !== r.name ? r.identity + " · " + r.address : r.address);
     const prov = badge(r.state || "new");
     if (r.state_detail) prov.title = r.state_detail;
     return el("tr", { dataset: { id: r.id, status: r.status } },
       el("td", null, name, sub),
       el("td", null, badge(r.status)),
-      el("td", null, r.model || r.board || "—"),
-      el("td", null, r.version || "—"),
-      el("td", { title: r.last_flow || "" }, ago(r.last_flow)),
-      el("td", { class: "num" }, r.flows_per_sec.toFixed(1)),
-      el("td", { class: "num" }, bits(r.bits_in_per_sec)),
-      el("td", { class: "num" }, bits(r.bits_out_per_sec)),
-      el("td", { class: "num" }, String(r.lost_flows)),
-      el("td", null, badge(r.template_state, r.template_state === "received" ? "ok" : r.template_state), r.templates ? " " + r.templates : ""),
-      el("td", null, prov));
+      el("td", { class: "opt" }, r.model || r.board || "—"),
+      el("td", { class: "opt" }, r.version || "—"),
+      el("td", { class: "opt", title: r.last_flow || "" }, ago(r.last_flow)),
+      rate(r, r.flows_per_sec.toFixed(1)),
+      rate(r, bits(r.bits_in_per_sec)),
+      rate(r, bits(r.bits_out_per_sec)),
+      el("td", { class: "num opt" }, String(r.lost_flows)),
+      el("td", { class: "opt" }, badge(r.template_state, r.template_state === "received" ? "ok" : r.template_state), r.templates ? " " + r.templates : ""),
+      el("td", { class: "opt" }, prov));
   }
 
   async function load() {
@@ -85,9 +95,12 @@
       (added.identity || added.name) + " (" + [added.model, added.version].filter(Boolean).join(", ") + "): " + (plan.summary || "");
     const tb = document.querySelector("#add-plan-table tbody");
     clear(tb);
-    plan.changes.forEach((c) => tb.append(el("tr", { class: c.skip ? "skip" : "" },
-      el("td", null, c.path), el("td", { class: "old" }, c.old === "" ? "—" : c.old),
-      el("td", { class: "new" }, c.skip ? "already set" : c.new))));
+    plan.changes.forEach((c) => {
+      const none = c.old === "" || c.old === "(none)";
+      tb.append(el("tr", { class: c.skip ? "skip" : "" },
+        el("td", null, c.path), el("td", { class: none ? "old none" : "old" }, none ? "—" : c.old),
+        el("td", { class: "new" }, c.skip ? "already set" : c.new)));
+    });
     if (!plan.changes.length) emptyRow(tb, 3, "Nothing to change.");
   }
 

@@ -1,11 +1,13 @@
 // Flows page: search with filters, a paginated table and the CSV export.
 "use strict";
 (function () {
-  const { api, el, bytes, when, show, clear, emptyRow, localInput } = window.fb;
+  const { api, el, bytes, count, when, shortWhen, show, clear, emptyRow, localInput } = window.fb;
   const form = document.getElementById("search");
   const tbody = document.querySelector("#flows tbody");
   const errBox = document.getElementById("search-error");
   const pageSize = 100;
+  // fields are the filter inputs, named as the API's query parameters.
+  const fields = ["router", "host", "local", "remote", "port", "proto", "as", "app", "country", "iface"];
   // cursors[i] is the cursor of page i (the first page has none).
   let cursors = [""];
   const routerNames = {};
@@ -27,8 +29,22 @@
       q.set("from", new Date(document.getElementById("f-from").value).toISOString().replace(/\.\d+Z$/, "Z"));
       q.set("to", new Date(document.getElementById("f-to").value).toISOString().replace(/\.\d+Z$/, "Z"));
     } else q.set("range", range.value);
-    ["router", "host", "port", "proto", "as"].forEach((k) => { const v = form.elements[k].value.trim(); if (v) q.set(k, v); });
+    fields.forEach((k) => { const v = form.elements[k].value.trim(); if (v) q.set(k, v); });
     return q;
+  }
+
+  // endpoint writes address and port, with brackets around IPv6.
+  function endpoint(addr, port) {
+    if (!port) return addr;
+    return (addr.includes(":") ? "[" + addr + "]" : addr) + ":" + port;
+  }
+  // remoteAS names the AS of the flow's remote side: the source of a
+  // download, the destination of an upload.
+  function remoteAS(f) {
+    let n = f.dst_as, name = f.dst_as_name;
+    if (f.direction === "download" || (!n && f.src_as)) { n = f.src_as; name = f.src_as_name; }
+    if (!n) return "";
+    return "AS" + n + (name ? " " + name : "");
   }
 
   async function search() {
@@ -41,19 +57,23 @@
     try {
       const res = await api("/flows?" + q.toString());
       clear(tbody);
-      if (!res.flows.length) emptyRow(tbody, 10, "No flow matches.");
-      res.flows.forEach((f) => tbody.append(el("tr", null,
-        el("td", { title: f.start }, when(f.start)), el("td", null, routerNames[f.router_id] || String(f.router_id || "")),
-        el("td", null, f.src + (f.src_port ? ":" + f.src_port : "")), el("td", null, f.dst + (f.dst_port ? ":" + f.dst_port : "")),
-        el("td", null, f.proto), el("td", { class: "num" }, bytes(f.bytes)), el("td", { class: "num" }, String(f.packets)),
-        el("td", null, f.direction), el("td", null, f.subscriber || ""), el("td", null, f.application || ""))));
+      if (!res.flows.length) emptyRow(tbody, 11, "No flow matches.");
+      res.flows.forEach((f) => {
+        const as = remoteAS(f);
+        tbody.append(el("tr", null,
+          el("td", { title: when(f.start) + " – " + when(f.end) }, shortWhen(f.start)), el("td", null, routerNames[f.router_id] || String(f.router_id || "")),
+          el("td", null, endpoint(f.src, f.src_port)), el("td", null, endpoint(f.dst, f.dst_port)),
+          el("td", null, f.proto), el("td", { class: "num" }, bytes(f.bytes)), el("td", { class: "num" }, count(f.packets)),
+          el("td", null, f.direction), el("td", null, f.subscriber || ""), el("td", null, f.application || ""),
+          el("td", { title: as }, el("span", { class: "clip" }, as))));
+      });
       nextCursor = res.next;
       document.getElementById("prev").disabled = page === 0;
       document.getElementById("next").disabled = !res.next;
       document.getElementById("page-info").textContent = res.flows.length ? "flows " + (page * pageSize + 1) + "–" + (page * pageSize + res.flows.length) : "";
     } catch (e) {
       errBox.textContent = e.message; show(errBox, true);
-      emptyRow(tbody, 10, "");
+      emptyRow(tbody, 11, "");
     }
   }
 
@@ -69,7 +89,15 @@
       routers.forEach((r) => { routerNames[r.id] = r.name; sel.append(el("option", { value: r.id }, r.name)); });
     } catch (e) { /* the search reports errors */ }
     const q = new URLSearchParams(location.search);
-    ["router", "host", "port", "proto", "as"].forEach((k) => { if (q.get(k)) form.elements[k].value = q.get(k); });
+    fields.forEach((k) => { if (q.get(k)) form.elements[k].value = q.get(k); });
+    if (q.get("from") && q.get("to")) {
+      range.value = "custom";
+      document.getElementById("f-from").value = localInput(new Date(q.get("from")));
+      document.getElementById("f-to").value = localInput(new Date(q.get("to")));
+      range.dispatchEvent(new Event("change"));
+    } else if (q.get("range") && [...range.options].some((o) => o.value === q.get("range"))) {
+      range.value = q.get("range");
+    }
     search();
   })();
 })();

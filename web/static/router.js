@@ -2,10 +2,11 @@
 // provisioning history and collector counters.
 "use strict";
 (function () {
-  const { api, el, bits, bytes, count, ago, when, badge, show, clear, emptyRow, localInput } = window.fb;
+  const { api, el, bits, bytes, count, ago, when, shortWhen, badge, show, clear, emptyRow, localInput } = window.fb;
   const id = document.getElementById("main").dataset.routerId;
-  const filterKeys = ["host", "as", "port", "proto", "iface"];
-  const filterNames = { host: "host", as: "AS", port: "port", proto: "protocol", iface: "interface" };
+  const filterKeys = ["host", "local", "remote", "as", "app", "port", "proto", "country", "iface"];
+  const filterNames = { host: "host", local: "local host", remote: "remote host", as: "AS", app: "application",
+    port: "port", proto: "protocol", country: "country", iface: "interface" };
 
   // State lives in the URL so that a filtered view can be bookmarked.
   const state = { range: "24h", from: "", to: "", filters: {} };
@@ -28,7 +29,19 @@
   function saveURL() {
     const q = query(); q.delete("router");
     history.replaceState(null, "", location.pathname + "?" + q.toString());
+    document.getElementById("flows-link").href = "/flows?" + query().toString();
   }
+
+  // Problems of the current view (such as a filter over a range beyond the
+  // raw window) are said once, above the charts, not in every table.
+  const notice = document.getElementById("page-notice");
+  const problems = new Set();
+  function problem(msg) {
+    problems.add(msg);
+    notice.textContent = [...problems].join(" ");
+    show(notice, true);
+  }
+  function clearProblems() { problems.clear(); show(notice, false); }
 
   // Range picker.
   const rangeButtons = document.querySelectorAll("#ranges button");
@@ -63,16 +76,21 @@
           onclick: () => { delete state.filters[k]; refresh(); } }, "×")));
     }
   }
-  // filterFor turns a clicked top-N row into filters (the store filters
-  // by host, AS, port, protocol and interface).
+  // filterFor turns a clicked top-N row into filters: a host, an AS, an
+  // application or a protocol and port, a country, a conversation (its
+  // local and remote host together), an interface.
   function filterFor(dim, key) {
     switch (dim) {
       case "local": case "remote": return { host: key };
       case "as": return { as: key };
       case "proto": return { proto: key };
       case "interface": return { iface: key };
-      case "port": { const [p, n] = key.split("/"); return { proto: p, port: n }; }
-      case "conversation": { const [l] = key.split("|"); return { host: l }; }
+      case "country": return { country: key };
+      case "port": {
+        const m = /^([\w-]+)\/(\d+)$/.exec(key);
+        return m ? { proto: m[1], port: m[2] } : { app: key };
+      }
+      case "conversation": { const [l, r] = key.split("|"); return { local: l, remote: r }; }
     }
     return {};
   }
@@ -81,18 +99,31 @@
   let plot = null;
   const chartBox = document.getElementById("chart");
   const colors = ["#1f6feb", "#e8590c", "#2f9e44", "#ae3ec9", "#f59f00", "#0c8599", "#e03131", "#5c940d", "#364fc7", "#862e9c"];
+  // settled hides the buckets whose value is not known yet, so that the
+  // line does not dive at its right end: the bucket still open (it ends
+  // after the answer), and, from the rollups (written once a minute), a
+  // zero in a bucket that ended within the last minute.
+  function settled(series, values) {
+    const lag = series.resolution === "raw" ? 0 : 60;
+    return values.map((v, i) => {
+      const end = series.times[i] + series.step;
+      if (end > series.now || (v === 0 && end > series.now - lag)) return null;
+      return v;
+    });
+  }
+
   function drawChart(series) {
     const mode = document.getElementById("chart-mode").value;
     const data = [series.times];
     const defs = [{}];
     if (mode === "interfaces" && series.interfaces) {
       series.interfaces.slice(0, 8).forEach((s, i) => {
-        data.push(s.bits_in); defs.push({ label: s.name + " in", stroke: colors[i % colors.length], width: 1.5, value: (u, v) => v == null ? "—" : bits(v) });
-        data.push(s.bits_out); defs.push({ label: s.name + " out", stroke: colors[i % colors.length], dash: [5, 4], width: 1.5, value: (u, v) => v == null ? "—" : bits(v) });
+        data.push(settled(series, s.bits_in)); defs.push({ label: s.name + " in", stroke: colors[i % colors.length], width: 1.5, value: (u, v) => v == null ? "—" : bits(v) });
+        data.push(settled(series, s.bits_out)); defs.push({ label: s.name + " out", stroke: colors[i % colors.length], dash: [5, 4], width: 1.5, value: (u, v) => v == null ? "—" : bits(v) });
       });
     } else {
-      data.push(series.bits_in); defs.push({ label: "In (download)", stroke: "#1f6feb", fill: "rgba(31,111,235,0.12)", width: 1.5, value: (u, v) => v == null ? "—" : bits(v) });
-      data.push(series.bits_out); defs.push({ label: "Out (upload)", stroke: "#e8590c", fill: "rgba(232,89,12,0.10)", width: 1.5, value: (u, v) => v == null ? "—" : bits(v) });
+      data.push(settled(series, series.bits_in)); defs.push({ label: "In (download)", stroke: "#1f6feb", fill: "rgba(31,111,235,0.12)", width: 1.5, value: (u, v) => v == null ? "—" : bits(v) });
+      data.push(settled(series, series.bits_out)); defs.push({ label: "Out (upload)", stroke: "#e8590c", fill: "rgba(232,89,12,0.10)", width: 1.5, value: (u, v) => v == null ? "—" : bits(v) });
     }
     const width = Math.max(280, chartBox.clientWidth);
     const opts = {
@@ -108,6 +139,7 @@
     let points = 0;
     for (let i = 1; i < data.length; i++) points += data[i].filter((v) => v > 0).length;
     chartBox.dataset.points = String(points);
+    chartBox.dataset.length = String(data[0].length);
     document.getElementById("chart-note").textContent = "average per " + (series.step >= 3600 ? series.step / 3600 + " h" : series.step / 60 + " min");
   }
   window.addEventListener("resize", () => { if (plot) plot.setSize({ width: Math.max(280, chartBox.clientWidth), height: plot.height }); });
@@ -118,8 +150,29 @@
     try {
       drawChart(await api("/traffic?" + query(extra)));
     } catch (e) {
-      clear(chartBox); chartBox.append(el("p", { class: "error" }, "Cannot load traffic: " + e.message));
+      if (plot) { plot.destroy(); plot = null; }
+      clear(chartBox); chartBox.append(el("p", { class: "muted empty" }, "No chart for this view."));
+      chartBox.dataset.points = "0"; chartBox.dataset.length = "0";
+      problem(e.message);
     }
+  }
+
+  // keyCell shows a row's label and its name: "AS15169 Google LLC",
+  // "tcp/443", "Maria Garcia 100.64.1.7" (subscribers lead), "US United
+  // States".
+  const regions = typeof Intl.DisplayNames === "function" ? new Intl.DisplayNames(["en"], { type: "region" }) : null;
+  function keyCell(dim, r) {
+    let name = r.name && r.name !== r.label ? r.name : "";
+    if (!name && dim === "country" && regions && /^[A-Z]{2}$/.test(r.label)) {
+      try { name = regions.of(r.label); } catch (e) { name = ""; }
+      if (name === r.label) name = "";
+    }
+    const label = el("span", { class: "label" }, r.label);
+    if (!name) return el("td", { class: "key", title: r.label }, label);
+    const nm = el("span", { class: "name" }, name);
+    const title = r.label + " " + name;
+    if (dim === "local" || dim === "remote") return el("td", { class: "key lead-name", title }, nm, " ", label);
+    return el("td", { class: "key", title }, label, " ", nm);
   }
 
   // Top-N tables.
@@ -132,7 +185,7 @@
       clear(tbody);
       const max = res.rows[0].bytes || 1;
       res.rows.forEach((r) => {
-        const name = el("td", { class: "key" }, r.name && r.name !== r.label ? el("span", null, r.name, " ", el("span", { class: "muted" }, r.label)) : r.label);
+        const name = keyCell(dim, r);
         const bar = el("div", { class: "barfill" }); bar.style.width = Math.max(1, 100 * r.bytes / max) + "%";
         const attrs = { dataset: { key: r.key } };
         if (r.key) {
@@ -148,7 +201,8 @@
           el("td", { class: "num muted" }, bits(res.other.bytes * 8 / res.seconds)), el("td", { class: "num muted" }, bytes(res.other.bytes))));
       }
     } catch (e) {
-      emptyRow(tbody, 4, "Cannot load: " + e.message);
+      emptyRow(tbody, 4, "—");
+      problem(e.message);
     }
   }
   // Router header and counters.
@@ -165,14 +219,19 @@
       kv("Status", r.status);
       kv("Provisioning", r.state + (r.state_detail ? " (" + r.state_detail + ")" : ""));
       kv("Last flow", ago(r.last_flow));
-      kv("Flows/s (5 min)", r.flows_per_sec.toFixed(2));
-      kv("In / out (5 min)", bits(r.bits_in_per_sec) + " / " + bits(r.bits_out_per_sec));
-      kv("Estimated lost flows", String(r.lost_flows));
+      if (r.status === "online" && r.flows_per_sec === 0) {
+        // Rates come from the minute rollups, which lag the first flows.
+        kv("Flows/s, in / out (5 min)", "measured within a minute of the first flows");
+      } else {
+        kv("Flows/s (5 min)", r.flows_per_sec.toFixed(2));
+        kv("In / out (5 min)", bits(r.bits_in_per_sec) + " / " + bits(r.bits_out_per_sec));
+      }
+      kv("Estimated lost flows", count(r.lost_flows));
       kv("Templates", r.template_state + (r.templates ? " (" + r.templates + ")" : ""));
       r.exporters.forEach((x) => {
         kv("Exporter " + x.exporter, count(x.packets) + " packets, " + count(x.flows_received) + " flows");
-        const drops = Object.entries(x.flows_dropped).concat(Object.entries(x.decode_errors));
-        if (drops.length) kv("  drops / errors", drops.map(([k, v]) => k + ": " + v).join(", "));
+        const drops = Object.entries(x.flows_dropped).concat(Object.entries(x.decode_errors)).filter(([, v]) => v > 0);
+        kv("Drops and decode errors", drops.length ? drops.map(([k, v]) => k.replace(/_/g, " ") + ": " + count(v)).join(", ") : "none");
       });
     } catch (e) {
       document.getElementById("router-meta").textContent = "Cannot load the router: " + e.message;
@@ -185,8 +244,8 @@
       const runs = await api("/routers/" + id + "/history?limit=20");
       if (!runs.length) { emptyRow(tb, 4, "No provisioning yet."); return; }
       clear(tb);
-      runs.forEach((r) => tb.append(el("tr", null, el("td", null, when(r.time)), el("td", null, r.action),
-        el("td", null, badge(r.ok ? "ok" : "error")), el("td", { title: (r.changes || []).join("\n") }, r.summary || r.error || ""))));
+      runs.forEach((r) => tb.append(el("tr", null, el("td", { title: when(r.time) }, shortWhen(r.time)), el("td", null, r.action),
+        el("td", null, badge(r.ok ? "ok" : "error")), el("td", { class: "wrap", title: (r.changes || []).join("\n") }, r.summary || r.error || ""))));
     } catch (e) {
       emptyRow(tb, 4, "Cannot load: " + e.message);
     }
@@ -202,8 +261,12 @@
         clear(out);
         out.append(el("p", null, plan.summary || ""));
         const tb = el("tbody");
-        plan.changes.forEach((c) => tb.append(el("tr", { class: c.skip ? "skip" : "" }, el("td", null, c.path),
-          el("td", { class: "old" }, c.old || "—"), el("td", { class: "new" }, c.skip ? "already set" : c.new))));
+        plan.changes.forEach((c) => {
+          const none = c.old === "" || c.old === "(none)";
+          tb.append(el("tr", { class: c.skip ? "skip" : "" }, el("td", null, c.path),
+            el("td", { class: none ? "old none" : "old" }, none ? "—" : c.old), el("td", { class: "new" }, c.skip ? "already set" : c.new)));
+        });
+        if (!plan.changes.length) tb.append(el("tr", null, el("td", { colspan: 3, class: "muted" }, "Nothing to change: the router is configured.")));
         out.append(el("div", { class: "scroll" }, el("table", { class: "data diff" }, tb)));
       } else {
         if (action === "undo" && !confirm("Remove flowbox's traffic-flow settings from this router?")) { clear(out); return; }
@@ -218,15 +281,22 @@
   }
   ["plan", "apply", "verify", "undo"].forEach((a) => document.getElementById("btn-" + a).addEventListener("click", () => provision(a)));
 
+  // refresh reloads the whole page's data; when everything has answered,
+  // #main gets data-loaded-ms (milliseconds since navigation), which tests
+  // and benchmarks wait for.
+  const main = document.getElementById("main");
   function refresh() {
-    saveURL(); markRange(); renderFilters();
-    loadRouter(); loadTraffic(); loadHistory();
-    document.querySelectorAll("table.top").forEach(loadTop);
+    saveURL(); markRange(); renderFilters(); clearProblems();
+    delete main.dataset.loadedMs;
+    const loads = [loadRouter(), loadTraffic(), loadHistory()];
+    document.querySelectorAll("table.top").forEach((t) => loads.push(loadTop(t)));
+    Promise.allSettled(loads).then(() => { main.dataset.loadedMs = String(Math.round(performance.now())); });
   }
 
   refresh();
   setInterval(() => {
     if (!document.hidden && document.getElementById("auto-refresh").checked && state.range !== "custom") {
+      clearProblems();
       loadRouter(); loadTraffic(); document.querySelectorAll("table.top").forEach(loadTop);
     }
   }, 30000);

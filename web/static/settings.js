@@ -3,6 +3,19 @@
 (function () {
   const { api, el, when, show, clear, emptyRow } = window.fb;
 
+  // duration turns a Go duration ("48h0m0s") into "48 h", "14 d" or
+  // "90 min"; anything else is shown as it is.
+  function duration(d) {
+    const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(d || "");
+    if (!m || d === "") return d || "—";
+    const secs = (Number(m[1] || 0) * 60 + Number(m[2] || 0)) * 60 + Number(m[3] || 0);
+    if (secs === 0) return "—";
+    if (secs % 86400 === 0 && secs >= 3 * 86400) return secs / 86400 + " d";
+    if (secs % 3600 === 0) return secs / 3600 + " h";
+    if (secs % 60 === 0) return secs / 60 + " min";
+    return d;
+  }
+
   async function loadSettings() {
     const tb = document.querySelector("#settings tbody");
     try {
@@ -10,9 +23,9 @@
       clear(tb);
       const kv = (k, v) => tb.append(el("tr", null, el("th", null, k), el("td", null, v)));
       kv("Collector UDP ports", s.collector_listen.join(", ") || "—");
-      kv("Raw flows kept", s.raw_retention);
-      kv("Minute rollups kept", s.minute_retention);
-      kv("Hour rollups kept", s.hour_retention);
+      kv("Raw flows kept", duration(s.raw_retention));
+      kv("Minute rollups kept", duration(s.minute_retention));
+      kv("Hour rollups kept", duration(s.hour_retention));
     } catch (e) { emptyRow(tb, 2, "Cannot load: " + e.message); }
   }
 

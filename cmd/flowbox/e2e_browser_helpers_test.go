@@ -1,0 +1,376 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/flowbox/flowbox/collector/netflowtest/fleet"
+)
+
+// e2eChromiumPath is where Debian's chromium package installs the browser.
+const e2eChromiumPath = "/usr/bin/chromium"
+
+// e2eAdminPassword is the console password of the in-process app.
+const e2eAdminPassword = "e2e-admin-password"
+
+// e2eRouterPassword is the API password of the simulated routers.
+const e2eRouterPassword = "e2e-router-secret"
+
+// e2eNeedChromium skips the test without Chromium (or in -short mode), or
+// fails it when FLOWBOX_FUNCTIONAL_TESTS=1.
+func e2eNeedChromium(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath(e2eChromiumPath); err != nil {
+		if os.Getenv("FLOWBOX_FUNCTIONAL_TESTS") == "1" {
+			t.Fatalf("chromium is required (FLOWBOX_FUNCTIONAL_TESTS=1): %v", err)
+		}
+		t.Skipf("chromium not installed at %s (apt-get install chromium): %v", e2eChromiumPath, err)
+	}
+	if testing.Short() {
+		t.Skip("end-to-end browser test skipped in -short mode (it needs about two minutes of traffic)")
+	}
+	return e2eChromiumPath
+}
+
+// e2eArtifacts is where screenshots, downloads and the app's log go:
+// $FLOWBOX_ARTIFACTS/e2e, or a temporary directory.
+func e2eArtifacts(t *testing.T) string {
+	t.Helper()
+	a := os.Getenv("FLOWBOX_ARTIFACTS")
+	if a == "" {
+		return t.TempDir()
+	}
+	dir := filepath.Join(a, "e2e")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("cannot create the artifacts directory: %v", err)
+	}
+	return dir
+}
+
+// e2eFreePort returns a port the kernel considers free on 127.0.0.1 for
+// network ("udp" or "tcp"). Another process could take it before the app
+// binds it; startE2EApp checks what was really bound.
+func e2eFreePort(t *testing.T, network string) int {
+	t.Helper()
+	var addr net.Addr
+	switch network {
+	case "udp":
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("cannot find a free UDP port: %v", err)
+		}
+		addr = c.LocalAddr()
+		c.Close()
+	default:
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("cannot find a free TCP port: %v", err)
+		}
+		addr = l.Addr()
+		l.Close()
+	}
+	_, p, _ := net.SplitHostPort(addr.String())
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// e2eApp is the whole flowbox graph of `flowbox serve` (buildApp, run)
+// running in-process on loopback.
+type e2eApp struct {
+	*app
+	// base is the console's URL ("http://127.0.0.1:port").
+	base string
+	// netflowPort is the collector's UDP port, the one provisioning points
+	// routers at.
+	netflowPort int
+}
+
+// startE2EApp builds and runs flowbox with a temporary data directory, the
+// collector and the console on free loopback ports, and the admin password
+// preset. The app's log goes to logw. It is stopped when the test ends.
+func startE2EApp(t *testing.T, logw io.Writer) *e2eApp {
+	t.Helper()
+	udp, web := e2eFreePort(t, "udp"), e2eFreePort(t, "tcp")
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.Log.Level = "debug"
+	cfg.Collector.Listen = []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(udp))}
+	cfg.Web.Listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(web))
+	cfg.Web.AdminPassword = e2eAdminPassword
+	cfg.Provision.VerifyTimeout = 30 * time.Second
+	cfg.reconcile()
+	if cfg.Provision.CollectorPort != udp {
+		t.Fatalf("provisioning points routers at port %d, the collector listens on %d", cfg.Provision.CollectorPort, udp)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("invalid config: %v", err)
+	}
+	logger := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: cfg.Log.slogLevel()}))
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := buildApp(ctx, cfg, logger)
+	if err != nil {
+		cancel()
+		t.Fatalf("cannot build the app: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("app stopped with: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("app did not stop within 30 s")
+		}
+		if err := a.close(); err != nil {
+			t.Errorf("cannot close the app: %v", err)
+		}
+	})
+	select {
+	case <-a.collector.Ready():
+	case err := <-done:
+		t.Fatalf("app stopped at start: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the collector is not ready after 20 s")
+	}
+	addrs := a.collector.Addrs()
+	if len(addrs) != 1 || addrs[0].(*net.UDPAddr).Port != udp {
+		t.Fatalf("the collector is bound to %v, want port %d", addrs, udp)
+	}
+	e := &e2eApp{app: a, base: "http://" + cfg.Web.Listen, netflowPort: udp}
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		res, err := http.Get(e.base + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the console does not answer on %s: %v", e.base, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return e
+}
+
+// e2eAPI is a logged-in client of the console's JSON API.
+type e2eAPI struct {
+	t      *testing.T
+	base   string
+	client *http.Client
+}
+
+// apiClient logs in through the login form and returns the client.
+func (e *e2eApp) apiClient(t *testing.T) *e2eAPI {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := c.PostForm(e.base+"/login", url.Values{"username": {"admin"}, "password": {e2eAdminPassword}})
+	if err != nil {
+		t.Fatalf("cannot log in: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("log in: status %d, want 303", res.StatusCode)
+	}
+	return &e2eAPI{t: t, base: e.base, client: c}
+}
+
+// get decodes GET /api/v1{path} into v.
+func (c *e2eAPI) get(path string, v any) error {
+	res, err := c.client.Get(c.base + "/api/v1" + path)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %d %s", path, res.StatusCode, b)
+	}
+	return json.Unmarshal(b, v)
+}
+
+// startE2EFleet starts n simulated routers with a flat rate (no daily
+// curve), stopped when the test ends.
+func startE2EFleet(t *testing.T, n int, rate float64, logger *slog.Logger) *fleet.Fleet {
+	t.Helper()
+	fl, err := fleet.New(fleet.Config{Routers: n, Versions: "mixed", Password: e2eRouterPassword,
+		Rate: rate, Subscribers: 40, Seed: 11}, logger)
+	if err != nil {
+		t.Fatalf("cannot build the fleet: %v", err)
+	}
+	if err := fl.Start(); err != nil {
+		t.Fatalf("cannot start the fleet: %v", err)
+	}
+	t.Cleanup(fl.Stop)
+	return fl
+}
+
+// e2eBrowser is a headless Chromium tab that records the page's uncaught
+// exceptions and console errors.
+type e2eBrowser struct {
+	ctx context.Context
+	// art is where a failing step saves a screenshot of the page.
+	art string
+	mu  sync.Mutex
+	// errs are the page's JavaScript errors so far.
+	errs []string
+}
+
+// newE2EBrowser starts Chromium with the flags that work in containers.
+func newE2EBrowser(t *testing.T, exe string, timeout time.Duration, art string) *e2eBrowser {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("lang", "en-US"),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 1000),
+	}
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	b := &e2eBrowser{art: art}
+	ctx, cancel2 := chromedp.NewContext(actx, chromedp.WithListener(b.record))
+	t.Cleanup(cancel2)
+	ctx, cancel3 := context.WithTimeout(ctx, timeout)
+	t.Cleanup(cancel3)
+	b.ctx = ctx
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("cannot start chromium: %v", err)
+	}
+	return b
+}
+
+// record keeps the page's uncaught exceptions and console errors. It runs
+// on the tab's reading goroutine, so it only appends under the lock.
+func (b *e2eBrowser) record(ev any) {
+	var msg string
+	switch ev := ev.(type) {
+	case *runtime.EventExceptionThrown:
+		msg = ev.ExceptionDetails.Text
+		if ev.ExceptionDetails.Exception != nil {
+			msg += " " + ev.ExceptionDetails.Exception.Description
+		}
+	case *runtime.EventConsoleAPICalled:
+		if ev.Type != runtime.ConsoleAPICalledTypeError {
+			return
+		}
+		for _, a := range ev.Args {
+			msg += " " + string(a.Value) + a.Description
+		}
+	default:
+		return
+	}
+	b.mu.Lock()
+	b.errs = append(b.errs, msg)
+	b.mu.Unlock()
+}
+
+// jsErrors returns the JavaScript errors recorded so far.
+func (b *e2eBrowser) jsErrors() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.errs...)
+}
+
+// do runs actions, failing the test with what was being done.
+func (b *e2eBrowser) do(t *testing.T, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(b.ctx, actions...); err != nil {
+		b.failed(t)
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// eval evaluates a JavaScript expression.
+func e2eEval[T any](t *testing.T, b *e2eBrowser, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// waitJS polls a JavaScript predicate until it is true.
+func (b *e2eBrowser) waitJS(t *testing.T, what, expr string, timeout time.Duration) {
+	t.Helper()
+	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(timeout),
+		chromedp.WithPollingInterval(200*time.Millisecond))); err != nil {
+		b.failed(t)
+		t.Fatalf("%s (waited %v for %s): %v", what, timeout, expr, err)
+	}
+}
+
+// failed saves the page as it is when a step fails, as failed.png, with
+// its HTML as failed.html.
+func (b *e2eBrowser) failed(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	if buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+		_ = os.WriteFile(filepath.Join(b.art, "failed.png"), buf, 0o644)
+	}
+	if html, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`)); err == nil {
+		_ = os.WriteFile(filepath.Join(b.art, "failed.html"), []byte(html), 0o644)
+	}
+	t.Logf("the page at the failure: %s", filepath.Join(b.art, "failed.png"))
+}
+
+// screenshot saves a full-page PNG named name.png in dir.
+func (b *e2eBrowser) screenshot(t *testing.T, dir, name string) {
+	t.Helper()
+	buf, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), buf, 0o644); err != nil {
+		t.Fatalf("cannot save screenshot: %v", err)
+	}
+}
+
+// waitFile waits until a file matching pattern exists and is complete
+// (Chromium writes downloads to a .crdownload file first).
+func waitFile(pattern string, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if m, _ := filepath.Glob(pattern); len(m) > 0 {
+			return m[0], nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return "", errors.New("no file matches " + pattern)
+}

@@ -1,0 +1,140 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowbox/flowbox/store"
+)
+
+// Bounds of the store queries the console runs. A router page asks for
+// eight answers at once and the appliance has two cores; the store's
+// reader pool is small too (4 connections), and a raw-flow scan holds a
+// connection for its whole run. Queries beyond the slots wait their turn;
+// beyond the waiting bound they are refused with 503.
+const (
+	// maxDashboardQueries is how many series, top-N, search and lookup
+	// queries run at once.
+	maxDashboardQueries = 2
+	// maxExportQueries is how many CSV exports stream at once (an export
+	// holds its slot until the client has read everything).
+	maxExportQueries = 1
+	// maxWaitingQueries bounds the queries waiting for a slot.
+	maxWaitingQueries = 64
+)
+
+// errBusy is the answer when too many queries wait already.
+var errBusy = errors.New("the console is busy with other queries; try again in a moment")
+
+// queryLimiter is a counting semaphore with a bounded queue.
+type queryLimiter struct {
+	slots    chan struct{}
+	waiting  atomic.Int64
+	rejected prometheus.Counter
+	wait     prometheus.Observer
+}
+
+func newQueryLimiter(n int, rejected prometheus.Counter, wait prometheus.Observer) *queryLimiter {
+	return &queryLimiter{slots: make(chan struct{}, n), rejected: rejected, wait: wait}
+}
+
+// acquire waits for a slot (or for ctx) and returns its release.
+func (l *queryLimiter) acquire(ctx context.Context) (func(), error) {
+	select {
+	case l.slots <- struct{}{}:
+		l.wait.Observe(0)
+		return l.release, nil
+	default:
+	}
+	if l.waiting.Add(1) > maxWaitingQueries {
+		l.waiting.Add(-1)
+		l.rejected.Inc()
+		return nil, errBusy
+	}
+	defer l.waiting.Add(-1)
+	start := time.Now()
+	select {
+	case l.slots <- struct{}{}:
+		l.wait.Observe(time.Since(start).Seconds())
+		return l.release, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (l *queryLimiter) release() { <-l.slots }
+
+// limitedQuerier runs a FlowQuerier's calls within the limiters.
+type limitedQuerier struct {
+	next      FlowQuerier
+	dashboard *queryLimiter
+	export    *queryLimiter
+}
+
+var _ FlowQuerier = (*limitedQuerier)(nil)
+
+// TimeSeries runs the series query within a dashboard slot.
+func (q *limitedQuerier) TimeSeries(ctx context.Context, sq store.SeriesQuery) (*store.Series, error) {
+	release, err := q.dashboard.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return q.next.TimeSeries(ctx, sq)
+}
+
+// Top runs the top-N query within a dashboard slot.
+func (q *limitedQuerier) Top(ctx context.Context, tq store.TopQuery) (*store.TopResult, error) {
+	release, err := q.dashboard.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return q.next.Top(ctx, tq)
+}
+
+// SearchFlows runs the flow search within a dashboard slot.
+func (q *limitedQuerier) SearchFlows(ctx context.Context, sq store.SearchQuery) (*store.FlowPage, error) {
+	release, err := q.dashboard.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return q.next.SearchFlows(ctx, sq)
+}
+
+// ExportCSV streams the export within an export slot.
+func (q *limitedQuerier) ExportCSV(ctx context.Context, sq store.SearchQuery, w io.Writer) error {
+	release, err := q.export.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return q.next.ExportCSV(ctx, sq, w)
+}
+
+// LastFlowFrom runs the lookup within a dashboard slot.
+func (q *limitedQuerier) LastFlowFrom(ctx context.Context, routerID int64) (time.Time, bool, error) {
+	release, err := q.dashboard.acquire(ctx)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	defer release()
+	return q.next.LastFlowFrom(ctx, routerID)
+}
+
+// SubscriberAt runs the lookup within a dashboard slot.
+func (q *limitedQuerier) SubscriberAt(ctx context.Context, addr netip.Addr, at time.Time) (store.Subscriber, error) {
+	release, err := q.dashboard.acquire(ctx)
+	if err != nil {
+		return store.Subscriber{}, err
+	}
+	defer release()
+	return q.next.SubscriberAt(ctx, addr, at)
+}

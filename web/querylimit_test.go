@@ -1,0 +1,175 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/flowbox/flowbox/store"
+)
+
+func TestQueryLimiter(t *testing.T) {
+	t.Parallel()
+	rejected := prometheus.NewCounter(prometheus.CounterOpts{Name: "rejected"})
+	wait := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "wait"})
+	l := newQueryLimiter(2, rejected, wait)
+
+	// At most two run at once; the others wait their turn.
+	var running, peak atomic.Int64
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			release, err := l.acquire(context.Background())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			n := running.Add(1)
+			for {
+				p := peak.Load()
+				if n <= p || peak.CompareAndSwap(p, n) {
+					break
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+			running.Add(-1)
+			release()
+		}()
+	}
+	wg.Wait()
+	if p := peak.Load(); p != 2 {
+		t.Errorf("%d queries ran at once, want 2", p)
+	}
+
+	// A waiting query gives up with its context.
+	r1, _ := l.acquire(context.Background())
+	r2, _ := l.acquire(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := l.acquire(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("acquire with an expired context: %v", err)
+	}
+
+	// Beyond the waiting bound, queries are refused and counted.
+	l.waiting.Store(maxWaitingQueries)
+	if _, err := l.acquire(context.Background()); !errors.Is(err, errBusy) {
+		t.Errorf("acquire over the waiting bound: %v", err)
+	}
+	if n := testutil.ToFloat64(rejected); n != 1 {
+		t.Errorf("rejected counter %v, want 1", n)
+	}
+	l.waiting.Store(0)
+	r1()
+	r2()
+	if _, err := l.acquire(context.Background()); err != nil {
+		t.Errorf("acquire after release: %v", err)
+	}
+}
+
+// TestConcurrentRawQueriesWhileIngesting sends a router page's worth of
+// filtered (raw-flow) queries at once, several times, while flows with new
+// subscriber names keep arriving, as after a click on a talker of a live
+// router. Each must answer: a raw scan holds a reader connection while it
+// resolves names it has not seen yet, so running more scans at once than
+// the store's reader pool allows used to leave them all waiting for each
+// other until the query timeout.
+func TestConcurrentRawQueriesWhileIngesting(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.login()
+	gw1 := e.addRouter(datasetRouter())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.st.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	// 10,000 flows of one subscriber with 5,120 remote hosts over the last
+	// 100 seconds: long enough scans to overlap.
+	local := netip.MustParseAddr("10.0.1.7")
+	exp := netip.MustParseAddrPort("127.0.0.2:40000")
+	flow := func(i int, end time.Time, sub string) store.Flow {
+		return store.Flow{Exporter: exp, Version: 9, Start: end.UnixMilli() - 1000, End: end.UnixMilli(),
+			SrcAddr: netip.AddrFrom4([4]byte{93, 184, byte(i / 256 % 20), byte(i)}), DstAddr: local, SrcPort: 443, DstPort: uint16(40000 + i%1000),
+			Proto: 6, Bytes: uint64(100 + i%1000), Packets: 2, Direction: store.DirDownload, Subscriber: sub, SrcCountry: "US", Application: "https"}
+	}
+	now := e.now // the console's clock: queries end there
+	var base []store.Flow
+	for i := range 10000 {
+		base = append(base, flow(i, now.Add(-time.Duration(100000-10*i)*time.Millisecond-time.Second), "alice"))
+	}
+	for i := 0; i < len(base); i += 5000 {
+		if err := e.st.InsertFlows(ctx, base[i:i+5000]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait until the writer stored them.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		var top TopResult
+		e.getJSON(fmt.Sprintf("/api/v1/top/local?router=%d&range=1h&host=%s", gw1.ID, local), &top)
+		if top.Total.Flows >= 10000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d flows stored", top.Total.Flows)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			var batch []store.Flow
+			for j := range 20 {
+				batch = append(batch, flow(j, now.Add(-time.Second), fmt.Sprintf("new-subscriber-%d-%d", i, j)))
+			}
+			_ = e.st.InsertFlows(ctx, batch)
+		}
+	}()
+	qctx, qcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer qcancel()
+	var qwg sync.WaitGroup
+	for round := range 3 {
+		for _, dim := range []string{DimLocal, DimAS, DimPort, DimRemote, DimCountry, DimConversation} {
+			qwg.Add(1)
+			go func() {
+				defer qwg.Done()
+				req, _ := http.NewRequestWithContext(qctx, http.MethodGet,
+					fmt.Sprintf("%s/api/v1/top/%s?router=%d&range=1h&host=%s", e.ts.URL, dim, gw1.ID, local), nil)
+				res, err := e.client.Do(req)
+				if err != nil {
+					t.Errorf("round %d, top %s: %v", round, dim, err)
+					return
+				}
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					t.Errorf("round %d, top %s: %d", round, dim, res.StatusCode)
+				}
+			}()
+		}
+	}
+	qwg.Wait()
+	close(stop)
+	wg.Wait()
+}
