@@ -28,7 +28,7 @@ func DefaultConfig() Config {
 		MinuteRetention: 14 * 24 * time.Hour,
 		HourRetention:   400 * 24 * time.Hour,
 		TopK:            100,
-		QueueSize:       64,
+		QueueSize:       32,
 	}
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -23,6 +25,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	logger := newLogger(e.stderr, cfg.Log)
+	setMemoryLimit(e.getenv, logger)
 	a, err := buildApp(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -79,4 +82,19 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintln(e.stdout, "configuration OK")
 	return nil
+}
+
+// defaultMemoryLimit is the Go runtime's soft memory limit for serve when
+// GOMEMLIMIT is not set: the garbage collector works harder near it, so a
+// burst that fills the bounded queues does not double the heap of a small
+// appliance.
+const defaultMemoryLimit = 256 << 20
+
+// setMemoryLimit applies defaultMemoryLimit unless GOMEMLIMIT is set.
+func setMemoryLimit(getenv func(string) string, logger *slog.Logger) {
+	if getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(defaultMemoryLimit)
+	logger.Debug("soft memory limit set", "bytes", defaultMemoryLimit)
 }
