@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"time"
@@ -33,12 +34,7 @@ func rates(bytes []uint64, step time.Duration, n int) []float64 {
 // handleTraffic returns bits/s in and out over time, or per interface
 // (interfaces=true, needs router).
 func (s *Server) handleTraffic(w http.ResponseWriter, r *http.Request) {
-	q, err := queryValues(r)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	f, err := parseFilter(q, s.now())
+	q, f, err := s.requestFilter(r)
 	if err != nil {
 		s.writeErr(w, r, err)
 		return
@@ -212,12 +208,7 @@ func (s *Server) handleTop(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, badf("dimension: %q is not one of %v", dim, ValidDimensions()))
 		return
 	}
-	q, err := queryValues(r)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	f, err := parseFilter(q, s.now())
+	q, f, err := s.requestFilter(r)
 	if err != nil {
 		s.writeErr(w, r, err)
 		return
@@ -338,12 +329,7 @@ type FlowsResult struct {
 
 // handleFlows searches raw flows, newest first, one page at a time.
 func (s *Server) handleFlows(w http.ResponseWriter, r *http.Request) {
-	q, err := queryValues(r)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	f, err := parseFilter(q, s.now())
+	q, f, err := s.requestFilter(r)
 	if err != nil {
 		s.writeErr(w, r, err)
 		return
@@ -415,12 +401,7 @@ func (c *csvWriter) Write(b []byte) (int, error) {
 // and without holding the result in memory. Counters are raw (not scaled),
 // with the sampling rate in its own column.
 func (s *Server) handleFlowsCSV(w http.ResponseWriter, r *http.Request) {
-	q, err := queryValues(r)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	f, err := parseFilter(q, s.now())
+	_, f, err := s.requestFilter(r)
 	if err != nil {
 		s.writeErr(w, r, err)
 		return
@@ -447,4 +428,17 @@ func (s *Server) handleFlowsCSV(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("flow export failed", "err", err)
 		_, _ = w.Write([]byte("# export failed: " + firstLine(err.Error()) + "\n"))
 	}
+}
+
+// requestFilter parses the query string of a flow query and its filter.
+func (s *Server) requestFilter(r *http.Request) (url.Values, Filter, error) {
+	q, err := queryValues(r)
+	if err != nil {
+		return nil, Filter{}, err
+	}
+	f, err := parseFilter(q, s.now())
+	if err != nil {
+		return nil, Filter{}, err
+	}
+	return q, f, nil
 }
