@@ -96,7 +96,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	}
 	defer fl.Stop()
 
-	onboardFleet(runCtx, e, a.prov, fl, logger)
+	onboardFleet(runCtx, e, a.prov, a.enricher.PollRouter, fl, logger)
 
 	fmt.Fprintf(e.stdout, "\nflowbox demo is running (data in %s)\n", cfg.DataDir)
 	fmt.Fprintf(e.stdout, "  web console: %s\n", webURL(cfg.Web.Listen, cfg.Web.TLS.Cert != "" || cfg.Web.TLS.SelfSigned))
@@ -116,14 +116,15 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 
 // onboardFleet adds (when new), provisions and verifies every simulated
 // router concurrently, as a user would with `flowbox router add`.
-func onboardFleet(ctx context.Context, e *env, prov *provision.Provisioner, fl *fleet.Fleet, logger *slog.Logger) {
+func onboardFleet(ctx context.Context, e *env, prov *provision.Provisioner, learn func(context.Context, store.Router),
+	fl *fleet.Fleet, logger *slog.Logger) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for _, r := range fl.Routers() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			msg := onboardRouter(ctx, prov, r)
+			msg := onboardRouter(ctx, prov, learn, r)
 			mu.Lock()
 			fmt.Fprintln(e.stdout, msg)
 			mu.Unlock()
@@ -135,7 +136,7 @@ func onboardFleet(ctx context.Context, e *env, prov *provision.Provisioner, fl *
 
 // onboardRouter runs add (first run only), apply and verify for one router
 // and returns a one-line report.
-func onboardRouter(ctx context.Context, prov *provision.Provisioner, r *fleet.Router) string {
+func onboardRouter(ctx context.Context, prov *provision.Provisioner, learn func(context.Context, store.Router), r *fleet.Router) string {
 	name := r.Identity
 	existing, err := prov.Router(ctx, name)
 	switch {
@@ -153,6 +154,11 @@ func onboardRouter(ctx context.Context, prov *provision.Provisioner, r *fleet.Ro
 		}
 	case err != nil:
 		return fmt.Sprintf("  %-10s %v", name, err)
+	}
+	// Learn the router's subscribers and customer prefixes before its
+	// flows start, so that the first flows already get a direction.
+	if stored, err := prov.Router(ctx, name); err == nil {
+		learn(ctx, *stored)
 	}
 	res, err := prov.Apply(ctx, name)
 	if err != nil {

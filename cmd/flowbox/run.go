@@ -93,7 +93,7 @@ func (a *app) build() error {
 	srv, err := web.New(cfg.Web, web.Deps{
 		Store:       st,
 		Routers:     st,
-		Provisioner: webProvisioner{prov: prov, store: st},
+		Provisioner: webProvisioner{prov: prov, store: st, learn: enr.PollRouter},
 		Collector:   a.exporters(),
 		Users:       st,
 		Names:       enr,

@@ -17,6 +17,9 @@ import (
 type webProvisioner struct {
 	prov  *provision.Provisioner
 	store *store.Store
+	// learn, when set, reads a new router's subscribers and customer
+	// prefixes right after it is added, before its flows start.
+	learn func(ctx context.Context, r store.Router)
 }
 
 var _ web.Provisioner = webProvisioner{}
@@ -77,6 +80,9 @@ func (w webProvisioner) Add(ctx context.Context, spec web.RouterSpec) (store.Rou
 	r, plan, err := w.prov.Add(ctx, req)
 	if err != nil {
 		return store.Router{}, web.Plan{}, err
+	}
+	if w.learn != nil {
+		w.learn(ctx, *r)
 	}
 	return *r, webPlan(plan), nil
 }
