@@ -280,6 +280,7 @@ type aggregator struct {
 	country   *aggTable[valKey]
 	conv      *aggTable[convKey]
 	sub       *aggTable[valKey]
+	proto     *aggTable[valKey]
 	names     aggNames
 	scratch   []uint64
 }
@@ -296,11 +297,12 @@ func (a *aggregator) reset() {
 	if a.local == nil {
 		a.local, a.remote, a.conv = newAggTable[hostAggKey](), newAggTable[hostAggKey](), newAggTable[convKey]()
 		a.as, a.app, a.country, a.sub = newAggTable[valKey](), newAggTable[valKey](), newAggTable[valKey](), newAggTable[valKey]()
+		a.proto = newAggTable[valKey]()
 	}
 	a.local.reset()
 	a.remote.reset()
 	a.conv.reset()
-	for _, t := range []*aggTable[valKey]{a.as, a.app, a.country, a.sub} {
+	for _, t := range []*aggTable[valKey]{a.as, a.app, a.country, a.sub, a.proto} {
 		t.reset()
 	}
 	a.bucketIDs = map[totKey]uint32{}
@@ -385,6 +387,7 @@ func (a *aggregator) add(flows []Flow, exporters map[netip.Addr]int64) {
 		}
 		a.country.add(a.nameKey(b, remoteCountry(f)), c)
 		a.sub.add(a.nameKey(b, f.Subscriber), c)
+		a.proto.add(valKey{b: b, v: uint32(f.Proto), kind: valBytes}, c)
 		a.bound()
 	}
 }
@@ -415,7 +418,7 @@ func (a *aggregator) bound() {
 	if len(a.conv.entries) > limit {
 		n += a.conv.prune(keep, &a.scratch)
 	}
-	for _, t := range []*aggTable[valKey]{a.as, a.app, a.country, a.sub} {
+	for _, t := range []*aggTable[valKey]{a.as, a.app, a.country, a.sub, a.proto} {
 		if len(t.entries) > limit {
 			n += t.prune(keep, &a.scratch)
 		}
@@ -474,6 +477,8 @@ func (a *aggregator) topRows(d Dimension) []topRow {
 		})
 	case DimSubscriber:
 		return a.sub.top(a.topK, val(""))
+	case DimProtocol:
+		return a.proto.top(a.topK, val(""))
 	}
 	return nil
 }

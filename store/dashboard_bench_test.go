@@ -54,7 +54,7 @@ import (
 
 // dashGenVersion names the cached dataset; bump it when the generator or
 // the store format changes.
-const dashGenVersion = 2
+const dashGenVersion = 3
 
 var dashNow = time.Date(2026, 1, 14, 21, 30, 0, 0, time.UTC)
 
@@ -169,7 +169,8 @@ func dashboard(b *testing.B, s *store.Store, from, to time.Time) {
 	if err != nil || len(ser.Lines) == 0 {
 		b.Fatalf("series: %v", err)
 	}
-	for _, d := range []store.Dimension{store.DimLocalHost, store.DimRemoteHost, store.DimRemoteAS, store.DimApplication, store.DimCountry} {
+	for _, d := range []store.Dimension{store.DimLocalHost, store.DimRemoteHost, store.DimRemoteAS, store.DimApplication, store.DimCountry,
+		store.DimConversation, store.DimProtocol} {
 		top, err := s.Top(ctx, store.TopQuery{From: from, To: to, Dimension: d, N: 10})
 		if err != nil || len(top.Entries) == 0 {
 			b.Fatalf("top %s: %v", d, err)

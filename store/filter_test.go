@@ -76,8 +76,8 @@ func TestFilterBeyondRawWindow(t *testing.T) {
 			_, err := s.TimeSeries(ctx, SeriesQuery{From: from, To: to, Filter: Filter{Applications: []string{"x"}, Countries: []string{"FR"}}})
 			return err
 		},
-		"top protocol": func() error {
-			_, err := s.Top(ctx, TopQuery{From: from, To: to, Dimension: DimProtocol})
+		"top src-port": func() error {
+			_, err := s.Top(ctx, TopQuery{From: from, To: to, Dimension: DimSrcPort})
 			return err
 		},
 	} {
@@ -116,7 +116,7 @@ func TestRollupsMatchRaw(t *testing.T) {
 	ctx := context.Background()
 	from, to := testNow.Add(-30*time.Minute), testNow.Add(time.Minute)
 	for _, d := range Dimensions() {
-		if d >= DimProtocol {
+		if d >= DimSrcPort {
 			continue
 		}
 		var res [2]*TopResult

@@ -42,6 +42,9 @@ func genFlows(n int, now time.Time) []Flow {
 		if i%10 == 0 {
 			f.SamplingRate = 10
 		}
+		if i%13 == 5 {
+			f.Proto = 17
+		}
 		if i%11 == 0 {
 			f.PostNATDstAddr = netip.MustParseAddr("100.64.0.9")
 			f.Application = "dns"
@@ -227,6 +230,23 @@ func TestIngestQueryRetention(t *testing.T) {
 	}
 	if ht.Resolution != ResHour || ht.Total.Bytes != inHours.bytes || len(ht.Entries) != 5 {
 		t.Fatalf("hour top %s total %d want %d (%d entries)", ht.Resolution, ht.Total.Bytes, inHours.bytes, len(ht.Entries))
+	}
+	// Protocols come from the hour rollups too, exactly.
+	pt, err := s.Top(ctx, TopQuery{From: hFrom, To: hTo, Dimension: DimProtocol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pt.Resolution != ResHour || len(pt.Entries) != 2 {
+		t.Fatalf("hour protocol top %s: %+v", pt.Resolution, pt.Entries)
+	}
+	for _, e := range pt.Entries {
+		want := expected(flows, func(f *Flow) bool {
+			return f.Proto == e.Proto && f.End >= hFrom.UnixMilli() && f.End < hTo.UnixMilli()
+		})
+		wantLabel := map[uint8]string{6: "tcp", 17: "udp"}[e.Proto]
+		if e.Bytes != want.bytes || e.Flows != want.flows || e.Label != wantLabel {
+			t.Fatalf("protocol %d (%s) = %d bytes %d flows, want %d, %d (%s)", e.Proto, e.Label, e.Bytes, e.Flows, want.bytes, want.flows, wantLabel)
+		}
 	}
 
 	// Search: a host over the whole range, paged, equals the flows of that host.

@@ -21,17 +21,17 @@ const (
 	DimCountry                           // country of the remote side
 	DimConversation                      // local and remote address pair
 	DimSubscriber                        // subscriber name
+	DimProtocol                          // IP protocol
 	numRollupDims   = iota
 )
 
-// Dimensions answered from the totals rollups or, for the last three, from
+// Dimensions answered from the totals rollups or, for the last two, from
 // raw flows only.
 const (
 	DimRouter       Dimension = iota + 16 // router (or unknown exporter)
 	DimDirection                          // download, upload...
 	DimInInterface                        // input interface (ifIndex)
 	DimOutInterface                       // output interface (ifIndex)
-	DimProtocol                           // IP protocol (raw only)
 	DimSrcPort                            // source port (raw only)
 	DimDstPort                            // destination port (raw only)
 )
@@ -121,6 +121,8 @@ func dimKeyOf(d Dimension, f *Flow, local, remote netip.Addr) string {
 		return string([]byte{byte(len(l))}) + l + r
 	case DimSubscriber:
 		return strKey(f.Subscriber)
+	case DimProtocol:
+		return string([]byte{0, 0, 0, f.Proto})
 	}
 	return "\x00"
 }

@@ -107,7 +107,7 @@ func (s *Store) Top(ctx context.Context, q TopQuery) (*TopResult, error) {
 		return nil, &QueryError{Field: "resolution", Msg: fmt.Sprintf("unknown resolution %q (want raw or empty)", q.Resolution)}
 	}
 	isIf := q.Dimension == DimInInterface || q.Dimension == DimOutInterface
-	raw := q.Resolution == ResRaw || q.Filter.needsRaw() || q.Dimension >= DimProtocol ||
+	raw := q.Resolution == ResRaw || q.Filter.needsRaw() || q.Dimension >= DimSrcPort ||
 		(len(q.Filter.Interfaces) > 0 && !isIf) || (isIf && len(q.Filter.Directions) > 0)
 	res := &TopResult{Dimension: q.Dimension, Metric: q.Metric}
 	var entries map[string]*TopEntry
@@ -326,8 +326,6 @@ func rawTopKey(d Dimension, r *decodedRow) string {
 		v = src*4294967296 + int64(f.InIf)
 	case DimOutInterface:
 		v = src*4294967296 + int64(f.OutIf)
-	case DimProtocol:
-		v = int64(f.Proto)
 	case DimSrcPort:
 		v = int64(f.Proto)<<16 | int64(f.SrcPort)
 	case DimDstPort:
@@ -422,7 +420,9 @@ func describeKey(d Dimension, k string, e *TopEntry) {
 		e.Interface = uint32(v)
 		e.Label = fmt.Sprintf("%s if %d", sourceLabel(e.Source), e.Interface)
 	case DimProtocol:
-		e.Proto = uint8(v)
+		if len(k) == 4 {
+			e.Proto = k[3]
+		}
 		e.Label = protoName(e.Proto)
 	case DimSrcPort, DimDstPort:
 		e.Proto, e.Port = uint8(v>>16), uint16(v)
@@ -436,7 +436,7 @@ func topRawReason(q *TopQuery) string {
 	switch {
 	case q.Resolution == ResRaw:
 		return "resolution raw"
-	case q.Dimension >= DimProtocol:
+	case q.Dimension >= DimSrcPort:
 		return "a top " + q.Dimension.String() + " list"
 	case len(q.Filter.Interfaces) > 0 && q.Dimension != DimInInterface && q.Dimension != DimOutInterface:
 		return "an interface filter on a top list not by interface"
