@@ -133,7 +133,10 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 		return err
 	}
 	res, err := s.w.ExecContext(ctx, "DELETE FROM users WHERE name = ?", name)
-	return affectedOne(res, err, fmt.Sprintf("cannot delete user %q", name))
+	if err := affectedOne(res, err, fmt.Sprintf("cannot delete user %q", name)); err != nil {
+		return err
+	}
+	return s.DeleteUserSessions(ctx, name, "")
 }
 
 // affectedOne turns an Exec result into nil, a write error or ErrNotFound.

@@ -1,3 +1,5 @@
+CREATE INDEX console_sessions_expires ON console_sessions(expires_at);
+CREATE INDEX console_sessions_user ON console_sessions(user_name);
 CREATE INDEX interface_names_key ON interface_names(router_id, if_index, valid_from);
 CREATE INDEX interface_names_valid_to ON interface_names(valid_to);
 CREATE INDEX provision_runs_router ON provision_runs(router_id, ok, time);
@@ -33,6 +35,12 @@ CREATE TABLE collector_stats (
 	bytes           INTEGER NOT NULL DEFAULT 0,
 	pkts_seen       INTEGER NOT NULL DEFAULT 0,
 	updated_at      INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE console_sessions (
+	hash       TEXT    PRIMARY KEY, -- hex SHA-256 of the cookie value
+	user_name  TEXT    NOT NULL,
+	created_at INTEGER NOT NULL,    -- unix ms
+	expires_at INTEGER NOT NULL     -- unix ms
 );
 CREATE TABLE exporters (
 	id          INTEGER PRIMARY KEY,
