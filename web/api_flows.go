@@ -218,10 +218,6 @@ func (s *Server) handleTop(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	if dim == DimProto && f.From.Before(s.rawWindowStart()) {
-		s.writeErr(w, r, badf("protocols are only known for the last %s; pick a shorter range", humanDuration(s.rawRetention())))
-		return
-	}
 	if err := s.checkRawWindow(&f, dim == DimInterface); err != nil {
 		s.writeErr(w, r, err)
 		return

@@ -191,7 +191,7 @@ func BenchmarkDashboardAPI(b *testing.B) {
 			{"traffic", fmt.Sprintf("/api/v1/traffic?router=%d&range=%s", id, rng)},
 			{"router", fmt.Sprintf("/api/v1/routers/%d", id)},
 		}
-		for _, dim := range []string{DimLocal, DimAS, DimPort, DimRemote, DimCountry, DimConversation} {
+		for _, dim := range []string{DimLocal, DimAS, DimPort, DimProto, DimRemote, DimCountry, DimConversation} {
 			calls = append(calls, struct{ name, path string }{"top-" + dim, fmt.Sprintf("/api/v1/top/%s?router=%d&range=%s&limit=10", dim, id, rng)})
 		}
 		for _, c := range calls {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,75 +13,14 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/flowbox/flowbox/internal/browsertest"
 )
 
-// chromiumPath is where Debian's chromium package installs the browser.
-const chromiumPath = "/usr/bin/chromium"
-
-// needChromium skips the test without Chromium, or fails it when
-// FLOWBOX_FUNCTIONAL_TESTS=1.
-func needChromium(t testing.TB) string {
-	t.Helper()
-	if _, err := exec.LookPath(chromiumPath); err != nil {
-		if os.Getenv("FLOWBOX_FUNCTIONAL_TESTS") == "1" {
-			t.Fatalf("chromium is required (FLOWBOX_FUNCTIONAL_TESTS=1): %v", err)
-		}
-		t.Skipf("chromium not installed at %s (apt-get install chromium): %v", chromiumPath, err)
-	}
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
-	return chromiumPath
-}
-
-// artifactsDir is where screenshots go: $FLOWBOX_ARTIFACTS/web, or a
-// temporary directory.
-func artifactsDir(t *testing.T) string {
-	dir := t.TempDir()
-	if a := os.Getenv("FLOWBOX_ARTIFACTS"); a != "" {
-		dir = filepath.Join(a, "web")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
-func newBrowser(t testing.TB) context.Context {
-	exe := needChromium(t)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1000),
-	}
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
-	ctx, cancel2 := chromedp.NewContext(actx)
-	t.Cleanup(cancel2)
-	ctx, cancel3 := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(cancel3)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("cannot start chromium: %v", err)
-	}
-	return ctx
-}
-
+// screenshot saves a full-page PNG of the tab as dir/name.png.
 func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 	t.Helper()
-	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot %s: %v", name, err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name+".png"), buf, 0o644); err != nil {
+	if err := browsertest.Screenshot(ctx, dir, name); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -98,12 +36,12 @@ func must[T any](t testing.TB, ctx context.Context, a chromedp.Action[T]) T {
 }
 
 func TestBrowser(t *testing.T) {
-	needChromium(t)
+	browsertest.Need(t)
 	e, gw1, _ := datasetEnv(t)
 	// The browser starts after the server so that it stops first: an
 	// open page would keep the server's Close waiting.
-	ctx := newBrowser(t)
-	art := artifactsDir(t)
+	ctx := browsertest.Start(t, 90*time.Second, nil)
+	art := browsertest.Artifacts(t, "web")
 	base := e.ts.URL
 
 	// Log in through the form.
@@ -169,10 +107,37 @@ func TestBrowser(t *testing.T) {
 	}
 	screenshot(t, ctx, art, "4-router")
 
+	// The protocols table (from the rollups); a click on udp filters the
+	// ports table down to udp/53.
+	if protos := must(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#top-proto tbody tr.click")].map(r => r.dataset.key + " " + r.querySelector("td.key").textContent)`)); !slices.Equal(protos, []string{"6 tcp", "17 udp"}) {
+		t.Errorf("protocols table %q, want tcp then udp", protos)
+	}
+	if err := chromedp.Do(ctx,
+		browsertest.ClickJS(`#top-proto tbody tr[data-key="17"]`),
+		chromedp.WaitVisible(`#filters .chip[data-filter="proto"]`),
+	); err != nil {
+		t.Fatalf("click a protocol: %v", err)
+	}
+	poll := `(() => { const k = [...document.querySelectorAll("#top-port tbody tr.click")].map(r => r.dataset.key);
+		return k.length === 1 && k[0] === "udp/53"; })()`
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](poll, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("the ports are not filtered by protocol 17: %v", err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`#filters .chip button`),
+		chromedp.WaitNotPresent(`#filters .chip`),
+	); err != nil {
+		t.Fatalf("remove the protocol filter: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll("#top-port tbody tr.click").length > 1`,
+		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("the ports are not unfiltered: %v", err)
+	}
+
 	// A click on the first talker filters the whole page by it.
 	firstKey := must(t, ctx, chromedp.Evaluate[string](`document.querySelector("#top-local tbody tr.click").dataset.key`))
 	if err := chromedp.Do(ctx,
-		chromedp.Click(`#top-local tbody tr.click`),
+		browsertest.ClickJS(`#top-local tbody tr.click`),
 		chromedp.WaitVisible(`#filters .chip`),
 	); err != nil {
 		t.Fatalf("click a talker: %v", err)
@@ -182,7 +147,7 @@ func TestBrowser(t *testing.T) {
 	if !strings.Contains(chip, "host = "+firstKey) || !strings.Contains(url, "host="+firstKey) {
 		t.Errorf("after the click: chip %q, url %q; want host = %s", chip, url, firstKey)
 	}
-	poll := `(() => { const k = [...document.querySelectorAll("#top-conversation tbody tr.click")].map(r => r.dataset.key);
+	poll = `(() => { const k = [...document.querySelectorAll("#top-conversation tbody tr.click")].map(r => r.dataset.key);
 		return k.length > 0 && k.every(x => x.startsWith("` + firstKey + `|")); })()`
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](poll, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
 		t.Fatalf("the conversations are not filtered by %s: %v", firstKey, err)
@@ -196,7 +161,7 @@ func TestBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx,
 		chromedp.Click(`#filters .chip button`),
 		chromedp.WaitNotPresent(`#filters .chip`),
-		chromedp.Click(fmt.Sprintf(`#top-conversation tbody tr[data-key="%s"]`, pair)),
+		browsertest.ClickJS(fmt.Sprintf(`#top-conversation tbody tr[data-key="%s"]`, pair)),
 		chromedp.WaitVisible(`#filters .chip[data-filter="remote"]`),
 	); err != nil {
 		t.Fatalf("click a conversation: %v", err)
@@ -211,7 +176,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("the conversations are not filtered by the pair %s: %v", pair, err)
 	}
 	if err := chromedp.Do(ctx,
-		chromedp.Click(`#top-country tbody tr.click`),
+		browsertest.ClickJS(`#top-country tbody tr.click`),
 		chromedp.WaitVisible(`#filters .chip[data-filter="country"]`),
 	); err != nil {
 		t.Fatalf("click a country: %v", err)
@@ -232,7 +197,7 @@ func TestBrowser(t *testing.T) {
 	if msg := must(t, ctx, chromedp.TextContent(`#page-notice`)); msg != "filters on hosts work on the last 48 h; pick a shorter range" {
 		t.Errorf("the page says %q", msg)
 	}
-	if cells := must(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("table.top tbody td")].map(c => c.textContent)`)); len(cells) != 6 || slices.ContainsFunc(cells, func(c string) bool { return c != "—" }) {
+	if cells := must(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("table.top tbody td")].map(c => c.textContent)`)); len(cells) != 7 || slices.ContainsFunc(cells, func(c string) bool { return c != "—" }) {
 		t.Errorf("the top tables show %q, want a dash each", cells)
 	}
 	screenshot(t, ctx, art, "5b-router-raw-window")
@@ -319,9 +284,9 @@ func browserLogin(tb testing.TB, ctx context.Context, base string) {
 // the first contentful paint and the time until the chart and every table
 // have their data, both from the start of the navigation.
 func BenchmarkRouterPageFirstPaint(b *testing.B) {
-	needChromium(b)
+	browsertest.Need(b)
 	e, gw1, _ := datasetEnv(b)
-	ctx := newBrowser(b)
+	ctx := browsertest.Start(b, 90*time.Second, nil)
 	browserLogin(b, ctx, e.ts.URL)
 	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
 		b.Fatal(err)

@@ -120,6 +120,23 @@ func TestKnownDatasetTop(t *testing.T) {
 	if len(top.Rows) != 1 || top.Rows[0].Key != "udp/53" {
 		t.Errorf("udp ports %+v", top.Rows)
 	}
+	// Protocols come from the rollups, so a week works too.
+	for _, rng := range []string{"24h", "7d"} {
+		e.getJSON(fmt.Sprintf("/api/v1/top/proto?router=%d&range=%s", gw1.ID, rng), &top)
+		if len(top.Rows) != 2 {
+			t.Fatalf("%s: protocols %+v", rng, top.Rows)
+		}
+		for i, want := range []struct {
+			key, name string
+			proto     uint8
+		}{{"6", "tcp", 6}, {"17", "udp", 17}} {
+			bytes, n := sumFlows(flows, func(f *store.Flow) bool { return fromGW1(f) && f.Proto == want.proto })
+			r := top.Rows[i]
+			if r.Key != want.key || r.Name != want.name || r.Bytes != bytes || r.Flows != uint64(n) {
+				t.Errorf("%s: protocol row %d = %+v, want key %s name %s %d bytes %d flows", rng, i, r, want.key, want.name, bytes, n)
+			}
+		}
+	}
 }
 
 func TestKnownDatasetFlowsAndCSV(t *testing.T) {

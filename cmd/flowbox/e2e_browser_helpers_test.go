@@ -12,7 +12,6 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -23,47 +22,14 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/flowbox/flowbox/collector/netflowtest/fleet"
+	"github.com/flowbox/flowbox/internal/browsertest"
 )
-
-// e2eChromiumPath is where Debian's chromium package installs the browser.
-const e2eChromiumPath = "/usr/bin/chromium"
 
 // e2eAdminPassword is the console password of the in-process app.
 const e2eAdminPassword = "e2e-admin-password"
 
 // e2eRouterPassword is the API password of the simulated routers.
 const e2eRouterPassword = "e2e-router-secret"
-
-// e2eNeedChromium skips the test without Chromium (or in -short mode), or
-// fails it when FLOWBOX_FUNCTIONAL_TESTS=1.
-func e2eNeedChromium(t *testing.T) string {
-	t.Helper()
-	if _, err := exec.LookPath(e2eChromiumPath); err != nil {
-		if os.Getenv("FLOWBOX_FUNCTIONAL_TESTS") == "1" {
-			t.Fatalf("chromium is required (FLOWBOX_FUNCTIONAL_TESTS=1): %v", err)
-		}
-		t.Skipf("chromium not installed at %s (apt-get install chromium): %v", e2eChromiumPath, err)
-	}
-	if testing.Short() {
-		t.Skip("end-to-end browser test skipped in -short mode (it needs about two minutes of traffic)")
-	}
-	return e2eChromiumPath
-}
-
-// e2eArtifacts is where screenshots, downloads and the app's log go:
-// $FLOWBOX_ARTIFACTS/e2e, or a temporary directory.
-func e2eArtifacts(t *testing.T) string {
-	t.Helper()
-	a := os.Getenv("FLOWBOX_ARTIFACTS")
-	if a == "" {
-		return t.TempDir()
-	}
-	dir := filepath.Join(a, "e2e")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatalf("cannot create the artifacts directory: %v", err)
-	}
-	return dir
-}
 
 // e2eFreePort returns a port the kernel considers free on 127.0.0.1 for
 // network ("udp" or "tcp"). Another process could take it before the app
@@ -242,35 +208,12 @@ type e2eBrowser struct {
 	errs []string
 }
 
-// newE2EBrowser starts Chromium with the flags that work in containers.
-func newE2EBrowser(t *testing.T, exe string, timeout time.Duration, art string) *e2eBrowser {
+// newE2EBrowser starts Chromium (browsertest.Start) with a tab that records
+// the page's JavaScript errors.
+func newE2EBrowser(t *testing.T, timeout time.Duration, art string) *e2eBrowser {
 	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("lang", "en-US"),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1000),
-	}
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
 	b := &e2eBrowser{art: art}
-	ctx, cancel2 := chromedp.NewContext(actx, chromedp.WithListener(b.record))
-	t.Cleanup(cancel2)
-	ctx, cancel3 := context.WithTimeout(ctx, timeout)
-	t.Cleanup(cancel3)
-	b.ctx = ctx
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("cannot start chromium: %v", err)
-	}
+	b.ctx = browsertest.Start(t, timeout, b.record)
 	return b
 }
 
@@ -353,12 +296,8 @@ func (b *e2eBrowser) failed(t *testing.T) {
 // screenshot saves a full-page PNG named name.png in dir.
 func (b *e2eBrowser) screenshot(t *testing.T, dir, name string) {
 	t.Helper()
-	buf, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot %s: %v", name, err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name+".png"), buf, 0o644); err != nil {
-		t.Fatalf("cannot save screenshot: %v", err)
+	if err := browsertest.Screenshot(b.ctx, dir, name); err != nil {
+		t.Fatal(err)
 	}
 }
 

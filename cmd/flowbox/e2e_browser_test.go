@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
+	"github.com/flowbox/flowbox/internal/browsertest"
 	"github.com/flowbox/flowbox/provision"
 	"github.com/flowbox/flowbox/store"
 	"github.com/flowbox/flowbox/web"
@@ -32,9 +33,9 @@ import (
 // checks the phone layout. Screenshots of every page go to
 // $FLOWBOX_ARTIFACTS/e2e.
 func TestBrowserEndToEnd(t *testing.T) {
-	exe := e2eNeedChromium(t)
+	browsertest.Need(t)
 	start := time.Now()
-	art := e2eArtifacts(t)
+	art := browsertest.Artifacts(t, "e2e")
 	logFile, err := os.Create(filepath.Join(art, "flowbox.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +56,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 		t.Fatalf("cannot provision %s: %v", r0.Identity, err)
 	}
 
-	b := newE2EBrowser(t, exe, 4*time.Minute, art)
+	b := newE2EBrowser(t, 4*time.Minute, art)
 	t.Cleanup(func() {
 		if errs := b.jsErrors(); len(errs) > 0 {
 			t.Errorf("JavaScript errors on the pages: %q", errs)
@@ -248,6 +249,10 @@ func TestBrowserEndToEnd(t *testing.T) {
 	if withName == 0 {
 		t.Errorf("no remote AS row carries a name: %q", asRows)
 	}
+	// Protocols (from the rollups): the simulated subscribers use TCP and
+	// UDP at least.
+	b.waitJS(t, "protocols", `(() => { const k = [...document.querySelectorAll("#top-proto tbody tr.click td.key")].map(c => c.textContent);
+		return k.includes("tcp") && k.includes("udp"); })()`, 20*time.Second)
 	b.screenshot(t, art, "06-router")
 
 	// A click on the first talker filters the whole page: the chip and the
@@ -257,7 +262,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 		t.Fatalf("top talker key %q is not an address", host)
 	}
 	b.do(t, "click a talker",
-		chromedp.Click(`#top-local tbody tr.click`),
+		browsertest.ClickJS(`#top-local tbody tr.click`),
 		chromedp.WaitVisible(`#filters .chip`))
 	chip := e2eEval[string](t, b, `document.querySelector("#filters .chip").textContent`)
 	loc := e2eEval[string](t, b, `location.search`)

@@ -145,11 +145,21 @@
   window.addEventListener("resize", () => { if (plot) plot.setSize({ width: Math.max(280, chartBox.clientWidth), height: plot.height }); });
   document.getElementById("chart-mode").addEventListener("change", loadTraffic);
 
+  // Every load takes a ticket; an answer that arrives after a newer
+  // request was sent (a click while the page was still loading) is
+  // dropped, so a slow unfiltered answer never overwrites a filtered one.
+  const tickets = new Map();
+  function ticket(key) { const n = (tickets.get(key) || 0) + 1; tickets.set(key, n); return () => tickets.get(key) === n; }
+
   async function loadTraffic() {
     const extra = document.getElementById("chart-mode").value === "interfaces" ? { interfaces: "true" } : {};
+    const current = ticket("chart");
     try {
-      drawChart(await api("/traffic?" + query(extra)));
+      const series = await api("/traffic?" + query(extra));
+      if (!current()) return;
+      drawChart(series);
     } catch (e) {
+      if (!current()) return;
       if (plot) { plot.destroy(); plot = null; }
       clear(chartBox); chartBox.append(el("p", { class: "muted empty" }, "No chart for this view."));
       chartBox.dataset.points = "0"; chartBox.dataset.length = "0";
@@ -179,8 +189,10 @@
   async function loadTop(table) {
     const dim = table.dataset.dim;
     const tbody = table.tBodies[0];
+    const current = ticket(table);
     try {
       const res = await api("/top/" + dim + "?" + query({ limit: 10 }));
+      if (!current()) return;
       if (!res.rows.length) { emptyRow(tbody, 4, "No traffic."); return; }
       clear(tbody);
       const max = res.rows[0].bytes || 1;
@@ -201,6 +213,7 @@
           el("td", { class: "num muted" }, bits(res.other.bytes * 8 / res.seconds)), el("td", { class: "num muted" }, bytes(res.other.bytes))));
       }
     } catch (e) {
+      if (!current()) return;
       emptyRow(tbody, 4, "—");
       problem(e.message);
     }
