@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -81,28 +82,89 @@ func principalFrom(ctx context.Context) (principal, bool) {
 	return p, ok
 }
 
-// session is one console login.
+// session is one console login, known by the SHA-256 of its id.
 type session struct {
-	id      string
+	hash    string
 	user    string
+	created time.Time
 	expires time.Time
 	elem    *list.Element
 }
 
-// sessions keeps the live console sessions in memory, bounded: beyond max,
-// the oldest session is evicted and counted. Sessions do not survive a
-// restart, which logs everybody out.
-type sessions struct {
-	mu      sync.Mutex
-	byID    map[string]*session
-	order   *list.List // oldest first
-	max     int
-	ttl     time.Duration
-	evicted func()
+// SessionStore keeps console sessions across restarts (implemented by
+// *store.Store). Only hashes of session ids reach it.
+type SessionStore interface {
+	SaveSession(ctx context.Context, ss store.Session) error
+	LiveSessions(ctx context.Context, now time.Time, limit int) ([]store.Session, error)
+	DeleteSessions(ctx context.Context, hashes ...string) error
+	DeleteUserSessions(ctx context.Context, user, except string) error
+	DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error)
 }
 
-func newSessions(max int, ttl time.Duration, evicted func()) *sessions {
-	return &sessions{byID: make(map[string]*session), order: list.New(), max: max, ttl: ttl, evicted: evicted}
+// sessionDBTimeout bounds each write of a session to the store.
+const sessionDBTimeout = 5 * time.Second
+
+// sessions keeps the live console sessions in memory, bounded: beyond max,
+// the oldest session is evicted and counted. Every change is also written
+// to the store (db), from which New reloads the live sessions, so a
+// restart logs nobody out. Lookups only read memory. A failed store write
+// is logged and counted; the session still works until the next restart.
+type sessions struct {
+	mu        sync.Mutex
+	byHash    map[string]*session
+	order     *list.List // oldest first
+	max       int
+	ttl       time.Duration
+	evicted   func()
+	db        SessionStore
+	dbFailed  func()
+	log       *slog.Logger
+	lastPurge time.Time
+}
+
+func newSessions(max int, ttl time.Duration, evicted func(), db SessionStore, dbFailed func(), log *slog.Logger) *sessions {
+	return &sessions{byHash: make(map[string]*session), order: list.New(), max: max, ttl: ttl, evicted: evicted,
+		db: db, dbFailed: dbFailed, log: log}
+}
+
+// sessionHash is the hex SHA-256 of a session id.
+func sessionHash(id string) string {
+	h := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(h[:])
+}
+
+// dbDo runs one store write with a timeout, logging and counting failures.
+func (s *sessions) dbDo(what string, f func(ctx context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), sessionDBTimeout)
+	defer cancel()
+	if err := f(ctx); err != nil {
+		s.dbFailed()
+		s.log.Warn("cannot "+what+"; console sessions may not survive a restart", "err", err)
+	}
+}
+
+// load reads the live sessions of the store into memory (at most max, the
+// newest) and removes the expired ones from the store.
+func (s *sessions) load(ctx context.Context, now time.Time) error {
+	if _, err := s.db.DeleteExpiredSessions(ctx, now); err != nil {
+		s.log.Warn("cannot delete expired sessions", "err", err)
+	}
+	live, err := s.db.LiveSessions(ctx, now, s.max)
+	if err != nil {
+		return fmt.Errorf("cannot load console sessions: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range live {
+		if _, ok := s.byHash[l.Hash]; ok {
+			continue
+		}
+		ss := &session{hash: l.Hash, user: l.User, created: l.CreatedAt, expires: l.ExpiresAt}
+		ss.elem = s.order.PushBack(ss)
+		s.byHash[ss.hash] = ss
+	}
+	s.lastPurge = now
+	return nil
 }
 
 // create starts a session for user and returns its id.
@@ -112,30 +174,49 @@ func (s *sessions) create(user string, now time.Time) (string, error) {
 		return "", fmt.Errorf("cannot generate session id: %w", err)
 	}
 	id := base64.RawURLEncoding.EncodeToString(b)
+	ss := &session{hash: sessionHash(id), user: user, created: now, expires: now.Add(s.ttl)}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.expireLocked(now)
-	for len(s.byID) >= s.max {
+	var gone []string
+	for len(s.byHash) >= s.max {
 		oldest := s.order.Front().Value.(*session)
 		s.removeLocked(oldest)
+		gone = append(gone, oldest.hash)
 		s.evicted()
 	}
-	ss := &session{id: id, user: user, expires: now.Add(s.ttl)}
 	ss.elem = s.order.PushBack(ss)
-	s.byID[id] = ss
+	s.byHash[ss.hash] = ss
+	purge := now.Sub(s.lastPurge) >= time.Hour
+	if purge {
+		s.lastPurge = now
+	}
+	s.mu.Unlock()
+	s.dbDo("save the session", func(ctx context.Context) error {
+		return s.db.SaveSession(ctx, store.Session{Hash: ss.hash, User: user, CreatedAt: ss.created, ExpiresAt: ss.expires})
+	})
+	if len(gone) > 0 {
+		s.dbDo("delete evicted sessions", func(ctx context.Context) error { return s.db.DeleteSessions(ctx, gone...) })
+	}
+	if purge {
+		s.dbDo("delete expired sessions", func(ctx context.Context) error {
+			_, err := s.db.DeleteExpiredSessions(ctx, now)
+			return err
+		})
+	}
 	return id, nil
 }
 
 // lookup returns the user of a live session.
 func (s *sessions) lookup(id string, now time.Time) (string, bool) {
+	h := sessionHash(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ss, ok := s.byID[id]
+	ss, ok := s.byHash[h]
 	if !ok {
 		return "", false
 	}
 	if !now.Before(ss.expires) {
-		s.removeLocked(ss)
+		s.removeLocked(ss) // the store forgets it at the next purge
 		return "", false
 	}
 	return ss.user, true
@@ -143,33 +224,40 @@ func (s *sessions) lookup(id string, now time.Time) (string, bool) {
 
 // delete ends a session.
 func (s *sessions) delete(id string) {
+	h := sessionHash(id)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ss, ok := s.byID[id]; ok {
+	if ss, ok := s.byHash[h]; ok {
 		s.removeLocked(ss)
 	}
+	s.mu.Unlock()
+	s.dbDo("delete the session", func(ctx context.Context) error { return s.db.DeleteSessions(ctx, h) })
 }
 
-// deleteUser ends every session of a user (after a password change or a
-// deletion).
+// deleteUser ends every session of a user but the one with id except
+// (after a password change or a deletion).
 func (s *sessions) deleteUser(user, except string) {
+	keep := ""
+	if except != "" {
+		keep = sessionHash(except)
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id, ss := range s.byID {
-		if ss.user == user && id != except {
+	for h, ss := range s.byHash {
+		if ss.user == user && h != keep {
 			s.removeLocked(ss)
 		}
 	}
+	s.mu.Unlock()
+	s.dbDo("delete the user's sessions", func(ctx context.Context) error { return s.db.DeleteUserSessions(ctx, user, keep) })
 }
 
 func (s *sessions) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.byID)
+	return len(s.byHash)
 }
 
-// expireLocked drops expired sessions; they are ordered by creation and all
-// share one TTL, so the expired ones are at the front.
+// expireLocked drops expired sessions from memory; they are ordered by
+// creation and all share one TTL, so the expired ones are at the front.
 func (s *sessions) expireLocked(now time.Time) {
 	for e := s.order.Front(); e != nil; e = s.order.Front() {
 		ss := e.Value.(*session)
@@ -182,7 +270,7 @@ func (s *sessions) expireLocked(now time.Time) {
 
 func (s *sessions) removeLocked(ss *session) {
 	s.order.Remove(ss.elem)
-	delete(s.byID, ss.id)
+	delete(s.byHash, ss.hash)
 }
 
 // limiter rate-limits login attempts per client IP with a fixed window. Its

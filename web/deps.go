@@ -119,8 +119,10 @@ type ExporterLister interface {
 	Exporters() []store.ExporterStats
 }
 
-// UserStore keeps users and API tokens (implemented by *store.Store).
+// UserStore keeps users, API tokens and console sessions (implemented by
+// *store.Store).
 type UserStore interface {
+	SessionStore
 	CountUsers(ctx context.Context) (int, error)
 	CreateUser(ctx context.Context, name, passwordHash string) (store.User, error)
 	UserByName(ctx context.Context, name string) (store.User, error)

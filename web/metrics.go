@@ -9,6 +9,7 @@ type metrics struct {
 	logins           *prometheus.CounterVec
 	limiterEvictions prometheus.Counter
 	sessionEvictions prometheus.Counter
+	sessionDBErrors  prometheus.Counter
 	sessions         prometheus.GaugeFunc
 	queryRejected    *prometheus.CounterVec
 	queryWait        *prometheus.HistogramVec
@@ -39,6 +40,10 @@ func newMetrics(reg prometheus.Registerer, sessions func() float64) (*metrics, e
 			Name: "flowbox_web_session_evictions_total",
 			Help: "Live sessions dropped because max-sessions was reached.",
 		}),
+		sessionDBErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flowbox_web_session_store_errors_total",
+			Help: "Console session changes that could not be written to the store (such a session is lost at the next restart).",
+		}),
 		sessions: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "flowbox_web_sessions",
 			Help: "Live console sessions.",
@@ -63,7 +68,7 @@ func newMetrics(reg prometheus.Registerer, sessions func() float64) (*metrics, e
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.logins, m.limiterEvictions, m.sessionEvictions, m.sessions, m.queryRejected, m.queryWait} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.logins, m.limiterEvictions, m.sessionEvictions, m.sessionDBErrors, m.sessions, m.queryRejected, m.queryWait} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -92,7 +92,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		dashboard: newQueryLimiter(maxDashboardQueries, s.metrics.queryRejected.WithLabelValues("dashboard"), s.metrics.queryWait.WithLabelValues("dashboard")),
 		export:    newQueryLimiter(maxExportQueries, s.metrics.queryRejected.WithLabelValues("export"), s.metrics.queryWait.WithLabelValues("export"))}
 	s.deps = deps
-	s.sessions = newSessions(cfg.MaxSessions, cfg.SessionTTL, s.metrics.sessionEvictions.Inc)
+	s.sessions = newSessions(cfg.MaxSessions, cfg.SessionTTL, s.metrics.sessionEvictions.Inc, deps.Users, s.metrics.sessionDBErrors.Inc, s.log)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err = s.sessions.load(ctx, s.now())
+	cancel()
+	if err != nil {
+		return nil, err
+	}
 	s.limiter = newLimiter(cfg.LoginTrackedIPs, cfg.LoginAttempts, cfg.LoginWindow, s.metrics.limiterEvictions.Inc)
 	assets, err := assetsFS(cfg.DevAssetsDir)
 	if err != nil {
