@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -261,6 +262,46 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the router page is %d px wide on a 390 px phone", w)
 	}
 	screenshot(t, ctx, art, "8-router-phone")
+
+	// Remove gw2 from its page: back on the fleet, which says so and no
+	// longer lists it.
+	routers, err := e.st.ListRouters(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gw2 int64
+	for _, r := range routers {
+		if r.Name == "gw2" {
+			gw2 = r.ID
+		}
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.EmulateViewport(1280, 1000),
+		chromedp.Navigate(fmt.Sprintf("%s/routers/%d", base, gw2)),
+		chromedp.WaitVisible(`#btn-remove`),
+		chromedp.Click(`#btn-remove`),
+		chromedp.WaitVisible(`#remove-form`),
+	); err != nil {
+		t.Fatalf("open the remove form: %v", err)
+	}
+	screenshot(t, ctx, art, "9-router-remove")
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`#remove-undo`),
+		chromedp.Click(`#remove-confirm`),
+		chromedp.WaitVisible(`#fleet-notice`),
+		chromedp.WaitVisible(`#fleet tbody tr[data-id]`),
+	); err != nil {
+		t.Fatalf("remove a router: %v", err)
+	}
+	if msg := must(t, ctx, chromedp.TextContent(`#fleet-notice`)); msg != "Removed gw2." {
+		t.Errorf("the fleet says %q after the removal", msg)
+	}
+	if ids := must(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#fleet tbody tr[data-id]")].map(r => r.dataset.id)`)); slices.Contains(ids, strconv.FormatInt(gw2, 10)) {
+		t.Errorf("the fleet still lists gw2 (%q)", ids)
+	}
+	if _, err := e.st.GetRouterByID(context.Background(), gw2); err == nil {
+		t.Error("gw2 is still in the store")
+	}
 	t.Logf("screenshots in %s", art)
 }
 

@@ -4,6 +4,14 @@
   const { api, el, bits, ago, badge, show, clear, emptyRow } = window.fb;
   const tbody = document.querySelector("#fleet tbody");
 
+  // After a removal the router page comes back here with ?removed=NAME.
+  const removed = new URLSearchParams(location.search).get("removed");
+  if (removed) {
+    const n = document.getElementById("fleet-notice");
+    n.textContent = "Removed " + removed + "."; n.classList.remove("hidden");
+    history.replaceState(null, "", "/");
+  }
+
   // rate shows a current rate. They come from the minute rollups, so a
   // router whose first flows are not rolled up yet is online with no rate:
   // that says "soon", not zero.

@@ -294,6 +294,26 @@
   }
   ["plan", "apply", "verify", "undo"].forEach((a) => document.getElementById("btn-" + a).addEventListener("click", () => provision(a)));
 
+  // Removing the router: optionally undo first, then back to the fleet.
+  const removeForm = document.getElementById("remove-form");
+  document.getElementById("btn-remove").addEventListener("click", () => removeForm.classList.remove("hidden"));
+  document.getElementById("remove-cancel").addEventListener("click", () => removeForm.classList.add("hidden"));
+  removeForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const undo = document.getElementById("remove-undo").checked;
+    const btn = document.getElementById("remove-confirm");
+    btn.disabled = true;
+    clear(out); out.append(el("p", { class: "muted" }, undo ? "undoing and removing…" : "removing…"));
+    try {
+      await api("/routers/" + id + "?undo=" + undo, { method: "DELETE" });
+      location.href = "/?removed=" + encodeURIComponent(document.getElementById("router-name").textContent);
+    } catch (e) {
+      btn.disabled = false;
+      clear(out); out.append(el("p", { class: "error", role: "alert" }, "Cannot remove the router: " + e.message +
+        (undo ? " (uncheck the undo box to remove it without touching the router)" : "")));
+    }
+  });
+
   // refresh reloads the whole page's data; when everything has answered,
   // #main gets data-loaded-ms (milliseconds since navigation), which tests
   // and benchmarks wait for.
