@@ -275,6 +275,28 @@ func (m *Model) Interfaces() []Interface { return append([]Interface(nil), m.ifa
 // Addresses returns the router's IPv4 and IPv6 addresses (a copy).
 func (m *Model) Addresses() []Address { return append([]Address(nil), m.addrs...) }
 
+// IPv6Pool returns the prefix the customers' IPv6 prefixes are delegated
+// from, 2001:db8:<0x100+index>::/48: the router's /ipv6/pool. Every
+// Subscriber.Prefix6 is inside it.
+func (m *Model) IPv6Pool() netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8,
+		byte((0x100 + m.cfg.Index) >> 8), byte(0x100 + m.cfg.Index)}), 48)
+}
+
+// Prefix6Bits is the length of the IPv6 prefix delegated to each customer.
+const Prefix6Bits = 64
+
+// Prefix6 returns the IPv6 prefix delegated to the customer (DHCPv6
+// prefix delegation): the /64 of IPv6Pool that holds Addr6, where the
+// customer's devices pick their addresses. It is the zero Prefix when the
+// customer has no IPv6.
+func (s Subscriber) Prefix6() netip.Prefix {
+	if !s.Addr6.IsValid() {
+		return netip.Prefix{}
+	}
+	return netip.PrefixFrom(s.Addr6, Prefix6Bits).Masked()
+}
+
 func addr4(a, b, c, d int) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(a), byte(b), byte(c), byte(d)})
 }

@@ -309,3 +309,38 @@ func TestModelFlowTimeouts(t *testing.T) {
 		t.Fatal("no flow was cut by the active timeout")
 	}
 }
+
+// TestModelIPv6Prefixes checks the IPv6 accessors: each customer with IPv6
+// has its own /64 inside the router's pool, holding its address, and the
+// accessors change nothing in the flows a seed gives.
+func TestModelIPv6Prefixes(t *testing.T) {
+	m := newModel(t, ModelConfig{Seed: 9, Index: 3, Subscribers: 400})
+	pool := m.IPv6Pool()
+	if pool != netip.MustParsePrefix("2001:db8:103::/48") {
+		t.Fatalf("pool %s", pool)
+	}
+	seen := map[netip.Prefix]bool{}
+	with := 0
+	for _, s := range m.Subscribers() {
+		p := s.Prefix6()
+		if !s.Addr6.IsValid() {
+			if p.IsValid() {
+				t.Fatalf("%s has no IPv6 but prefix %s", s.Name, p)
+			}
+			continue
+		}
+		with++
+		if p.Bits() != Prefix6Bits || !p.Contains(s.Addr6) || !pool.Contains(p.Addr()) || seen[p] {
+			t.Fatalf("%s: prefix %s for %s (pool %s, duplicate %v)", s.Name, p, s.Addr6, pool, seen[p])
+		}
+		seen[p] = true
+	}
+	if with < 400/3 {
+		t.Fatalf("%d customers with IPv6 of 400", with)
+	}
+	a := newModel(t, ModelConfig{Seed: 9, Index: 3, Subscribers: 400}).AppendFlows(nil, 2000, t0)
+	b := m.AppendFlows(nil, 2000, t0)
+	if !reflect.DeepEqual(a, b) {
+		t.Fatal("the accessors changed the flows")
+	}
+}

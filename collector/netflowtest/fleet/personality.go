@@ -13,7 +13,8 @@ import (
 
 // personality builds the API state of a router from its traffic model, so
 // that what provisioning and enrichment read (interfaces with ifIndex,
-// addresses, DHCP leases, PPPoE sessions, simple queues, ARP) matches the
+// addresses, DHCP leases, PPPoE sessions, simple queues, ARP, IPv6
+// addresses, the prefix-delegation pool and DHCPv6 bindings) matches the
 // flows the router exports.
 func personality(m *netflowtest.Model, major int, seed uint64, user, password string) routerostest.Personality {
 	var p routerostest.Personality
@@ -39,15 +40,31 @@ func personality(m *netflowtest.Model, major int, seed uint64, user, password st
 			MAC: mac, Comment: i.Comment, MTU: mtu})
 	}
 	for _, a := range m.Addresses() {
+		ra := routerostest.Address{Address: a.Prefix, Interface: a.Interface, Dynamic: a.Dynamic}
 		if a.Prefix.Addr().Is4() {
-			p.Addresses = append(p.Addresses, routerostest.Address{Address: a.Prefix, Interface: a.Interface, Dynamic: a.Dynamic})
+			p.Addresses = append(p.Addresses, ra)
+		} else {
+			p.IPv6Addresses = append(p.IPv6Addresses, ra)
 		}
 	}
+	p.IPv6Pools = []routerostest.IPv6Pool{{Name: "pd-customers", Prefix: m.IPv6Pool(), PrefixLength: netflowtest.Prefix6Bits}}
 	sectors := map[string]bool{}
 	for _, s := range m.Subscribers() {
 		mac := strings.ToUpper(store.FormatMAC(s.MAC))
 		server := "dhcp-" + s.Sector
 		target := netip.PrefixFrom(s.Addr, 32).String()
+		if pd := s.Prefix6(); pd.IsValid() {
+			// The customer's delegated prefix: over its PPPoE session, or
+			// from its sector's DHCPv6 server with its name as comment.
+			b := routerostest.DHCPv6Binding{Address: pd.String(), Status: "bound",
+				DUID: "0x00030001" + strings.ReplaceAll(strings.ToLower(mac), ":", ""), IAID: uint32(s.MAC)}
+			if s.Kind == netflowtest.KindPPPoE {
+				b.Server, b.Dynamic = s.Interface, true
+			} else {
+				b.Server, b.Comment = "dhcp6-"+s.Sector, s.Name
+			}
+			p.DHCPv6Bindings = append(p.DHCPv6Bindings, b)
+		}
 		switch s.Kind {
 		case netflowtest.KindDHCP:
 			sectors[s.Sector] = true
