@@ -35,6 +35,15 @@ type Personality struct {
 	ARP        []ARPEntry
 	Pools      []Pool
 
+	// IPv6 state (the ipv6 package). Every interface with a MAC address
+	// also gets a dynamic link-local address (fe80::/64, EUI-64), as on
+	// RouterOS. With NoIPv6 the package is disabled, as on many RouterOS 6
+	// routers: the /ipv6 menus do not exist and printing them traps.
+	IPv6Addresses  []Address
+	IPv6Pools      []IPv6Pool
+	DHCPv6Bindings []DHCPv6Binding
+	NoIPv6         bool
+
 	// TrafficFlow is the initial /ip/traffic-flow state; nil means the
 	// RouterOS defaults (disabled, interfaces=all, 30m/15s, no target).
 	TrafficFlow *TrafficFlowState
@@ -172,6 +181,30 @@ type ARPEntry struct {
 type Pool struct {
 	Name   string
 	Ranges string // e.g. 10.0.0.10-10.0.0.250
+}
+
+// IPv6Pool is one /ipv6/pool entry: Prefix is handed out in pieces of
+// PrefixLength bits (prefix delegation).
+type IPv6Pool struct {
+	Name         string
+	Prefix       netip.Prefix // e.g. 2001:db8:100::/48
+	PrefixLength int          // e.g. 64
+}
+
+// DHCPv6Binding is one /ipv6/dhcp-server/binding entry.
+type DHCPv6Binding struct {
+	// Address is printed as is: a delegated prefix ("2001:db8:1:100::/56")
+	// or an address; tests may put anything there.
+	Address string
+	DUID    string // e.g. 0x00030001aabbcc000020 (DUID-LL)
+	IAID    uint32
+	// Server is the DHCPv6 server's name, or the dynamic "<pppoe-LOGIN>"
+	// interface for a binding made over a PPPoE session.
+	Server   string
+	Status   string // bound, waiting...
+	Comment  string
+	Dynamic  bool
+	Disabled bool
 }
 
 // TrafficFlowState is /ip/traffic-flow and its targets, parsed.

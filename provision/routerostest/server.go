@@ -2,7 +2,8 @@
 // `flowbox simulate`: Server speaks the real RouterOS API wire protocol over
 // TCP (optionally API-SSL), keeps a RouterOS-like state in memory (identity,
 // resource, routerboard, interfaces, addresses, traffic-flow and targets,
-// DHCP leases, PPP sessions, queues, ARP, pools, users and groups, services)
+// DHCP leases, PPP sessions, queues, ARP, pools, IPv6 addresses, pools and
+// DHCPv6 bindings, users and groups, services)
 // and answers like RouterOS: `!re`/`!done`/`!trap`/`!empty`, `=ret=` on add,
 // `.proplist`, `?` queries with `?#` operators, `.tag`, and `!fatal` with a
 // bare-word reason. Its Personality chooses a v6 or v7 behaviour (challenge

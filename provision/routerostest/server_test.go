@@ -230,3 +230,53 @@ func TestNewServerValidates(t *testing.T) {
 		t.Error("ifIndex 0 accepted")
 	}
 }
+
+// TestIPv6Menus prints the /ipv6 menus: the personality's addresses with
+// a link-local address per interface with a MAC, pools and bindings; a
+// router with NoIPv6 traps on them like RouterOS without the ipv6
+// package, and RouterOS 6 has the same menus as 7.
+func TestIPv6Menus(t *testing.T) {
+	p := V7("tower-1")
+	p.IPv6Addresses = []Address{{Address: netip.MustParsePrefix("2001:db8:100:1::1/64"), Interface: "bridge-lan"}}
+	p.IPv6Pools = []IPv6Pool{{Name: "pd", Prefix: netip.MustParsePrefix("2001:db8:100::/48"), PrefixLength: 64}}
+	p.DHCPv6Bindings = []DHCPv6Binding{{Address: "2001:db8:100:20::/64", DUID: "0x00030001aabbcc000021",
+		Server: "<pppoe-alice>", Status: "bound", Dynamic: true}}
+	r := dialRaw(t, start(t, p))
+	login(t, r)
+	got := r.send("/ipv6/address/print", "=.proplist=address,interface,dynamic", "?interface=bridge-lan")
+	want := [][]string{
+		{"!re", "=address=2001:db8:100:1::1/64", "=interface=bridge-lan", "=dynamic=false"},
+		{"!re", "=address=fe80::4aa9:8aff:fe00:3/64", "=interface=bridge-lan", "=dynamic=true"},
+		{"!done"},
+	}
+	if !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("/ipv6/address: %q", got)
+	}
+	got = r.send("/ipv6/pool/print", "=.proplist=name,prefix,prefix-length")
+	if len(got) != 2 || !slices.Equal(got[0], []string{"!re", "=name=pd", "=prefix=2001:db8:100::/48", "=prefix-length=64"}) {
+		t.Errorf("/ipv6/pool: %q", got)
+	}
+	got = r.send("/ipv6/dhcp-server/binding/print", "=.proplist=address,server,status")
+	if len(got) != 2 || !slices.Equal(got[0], []string{"!re", "=address=2001:db8:100:20::/64", "=server=<pppoe-alice>", "=status=bound"}) {
+		t.Errorf("/ipv6/dhcp-server/binding: %q", got)
+	}
+
+	p.NoIPv6 = true
+	r = dialRaw(t, start(t, p))
+	login(t, r)
+	for _, path := range []string{"/ipv6/address", "/ipv6/pool", "/ipv6/dhcp-server/binding"} {
+		if got := r.send(path + "/print"); got[0][0] != "!trap" {
+			t.Errorf("%s without the ipv6 package: %q", path, got)
+		}
+	}
+
+	s6, err := NewServer(V6("old"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/ipv6/address", "/ipv6/pool", "/ipv6/dhcp-server/binding"} {
+		if s6.menus[path] == nil {
+			t.Errorf("RouterOS 6 lacks %s", path)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package routerostest
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -119,6 +121,9 @@ func (s *Server) buildMenus() error {
 	}
 	s.menus["/ip/pool"] = pools
 
+	if !p.NoIPv6 {
+		s.buildIPv6()
+	}
 	s.buildTrafficFlow()
 	s.buildUsers()
 
@@ -148,6 +153,48 @@ func (s *Server) buildMenus() error {
 	}
 	s.menus["/ip/service"] = svc
 	return nil
+}
+
+// buildIPv6 fills the /ipv6 menus: addresses (the personality's, then a
+// dynamic link-local address per interface with a MAC), pools and DHCPv6
+// bindings.
+func (s *Server) buildIPv6() {
+	p := s.p
+	addrs := &menu{fields: []string{"address", "from-pool", "interface", "actual-interface", "eui-64", "advertise",
+		"no-dad", "invalid", "dynamic", "link-local", "disabled"}}
+	for _, a := range p.IPv6Addresses {
+		addrs.addRow(map[string]string{"address": a.Address.String(), "from-pool": "", "interface": a.Interface,
+			"actual-interface": a.Interface, "eui-64": "false", "advertise": boolStr(a.Address.Bits() == 64),
+			"no-dad": "false", "invalid": "false", "dynamic": boolStr(a.Dynamic),
+			"link-local": boolStr(a.Address.Addr().IsLinkLocalUnicast()), "disabled": boolStr(a.Disabled)})
+	}
+	for _, i := range p.Interfaces {
+		hw, err := net.ParseMAC(i.MAC)
+		if err != nil || len(hw) != 6 {
+			continue
+		}
+		ll := netip.AddrFrom16([16]byte{0xfe, 0x80, 8: hw[0] ^ 2, 9: hw[1], 10: hw[2], 11: 0xff, 12: 0xfe,
+			13: hw[3], 14: hw[4], 15: hw[5]})
+		addrs.addRow(map[string]string{"address": netip.PrefixFrom(ll, 64).String(), "from-pool": "", "interface": i.Name,
+			"actual-interface": i.Name, "eui-64": "false", "advertise": "false", "no-dad": "false", "invalid": "false",
+			"dynamic": "true", "link-local": "true", "disabled": boolStr(i.Disabled)})
+	}
+	s.menus["/ipv6/address"] = addrs
+
+	pools := &menu{fields: []string{"name", "prefix", "prefix-length", "expire-after"}}
+	for _, pl := range p.IPv6Pools {
+		pools.addRow(map[string]string{"name": pl.Name, "prefix": pl.Prefix.String(),
+			"prefix-length": strconv.Itoa(pl.PrefixLength), "expire-after": "never"})
+	}
+	s.menus["/ipv6/pool"] = pools
+
+	bindings := &menu{fields: []string{"address", "duid", "iaid", "server", "life-time", "status", "comment", "dynamic", "disabled"}}
+	for _, b := range p.DHCPv6Bindings {
+		bindings.addRow(map[string]string{"address": b.Address, "duid": b.DUID, "iaid": strconv.FormatUint(uint64(b.IAID), 10),
+			"server": b.Server, "life-time": "3d", "status": b.Status, "comment": b.Comment,
+			"dynamic": boolStr(b.Dynamic), "disabled": boolStr(b.Disabled)})
+	}
+	s.menus["/ipv6/dhcp-server/binding"] = bindings
 }
 
 func (s *Server) single(path string, fields []string, kinds map[string]kind) *menu {
