@@ -11,11 +11,12 @@ import (
 
 // Sources of subscriber records, from the most to the least trusted.
 const (
-	SourceCSV   = "csv"   // imported by the operator (`flowbox subscribers import`)
-	SourceQueue = "queue" // /queue/simple name (target address)
-	SourcePPP   = "ppp"   // /ppp/active name (remote address)
-	SourceDHCP  = "dhcp"  // /ip/dhcp-server/lease comment or host-name
-	SourceARP   = "arp"   // /ip/arp comment
+	SourceCSV    = "csv"    // imported by the operator (`flowbox subscribers import`)
+	SourceQueue  = "queue"  // /queue/simple name (target address)
+	SourcePPP    = "ppp"    // /ppp/active name (remote address)
+	SourceDHCP   = "dhcp"   // /ip/dhcp-server/lease comment or host-name
+	SourceDHCPv6 = "dhcpv6" // /ipv6/dhcp-server/binding comment, PPPoE login or DUID (delegated prefix)
+	SourceARP    = "arp"    // /ip/arp comment
 )
 
 // SourceRank orders sources: a lower rank wins when several records name
@@ -28,7 +29,7 @@ func SourceRank(source string) int {
 		return 1
 	case SourcePPP:
 		return 2
-	case SourceDHCP:
+	case SourceDHCP, SourceDHCPv6:
 		return 3
 	case SourceARP:
 		return 4
