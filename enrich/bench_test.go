@@ -56,38 +56,34 @@ func newWISPFixtureAt(tb testing.TB, subs, n int, next Sink, now time.Time) *wis
 			cfg.Prefixes = append(cfg.Prefixes, a.Prefix.Masked().String())
 		}
 	}
-	// The customers' IPv6 prefixes come from the configuration (the poller
-	// reads IPv4 menus only): the /48 they are delegated from.
+	// The pool the customers' IPv6 prefixes are delegated from
+	// (/ipv6/pool).
+	cfg.Prefixes = append(cfg.Prefixes, m.IPv6Pool().String())
 	for _, s := range m.Subscribers() {
 		if s.Kind == netflowtest.KindPPPoE {
 			cfg.Prefixes = append(cfg.Prefixes, s.Addr.String())
-		}
-		if s.Addr6.IsValid() {
-			cfg.Prefixes = append(cfg.Prefixes, netip.PrefixFrom(s.Addr6, 48).Masked().String())
 		}
 	}
 	fx := &wispFixture{model: m, now: now}
 	fx.e, fx.sink, _ = newTestEnricher(tb, cfg, Deps{Next: next, Resolver: mapResolver{exporter.Addr(): 1}})
 
-	var dhcp, ppp []observation
+	// Subscribers: IPv4 addresses from leases and PPP sessions, IPv6
+	// prefixes (a /64 each) from DHCPv6 bindings, named like the poller
+	// names them (the lease comment, the PPPoE login).
+	var obs []observation
 	for _, s := range m.Subscribers() {
-		for _, a := range []netip.Addr{s.Addr, s.Addr6} {
-			if !a.IsValid() {
-				continue
-			}
-			o := observation{prefix: netip.PrefixFrom(a, a.BitLen()), name: s.Name, mac: s.MAC}
-			if s.Kind == netflowtest.KindPPPoE {
-				o.source, o.name = store.SourcePPP, s.Login
-				ppp = append(ppp, o)
-			} else {
-				o.source = store.SourceDHCP
-				dhcp = append(dhcp, o)
-			}
+		o := observation{prefix: netip.PrefixFrom(s.Addr, 32), source: store.SourceDHCP, name: s.Name, mac: s.MAC}
+		if s.Kind == netflowtest.KindPPPoE {
+			o.source, o.name = store.SourcePPP, s.Login
+		}
+		obs = append(obs, o)
+		if p := s.Prefix6(); p.IsValid() {
+			obs = append(obs, observation{prefix: p, source: SourceDHCPv6, name: o.name})
 		}
 	}
 	start := fx.now.Add(-time.Hour)
 	ctx := context.Background()
-	if _, err := fx.e.subs.apply(ctx, 1, []string{store.SourceDHCP, store.SourcePPP}, append(dhcp, ppp...), start, start, false); err != nil {
+	if _, err := fx.e.subs.apply(ctx, 1, []string{store.SourceDHCP, store.SourcePPP, SourceDHCPv6}, obs, start, start, false); err != nil {
 		tb.Fatal(err)
 	}
 	names := map[uint32]string{}
@@ -137,9 +133,30 @@ func newWISPFixtureMMDB(tb testing.TB, subs, n int) *wispFixture {
 	return fx
 }
 
+// newWISPFixtureFamily is newWISPFixture with a pool of n flows of one
+// address family only (IPv6 or IPv4), drawn from the model's mix, to
+// measure each family's cost apart.
+func newWISPFixtureFamily(tb testing.TB, subs, n int, v6 bool) *wispFixture {
+	tb.Helper()
+	fx := newWISPFixture(tb, subs, 0, discardSink{})
+	exporter := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), 2055)
+	chunk := make([]store.Flow, 0, 10_000)
+	for len(fx.flows) < n {
+		chunk = fx.model.AppendFlows(chunk[:0], cap(chunk), fx.now)
+		for _, f := range chunk {
+			if f.SrcAddr.Unmap().Is6() == v6 && len(fx.flows) < n {
+				f.Exporter, f.Version = exporter, 10
+				fx.flows = append(fx.flows, f)
+			}
+		}
+	}
+	return fx
+}
+
 // BenchmarkEnrich measures Enrich on batches of 1,000 flows of the WISP
 // model (2,000 subscribers, realistic remote networks and applications),
-// with the built-in geo tables and with MaxMind files. Batches are
+// with the built-in geo tables and with MaxMind files, and (builtin-v4,
+// builtin-v6) on IPv4 or IPv6 flows only. Batches are
 // enriched in place, in turn from a pool of 100,000 flows; the fields that
 // Enrich fills only when they are 0 are reset first, so every pass does
 // the full work.
@@ -150,6 +167,8 @@ func BenchmarkEnrich(b *testing.B) {
 	}{
 		{"builtin", func() *wispFixture { return newWISPFixture(b, 2000, 100_000, discardSink{}) }},
 		{"mmdb", func() *wispFixture { return newWISPFixtureMMDB(b, 2000, 100_000) }},
+		{"builtin-v4", func() *wispFixture { return newWISPFixtureFamily(b, 2000, 50_000, false) }},
+		{"builtin-v6", func() *wispFixture { return newWISPFixtureFamily(b, 2000, 50_000, true) }},
 	} {
 		fx := tc.build()
 		b.Run(tc.name, func(b *testing.B) {
@@ -370,5 +389,38 @@ func TestEnrichWISPModel(t *testing.T) {
 	}
 	if customer < len(flows)*3/4 || labelled < len(flows)*9/10 {
 		t.Errorf("%d customer flows and %d with an application, of %d", customer, labelled, len(flows))
+	}
+}
+
+// BenchmarkSubscriberLookup measures the subscriber index alone on the
+// local side of the WISP model's IPv4 and IPv6 customer flows (IPv4
+// hosts; IPv6 addresses inside delegated /64 prefixes).
+func BenchmarkSubscriberLookup(b *testing.B) {
+	for _, v6 := range []bool{false, true} {
+		fx := newWISPFixtureFamily(b, 2000, 20_000, v6)
+		fx.e.Enrich(fx.flows)
+		var addrs []netip.Addr
+		for _, f := range fx.flows {
+			if f.Subscriber != "" {
+				l, _ := f.LocalRemote()
+				addrs = append(addrs, l)
+			}
+		}
+		idx := fx.e.subs.idx.Load()
+		at := fx.now.UnixMilli()
+		name := "v4"
+		if v6 {
+			name = "v6"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if idx.lookup(addrs[i%len(addrs)], at) == "" {
+					b.Fatal("no subscriber")
+				}
+				i++
+			}
+		})
 	}
 }

@@ -9,18 +9,24 @@
 //
 //   - Subscribers: polled from each router over the RouterOS API every
 //     poll-interval (simple queues, PPP active sessions, DHCP leases, ARP
-//     entries with a comment; a queue or interface named "<pppoe-USER>"
-//     names USER), plus a CSV import for static customers. They are kept
-//     as a history (address -> name, MAC, source, valid from, valid to),
+//     entries with a comment, DHCPv6 bindings (delegated prefixes, named
+//     by comment, PPPoE login or DUID); a queue or interface named
+//     "<pppoe-USER>" names USER), plus a CSV import for static customers.
+//     They are kept as a history (prefix -> name, MAC, source, valid from,
+//     valid to),
 //     persisted in the store and mirrored in memory for HistoryWindow, so a
 //     flow is attributed to whoever had its address when the flow started.
 //     When several sources name an address, the CSV import wins, then
-//     queues, PPP, DHCP and ARP (store.SourceRank). A new address is
-//     backdated to the previous poll of its router; an address that
-//     changes hands switches at the poll that saw the change.
+//     queues, PPP, DHCP and DHCPv6, and ARP (store.SourceRank); among
+//     records of one rank the longest prefix wins. A new address is
+//     backdated to the previous poll of its router (on the first poll of
+//     a router, by FirstPollBackdate: what a router reports has held for
+//     a while); an address that changes hands switches at the poll that
+//     saw the change.
 //   - Local prefixes: the configured prefixes, plus per router /ip/pool
 //     ranges, /ip/dhcp-server/network networks, PPP and lease addresses,
-//     queue targets and /ip/address networks. Networks on an upstream
+//     queue targets, /ip/address and /ipv6/address networks, /ipv6/pool
+//     prefixes and DHCPv6 bindings. Networks on an upstream
 //     interface (configured, or the interface of the default route) are
 //     not customer networks: only the router's own address there counts.
 //   - ASN and country: the built-in tables (package geodata, CC BY 4.0,

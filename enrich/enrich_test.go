@@ -383,9 +383,11 @@ func TestLeaseMovesWithStore(t *testing.T) {
 	flowAt := func(at time.Time) store.Flow {
 		return store.Flow{RouterID: 5, Start: ms(at), SrcAddr: addr("45.57.12.1"), DstAddr: addr("10.0.0.20"), Proto: 6, SrcPort: 443, DstPort: 50000}
 	}
-	batch := []store.Flow{flowAt(t0.Add(2 * time.Minute)), flowAt(t0.Add(9 * time.Minute)), flowAt(t0.Add(11 * time.Minute)), flowAt(t0.Add(-time.Hour))}
+	batch := []store.Flow{flowAt(t0.Add(2 * time.Minute)), flowAt(t0.Add(9 * time.Minute)), flowAt(t0.Add(11 * time.Minute)), flowAt(t0.Add(-FirstPollBackdate - time.Minute)), flowAt(t0.Add(-FirstPollBackdate / 2))}
 	e.InsertFlows(ctx, batch)
-	for i, want := range []string{"bob-laptop", "bob-laptop", "carol-phone", ""} {
+	// Before the first poll: nobody beyond FirstPollBackdate, the first
+	// poll's owner within it.
+	for i, want := range []string{"bob-laptop", "bob-laptop", "carol-phone", "", "bob-laptop"} {
 		if got := sink.flows[i].Subscriber; got != want {
 			t.Errorf("flow %d: subscriber %q, want %q", i, got, want)
 		}

@@ -20,6 +20,7 @@ type metrics struct {
 	polls           *prometheus.CounterVec // by result
 	pollDuration    prometheus.Histogram
 	pollMenuErrors  *prometheus.CounterVec // by menu
+	pollBadRows     *prometheus.CounterVec // by menu
 	geoReloads      *prometheus.CounterVec // by result
 	geoBuild        *prometheus.GaugeVec   // by database
 	localRanges     prometheus.Gauge
@@ -51,6 +52,9 @@ func newMetrics() *metrics {
 		pollMenuErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flowbox_enrich_poll_menu_errors_total", Help: "Router menus that could not be read during a poll, by menu.",
 		}, []string{"menu"}),
+		pollBadRows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flowbox_enrich_poll_bad_rows_total", Help: "Rows of router menus skipped during a poll because a value (address, prefix, range) could not be parsed, by menu.",
+		}, []string{"menu"}),
 		geoReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flowbox_enrich_geoip_reloads_total", Help: "Reloads of the configured geoip files, by result.",
 		}, []string{"result"}),
@@ -80,7 +84,7 @@ func (m *metrics) register(reg prometheus.Registerer, size func() int) error {
 		Name: "flowbox_enrich_subscriber_records", Help: "Subscriber records held in memory (current and recently ended).",
 	}, func() float64 { return float64(size()) })
 	for _, c := range []prometheus.Collector{m.flows, m.subscriberHits, m.subscriberMiss, m.subscriberDrops, m.subscribers,
-		m.polls, m.pollDuration, m.pollMenuErrors, m.geoReloads, m.geoBuild, m.localRanges, m.interfaceDrops} {
+		m.polls, m.pollDuration, m.pollMenuErrors, m.pollBadRows, m.geoReloads, m.geoBuild, m.localRanges, m.interfaceDrops} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("cannot register enrich metrics: %w", err)
 		}

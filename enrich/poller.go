@@ -47,12 +47,24 @@ var (
 	menuQueue   = menuSpec{"/queue/simple", []string{"name", "target", "comment", "dynamic", "disabled"}}
 	menuARP     = menuSpec{"/ip/arp", []string{"address", "mac-address", "comment", "disabled"}}
 	menuIface   = menuSpec{"/interface", []string{".id", "name", "type", "name.oid"}}
+
+	// IPv6 menus: absent (a trap) when the ipv6 package is disabled, as
+	// on many RouterOS 6 routers; the poller then treats them as empty.
+	menuAddress6 = menuSpec{"/ipv6/address", []string{"address", "interface", "disabled", "invalid", "dynamic"}}
+	menuRoute6   = menuSpec{"/ipv6/route", []string{"dst-address", "gateway", "immediate-gw", "active", "disabled"}}
+	menuPool6    = menuSpec{"/ipv6/pool", []string{"name", "prefix", "prefix-length"}}
+	menuBinding6 = menuSpec{"/ipv6/dhcp-server/binding", []string{"address", "duid", "server", "comment", "status", "disabled"}}
 )
 
 type menuSpec struct {
 	path     string
 	proplist []string
 }
+
+// SourceDHCPv6 is the source of subscriber records learned from
+// /ipv6/dhcp-server/binding (a delegated prefix or a /128); the store ranks
+// it with DHCP leases.
+const SourceDHCPv6 = store.SourceDHCPv6
 
 // RouterItself is the interface name shown for ifIndex 0: RouterOS uses 0
 // for traffic the router originates (input) or terminates (output).
@@ -101,9 +113,13 @@ func (e *Enricher) pollRouter(ctx context.Context, api RouterAPI) (pollResult, e
 		upstream[n] = true
 	}
 	addrRows, addrOK := read(menuAddress)
+	addr6Rows, addr6OK := read(menuAddress6)
 	var gateways []netip.Addr
-	for _, q := range []string{"?dst-address=0.0.0.0/0", "?dst-address=::/0"} {
-		routes, _ := read(menuRoute, q)
+	for _, q := range []struct {
+		m     menuSpec
+		query string
+	}{{menuRoute, "?dst-address=0.0.0.0/0"}, {menuRoute, "?dst-address=::/0"}, {menuRoute6, "?dst-address=::/0"}} {
+		routes, _ := read(q.m, q.query)
 		for _, r := range routes {
 			if isTrue(r["disabled"]) || r["active"] == "false" {
 				continue
@@ -127,24 +143,38 @@ func (e *Enricher) pollRouter(ctx context.Context, api RouterAPI) (pollResult, e
 		p     netip.Prefix
 		iface string
 	}
-	var addrs []ifAddr
-	for _, r := range addrRows {
-		if isTrue(r["disabled"]) || isTrue(r["invalid"]) {
-			continue
-		}
-		p, err := netip.ParsePrefix(r["address"])
-		if err != nil {
-			continue
-		}
-		p = netip.PrefixFrom(p.Addr().Unmap(), min(p.Bits(), p.Addr().Unmap().BitLen()))
-		addrs = append(addrs, ifAddr{p, r["interface"]})
-		for _, g := range gateways {
-			if p.Masked().Contains(g) {
-				upstream[r["interface"]] = true
+	// The router's addresses, IPv4 and IPv6, by the same rules: disabled
+	// and invalid ones skipped, and IPv6 link-local ones too (fe80::/10 is
+	// on every interface, and link-scoped traffic counts as local anyway).
+	// An interface whose network holds a default gateway is upstream, for
+	// both families.
+	parseAddrs := func(m menuSpec, rows []map[string]string) []ifAddr {
+		var out []ifAddr
+		for _, r := range rows {
+			if isTrue(r["disabled"]) || isTrue(r["invalid"]) {
+				continue
+			}
+			p, err := netip.ParsePrefix(r["address"])
+			if err != nil {
+				e.badRow(m)
+				continue
+			}
+			p = netip.PrefixFrom(p.Addr().Unmap(), min(p.Bits(), p.Addr().Unmap().BitLen()))
+			if p.Addr().Is6() && p.Addr().IsLinkLocalUnicast() {
+				continue
+			}
+			out = append(out, ifAddr{p, r["interface"]})
+			for _, g := range gateways {
+				if p.Masked().Contains(g) {
+					upstream[r["interface"]] = true
+				}
 			}
 		}
+		return out
 	}
-	if addrOK {
+	addrs := parseAddrs(menuAddress, addrRows)
+	addrs6 := parseAddrs(menuAddress6, addr6Rows)
+	localAddrs := func(addrs []ifAddr) []addrRange {
 		var rs []addrRange
 		for _, a := range addrs {
 			if upstream[a.iface] {
@@ -153,22 +183,46 @@ func (e *Enricher) pollRouter(ctx context.Context, api RouterAPI) (pollResult, e
 				rs = append(rs, prefixRange(a.p))
 			}
 		}
-		res.prefixes[menuAddress.path] = rs
+		return rs
+	}
+	if addrOK {
+		res.prefixes[menuAddress.path] = localAddrs(addrs)
+	}
+	if addr6OK {
+		res.prefixes[menuAddress6.path] = localAddrs(addrs6)
 	}
 	if rows, ok := read(menuPool); ok {
 		var rs []addrRange
 		for _, r := range rows {
 			if got, err := parseRanges(r["ranges"]); err == nil {
 				rs = append(rs, got...)
+			} else {
+				e.badRow(menuPool)
 			}
 		}
 		res.prefixes[menuPool.path] = rs
+	}
+	if rows, ok := read(menuPool6); ok {
+		var rs []addrRange
+		for _, r := range rows {
+			// The whole pool is customer space, whatever prefix-length it
+			// hands out.
+			p, err := netip.ParsePrefix(r["prefix"])
+			if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() {
+				e.badRow(menuPool6)
+				continue
+			}
+			rs = append(rs, prefixRange(p))
+		}
+		res.prefixes[menuPool6.path] = rs
 	}
 	if rows, ok := read(menuDHCPNet); ok {
 		var rs []addrRange
 		for _, r := range rows {
 			if p, err := netip.ParsePrefix(r["address"]); err == nil {
 				rs = append(rs, prefixRange(p))
+			} else {
+				e.badRow(menuDHCPNet)
 			}
 		}
 		res.prefixes[menuDHCPNet.path] = rs
@@ -242,6 +296,27 @@ func (e *Enricher) pollRouter(ctx context.Context, api RouterAPI) (pollResult, e
 		res.sources = append(res.sources, store.SourceDHCP)
 		res.prefixes[menuLease.path] = hostRanges(obs)
 	}
+	if rows, ok := read(menuBinding6); ok {
+		var obs []observation
+		for _, r := range rows {
+			if isTrue(r["disabled"]) || (r["status"] != "" && r["status"] != "bound") {
+				continue
+			}
+			p, ok := bindingPrefix(r["address"])
+			if !ok {
+				e.badRow(menuBinding6)
+				continue
+			}
+			name := bindingName(r)
+			if name == "" {
+				continue
+			}
+			obs = append(obs, observation{prefix: p, source: SourceDHCPv6, name: name})
+		}
+		res.obs = append(res.obs, obs...)
+		res.sources = append(res.sources, SourceDHCPv6)
+		res.prefixes[menuBinding6.path] = hostRanges(obs)
+	}
 	if rows, ok := read(menuARP); ok {
 		var obs []observation
 		for _, r := range rows {
@@ -292,6 +367,48 @@ func ifIndexOf(r map[string]string) (uint32, bool) {
 		}
 	}
 	return 0, false
+}
+
+// bindingPrefix parses the address of an /ipv6/dhcp-server/binding: a
+// delegated prefix ("2001:db8:1:100::/56") or an address (a /128, with or
+// without the length). ok is false for anything else, IPv4 included.
+func bindingPrefix(s string) (netip.Prefix, bool) {
+	s = strings.TrimSpace(s)
+	var p netip.Prefix
+	if strings.Contains(s, "/") {
+		var err error
+		if p, err = netip.ParsePrefix(s); err != nil {
+			return netip.Prefix{}, false
+		}
+	} else {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, false
+		}
+		p = netip.PrefixFrom(a, 128)
+	}
+	if !p.Addr().Is6() || p.Addr().Is4In6() || p.Addr().Zone() != "" {
+		return netip.Prefix{}, false
+	}
+	return p.Masked(), true
+}
+
+// bindingName names the subscriber of a DHCPv6 binding: its comment, else
+// the PPPoE login when the binding was made over a "<pppoe-LOGIN>"
+// session (its server is that dynamic interface), else the client's DUID.
+func bindingName(r map[string]string) string {
+	if c := strings.TrimSpace(r["comment"]); c != "" {
+		return c
+	}
+	if user, ok := pppoeUser(r["server"]); ok {
+		return user
+	}
+	return strings.TrimSpace(r["duid"])
+}
+
+// badRow counts a row of m skipped because a value could not be parsed.
+func (e *Enricher) badRow(m menuSpec) {
+	e.metrics.pollBadRows.WithLabelValues(m.path).Inc()
 }
 
 // pppoeUser returns USER for a RouterOS dynamic PPPoE interface or queue
@@ -360,6 +477,13 @@ func (e *Enricher) pollAll(ctx context.Context) {
 	wg.Wait()
 }
 
+// FirstPollBackdate is how far back the subscribers found by the first
+// poll of a router (since flowbox started) are taken to have held their
+// addresses: a flow that started before the poll (a long download, or the
+// first flows of a router onboarded right after its poll) is attributed
+// too. Later polls backdate new addresses to the previous poll.
+const FirstPollBackdate = time.Hour
+
 // PollRouter polls one router now and applies what it learned. Errors are
 // logged and counted; what could be read is applied.
 func (e *Enricher) PollRouter(ctx context.Context, r store.Router) {
@@ -384,6 +508,9 @@ func (e *Enricher) PollRouter(ctx context.Context, r store.Router) {
 		e.routers[r.ID] = rs
 	}
 	since := rs.lastPoll
+	if since.IsZero() {
+		since = now.Add(-FirstPollBackdate)
+	}
 	for menu, ranges := range res.prefixes {
 		rs.prefixes[menu] = ranges
 	}

@@ -224,100 +224,137 @@ func (e *subEntry) better(o *subEntry) bool {
 	return e.from > o.from
 }
 
-// netGroup holds the non-host records of one prefix length.
-type netGroup struct {
+// netGroup4 holds the IPv4 non-host records of one prefix length, keyed
+// by the masked address.
+type netGroup4 struct {
+	bits int
+	m    map[uint32][]subEntry
+}
+
+// netGroup6 holds the IPv6 non-host records of one prefix length (the
+// delegated prefixes of DHCPv6 bindings, usually /56 to /64, and
+// imported prefixes), keyed by the masked prefix (netip.Addr.Prefix
+// masks without allocating; measured faster than integer keys here).
+type netGroup6 struct {
 	bits int
 	m    map[netip.Prefix][]subEntry
 }
 
 // subIndex is an immutable snapshot of the history for ingest lookups.
 // Host records are keyed by integers rather than netip.Addr, whose
-// hashing costs several times more on the ingest path.
+// hashing costs several times more on the ingest path; prefixes are in
+// one map per prefix length and family (IPv4 keyed by integers). A lookup is one map access for
+// the host, then one per prefix length in use (longest first), so its
+// cost is bounded by the number of distinct lengths (at most 32 for IPv4,
+// 128 for IPv6; a few in practice), not by the number of records.
 type subIndex struct {
 	hosts4 map[uint32][]subEntry
 	hosts6 map[[16]byte][]subEntry
-	nets   []netGroup // longest prefixes first
-}
-
-// hostList returns the host records of a (unmapped).
-func (idx *subIndex) hostList(a netip.Addr) []subEntry {
-	if a.Is4() {
-		return idx.hosts4[addrU32(a)]
-	}
-	return idx.hosts6[a.As16()]
+	nets4  []netGroup4 // longest prefixes first
+	nets6  []netGroup6 // longest prefixes first
 }
 
 func (h *history) rebuildLocked() {
 	idx := &subIndex{hosts4: make(map[uint32][]subEntry, len(h.records)), hosts6: map[[16]byte][]subEntry{}}
-	groups := map[int]map[netip.Prefix][]subEntry{}
+	groups4 := map[int]map[uint32][]subEntry{}
+	groups6 := map[int]map[netip.Prefix][]subEntry{}
 	for _, r := range h.records {
 		e := subEntry{from: r.ValidFrom.UnixMilli(), to: math.MaxInt64, name: r.Name,
 			rank: int8(store.SourceRank(r.Source)), bits: int16(r.Prefix.Bits())}
 		if !r.ValidTo.IsZero() {
 			e.to = r.ValidTo.UnixMilli()
 		}
-		if r.Prefix.IsSingleIP() {
-			if a := r.Prefix.Addr().Unmap(); a.Is4() {
-				k := addrU32(a)
-				idx.hosts4[k] = append(idx.hosts4[k], e)
-			} else {
-				k := a.As16()
-				idx.hosts6[k] = append(idx.hosts6[k], e)
-			}
+		a := r.Prefix.Addr().Unmap()
+		bits := r.Prefix.Bits()
+		if r.Prefix.Addr().Is4In6() {
+			bits -= 96
+		}
+		if !a.IsValid() || bits < 0 {
 			continue
 		}
-		g := groups[r.Prefix.Bits()+boolInt(r.Prefix.Addr().Is6())*1000]
-		if g == nil {
-			g = map[netip.Prefix][]subEntry{}
-			groups[r.Prefix.Bits()+boolInt(r.Prefix.Addr().Is6())*1000] = g
+		e.bits = int16(bits)
+		switch {
+		case a.Is4() && bits == 32:
+			k := addrU32(a)
+			idx.hosts4[k] = append(idx.hosts4[k], e)
+		case a.Is4():
+			g := groups4[bits]
+			if g == nil {
+				g = map[uint32][]subEntry{}
+				groups4[bits] = g
+			}
+			k := mask4(addrU32(a), bits)
+			g[k] = append(g[k], e)
+		case bits == 128:
+			k := a.As16()
+			idx.hosts6[k] = append(idx.hosts6[k], e)
+		default:
+			g := groups6[bits]
+			if g == nil {
+				g = map[netip.Prefix][]subEntry{}
+				groups6[bits] = g
+			}
+			k := netip.PrefixFrom(a, bits).Masked()
+			g[k] = append(g[k], e)
 		}
-		g[r.Prefix] = append(g[r.Prefix], e)
 	}
-	for k, m := range groups {
-		idx.nets = append(idx.nets, netGroup{bits: k % 1000, m: m})
+	for bits, m := range groups4 {
+		idx.nets4 = append(idx.nets4, netGroup4{bits: bits, m: m})
 	}
-	slices.SortFunc(idx.nets, func(a, b netGroup) int { return b.bits - a.bits })
+	for bits, m := range groups6 {
+		idx.nets6 = append(idx.nets6, netGroup6{bits: bits, m: m})
+	}
+	slices.SortFunc(idx.nets4, func(a, b netGroup4) int { return b.bits - a.bits })
+	slices.SortFunc(idx.nets6, func(a, b netGroup6) int { return b.bits - a.bits })
 	h.idx.Store(idx)
 }
 
-func boolInt(b bool) int {
-	if b {
-		return 1
+// mask4 returns v with only its first bits kept.
+func mask4(v uint32, bits int) uint32 {
+	if bits <= 0 {
+		return 0
 	}
-	return 0
+	return v &^ (1<<(32-bits) - 1)
 }
 
-// lookup returns the subscriber name of a at t (unix ms), "" when none.
-func (idx *subIndex) lookup(a netip.Addr, t int64) string {
-	if !a.IsValid() {
-		return ""
-	}
-	a = a.Unmap()
-	var best *subEntry
-	list := idx.hostList(a)
+// pick returns the better of best and the entries of list current at t.
+func pick(best *subEntry, list []subEntry, t int64) *subEntry {
 	for i := range list {
 		e := &list[i]
 		if e.from <= t && t < e.to && (best == nil || e.better(best)) {
 			best = e
 		}
 	}
-	if best != nil && best.rank == 0 {
-		return best.name
+	return best
+}
+
+// lookup returns the subscriber name of a at t (unix ms), "" when none:
+// the best record (store.SourceRank, then the longest prefix, then the
+// latest) among the host records of a and the prefixes holding it. It
+// allocates nothing.
+func (idx *subIndex) lookup(a netip.Addr, t int64) string {
+	if !a.IsValid() {
+		return ""
 	}
-	for _, g := range idx.nets {
-		if g.bits > a.BitLen() {
-			continue
-		}
-		p, err := a.Prefix(g.bits)
-		if err != nil {
-			continue
-		}
-		list := g.m[p]
-		for i := range list {
-			e := &list[i]
-			if e.from <= t && t < e.to && (best == nil || e.better(best)) {
-				best = e
+	a = a.Unmap()
+	var best *subEntry
+	if a.Is4() {
+		v := addrU32(a)
+		best = pick(best, idx.hosts4[v], t)
+		for _, g := range idx.nets4 {
+			if best != nil && best.rank == 0 {
+				break // an imported record: shorter prefixes cannot beat it
 			}
+			best = pick(best, g.m[mask4(v, g.bits)], t)
+		}
+	} else {
+		best = pick(best, idx.hosts6[a.As16()], t)
+		for _, g := range idx.nets6 {
+			if best != nil && best.rank == 0 {
+				break
+			}
+			p, _ := a.Prefix(g.bits) // a is IPv6 and bits <= 128: no error
+			best = pick(best, g.m[p], t)
 		}
 	}
 	if best == nil {
