@@ -117,6 +117,39 @@ func TestDemo(t *testing.T) {
 			return named >= 3, fmt.Sprintf("%+v", top)
 		})
 	}
+	// Every flow has a direction, IPv4 and IPv6 alike: the subscribers,
+	// addresses, pools and DHCPv6 bindings were learned from each router
+	// before its first flows, and IPv6 customers carry their names.
+	for _, r := range routers {
+		var page struct {
+			Flows []struct {
+				Src, Dst, Direction, Subscriber string
+			} `json:"flows"`
+		}
+		if code := c.get(fmt.Sprintf("/api/v1/flows?router=%d&range=1h&limit=1000", r.ID), &page); code != 200 {
+			t.Fatalf("router %s: flow search answered %d", r.Name, code)
+		}
+		var v6, unnamed int
+		dirs := map[string]int{}
+		for _, f := range page.Flows {
+			dirs[f.Direction]++
+			if strings.Contains(f.Src, ":") {
+				v6++
+			}
+			if (f.Direction == "download" || f.Direction == "upload") && f.Subscriber == "" {
+				if unnamed++; unnamed <= 3 {
+					t.Logf("router %s: customer flow without a name: %+v", r.Name, f)
+				}
+			}
+		}
+		t.Logf("router %s: %d flows, %d IPv6, directions %v", r.Name, len(page.Flows), v6, dirs)
+		if dirs["unknown"] > 0 || len(page.Flows) < 100 {
+			t.Errorf("router %s: %d of %d flows have direction unknown", r.Name, dirs["unknown"], len(page.Flows))
+		}
+		if v6 == 0 || unnamed > 0 {
+			t.Errorf("router %s: %d IPv6 flows (want some), %d download or upload flows without a subscriber name (want none)", r.Name, v6, unnamed)
+		}
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("demo did not stop cleanly: %v\n%s", err, stderr.String())
 	}
