@@ -12,8 +12,13 @@ type Config struct {
 	RawRetention time.Duration `yaml:"raw-retention"`
 	// MinuteRetention is how long 1-minute rollups are kept.
 	MinuteRetention time.Duration `yaml:"minute-retention"`
-	// HourRetention is how long 1-hour rollups are kept.
+	// HourRetention is how long 1-hour rollups (and daily subscriber
+	// usage) are kept.
 	HourRetention time.Duration `yaml:"hour-retention"`
+	// UsageHourRetention is how long hourly subscriber usage is kept
+	// (usage reports of up to this range follow hour boundaries, so any
+	// time zone's days and months; longer ones use UTC days).
+	UsageHourRetention time.Duration `yaml:"usage-hour-retention"`
 	// TopK is the number of entries per dimension kept in each rollup
 	// bucket; the rest is summed into an "other" row.
 	TopK int `yaml:"top-k"`
@@ -24,11 +29,12 @@ type Config struct {
 // DefaultConfig returns the store defaults.
 func DefaultConfig() Config {
 	return Config{
-		RawRetention:    48 * time.Hour,
-		MinuteRetention: 14 * 24 * time.Hour,
-		HourRetention:   400 * 24 * time.Hour,
-		TopK:            100,
-		QueueSize:       32,
+		RawRetention:       48 * time.Hour,
+		MinuteRetention:    14 * 24 * time.Hour,
+		HourRetention:      400 * 24 * time.Hour,
+		UsageHourRetention: 62 * 24 * time.Hour,
+		TopK:               100,
+		QueueSize:          32,
 	}
 }
 
@@ -43,6 +49,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HourRetention < c.MinuteRetention {
 		errs = append(errs, errors.New("hour-retention: must be at least minute-retention"))
+	}
+	if c.UsageHourRetention < 24*time.Hour || c.UsageHourRetention > c.HourRetention {
+		errs = append(errs, errors.New("usage-hour-retention: must be within 24h and hour-retention"))
 	}
 	if c.TopK < 1 || c.TopK > 10000 {
 		errs = append(errs, errors.New("top-k: must be within 1..10000"))

@@ -54,7 +54,7 @@ import (
 
 // dashGenVersion names the cached dataset; bump it when the generator or
 // the store format changes.
-const dashGenVersion = 3
+const dashGenVersion = 4
 
 var dashNow = time.Date(2026, 1, 14, 21, 30, 0, 0, time.UTC)
 
@@ -241,4 +241,44 @@ func BenchmarkSearchIP1h(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/search")
 		})
 	}
+}
+
+// BenchmarkSubscriberUsage measures the usage report of every subscriber
+// (1,000 on the router) over the last 24 hours, 7 days and 30 days (hourly
+// usage), one page of 100 sorted by total and the totals, and one
+// subscriber's daily series over 30 days.
+func BenchmarkSubscriberUsage(b *testing.B) {
+	s := dashboardStore(b)
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		d    time.Duration
+	}{{"24h", 24 * time.Hour}, {"7d", 7 * 24 * time.Hour}, {"30d", 30 * 24 * time.Hour}} {
+		b.Run(c.name, func(b *testing.B) {
+			var n int
+			for b.Loop() {
+				res, err := s.SubscriberUsage(ctx, store.UsageQuery{From: dashNow.Add(-c.d), To: dashNow})
+				if err != nil || len(res.Rows) != 100 {
+					b.Fatalf("usage: %v", err)
+				}
+				n = res.Count
+			}
+			b.ReportMetric(float64(n), "subscribers")
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/report")
+		})
+	}
+	b.Run("series-30d", func(b *testing.B) {
+		top, err := s.SubscriberUsage(ctx, store.UsageQuery{From: dashNow.Add(-24 * time.Hour), To: dashNow, Limit: 1})
+		if err != nil || len(top.Rows) != 1 {
+			b.Fatalf("top subscriber: %v", err)
+		}
+		for b.Loop() {
+			ser, err := s.SubscriberUsageSeries(ctx, store.UsageSeriesQuery{From: dashNow.Add(-30 * 24 * time.Hour), To: dashNow,
+				Subscriber: top.Rows[0].Subscriber})
+			if err != nil || len(ser.Times) < 30 {
+				b.Fatalf("series: %v", err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/series")
+	})
 }

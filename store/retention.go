@@ -137,6 +137,8 @@ func (s *Store) applyRetention(ctx context.Context, now time.Time) error {
 		{"DELETE FROM if_m WHERE t < ?", []any{minCut}},
 		{"DELETE FROM tot_h WHERE t < ?", []any{hourCut}},
 		{"DELETE FROM if_h WHERE t < ?", []any{hourCut}},
+		{"DELETE FROM usage_h WHERE t < ?", []any{now.Add(-s.cfg.UsageHourRetention).Unix()}},
+		{"DELETE FROM usage_d WHERE t < ?", []any{hourCut}},
 		{"DELETE FROM rollup_pending WHERE hour < ?", []any{minCut - 3600}},
 		{"DELETE FROM rollup_pending_day WHERE day < ?", []any{hourCut - 86400}},
 	}

@@ -219,6 +219,9 @@ func (a *aggregator) write(ctx context.Context, tx *sql.Tx) error {
 			}
 		}
 	}
+	if err := a.writeUsage(ctx, tx); err != nil {
+		return err
+	}
 	for h := range hours {
 		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO rollup_pending (hour) VALUES (?)", h); err != nil {
 			return err

@@ -1,0 +1,316 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Subscriber usage: the traffic of every subscriber (not only the top-K of
+// the rollups), per router, by hour (usage_h, UsageHourRetention) and by
+// UTC day (usage_d, HourRetention). It is what a WISP bills or polices
+// with: "how much did Maria download this month". The rows come from the
+// aggregator's subscriber table at each rollup flush, before the top-K
+// cut, so they cost nothing on the ingest path. Only download and upload
+// flows of a known subscriber count.
+
+// usageKey is one hour, source and subscriber name id of a flush.
+type usageKey struct {
+	t, src int64
+	name   uint32
+}
+
+// usageCounters are a subscriber's counters of one hour.
+type usageCounters struct {
+	downBytes, upBytes, downPackets, upPackets, flows uint64
+}
+
+// writeUsage adds the flush's subscriber traffic to usage_h and usage_d.
+func (a *aggregator) writeUsage(ctx context.Context, tx *sql.Tx) error {
+	sums := map[usageKey]*usageCounters{}
+	for i := range a.sub.entries {
+		e := &a.sub.entries[i]
+		if e.key.kind != valName {
+			continue // no subscriber, or folded into "other" (counted by rollupPruned)
+		}
+		b := a.buckets[e.key.b]
+		if b.dir != DirDownload && b.dir != DirUpload {
+			continue
+		}
+		k := usageKey{t: b.t / 3600 * 3600, src: b.src, name: e.key.v}
+		c := sums[k]
+		if c == nil {
+			c = &usageCounters{}
+			sums[k] = c
+		}
+		if b.dir == DirDownload {
+			c.downBytes += e.c.bytes
+			c.downPackets += e.c.packets
+		} else {
+			c.upBytes += e.c.bytes
+			c.upPackets += e.c.packets
+		}
+		c.flows += e.c.flows
+	}
+	if len(sums) == 0 {
+		return nil
+	}
+	const cols = " (t, src, sub, down_bytes, up_bytes, down_packets, up_packets, flows) VALUES (?,?,?,?,?,?,?,?)" +
+		" ON CONFLICT DO UPDATE SET down_bytes = down_bytes + excluded.down_bytes, up_bytes = up_bytes + excluded.up_bytes," +
+		" down_packets = down_packets + excluded.down_packets, up_packets = up_packets + excluded.up_packets, flows = flows + excluded.flows"
+	for _, table := range []string{"usage_h", "usage_d"} {
+		st, err := tx.PrepareContext(ctx, "INSERT INTO "+table+cols)
+		if err != nil {
+			return err
+		}
+		for k, c := range sums {
+			t := k.t
+			if table == "usage_d" {
+				t = t / 86400 * 86400
+			}
+			if _, err := st.ExecContext(ctx, t, k.src, a.names.names[k.name], clampInt(c.downBytes), clampInt(c.upBytes),
+				clampInt(c.downPackets), clampInt(c.upPackets), clampInt(c.flows)); err != nil {
+				st.Close()
+				return err
+			}
+		}
+		st.Close()
+	}
+	return nil
+}
+
+// Usage sort orders.
+const (
+	UsageByTotal    = "total"    // download + upload bytes, largest first (default)
+	UsageByDownload = "download" // download bytes, largest first
+	UsageByUpload   = "upload"   // upload bytes, largest first
+	UsageByName     = "name"     // subscriber name, A to Z
+)
+
+// UsageQuery asks for the traffic of each subscriber over [From, To).
+type UsageQuery struct {
+	From, To time.Time
+	// Sources are router ids (or -exporter ids); empty for every source.
+	Sources []int64
+	// Search keeps the subscribers whose name contains it, ignoring case.
+	Search string
+	// Sort is one of the Usage* orders; empty means UsageByTotal.
+	Sort string
+	// Limit is 1..10000 rows (0 means 100); Offset skips rows (paging).
+	Limit, Offset int
+}
+
+// SubscriberUsage is one subscriber's traffic on one router (Source) over
+// a period. The totals of a UsageResult have an empty Subscriber.
+type SubscriberUsage struct {
+	Source                     int64
+	Subscriber                 string
+	DownloadBytes, UploadBytes uint64
+	DownloadPackets            uint64
+	UploadPackets              uint64
+	Flows                      uint64
+	// LastSeen is the end of the last hour (or day) with traffic.
+	LastSeen time.Time
+}
+
+// UsageResult is the answer to a UsageQuery.
+type UsageResult struct {
+	// From and To are the period actually read: the query's, widened to
+	// hour (ResHour) or UTC day (ResDay) boundaries.
+	From, To   time.Time
+	Resolution Resolution
+	Rows       []SubscriberUsage
+	// Count is the number of (source, subscriber) rows matching, for paging.
+	Count int
+	// Total sums every matching row, not only this page.
+	Total SubscriberUsage
+}
+
+// usageTable picks the hourly table when from is within its retention,
+// else the daily one, and aligns the range to it.
+func (s *Store) usageTable(from, to time.Time) (table string, res Resolution, span int64, f, t int64) {
+	table, res, span = "usage_h", ResHour, 3600
+	if from.Before(s.now().Add(-s.cfg.UsageHourRetention)) {
+		table, res, span = "usage_d", ResDay, 86400
+	}
+	f = floorDiv(from.Unix(), span) * span
+	t = -floorDiv(-to.Unix(), span) * span
+	return table, res, span, f, t
+}
+
+// usageWhere returns the WHERE clause and its arguments.
+func usageWhere(f, t int64, sources []int64, search, sub string) (string, []any) {
+	var b strings.Builder
+	b.WriteString(" WHERE t >= ? AND t < ?")
+	args := []any{f, t}
+	if len(sources) > 0 {
+		b.WriteString(" AND src IN (?" + strings.Repeat(",?", len(sources)-1) + ")")
+		for _, src := range sources {
+			args = append(args, src)
+		}
+	}
+	if search != "" {
+		b.WriteString(" AND instr(lower(sub), lower(?)) > 0")
+		args = append(args, search)
+	}
+	if sub != "" {
+		b.WriteString(" AND sub = ?")
+		args = append(args, sub)
+	}
+	return b.String(), args
+}
+
+func checkRange(from, to time.Time) error {
+	if from.IsZero() || to.IsZero() {
+		return &QueryError{Field: "from", Msg: "from and to are required"}
+	}
+	if !from.Before(to) {
+		return &QueryError{Field: "to", Msg: fmt.Sprintf("to (%s) is not after from (%s)", to.UTC().Format(time.RFC3339), from.UTC().Format(time.RFC3339))}
+	}
+	return nil
+}
+
+// SubscriberUsage returns the traffic of each subscriber over the period,
+// per router, sorted and paged, with the count and totals of every match.
+func (s *Store) SubscriberUsage(ctx context.Context, q UsageQuery) (*UsageResult, error) {
+	if err := checkRange(q.From, q.To); err != nil {
+		return nil, err
+	}
+	if q.Limit == 0 {
+		q.Limit = 100
+	}
+	if q.Limit < 1 || q.Limit > 10000 {
+		return nil, &QueryError{Field: "limit", Msg: fmt.Sprintf("limit=%d is outside 1..10000", q.Limit)}
+	}
+	if q.Offset < 0 {
+		return nil, &QueryError{Field: "offset", Msg: fmt.Sprintf("offset=%d is negative", q.Offset)}
+	}
+	if len(q.Search) > 200 {
+		return nil, &QueryError{Field: "search", Msg: "longer than 200 characters"}
+	}
+	order := ""
+	switch q.Sort {
+	case "", UsageByTotal:
+		order = "d + u DESC, sub, src"
+	case UsageByDownload:
+		order = "d DESC, sub, src"
+	case UsageByUpload:
+		order = "u DESC, sub, src"
+	case UsageByName:
+		order = "sub COLLATE NOCASE, sub, src"
+	default:
+		return nil, &QueryError{Field: "sort", Msg: fmt.Sprintf("unknown sort %q (want total, download, upload or name)", q.Sort)}
+	}
+	table, res, span, f, t := s.usageTable(q.From, q.To)
+	where, args := usageWhere(f, t, q.Sources, q.Search, "")
+	grouped := "SELECT src, sub, sum(down_bytes) AS d, sum(up_bytes) AS u, sum(down_packets) AS dp, sum(up_packets) AS up, sum(flows) AS fl, max(t) AS last FROM " +
+		table + where + " GROUP BY src, sub"
+	out := &UsageResult{From: time.Unix(f, 0).UTC(), To: time.Unix(t, 0).UTC(), Resolution: res, Rows: []SubscriberUsage{}}
+	var tot [5]sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*), sum(d), sum(u), sum(dp), sum(up), sum(fl) FROM ("+grouped+")", args...).
+		Scan(&out.Count, &tot[0], &tot[1], &tot[2], &tot[3], &tot[4]); err != nil {
+		return nil, fmt.Errorf("cannot sum subscriber usage: %w", err)
+	}
+	out.Total = SubscriberUsage{DownloadBytes: uint64(tot[0].Int64), UploadBytes: uint64(tot[1].Int64),
+		DownloadPackets: uint64(tot[2].Int64), UploadPackets: uint64(tot[3].Int64), Flows: uint64(tot[4].Int64)}
+	rows, err := s.r.QueryContext(ctx, grouped+" ORDER BY "+order+" LIMIT ? OFFSET ?", append(args, q.Limit, q.Offset)...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read subscriber usage: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var u SubscriberUsage
+		var d, up, dp, upp, fl, last int64
+		if err := rows.Scan(&u.Source, &u.Subscriber, &d, &up, &dp, &upp, &fl, &last); err != nil {
+			return nil, fmt.Errorf("cannot read subscriber usage: %w", err)
+		}
+		u.DownloadBytes, u.UploadBytes, u.DownloadPackets, u.UploadPackets, u.Flows = uint64(d), uint64(up), uint64(dp), uint64(upp), uint64(fl)
+		u.LastSeen = time.Unix(last+span, 0).UTC()
+		out.Rows = append(out.Rows, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read subscriber usage: %w", err)
+	}
+	return out, nil
+}
+
+// UsageSeriesQuery asks for one subscriber's traffic over time.
+type UsageSeriesQuery struct {
+	From, To time.Time
+	// Sources are router ids (or -exporter ids); empty for every source.
+	Sources []int64
+	// Subscriber is the exact name (required).
+	Subscriber string
+	// Step is time.Hour or 24*time.Hour; 0 picks hours for ranges of up
+	// to 7 days within UsageHourRetention, else UTC days.
+	Step time.Duration
+}
+
+// UsageSeries is one subscriber's traffic per step: Times are the starts
+// of the steps (unix seconds), the counters are aligned with them.
+type UsageSeries struct {
+	Resolution    Resolution
+	Step          time.Duration
+	Times         []int64
+	DownloadBytes []uint64
+	UploadBytes   []uint64
+}
+
+// SubscriberUsageSeries returns a subscriber's download and upload bytes
+// per hour or per day over the period (steps without traffic are zero).
+func (s *Store) SubscriberUsageSeries(ctx context.Context, q UsageSeriesQuery) (*UsageSeries, error) {
+	if err := checkRange(q.From, q.To); err != nil {
+		return nil, err
+	}
+	if q.Subscriber == "" {
+		return nil, &QueryError{Field: "subscriber", Msg: "a subscriber name is required"}
+	}
+	hourly := q.From.After(s.now().Add(-s.cfg.UsageHourRetention)) || q.From.Equal(s.now().Add(-s.cfg.UsageHourRetention))
+	switch q.Step {
+	case 0:
+		hourly = hourly && q.To.Sub(q.From) <= 7*24*time.Hour
+	case time.Hour:
+		if !hourly {
+			return nil, &QueryError{Field: "step", Msg: fmt.Sprintf("hourly usage is kept for %s; pick a later from or a daily step", s.cfg.UsageHourRetention)}
+		}
+	case 24 * time.Hour:
+		hourly = false
+	default:
+		return nil, &QueryError{Field: "step", Msg: fmt.Sprintf("step %s is not 1h or 24h", q.Step)}
+	}
+	table, res, span := "usage_d", ResDay, int64(86400)
+	if hourly {
+		table, res, span = "usage_h", ResHour, 3600
+	}
+	f := floorDiv(q.From.Unix(), span) * span
+	t := -floorDiv(-q.To.Unix(), span) * span
+	if n := (t - f) / span; n > 20000 {
+		return nil, &QueryError{Field: "to", Msg: fmt.Sprintf("%d steps; pick a shorter range or a daily step", n)}
+	}
+	out := &UsageSeries{Resolution: res, Step: time.Duration(span) * time.Second}
+	for x := f; x < t; x += span {
+		out.Times = append(out.Times, x)
+	}
+	out.DownloadBytes = make([]uint64, len(out.Times))
+	out.UploadBytes = make([]uint64, len(out.Times))
+	where, args := usageWhere(f, t, q.Sources, "", q.Subscriber)
+	rows, err := s.r.QueryContext(ctx, "SELECT t, sum(down_bytes), sum(up_bytes) FROM "+table+where+" GROUP BY t", args...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the usage of %q: %w", q.Subscriber, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var at, d, u int64
+		if err := rows.Scan(&at, &d, &u); err != nil {
+			return nil, fmt.Errorf("cannot read the usage of %q: %w", q.Subscriber, err)
+		}
+		i := (at - f) / span
+		out.DownloadBytes[i], out.UploadBytes[i] = uint64(d), uint64(u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read the usage of %q: %w", q.Subscriber, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,234 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+)
+
+// usageWant sums the download and upload flows of the known subscribers
+// by (router or not, subscriber).
+func usageWant(flows []Flow, keep func(*Flow) bool) map[string]*SubscriberUsage {
+	want := map[string]*SubscriberUsage{}
+	for i := range flows {
+		f := &flows[i]
+		if f.Subscriber == "" || (f.Direction != DirDownload && f.Direction != DirUpload) || !keep(f) {
+			continue
+		}
+		k := fmt.Sprintf("%v/%s", f.Exporter.Addr() == netip.MustParseAddr("127.0.0.2"), f.Subscriber)
+		u := want[k]
+		if u == nil {
+			u = &SubscriberUsage{Subscriber: f.Subscriber}
+			want[k] = u
+		}
+		if f.Direction == DirDownload {
+			u.DownloadBytes += f.Scale(f.Bytes)
+			u.DownloadPackets += f.Scale(f.Packets)
+		} else {
+			u.UploadBytes += f.Scale(f.Bytes)
+			u.UploadPackets += f.Scale(f.Packets)
+		}
+		u.Flows++
+	}
+	return want
+}
+
+func TestSubscriberUsage(t *testing.T) {
+	dir := t.TempDir()
+	s := openAt(t, dir, testNow)
+	ctx := context.Background()
+	r := &Router{Name: "r1", Address: "127.0.0.2:8728"}
+	if err := s.AddRouter(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	flows := genFlows(6000, testNow)
+	ingest(t, s, flows)
+
+	from, to := testNow.Add(-4*time.Hour), testNow.Add(time.Minute)
+	want := usageWant(flows, func(*Flow) bool { return true })
+	res, err := s.SubscriberUsage(ctx, UsageQuery{From: from, To: to})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Resolution != ResHour || res.Count != len(want) || len(res.Rows) != len(want) || len(want) != 10 {
+		t.Fatalf("%s: %d rows (count %d), want %d", res.Resolution, len(res.Rows), res.Count, len(want))
+	}
+	var sum SubscriberUsage
+	for i, u := range res.Rows {
+		k := fmt.Sprintf("%v/%s", u.Source == r.ID, u.Subscriber)
+		w := want[k]
+		if w == nil || u.DownloadBytes != w.DownloadBytes || u.UploadBytes != w.UploadBytes ||
+			u.DownloadPackets != w.DownloadPackets || u.UploadPackets != w.UploadPackets || u.Flows != w.Flows {
+			t.Fatalf("row %s = %+v, want %+v", k, u, w)
+		}
+		if u.Source != r.ID && u.Source >= 0 {
+			t.Fatalf("row %s: source %d", k, u.Source)
+		}
+		if i > 0 && res.Rows[i-1].DownloadBytes+res.Rows[i-1].UploadBytes < u.DownloadBytes+u.UploadBytes {
+			t.Fatal("rows not sorted by total")
+		}
+		if !u.LastSeen.After(testNow.Add(-time.Hour)) || u.LastSeen.After(testNow.Add(time.Hour)) {
+			t.Fatalf("last seen %v", u.LastSeen)
+		}
+		sum.DownloadBytes += u.DownloadBytes
+		sum.UploadBytes += u.UploadBytes
+		sum.Flows += u.Flows
+	}
+	if res.Total.DownloadBytes != sum.DownloadBytes || res.Total.UploadBytes != sum.UploadBytes || res.Total.Flows != sum.Flows {
+		t.Fatalf("total %+v, rows sum %+v", res.Total, sum)
+	}
+
+	// Router filter, search, sorts and paging.
+	one, err := s.SubscriberUsage(ctx, UsageQuery{From: from, To: to, Sources: []int64{r.ID}, Search: "SUB-3", Sort: UsageByDownload})
+	if err != nil || len(one.Rows) != 1 || one.Rows[0].Subscriber != "sub-3" || one.Rows[0].Source != r.ID {
+		t.Fatalf("router and search: %+v %v", one, err)
+	}
+	byName, err := s.SubscriberUsage(ctx, UsageQuery{From: from, To: to, Sort: UsageByName, Limit: 3, Offset: 2})
+	if err != nil || len(byName.Rows) != 3 || byName.Count != 10 || byName.Rows[0].Subscriber != "sub-1" || byName.Total != res.Total {
+		t.Fatalf("by name, page 2: %+v %v", byName, err)
+	}
+	for _, sort := range []string{UsageByDownload, UsageByUpload} {
+		p, err := s.SubscriberUsage(ctx, UsageQuery{From: from, To: to, Sort: sort})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.IsSortedFunc(p.Rows, func(a, b SubscriberUsage) int {
+			if sort == UsageByDownload {
+				return -cmpU(a.DownloadBytes, b.DownloadBytes)
+			}
+			return -cmpU(a.UploadBytes, b.UploadBytes)
+		}) {
+			t.Fatalf("not sorted by %s", sort)
+		}
+	}
+
+	// The series of a subscriber adds up to its row, per hour and per day.
+	var sub3 SubscriberUsage
+	for _, u := range res.Rows {
+		if u.Subscriber == "sub-3" {
+			sub3.DownloadBytes += u.DownloadBytes
+			sub3.UploadBytes += u.UploadBytes
+		}
+	}
+	for _, step := range []time.Duration{0, time.Hour, 24 * time.Hour} {
+		ser, err := s.SubscriberUsageSeries(ctx, UsageSeriesQuery{From: from, To: to, Subscriber: "sub-3", Step: step})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d, u uint64
+		for i := range ser.Times {
+			d += ser.DownloadBytes[i]
+			u += ser.UploadBytes[i]
+		}
+		wantSteps := 5
+		if step == 24*time.Hour {
+			wantSteps = 1
+			if testNow.Add(-4*time.Hour).Day() != testNow.Day() {
+				wantSteps = 2
+			}
+		}
+		if d != sub3.DownloadBytes || u != sub3.UploadBytes || len(ser.Times) != wantSteps {
+			t.Fatalf("step %v: series %d steps, %d/%d bytes, want %d steps, %d/%d", step, len(ser.Times), d, u, wantSteps, sub3.DownloadBytes, sub3.UploadBytes)
+		}
+	}
+
+	// Bad queries.
+	for name, q := range map[string]func() error{
+		"sort":  func() error { _, err := s.SubscriberUsage(ctx, UsageQuery{From: from, To: to, Sort: "size"}); return err },
+		"limit": func() error { _, err := s.SubscriberUsage(ctx, UsageQuery{From: from, To: to, Limit: 10001}); return err },
+		"to":    func() error { _, err := s.SubscriberUsage(ctx, UsageQuery{From: to, To: from}); return err },
+		"subscriber": func() error {
+			_, err := s.SubscriberUsageSeries(ctx, UsageSeriesQuery{From: from, To: to})
+			return err
+		},
+		"step": func() error {
+			_, err := s.SubscriberUsageSeries(ctx, UsageSeriesQuery{From: from, To: to, Subscriber: "x", Step: time.Minute})
+			return err
+		},
+	} {
+		var qe *QueryError
+		if err := q(); !errors.As(err, &qe) || qe.Field != name {
+			t.Errorf("%s: %v, want a *QueryError on %s", name, err, name)
+		}
+	}
+
+	// A late flow flushed again adds up; the usage survives a restart.
+	late := flows[:1]
+	late[0].Subscriber = "sub-late"
+	late[0].Direction = DirDownload
+	ingest(t, s, late)
+	ingest(t, s, late)
+	s.Close()
+	s = openAt(t, dir, testNow)
+	lr, err := s.SubscriberUsage(ctx, UsageQuery{From: from, To: to, Search: "late"})
+	if err != nil || len(lr.Rows) != 1 || lr.Rows[0].Flows != 2 || lr.Rows[0].DownloadBytes != 2*late[0].Scale(late[0].Bytes) {
+		t.Fatalf("late flows: %+v %v", lr, err)
+	}
+
+	// Retention: hours go after usage-hour-retention, days stay; older
+	// ranges are answered by day.
+	later := testNow.Add(s.cfg.UsageHourRetention + 2*time.Hour)
+	if err := s.applyRetention(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	s.now = func() time.Time { return later }
+	old, err := s.SubscriberUsage(ctx, UsageQuery{From: from, To: to})
+	if err != nil || old.Resolution != ResDay || old.Count != 11 || old.Total.DownloadBytes != res.Total.DownloadBytes+lr.Rows[0].DownloadBytes {
+		t.Fatalf("after the hourly retention: %+v %v", old, err)
+	}
+	var hours int
+	if err := s.r.QueryRow("SELECT count(*) FROM usage_h").Scan(&hours); err != nil || hours != 0 {
+		t.Fatalf("%d hourly rows left (%v)", hours, err)
+	}
+	if _, err := s.SubscriberUsageSeries(ctx, UsageSeriesQuery{From: from, To: to, Subscriber: "sub-1", Step: time.Hour}); err == nil {
+		t.Fatal("an hourly series beyond the hourly retention")
+	}
+}
+
+func cmpU(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// TestSubscriberUsageBeyondTopK: the rollups keep the top 2 subscribers of
+// a minute, the usage tables keep all 50.
+func TestSubscriberUsageBeyondTopK(t *testing.T) {
+	s := openAt(t, t.TempDir(), testNow)
+	s.cfg.TopK, s.wr.agg.topK = 2, 2
+	ctx := context.Background()
+	var flows []Flow
+	end := testNow.Add(-10 * time.Minute).Truncate(time.Minute).Add(30 * time.Second).UnixMilli()
+	for i := range 50 {
+		flows = append(flows, Flow{Exporter: netip.MustParseAddrPort("127.0.0.2:2055"), Start: end - 1000, End: end,
+			SrcAddr: netip.MustParseAddr("198.51.100.1"), DstAddr: netip.AddrFrom4([4]byte{10, 0, 1, byte(i)}),
+			Proto: 6, SrcPort: 443, DstPort: 50000, Bytes: uint64(1000 + i), Packets: 1, Direction: DirDownload,
+			Subscriber: fmt.Sprintf("customer-%02d", i)})
+	}
+	writeDirect(t, s, flows)
+	if err := s.flushRollups(ctx); err != nil {
+		t.Fatal(err)
+	}
+	from, to := testNow.Add(-time.Hour), testNow
+	top, err := s.Top(ctx, TopQuery{From: from, To: to, Dimension: DimSubscriber, N: 100})
+	if err != nil || len(top.Entries) != 2 || top.Other.Flows != 48 {
+		t.Fatalf("top-2 rollups: %d entries, other %+v (%v)", len(top.Entries), top.Other, err)
+	}
+	res, err := s.SubscriberUsage(ctx, UsageQuery{From: from, To: to, Sort: UsageByName})
+	if err != nil || res.Count != 50 || len(res.Rows) != 50 {
+		t.Fatalf("usage: %+v %v", res, err)
+	}
+	for i, u := range res.Rows {
+		if u.Subscriber != fmt.Sprintf("customer-%02d", i) || u.DownloadBytes != uint64(1000+i) || u.UploadBytes != 0 || u.Flows != 1 {
+			t.Fatalf("row %d: %+v", i, u)
+		}
+	}
+}
