@@ -138,9 +138,15 @@ func TestSubscriberUsage(t *testing.T) {
 
 	// Bad queries.
 	for name, q := range map[string]func() error{
-		"sort":  func() error { _, err := s.SubscriberUsage(ctx, UsageQuery{From: from, To: to, Sort: "size"}); return err },
-		"limit": func() error { _, err := s.SubscriberUsage(ctx, UsageQuery{From: from, To: to, Limit: 10001}); return err },
-		"to":    func() error { _, err := s.SubscriberUsage(ctx, UsageQuery{From: to, To: from}); return err },
+		"sort": func() error {
+			_, err := s.SubscriberUsage(ctx, UsageQuery{From: from, To: to, Sort: "size"})
+			return err
+		},
+		"limit": func() error {
+			_, err := s.SubscriberUsage(ctx, UsageQuery{From: from, To: to, Limit: 10001})
+			return err
+		},
+		"to": func() error { _, err := s.SubscriberUsage(ctx, UsageQuery{From: to, To: from}); return err },
 		"subscriber": func() error {
 			_, err := s.SubscriberUsageSeries(ctx, UsageSeriesQuery{From: from, To: to})
 			return err

@@ -785,7 +785,7 @@ func TestPageWeight(t *testing.T) {
 	e := newEnv(t)
 	r := e.addRouter(store.Router{Name: "gw1", Address: "gw1:8728"})
 	e.login()
-	for _, page := range []string{"/", fmt.Sprintf("/routers/%d", r.ID), "/flows", "/settings", "/login"} {
+	for _, page := range []string{"/", fmt.Sprintf("/routers/%d", r.ID), "/subscribers", "/flows", "/settings", "/login"} {
 		code, html := e.do(http.MethodGet, page, nil)
 		if code != http.StatusOK {
 			t.Fatalf("GET %s: %d", page, code)

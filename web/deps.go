@@ -74,6 +74,11 @@ type FlowQuerier interface {
 	// SubscriberAt names the subscriber of a local address at a time, or
 	// returns an error wrapping store.ErrNotFound.
 	SubscriberAt(ctx context.Context, addr netip.Addr, at time.Time) (store.Subscriber, error)
+	// SubscriberUsage returns the traffic of each subscriber per router
+	// over a period, sorted and paged, with the count and totals.
+	SubscriberUsage(ctx context.Context, q store.UsageQuery) (*store.UsageResult, error)
+	// SubscriberUsageSeries returns one subscriber's bytes per hour or day.
+	SubscriberUsageSeries(ctx context.Context, q store.UsageSeriesQuery) (*store.UsageSeries, error)
 }
 
 // RouterService reads the router inventory (implemented by *store.Store).

@@ -3,6 +3,8 @@ package web
 import (
 	"net/http"
 	"sync"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // openAPI is a JSON object of the OpenAPI document.
@@ -92,6 +94,29 @@ func buildOpenAPI() openAPI {
 		openAPI{"name": "limit", "in": "query", "schema": openAPI{"type": "integer", "minimum": 1, "maximum": 1000}},
 		openAPI{"name": "cursor", "in": "query", "schema": str, "description": "next of the previous page"},
 	}, filterParams()...)
+	qp := func(name string, schema openAPI, desc string) any {
+		return openAPI{"name": name, "in": "query", "required": false, "description": desc, "schema": schema}
+	}
+	usageCommon := []any{
+		qp("range", str, "preset range: 1h, 6h, 24h (default), 7d, 30d"),
+		qp("from", str, "start, RFC 3339 or unix seconds (instead of range); widened to the hour, or to the UTC day beyond the hourly retention"),
+		qp("to", str, "end, RFC 3339 or unix seconds (default now); widened like from"),
+		qp("router", str, "router ids, comma-separated or repeated (a negative -N is the unknown exporter N); default every router"),
+	}
+	usageList := append([]any{
+		qp("search", str, "keep the subscribers whose name contains this, ignoring case"),
+		qp("sort", openAPI{"type": "string", "enum": []string{store.UsageByTotal, store.UsageByDownload, store.UsageByUpload, store.UsageByName}}, "order: largest total (default), download or upload first, or by name"),
+	}, usageCommon...)
+	usagePage := append([]any{
+		qp("limit", openAPI{"type": "integer", "minimum": 1, "maximum": usagePageMax}, "rows per page (default 100)"),
+		qp("offset", openAPI{"type": "integer", "minimum": 0}, "rows to skip"),
+	}, usageList...)
+	usageSeries := append([]any{
+		openAPI{"name": "subscriber", "in": "query", "required": true, "description": "the subscriber's exact name", "schema": str},
+		qp("step", openAPI{"type": "string", "enum": []string{"1h", "1d"}}, "per hour or per UTC day; default hours up to 7 days within the hourly retention"),
+	}, usageCommon...)
+	usageCSV := op("Export the usage of every matching subscriber as CSV (streamed, at most 1,000,000 rows)", "200", nil, usageList, nil, "400", "503")
+	usageCSV["responses"].(openAPI)["200"] = openAPI{"description": "CSV", "content": openAPI{"text/csv": openAPI{"schema": str}}}
 	removeParams := []any{idParam(), openAPI{"name": "undo", "in": "query", "schema": boo, "description": "undo flowbox's settings on the router first"}}
 	csvOp := op("Export every matching flow as CSV (streamed)", "200", nil, filterParams(), nil, "400", "503")
 	csvOp["responses"].(openAPI)["200"] = openAPI{"description": "CSV", "content": openAPI{"text/csv": openAPI{"schema": str}}}
@@ -126,7 +151,11 @@ func buildOpenAPI() openAPI {
 			"/top/{dimension}":      openAPI{"get": op("Top entries of a dimension by bytes", "200", ref("Top"), top, nil, "400", "503")},
 			"/flows":                openAPI{"get": op("Search raw flows, newest first, one page", "200", ref("FlowPage"), paging, nil, "400", "503")},
 			"/flows.csv":            openAPI{"get": csvOp},
-			"/settings":             openAPI{"get": op("Collector ports and retention", "200", ref("Settings"), nil, nil)},
+			"/subscribers/usage": openAPI{"get": op("Traffic of each subscriber per router over a period (every subscriber, sorted and paged)",
+				"200", ref("Usage"), usagePage, nil, "400", "503")},
+			"/subscribers/usage.csv":    openAPI{"get": usageCSV},
+			"/subscribers/usage/series": openAPI{"get": op("One subscriber's bytes per hour or per day", "200", ref("UsageSeries"), usageSeries, nil, "400", "503")},
+			"/settings":                 openAPI{"get": op("Collector ports and retention", "200", ref("Settings"), nil, nil)},
 			"/users": openAPI{
 				"get":  op("Console users", "200", arrayOf("User"), nil, nil),
 				"post": op("Add a console user", "201", ref("User"), nil, ref("UserRequest"), "400", "409"),
@@ -175,6 +204,12 @@ func buildOpenAPI() openAPI {
 					"dst_port": integ, "proto": str, "bytes": integ, "packets": integ, "in_if": integ, "out_if": integ, "src_as": integ,
 					"dst_as": integ, "src_as_name": str, "dst_as_name": str, "direction": str, "subscriber": str, "application": str,
 					"src_country": str, "dst_country": str}),
+				"UsageTotal": obj(openAPI{"download_bytes": integ, "upload_bytes": integ, "download_packets": integ, "upload_packets": integ, "flows": integ}),
+				"UsageRow": obj(openAPI{"router_id": integ, "router": str, "subscriber": str, "download_bytes": integ, "upload_bytes": integ,
+					"download_packets": integ, "upload_packets": integ, "flows": integ, "last_seen": ts}),
+				"Usage": obj(openAPI{"from": ts, "to": ts, "resolution": str, "count": integ, "total": ref("UsageTotal"), "rows": arrayOf("UsageRow")}),
+				"UsageSeries": obj(openAPI{"subscriber": str, "resolution": str, "step": integ, "times": openAPI{"type": "array", "items": integ},
+					"download_bytes": openAPI{"type": "array", "items": integ}, "upload_bytes": openAPI{"type": "array", "items": integ}}),
 				"FlowPage":    obj(openAPI{"flows": arrayOf("Flow"), "next": str}),
 				"Settings":    obj(openAPI{"collector_listen": openAPI{"type": "array", "items": str}, "raw_retention": str, "minute_retention": str, "hour_retention": str}),
 				"User":        obj(openAPI{"name": str, "created_at": ts}),

@@ -79,6 +79,12 @@ func (s *Server) handleRouterPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, http.StatusOK, "router", pageData{Title: rt.Name, User: userOf(r), RouterID: id})
 }
 
+// handleSubscribersPage shows the traffic of every subscriber over a
+// period (the usage report).
+func (s *Server) handleSubscribersPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, http.StatusOK, "subscribers", pageData{Title: "Subscribers", User: userOf(r)})
+}
+
 // handleFlowsPage shows the flow search.
 func (s *Server) handleFlowsPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, http.StatusOK, "flows", pageData{Title: "Flows", User: userOf(r)})

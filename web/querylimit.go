@@ -138,3 +138,24 @@ func (q *limitedQuerier) SubscriberAt(ctx context.Context, addr netip.Addr, at t
 	defer release()
 	return q.next.SubscriberAt(ctx, addr, at)
 }
+
+// SubscriberUsage runs the usage query within a dashboard slot.
+func (q *limitedQuerier) SubscriberUsage(ctx context.Context, uq store.UsageQuery) (*store.UsageResult, error) {
+	release, err := q.dashboard.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return q.next.SubscriberUsage(ctx, uq)
+}
+
+// SubscriberUsageSeries runs the usage series query within a dashboard
+// slot.
+func (q *limitedQuerier) SubscriberUsageSeries(ctx context.Context, sq store.UsageSeriesQuery) (*store.UsageSeries, error) {
+	release, err := q.dashboard.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return q.next.SubscriberUsageSeries(ctx, sq)
+}

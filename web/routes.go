@@ -47,6 +47,7 @@ func (s *Server) routes() *mux.Router {
 	// Pages.
 	r.HandleFunc("/", s.requirePageAuth(s.handleFleetPage)).Methods(http.MethodGet)
 	r.HandleFunc("/routers/{id}", s.requirePageAuth(s.handleRouterPage)).Methods(http.MethodGet)
+	r.HandleFunc("/subscribers", s.requirePageAuth(s.handleSubscribersPage)).Methods(http.MethodGet)
 	r.HandleFunc("/flows", s.requirePageAuth(s.handleFlowsPage)).Methods(http.MethodGet)
 	r.HandleFunc("/settings", s.requirePageAuth(s.handleSettingsPage)).Methods(http.MethodGet)
 
@@ -71,6 +72,9 @@ func (s *Server) routes() *mux.Router {
 	api.HandleFunc("/top/{dimension}", s.handleTop).Methods(http.MethodGet)
 	api.HandleFunc("/flows", s.handleFlows).Methods(http.MethodGet)
 	api.HandleFunc("/flows.csv", s.handleFlowsCSV).Methods(http.MethodGet)
+	api.HandleFunc("/subscribers/usage", s.handleSubscriberUsage).Methods(http.MethodGet)
+	api.HandleFunc("/subscribers/usage.csv", s.handleSubscriberUsageCSV).Methods(http.MethodGet)
+	api.HandleFunc("/subscribers/usage/series", s.handleSubscriberUsageSeries).Methods(http.MethodGet)
 	api.HandleFunc("/settings", s.handleSettings).Methods(http.MethodGet)
 	api.HandleFunc("/users", s.handleListUsers).Methods(http.MethodGet)
 	api.HandleFunc("/users", s.handleCreateUser).Methods(http.MethodPost)
