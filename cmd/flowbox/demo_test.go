@@ -150,6 +150,29 @@ func TestDemo(t *testing.T) {
 			t.Errorf("router %s: %d IPv6 flows (want some), %d download or upload flows without a subscriber name (want none)", r.Name, v6, unnamed)
 		}
 	}
+	// The usage report lists the subscribers of each router with traffic
+	// both ways (the minute rollups were flushed: the top talkers are in).
+	for _, r := range routers {
+		var usage struct {
+			Count int `json:"count"`
+			Total struct {
+				Down uint64 `json:"download_bytes"`
+				Up   uint64 `json:"upload_bytes"`
+			} `json:"total"`
+			Rows []struct {
+				Subscriber string `json:"subscriber"`
+				RouterID   int64  `json:"router_id"`
+			} `json:"rows"`
+		}
+		if code := c.get(fmt.Sprintf("/api/v1/subscribers/usage?router=%d&range=1h&limit=10", r.ID), &usage); code != 200 {
+			t.Fatalf("router %s: usage answered %d", r.Name, code)
+		}
+		t.Logf("router %s: usage of %d subscribers, %d bytes down, %d up", r.Name, usage.Count, usage.Total.Down, usage.Total.Up)
+		if usage.Count < 20 || usage.Total.Down == 0 || usage.Total.Up == 0 || len(usage.Rows) != 10 ||
+			usage.Rows[0].Subscriber == "" || usage.Rows[0].RouterID != r.ID {
+			t.Errorf("router %s: usage %+v", r.Name, usage)
+		}
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("demo did not stop cleanly: %v\n%s", err, stderr.String())
 	}
