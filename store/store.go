@@ -136,11 +136,18 @@ func Open(ctx context.Context, dataDir string, cfg Config, logger *slog.Logger, 
 // anything and refuses a schema it does not know. Writing methods return an
 // error; router passwords are not decrypted (Password stays empty).
 func OpenReadOnly(ctx context.Context, dataDir string) (*Store, error) {
+	return OpenReadOnlyConfig(ctx, dataDir, DefaultConfig())
+}
+
+// OpenReadOnlyConfig is OpenReadOnly with the store configuration the
+// writer uses, so that queries pick the same tables (retention decides
+// between hourly and daily usage, raw flows and rollups).
+func OpenReadOnlyConfig(ctx context.Context, dataDir string, cfg Config) (*Store, error) {
 	path := filepath.Join(dataDir, DBFile)
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("cannot open store: %w", err)
 	}
-	s := newStore(DefaultConfig(), slog.New(slog.DiscardHandler), path)
+	s := newStore(cfg, slog.New(slog.DiscardHandler), path)
 	s.readOnly = true
 	var err error
 	s.r, err = openDB(path, "mode=ro&_busy_timeout=5000")

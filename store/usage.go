@@ -128,23 +128,42 @@ type UsageResult struct {
 	Total SubscriberUsage
 }
 
-// usageTable picks the hourly table when from is within its retention,
-// else the daily one, and aligns the range to it.
-func (s *Store) usageTable(from, to time.Time) (table string, res Resolution, span int64, f, t int64) {
-	table, res, span = "usage_h", ResHour, 3600
+// usageSource returns the rows of [from, to) as one SQL source with the
+// columns of the usage tables plus e (the end of each row's hour or day),
+// and the range actually read. Within UsageHourRetention the range is
+// read on hour boundaries: whole UTC days from usage_d and the hours at
+// both ends from usage_h (a 30-day report reads about 30 rows per
+// subscriber, not 720). Older ranges are read by UTC day.
+func (s *Store) usageSource(from, to time.Time, sources []int64, search, sub string) (src string, args []any, res Resolution, f, t int64) {
+	const cols = "src, sub, down_bytes, up_bytes, down_packets, up_packets, flows"
+	span := int64(3600)
+	res = ResHour
 	if from.Before(s.now().Add(-s.cfg.UsageHourRetention)) {
-		table, res, span = "usage_d", ResDay, 86400
+		span, res = 86400, ResDay
 	}
 	f = floorDiv(from.Unix(), span) * span
 	t = -floorDiv(-to.Unix(), span) * span
-	return table, res, span, f, t
+	if res == ResDay {
+		where, wargs := usageWhere(sources, search, sub)
+		return "SELECT " + cols + ", t + 86400 AS e FROM usage_d WHERE t >= ? AND t < ?" + where, append([]any{f, t}, wargs...), res, f, t
+	}
+	d1 := -floorDiv(-f, 86400) * 86400 // first whole day
+	d0 := floorDiv(t, 86400) * 86400   // end of the last whole day
+	where, wargs := usageWhere(sources, search, sub)
+	if d1 >= d0 {
+		return "SELECT " + cols + ", t + 3600 AS e FROM usage_h WHERE t >= ? AND t < ?" + where, append([]any{f, t}, wargs...), res, f, t
+	}
+	src = "SELECT " + cols + ", t + 3600 AS e FROM usage_h WHERE ((t >= ? AND t < ?) OR (t >= ? AND t < ?))" + where +
+		" UNION ALL SELECT " + cols + ", t + 86400 AS e FROM usage_d WHERE t >= ? AND t < ?" + where
+	args = append(append(append([]any{f, d1, d0, t}, wargs...), d1, d0), wargs...)
+	return src, args, res, f, t
 }
 
-// usageWhere returns the WHERE clause and its arguments.
-func usageWhere(f, t int64, sources []int64, search, sub string) (string, []any) {
+// usageWhere returns the filters of a usage query as SQL conditions
+// (each starting with AND) and their arguments.
+func usageWhere(sources []int64, search, sub string) (string, []any) {
 	var b strings.Builder
-	b.WriteString(" WHERE t >= ? AND t < ?")
-	args := []any{f, t}
+	var args []any
 	if len(sources) > 0 {
 		b.WriteString(" AND src IN (?" + strings.Repeat(",?", len(sources)-1) + ")")
 		for _, src := range sources {
@@ -203,19 +222,15 @@ func (s *Store) SubscriberUsage(ctx context.Context, q UsageQuery) (*UsageResult
 	default:
 		return nil, &QueryError{Field: "sort", Msg: fmt.Sprintf("unknown sort %q (want total, download, upload or name)", q.Sort)}
 	}
-	table, res, span, f, t := s.usageTable(q.From, q.To)
-	where, args := usageWhere(f, t, q.Sources, q.Search, "")
-	grouped := "SELECT src, sub, sum(down_bytes) AS d, sum(up_bytes) AS u, sum(down_packets) AS dp, sum(up_packets) AS up, sum(flows) AS fl, max(t) AS last FROM " +
-		table + where + " GROUP BY src, sub"
+	src, args, res, f, t := s.usageSource(q.From, q.To, q.Sources, q.Search, "")
+	// One pass: the page, and the count and totals of every match as
+	// window functions over the grouped rows (computed before LIMIT).
+	grouped := "SELECT src, sub, sum(down_bytes) AS d, sum(up_bytes) AS u, sum(down_packets) AS dp, sum(up_packets) AS up, sum(flows) AS fl, max(e) AS last FROM (" +
+		src + ") GROUP BY src, sub"
+	query := "SELECT src, sub, d, u, dp, up, fl, last, count(*) OVER (), sum(d) OVER (), sum(u) OVER (), sum(dp) OVER (), sum(up) OVER (), sum(fl) OVER () FROM (" +
+		grouped + ") ORDER BY " + order + " LIMIT ? OFFSET ?"
 	out := &UsageResult{From: time.Unix(f, 0).UTC(), To: time.Unix(t, 0).UTC(), Resolution: res, Rows: []SubscriberUsage{}}
-	var tot [5]sql.NullInt64
-	if err := s.r.QueryRowContext(ctx, "SELECT count(*), sum(d), sum(u), sum(dp), sum(up), sum(fl) FROM ("+grouped+")", args...).
-		Scan(&out.Count, &tot[0], &tot[1], &tot[2], &tot[3], &tot[4]); err != nil {
-		return nil, fmt.Errorf("cannot sum subscriber usage: %w", err)
-	}
-	out.Total = SubscriberUsage{DownloadBytes: uint64(tot[0].Int64), UploadBytes: uint64(tot[1].Int64),
-		DownloadPackets: uint64(tot[2].Int64), UploadPackets: uint64(tot[3].Int64), Flows: uint64(tot[4].Int64)}
-	rows, err := s.r.QueryContext(ctx, grouped+" ORDER BY "+order+" LIMIT ? OFFSET ?", append(args, q.Limit, q.Offset)...)
+	rows, err := s.r.QueryContext(ctx, query, append(args, q.Limit, q.Offset)...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read subscriber usage: %w", err)
 	}
@@ -223,15 +238,28 @@ func (s *Store) SubscriberUsage(ctx context.Context, q UsageQuery) (*UsageResult
 	for rows.Next() {
 		var u SubscriberUsage
 		var d, up, dp, upp, fl, last int64
-		if err := rows.Scan(&u.Source, &u.Subscriber, &d, &up, &dp, &upp, &fl, &last); err != nil {
+		var tot [5]int64
+		if err := rows.Scan(&u.Source, &u.Subscriber, &d, &up, &dp, &upp, &fl, &last, &out.Count, &tot[0], &tot[1], &tot[2], &tot[3], &tot[4]); err != nil {
 			return nil, fmt.Errorf("cannot read subscriber usage: %w", err)
 		}
 		u.DownloadBytes, u.UploadBytes, u.DownloadPackets, u.UploadPackets, u.Flows = uint64(d), uint64(up), uint64(dp), uint64(upp), uint64(fl)
-		u.LastSeen = time.Unix(last+span, 0).UTC()
+		u.LastSeen = time.Unix(last, 0).UTC()
 		out.Rows = append(out.Rows, u)
+		out.Total = SubscriberUsage{DownloadBytes: uint64(tot[0]), UploadBytes: uint64(tot[1]),
+			DownloadPackets: uint64(tot[2]), UploadPackets: uint64(tot[3]), Flows: uint64(tot[4])}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("cannot read subscriber usage: %w", err)
+	}
+	if len(out.Rows) == 0 && q.Offset > 0 {
+		// A page past the end: the count and totals still answer.
+		var tot [5]sql.NullInt64
+		if err := s.r.QueryRowContext(ctx, "SELECT count(*), sum(d), sum(u), sum(dp), sum(up), sum(fl) FROM ("+grouped+")", args...).
+			Scan(&out.Count, &tot[0], &tot[1], &tot[2], &tot[3], &tot[4]); err != nil {
+			return nil, fmt.Errorf("cannot sum subscriber usage: %w", err)
+		}
+		out.Total = SubscriberUsage{DownloadBytes: uint64(tot[0].Int64), UploadBytes: uint64(tot[1].Int64),
+			DownloadPackets: uint64(tot[2].Int64), UploadPackets: uint64(tot[3].Int64), Flows: uint64(tot[4].Int64)}
 	}
 	return out, nil
 }
@@ -295,8 +323,9 @@ func (s *Store) SubscriberUsageSeries(ctx context.Context, q UsageSeriesQuery) (
 	}
 	out.DownloadBytes = make([]uint64, len(out.Times))
 	out.UploadBytes = make([]uint64, len(out.Times))
-	where, args := usageWhere(f, t, q.Sources, "", q.Subscriber)
-	rows, err := s.r.QueryContext(ctx, "SELECT t, sum(down_bytes), sum(up_bytes) FROM "+table+where+" GROUP BY t", args...)
+	where, args := usageWhere(q.Sources, "", q.Subscriber)
+	rows, err := s.r.QueryContext(ctx, "SELECT t, sum(down_bytes), sum(up_bytes) FROM "+table+" WHERE t >= ? AND t < ?"+where+" GROUP BY t",
+		append([]any{f, t}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the usage of %q: %w", q.Subscriber, err)
 	}

@@ -238,3 +238,61 @@ func TestSubscriberUsageBeyondTopK(t *testing.T) {
 		}
 	}
 }
+
+// TestSubscriberUsageAcrossDays reads ranges over several days: whole UTC
+// days come from usage_d and the hours at both ends from usage_h; every
+// range, aligned or not, equals the sum of its flows.
+func TestSubscriberUsageAcrossDays(t *testing.T) {
+	s := openAt(t, t.TempDir(), testNow)
+	ctx := context.Background()
+	var flows []Flow
+	start := testNow.Add(-5 * 24 * time.Hour).Truncate(time.Hour)
+	for i := 0; start.Add(time.Duration(i) * 37 * time.Minute).Before(testNow); i++ {
+		end := start.Add(time.Duration(i) * 37 * time.Minute).UnixMilli()
+		dir := DirDownload
+		if i%3 == 0 {
+			dir = DirUpload
+		}
+		flows = append(flows, Flow{Exporter: netip.MustParseAddrPort("127.0.0.2:2055"), RouterID: 1, Start: end - 1000, End: end,
+			SrcAddr: netip.MustParseAddr("198.51.100.1"), DstAddr: netip.MustParseAddr("10.0.0.1"), Proto: 6,
+			Bytes: uint64(1000 + i), Packets: 1, Direction: dir, Subscriber: fmt.Sprintf("s%d", i%3)})
+	}
+	s.wr.agg.add(flows, s.wr.exporters)
+	if err := s.flushRollups(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ from, to time.Time }{
+		{testNow.Add(-4*24*time.Hour - 5*time.Hour), testNow},                                         // head hours, 3 whole days, tail hours
+		{testNow.Add(-4 * 24 * time.Hour).Truncate(24 * time.Hour), testNow.Truncate(24 * time.Hour)}, // whole days only
+		{testNow.Add(-30 * time.Hour), testNow.Add(-2 * time.Hour)},                                   // one whole day at most
+		{testNow.Add(-3 * time.Hour), testNow},                                                        // hours only
+	} {
+		res, err := s.SubscriberUsage(ctx, UsageQuery{From: c.from, To: c.to, Sort: UsageByName})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, to := c.from.Truncate(time.Hour), c.to.Add(time.Hour-1).Truncate(time.Hour)
+		want := usageWant(flows, func(fl *Flow) bool { return fl.End >= f.UnixMilli() && fl.End < to.UnixMilli() })
+		if res.Resolution != ResHour || !res.From.Equal(f) || !res.To.Equal(to) || len(res.Rows) != len(want) {
+			t.Fatalf("%v-%v: %s %v-%v %d rows, want %d", c.from, c.to, res.Resolution, res.From, res.To, len(res.Rows), len(want))
+		}
+		var last time.Time
+		for _, fl := range flows {
+			if e := time.UnixMilli(fl.End); !e.Before(f) && e.Before(to) {
+				last = e.Truncate(time.Hour).Add(time.Hour)
+			}
+		}
+		for _, u := range res.Rows {
+			w := want["true/"+u.Subscriber]
+			if w == nil || u.DownloadBytes != w.DownloadBytes || u.UploadBytes != w.UploadBytes || u.Flows != w.Flows {
+				t.Fatalf("%v-%v: %+v, want %+v", c.from, c.to, u, w)
+			}
+			if u.LastSeen.After(to.Add(24 * time.Hour)) {
+				t.Fatalf("last seen %v after %v", u.LastSeen, to)
+			}
+		}
+		if c.to.Equal(testNow) && !res.Rows[0].LastSeen.Equal(last) && !res.Rows[1].LastSeen.Equal(last) && !res.Rows[2].LastSeen.Equal(last) {
+			t.Fatalf("no row last seen at %v: %+v", last, res.Rows)
+		}
+	}
+}
