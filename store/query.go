@@ -71,6 +71,9 @@ type Filter struct {
 	// downloads, else the destination country), as DimCountry ranks them;
 	// "" matches an unknown country.
 	Countries []string
+	// Subscribers match Flow.Subscriber exactly ("" matches flows without
+	// one), as DimSubscriber labels them.
+	Subscribers []string
 }
 
 // rawFields returns the names of the set fields that only raw flows
@@ -84,6 +87,7 @@ func (f *Filter) rawFields() []string {
 		{"hosts", len(f.Hosts)}, {"local-hosts", len(f.LocalHosts)}, {"remote-hosts", len(f.RemoteHosts)},
 		{"as", len(f.AS)}, {"ports", len(f.Ports)}, {"protocols", len(f.Protocols)},
 		{"applications", len(f.Applications)}, {"countries", len(f.Countries)},
+		{"subscribers", len(f.Subscribers)},
 	} {
 		if c.n > 0 {
 			out = append(out, c.name)
@@ -202,6 +206,9 @@ func (f *Filter) match(fl *Flow, src int64, local, remote netip.Addr) bool {
 		return false
 	}
 	if len(f.Countries) > 0 && !slices.Contains(f.Countries, remoteCountry(fl)) {
+		return false
+	}
+	if len(f.Subscribers) > 0 && !slices.Contains(f.Subscribers, fl.Subscriber) {
 		return false
 	}
 	return true
