@@ -179,6 +179,9 @@ type Filter struct {
 	Locals, Remotes []netip.Prefix
 	// App is an application label ("" matches everything).
 	App string
+	// Subscriber is a subscriber name, matched exactly ("" matches
+	// everything).
+	Subscriber string
 	// Country is the remote side's country (ISO code or a label such as
 	// "private"; "" with HasCountry is the unknown country).
 	Country    string
@@ -208,6 +211,9 @@ func (f *Filter) storeFilter() store.Filter {
 	sf.LocalHosts, sf.RemoteHosts = f.Locals, f.Remotes
 	if f.App != "" {
 		sf.Applications = []string{f.App}
+	}
+	if f.Subscriber != "" {
+		sf.Subscribers = []string{f.Subscriber}
 	}
 	if f.HasCountry {
 		sf.Countries = []string{f.Country}

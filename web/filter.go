@@ -56,9 +56,9 @@ func protoName(p uint8) string {
 // router, host (addresses or CIDRs on either side, repeated or
 // comma-separated, ORed), local and remote (the same, on the subscriber or
 // the remote side), port, proto (number or name), as, iface, app
-// (application label) and country (of the remote side; "unknown" for
-// none). Unknown parameters are ignored; invalid values are a badRequest
-// naming the parameter.
+// (application label), subscriber (name, exactly) and country (of the
+// remote side; "unknown" for none). Unknown parameters are ignored;
+// invalid values are a badRequest naming the parameter.
 func parseFilter(q url.Values, now time.Time) (Filter, error) {
 	var f Filter
 	f.To = now
@@ -124,6 +124,12 @@ func parseFilter(q url.Values, now time.Time) (Filter, error) {
 			return f, badf("app: longer than 64 characters")
 		}
 		f.App = v
+	}
+	if v := q.Get("subscriber"); v != "" {
+		if len(v) > 200 {
+			return f, badf("subscriber: longer than 200 characters")
+		}
+		f.Subscriber = v
 	}
 	if q.Has("country") {
 		v := q.Get("country")
@@ -272,7 +278,7 @@ func (f *Filter) rawFilters(ifaceGrouped bool) []string {
 	}{
 		{"hosts", len(f.Hosts)+len(f.Locals)+len(f.Remotes) > 0}, {"ports", f.HasPort}, {"protocols", f.HasProto},
 		{"AS", f.HasAS}, {"interfaces", f.HasInterface && !ifaceGrouped}, {"applications", f.App != ""},
-		{"countries", f.HasCountry},
+		{"countries", f.HasCountry}, {"subscribers", f.Subscriber != ""},
 	} {
 		if c.set {
 			out = append(out, c.name)
@@ -295,7 +301,7 @@ func (s *Server) rawWindowStart() time.Time {
 }
 
 // allRawFilters names every filter that needs raw flows.
-var allRawFilters = []string{"hosts", "ports", "protocols", "AS", "interfaces", "applications", "countries"}
+var allRawFilters = []string{"hosts", "ports", "protocols", "AS", "interfaces", "applications", "countries", "subscribers"}
 
 // rawWindowMsg is what the console says when filters (names from
 // rawFilters) need raw flows over a range they are no longer kept for:

@@ -24,6 +24,7 @@ func filterParams() []any {
 		p("local", "string", "addresses or CIDRs on the subscriber side (raw window only); with remote, a conversation"),
 		p("remote", "string", "addresses or CIDRs on the remote side (raw window only)"),
 		p("app", "string", "application label, as the port top names it (raw window only)"),
+		p("subscriber", "string", "subscriber name, exactly as the Subscribers page and the local-host top name it, at most 200 characters (raw window only)"),
 		p("country", "string", "country of the remote side, ISO code or label (private, bogon...), unknown for none (raw window only)"),
 		p("port", "integer", "source or destination port (raw window only)"),
 		p("proto", "string", "IP protocol name (tcp, udp, icmp...) or number (raw window only)"),

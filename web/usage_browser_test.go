@@ -15,8 +15,9 @@ import (
 
 // TestBrowserSubscribers opens the Subscribers page on the known dataset:
 // the week's table lists alice and bob with their totals, a click on alice
-// charts her traffic, a search narrows the table, and a phone shows the
-// page without horizontal scrolling.
+// charts her traffic, her card's links open her flows and the router page
+// filtered by her, a search narrows the table, and a phone shows the page
+// without horizontal scrolling.
 func TestBrowserSubscribers(t *testing.T) {
 	browsertest.Need(t)
 	e, gw1, flows := datasetEnv(t)
@@ -82,10 +83,81 @@ func TestBrowserSubscribers(t *testing.T) {
 	if name := must(t, ctx, chromedp.TextContent(`#detail-name`)); name != "alice" {
 		t.Errorf("the card is titled %q", name)
 	}
-	if href := must(t, ctx, chromedp.Evaluate[string](`document.getElementById("detail-router-link").getAttribute("href")`)); href != "/routers/"+strconv.FormatInt(gw1.ID, 10) {
-		t.Errorf("the router link is %q", href)
+	gw1ID := strconv.FormatInt(gw1.ID, 10)
+	routerHref := must(t, ctx, chromedp.Evaluate[string](`document.getElementById("detail-router-link").getAttribute("href")`))
+	if routerHref != "/routers/"+gw1ID+"?subscriber=alice&range=24h" {
+		t.Errorf("the router link is %q", routerHref)
+	}
+	if text := must(t, ctx, chromedp.TextContent(`#detail-router-link`)); text != "Router page for alice" {
+		t.Errorf("the router link says %q", text)
+	}
+	flowsHref := must(t, ctx, chromedp.Evaluate[string](`document.getElementById("detail-flows-link").getAttribute("href")`))
+	if !strings.HasPrefix(flowsHref, "/flows?subscriber=alice&router="+gw1ID+"&from=") || !strings.Contains(flowsHref, "&to=") {
+		t.Errorf("the flows link is %q", flowsHref)
 	}
 	screenshot(t, ctx, art, "s2-subscribers-alice")
+
+	// The card's flows link: the Flows page lists alice's flows only.
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`#detail-flows-link`),
+		chromedp.WaitVisible(`#flows tbody tr td.subscriber`),
+	); err != nil {
+		t.Fatalf("open alice's flows: %v", err)
+	}
+	cells := must(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#flows tbody tr")].map(r => { const c = r.querySelector("td.subscriber"); return c ? c.textContent : "(no subscriber cell)"; })`))
+	if len(cells) == 0 || slices.ContainsFunc(cells, func(c string) bool { return c != "alice" }) {
+		t.Errorf("alice's flows show the subscribers %q", cells)
+	}
+	if v := must(t, ctx, chromedp.Evaluate[[]string](`["f-subscriber", "f-router", "f-range"].map(id => document.getElementById(id).value)`)); !slices.Equal(v, []string{"alice", gw1ID, "custom"}) {
+		t.Errorf("the flow search form says subscriber, router, range %q", v)
+	}
+	screenshot(t, ctx, art, "s2a-flows-alice")
+
+	// The card's router page link: filtered by alice, whose only host is
+	// 10.0.0.5.
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(base+routerHref),
+		chromedp.WaitVisible(`#filters .chip[data-filter="subscriber"]`),
+	); err != nil {
+		t.Fatalf("open the router page of alice: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById("main").dataset.loadedMs !== undefined`,
+		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("the router page does not load: %v", err)
+	}
+	if chips := must(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#filters .chip")].map(c => c.firstChild.textContent)`)); !slices.Equal(chips, []string{"subscriber = alice"}) {
+		t.Errorf("the router page's filters are %q", chips)
+	}
+	if talkers := must(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#top-local tbody tr")].map(r => r.dataset.key || r.textContent)`)); !slices.Equal(talkers, []string{"10.0.0.5"}) {
+		t.Errorf("alice's top talkers are %q, want 10.0.0.5 only", talkers)
+	}
+	if loc := must(t, ctx, chromedp.Location()); !strings.Contains(loc, "subscriber=alice") {
+		t.Errorf("the router page's URL %s lost the filter", loc)
+	}
+	if href := must(t, ctx, chromedp.Evaluate[string](`document.getElementById("flows-link").getAttribute("href")`)); !strings.Contains(href, "subscriber=alice") {
+		t.Errorf("the router page's flows link %q lost the filter", href)
+	}
+	screenshot(t, ctx, art, "s2b-router-alice")
+
+	// The chip removes the filter: every talker is back.
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`#filters .chip[data-filter="subscriber"] button`),
+		chromedp.WaitNotPresent(`#filters .chip`),
+	); err != nil {
+		t.Fatalf("remove the subscriber filter: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll("#top-local tbody tr.click").length === 3 && !location.search.includes("subscriber")`,
+		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Errorf("without the subscriber filter the router page does not show the 3 talkers: %v", err)
+	}
+
+	// Back to the week's table.
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/subscribers?period=7d")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](rows+`.length === 2`, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("back on the subscribers page: %v", err)
+	}
 
 	// A search for "bo" leaves bob only, and the URL keeps it.
 	if err := chromedp.Do(ctx, chromedp.SendKeys(`#search`, "bo")); err != nil {

@@ -7,7 +7,7 @@
   const errBox = document.getElementById("search-error");
   const pageSize = 100;
   // fields are the filter inputs, named as the API's query parameters.
-  const fields = ["router", "host", "local", "remote", "port", "proto", "as", "app", "country", "iface"];
+  const fields = ["router", "host", "local", "remote", "port", "proto", "as", "app", "country", "subscriber", "iface"];
   // cursors[i] is the cursor of page i (the first page has none).
   let cursors = [""];
   const routerNames = {};
@@ -64,7 +64,7 @@
           el("td", { title: when(f.start) + " – " + when(f.end) }, shortWhen(f.start)), el("td", null, routerNames[f.router_id] || String(f.router_id || "")),
           el("td", null, endpoint(f.src, f.src_port)), el("td", null, endpoint(f.dst, f.dst_port)),
           el("td", null, f.proto), el("td", { class: "num" }, bytes(f.bytes)), el("td", { class: "num" }, count(f.packets)),
-          el("td", null, f.direction), el("td", null, f.subscriber || ""), el("td", null, f.application || ""),
+          el("td", null, f.direction), el("td", { class: "subscriber" }, f.subscriber || ""), el("td", null, f.application || ""),
           el("td", { title: as }, el("span", { class: "clip" }, as))));
       });
       nextCursor = res.next;

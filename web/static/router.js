@@ -4,9 +4,9 @@
 (function () {
   const { api, el, bits, bytes, count, ago, when, shortWhen, badge, show, clear, emptyRow, localInput } = window.fb;
   const id = document.getElementById("main").dataset.routerId;
-  const filterKeys = ["host", "local", "remote", "as", "app", "port", "proto", "country", "iface"];
+  const filterKeys = ["host", "local", "remote", "as", "app", "port", "proto", "country", "subscriber", "iface"];
   const filterNames = { host: "host", local: "local host", remote: "remote host", as: "AS", app: "application",
-    port: "port", proto: "protocol", country: "country", iface: "interface" };
+    port: "port", proto: "protocol", country: "country", subscriber: "subscriber", iface: "interface" };
 
   // State lives in the URL so that a filtered view can be bookmarked.
   const state = { range: "24h", from: "", to: "", filters: {} };

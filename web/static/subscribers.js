@@ -195,14 +195,32 @@
     show(detail, false);
     if (plot) { plot.destroy(); plot = null; }
   });
+  // detailLinks points the card's links at the subscriber: the router page
+  // filtered by the name over 24 h, and the flow search over the last 48 h
+  // (the raw window by default; the search keeps what is still there).
+  const routerLink = document.getElementById("detail-router-link");
+  const flowsLink = el("a", { id: "detail-flows-link", href: "/flows" }, "Flows (last 48 h)");
+  routerLink.after(flowsLink);
+  function detailLinks(r) {
+    const known = r.router_id > 0; // a negative id is an exporter no router claims
+    const rq = new URLSearchParams({ subscriber: r.subscriber, range: "24h" });
+    routerLink.href = "/routers/" + r.router_id + "?" + rq.toString();
+    routerLink.textContent = "Router page for " + r.subscriber;
+    show(routerLink, known);
+    // Whole minutes, as the Flows page's date inputs keep them: the end
+    // rounded up keeps the flows of the current minute.
+    const to = new Date(Math.ceil(Date.now() / 60e3) * 60e3), from = new Date(to - 48 * 3600e3);
+    const fq = new URLSearchParams({ subscriber: r.subscriber });
+    if (known) fq.set("router", String(r.router_id));
+    fq.set("from", iso(from)); fq.set("to", iso(to));
+    flowsLink.href = "/flows?" + fq.toString();
+  }
   async function openDetail(r) {
     document.getElementById("detail-name").textContent = r.subscriber;
     document.getElementById("detail-router").textContent = r.router;
     document.getElementById("detail-totals").textContent = "Download " + bytes(r.download_bytes) + " · upload " + bytes(r.upload_bytes) +
       " · total " + bytes(r.download_bytes + r.upload_bytes);
-    const link = document.getElementById("detail-router-link");
-    link.href = "/routers/" + r.router_id;
-    show(link, r.router_id > 0);
+    detailLinks(r);
     show(detail, true);
     detail.scrollIntoView({ block: "nearest" });
     const q = query();
