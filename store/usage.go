@@ -143,13 +143,12 @@ func (s *Store) usageSource(from, to time.Time, sources []int64, search, sub str
 	}
 	f = floorDiv(from.Unix(), span) * span
 	t = -floorDiv(-to.Unix(), span) * span
+	where, wargs := usageWhere(sources, search, sub)
 	if res == ResDay {
-		where, wargs := usageWhere(sources, search, sub)
 		return "SELECT " + cols + ", t + 86400 AS e FROM usage_d WHERE t >= ? AND t < ?" + where, append([]any{f, t}, wargs...), res, f, t
 	}
 	d1 := -floorDiv(-f, 86400) * 86400 // first whole day
 	d0 := floorDiv(t, 86400) * 86400   // end of the last whole day
-	where, wargs := usageWhere(sources, search, sub)
 	if d1 >= d0 {
 		return "SELECT " + cols + ", t + 3600 AS e FROM usage_h WHERE t >= ? AND t < ?" + where, append([]any{f, t}, wargs...), res, f, t
 	}
@@ -244,9 +243,11 @@ func (s *Store) SubscriberUsage(ctx context.Context, q UsageQuery) (*UsageResult
 		}
 		u.DownloadBytes, u.UploadBytes, u.DownloadPackets, u.UploadPackets, u.Flows = uint64(d), uint64(up), uint64(dp), uint64(upp), uint64(fl)
 		u.LastSeen = time.Unix(last, 0).UTC()
+		if len(out.Rows) == 0 { // the window columns are the same on every row
+			out.Total = SubscriberUsage{DownloadBytes: uint64(tot[0]), UploadBytes: uint64(tot[1]),
+				DownloadPackets: uint64(tot[2]), UploadPackets: uint64(tot[3]), Flows: uint64(tot[4])}
+		}
 		out.Rows = append(out.Rows, u)
-		out.Total = SubscriberUsage{DownloadBytes: uint64(tot[0]), UploadBytes: uint64(tot[1]),
-			DownloadPackets: uint64(tot[2]), UploadPackets: uint64(tot[3]), Flows: uint64(tot[4])}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("cannot read subscriber usage: %w", err)
@@ -295,7 +296,7 @@ func (s *Store) SubscriberUsageSeries(ctx context.Context, q UsageSeriesQuery) (
 	if q.Subscriber == "" {
 		return nil, &QueryError{Field: "subscriber", Msg: "a subscriber name is required"}
 	}
-	hourly := q.From.After(s.now().Add(-s.cfg.UsageHourRetention)) || q.From.Equal(s.now().Add(-s.cfg.UsageHourRetention))
+	hourly := !q.From.Before(s.now().Add(-s.cfg.UsageHourRetention))
 	switch q.Step {
 	case 0:
 		hourly = hourly && q.To.Sub(q.From) <= 7*24*time.Hour

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -98,9 +99,9 @@ func TestSubscriberUsage(t *testing.T) {
 		}
 		if !slices.IsSortedFunc(p.Rows, func(a, b SubscriberUsage) int {
 			if sort == UsageByDownload {
-				return -cmpU(a.DownloadBytes, b.DownloadBytes)
+				return -cmp.Compare(a.DownloadBytes, b.DownloadBytes)
 			}
-			return -cmpU(a.UploadBytes, b.UploadBytes)
+			return -cmp.Compare(a.UploadBytes, b.UploadBytes)
 		}) {
 			t.Fatalf("not sorted by %s", sort)
 		}
@@ -193,16 +194,6 @@ func TestSubscriberUsage(t *testing.T) {
 	if _, err := s.SubscriberUsageSeries(ctx, UsageSeriesQuery{From: from, To: to, Subscriber: "sub-1", Step: time.Hour}); err == nil {
 		t.Fatal("an hourly series beyond the hourly retention")
 	}
-}
-
-func cmpU(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // TestSubscriberUsageBeyondTopK: the rollups keep the top 2 subscribers of

@@ -328,7 +328,7 @@ func TestSessionsBoundAndExpiry(t *testing.T) {
 	}
 	// The evicted session is gone from the store too.
 	if stored, err := st.LiveSessions(context.Background(), now, 10); err != nil || len(stored) != 2 ||
-		stored[0].Hash != sessionHash(b) || stored[1].Hash != sessionHash(c) {
+		stored[0].Hash != HashToken(b) || stored[1].Hash != HashToken(c) {
 		t.Fatalf("stored sessions %+v (%v), want b and c", stored, err)
 	}
 	if u, ok := s.lookup(b, now); !ok || u != "b" {

@@ -82,7 +82,8 @@ func principalFrom(ctx context.Context) (principal, bool) {
 	return p, ok
 }
 
-// session is one console login, known by the SHA-256 of its id.
+// session is one console login, known by the SHA-256 of its id
+// (HashToken, as API tokens are).
 type session struct {
 	hash    string
 	user    string
@@ -127,12 +128,6 @@ func newSessions(max int, ttl time.Duration, evicted func(), db SessionStore, db
 		db: db, dbFailed: dbFailed, log: log}
 }
 
-// sessionHash is the hex SHA-256 of a session id.
-func sessionHash(id string) string {
-	h := sha256.Sum256([]byte(id))
-	return hex.EncodeToString(h[:])
-}
-
 // dbDo runs one store write with a timeout, logging and counting failures.
 func (s *sessions) dbDo(what string, f func(ctx context.Context) error) {
 	ctx, cancel := context.WithTimeout(context.Background(), sessionDBTimeout)
@@ -174,7 +169,7 @@ func (s *sessions) create(user string, now time.Time) (string, error) {
 		return "", fmt.Errorf("cannot generate session id: %w", err)
 	}
 	id := base64.RawURLEncoding.EncodeToString(b)
-	ss := &session{hash: sessionHash(id), user: user, created: now, expires: now.Add(s.ttl)}
+	ss := &session{hash: HashToken(id), user: user, created: now, expires: now.Add(s.ttl)}
 	s.mu.Lock()
 	s.expireLocked(now)
 	var gone []string
@@ -208,7 +203,7 @@ func (s *sessions) create(user string, now time.Time) (string, error) {
 
 // lookup returns the user of a live session.
 func (s *sessions) lookup(id string, now time.Time) (string, bool) {
-	h := sessionHash(id)
+	h := HashToken(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ss, ok := s.byHash[h]
@@ -224,7 +219,7 @@ func (s *sessions) lookup(id string, now time.Time) (string, bool) {
 
 // delete ends a session.
 func (s *sessions) delete(id string) {
-	h := sessionHash(id)
+	h := HashToken(id)
 	s.mu.Lock()
 	if ss, ok := s.byHash[h]; ok {
 		s.removeLocked(ss)
@@ -238,7 +233,7 @@ func (s *sessions) delete(id string) {
 func (s *sessions) deleteUser(user, except string) {
 	keep := ""
 	if except != "" {
-		keep = sessionHash(except)
+		keep = HashToken(except)
 	}
 	s.mu.Lock()
 	for h, ss := range s.byHash {

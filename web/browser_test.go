@@ -265,16 +265,7 @@ func TestBrowser(t *testing.T) {
 
 	// Remove gw2 from its page: back on the fleet, which says so and no
 	// longer lists it.
-	routers, err := e.st.ListRouters(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gw2 int64
-	for _, r := range routers {
-		if r.Name == "gw2" {
-			gw2 = r.ID
-		}
-	}
+	gw2 := e.routerID("gw2")
 	if err := chromedp.Do(ctx,
 		chromedp.EmulateViewport(1280, 1000),
 		chromedp.Navigate(fmt.Sprintf("%s/routers/%d", base, gw2)),

@@ -100,6 +100,22 @@ func (e *env) addRouter(r store.Router) store.Router {
 	return r
 }
 
+// routerID returns the id of the stored router called name.
+func (e *env) routerID(name string) int64 {
+	e.t.Helper()
+	routers, err := e.st.ListRouters(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, r := range routers {
+		if r.Name == name {
+			return r.ID
+		}
+	}
+	e.t.Fatalf("no router %q", name)
+	return 0
+}
+
 // ingest writes flows through the store's writer and waits until they are
 // stored (the writer flushes flows and rollups when it stops). It can be
 // called once per env.

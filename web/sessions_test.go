@@ -81,7 +81,7 @@ func TestSessionsSurviveRestart(t *testing.T) {
 		if ss.Hash == cookie || len(ss.Hash) != 64 {
 			t.Fatalf("stored session %q is not a hex SHA-256", ss.Hash)
 		}
-		found = found || ss.Hash == sessionHash(cookie)
+		found = found || ss.Hash == HashToken(cookie)
 	}
 	if !found {
 		t.Fatal("noc's session is not stored by the SHA-256 of its cookie")

@@ -165,16 +165,7 @@ func TestSubscriberUsage(t *testing.T) {
 	}
 
 	// Router filter: gw2 has no subscriber; a list with both has both.
-	routers, err := e.st.ListRouters(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gw2 int64
-	for _, r := range routers {
-		if r.Name == "gw2" {
-			gw2 = r.ID
-		}
-	}
+	gw2 := e.routerID("gw2")
 	for q, count := range map[string]int{
 		fmt.Sprintf("router=%d", gw2):                   0,
 		fmt.Sprintf("router=%d", gw1.ID):                2,
