@@ -12,25 +12,13 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// capturesDir returns ../shared/captures relative to the repository root, or
-// skips the test when it is absent.
-func capturesDir(tb testing.TB) string {
-	tb.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "captures")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("FLOWBOX_FUNCTIONAL_TESTS") == "1" {
-			tb.Fatalf("capture corpus %s is absent: %v", dir, err)
-		}
-		tb.Skipf("capture corpus %s is absent (%v)", dir, err)
-	}
-	return dir
-}
+	"github.com/flowbox/flowbox/internal/testutil"
+)
 
 func allCaptures(tb testing.TB) []string {
 	tb.Helper()
-	dir := capturesDir(tb)
+	dir := testutil.CapturesDir(tb)
 	var files []string
 	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		if err != nil {
@@ -80,7 +68,7 @@ func readAll(b []byte) ([]Packet, int, error) {
 }
 
 func TestCaptures(t *testing.T) {
-	dir := capturesDir(t)
+	dir := testutil.CapturesDir(t)
 	for _, path := range allCaptures(t) {
 		name, _ := filepath.Rel(dir, path)
 		t.Run(name, func(t *testing.T) {
@@ -134,7 +122,7 @@ func TestCaptures(t *testing.T) {
 // first frame of the MikroTik IPFIX capture (text2pcap: 192.0.2.10:40000 ->
 // 192.0.2.20:2055, IPFIX header version 10).
 func TestNetflowPayload(t *testing.T) {
-	dir := capturesDir(t)
+	dir := testutil.CapturesDir(t)
 	b, err := os.ReadFile(filepath.Join(dir, "logstash-codec-netflow", "ipfix-mikrotik-routeros-6-39-2.pcap"))
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +170,7 @@ func recordOffsets(t *testing.T, b []byte) []int {
 
 // TestTruncated cuts real files inside and between records.
 func TestTruncated(t *testing.T) {
-	dir := capturesDir(t)
+	dir := testutil.CapturesDir(t)
 	b, err := os.ReadFile(filepath.Join(dir, "graylog", "nprobe-netflow9-3.pcap"))
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +210,7 @@ func TestTruncated(t *testing.T) {
 }
 
 func TestTruncatedPcapng(t *testing.T) {
-	dir := capturesDir(t)
+	dir := testutil.CapturesDir(t)
 	b, err := os.ReadFile(filepath.Join(dir, "libnetflow9", "malformed_2.pcap"))
 	if err != nil {
 		t.Fatal(err)
@@ -249,7 +237,7 @@ func TestTruncatedPcapng(t *testing.T) {
 }
 
 func TestCorrupt(t *testing.T) {
-	dir := capturesDir(t)
+	dir := testutil.CapturesDir(t)
 	b, err := os.ReadFile(filepath.Join(dir, "graylog", "nprobe-netflow9-3.pcap"))
 	if err != nil {
 		t.Fatal(err)
@@ -587,7 +575,7 @@ func TestTruncatedPayload(t *testing.T) {
 }
 
 func FuzzReader(f *testing.F) {
-	dir := filepath.Join("..", "..", "..", "shared", "captures")
+	dir, _ := testutil.CapturesPath() // seeds from the corpus only when it is there
 	for _, name := range []string{"libnetflow9/malformed_5.pcap", "libnetflow9/1.pcap", "telegraf/netflow_v5_example.pcap"} {
 		if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
 			f.Add(b)
