@@ -14,22 +14,9 @@ import (
 	"time"
 
 	"github.com/flowbox/flowbox/internal/pcap"
+	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/store"
 )
-
-// capturesDir returns ../shared/captures (from the repository root), or
-// skips the test when it is absent.
-func capturesDir(tb testing.TB) string {
-	tb.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "captures")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("FLOWBOX_FUNCTIONAL_TESTS") == "1" {
-			tb.Fatalf("capture corpus %s is absent: %v", dir, err)
-		}
-		tb.Skipf("capture corpus %s is absent (%v)", dir, err)
-	}
-	return dir
-}
 
 // datagram is one UDP payload of a capture.
 type datagram struct {
@@ -193,7 +180,7 @@ var cleanCaptures = map[string]string{
 // TestCaptures decodes every capture that has a tshark truth file and
 // compares records, bytes and packets with tshark.
 func TestCaptures(t *testing.T) {
-	dir := capturesDir(t)
+	dir := testutil.CapturesDir(t)
 	var truths []string
 	err := filepath.WalkDir(dir, func(path string, de os.DirEntry, err error) error {
 		if err == nil && strings.HasSuffix(path, ".pcap.truth.json") {

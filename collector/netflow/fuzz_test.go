@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/store"
 )
 
@@ -20,8 +21,8 @@ import (
 // cache and the pending queues stay within their bounds, and the flows are
 // bounded by the input size.
 func FuzzDecode(f *testing.F) {
-	dir := filepath.Join("..", "..", "..", "shared", "captures")
-	if _, err := os.Stat(dir); err == nil {
+	// Seeds from the corpus only when it is there.
+	if dir, err := testutil.CapturesPath(); err == nil {
 		_ = filepath.WalkDir(dir, func(path string, de os.DirEntry, err error) error {
 			if err != nil || !strings.HasSuffix(path, ".pcap") {
 				return err

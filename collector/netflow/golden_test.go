@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/store"
 )
 
@@ -78,7 +79,7 @@ func toGolden(f *store.Flow) goldenFlow {
 // flow with testdata/<name>.golden.json. Regenerate with -update, then
 // check by hand against routeros.md 4.2.
 func TestGolden(t *testing.T) {
-	dir := capturesDir(t)
+	dir := testutil.CapturesDir(t)
 	for _, c := range []struct{ golden, pcap string }{
 		{"mikrotik-routeros-6-39-2-ipfix", "logstash-codec-netflow/ipfix-mikrotik-routeros-6-39-2.pcap"},
 		{"mikrotik-netflow5", "logstash-codec-netflow/netflow5-mikrotik.pcap"},
@@ -133,7 +134,7 @@ func TestGolden(t *testing.T) {
 // TestMikroTikIPFIXFacts checks the decoded RouterOS 6.39.2 capture against
 // the facts of routeros.md 4.2, independently of the golden file.
 func TestMikroTikIPFIXFacts(t *testing.T) {
-	dir := capturesDir(t)
+	dir := testutil.CapturesDir(t)
 	flows, _, d := decodeAll(t, DefaultConfig(), readCapture(t, filepath.Join(dir, "logstash-codec-netflow/ipfix-mikrotik-routeros-6-39-2.pcap")))
 	if len(flows) != 46 {
 		t.Fatalf("%d flows, want 46 (28 IPv4 + 18 IPv6)", len(flows))
