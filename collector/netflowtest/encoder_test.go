@@ -9,21 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/store"
 )
-
-// capturesDir returns the shared capture corpus, or skips the test.
-func capturesDir(t testing.TB) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "captures")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("FLOWBOX_FUNCTIONAL_TESTS") == "1" {
-			t.Fatalf("capture corpus %s is missing: %v", dir, err)
-		}
-		t.Skipf("capture corpus %s is absent: %v", dir, err)
-	}
-	return dir
-}
 
 var t0 = time.Date(2026, 3, 14, 21, 0, 0, 0, time.UTC)
 
@@ -62,7 +50,7 @@ func newEnc(t testing.TB, cfg EncoderConfig) *Encoder {
 // (logstash-codec-netflow's ipfix_test_mikrotik_tpl.dat), apart from the
 // header's export time and sequence number.
 func TestIPFIXTemplatesMatchRouterOS6392(t *testing.T) {
-	want, err := os.ReadFile(filepath.Join(capturesDir(t), "logstash-codec-netflow", "dat", "ipfix_test_mikrotik_tpl.dat"))
+	want, err := os.ReadFile(filepath.Join(testutil.CapturesDir(t), "logstash-codec-netflow", "dat", "ipfix_test_mikrotik_tpl.dat"))
 	if err != nil {
 		t.Fatal(err)
 	}

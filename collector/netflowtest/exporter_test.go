@@ -3,83 +3,20 @@ package netflowtest
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/flowbox/flowbox/internal/testutil"
 )
-
-// sink is a UDP receiver on loopback that keeps every datagram.
-type sink struct {
-	conn *net.UDPConn
-	mu   sync.Mutex
-	pkts []received
-	done chan struct{}
-}
-
-type received struct {
-	from netip.AddrPort
-	data []byte
-}
-
-func newSink(t testing.TB) *sink {
-	t.Helper()
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetReadBuffer(8 << 20)
-	s := &sink{conn: conn, done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := conn.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.pkts = append(s.pkts, received{from, bytes.Clone(buf[:n])})
-			s.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { conn.Close(); <-s.done })
-	return s
-}
-
-func (s *sink) addr() netip.AddrPort { return s.conn.LocalAddr().(*net.UDPAddr).AddrPort() }
-
-// wait waits until n datagrams arrived (or fails after 5s) and returns them.
-func (s *sink) wait(t testing.TB, n int) []received {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		s.mu.Lock()
-		got := append([]received(nil), s.pkts...)
-		s.mu.Unlock()
-		if len(got) >= n {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("received %d datagrams, want %d", len(got), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func (s *sink) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.pkts)
-}
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -95,11 +32,11 @@ func newExporter(t testing.TB, cfg ExporterConfig, mcfg ModelConfig) *Exporter {
 // Two exporters with the same seed, driven at the same instants, send
 // byte-identical datagrams.
 func TestExporterSameSeedSameBytes(t *testing.T) {
-	var out [2][]received
+	var out [2][]testutil.Datagram
 	for i := range out {
-		s := newSink(t)
+		s := testutil.NewUDPSink(t)
 		e := newExporter(t, ExporterConfig{BootTime: t0.Add(-time.Hour),
-			Targets: []Target{{Addr: s.addr(), Version: V9}, {Addr: s.addr(), Version: IPFIX}}},
+			Targets: []Target{{Addr: s.Addr(), Version: V9}, {Addr: s.Addr(), Version: IPFIX}}},
 			ModelConfig{Seed: 11, Subscribers: 300})
 		if err := e.Start(); err != nil {
 			t.Fatal(err)
@@ -110,7 +47,7 @@ func TestExporterSameSeedSameBytes(t *testing.T) {
 		}
 		st := e.Stats()
 		e.Stop()
-		out[i] = s.wait(t, int(st.Packets))
+		out[i] = s.Wait(t, int(st.Packets))
 	}
 	if len(out[0]) != len(out[1]) || len(out[0]) == 0 {
 		t.Fatalf("%d and %d datagrams", len(out[0]), len(out[1]))
@@ -120,13 +57,13 @@ func TestExporterSameSeedSameBytes(t *testing.T) {
 	for _, v := range []uint16{V9, IPFIX} {
 		var a, b [][]byte
 		for _, p := range out[0] {
-			if binary.BigEndian.Uint16(p.data) == v {
-				a = append(a, p.data)
+			if binary.BigEndian.Uint16(p.Data) == v {
+				a = append(a, p.Data)
 			}
 		}
 		for _, p := range out[1] {
-			if binary.BigEndian.Uint16(p.data) == v {
-				b = append(b, p.data)
+			if binary.BigEndian.Uint16(p.Data) == v {
+				b = append(b, p.Data)
 			}
 		}
 		if len(a) != len(b) {
@@ -141,9 +78,9 @@ func TestExporterSameSeedSameBytes(t *testing.T) {
 }
 
 func TestExporterReconfigureAndSource(t *testing.T) {
-	a, b := newSink(t), newSink(t)
+	a, b := testutil.NewUDPSink(t), testutil.NewUDPSink(t)
 	e := newExporter(t, ExporterConfig{Source: netip.MustParseAddrPort("127.0.0.2:0"), Rate: 0,
-		Targets: []Target{{Addr: a.addr(), Version: V9}}}, ModelConfig{Seed: 2})
+		Targets: []Target{{Addr: a.Addr(), Version: V9}}}, ModelConfig{Seed: 2})
 	if err := e.Start(); err != nil {
 		t.Fatalf("cannot bind 127.0.0.2 (Linux routes 127/8 to lo): %v", err)
 	}
@@ -153,21 +90,21 @@ func TestExporterReconfigureAndSource(t *testing.T) {
 	}
 	now := time.Now()
 	e.step(now, 100)
-	got := a.wait(t, 5)
-	if got[0].from.Addr() != netip.MustParseAddr("127.0.0.2") || got[0].from != e.LocalAddr() {
-		t.Fatalf("datagram from %s, want the exporter's own address %s", got[0].from, e.LocalAddr())
+	got := a.Wait(t, 5)
+	if got[0].From.Addr() != netip.MustParseAddr("127.0.0.2") || got[0].From != e.LocalAddr() {
+		t.Fatalf("datagram from %s, want the exporter's own address %s", got[0].From, e.LocalAddr())
 	}
-	if v := binary.BigEndian.Uint16(got[0].data); v != V9 {
+	if v := binary.BigEndian.Uint16(got[0].Data); v != V9 {
 		t.Fatalf("version %d, want 9", v)
 	}
 	// Move the target to b with IPFIX.
-	if err := e.SetTargets([]Target{{Addr: b.addr(), Version: IPFIX, TemplateRefresh: 5}}); err != nil {
+	if err := e.SetTargets([]Target{{Addr: b.Addr(), Version: IPFIX, TemplateRefresh: 5}}); err != nil {
 		t.Fatal(err)
 	}
-	before := a.count()
+	before := a.Len()
 	e.step(now.Add(time.Second), 100)
-	got = b.wait(t, 2)
-	if v := binary.BigEndian.Uint16(got[0].data); v != IPFIX {
+	got = b.Wait(t, 2)
+	if v := binary.BigEndian.Uint16(got[0].Data); v != IPFIX {
 		t.Fatalf("version %d, want 10", v)
 	}
 	// No target: nothing is generated or sent.
@@ -175,9 +112,9 @@ func TestExporterReconfigureAndSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	gen := e.Stats().Generated
-	nb := b.count()
+	nb := b.Len()
 	e.step(now.Add(2*time.Second), 100)
-	if e.Stats().Generated != gen || b.count() != nb || a.count() != before {
+	if e.Stats().Generated != gen || b.Len() != nb || a.Len() != before {
 		t.Fatal("an exporter without targets sent flows")
 	}
 	// Bad targets are refused and leave the old ones in place.
@@ -185,29 +122,29 @@ func TestExporterReconfigureAndSource(t *testing.T) {
 		!strings.Contains(err.Error(), "different families") {
 		t.Fatalf("IPv6 target from an IPv4 source: %v", err)
 	}
-	if err := e.SetTargets([]Target{{Addr: a.addr(), Version: 8}}); err == nil {
+	if err := e.SetTargets([]Target{{Addr: a.Addr(), Version: 8}}); err == nil {
 		t.Fatal("version 8 accepted")
 	}
 }
 
 // A running exporter sends at its rate; stats add up to what arrived.
 func TestExporterRuns(t *testing.T) {
-	s := newSink(t)
-	e := newExporter(t, ExporterConfig{Rate: 20000, Targets: []Target{{Addr: s.addr(), Version: V5}}},
+	s := testutil.NewUDPSink(t)
+	e := newExporter(t, ExporterConfig{Rate: 20000, Targets: []Target{{Addr: s.Addr(), Version: V5}}},
 		ModelConfig{Seed: 4, IPv6Share: -1})
 	if err := e.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for e.Stats().Flows < 2000 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, "2000 flows sent", func() (bool, string) {
+		st := e.Stats()
+		return st.Flows >= 2000, fmt.Sprintf("%d flows sent", st.Flows)
+	})
 	e.Stop()
 	st := e.Stats()
-	got := s.wait(t, int(st.Packets))
+	got := s.Wait(t, int(st.Packets))
 	flows := 0
 	for _, p := range got {
-		flows += int(binary.BigEndian.Uint16(p.data[2:]))
+		flows += int(binary.BigEndian.Uint16(p.Data[2:]))
 	}
 	if st.Flows < 2000 || uint64(flows) != st.Flows || st.SendErrors != 0 {
 		t.Fatalf("stats %+v; %d flows arrived", st, flows)

@@ -1,17 +1,16 @@
 package netflowtest_test
 
 import (
-	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/flowbox/flowbox/collector/netflow"
 	"github.com/flowbox/flowbox/collector/netflowtest"
+	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/store"
 )
 
@@ -145,40 +144,12 @@ func orPort(p, def uint16) uint16 {
 func TestExporterTotalsMatchDecoder(t *testing.T) {
 	for _, c := range versions {
 		t.Run(c.name, func(t *testing.T) {
-			conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-			if err != nil {
-				t.Fatal(err)
-			}
-			_ = conn.SetReadBuffer(8 << 20)
-			var mu sync.Mutex
-			var got []store.Flow
-			var pkts int
-			dec := netflow.New(netflow.DefaultConfig())
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				buf := make([]byte, 65536)
-				for {
-					n, from, err := conn.ReadFromUDPAddrPort(buf)
-					if err != nil {
-						return
-					}
-					mu.Lock()
-					pkts++
-					got, err = dec.Decode(got, from, bytes.Clone(buf[:n]), time.Now())
-					if err != nil {
-						t.Errorf("decode: %v", err)
-					}
-					mu.Unlock()
-				}
-			}()
-			defer func() { conn.Close(); <-done }()
-
+			sink := testutil.NewUDPSink(t)
 			m, err := netflowtest.NewModel(netflowtest.ModelConfig{Seed: 8})
 			if err != nil {
 				t.Fatal(err)
 			}
-			target := netflowtest.Target{Addr: conn.LocalAddr().(*net.UDPAddr).AddrPort(), Version: c.version,
+			target := netflowtest.Target{Addr: sink.Addr(), Version: c.version,
 				SysInitTime: c.sysInit, TemplateRefresh: 5}
 			e, err := netflowtest.NewExporter(netflowtest.ExporterConfig{Rate: 50000,
 				Source: netip.MustParseAddrPort("127.0.0.1:0"), Targets: []netflowtest.Target{target}},
@@ -189,23 +160,21 @@ func TestExporterTotalsMatchDecoder(t *testing.T) {
 			if err := e.Start(); err != nil {
 				t.Fatal(err)
 			}
-			deadline := time.Now().Add(5 * time.Second)
-			for e.Stats().Flows < 5000 && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
+			testutil.WaitFor(t, 10*time.Second, "5000 flows sent", func() (bool, string) {
+				st := e.Stats()
+				return st.Flows >= 5000, fmt.Sprintf("%d flows sent", st.Flows)
+			})
 			e.Stop()
 			st := e.Stats()
-			for {
-				mu.Lock()
-				n := pkts
-				mu.Unlock()
-				if uint64(n) >= st.Packets || time.Now().After(deadline) {
-					break
+			dgs := sink.Wait(t, int(st.Packets))
+			dec := netflow.New(netflow.DefaultConfig())
+			var got []store.Flow
+			for _, d := range dgs {
+				if got, err = dec.Decode(got, d.From, d.Data, time.Now()); err != nil {
+					t.Errorf("decode: %v", err)
 				}
-				time.Sleep(5 * time.Millisecond)
 			}
-			mu.Lock()
-			defer mu.Unlock()
+			pkts := len(dgs)
 			var octets, packets uint64
 			for _, f := range got {
 				octets += f.Bytes
