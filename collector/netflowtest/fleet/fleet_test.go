@@ -1,87 +1,29 @@
 package fleet
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"reflect"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-routeros/routeros/v3"
 
 	"github.com/flowbox/flowbox/collector/netflowtest"
+	"github.com/flowbox/flowbox/internal/testutil"
 )
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-// sink counts the datagrams that arrive on a loopback UDP port, by source.
-type sink struct {
-	conn *net.UDPConn
-	mu   sync.Mutex
-	pkts []received
-	done chan struct{}
-}
-
-type received struct {
-	from netip.AddrPort
-	data []byte
-}
-
-func newSink(t *testing.T) *sink {
-	t.Helper()
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetReadBuffer(8 << 20)
-	s := &sink{conn: conn, done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := conn.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.pkts = append(s.pkts, received{from, bytes.Clone(buf[:n])})
-			s.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { conn.Close(); <-s.done })
-	return s
-}
-
-func (s *sink) port() uint16 { return s.conn.LocalAddr().(*net.UDPAddr).AddrPort().Port() }
-
-func (s *sink) snapshot() []received {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]received(nil), s.pkts...)
-}
-
-// waitFor polls cond for up to 5 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 func startFleet(t *testing.T, cfg Config) *Fleet {
 	t.Helper()
@@ -116,11 +58,11 @@ func run(t *testing.T, c *routeros.Client, words ...string) *routeros.Reply {
 }
 
 // versionsFrom returns the NetFlow versions of the datagrams from src.
-func versionsFrom(pkts []received, src netip.Addr) map[uint16]int {
+func versionsFrom(pkts []testutil.Datagram, src netip.Addr) map[uint16]int {
 	out := map[uint16]int{}
 	for _, p := range pkts {
-		if p.from.Addr() == src {
-			out[binary.BigEndian.Uint16(p.data)]++
+		if p.From.Addr() == src {
+			out[binary.BigEndian.Uint16(p.Data)]++
 		}
 	}
 	return out
@@ -131,8 +73,8 @@ func versionsFrom(pkts []received, src netip.Addr) map[uint16]int {
 // API state matches the model.
 func TestFleetExportsFollowTrafficFlow(t *testing.T) {
 	f := startFleet(t, Config{Routers: 2, Rate: 4000, Seed: 1, Password: "demo", Subscribers: 120})
-	s := newSink(t)
-	port := strconv.Itoa(int(s.port()))
+	s := testutil.NewUDPSink(t)
+	port := strconv.Itoa(int(s.Addr().Port()))
 	v6, v7 := f.Routers()[0], f.Routers()[1]
 	if v6.Major != 6 || v7.Major != 7 {
 		t.Fatalf("mixed fleet majors %d, %d", v6.Major, v7.Major)
@@ -177,11 +119,17 @@ func TestFleetExportsFollowTrafficFlow(t *testing.T) {
 	if src.String() != "127.0.0.3" && src.String() != "127.0.0.1" {
 		t.Fatalf("router 1 exports from %s", src)
 	}
-	waitFor(t, "v9 exports", func() bool { return versionsFrom(s.snapshot(), src)[9] >= 3 })
+	testutil.WaitFor(t, 10*time.Second, "v9 exports", func() (bool, string) {
+		n := versionsFrom(s.Datagrams(), src)[9]
+		return n >= 3, fmt.Sprintf("%d v9 datagrams from %s", n, src)
+	})
 
 	// Switching the target to IPFIX switches the exports.
 	run(t, c, "/ip/traffic-flow/target/set", "=.id="+id, "=version=ipfix")
-	waitFor(t, "IPFIX exports", func() bool { return versionsFrom(s.snapshot(), src)[10] >= 3 })
+	testutil.WaitFor(t, 10*time.Second, "IPFIX exports", func() (bool, string) {
+		n := versionsFrom(s.Datagrams(), src)[10]
+		return n >= 3, fmt.Sprintf("%d IPFIX datagrams from %s", n, src)
+	})
 
 	// Removing the target stops the exports: after the reply, the exporter
 	// has no target, and what it counted is exactly what arrived.
@@ -192,16 +140,32 @@ func TestFleetExportsFollowTrafficFlow(t *testing.T) {
 	}
 	fromV7 := func() int {
 		n := 0
-		for _, v := range versionsFrom(s.snapshot(), src) {
+		for _, v := range versionsFrom(s.Datagrams(), src) {
 			n += v
 		}
 		return n
 	}
-	waitFor(t, "the last datagrams", func() bool { return uint64(fromV7()) == st.Packets })
-	time.Sleep(50 * time.Millisecond) // five exporter ticks
-	if got := fromV7(); uint64(got) != st.Packets || f.Stats()[1].Packets != st.Packets {
+	testutil.WaitFor(t, 10*time.Second, "the last datagrams", func() (bool, string) {
+		n := fromV7()
+		return uint64(n) == st.Packets, fmt.Sprintf("%d of %d datagrams arrived", n, st.Packets)
+	})
+	// The exporter goes on ticking (a second collector, added now, gets
+	// datagrams) and sends nothing more to the removed target.
+	s2 := testutil.NewUDPSink(t)
+	add2 := run(t, c, "/ip/traffic-flow/target/add", "=dst-address=127.0.0.1", "=port="+strconv.Itoa(int(s2.Addr().Port())),
+		"=version=9")
+	testutil.WaitFor(t, 10*time.Second, "exports to a second collector", func() (bool, string) {
+		n := versionsFrom(s2.Datagrams(), src)[9]
+		return n >= 3, fmt.Sprintf("%d v9 datagrams from %s", n, src)
+	})
+	after := f.Stats()[1]
+	if len(after.Targets) != 1 || after.Targets[0].Target.Addr != s2.Addr() || after.Packets-after.Targets[0].Packets != st.Packets {
+		t.Fatalf("after removing the target: %+v, want only %s and %d packets to the removed one", after, s2.Addr(), st.Packets)
+	}
+	if got := fromV7(); uint64(got) != st.Packets {
 		t.Fatalf("%d datagrams after removing the target, exporter counted %d", got, st.Packets)
 	}
+	run(t, c, "/ip/traffic-flow/target/remove", "=.id="+add2.Done.Map["ret"])
 
 	// The v6 router: challenge login, legacy target syntax; disabling
 	// traffic-flow stops it.
@@ -209,7 +173,10 @@ func TestFleetExportsFollowTrafficFlow(t *testing.T) {
 	run(t, c6, "/ip/traffic-flow/target/add", "=address=127.0.0.1:"+port, "=version=5")
 	run(t, c6, "/ip/traffic-flow/set", "=enabled=yes")
 	src6 := v6.ExportAddr().Addr()
-	waitFor(t, "v5 exports from the v6 router", func() bool { return versionsFrom(s.snapshot(), src6)[5] >= 3 })
+	testutil.WaitFor(t, 10*time.Second, "v5 exports from the v6 router", func() (bool, string) {
+		n := versionsFrom(s.Datagrams(), src6)[5]
+		return n >= 3, fmt.Sprintf("%d v5 datagrams from %s", n, src6)
+	})
 	if src6 == src && src6.String() != "127.0.0.1" {
 		t.Fatalf("both routers export from %s", src6)
 	}
