@@ -111,7 +111,7 @@ func benchUDPPath(b *testing.B, flowsPerSec int) {
 		due := start.Add(time.Duration(sent) * interval)
 		now := time.Now()
 		if d := due.Sub(now); d > 200*time.Microsecond {
-			time.Sleep(d)
+			time.Sleep(d) // pacing the real UDP sender to the benchmark's flow rate
 		}
 		e := sent % exporters
 		pkt, n := encs[e].AppendPacket(buf[:0], flows[e], now)
@@ -138,7 +138,7 @@ func benchUDPPath(b *testing.B, flowsPerSec int) {
 		} else if time.Since(lastMove) > 200*time.Millisecond {
 			break
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // benchmark drain: waits for quiescence, which is no failure, so not testutil.WaitFor
 	}
 	wall := time.Since(start)
 	collectorCPU := cpuTime(b, unix.RUSAGE_SELF) - procStart - senderCPU

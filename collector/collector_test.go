@@ -23,22 +23,9 @@ import (
 	"github.com/flowbox/flowbox/collector/netflow"
 	"github.com/flowbox/flowbox/collector/netflowtest"
 	"github.com/flowbox/flowbox/internal/pcap"
+	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/store"
 )
-
-// capturesDir returns ../shared/captures (relative to the repository root),
-// skipping the test when it is absent.
-func capturesDir(t testing.TB) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "shared", "captures")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("FLOWBOX_FUNCTIONAL_TESTS") == "1" {
-			t.Fatalf("capture corpus %s is missing: %v", dir, err)
-		}
-		t.Skipf("capture corpus %s is absent (it lives beside the repository): %v", dir, err)
-	}
-	return dir
-}
 
 // readPayloads returns the UDP payloads of a capture, copied.
 func readPayloads(t testing.TB, path string) [][]byte {
@@ -147,7 +134,7 @@ type running struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when Run returned
 	err    error         // what Run returned, valid once done is closed
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 }
 
 // stop cancels the collector and waits for Run to return.
@@ -174,28 +161,10 @@ func (r *running) addr(t testing.TB, i int) *net.UDPAddr {
 	return addrs[i].(*net.UDPAddr)
 }
 
-// syncBuffer is a goroutine-safe log destination.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func startCollector(t testing.TB, cfg Config, sink Sink) *running {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	c, err := New(cfg, Deps{
 		Sink:       sink,
 		Logger:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -266,18 +235,6 @@ func labelValue(m *dto.Metric, name string) string {
 	return ""
 }
 
-// waitFor polls cond until it is true or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timeout waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // receivedPackets is the number of datagrams the readers handled.
 func (c *Collector) receivedPackets() uint64 {
 	var n uint64
@@ -285,6 +242,15 @@ func (c *Collector) receivedPackets() uint64 {
 		n += r.packets.Load()
 	}
 	return n
+}
+
+// waitReceived waits until the collector's readers handled n datagrams.
+func waitReceived(t testing.TB, r *running, n int) {
+	t.Helper()
+	testutil.WaitFor(t, 10*time.Second, fmt.Sprintf("%d datagrams", n), func() (bool, string) {
+		got := r.c.receivedPackets()
+		return got == uint64(n), fmt.Sprintf("%d received, %d kernel drops", got, r.c.kernelDrops())
+	})
 }
 
 // kernelDrops is the sum of the sockets' drop counters, after a fresh read
@@ -328,7 +294,7 @@ func (s *sender) send(t testing.TB, dst *net.UDPAddr, payloads [][]byte) {
 			t.Fatalf("send: %v", err)
 		}
 		if i%16 == 15 {
-			time.Sleep(time.Millisecond)
+			time.Sleep(time.Millisecond) // pacing a real UDP sender: the collector's socket buffer must not overflow
 		}
 	}
 }
@@ -355,7 +321,7 @@ type replayCase struct {
 // flows that decoding the same payloads offline gives, and the counters
 // must add up.
 func TestReplayCaptures(t *testing.T) {
-	dir := capturesDir(t)
+	dir := testutil.CapturesDir(t)
 	cases := []replayCase{
 		{"logstash-codec-netflow/ipfix-mikrotik-routeros-6-39-2.pcap", "127.0.0.2:0"},
 		{"logstash-codec-netflow/netflow5-mikrotik.pcap", "127.0.0.3:0"},
@@ -432,8 +398,10 @@ func TestReplayCaptures(t *testing.T) {
 		want.Bytes += e.sums.Bytes
 		want.Packets += e.sums.Packets
 	}
-	waitFor(t, 10*time.Second, fmt.Sprintf("%d datagrams (kernel drops: %d)", sent, r.c.kernelDrops()),
-		func() bool { return r.c.receivedPackets() == uint64(sent) })
+	testutil.WaitFor(t, 10*time.Second, fmt.Sprintf("%d datagrams", sent), func() (bool, string) {
+		got := r.c.receivedPackets()
+		return got == uint64(sent), fmt.Sprintf("%d received, %d kernel drops", got, r.c.kernelDrops())
+	})
 	r.stop(t)
 	close(stopReading)
 	<-readingDone
@@ -603,7 +571,7 @@ func TestQueueFull(t *testing.T) {
 	packets, flows := encodeV5(t, 10)
 	s := newSender(t, "127.0.0.2:0")
 	s.send(t, r.addr(t, 0), packets)
-	waitFor(t, 10*time.Second, "all datagrams", func() bool { return r.c.receivedPackets() == uint64(len(packets)) })
+	waitReceived(t, r, len(packets))
 
 	dropped := metric(t, r.reg, "flowbox_collector_dropped_flows_total", "reason", ReasonQueueFull)
 	if dropped == 0 {
@@ -673,7 +641,7 @@ func TestShutdownTimeout(t *testing.T) {
 	packets, flows := encodeV5(t, 3)
 	s := newSender(t, "127.0.0.2:0")
 	s.send(t, r.addr(t, 0), packets)
-	waitFor(t, 10*time.Second, "all datagrams", func() bool { return r.c.receivedPackets() == uint64(len(packets)) })
+	waitReceived(t, r, len(packets))
 	start := time.Now()
 	r.stop(t)
 	if d := time.Since(start); d > 10*time.Second {
@@ -695,7 +663,7 @@ func TestSinkError(t *testing.T) {
 	packets, flows := encodeV5(t, 4)
 	s := newSender(t, "127.0.0.2:0")
 	s.send(t, r.addr(t, 0), packets)
-	waitFor(t, 10*time.Second, "all datagrams", func() bool { return r.c.receivedPackets() == uint64(len(packets)) })
+	waitReceived(t, r, len(packets))
 	r.stop(t)
 	if got := metric(t, r.reg, "flowbox_collector_dropped_flows_total", "reason", ReasonSinkError); got != float64(flows) {
 		t.Errorf("sink_error drops = %v, want %d", got, flows)
@@ -720,7 +688,10 @@ func TestBatchAge(t *testing.T) {
 	packets, flows := encodeV5(t, 2)
 	s := newSender(t, "127.0.0.2:0")
 	s.send(t, r.addr(t, 0), packets)
-	waitFor(t, 10*time.Second, "the aged batch", func() bool { return len(sink.snapshot()) == flows })
+	testutil.WaitFor(t, 10*time.Second, "the aged batch", func() (bool, string) {
+		n := len(sink.snapshot())
+		return n == flows, fmt.Sprintf("%d of %d flows in the sink", n, flows)
+	})
 }
 
 // TestReceiveBufferWarning asks for more than net.core.rmem_max without
@@ -738,7 +709,7 @@ func TestReceiveBufferWarning(t *testing.T) {
 	for _, force := range []bool{false, true} {
 		t.Run(fmt.Sprintf("force=%v", force), func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			logs := &syncBuffer{}
+			logs := &testutil.SyncBuffer{}
 			c, err := New(cfg, Deps{Sink: &memSink{}, Registerer: reg,
 				Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			if err != nil {
@@ -826,7 +797,7 @@ func TestSoftflowd(t *testing.T) {
 		}
 		t.Skip("softflowd is not in PATH (apt-get install softflowd); skipping the real-exporter test")
 	}
-	input := filepath.Join(capturesDir(t), "exporters", "exporters-input.pcap")
+	input := filepath.Join(testutil.CapturesDir(t), "exporters", "exporters-input.pcap")
 	for _, version := range []string{"9", "10"} {
 		t.Run("v"+version, func(t *testing.T) {
 			sink := &memSink{}
@@ -841,8 +812,9 @@ func TestSoftflowd(t *testing.T) {
 				t.Fatalf("softflowd: %v\n%s", err, out)
 			}
 			const wantFlows = 58
-			waitFor(t, 10*time.Second, "58 flows", func() bool {
-				return metric(t, r.reg, "flowbox_collector_flows_total") >= wantFlows
+			testutil.WaitFor(t, 10*time.Second, "58 flows", func() (bool, string) {
+				n := metric(t, r.reg, "flowbox_collector_flows_total")
+				return n >= wantFlows, fmt.Sprintf("%v flows decoded", n)
 			})
 			r.stop(t)
 			want := sums{Flows: wantFlows, Packets: 3817, Bytes: 14146460}

@@ -5,11 +5,14 @@ package collector
 import (
 	"bufio"
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/flowbox/flowbox/internal/testutil"
 )
 
 // cmsg builds one control message as the kernel lays it out.
@@ -93,8 +96,9 @@ func TestKernelDrops(t *testing.T) {
 		}
 	}
 	sent := uint64(len(packets))
-	waitFor(t, 10*time.Second, "every datagram received or dropped", func() bool {
-		return r.c.receivedPackets()+r.c.kernelDrops() >= sent
+	testutil.WaitFor(t, 10*time.Second, "every datagram received or dropped", func() (bool, string) {
+		got, drops := r.c.receivedPackets(), r.c.kernelDrops()
+		return got+drops >= sent, fmt.Sprintf("%d received, %d kernel drops, %d sent", got, drops, sent)
 	})
 	r.stop(t)
 	got, drops := r.c.receivedPackets(), r.c.kernelDrops()
