@@ -1,7 +1,6 @@
 package provision
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/provision/routeros"
 	"github.com/flowbox/flowbox/provision/routerostest"
 	"github.com/flowbox/flowbox/store"
@@ -25,29 +25,11 @@ const adminPassword = "Adm1n-S3cret-pw"
 
 var addrCmp = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type fixture struct {
 	t    *testing.T
 	inv  *memInventory
 	prov *Provisioner
-	logs *syncBuffer
+	logs *testutil.SyncBuffer
 	reg  *prometheus.Registry
 }
 
@@ -61,7 +43,7 @@ func testConfig() Config {
 
 func newFixture(t *testing.T, cfg Config) *fixture {
 	t.Helper()
-	f := &fixture{t: t, inv: newMemInventory(), logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
+	f := &fixture{t: t, inv: newMemInventory(), logs: &testutil.SyncBuffer{}, reg: prometheus.NewRegistry()}
 	logger := slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	p, err := New(cfg, Deps{Store: f.inv, Logger: logger, Registerer: f.reg})
 	if err != nil {
@@ -86,20 +68,13 @@ func (f *fixture) assertNoSecret(secret string) {
 	}
 }
 
-func startRouter(t *testing.T, p routerostest.Personality) *routerostest.Server {
-	t.Helper()
+// withUsers gives p the tests' users, admin (full) and viewer (read), both
+// with adminPassword, unless it has users of its own.
+func withUsers(p routerostest.Personality) routerostest.Personality {
 	if len(p.Users) == 0 {
 		p.Users = []routerostest.User{{Name: "admin", Group: "full", Password: adminPassword}, {Name: "viewer", Group: "read", Password: adminPassword}}
 	}
-	s, err := routerostest.NewServer(p, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Listen("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
+	return p
 }
 
 func (f *fixture) add(name string, s *routerostest.Server, mod func(*AddRequest)) (*store.Router, *Plan, error) {
@@ -166,7 +141,7 @@ func TestOnboardFromScratch(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, testConfig())
-			s := startRouter(t, tc.p)
+			s := testutil.StartRouter(t, withUsers(tc.p))
 			before := s.TrafficFlow()
 			ctx := context.Background()
 
@@ -277,7 +252,7 @@ func TestForeignTargetsUntouchedAndExistingTargetUpdated(t *testing.T) {
 		{DstAddress: netip.MustParseAddr("127.0.0.1"), Port: 9995, Version: "9", TemplateRefresh: 20, TemplateTimeout: 30 * time.Minute},
 	}
 	p.TrafficFlow = &tf
-	s := startRouter(t, p)
+	s := testutil.StartRouter(t, withUsers(p))
 	before := s.TrafficFlow()
 	f.mustAdd("r", s)
 	ctx := context.Background()
@@ -313,7 +288,7 @@ func TestErrors(t *testing.T) {
 	ctx := context.Background()
 	t.Run("wrong password", func(t *testing.T) {
 		f := newFixture(t, testConfig())
-		s := startRouter(t, routerostest.V6("r"))
+		s := testutil.StartRouter(t, withUsers(routerostest.V6("r")))
 		_, _, err := f.add("r", s, func(r *AddRequest) { r.Password = "not-" + adminPassword })
 		if !errors.Is(err, routeros.ErrAuth) || !strings.Contains(err.Error(), "wrong username or password") {
 			t.Fatalf("err = %v", err)
@@ -322,7 +297,7 @@ func TestErrors(t *testing.T) {
 	})
 	t.Run("port closed", func(t *testing.T) {
 		f := newFixture(t, testConfig())
-		s := startRouter(t, routerostest.V7("r"))
+		s := testutil.StartRouter(t, withUsers(routerostest.V7("r")))
 		f.mustAdd("r", s)
 		if err := s.SetAPIEnabled(false); err != nil {
 			t.Fatal(err)
@@ -341,7 +316,7 @@ func TestErrors(t *testing.T) {
 		cfg.CommandTimeout = 200 * time.Millisecond
 		cfg.Attempts = 2
 		f := newFixture(t, cfg)
-		s := startRouter(t, routerostest.V7("r"))
+		s := testutil.StartRouter(t, withUsers(routerostest.V7("r")))
 		f.mustAdd("r", s)
 		s.SetSilent(true)
 		_, err := f.prov.Apply(ctx, "r")
@@ -356,7 +331,7 @@ func TestErrors(t *testing.T) {
 		f := newFixture(t, testConfig())
 		p := routerostest.V7("r")
 		p.TLS = true
-		s := startRouter(t, p)
+		s := testutil.StartRouter(t, withUsers(p))
 		r := f.mustAdd("r", s)
 		if r.TLSFingerprint != s.Fingerprint() {
 			t.Fatalf("pinned %q, want %q", r.TLSFingerprint, s.Fingerprint())
@@ -376,7 +351,7 @@ func TestErrors(t *testing.T) {
 	})
 	t.Run("not enough permissions", func(t *testing.T) {
 		f := newFixture(t, testConfig())
-		s := startRouter(t, routerostest.V7("r"))
+		s := testutil.StartRouter(t, withUsers(routerostest.V7("r")))
 		before := s.TrafficFlow()
 		if _, _, err := f.add("r", s, func(r *AddRequest) { r.Username = "viewer" }); err != nil {
 			t.Fatalf("a read-only user can still be added: %v", err)
@@ -393,7 +368,7 @@ func TestErrors(t *testing.T) {
 		// 6.42 does not know dst-address: the empty target table is
 		// probed with the modern syntax, then the legacy one is used.
 		f := newFixture(t, testConfig())
-		s := startRouter(t, routerostest.V6("r"))
+		s := testutil.StartRouter(t, withUsers(routerostest.V6("r")))
 		f.mustAdd("r", s)
 		if _, err := f.prov.Apply(ctx, "r"); err != nil {
 			t.Fatal(err)
@@ -420,7 +395,7 @@ func TestDropMidApply(t *testing.T) {
 				cfg := testConfig()
 				cfg.Attempts = 1
 				f := newFixture(t, cfg)
-				s := startRouter(t, p)
+				s := testutil.StartRouter(t, withUsers(p))
 				before := s.TrafficFlow()
 				f.mustAdd("r", s)
 				s.DropAfter(n)
@@ -454,7 +429,7 @@ func TestDropMidApply(t *testing.T) {
 	}
 	t.Run("retried within one apply", func(t *testing.T) {
 		f := newFixture(t, testConfig())
-		s := startRouter(t, routerostest.V7("r"))
+		s := testutil.StartRouter(t, withUsers(routerostest.V7("r")))
 		f.mustAdd("r", s)
 		s.DropAfter(2) // the target add: executed, reply lost
 		if _, err := f.prov.Apply(ctx, "r"); err != nil {
@@ -478,7 +453,7 @@ func TestConcurrentProvisioning(t *testing.T) {
 			p = routerostest.V6(fmt.Sprintf("router-%02d", i))
 		}
 		p.Serial = fmt.Sprintf("SN%04d", i)
-		servers[i] = startRouter(t, p)
+		servers[i] = testutil.StartRouter(t, withUsers(p))
 	}
 	ctx := context.Background()
 	var wg sync.WaitGroup
@@ -514,7 +489,7 @@ func TestConcurrentProvisioning(t *testing.T) {
 
 func TestCreateUser(t *testing.T) {
 	f := newFixture(t, testConfig())
-	s := startRouter(t, routerostest.V7("r"))
+	s := testutil.StartRouter(t, withUsers(routerostest.V7("r")))
 	r, _, err := f.add("r", s, func(r *AddRequest) { r.CreateUser = true })
 	if err != nil {
 		t.Fatal(err)
@@ -574,7 +549,7 @@ func TestNewValidates(t *testing.T) {
 func TestRemove(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, testConfig())
-	s := startRouter(t, routerostest.V7("r"))
+	s := testutil.StartRouter(t, withUsers(routerostest.V7("r")))
 	before := s.TrafficFlow()
 	f.mustAdd("r", s)
 	if _, err := f.prov.Apply(ctx, "r"); err != nil {
@@ -613,7 +588,7 @@ func TestDrift(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig()
 	f := newFixture(t, cfg)
-	s := startRouter(t, routerostest.V7("r"))
+	s := testutil.StartRouter(t, withUsers(routerostest.V7("r")))
 	f.mustAdd("r", s)
 	if _, err := f.prov.Apply(ctx, "r"); err != nil {
 		t.Fatal(err)

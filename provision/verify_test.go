@@ -44,7 +44,7 @@ func TestVerifyFlowsArrive(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, inv, r := verifyFixture(t, nil)
 		go func() {
-			time.Sleep(20 * time.Second)
+			time.Sleep(20 * time.Second) // the bubble's fake clock: flows arrive 20 s into the wait
 			inv.mu.Lock()
 			inv.seen[netip.MustParseAddr("10.9.0.1")] = time.Now()
 			inv.lastFlow[r.ID] = time.Now()
@@ -127,7 +127,7 @@ func TestRunChecksDriftPeriodically(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
 		go func() { done <- p.Run(ctx) }()
-		time.Sleep(25 * time.Minute)
+		time.Sleep(25 * time.Minute) // the bubble's fake clock: two drift periods
 		synctest.Wait()
 		cancel()
 		if err := <-done; err != nil {

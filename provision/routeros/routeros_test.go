@@ -3,31 +3,24 @@ package routeros_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/provision/routeros"
 	"github.com/flowbox/flowbox/provision/routerostest"
 )
 
 const secret = "s3cr3t-Pa55"
 
-func startRouter(t *testing.T, p routerostest.Personality) *routerostest.Server {
-	t.Helper()
+// withUsers gives p the tests' users, admin (full) and viewer (read), both
+// with secret, unless it has users of its own.
+func withUsers(p routerostest.Personality) routerostest.Personality {
 	if len(p.Users) == 0 {
 		p.Users = []routerostest.User{{Name: "admin", Group: "full", Password: secret}, {Name: "viewer", Group: "read", Password: secret}}
 	}
-	s, err := routerostest.NewServer(p, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Listen("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
+	return p
 }
 
 func dial(t *testing.T, s *routerostest.Server, mod func(*routeros.Options)) (*routeros.Conn, error) {
@@ -50,7 +43,7 @@ func dial(t *testing.T, s *routerostest.Server, mod func(*routeros.Options)) (*r
 func TestLoginAndPrint(t *testing.T) {
 	for _, p := range []routerostest.Personality{routerostest.V6("old"), routerostest.V7("new")} {
 		t.Run(p.Version, func(t *testing.T) {
-			s := startRouter(t, p)
+			s := testutil.StartRouter(t, withUsers(p))
 			c, err := dial(t, s, nil)
 			if err != nil {
 				t.Fatalf("Dial: %v", err)
@@ -80,7 +73,7 @@ func TestLoginAndPrint(t *testing.T) {
 func TestWrongPassword(t *testing.T) {
 	for _, p := range []routerostest.Personality{routerostest.V6("old"), routerostest.V7("new")} {
 		t.Run(p.Version, func(t *testing.T) {
-			s := startRouter(t, p)
+			s := testutil.StartRouter(t, withUsers(p))
 			_, err := dial(t, s, func(o *routeros.Options) { o.Password = "wrong-" + secret })
 			if !errors.Is(err, routeros.ErrAuth) {
 				t.Fatalf("err = %v, want ErrAuth", err)
@@ -93,7 +86,7 @@ func TestWrongPassword(t *testing.T) {
 }
 
 func TestPortClosed(t *testing.T) {
-	s := startRouter(t, routerostest.V7("r"))
+	s := testutil.StartRouter(t, withUsers(routerostest.V7("r")))
 	if err := s.SetAPIEnabled(false); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +106,7 @@ func TestPortClosed(t *testing.T) {
 }
 
 func TestSilentRouterTimesOut(t *testing.T) {
-	s := startRouter(t, routerostest.V7("r"))
+	s := testutil.StartRouter(t, withUsers(routerostest.V7("r")))
 	s.SetSilent(true)
 	start := time.Now()
 	_, err := dial(t, s, func(o *routeros.Options) { o.CommandTimeout = 200 * time.Millisecond })
@@ -140,7 +133,7 @@ func TestSilentRouterTimesOut(t *testing.T) {
 }
 
 func TestContextCancelInterruptsCommand(t *testing.T) {
-	s := startRouter(t, routerostest.V7("r"))
+	s := testutil.StartRouter(t, withUsers(routerostest.V7("r")))
 	c, err := dial(t, s, func(o *routeros.Options) { o.CommandTimeout = time.Minute })
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +149,7 @@ func TestContextCancelInterruptsCommand(t *testing.T) {
 func TestTLSTrustOnFirstUse(t *testing.T) {
 	p := routerostest.V7("tls")
 	p.TLS = true
-	s := startRouter(t, p)
+	s := testutil.StartRouter(t, withUsers(p))
 	c, err := dial(t, s, nil)
 	if err != nil {
 		t.Fatalf("first dial: %v", err)
@@ -181,7 +174,7 @@ func TestTLSTrustOnFirstUse(t *testing.T) {
 func TestTraps(t *testing.T) {
 	ctx := context.Background()
 	t.Run("not enough permissions", func(t *testing.T) {
-		s := startRouter(t, routerostest.V7("r"))
+		s := testutil.StartRouter(t, withUsers(routerostest.V7("r")))
 		c, err := dial(t, s, func(o *routeros.Options) { o.Username = "viewer" })
 		if err != nil {
 			t.Fatal(err)
@@ -196,7 +189,7 @@ func TestTraps(t *testing.T) {
 		}
 	})
 	t.Run("unknown property on old version", func(t *testing.T) {
-		s := startRouter(t, routerostest.V6("r"))
+		s := testutil.StartRouter(t, withUsers(routerostest.V6("r")))
 		c, err := dial(t, s, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -221,7 +214,7 @@ func TestTraps(t *testing.T) {
 }
 
 func TestDroppedConnection(t *testing.T) {
-	s := startRouter(t, routerostest.V7("r"))
+	s := testutil.StartRouter(t, withUsers(routerostest.V7("r")))
 	c, err := dial(t, s, nil)
 	if err != nil {
 		t.Fatal(err)
