@@ -1,6 +1,7 @@
 // Package enrich labels flows at ingest so that rollups and queries carry
 // names instead of addresses: the router a flow came from, its direction
-// (download, upload, internal, transit) seen from the subscribers, the
+// (download, upload, internal, transit, or a router's own traffic) seen
+// from the subscribers, the
 // subscriber's name, the application, and the AS number and country of
 // both ends. It sits between the collector and the store: Enricher is a
 // collector sink that enriches each batch in place and passes it on.
@@ -49,6 +50,20 @@
 // Both sides local is internal, neither is transit. With no local prefix
 // known at all, the direction stays unknown.
 //
+// # The routers' own traffic
+//
+// Every address a router lists in /ip/address and /ipv6/address (static,
+// or dynamic from its DHCP or PPPoE client) is the router's own. What
+// would be an upload from such an address is the router's own traffic
+// (store.DirRouterOut: its NTP, DNS, API or VPN traffic), and a download
+// to one that the router itself terminates is store.DirRouterIn (the
+// answers, or a scan of its WAN address): a download that RouterOS
+// un-NATs to an inside host (post-NAT destination not the router's) stays
+// the customer's download; without post-NAT fields, out-interface 0 says
+// the router terminated it. Such flows carry the router's name in
+// Flow.Subscriber and count in no customer's usage. Traffic between a
+// router and its customers stays internal.
+//
 // # Interface numbers
 //
 // RouterOS puts SNMP ifIndex values in the flow records' ingress/egress
@@ -78,6 +93,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -144,6 +160,7 @@ type Enricher struct {
 	configured []addrRange
 	routers    map[int64]*routerState
 	local      atomicPrefixSet
+	owners     atomic.Pointer[ownerIndex] // routers' own addresses
 }
 
 var _ Sink = (*Enricher)(nil)
@@ -271,6 +288,7 @@ func (e *Enricher) rebuildLocalLocked() {
 	set := newPrefixSet(all)
 	e.local.Store(set)
 	e.metrics.localRanges.Set(float64(set.count()))
+	e.owners.Store(newOwnerIndex(e.routers))
 }
 
 // InsertFlows enriches flows in place and passes them to the next sink.
@@ -285,9 +303,10 @@ func (e *Enricher) InsertFlows(ctx context.Context, flows []store.Flow) error {
 // SrcAS/DstAS (when the exporter left them 0).
 func (e *Enricher) Enrich(flows []store.Flow) {
 	local := e.local.Load()
+	owners := e.owners.Load()
 	subs := e.subs.idx.Load()
 	geo := e.geo.state.Load()
-	var dirs [5]int
+	var dirs [store.NumDirections]int
 	hits, misses := 0, 0
 	// Batches usually come from one exporter: resolve each run of flows
 	// from the same exporter once.
@@ -305,6 +324,8 @@ func (e *Enricher) Enrich(flows []store.Flow) {
 			f.RouterID = lastID
 		}
 		f.Direction = direction(local, f)
+		var router string
+		f.Direction, router = owners.routerDirection(f)
 		dirs[f.Direction]++
 
 		f.SrcCountry = country(geo, f.SrcAddr, &f.SrcAS)
@@ -312,7 +333,7 @@ func (e *Enricher) Enrich(flows []store.Flow) {
 
 		loc, remote := f.LocalRemote()
 		remoteAS := f.DstAS
-		if f.Direction == store.DirDownload {
+		if f.Direction.Inbound() {
 			remoteAS = f.SrcAS
 		}
 		if f.Direction == store.DirInternal {
@@ -320,8 +341,8 @@ func (e *Enricher) Enrich(flows []store.Flow) {
 		}
 		f.Application = e.apps.Classify(f.Proto, f.SrcPort, f.DstPort, remote, remoteAS)
 
-		f.Subscriber = ""
-		if f.Direction == store.DirTransit || f.Direction == store.DirUnknown {
+		f.Subscriber = router // the router's name for its own traffic
+		if f.Direction == store.DirTransit || f.Direction == store.DirUnknown || f.Direction.Router() {
 			continue
 		}
 		name := subs.lookup(loc, f.Start)

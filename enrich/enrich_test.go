@@ -151,7 +151,7 @@ func TestDirectionNATAndLabels(t *testing.T) {
 		t.Errorf("download counter %v", v)
 	}
 	// Every direction is exported from the start, at 0 until seen.
-	if n, err := testutil.GatherAndCount(reg, "flowbox_enrich_flows_total"); err != nil || n != 5 {
+	if n, err := testutil.GatherAndCount(reg, "flowbox_enrich_flows_total"); err != nil || n != store.NumDirections {
 		t.Errorf("flows_total series: %d, %v", n, err)
 	}
 
@@ -314,7 +314,8 @@ func TestPollerRouterOS(t *testing.T) {
 		{RouterID: 3, Start: start, SrcAddr: addr("10.0.1.5"), DstAddr: addr("157.240.1.35"), Proto: 17, SrcPort: 50000, DstPort: 443},
 		// From a PPPoE interface with an address nobody named: the interface names the user.
 		{RouterID: 3, Start: start, SrcAddr: addr("10.0.0.99"), DstAddr: addr("1.1.1.1"), Proto: 6, SrcPort: 50000, DstPort: 443, InIf: 8388611},
-		// The router's uplink address (127.0.0.1/8 on ether1, upstream): only the host is local.
+		// The router's uplink address (127.0.0.1/8 on ether1, upstream): only the host is local,
+		// and the router itself terminates it (out-interface 0): the router's own traffic.
 		{RouterID: 3, Start: start, SrcAddr: addr("127.0.0.5"), DstAddr: addr("127.0.0.1"), Proto: 6, SrcPort: 50000, DstPort: 8728},
 	}
 	if err := e.InsertFlows(ctx, flows); err != nil {
@@ -329,7 +330,7 @@ func TestPollerRouterOS(t *testing.T) {
 		{store.DirDownload, "bob-laptop", "netflix"},
 		{store.DirUpload, "alice", "meta"},
 		{store.DirUpload, "alice", "cloudflare"},
-		{store.DirDownload, "", "mikrotik-api"},
+		{store.DirRouterIn, "tower-1", "mikrotik-api"},
 	}
 	for i, w := range want {
 		f := sink.flows[i]

@@ -82,7 +82,7 @@ func TestPollerIPv6(t *testing.T) {
 		up("2001:db8:300:3::11", "2606:4700::1111"),                 // next to it: nobody's
 		up("2001:db8:100:1::99", "2606:4700::1111"),                 // on the LAN /64, no binding
 		up("2001:db8:200:ff00::1", "2606:4700::1111"),               // in the pool, not delegated yet
-		down("2a03:2880::1", "2001:db8:ffff::2"),                    // the router's uplink address
+		down("2a03:2880::1", "2001:db8:ffff::2"),                    // the router's uplink address: its own traffic
 		up("2001:db8:ffff::7", "2606:4700::1111"),                   // another host on the uplink: not ours
 		up("2001:db8:300:4::1", "2606:4700::1111"),                  // a waiting binding: not a customer
 		up("2001:db8:dead::5", "2606:4700::1111"),                   // a disabled address's network
@@ -102,7 +102,7 @@ func TestPollerIPv6(t *testing.T) {
 		{store.DirTransit, ""},
 		{store.DirUpload, ""},
 		{store.DirUpload, ""},
-		{store.DirDownload, ""},
+		{store.DirRouterIn, "tower-1"},
 		{store.DirTransit, ""},
 		{store.DirTransit, ""},
 		{store.DirTransit, ""},
@@ -293,9 +293,19 @@ func TestPollWISPModelIPv6(t *testing.T) {
 			if err := e.InsertFlows(context.Background(), flows); err != nil {
 				t.Fatal(err)
 			}
-			v6 := 0
+			v6, own := 0, 0
 			for _, f := range sink.flows {
 				local, _ := f.LocalRemote()
+				if (f.Direction == store.DirDownload || f.Direction == store.DirUpload) && f.Subscriber == "" {
+					t.Fatalf("customer flow %v -> %v (post-NAT %v -> %v) without a name", f.SrcAddr, f.DstAddr, f.PostNATSrcAddr, f.PostNATDstAddr)
+				}
+				if local == m.PublicAddr() {
+					// The router's own NTP and DNS from its WAN address.
+					if own++; !f.Direction.Router() || f.Subscriber != m.Identity() {
+						t.Fatalf("router flow %v -> %v: %v %q, want the router's own traffic of %q",
+							f.SrcAddr, f.DstAddr, f.Direction, f.Subscriber, m.Identity())
+					}
+				}
 				want, ok := names[local]
 				if !ok {
 					continue // the router's own traffic
@@ -310,6 +320,9 @@ func TestPollWISPModelIPv6(t *testing.T) {
 			}
 			if v6 < 500 {
 				t.Errorf("only %d IPv6 customer flows", v6)
+			}
+			if own == 0 {
+				t.Error("no flow of the router's own traffic")
 			}
 		})
 	}

@@ -11,8 +11,8 @@ import (
 
 // metrics are enrichment's Prometheus metrics.
 type metrics struct {
-	flows           *prometheus.CounterVec // by direction
-	flowsByDir      [5]prometheus.Counter  // flows' children, by store.Direction
+	flows           *prometheus.CounterVec                  // by direction
+	flowsByDir      [store.NumDirections]prometheus.Counter // flows' children, by store.Direction
 	subscriberHits  prometheus.Counter
 	subscriberMiss  prometheus.Counter
 	subscriberDrops prometheus.Counter

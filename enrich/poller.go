@@ -75,7 +75,11 @@ type pollResult struct {
 	obs      []observation
 	sources  []string               // subscriber sources read successfully
 	prefixes map[string][]addrRange // by menu path, for menus read successfully
-	ifaces   map[uint32]string      // nil when /interface could not be read
+	// own are the router's own addresses (/ip/address, /ipv6/address,
+	// dynamic ones from a DHCP or PPPoE client included), by menu path,
+	// for menus read successfully.
+	own    map[string][]netip.Addr
+	ifaces map[uint32]string // nil when /interface could not be read
 }
 
 // printMenu reads one menu; a missing menu is an empty menu.
@@ -96,7 +100,7 @@ func isTrue(s string) bool { return s == "true" || s == "yes" }
 // Menus that fail are left out of the result (and their previous data
 // kept); the first error is returned with whatever was read.
 func (e *Enricher) pollRouter(ctx context.Context, api RouterAPI) (pollResult, error) {
-	res := pollResult{prefixes: map[string][]addrRange{}}
+	res := pollResult{prefixes: map[string][]addrRange{}, own: map[string][]netip.Addr{}}
 	var errs []error
 	read := func(m menuSpec, query ...string) ([]map[string]string, bool) {
 		rows, ok, err := printMenu(ctx, api, m, query...)
@@ -185,11 +189,20 @@ func (e *Enricher) pollRouter(ctx context.Context, api RouterAPI) (pollResult, e
 		}
 		return rs
 	}
+	ownAddrs := func(addrs []ifAddr) []netip.Addr {
+		out := make([]netip.Addr, 0, len(addrs))
+		for _, a := range addrs {
+			out = append(out, a.p.Addr())
+		}
+		return out
+	}
 	if addrOK {
 		res.prefixes[menuAddress.path] = localAddrs(addrs)
+		res.own[menuAddress.path] = ownAddrs(addrs)
 	}
 	if addr6OK {
 		res.prefixes[menuAddress6.path] = localAddrs(addrs6)
+		res.own[menuAddress6.path] = ownAddrs(addrs6)
 	}
 	if rows, ok := read(menuPool); ok {
 		var rs []addrRange
@@ -424,8 +437,10 @@ func pppoeUser(name string) (string, bool) {
 
 // routerState is what the poller keeps per router between polls.
 type routerState struct {
+	name     string
 	lastPoll time.Time
 	prefixes map[string][]addrRange
+	own      map[string][]netip.Addr // the router's own addresses, by menu
 }
 
 // pollAll polls every router of the inventory, PollConcurrency at a time,
@@ -504,15 +519,19 @@ func (e *Enricher) PollRouter(ctx context.Context, r store.Router) {
 	e.mu.Lock()
 	rs := e.routers[r.ID]
 	if rs == nil {
-		rs = &routerState{prefixes: map[string][]addrRange{}}
+		rs = &routerState{prefixes: map[string][]addrRange{}, own: map[string][]netip.Addr{}}
 		e.routers[r.ID] = rs
 	}
+	rs.name = r.Name
 	since := rs.lastPoll
 	if since.IsZero() {
 		since = now.Add(-FirstPollBackdate)
 	}
 	for menu, ranges := range res.prefixes {
 		rs.prefixes[menu] = ranges
+	}
+	for menu, addrs := range res.own {
+		rs.own[menu] = addrs
 	}
 	e.rebuildLocalLocked()
 	e.mu.Unlock()

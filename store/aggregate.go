@@ -375,7 +375,7 @@ func (a *aggregator) add(flows []Flow, exporters map[netip.Addr]int64) {
 		a.conv.add(ck, c)
 
 		as := f.DstAS
-		if f.Direction == DirDownload {
+		if f.Direction.Inbound() {
 			as = f.SrcAS
 		}
 		a.as.add(valKey{b: b, v: as, kind: valBytes}, c)

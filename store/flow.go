@@ -21,7 +21,29 @@ const (
 	DirUpload                    // local subscriber -> remote
 	DirInternal                  // local -> local
 	DirTransit                   // remote -> remote
+	// DirRouterOut is traffic a router sends from one of its own
+	// addresses to a remote host (its NTP, DNS, API or VPN traffic): the
+	// router is the local side and Flow.Subscriber holds its name. It is
+	// never a customer's upload.
+	DirRouterOut
+	// DirRouterIn is traffic from a remote host to one of a router's own
+	// addresses that the router itself terminates (answers to its
+	// queries, scans of its WAN address); not a customer's download.
+	DirRouterIn
+
+	// NumDirections is the number of Direction values (they are dense,
+	// from 0), for arrays indexed by direction.
+	NumDirections = iota
 )
+
+// Inbound reports whether the remote side is the flow's source: downloads
+// and traffic to a router. The remote AS, country and service port of an
+// inbound flow are its source's.
+func (d Direction) Inbound() bool { return d == DirDownload || d == DirRouterIn }
+
+// Router reports whether d is a router's own traffic (DirRouterOut or
+// DirRouterIn).
+func (d Direction) Router() bool { return d == DirRouterOut || d == DirRouterIn }
 
 // String returns the lower-case name of the direction.
 func (d Direction) String() string {
@@ -34,6 +56,10 @@ func (d Direction) String() string {
 		return "internal"
 	case DirTransit:
 		return "transit"
+	case DirRouterOut:
+		return "router-out"
+	case DirRouterIn:
+		return "router-in"
 	default:
 		return "unknown"
 	}
@@ -50,10 +76,14 @@ func ParseDirection(s string) (Direction, error) {
 		return DirInternal, nil
 	case "transit":
 		return DirTransit, nil
+	case "router-out":
+		return DirRouterOut, nil
+	case "router-in":
+		return DirRouterIn, nil
 	case "unknown":
 		return DirUnknown, nil
 	}
-	return DirUnknown, fmt.Errorf("unknown direction %q (want download, upload, internal, transit or unknown)", s)
+	return DirUnknown, fmt.Errorf("unknown direction %q (want download, upload, internal, transit, router-out, router-in or unknown)", s)
 }
 
 // Flow is one decoded flow record, as the collector produces it and the store
@@ -122,10 +152,13 @@ func (f *Flow) Scale(n uint64) uint64 {
 // LocalRemote returns the subscriber-side and the remote-side address of the
 // flow according to its direction. With NAT, the post-NAT address is used for
 // the local side when it is set (RouterOS puts the inside host of a download
-// in the post-NAT destination). For internal, transit and unknown flows the
-// source is returned as local.
+// in the post-NAT destination). For traffic to a router the router's
+// address (the destination) is local. For internal, transit and unknown
+// flows the source is returned as local.
 func (f *Flow) LocalRemote() (local, remote netip.Addr) {
 	switch f.Direction {
+	case DirRouterIn:
+		return f.DstAddr, f.SrcAddr
 	case DirDownload:
 		if f.PostNATDstAddr.IsValid() && !f.PostNATDstAddr.IsUnspecified() {
 			return f.PostNATDstAddr, f.SrcAddr

@@ -110,7 +110,7 @@ func (f *Filter) validate() error {
 		}
 	}
 	for _, d := range f.Directions {
-		if d > DirTransit {
+		if d >= NumDirections {
 			return &QueryError{Field: "filter.directions", Msg: fmt.Sprintf("unknown direction %d", d)}
 		}
 	}
@@ -166,7 +166,7 @@ func anyContains(ps []netip.Prefix, a netip.Addr) bool {
 
 // remoteCountry is the country DimCountry ranks a flow under.
 func remoteCountry(f *Flow) string {
-	if f.Direction == DirDownload {
+	if f.Direction.Inbound() {
 		return f.SrcCountry
 	}
 	return f.DstCountry

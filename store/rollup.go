@@ -99,7 +99,7 @@ func dimKeyOf(d Dimension, f *Flow, local, remote netip.Addr) string {
 		return addrKey(remote)
 	case DimRemoteAS:
 		as := f.DstAS
-		if f.Direction == DirDownload {
+		if f.Direction.Inbound() {
 			as = f.SrcAS
 		}
 		var b [4]byte
@@ -112,7 +112,7 @@ func dimKeyOf(d Dimension, f *Flow, local, remote netip.Addr) string {
 		port := servicePort(f)
 		return string([]byte{'P', f.Proto, byte(port >> 8), byte(port)})
 	case DimCountry:
-		if f.Direction == DirDownload {
+		if f.Direction.Inbound() {
 			return strKey(f.SrcCountry)
 		}
 		return strKey(f.DstCountry)
@@ -127,13 +127,13 @@ func dimKeyOf(d Dimension, f *Flow, local, remote netip.Addr) string {
 	return "\x00"
 }
 
-// servicePort is the remote side's port for downloads and uploads, else the
-// lower port.
+// servicePort is the remote side's port for downloads, uploads and a
+// router's own traffic, else the lower port.
 func servicePort(f *Flow) uint16 {
 	switch f.Direction {
-	case DirDownload:
+	case DirDownload, DirRouterIn:
 		return f.SrcPort
-	case DirUpload:
+	case DirUpload, DirRouterOut:
 		return f.DstPort
 	}
 	if f.SrcPort != 0 && (f.DstPort == 0 || f.SrcPort < f.DstPort) {

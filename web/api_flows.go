@@ -31,6 +31,14 @@ func rates(bytes []uint64, step time.Duration, n int) []float64 {
 	return out
 }
 
+// addRates adds the bits/s of bytes per step to out.
+func addRates(out []float64, bytes []uint64, step time.Duration) {
+	secs := step.Seconds()
+	for i := 0; i < len(out) && i < len(bytes); i++ {
+		out[i] += float64(bytes[i]) * 8 / secs
+	}
+}
+
 // handleTraffic returns bits/s in and out over time, or per interface
 // (interfaces=true, needs router).
 func (s *Server) handleTraffic(w http.ResponseWriter, r *http.Request) {
@@ -71,12 +79,14 @@ func (s *Server) handleTraffic(w http.ResponseWriter, r *http.Request) {
 		out := seriesHead(res)
 		out.Now = s.now().Unix()
 		out.BitsIn, out.BitsOut = make([]float64, len(out.Times)), make([]float64, len(out.Times))
+		// In and out are the router's traffic each way: its customers'
+		// downloads and uploads, and its own traffic.
 		for _, l := range res.Lines {
 			switch l.Direction {
-			case store.DirDownload:
-				out.BitsIn = rates(l.Bytes, res.Step, len(out.Times))
-			case store.DirUpload:
-				out.BitsOut = rates(l.Bytes, res.Step, len(out.Times))
+			case store.DirDownload, store.DirRouterIn:
+				addRates(out.BitsIn, l.Bytes, res.Step)
+			case store.DirUpload, store.DirRouterOut:
+				addRates(out.BitsOut, l.Bytes, res.Step)
 			}
 		}
 		writeJSON(w, http.StatusOK, out)
@@ -242,6 +252,10 @@ func (s *Server) handleTop(w http.ResponseWriter, r *http.Request) {
 		case dim == DimLocal && e.Addr.IsValid():
 			if sub, err := s.deps.Store.SubscriberAt(ctx, e.Addr, f.To); err == nil {
 				row.Name = sub.Name
+			} else if s.deps.Names != nil {
+				if rt := s.deps.Names.RouterOf(e.Addr); rt != "" {
+					row.Name, row.Router = rt, true
+				}
 			}
 		case dim == DimInterface && rt != nil:
 			row.Name = interfaceName(rt.Interfaces, e.Interface)

@@ -213,15 +213,13 @@ func (s *Server) fleet(ctx context.Context) ([]RouterView, error) {
 
 // routerTotals sums each router's flows and bytes in and out over the
 // last rateWindow, from the per-router totals rollups (three top-N queries
-// by router: all traffic, downloads, uploads).
+// by router: all traffic, in (downloads and traffic to the router), out
+// (uploads and the router's own traffic out)).
 func (s *Server) routerTotals(ctx context.Context, now time.Time) (map[int64]RouterTotal, error) {
 	out := map[int64]RouterTotal{}
 	q := store.TopQuery{From: now.Add(-rateWindow), To: now, Dimension: store.DimRouter, N: 1000}
-	for _, dir := range []store.Direction{0, store.DirDownload, store.DirUpload} {
-		q.Filter = store.Filter{}
-		if dir != 0 {
-			q.Filter.Directions = []store.Direction{dir}
-		}
+	for i, dirs := range [][]store.Direction{nil, {store.DirDownload, store.DirRouterIn}, {store.DirUpload, store.DirRouterOut}} {
+		q.Filter = store.Filter{Directions: dirs}
 		res, err := s.deps.Store.Top(ctx, q)
 		if err != nil {
 			return nil, fmt.Errorf("cannot sum router traffic: %w", err)
@@ -229,12 +227,12 @@ func (s *Server) routerTotals(ctx context.Context, now time.Time) (map[int64]Rou
 		for _, e := range res.Entries {
 			t := out[e.Source]
 			t.RouterID = e.Source
-			switch dir {
+			switch i {
 			case 0:
 				t.Flows = e.Flows
-			case store.DirDownload:
+			case 1:
 				t.BytesIn = e.Bytes
-			case store.DirUpload:
+			case 2:
 				t.BytesOut = e.Bytes
 			}
 			out[e.Source] = t

@@ -113,10 +113,13 @@ type Provisioner interface {
 	Remove(ctx context.Context, id int64, undo bool) error
 }
 
-// Namer names autonomous systems from the offline ASN data (implemented by
-// *enrich.Enricher).
+// Namer names autonomous systems from the offline ASN data, and the
+// routers' own addresses (implemented by *enrich.Enricher).
 type Namer interface {
 	ASName(asn uint32) string
+	// RouterOf returns the name of the router whose own address a is,
+	// "" when none.
+	RouterOf(a netip.Addr) string
 }
 
 // ExporterLister reports the collector's counters per exporter.
@@ -284,9 +287,12 @@ func ValidDimensions() []string {
 // protocol; empty when it cannot filter. Label is the display form and
 // Name the human name when known (subscriber, application, country, AS).
 type TopRow struct {
-	Key     string `json:"key"`
-	Label   string `json:"label"`
-	Name    string `json:"name,omitempty"`
+	Key   string `json:"key"`
+	Label string `json:"label"`
+	Name  string `json:"name,omitempty"`
+	// Router says Name is a router's (the row is one of its own
+	// addresses), not a subscriber's.
+	Router  bool   `json:"router,omitempty"`
 	Bytes   uint64 `json:"bytes"`
 	Packets uint64 `json:"packets"`
 	Flows   uint64 `json:"flows"`

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
@@ -16,6 +17,9 @@ import (
 type fakeNames map[uint32]string
 
 func (n fakeNames) ASName(asn uint32) string { return n[asn] }
+
+// RouterOf knows no router addresses (routerNames does).
+func (n fakeNames) RouterOf(netip.Addr) string { return "" }
 
 var testASNames = fakeNames{15169: "Google LLC", 13335: "Cloudflare, Inc.", 15133: "Edgecast Inc."}
 

@@ -42,9 +42,18 @@
   // download, the destination of an upload.
   function remoteAS(f) {
     let n = f.dst_as, name = f.dst_as_name;
-    if (f.direction === "download" || (!n && f.src_as)) { n = f.src_as; name = f.src_as_name; }
+    if (f.direction === "download" || f.direction === "router-in" || (!n && f.src_as)) { n = f.src_as; name = f.src_as_name; }
     if (!n) return "";
     return "AS" + n + (name ? " " + name : "");
+  }
+
+  // subscriberCell names the customer, or the router for a router's own
+  // traffic (direction router-out or router-in).
+  function subscriberCell(f) {
+    if (f.direction === "router-out" || f.direction === "router-in") {
+      return el("td", { class: "subscriber", title: "the router's own traffic" }, f.subscriber || "", " ", el("span", { class: "badge" }, "router"));
+    }
+    return el("td", { class: "subscriber" }, f.subscriber || "");
   }
 
   async function search() {
@@ -64,7 +73,7 @@
           el("td", { title: when(f.start) + " – " + when(f.end) }, shortWhen(f.start)), el("td", null, routerNames[f.router_id] || String(f.router_id || "")),
           el("td", null, endpoint(f.src, f.src_port)), el("td", null, endpoint(f.dst, f.dst_port)),
           el("td", null, f.proto), el("td", { class: "num" }, bytes(f.bytes)), el("td", { class: "num" }, count(f.packets)),
-          el("td", null, f.direction), el("td", { class: "subscriber" }, f.subscriber || ""), el("td", null, f.application || ""),
+          el("td", null, f.direction), subscriberCell(f), el("td", null, f.application || ""),
           el("td", { title: as }, el("span", { class: "clip" }, as))));
       });
       nextCursor = res.next;

@@ -181,6 +181,10 @@
     if (!name) return el("td", { class: "key", title: r.label }, label);
     const nm = el("span", { class: "name" }, name);
     const title = r.label + " " + name;
+    if (r.router) {
+      // One of a router's own addresses: its name, marked as a router's.
+      return el("td", { class: "key lead-name", title: r.label + " " + name + " (router)" }, nm, " ", el("span", { class: "badge" }, "router"), " ", label);
+    }
     if (dim === "local" || dim === "remote") return el("td", { class: "key lead-name", title }, nm, " ", label);
     return el("td", { class: "key", title }, label, " ", nm);
   }
