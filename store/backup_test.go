@@ -2,12 +2,15 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flowbox/flowbox/internal/testutil"
 )
 
 // TestBackupWhileWriting backs the database up through a read-only store
@@ -43,12 +46,10 @@ func TestBackupWhileWriting(t *testing.T) {
 		}
 		return len(page.Flows)
 	}
-	for deadline := time.Now().Add(10 * time.Second); search(s) != len(flows); {
-		if time.Now().After(deadline) {
-			t.Fatalf("the writer stored %d of %d flows", search(s), len(flows))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, "the writer to store the flows", func() (bool, string) {
+		n := search(s)
+		return n == len(flows), fmt.Sprintf("%d of %d flows stored", n, len(flows))
+	})
 
 	ro, err := OpenReadOnly(ctx, dir)
 	if err != nil {

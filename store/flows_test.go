@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/flowbox/flowbox/internal/testutil"
 )
 
 // testNow is the fixed clock of the ingest tests: 10:30 UTC.
@@ -439,9 +441,10 @@ func TestShutdownLosesNothing(t *testing.T) {
 			}
 		}()
 	}
-	for accepted.Load() < 20000 {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, 30*time.Second, "20000 accepted flows", func() (bool, string) {
+		n := accepted.Load()
+		return n >= 20000, fmt.Sprintf("%d flows accepted", n)
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
