@@ -22,6 +22,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/store"
 )
 
@@ -844,15 +845,11 @@ func TestServeTLSSelfSigned(t *testing.T) {
 	go func() { done <- e.srv.Serve(ctx, ln) }()
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	var res *http.Response
-	for i := 0; i < 100; i++ {
-		if res, err = client.Get("https://" + ln.Addr().String() + "/healthz"); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("https: %v", err)
-	}
+	testutil.WaitFor(t, 10*time.Second, "the HTTPS server", func() (bool, string) {
+		var err error
+		res, err = client.Get("https://" + ln.Addr().String() + "/healthz")
+		return err == nil, fmt.Sprint(err)
+	})
 	res.Body.Close()
 	if res.TLS == nil || res.StatusCode != http.StatusOK || res.Header.Get("Strict-Transport-Security") == "" {
 		t.Fatalf("https healthz: %d", res.StatusCode)

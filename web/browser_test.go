@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/flowbox/flowbox/internal/browsertest"
+	"github.com/flowbox/flowbox/internal/testutil"
 )
 
 // screenshot saves a full-page PNG of the tab as dir/name.png.
@@ -221,16 +222,16 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("click CSV: %v", err)
 	}
 	var csvFile string
-	for i := 0; i < 100 && csvFile == ""; i++ {
-		if matches, _ := filepath.Glob(filepath.Join(dl, "*.csv")); len(matches) > 0 {
-			csvFile = matches[0]
-			break
+	testutil.WaitFor(t, 10*time.Second, "the CSV export to download", func() (bool, string) {
+		matches, _ := filepath.Glob(filepath.Join(dl, "*"))
+		for _, m := range matches {
+			if strings.HasSuffix(m, ".csv") {
+				csvFile = m
+				return true, ""
+			}
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if csvFile == "" {
-		t.Fatal("the CSV export did not download")
-	}
+		return false, fmt.Sprintf("the download directory holds %q", matches)
+	})
 	b, err := os.ReadFile(csvFile)
 	if err != nil {
 		t.Fatal(err)

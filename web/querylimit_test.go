@@ -9,72 +9,82 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/store"
 )
 
 func TestQueryLimiter(t *testing.T) {
 	t.Parallel()
-	rejected := prometheus.NewCounter(prometheus.CounterOpts{Name: "rejected"})
-	wait := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "wait"})
-	l := newQueryLimiter(2, rejected, wait)
+	// In a synctest bubble: the queries' durations and the context's
+	// timeout pass on a fake clock.
+	synctest.Test(t, func(t *testing.T) {
+		rejected := prometheus.NewCounter(prometheus.CounterOpts{Name: "rejected"})
+		wait := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "wait"})
+		l := newQueryLimiter(2, rejected, wait)
 
-	// At most two run at once; the others wait their turn.
-	var running, peak atomic.Int64
-	var wg sync.WaitGroup
-	for range 10 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			release, err := l.acquire(context.Background())
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			n := running.Add(1)
-			for {
-				p := peak.Load()
-				if n <= p || peak.CompareAndSwap(p, n) {
-					break
+		// At most two run at once; the others wait their turn.
+		var running, peak atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range 10 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				release, err := l.acquire(context.Background())
+				if err != nil {
+					t.Error(err)
+					return
 				}
-			}
-			time.Sleep(5 * time.Millisecond)
-			running.Add(-1)
-			release()
-		}()
-	}
-	wg.Wait()
-	if p := peak.Load(); p != 2 {
-		t.Errorf("%d queries ran at once, want 2", p)
-	}
+				n := running.Add(1)
+				for {
+					p := peak.Load()
+					if n <= p || peak.CompareAndSwap(p, n) {
+						break
+					}
+				}
+				time.Sleep(5 * time.Millisecond) // the bubble's fake clock: the query holds its slot while the others queue
+				running.Add(-1)
+				release()
+			}()
+		}
+		wg.Wait()
+		if p := peak.Load(); p != 2 {
+			t.Errorf("%d queries ran at once, want 2", p)
+		}
+		if d := time.Since(start); d != 25*time.Millisecond {
+			t.Errorf("ten 5 ms queries, two at a time, took %v, want 25ms", d)
+		}
 
-	// A waiting query gives up with its context.
-	r1, _ := l.acquire(context.Background())
-	r2, _ := l.acquire(context.Background())
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if _, err := l.acquire(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("acquire with an expired context: %v", err)
-	}
+		// A waiting query gives up with its context.
+		r1, _ := l.acquire(context.Background())
+		r2, _ := l.acquire(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		if _, err := l.acquire(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("acquire with an expired context: %v", err)
+		}
 
-	// Beyond the waiting bound, queries are refused and counted.
-	l.waiting.Store(maxWaitingQueries)
-	if _, err := l.acquire(context.Background()); !errors.Is(err, errBusy) {
-		t.Errorf("acquire over the waiting bound: %v", err)
-	}
-	if n := testutil.ToFloat64(rejected); n != 1 {
-		t.Errorf("rejected counter %v, want 1", n)
-	}
-	l.waiting.Store(0)
-	r1()
-	r2()
-	if _, err := l.acquire(context.Background()); err != nil {
-		t.Errorf("acquire after release: %v", err)
-	}
+		// Beyond the waiting bound, queries are refused and counted.
+		l.waiting.Store(maxWaitingQueries)
+		if _, err := l.acquire(context.Background()); !errors.Is(err, errBusy) {
+			t.Errorf("acquire over the waiting bound: %v", err)
+		}
+		if n := promtestutil.ToFloat64(rejected); n != 1 {
+			t.Errorf("rejected counter %v, want 1", n)
+		}
+		l.waiting.Store(0)
+		r1()
+		r2()
+		if _, err := l.acquire(context.Background()); err != nil {
+			t.Errorf("acquire after release: %v", err)
+		}
+	})
 }
 
 // TestConcurrentRawQueriesWhileIngesting sends a router page's worth of
@@ -118,17 +128,11 @@ func TestConcurrentRawQueriesWhileIngesting(t *testing.T) {
 		}
 	}
 	// Wait until the writer stored them.
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	testutil.WaitFor(t, 20*time.Second, "10000 stored flows", func() (bool, string) {
 		var top TopResult
 		e.getJSON(fmt.Sprintf("/api/v1/top/local?router=%d&range=1h&host=%s", gw1.ID, local), &top)
-		if top.Total.Flows >= 10000 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d flows stored", top.Total.Flows)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return top.Total.Flows >= 10000, fmt.Sprintf("%d flows stored", top.Total.Flows)
+	})
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
