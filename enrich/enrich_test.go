@@ -15,10 +15,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/flowbox/flowbox/collector/netflow"
 	"github.com/flowbox/flowbox/internal/pcap"
+	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/provision/routerostest"
 	"github.com/flowbox/flowbox/store"
 )
@@ -80,20 +81,6 @@ func newTestEnricher(t testing.TB, cfg Config, deps Deps) (*Enricher, *captureSi
 	return e, sink, reg
 }
 
-// startRouter runs a fake RouterOS API server on loopback.
-func startRouter(t *testing.T, p routerostest.Personality) *routerostest.Server {
-	t.Helper()
-	srv, err := routerostest.NewServer(p, testLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv
-}
-
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
@@ -147,11 +134,11 @@ func TestDirectionNATAndLabels(t *testing.T) {
 	if got[0].RouterID != 42 || got[4].RouterID != 7 {
 		t.Errorf("router ids %d, %d: want 42 from the resolver and 7 kept", got[0].RouterID, got[4].RouterID)
 	}
-	if v := testutil.ToFloat64(e.metrics.flows.WithLabelValues("download")); v != 1 {
+	if v := promtestutil.ToFloat64(e.metrics.flows.WithLabelValues("download")); v != 1 {
 		t.Errorf("download counter %v", v)
 	}
 	// Every direction is exported from the start, at 0 until seen.
-	if n, err := testutil.GatherAndCount(reg, "flowbox_enrich_flows_total"); err != nil || n != store.NumDirections {
+	if n, err := promtestutil.GatherAndCount(reg, "flowbox_enrich_flows_total"); err != nil || n != store.NumDirections {
 		t.Errorf("flows_total series: %d, %v", n, err)
 	}
 
@@ -294,7 +281,7 @@ func v7Router(leaseHost string) routerostest.Personality {
 }
 
 func TestPollerRouterOS(t *testing.T) {
-	srv := startRouter(t, v7Router("bob-laptop"))
+	srv := testutil.StartRouter(t, v7Router("bob-laptop"))
 	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	router := store.Router{ID: 3, Name: "tower-1", Address: srv.Addr(), Username: "admin",
 		Interfaces: []store.Interface{{Index: 1, Name: "ether1"}}}
@@ -303,8 +290,8 @@ func TestPollerRouterOS(t *testing.T) {
 	e, sink, reg := newTestEnricher(t, cfg, Deps{Routers: routerList{router}, Dial: DialRouterOS, Now: clk.Now})
 	ctx := context.Background()
 	e.pollAll(ctx)
-	if n := testutil.ToFloat64(e.metrics.polls.WithLabelValues("ok")); n != 1 {
-		t.Fatalf("polls ok = %v (menu errors: %v)", n, testutil.CollectAndCount(e.metrics.pollMenuErrors))
+	if n := promtestutil.ToFloat64(e.metrics.polls.WithLabelValues("ok")); n != 1 {
+		t.Fatalf("polls ok = %v (menu errors: %v)", n, promtestutil.CollectAndCount(e.metrics.pollMenuErrors))
 	}
 	clk.Set(clk.Now().Add(time.Minute))
 	start := ms(clk.Now())
@@ -344,10 +331,10 @@ func TestPollerRouterOS(t *testing.T) {
 	if n := e.InterfaceName(3, 0, clk.Now()); n != RouterItself {
 		t.Errorf("ifIndex 0 = %q", n)
 	}
-	if v := testutil.ToFloat64(e.metrics.subscriberHits); v != 4 {
+	if v := promtestutil.ToFloat64(e.metrics.subscriberHits); v != 4 {
 		t.Errorf("subscriber hits %v, want 4", v)
 	}
-	if n, _ := testutil.GatherAndCount(reg, "flowbox_enrich_subscriber_records"); n != 1 {
+	if n, _ := promtestutil.GatherAndCount(reg, "flowbox_enrich_subscriber_records"); n != 1 {
 		t.Error("no subscriber_records gauge")
 	}
 	// The queue, PPP and DHCP records are all there (alice twice: queue and PPP).
@@ -367,8 +354,8 @@ func TestLeaseMovesWithStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	before := startRouter(t, v7Router("bob-laptop"))
-	after := startRouter(t, v7Router("carol-phone"))
+	before := testutil.StartRouter(t, v7Router("bob-laptop"))
+	after := testutil.StartRouter(t, v7Router("carol-phone"))
 
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	clk := &clock{t: t0}
@@ -477,7 +464,7 @@ func TestHistoryBound(t *testing.T) {
 	if err != nil || ch.opened != 2 || ch.dropped != 1 {
 		t.Fatalf("apply: %+v, %v", ch, err)
 	}
-	if v := testutil.ToFloat64(e.metrics.subscriberDrops); v != 1 {
+	if v := promtestutil.ToFloat64(e.metrics.subscriberDrops); v != 1 {
 		t.Errorf("drops %v", v)
 	}
 	// Ended records are pruned once out of the history window.
@@ -491,18 +478,6 @@ func TestHistoryBound(t *testing.T) {
 	if n := e.subs.size(); n != 1 {
 		t.Errorf("%d records after pruning, want 1", n)
 	}
-}
-
-func capturesDir(t testing.TB) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "shared", "captures")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("FLOWBOX_FUNCTIONAL_TESTS") == "1" {
-			t.Fatalf("captures directory %s absent: %v", dir, err)
-		}
-		t.Skipf("captures directory %s absent (shared test corpus not checked out): %v", dir, err)
-	}
-	return dir
 }
 
 // decodeCapture decodes a pcap with the collector's decoder.
@@ -580,11 +555,11 @@ func mikrotikCapturePersonality() routerostest.Personality {
 }
 
 func TestMikroTikCapture(t *testing.T) {
-	flows := decodeCapture(t, filepath.Join(capturesDir(t), "logstash-codec-netflow", "ipfix-mikrotik-routeros-6-39-2.pcap"))
+	flows := decodeCapture(t, filepath.Join(testutil.CapturesDir(t), "logstash-codec-netflow", "ipfix-mikrotik-routeros-6-39-2.pcap"))
 	if len(flows) != 46 {
 		t.Fatalf("decoded %d flows, want 46", len(flows))
 	}
-	srv := startRouter(t, mikrotikCapturePersonality())
+	srv := testutil.StartRouter(t, mikrotikCapturePersonality())
 	first := flows[0].Start
 	for _, f := range flows {
 		first = min(first, f.Start)

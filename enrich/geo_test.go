@@ -1,22 +1,21 @@
 package enrich
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/oschwald/maxminddb-golang/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/store"
 )
 
@@ -140,10 +139,10 @@ func TestGeoIPFiles(t *testing.T) {
 			t.Errorf("flow %d: %+v, want %+v", i, got, want)
 		}
 	}
-	if v := testutil.ToFloat64(e.metrics.geoBuild.WithLabelValues("asn-file")); v != float64(testBuilt.Unix()) {
+	if v := promtestutil.ToFloat64(e.metrics.geoBuild.WithLabelValues("asn-file")); v != float64(testBuilt.Unix()) {
 		t.Errorf("asn-file build time %v", v)
 	}
-	if n, _ := testutil.GatherAndCount(reg, "flowbox_enrich_geoip_build_timestamp_seconds"); n != 2 {
+	if n, _ := promtestutil.GatherAndCount(reg, "flowbox_enrich_geoip_build_timestamp_seconds"); n != 2 {
 		t.Errorf("%d build time series", n)
 	}
 
@@ -152,7 +151,7 @@ func TestGeoIPFiles(t *testing.T) {
 	if got := e2.LookupAddr(addr("8.8.8.8")); got != (AddrInfo{ASN: 64500, ASName: "Resolver Org", Country: "US"}) {
 		t.Errorf("asn-file only: %+v", got)
 	}
-	if v := testutil.ToFloat64(e2.metrics.geoBuild.WithLabelValues("country-file")); v != 0 {
+	if v := promtestutil.ToFloat64(e2.metrics.geoBuild.WithLabelValues("country-file")); v != 0 {
 		t.Errorf("country-file build time %v with the built-in tables", v)
 	}
 	// A country file alone: AS numbers and names from the built-in tables.
@@ -160,24 +159,6 @@ func TestGeoIPFiles(t *testing.T) {
 	if got := e3.LookupAddr(addr("8.8.8.8")); got != (AddrInfo{ASN: 15169, ASName: "Google LLC", Country: "NZ"}) {
 		t.Errorf("country-file only: %+v", got)
 	}
-}
-
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestGeoIPReload runs the Enricher and replaces its ASN file under it:
@@ -194,7 +175,7 @@ func TestGeoIPReload(t *testing.T) {
 	})
 
 	synctest.Test(t, func(t *testing.T) {
-		logs := &syncBuffer{}
+		logs := &testutil.SyncBuffer{}
 		cfg := geoConfig(asnPath, ccPath)
 		cfg.GeoIP.ReloadInterval = 5 * time.Second
 		e, err := New(cfg, Deps{Next: &captureSink{}, Logger: slog.New(slog.NewTextHandler(logs, nil)),
@@ -206,10 +187,10 @@ func TestGeoIPReload(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- e.Run(ctx) }()
 		tick := func() {
-			time.Sleep(cfg.GeoIP.ReloadInterval)
+			time.Sleep(cfg.GeoIP.ReloadInterval) // the bubble's fake clock: one reload check
 			synctest.Wait()
 		}
-		reloads := func(result string) float64 { return testutil.ToFloat64(e.metrics.geoReloads.WithLabelValues(result)) }
+		reloads := func(result string) float64 { return promtestutil.ToFloat64(e.metrics.geoReloads.WithLabelValues(result)) }
 		check := func(step string, a string, want AddrInfo, ok, failed float64) {
 			t.Helper()
 			if got := e.LookupAddr(addr(a)); got != want {
@@ -227,7 +208,7 @@ func TestGeoIPReload(t *testing.T) {
 		tick()
 		check("replaced", "8.8.8.8", AddrInfo{ASN: 64510, ASName: "Renamed Org", Country: "NZ"}, 1, 0)
 		check("replaced", "45.57.12.1", AddrInfo{Country: "JP"}, 1, 0)
-		if v := testutil.ToFloat64(e.metrics.geoBuild.WithLabelValues("asn-file")); v != float64(newer.Unix()) {
+		if v := promtestutil.ToFloat64(e.metrics.geoBuild.WithLabelValues("asn-file")); v != float64(newer.Unix()) {
 			t.Errorf("build time after reload %v", v)
 		}
 		if !strings.Contains(logs.String(), `msg="geoip file reloaded" file=asn-file`) {

@@ -9,8 +9,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/provision/routerostest"
 	"github.com/flowbox/flowbox/store"
 )
@@ -44,8 +45,8 @@ func TestInterfaceHistoryPersisted(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	before := startRouter(t, routerostest.V7("tower-1"))
-	after := startRouter(t, reusedPPPoERouter())
+	before := testutil.StartRouter(t, routerostest.V7("tower-1"))
+	after := testutil.StartRouter(t, reusedPPPoERouter())
 
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	clk := &clock{t: t0}
@@ -57,7 +58,7 @@ func TestInterfaceHistoryPersisted(t *testing.T) {
 	clk.Set(t0.Add(10 * time.Minute))
 	router.Address = after.Addr()
 	e.PollRouter(ctx, router)
-	if n := testutil.ToFloat64(e.metrics.polls.WithLabelValues("ok")); n != 3 {
+	if n := promtestutil.ToFloat64(e.metrics.polls.WithLabelValues("ok")); n != 3 {
 		t.Fatalf("%v polls ok", n)
 	}
 
@@ -132,7 +133,7 @@ func TestInterfaceHistoryPersisted(t *testing.T) {
 	clk.Set(t0.Add(20 * time.Minute))
 	router.Address = before.Addr()
 	e.PollRouter(ctx, router)
-	if n := testutil.ToFloat64(e.metrics.polls.WithLabelValues("partial")); n != 1 {
+	if n := promtestutil.ToFloat64(e.metrics.polls.WithLabelValues("partial")); n != 1 {
 		t.Errorf("%v partial polls with a closed store", n)
 	}
 	if got := e.InterfaceName(3, pppoeIndex, t0.Add(21*time.Minute)); got != "<pppoe-bob>" {
@@ -178,11 +179,11 @@ func TestInterfaceHistoryMemory(t *testing.T) {
 		names[100+i] = "if"
 	}
 	must(h.update(ctx, 2, names, t0, true))
-	if v := testutil.ToFloat64(e.metrics.interfaceDrops); v != 0 {
+	if v := promtestutil.ToFloat64(e.metrics.interfaceDrops); v != 0 {
 		t.Fatalf("drops %v below the bound", v)
 	}
 	must(h.update(ctx, 2, map[uint32]string{1: "one-too-many"}, t0, true))
-	if v := testutil.ToFloat64(e.metrics.interfaceDrops); v != 1 || e.InterfaceName(2, 1, t0) != "" {
+	if v := promtestutil.ToFloat64(e.metrics.interfaceDrops); v != 1 || e.InterfaceName(2, 1, t0) != "" {
 		t.Errorf("drops %v, name %q beyond the bound", v, e.InterfaceName(2, 1, t0))
 	}
 	// Ended names are forgotten after the window.

@@ -9,9 +9,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/flowbox/flowbox/collector/netflowtest"
+	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/provision/routerostest"
 	"github.com/flowbox/flowbox/store"
 )
@@ -53,17 +54,17 @@ func TestPollerIPv6(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv := startRouter(t, v7RouterIPv6())
+	srv := testutil.StartRouter(t, v7RouterIPv6())
 	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	router := store.Router{ID: 3, Name: "tower-1", Address: srv.Addr(), Username: "admin"}
 	cfg := DefaultConfig()
 	cfg.UpstreamInterfaces = []string{"ether1"}
 	e, sink, _ := newTestEnricher(t, cfg, Deps{Dial: DialRouterOS, Subscribers: st, Now: clk.Now})
 	e.PollRouter(ctx, router)
-	if n := testutil.ToFloat64(e.metrics.polls.WithLabelValues("ok")); n != 1 {
+	if n := promtestutil.ToFloat64(e.metrics.polls.WithLabelValues("ok")); n != 1 {
 		t.Fatalf("polls ok = %v", n)
 	}
-	if n := testutil.ToFloat64(e.metrics.pollBadRows.WithLabelValues("/ipv6/dhcp-server/binding")); n != 2 {
+	if n := promtestutil.ToFloat64(e.metrics.pollBadRows.WithLabelValues("/ipv6/dhcp-server/binding")); n != 2 {
 		t.Errorf("bad binding rows = %v, want 2", n)
 	}
 	clk.Set(clk.Now().Add(time.Minute))
@@ -132,13 +133,13 @@ func TestPollerIPv6(t *testing.T) {
 	// TestPollerRouterOS, and IPv6 flows are nobody's.
 	p := v7RouterIPv6()
 	p.NoIPv6 = true
-	bare := startRouter(t, p)
+	bare := testutil.StartRouter(t, p)
 	e3, sink3, _ := newTestEnricher(t, cfg, Deps{Dial: DialRouterOS, Now: clk.Now})
 	e3.PollRouter(ctx, store.Router{ID: 4, Name: "tower-2", Address: bare.Addr(), Username: "admin"})
-	if n := testutil.ToFloat64(e3.metrics.polls.WithLabelValues("ok")); n != 1 {
+	if n := promtestutil.ToFloat64(e3.metrics.polls.WithLabelValues("ok")); n != 1 {
 		t.Fatalf("polls ok without IPv6 = %v", n)
 	}
-	if n := testutil.CollectAndCount(e3.metrics.pollMenuErrors); n != 0 {
+	if n := promtestutil.CollectAndCount(e3.metrics.pollMenuErrors); n != 0 {
 		t.Errorf("%d menu error series without IPv6", n)
 	}
 	if got := e3.subs.size(); got != 3 {
@@ -266,12 +267,12 @@ func TestPollWISPModelIPv6(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv := startRouter(t, modelPersonality(m, major))
+			srv := testutil.StartRouter(t, modelPersonality(m, major))
 			now := time.Date(2026, 3, 2, 20, 30, 0, 0, time.UTC)
 			clk := &clock{t: now.Add(-time.Hour)}
 			e, sink, _ := newTestEnricher(t, DefaultConfig(), Deps{Dial: DialRouterOS, Now: clk.Now})
 			e.PollRouter(context.Background(), store.Router{ID: 1, Name: m.Identity(), Address: srv.Addr(), Username: "admin"})
-			if n := testutil.ToFloat64(e.metrics.polls.WithLabelValues("ok")); n != 1 {
+			if n := promtestutil.ToFloat64(e.metrics.polls.WithLabelValues("ok")); n != 1 {
 				t.Fatalf("polls ok = %v", n)
 			}
 			clk.Set(now)

@@ -6,8 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/provision/routerostest"
 	"github.com/flowbox/flowbox/store"
 )
@@ -36,8 +37,8 @@ func towerPersonality(identity, wan, wan6, lan string) routerostest.Personality 
 // router, while customers' NATed traffic through the same WAN address
 // stays the customers' download and upload.
 func TestRouterOwnTraffic(t *testing.T) {
-	a := startRouter(t, towerPersonality("tower-a", "203.0.113.2/24", "2001:db8:ffff::2/64", "100.64.0.1/24"))
-	b := startRouter(t, towerPersonality("tower-b", "198.51.100.7/24", "2001:db8:eeee::7/64", "100.64.1.1/24"))
+	a := testutil.StartRouter(t, towerPersonality("tower-a", "203.0.113.2/24", "2001:db8:ffff::2/64", "100.64.0.1/24"))
+	b := testutil.StartRouter(t, towerPersonality("tower-b", "198.51.100.7/24", "2001:db8:eeee::7/64", "100.64.1.1/24"))
 	clk := &clock{t: time.Date(2026, 3, 1, 3, 0, 0, 0, time.UTC)}
 	routers := routerList{
 		{ID: 1, Name: "tower-a", Address: a.Addr(), Username: "admin"},
@@ -113,13 +114,13 @@ func TestRouterOwnTraffic(t *testing.T) {
 	if f := sink.flows[1]; f.Application != "ntp" {
 		t.Errorf("answer to the router's NTP query labelled %q", f.Application)
 	}
-	if v := testutil.ToFloat64(e.metrics.flows.WithLabelValues("router-out")); v != 5 {
+	if v := promtestutil.ToFloat64(e.metrics.flows.WithLabelValues("router-out")); v != 5 {
 		t.Errorf("router-out flows counted %v, want 5", v)
 	}
-	if v := testutil.ToFloat64(e.metrics.flows.WithLabelValues("router-in")); v != 3 {
+	if v := promtestutil.ToFloat64(e.metrics.flows.WithLabelValues("router-in")); v != 3 {
 		t.Errorf("router-in flows counted %v, want 3", v)
 	}
-	if n, err := testutil.GatherAndCount(reg, "flowbox_enrich_flows_total"); err != nil || n != store.NumDirections {
+	if n, err := promtestutil.GatherAndCount(reg, "flowbox_enrich_flows_total"); err != nil || n != store.NumDirections {
 		t.Errorf("flows_total series: %d, %v", n, err)
 	}
 	for a, w := range map[string]string{"203.0.113.2": "tower-a", "2001:db8:eeee::7": "tower-b", "100.64.0.3": "", "8.8.8.8": ""} {
