@@ -190,7 +190,9 @@ func TestGeoIPReload(t *testing.T) {
 			time.Sleep(cfg.GeoIP.ReloadInterval) // the bubble's fake clock: one reload check
 			synctest.Wait()
 		}
-		reloads := func(result string) float64 { return promtestutil.ToFloat64(e.metrics.geoReloads.WithLabelValues(result)) }
+		reloads := func(result string) float64 {
+			return promtestutil.ToFloat64(e.metrics.geoReloads.WithLabelValues(result))
+		}
 		check := func(step string, a string, want AddrInfo, ok, failed float64) {
 			t.Helper()
 			if got := e.LookupAddr(addr(a)); got != want {
