@@ -45,8 +45,9 @@ type ExporterConfig struct {
 	Targets []Target
 	// Rate is the number of flows per second, before the daily curve.
 	Rate float64
-	// DailyCurve scales the rate by the model's Activity (quiet at night,
-	// peak at 21:00).
+	// DailyCurve scales the rate by the model's daily curve (quiet at
+	// night, peak at 21:00), read at the model's ModelConfig.Clock, or at
+	// each send's real time without one.
 	DailyCurve bool
 	// BootTime is when the simulated router booted; flow times are uptime
 	// relative to it. Zero means 3 days before the exporter was built.
@@ -290,7 +291,7 @@ func (e *Exporter) loop(stop, done chan struct{}) {
 			rate := e.rate
 			e.mu.Unlock()
 			if e.cfg.DailyCurve {
-				rate *= e.model.Activity(now)
+				rate *= e.model.ActivityAt(now)
 			}
 			credit += rate * dt
 			n := int(credit)

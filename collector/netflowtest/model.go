@@ -53,6 +53,14 @@ type ModelConfig struct {
 	ScenarioShare float64
 	// Location is the time zone of the daily curve; default UTC.
 	Location *time.Location
+	// Clock is the clock of the daily curve: the instant whose time of day
+	// (in Location) shapes the application mix of the flows generated, and
+	// an exporter's rate with ExporterConfig.DailyCurve. It lets a
+	// simulation run at a chosen time of day (a test at 03:00, a demo at
+	// the evening peak) while the flows keep their real timestamps. Nil
+	// means the export instant: the now given to AppendFlows (real time in
+	// an Exporter).
+	Clock func() time.Time
 	// ActiveTimeout and InactiveTimeout are the router's
 	// active-flow-timeout and inactive-flow-timeout; defaults 30m and 15s.
 	ActiveTimeout, InactiveTimeout time.Duration
@@ -393,7 +401,8 @@ func (m *Model) build(nDHCP, nPPPoE int) {
 }
 
 // Activity returns the daily curve at t: the share of the evening peak
-// (about 21:00 local time, 1.0) that the network carries; about 0.1 at 4:00.
+// (about 21:00 in Location, 1.0) that the network carries; about 0.1 at
+// 4:00.
 func (m *Model) Activity(t time.Time) float64 {
 	t = t.In(m.cfg.Location)
 	h := float64(t.Hour()) + float64(t.Minute())/60
@@ -402,6 +411,19 @@ func (m *Model) Activity(t time.Time) float64 {
 	return dailyCurve[i]*(1-f) + dailyCurve[(i+1)%24]*f
 }
 
+// CurveTime returns the instant the daily curve reads for an export at
+// now: the Clock's time, or now without a Clock.
+func (m *Model) CurveTime(now time.Time) time.Time {
+	if m.cfg.Clock != nil {
+		return m.cfg.Clock()
+	}
+	return now
+}
+
+// ActivityAt returns the daily curve for an export at now:
+// Activity(CurveTime(now)).
+func (m *Model) ActivityAt(now time.Time) float64 { return m.Activity(m.CurveTime(now)) }
+
 var dailyCurve = [24]float64{
 	0.35, 0.22, 0.15, 0.12, 0.10, 0.12, 0.25, 0.40, 0.50, 0.55, 0.58, 0.60,
 	0.65, 0.63, 0.60, 0.62, 0.68, 0.75, 0.82, 0.90, 0.97, 1.00, 0.85, 0.60,
@@ -409,16 +431,20 @@ var dailyCurve = [24]float64{
 
 // AppendFlows appends the model's next n flows to dst, stamped as exported
 // at now, and returns the extended slice. The sequence of flows depends only
-// on the seed and on the now values passed (through the daily curve), not on
-// how the calls split it.
+// on the seed and on the daily curve's instants (the now values passed, or
+// the Clock's), not on how the calls split it.
 func (m *Model) AppendFlows(dst []store.Flow, n int, now time.Time) []store.Flow {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	nowMs := now.UnixMilli()
+	act := -1.0 // read from the daily curve once, when a session needs it
 	for n > 0 {
 		if m.pendPos == len(m.pending) {
 			m.pending, m.pendPos = m.pending[:0], 0
-			m.session(now)
+			if act < 0 {
+				act = m.ActivityAt(now)
+			}
+			m.session(act)
 			continue
 		}
 		k := min(n, len(m.pending)-m.pendPos)
@@ -546,8 +572,9 @@ func (m *Model) lognormal(median, sigma float64) float64 {
 func (m *Model) ephemeral() uint16 { return uint16(32768 + m.rng.IntN(28232)) }
 
 // session generates one conversation (usually a download and an upload
-// flow) into m.pending, with times relative to the export instant.
-func (m *Model) session(now time.Time) {
+// flow) into m.pending, with times relative to the export instant; act is
+// the daily curve's activity at that instant.
+func (m *Model) session(act float64) {
 	u := m.rng.Float64()
 	switch {
 	case m.cfg.Scenario != ScenarioNone && u < m.cfg.ScenarioShare:
@@ -555,7 +582,7 @@ func (m *Model) session(now time.Time) {
 	case u > 0.97:
 		m.routerLocal()
 	default:
-		m.subscriberSession(now)
+		m.subscriberSession(act)
 	}
 }
 
@@ -577,9 +604,8 @@ func pkts(bytes, size float64) uint64 {
 	return max(p, 1)
 }
 
-func (m *Model) subscriberSession(now time.Time) {
+func (m *Model) subscriberSession(act float64) {
 	sub := &m.subs[m.byRank[m.zipf.Uint64()]]
-	act := m.Activity(now)
 	var w [len(apps)]float64
 	for i := range apps {
 		w[i] = apps[i].weight

@@ -1,6 +1,7 @@
 package netflowtest
 
 import (
+	"math"
 	"net/netip"
 	"reflect"
 	"sort"
@@ -211,6 +212,61 @@ func TestModelDailyCurve(t *testing.T) {
 		if a := mny.Activity(time.Date(2026, 3, 14, 21, 0, 0, 0, ny)); a != 1 {
 			t.Fatalf("activity at 21:00 New York time is %g", a)
 		}
+	}
+}
+
+// TestModelClock: with a Clock, the daily curve (activity and application
+// mix) follows the simulated time of day, in Location, whatever the export
+// instants; the flows keep the export instants' timestamps.
+func TestModelClock(t *testing.T) {
+	loc := time.FixedZone("UTC-3", -3*3600)
+	sim := time.Date(2026, 3, 14, 3, 0, 0, 0, loc)
+	clock := func() time.Time { return sim }
+	exported := time.Date(2026, 3, 14, 23, 0, 0, 0, time.UTC) // 20:00 in loc, the real time of the export
+	m := newModel(t, ModelConfig{Seed: 5, Location: loc, Clock: clock})
+	if got, want := m.ActivityAt(exported), m.Activity(sim); got != want || want > 0.15 {
+		t.Fatalf("activity with the clock at 03:00: %g, want the curve at 03:00 (%g)", got, want)
+	}
+	if got := m.CurveTime(exported); !got.Equal(sim) {
+		t.Fatalf("curve time %v, want the clock's %v", got, sim)
+	}
+	plain := newModel(t, ModelConfig{Seed: 5, Location: loc})
+	if got, want := plain.ActivityAt(exported), plain.Activity(exported); got != want || want < 0.8 {
+		t.Fatalf("activity without a clock: %g, want the curve at the export instant, 20:00 (%g)", got, want)
+	}
+
+	// The same seed, clocked at 03:00 and exported at 20:00, gives the
+	// flows a model without a clock generates when exported at 03:00,
+	// shifted to the real export instant.
+	sim = time.Date(2026, 3, 14, 3, 0, 0, 0, loc)
+	night := newModel(t, ModelConfig{Seed: 5, Location: loc, Clock: clock}).AppendFlows(nil, 3000, exported)
+	ref := newModel(t, ModelConfig{Seed: 5, Location: loc}).AppendFlows(nil, 3000, sim)
+	shift := exported.Sub(sim).Milliseconds()
+	for i := range ref {
+		ref[i].Start += shift
+		ref[i].End += shift
+	}
+	if !reflect.DeepEqual(night, ref) {
+		t.Fatal("a clocked model's flows are not the reference flows of its time of day at the export's timestamps")
+	}
+	// At the evening peak the mix differs (more video and gaming).
+	sim = time.Date(2026, 3, 14, 20, 0, 0, 0, loc)
+	peak := newModel(t, ModelConfig{Seed: 5, Location: loc, Clock: clock}).AppendFlows(nil, 3000, exported)
+	if reflect.DeepEqual(night, peak) {
+		t.Fatal("the same flows at 03:00 and 20:00 on the simulated clock")
+	}
+	for _, f := range peak {
+		if f.End > exported.UnixMilli() || f.End < exported.Add(-time.Hour).UnixMilli() {
+			t.Fatalf("flow ending at %v, want real timestamps just before the export at %v", time.UnixMilli(f.End).UTC(), exported)
+		}
+	}
+
+	// Across midnight the curve follows the clock smoothly.
+	sim = time.Date(2026, 3, 14, 23, 59, 30, 0, loc)
+	before := m.ActivityAt(exported)
+	sim = sim.Add(time.Minute)
+	if after := m.ActivityAt(exported); math.Abs(after-before) > 0.01 || after < 0.3 || after > 0.4 {
+		t.Fatalf("activity %g at 23:59:30, %g at 00:00:30, want about 0.35 on both sides of midnight", before, after)
 	}
 }
 
