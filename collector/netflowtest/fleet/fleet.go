@@ -61,6 +61,11 @@ type Config struct {
 	Scenario string
 	// Location is the time zone of the daily curve; default UTC.
 	Location *time.Location
+	// Clock is the clock of the daily curve (see
+	// netflowtest.ModelConfig.Clock): the time of day of the simulation,
+	// which shapes the application mix and, with DailyCurve, the rate.
+	// Flows keep their real timestamps. Nil means real time.
+	Clock func() time.Time
 	// ExportFrom is the first loopback address routers export from; router
 	// i uses ExportFrom+i. Default 127.0.0.2. Where such an address cannot
 	// be bound, the router exports from 127.0.0.1 with its own port.
@@ -189,7 +194,7 @@ func (f *Fleet) newRouter(i int, src netip.Addr) (*Router, error) {
 	cfg := f.cfg
 	seed := seedFor(cfg.Seed, i)
 	model, err := netflowtest.NewModel(netflowtest.ModelConfig{Seed: seed, Index: i,
-		Subscribers: cfg.Subscribers, Scenario: cfg.Scenario, Location: cfg.Location})
+		Subscribers: cfg.Subscribers, Scenario: cfg.Scenario, Location: cfg.Location, Clock: cfg.Clock})
 	if err != nil {
 		return nil, fmt.Errorf("router %d: %w", i, err)
 	}

@@ -227,6 +227,27 @@ func TestFleetSameSeedSameState(t *testing.T) {
 	}
 }
 
+// TestFleetClock: the fleet's clock and time zone drive every router's
+// daily curve.
+func TestFleetClock(t *testing.T) {
+	loc := time.FixedZone("UTC-3", -3*3600)
+	sim := time.Date(2026, 3, 14, 3, 0, 0, 0, loc)
+	f, err := New(Config{Routers: 2, Password: "x", Subscribers: 20, Location: loc,
+		Clock: func() time.Time { return sim }}, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported := time.Date(2026, 3, 14, 23, 0, 0, 0, time.UTC) // 20:00 in loc
+	for _, r := range f.Routers() {
+		if got, want := r.Model.ActivityAt(exported), r.Model.Activity(sim); !r.Model.CurveTime(exported).Equal(sim) || got != want || got > 0.15 {
+			t.Errorf("router %d: activity %g at curve time %v, want the night's %g at %v", r.Index, got, r.Model.CurveTime(exported), want, sim)
+		}
+		if cfg := r.Model.Config(); cfg.Location != loc {
+			t.Errorf("router %d: daily curve in %v, want %v", r.Index, cfg.Location, loc)
+		}
+	}
+}
+
 func TestFleetConfigErrors(t *testing.T) {
 	_, err := New(Config{Routers: 0, Versions: "8", Rate: -1, Scenario: "x", APIPortBase: 70000}, discard())
 	want := "invalid fleet config: routers: 0 is outside 1..64\napi-port-base: 70000 leaves no room for 0 routers\n" +
