@@ -1,12 +1,16 @@
 package web
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/flowbox/flowbox/internal/browsertest"
@@ -18,6 +22,12 @@ import (
 // charts her traffic, her card's links open her flows and the router page
 // filtered by her, a search narrows the table, and a phone shows the page
 // without horizontal scrolling.
+//
+// The page computes its periods in the browser's time zone, so the browser
+// runs in a fixed zone without daylight saving time (and with a half-hour
+// offset): in the host's zone, "Last 7 days" (from midnight six days ago)
+// is longer than 7 days late in the evening of a week where the clocks went
+// back, and the chart falls back to days.
 func TestBrowserSubscribers(t *testing.T) {
 	browsertest.Need(t)
 	e, gw1, flows := datasetEnv(t)
@@ -25,7 +35,13 @@ func TestBrowserSubscribers(t *testing.T) {
 	ctx := browsertest.Start(t, 90*time.Second, nil)
 	art := browsertest.Artifacts(t, "web")
 	base := e.ts.URL
+	if err := chromedp.Do(ctx, browserTimezone("Asia/Kolkata")); err != nil {
+		t.Fatal(err)
+	}
 	browserLogin(t, ctx, base)
+	if off := must(t, ctx, chromedp.Evaluate[int](`new Date().getTimezoneOffset()`)); off != -330 {
+		t.Fatalf("the page runs %d minutes behind UTC, want Asia/Kolkata's -330", off)
+	}
 
 	// The nav link, then the "Last 7 days" period.
 	if err := chromedp.Do(ctx,
@@ -197,4 +213,15 @@ func TestBrowserSubscribers(t *testing.T) {
 	}
 	screenshot(t, ctx, art, "s4-subscribers-phone")
 	t.Logf("screenshots in %s", art)
+}
+
+// browserTimezone makes the tab's pages run in the time zone tz (an IANA
+// name) instead of the host's.
+func browserTimezone(tz string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		if _, err := cdp.Call(ctx, tg, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: tz}); err != nil {
+			return chromedp.Void{}, fmt.Errorf("cannot set the browser's time zone to %s: %w", tz, err)
+		}
+		return chromedp.Void{}, nil
+	}
 }
