@@ -37,11 +37,16 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	subscribers := fs.Int("subscribers", 300, "subscribers per router")
 	apiPortBase := fs.Int("api-port-base", 18728, "API port of the first simulated router (0: any free port)")
 	seed := fs.Uint64("seed", 1, "seed of the simulated traffic")
+	startClock := simClockFlags(fs, "demo", "")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("demo: unexpected argument %q", fs.Arg(0))}
+	}
+	clock, err := startClock()
+	if err != nil {
+		return err
 	}
 	cfg, err := loadServeConfig(e, load, *listenNetflow, *listenWeb, func(c *Config) {
 		if !flagSet(fs, "data-dir") {
@@ -83,6 +88,8 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		DailyCurve:  true,
 		Subscribers: *subscribers,
 		Seed:        *seed,
+		Location:    clock.loc,
+		Clock:       clock.now,
 	}, logger.With("component", "simulate"))
 	if err != nil {
 		cancel()
@@ -95,6 +102,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("cannot start the simulated fleet: %w", err)
 	}
 	defer fl.Stop()
+	clock.log(logger.With("component", "simulate"))
 
 	onboardFleet(runCtx, e, a.prov, a.enricher.PollRouter, fl, logger)
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,6 +33,57 @@ type simulateOptions struct {
 	dailyCurve  bool
 	jsonOut     bool
 	logLevel    string
+	clock       simClock
+}
+
+// simClock is the simulated clock of the fleet's daily curve, from
+// --sim-start and --sim-tz.
+type simClock struct {
+	// loc is the time zone of the daily curve.
+	loc *time.Location
+	// now is the simulated clock; nil means real time.
+	now func() time.Time
+	// start is the simulated time at start (zero without --sim-start).
+	start time.Time
+}
+
+// simClockFlags adds --sim-start and --sim-tz to fs, their help starting
+// with prefix. The returned function, called after parsing, validates them
+// (usage errors name cmd) and starts the simulated clock: it reads the
+// --sim-start time at that call, then advances with real time.
+func simClockFlags(fs *flag.FlagSet, cmd, prefix string) func() (simClock, error) {
+	start := fs.String("sim-start", "", prefix+"simulated clock's `TIME` at start, RFC 3339 (e.g. 2026-03-14T20:00:00-03:00), then advancing "+
+		"with real time: the time of day of the daily curve (traffic mix and rate); flows keep real timestamps (default: real time)")
+	tz := fs.String("sim-tz", "", prefix+"time `ZONE` of the daily curve, an IANA name such as America/Sao_Paulo (default: the local zone)")
+	return func() (simClock, error) {
+		c := simClock{loc: time.Local}
+		if *tz != "" {
+			loc, err := time.LoadLocation(*tz)
+			if err != nil {
+				return simClock{}, usageError{fmt.Sprintf("%s: --sim-tz: %v (want an IANA name such as America/Sao_Paulo)", cmd, err)}
+			}
+			c.loc = loc
+		}
+		if *start != "" {
+			t, err := time.Parse(time.RFC3339, *start)
+			if err != nil {
+				return simClock{}, usageError{fmt.Sprintf("%s: --sim-start %q is not an RFC 3339 time (e.g. 2026-03-14T20:00:00-03:00)", cmd, *start)}
+			}
+			realStart := time.Now()
+			c.start = t
+			c.now = func() time.Time { return t.Add(time.Since(realStart)) }
+		}
+		return c, nil
+	}
+}
+
+// log says which clock drives the daily curve.
+func (c simClock) log(logger *slog.Logger) {
+	if c.now == nil {
+		logger.Info("daily curve on real time", "tz", c.loc.String())
+		return
+	}
+	logger.Info("daily curve on a simulated clock", "start", c.start.In(c.loc).Format(time.RFC3339), "tz", c.loc.String())
 }
 
 // runSimulate runs simulated MikroTik routers (fleet mode) or, with
@@ -51,9 +103,10 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&o.scenario, "scenario", "", "mix in unusual traffic: ddos, portscan or spam")
 	fs.StringVar(&o.password, "password", "", "fleet mode: API password of user admin on every router (default: generated per router)")
 	fs.BoolVar(&o.tls, "tls", false, "fleet mode: serve API-SSL with a self-signed certificate instead of the plain API")
-	fs.BoolVar(&o.dailyCurve, "daily-curve", false, "fleet mode: scale the rate by the time of day (quiet at night, peak at 21:00)")
+	fs.BoolVar(&o.dailyCurve, "daily-curve", false, "fleet mode: scale the rate by the time of day (quiet at night, peak at 21:00; see --sim-start and --sim-tz)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print machine-readable JSON lines")
 	fs.StringVar(&o.logLevel, "log-level", "", "log level: debug, info, warn or error (default: log.level of the config)")
+	startClock := simClockFlags(fs, "simulate", "fleet mode: ")
 	load := commonFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -77,6 +130,12 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	}
 	if o.duration < 0 {
 		return usageError{"simulate: --duration must not be negative"}
+	}
+	if o.target != "" && (flagSet(fs, "sim-start") || flagSet(fs, "sim-tz")) {
+		return usageError{"simulate: --sim-start and --sim-tz are for fleet mode (without --target)"}
+	}
+	if o.clock, err = startClock(); err != nil {
+		return err
 	}
 	logger := newLogger(e.stderr, LogConfig{Level: o.logLevel, Format: cfg.Log.Format}).With("component", "simulate")
 	if o.duration > 0 {
@@ -270,13 +329,15 @@ func simulateFleet(ctx context.Context, e *env, o simulateOptions, logger *slog.
 	}
 	f, err := fleet.New(fleet.Config{Routers: o.routers, APIPortBase: o.apiPortBase, TLS: o.tls,
 		Versions: versions, Password: o.password, Rate: o.rate, DailyCurve: o.dailyCurve,
-		Subscribers: o.subscribers, Seed: o.seed, Scenario: o.scenario}, logger)
+		Subscribers: o.subscribers, Seed: o.seed, Scenario: o.scenario,
+		Location: o.clock.loc, Clock: o.clock.now}, logger)
 	if err != nil {
 		return usageError{fmt.Sprintf("simulate: %v", err)}
 	}
 	if err := f.Start(); err != nil {
 		return fmt.Errorf("cannot start simulated fleet: %w", err)
 	}
+	o.clock.log(logger)
 	defer f.Stop()
 	var infos []routerInfo
 	for _, r := range f.Routers() {

@@ -5,9 +5,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -143,8 +146,11 @@ func TestSimulateFleet(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {
+		// The daily curve runs on a simulated clock at the evening peak,
+		// whatever the hour of the test.
 		errc <- runSimulate(ctx, e, []string{"--routers", "2", "--api-port-base", "0", "--rate", "2000",
-			"--subscribers", "40", "--seed", "5", "--json", "--log-level", "warn"})
+			"--subscribers", "40", "--seed", "5", "--json", "--log-level", "warn",
+			"--daily-curve", "--sim-start", "2026-03-14T20:00:00-03:00", "--sim-tz", "America/Sao_Paulo"})
 	}()
 	simWait(t, "the router list", func() bool { return len(out.lines()) >= 1 })
 	var start struct {
@@ -212,6 +218,9 @@ func TestSimulateUsageErrors(t *testing.T) {
 		{[]string{"--scenario", "flood", "--api-port-base", "0"}, `scenario: "flood" is not one of ddos, portscan, spam`},
 		{[]string{"--log-level", "loud"}, `simulate: --log-level "loud" is not one of debug, info, warn, error`},
 		{[]string{"extra"}, `simulate: unexpected argument "extra"`},
+		{[]string{"--sim-start", "20:00", "--api-port-base", "0"}, `simulate: --sim-start "20:00" is not an RFC 3339 time (e.g. 2026-03-14T20:00:00-03:00)`},
+		{[]string{"--sim-tz", "Mars/Base", "--api-port-base", "0"}, "simulate: --sim-tz: unknown time zone Mars/Base (want an IANA name such as America/Sao_Paulo)"},
+		{[]string{"--target", "127.0.0.1:9", "--sim-start", "2026-03-14T20:00:00Z"}, "simulate: --sim-start and --sim-tz are for fleet mode (without --target)"},
 	} {
 		e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
 		err := runSimulate(context.Background(), e, c.args)
@@ -221,6 +230,31 @@ func TestSimulateUsageErrors(t *testing.T) {
 		}
 		if exitCode(err) != 2 {
 			t.Errorf("%v: exit code %d, want 2 (usage)", c.args, exitCode(err))
+		}
+	}
+}
+
+// The demo refuses a bad simulated clock before it starts anything.
+func TestDemoClockUsageErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--sim-start", "2026-03-14 20:00"}, `demo: --sim-start "2026-03-14 20:00" is not an RFC 3339 time (e.g. 2026-03-14T20:00:00-03:00)`},
+		{[]string{"--sim-tz", "Sao Paulo"}, "demo: --sim-tz: unknown time zone Sao Paulo (want an IANA name such as America/Sao_Paulo)"},
+	} {
+		dataDir := t.TempDir() + "/demo-data"
+		e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
+		err := run(context.Background(), e, append([]string{"demo", "--data-dir", dataDir}, c.args...))
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%v: got %v, want %q", c.args, err, c.want)
+			continue
+		}
+		if exitCode(err) != 2 {
+			t.Errorf("%v: exit code %d, want 2 (usage)", c.args, exitCode(err))
+		}
+		if _, err := os.Stat(dataDir); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%v: the data directory was created (%v)", c.args, err)
 		}
 	}
 }
