@@ -18,20 +18,102 @@ import (
 // online, the store holds flows from each, `flowbox stats` (another reader
 // of the same data directory) sees them, and the top talkers carry
 // subscriber names learned from the routers.
+//
+// The simulated traffic follows a daily curve, so each case sets the
+// simulator's clock (--sim-start, --sim-tz) instead of reading the time of
+// day the test runs at: night, evening peak and a run across midnight, in
+// the test's time zone and in another. Flows keep real timestamps. The
+// first case also stops the demo and runs it again on the same data
+// directory; the others run in parallel, each on its own ports and data
+// directory.
 func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the demo runs for about a minute")
 	}
-	dataDir := t.TempDir()
-	webAddr := "127.0.0.1:" + strconv.Itoa(freePort(t, "tcp"))
-	nfAddr := "127.0.0.1:" + strconv.Itoa(freePort(t, "udp"))
-	stdout, stderr, stop := startCommand(t, "demo", "--data-dir", dataDir, "--listen-web", webAddr,
-		"--listen-netflow", nfAddr, "--api-port-base", "0", "--rate", "400")
+	sp, err := time.LoadLocation("America/Sao_Paulo")
+	if err != nil {
+		t.Fatalf("no time zone data (time/tzdata is embedded): %v", err)
+	}
+	day := func(loc *time.Location, h, m, s int) time.Time { return time.Date(2026, 3, 14, h, m, s, 0, loc) }
+	type demoCase struct {
+		name string
+		at   time.Time
+		full bool // also stop and run again on the same data directory
+		args []string
+		// stdout, stderr and stop are the running demo's.
+		stdout, stderr *syncBuffer
+		stop           func() error
+	}
+	cases := []*demoCase{
+		{name: "peak-local", at: day(time.Local, 20, 0, 0), full: true},
+		{name: "night-local", at: day(time.Local, 3, 0, 0)},
+		{name: "midnight-local", at: day(time.Local, 23, 59, 30)},
+		{name: "peak-sao-paulo", at: day(sp, 20, 0, 0)},
+		{name: "night-sao-paulo", at: day(sp, 3, 0, 0)},
+		{name: "midnight-sao-paulo", at: day(sp, 23, 59, 30)},
+	}
+	// Every demo starts now: each one waits about a minute for its first
+	// rollups, so they wait together (go test runs only GOMAXPROCS
+	// parallel subtests at a time).
+	for _, c := range cases {
+		c.args = []string{"demo", "--data-dir", t.TempDir(),
+			"--listen-web", "127.0.0.1:" + strconv.Itoa(freePort(t, "tcp")),
+			"--listen-netflow", "127.0.0.1:" + strconv.Itoa(freePort(t, "udp")),
+			"--api-port-base", "0", "--rate", "400",
+			"--sim-start", c.at.Format(time.RFC3339), "--sim-tz", c.at.Location().String()}
+		c.stdout, c.stderr, c.stop = startCommand(t, c.args...)
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			password := checkDemo(t, c.args, c.at, c.stdout, c.stderr)
+			if !c.full {
+				return
+			}
+			if err := c.stop(); err != nil {
+				t.Fatalf("demo did not stop cleanly: %v\n%s", err, c.stderr.String())
+			}
 
+			// A second run on the same data directory finds the routers,
+			// applies again and verifies with new flows (not the previous
+			// run's).
+			stdout2, stderr2, _ := startCommand(t, c.args...)
+			waitFor(t, 90*time.Second, "the second demo run to print its login", func() (bool, string) {
+				m := demoLoginLine.FindStringSubmatch(stdout2.String())
+				return m != nil && m[1] == password, stdout2.String() + stderr2.String()
+			})
+			if n := strings.Count(stdout2.String(), "flows arriving from 127.0.0."); n != 3 {
+				t.Errorf("second run verified %d routers with fresh flows, want 3:\n%s", n, stdout2.String())
+			}
+		})
+	}
+}
+
+// demoLoginLine is the demo's line with the console login.
+var demoLoginLine = regexp.MustCompile(`login:\s+admin / (\S+)`)
+
+// flagValue returns the value following name in args.
+func flagValue(args []string, name string) string {
+	for i := range len(args) - 1 {
+		if args[i] == name {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// checkDemo checks a running `flowbox demo` started with args, whose
+// simulated clock started at at: the routers are onboarded and online,
+// their flows are stored, searchable and seen by `flowbox stats`, every
+// flow has a direction and customer flows a subscriber name, and the top
+// talkers and usage report name subscribers. It returns the console
+// password.
+func checkDemo(t *testing.T, args []string, at time.Time, stdout, stderr *syncBuffer) string {
+	t.Helper()
+	dataDir, webAddr := flagValue(args, "--data-dir"), flagValue(args, "--listen-web")
 	var password string
-	loginLine := regexp.MustCompile(`login:\s+admin / (\S+)`)
 	waitFor(t, 90*time.Second, "the demo to print its login", func() (bool, string) {
-		m := loginLine.FindStringSubmatch(stdout.String())
+		m := demoLoginLine.FindStringSubmatch(stdout.String())
 		if m == nil {
 			return false, stdout.String() + stderr.String()
 		}
@@ -43,6 +125,10 @@ func TestDemo(t *testing.T) {
 		if !bytes.Contains([]byte(out), []byte(want)) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
+	}
+	// The daily curve runs on the simulated clock, not on the test's.
+	if want := "start=" + at.Format(time.RFC3339) + " tz=" + at.Location().String(); !strings.Contains(stderr.String(), want) {
+		t.Errorf("the demo does not log its simulated clock (%s):\n%s", want, stderr.String())
 	}
 
 	c := login(t, "http://"+webAddr, "admin", password)
@@ -173,19 +259,5 @@ func TestDemo(t *testing.T) {
 			t.Errorf("router %s: usage %+v", r.Name, usage)
 		}
 	}
-	if err := stop(); err != nil {
-		t.Fatalf("demo did not stop cleanly: %v\n%s", err, stderr.String())
-	}
-
-	// A second run on the same data directory finds the routers, applies
-	// again and verifies with new flows (not the previous run's).
-	stdout2, stderr2, _ := startCommand(t, "demo", "--data-dir", dataDir, "--listen-web", webAddr,
-		"--listen-netflow", nfAddr, "--api-port-base", "0", "--rate", "400")
-	waitFor(t, 90*time.Second, "the second demo run to print its login", func() (bool, string) {
-		m := loginLine.FindStringSubmatch(stdout2.String())
-		return m != nil && m[1] == password, stdout2.String() + stderr2.String()
-	})
-	if n := strings.Count(stdout2.String(), "flows arriving from 127.0.0."); n != 3 {
-		t.Errorf("second run verified %d routers with fresh flows, want 3:\n%s", n, stdout2.String())
-	}
+	return password
 }
