@@ -109,18 +109,25 @@ func (b *SyncBuffer) String() string {
 }
 
 // maxPoll is the longest pause between two polls of WaitFor.
-const maxPoll = 100 * time.Millisecond
+const maxPoll = 500 * time.Millisecond
+
+// pollCap is the longest pause between two polls of a WaitFor with this
+// timeout: a hundredth of it, within 1 ms and maxPoll.
+func pollCap(timeout time.Duration) time.Duration {
+	return min(max(timeout/100, time.Millisecond), maxPoll)
+}
 
 // WaitFor polls cond until it reports true. When timeout passes first, the
 // test fails, naming what it waited for and the state cond described on
 // its last call (cond's second result, e.g. "3 of 5 datagrams"). Polls
-// start 1 ms apart and back off to 100 ms; inside a testing/synctest bubble
-// they use the bubble's fake clock. It must be called from the test's
-// goroutine.
+// start 1 ms apart and back off to a hundredth of the timeout (at most
+// 500 ms), so that a cond which runs a query is not run too often; inside
+// a testing/synctest bubble they use the bubble's fake clock. It must be
+// called from the test's goroutine.
 func WaitFor(tb testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	tb.Helper()
 	deadline := time.Now().Add(timeout)
-	pause := time.Millisecond
+	pause, longest := time.Millisecond, pollCap(timeout)
 	for {
 		ok, state := cond()
 		if ok {
@@ -132,6 +139,6 @@ func WaitFor(tb testing.TB, timeout time.Duration, what string, cond func() (boo
 			return
 		}
 		time.Sleep(min(pause, left))
-		pause = min(2*pause, maxPoll)
+		pause = min(2*pause, longest)
 	}
 }

@@ -112,8 +112,14 @@ func TestWaitFor(t *testing.T) {
 		if f.fatal != want || time.Since(start) != 10*time.Second {
 			t.Errorf("failure %q after %v, want %q after 10s", f.fatal, time.Since(start), want)
 		}
-		if calls > int(10*time.Second/maxPoll)+10 {
-			t.Errorf("%d polls in 10s: no back-off", calls)
+		if calls < 100 || calls > 110 {
+			t.Errorf("%d polls in 10s, want about 100 (a pause of a hundredth of the timeout)", calls)
+		}
+		for timeout, want := range map[time.Duration]time.Duration{
+			time.Second: 10 * time.Millisecond, 10 * time.Millisecond: time.Millisecond, time.Hour: maxPoll} {
+			if got := pollCap(timeout); got != want {
+				t.Errorf("pollCap(%v) = %v, want %v", timeout, got, want)
+			}
 		}
 	})
 }
