@@ -34,7 +34,8 @@ type Store struct {
 	logger   *slog.Logger
 	path     string
 	readOnly bool
-	key      []byte // nil when opened read-only
+	key      []byte   // nil when opened read-only
+	lock     *dirLock // the data directory's lock (OpenExclusive), or nil
 
 	w *sql.DB // writer: one connection
 	r *sql.DB // readers: mode=ro
@@ -75,9 +76,31 @@ type Store struct {
 
 // Open opens (creating if needed) the database in dataDir, migrates it to
 // the current schema and loads the router attribution table. It creates
-// dataDir (mode 0750) and, on first run, the key file (mode 0600). It starts
-// no goroutine: call Run to write flows.
+// dataDir (mode 0750) and, for a database that holds no encrypted router
+// password, the key file (mode 0600); when passwords are stored and the key
+// file is missing, it refuses with a *KeyMissingError instead of creating a
+// key that could not decrypt them. It starts no goroutine: call Run to
+// write flows.
+//
+// Open takes no lock: short-lived writers (flowbox router, token,
+// subscribers) open the data directory while flowbox serve runs. The one
+// long-running writer opens it with OpenExclusive.
 func Open(ctx context.Context, dataDir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
+	return openStore(ctx, dataDir, cfg, logger, reg, false)
+}
+
+// OpenExclusive is Open for the data directory's long-running writer
+// (flowbox serve and demo): before touching the database it takes the
+// data directory's lock (LockFile, an exclusive flock(2) released by Close
+// or by the process's exit), so that a second one on the same directory
+// refuses to start with a *LockedError naming the holder's process id,
+// instead of sharing the flows with it. Readers and the short-lived
+// writers of Open do not take the lock and work beside it.
+func OpenExclusive(ctx context.Context, dataDir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
+	return openStore(ctx, dataDir, cfg, logger, reg, true)
+}
+
+func openStore(ctx context.Context, dataDir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer, exclusive bool) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid store config: %w", err)
 	}
@@ -85,14 +108,29 @@ func Open(ctx context.Context, dataDir string, cfg Config, logger *slog.Logger, 
 		return nil, errors.New("cannot open store: nil logger")
 	}
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("cannot create data directory: %w", err)
+		return nil, fmt.Errorf("cannot create data directory: %w", describeDirError(dataDir, err))
 	}
-	key, err := loadOrCreateKey(filepath.Join(dataDir, KeyFile))
-	if err != nil {
-		return nil, err
+	if err := writable(dataDir); err != nil {
+		return nil, describeDirError(dataDir, err)
 	}
 	s := newStore(cfg, logger, filepath.Join(dataDir, DBFile))
-	s.key = key
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	var err error
+	if exclusive {
+		if s.lock, err = lockDataDir(dataDir); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := os.Stat(s.path); err == nil {
+		if err := writable(s.path); err != nil {
+			return nil, fmt.Errorf("database %s is not writable (check its owner and mode): %w", s.path, err)
+		}
+	}
 	s.w, err = openDB(s.path, "_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=5000&_foreign_keys=on&_txlock=immediate&_cache_size=-16384")
 	if err != nil {
 		return nil, err
@@ -101,33 +139,32 @@ func Open(ctx context.Context, dataDir string, cfg Config, logger *slog.Logger, 
 	s.w.SetMaxIdleConns(1)
 	s.w.SetConnMaxLifetime(0)
 	if err := migrate(ctx, s.w); err != nil {
-		s.w.Close()
+		return nil, err
+	}
+	s.key, err = loadOrCreateKey(filepath.Join(dataDir, KeyFile), func() (int, error) { return countSecrets(ctx, s.w) })
+	if err != nil {
 		return nil, err
 	}
 	s.r, err = openDB(s.path, "mode=ro&_busy_timeout=5000&_cache_size=-16384")
 	if err != nil {
-		s.w.Close()
 		return nil, err
 	}
 	s.r.SetMaxOpenConns(4)
 	s.r.SetMaxIdleConns(4)
-	if s.meta, err = openMeta(s.path); err != nil {
-		s.Close()
+	if s.meta, err = openMeta(s.path, "mode=ro&_busy_timeout=5000"); err != nil {
 		return nil, err
 	}
 	if s.metrics, err = newMetrics(reg, s); err != nil {
-		s.Close()
 		return nil, err
 	}
 	if err := s.refreshAttribution(ctx); err != nil {
-		s.Close()
 		return nil, err
 	}
 	s.wr, err = newWriterState(ctx, s)
 	if err != nil {
-		s.Close()
 		return nil, err
 	}
+	ok = true
 	return s, nil
 }
 
@@ -135,6 +172,11 @@ func Open(ctx context.Context, dataDir string, cfg Config, logger *slog.Logger, 
 // `flowbox stats` while `flowbox serve` runs. It never creates or migrates
 // anything and refuses a schema it does not know. Writing methods return an
 // error; router passwords are not decrypted (Password stays empty).
+//
+// It reads a data directory on a read-only file system too: when the
+// directory cannot be written and holds no write-ahead log, nothing can
+// change the database, and SQLite is told so (immutable=1) instead of
+// failing to create its shared-memory file.
 func OpenReadOnly(ctx context.Context, dataDir string) (*Store, error) {
 	return OpenReadOnlyConfig(ctx, dataDir, DefaultConfig())
 }
@@ -145,17 +187,23 @@ func OpenReadOnly(ctx context.Context, dataDir string) (*Store, error) {
 func OpenReadOnlyConfig(ctx context.Context, dataDir string, cfg Config) (*Store, error) {
 	path := filepath.Join(dataDir, DBFile)
 	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("cannot open store: no database in %s (flowbox serve creates it on its first start): %w", dataDir, err)
+		}
+		return nil, fmt.Errorf("cannot open store: %w", err)
+	}
+	opts, err := readOnlyOptions(path, false)
+	if err != nil {
 		return nil, fmt.Errorf("cannot open store: %w", err)
 	}
 	s := newStore(cfg, slog.New(slog.DiscardHandler), path)
 	s.readOnly = true
-	var err error
-	s.r, err = openDB(path, "mode=ro&_busy_timeout=5000")
+	s.r, err = openDB(path, opts)
 	if err != nil {
 		return nil, err
 	}
 	s.r.SetMaxOpenConns(2)
-	if s.meta, err = openMeta(path); err != nil {
+	if s.meta, err = openMeta(path, opts); err != nil {
 		s.r.Close()
 		return nil, err
 	}
@@ -174,9 +222,43 @@ func OpenReadOnlyConfig(ctx context.Context, dataDir string, cfg Config) (*Store
 	return s, nil
 }
 
-// openMeta opens the single dictionary connection (see Store.meta).
-func openMeta(path string) (*sql.DB, error) {
-	db, err := openDB(path, "mode=ro&_busy_timeout=5000")
+// readOnlyOptions returns the SQLite options of read-only connections to
+// the database at path. SQLite reads a WAL database through its
+// shared-memory file (-shm), which it creates next to the database when it
+// is missing: on a directory it cannot write, that fails ("unable to open
+// database file"). There, when no -wal exists, every committed
+// transaction is in the database file and no writer can start beside us,
+// so the file is opened as immutable (no locks, no -shm). With snapshot
+// (Inspect, for flowbox check, which must create no file), immutable is
+// used whenever no -wal exists, that is when no connection has the
+// database open: the check reads two values at once, and a writer that
+// starts meanwhile could at worst make them stale.
+func readOnlyOptions(path string, snapshot bool) (string, error) {
+	const ro = "mode=ro&_busy_timeout=5000"
+	dir := filepath.Dir(path)
+	wal := fileExists(path + "-wal")
+	if wal || fileExists(path+"-journal") {
+		if wal && !fileExists(path+"-shm") && writable(dir) != nil {
+			return "", fmt.Errorf("data directory %s is read-only and its database has a write-ahead log (%s-wal) but no %s-shm, which SQLite needs to read it: copy the data directory to a writable place and read the copy, or make it writable", dir, DBFile, DBFile)
+		}
+		return ro, nil
+	}
+	if snapshot || writable(dir) != nil {
+		return ro + "&immutable=1", nil
+	}
+	return ro, nil
+}
+
+// fileExists reports whether path exists (as far as this process can tell).
+func fileExists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// openMeta opens the single dictionary connection (see Store.meta) with
+// the given read-only options.
+func openMeta(path, opts string) (*sql.DB, error) {
+	db, err := openDB(path, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -249,6 +331,8 @@ func (s *Store) Close() error {
 	if s.w != nil {
 		errs = append(errs, s.w.Close())
 	}
+	// Released last: the next writer may start once the database is closed.
+	errs = append(errs, s.lock.unlock())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("cannot close store: %w", err)
 	}

@@ -156,6 +156,80 @@ func TestKeyFileChecks(t *testing.T) {
 	}
 }
 
+// TestKeyMissingRefused removes the key of a database that holds an
+// encrypted router password: Open refuses, says how to restore the key
+// and creates none; with the key restored the password decrypts again.
+func TestKeyMissingRefused(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := openTest(t, dir)
+	if err := s.AddRouter(ctx, &Router{Name: "tower", Address: "192.0.2.1:8728", Username: "admin", Password: "s3cret"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	keyPath := filepath.Join(dir, KeyFile)
+	key, err := os.ReadFile(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(keyPath); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(ctx, dir, DefaultConfig(), testLogger(t), nil)
+	var km *KeyMissingError
+	if !errors.As(err, &km) || km.Secrets != 1 {
+		t.Fatalf("Open without the key: %v, want a *KeyMissingError", err)
+	}
+	want := "key file " + keyPath + " is missing, and the database holds 1 router password(s) encrypted with it: " +
+		"restore flowbox.key from the backup made by `flowbox backup` (copy it to " + keyPath +
+		" with mode 0600, owned by the user that runs flowbox) and start again; " +
+		"flowbox did not create a new key, which could not decrypt them"
+	if err.Error() != want {
+		t.Errorf("error:\n got %s\nwant %s", err, want)
+	}
+	if _, err := os.Stat(keyPath); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a key file was created: %v", err)
+	}
+	d, err := Inspect(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := d.Problems(); len(p) != 1 || p[0].Error() != want {
+		t.Errorf("Inspect problems = %v, want the missing key", p)
+	}
+
+	if err := os.WriteFile(keyPath, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir)
+	r, err := s.GetRouter(ctx, "tower")
+	if err != nil || r.Password != "s3cret" {
+		t.Fatalf("router after restoring the key: %+v, %v", r, err)
+	}
+}
+
+// TestKeyCreatedWithoutSecrets removes the key of a database without
+// encrypted passwords: a new key is created, as on first start.
+func TestKeyCreatedWithoutSecrets(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := openTest(t, dir)
+	if err := s.AddRouter(ctx, &Router{Name: "tower", Address: "192.0.2.1:8728", Username: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	keyPath := filepath.Join(dir, KeyFile)
+	old, _ := os.ReadFile(keyPath)
+	if err := os.Remove(keyPath); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir)
+	st, err := os.Stat(keyPath)
+	if err != nil || st.Mode().Perm() != 0o600 || st.Size() != keySize || bytes.Equal(old, s.key) {
+		t.Fatalf("new key file: %v, %v", st, err)
+	}
+}
+
 func TestRouterCRUD(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir)
