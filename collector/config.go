@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -71,7 +72,12 @@ func (c *Config) Validate() error {
 	if len(c.Listen) == 0 {
 		errs = append(errs, errors.New("listen: at least one address is needed"))
 	}
-	for _, a := range c.Listen {
+	for i, a := range c.Listen {
+		if strings.TrimSpace(a) == "" {
+			// net.ResolveUDPAddr takes "" for a random port on every address.
+			errs = append(errs, fmt.Errorf("listen[%d]: empty address", i))
+			continue
+		}
 		if _, err := net.ResolveUDPAddr("udp", a); err != nil {
 			errs = append(errs, fmt.Errorf("listen: %q is not a UDP address: %w", a, err))
 		}

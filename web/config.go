@@ -1,8 +1,10 @@
 package web
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"strings"
@@ -104,6 +106,38 @@ func (c *Config) adminPassword() (string, error) {
 		return "", fmt.Errorf("cannot read admin-password-file: %w", err)
 	}
 	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// CheckFiles reads the files the configuration names, as Run and the first
+// start will: the TLS certificate and key, which must be a pair, and the
+// admin password file. Each error names the file's key. Validate leaves
+// files alone, so that the commands which do not serve (stats, backup, ...)
+// need no access to them; flowbox check calls both.
+func (c *Config) CheckFiles() error {
+	var errs []error
+	read := func(key, path string) []byte {
+		if path == "" {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			errs = append(errs, fmt.Errorf("%s: %s: %w", key, path, err))
+			return nil
+		}
+		return b
+	}
+	cert, key := read("tls.cert", c.TLS.Cert), read("tls.key", c.TLS.Key)
+	if cert != nil && key != nil {
+		if _, err := tls.X509KeyPair(cert, key); err != nil {
+			errs = append(errs, fmt.Errorf("tls: %s and %s are not a certificate and its key: %w", c.TLS.Cert, c.TLS.Key, err))
+		}
+	}
+	read("admin-password-file", c.AdminPasswordFile)
+	return errors.Join(errs...)
 }
 
 // Validate returns every problem of the configuration, each naming its key.
