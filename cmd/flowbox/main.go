@@ -41,7 +41,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the collector, store, provisioner and web console (default)", runServe},
-		{"check", "validate the configuration (--dump prints it with secrets redacted)", runCheck},
+		{"check", "validate the configuration and inspect the data directory without writing to it (--dump prints the configuration with secrets redacted)", runCheckReadOnly},
 		{"decode", "decode NetFlow/IPFIX from pcap files and print one JSON object per flow", runDecode},
 		{"simulate", "run simulated MikroTik routers, or blast flows at a collector (--target)", runSimulate},
 		{"stats", "print per-exporter flow statistics from the data directory (--json); works while serve runs", runStats},
