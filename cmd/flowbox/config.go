@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -129,7 +131,8 @@ func prefixErr(section string, err error) error {
 }
 
 // LoadConfig reads a YAML file strictly (unknown keys are errors) over the
-// defaults. An empty path returns the defaults.
+// defaults. An empty path returns the defaults. Its errors name the YAML
+// path and line of each problem.
 func LoadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
 	if path == "" {
@@ -139,12 +142,158 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("cannot read config: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return cfg, fmt.Errorf("cannot parse config %s: %w", path, err)
+	if err := decodeStrict(b, &cfg); err != nil {
+		return cfg, fmt.Errorf("cannot parse config %s:\n%w", path, err)
 	}
 	return cfg, nil
+}
+
+// decodeStrict decodes the YAML document b into out, refusing unknown
+// keys. yaml.v3 reports type errors with Go type names ("field workerz not
+// found in type collector.Config"); they are rewritten to name the YAML
+// path and line ("collector.workerz: unknown key (line 3)").
+func decodeStrict(b []byte, out any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	err := dec.Decode(out)
+	if err == nil || errors.Is(err, io.EOF) {
+		return nil
+	}
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err // a syntax error: "yaml: line 1: did not find expected ..."
+	}
+	var doc yaml.Node
+	if yaml.Unmarshal(b, &doc) != nil {
+		return err
+	}
+	spots := yamlSpots(&doc, "", nil)
+	errs := make([]error, 0, len(te.Errors))
+	for _, msg := range te.Errors {
+		errs = append(errs, describeYAMLError(spots, msg))
+	}
+	return errors.Join(errs...)
+}
+
+// yamlSpot is a key or sequence item of a YAML document with its path
+// (collector.listen[1]).
+type yamlSpot struct {
+	path string
+	key  *yaml.Node // nil for sequence items
+	val  *yaml.Node
+}
+
+// yamlSpots lists every key and sequence item under n, in document order.
+func yamlSpots(n *yaml.Node, path string, out []yamlSpot) []yamlSpot {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			out = yamlSpots(c, path, out)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			out = append(out, yamlSpot{path: p, key: k, val: v})
+			out = yamlSpots(v, p, out)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			out = append(out, yamlSpot{path: p, val: c})
+			out = yamlSpots(c, p, out)
+		}
+	}
+	return out
+}
+
+var (
+	yamlErrLine    = regexp.MustCompile(`^line (\d+): (.*)$`)
+	yamlErrUnknown = regexp.MustCompile(`^field (.+) not found in type \S+$`)
+	yamlErrDup     = regexp.MustCompile(`^mapping key "(.*)" already defined at line (\d+)$`)
+	yamlErrType    = regexp.MustCompile("^cannot unmarshal (!!\\w+)(?: `(.*)`)? into (.+)$")
+)
+
+// describeYAMLError rewrites one yaml.v3 type error ("line 3: field workerz
+// not found in type collector.Config") with the YAML path of the spot it
+// is about. A message it does not know is returned as it is.
+func describeYAMLError(spots []yamlSpot, msg string) error {
+	m := yamlErrLine.FindStringSubmatch(msg)
+	if m == nil {
+		return errors.New(msg)
+	}
+	line, _ := strconv.Atoi(m[1])
+	text := m[2]
+	keyAt := func(name string) (yamlSpot, bool) {
+		for _, s := range spots {
+			if s.key != nil && s.key.Line == line && s.key.Value == name {
+				return s, true
+			}
+		}
+		return yamlSpot{}, false
+	}
+	if u := yamlErrUnknown.FindStringSubmatch(text); u != nil {
+		if s, ok := keyAt(u[1]); ok {
+			return fmt.Errorf("%s: unknown key (line %d)", s.path, line)
+		}
+	}
+	if d := yamlErrDup.FindStringSubmatch(text); d != nil {
+		if s, ok := keyAt(d[1]); ok {
+			return fmt.Errorf("%s: duplicate key, first given at line %s (line %d)", s.path, d[2], line)
+		}
+	}
+	if t := yamlErrType.FindStringSubmatch(text); t != nil {
+		tag, value, goType := t[1], t[2], t[3]
+		for _, s := range spots {
+			v := s.val
+			if v.Line != line || v.ShortTag() != tag {
+				continue
+			}
+			if v.Kind == yaml.ScalarNode && v.Value != value &&
+				!(strings.HasSuffix(value, "...") && strings.HasPrefix(v.Value, strings.TrimSuffix(value, "..."))) {
+				continue
+			}
+			return fmt.Errorf("%s: %s is not %s (line %d)", s.path, describeYAMLValue(v), describeGoType(goType), line)
+		}
+	}
+	return fmt.Errorf("line %d: %s", line, text)
+}
+
+// describeYAMLValue names a value of the document for an error message.
+func describeYAMLValue(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	return strconv.Quote(n.Value)
+}
+
+// describeGoType names what a configuration field expects, in YAML terms.
+func describeGoType(t string) string {
+	switch {
+	case t == "time.Duration":
+		return "a duration (such as 500ms, 30s, 5m or 48h)"
+	case t == "bool":
+		return "true or false"
+	case t == "string":
+		return "a string"
+	case strings.HasPrefix(t, "uint"):
+		return "a non-negative integer"
+	case strings.HasPrefix(t, "int"):
+		return "an integer"
+	case strings.HasPrefix(t, "float"):
+		return "a number"
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "map["), strings.Contains(t, "."):
+		return "a mapping"
+	}
+	return "a " + t
 }
 
 // configLoader loads and validates the configuration after the flags were

@@ -72,23 +72,58 @@ func TestShippedConfigUncommented(t *testing.T) {
 	}
 }
 
-// TestBadConfigs checks that each bad file fails with a message naming the
-// offending key.
+// TestBadConfigs runs `flowbox check` on each file of testdata/bad and
+// compares the whole error with the expected text: every problem is
+// reported, by YAML path (and line, for parse errors), never by Go type.
 func TestBadConfigs(t *testing.T) {
+	const durations = "a duration (such as 500ms, 30s, 5m or 48h)"
 	want := map[string]string{
-		"unknown-key.yaml": "field listne not found",
-		"bad-listen.yaml":  `collector.listen: "not an address"`,
-		"retention.yaml":   "store.raw-retention: must be at least 1h",
-		"log-level.yaml":   `log.level: "loud" is not one of`,
-		"not-yaml.yaml":    "cannot parse config",
+		"unknown-key.yaml": "cannot parse config testdata/bad/unknown-key.yaml:\n" +
+			"collector.listne: unknown key (line 2)",
+		"unknown-keys.yaml": "cannot parse config testdata/bad/unknown-keys.yaml:\n" +
+			"collector.workerz: unknown key (line 4)\n" +
+			"web.tls.crt: unknown key (line 7)\n" +
+			"enrich.applications[0].prot: unknown key (line 11)",
+		"wrong-types.yaml": "cannot parse config testdata/bad/wrong-types.yaml:\n" +
+			`collector.workers: "many" is not an integer (line 2)` + "\n" +
+			`collector.batch-age: "soon" is not ` + durations + " (line 3)\n" +
+			"collector.listen: a mapping is not a list (line 4)\n" +
+			`web.pprof: "maybe" is not true or false (line 6)`,
+		"duplicate-key.yaml": "cannot parse config testdata/bad/duplicate-key.yaml:\n" +
+			"collector.workers: duplicate key, first given at line 2 (line 3)",
+		"not-yaml.yaml": "cannot parse config testdata/bad/not-yaml.yaml:\n" +
+			"yaml: line 1: did not find expected ',' or ']'",
+		"bad-listen.yaml": "invalid config:\n" +
+			`collector.listen: "not an address" is not a UDP address: address not an address: missing port in address`,
+		"empty-listen.yaml": "invalid config:\n" +
+			"collector.listen[1]: empty address",
+		"retention.yaml": "invalid config:\n" +
+			"store.raw-retention: must be at least 1h",
+		"log-level.yaml": "invalid config:\n" +
+			`log.level: "loud" is not one of debug, info, warn, error`,
+		"tls-missing.yaml": "check failed:\n" +
+			"web.tls.cert: testdata/bad/no-such-cert.pem: no such file or directory\n" +
+			"web.tls.key: testdata/bad/no-such-key.pem: no such file or directory",
+		"tls-not-pem.yaml": "check failed:\n" +
+			"web.tls: testdata/bad/not-pem.txt and testdata/bad/not-pem.txt are not a certificate and its key: " +
+			"tls: failed to find any PEM data in certificate input",
+	}
+	files, err := filepath.Glob(filepath.Join("testdata", "bad", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if _, ok := want[filepath.Base(f)]; !ok {
+			t.Errorf("%s has no expected error in this test", f)
+		}
 	}
 	for file, msg := range want {
 		t.Run(file, func(t *testing.T) {
 			var stderr bytes.Buffer
 			e := &env{stdout: &bytes.Buffer{}, stderr: &stderr, getenv: func(string) string { return "" }}
 			err := run(context.Background(), e, []string{"check", "--config", filepath.Join("testdata", "bad", file), "--data-dir", t.TempDir()})
-			if err == nil || !strings.Contains(err.Error(), msg) {
-				t.Fatalf("flowbox check: got %v, want an error containing %q", err, msg)
+			if err == nil || err.Error() != msg {
+				t.Fatalf("flowbox check:\n got %v\nwant %s", err, msg)
 			}
 		})
 	}
