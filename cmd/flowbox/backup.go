@@ -114,8 +114,8 @@ func copyDataFiles(src, dest string) ([]string, error) {
 	var names []string
 	for _, ent := range entries {
 		name := ent.Name()
-		if !ent.Type().IsRegular() || strings.HasPrefix(name, store.DBFile) {
-			continue // flowbox.db, -wal, -shm, -journal: in the snapshot
+		if !ent.Type().IsRegular() || strings.HasPrefix(name, store.DBFile) || name == store.LockFile {
+			continue // flowbox.db, -wal, -shm, -journal: in the snapshot; the lock belongs to the running serve
 		}
 		if err := copyFile(filepath.Join(src, name), filepath.Join(dest, name)); err != nil {
 			return names, err

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/store"
 )
 
@@ -57,11 +60,10 @@ func TestBackupCommand(t *testing.T) {
 		}
 		return len(page.Flows)
 	}
-	for deadline := time.Now().Add(10 * time.Second); countFlows(st) != len(flows); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("flows not written")
-		}
-	}
+	testutil.WaitFor(t, 10*time.Second, "the writer to store the flows", func() (bool, string) {
+		n := countFlows(st)
+		return n == len(flows), fmt.Sprintf("%d of %d", n, len(flows))
+	})
 	if _, _, err := runIn(t, "token", "create", "--name", "ci", "--data-dir", data); err != nil {
 		t.Fatal(err)
 	}
@@ -175,5 +177,31 @@ func TestBackupCommandErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(empty, store.DBFile)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBackupBesideTheLockHolder backs up a data directory that serve holds
+// (store.OpenExclusive): backup takes no lock, and the lock file, which
+// belongs to the running process, is not copied.
+func TestBackupBesideTheLockHolder(t *testing.T) {
+	data := t.TempDir()
+	st, err := store.OpenExclusive(context.Background(), data, store.DefaultConfig(), slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := os.Stat(filepath.Join(data, store.LockFile)); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "backup")
+	out, _, err := runIn(t, "backup", "--data-dir", data, dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "backed up " + data + " to " + dest + ": flowbox.db, flowbox.key\n"; out != want {
+		t.Errorf("backup printed %q, want %q", out, want)
+	}
+	if _, err := os.Stat(filepath.Join(dest, store.LockFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the lock file was copied: %v", err)
 	}
 }

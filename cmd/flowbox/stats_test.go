@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/store"
 )
 
@@ -51,19 +53,16 @@ func TestStatsWhileServing(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	// Wait until the writer stored the flows.
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if t2, ok, _ := st.LastFlowFrom(ctx, 1); ok && !t2.IsZero() {
-			sums, err := st.ExporterSummaries(ctx)
-			if err == nil && len(sums) == 2 && sums[0].FlowsStored+sums[1].FlowsStored == 30 {
-				break
-			}
+	testutil.WaitFor(t, 10*time.Second, "the writer to store the 30 flows", func() (bool, string) {
+		if t2, ok, _ := st.LastFlowFrom(ctx, 1); !ok || t2.IsZero() {
+			return false, "no flow of router 1 yet"
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("flows not stored in time")
+		sums, err := st.ExporterSummaries(ctx)
+		if err != nil || len(sums) != 2 {
+			return false, fmt.Sprintf("summaries %+v, %v", sums, err)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return sums[0].FlowsStored+sums[1].FlowsStored == 30, fmt.Sprintf("%d stored", sums[0].FlowsStored+sums[1].FlowsStored)
+	})
 	var out, errb bytes.Buffer
 	e := &env{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
 	if err := run(ctx, e, []string{"stats", "--data-dir", dir, "--json"}); err != nil {
