@@ -1,17 +1,26 @@
-// Package collector receives NetFlow v1/v5/v9 and IPFIX over UDP, decodes it
-// with collector/netflow and hands the flows in batches to a Sink (the
-// store).
+// Package collector receives NetFlow v1/v5/v9 and IPFIX over UDP and runs
+// the ingest pipeline's first half: each reader decodes its datagrams with
+// collector/netflow into a batch, the enrichment stage labels the batch in
+// place, and the batch goes onto the pipeline's one bounded queue (the
+// store's) without ever blocking: when the queue is full the batch is
+// dropped and counted. The store's single writer takes it from there.
+//
+//	UDP sockets -> reader: trust check, decode -> enrich in place -> one queue -> store writer
 //
 // Each listen address gets Workers sockets sharing it with SO_REUSEPORT; the
 // kernel hashes an exporter's datagrams onto one of them, so each reader
-// goroutine keeps its own decoder and template cache. Readers append flows
-// to their current batch and put full (or old) batches on a bounded queue
-// without ever blocking: when the queue is full the batch is dropped and
-// counted. One goroutine takes batches off the queue and calls the sink.
+// goroutine keeps its own decoder and template cache.
+//
+// Only trusted exporters are decoded (onboarded routers and
+// collector.allowed-exporters, as Deps.Trust says): datagrams from other
+// sources are counted per source, their flows (from the header count)
+// counted as dropped "untrusted", and their templates never cached.
 //
 // Nothing is lost silently: kernel socket drops, decode errors, data sets
-// that never got a template, sequence gaps, full queues and sink errors are
-// counted in total (Prometheus metrics) and per exporter (Exporters).
+// that never got a template, sequence gaps, and every dropped flow, by
+// reason (store.DropReasons: queue full, untrusted, and the writer's write
+// errors, too old, future, shutdown), are counted in one per-exporter table
+// (Exporters), cumulative across restarts (Restore), and in the metrics.
 package collector
 
 import (
@@ -31,17 +40,42 @@ import (
 	"github.com/flowbox/flowbox/store"
 )
 
-// Sink receives decoded flows. InsertFlows must not retain flows after it
-// returns (copy them). It may block (backpressure); the collector then
-// queues (bounded) and drops with a count.
+// Sink is the pipeline's one bounded queue and its writer (*store.Store).
+// Readers fill batches from GetBatch and Submit them; a refused batch comes
+// back to the caller, who counts it and gives it back with PutBatch.
 type Sink interface {
-	InsertFlows(ctx context.Context, flows []store.Flow) error
+	GetBatch() *store.Batch
+	PutBatch(b *store.Batch)
+	// Submit queues a batch without blocking (store.ErrQueueFull when
+	// the queue is full).
+	Submit(b *store.Batch) error
+	// SubmitWait waits for room until ctx is done (shutdown).
+	SubmitWait(ctx context.Context, b *store.Batch) error
+}
+
+// Stage labels flows in place before they are queued (the enrichment:
+// router, direction, subscriber, application, geo). It is called by every
+// reader goroutine concurrently.
+type Stage interface {
+	Enrich(flows []store.Flow)
+}
+
+// Trust says whether an exporter address may send flows (an onboarded
+// router, or in collector.allowed-exporters). It is called per datagram by
+// every reader goroutine and must be fast and safe for concurrent use.
+type Trust interface {
+	Trusted(addr netip.Addr) bool
 }
 
 // Deps are the collector's dependencies.
 type Deps struct {
-	// Sink receives the batches of flows. Required.
+	// Sink takes the batches of flows. Required.
 	Sink Sink
+	// Stage enriches each batch before it is queued (optional).
+	Stage Stage
+	// Trust decides which exporters are decoded (optional: without it
+	// every exporter is trusted).
+	Trust Trust
 	// Logger receives the collector's logs. Required.
 	Logger *slog.Logger
 	// Registerer receives the collector's metrics. Required.
@@ -55,6 +89,8 @@ type Deps struct {
 type Collector struct {
 	cfg      Config
 	sink     Sink
+	stage    Stage
+	trust    Trust
 	log      *slog.Logger
 	now      func() time.Time
 	sampling map[netip.Addr]uint32
@@ -67,11 +103,7 @@ type Collector struct {
 	listeners []*listener
 	readers   []*reader
 
-	queue     chan *batch
-	pool      *pool
 	exporters *exporterTable
-	drops     [numDropReasons]atomic.Uint64
-	stored    atomic.Uint64
 
 	// noForceRcvbuf skips SO_RCVBUFFORCE, so that tests run as root can
 	// see the kernel cap the buffer.
@@ -80,6 +112,16 @@ type Collector struct {
 	// procMu guards the /proc/net/udp poll.
 	procMu sync.Mutex
 }
+
+// WriteObserver returns the per-exporter table as the store's observer, so
+// that what the writer stores and drops is counted per exporter with the
+// collector's own drops (store.SetWriteObserver).
+func (c *Collector) WriteObserver() store.WriteObserver { return c.exporters }
+
+// Restore seeds the per-exporter counters with those saved by previous runs
+// (store.ExporterStats), so that they stay cumulative across restarts.
+// Call it before Run.
+func (c *Collector) Restore(saved []store.ExporterStats) { c.exporters.restore(saved) }
 
 // New checks the configuration and builds a collector. It opens no socket
 // and starts no goroutine; Run does.
@@ -111,15 +153,14 @@ func New(cfg Config, deps Deps) (*Collector, error) {
 	c := &Collector{
 		cfg:       cfg,
 		sink:      deps.Sink,
+		stage:     deps.Stage,
+		trust:     deps.Trust,
 		log:       deps.Logger,
 		now:       now,
 		sampling:  sampling,
 		ready:     make(chan struct{}),
-		queue:     make(chan *batch, cfg.QueueSize),
 		exporters: newExporterTable(cfg.MaxExporters),
 	}
-	// Batches in circulation: the queue, one per reader, one in the sink.
-	c.pool = newPool(cfg.QueueSize+len(cfg.Listen)*cfg.Workers+1, cfg.BatchSize)
 	if err := deps.Registerer.Register(newMetrics(c)); err != nil {
 		return nil, fmt.Errorf("cannot register collector metrics: %w", err)
 	}
@@ -146,10 +187,11 @@ func (c *Collector) Addrs() []net.Addr {
 	return out
 }
 
-// Run opens the sockets and collects until ctx is done. It then stops
-// reading, hands every queued flow to the sink (waiting at most
-// FlushTimeout) and returns nil. It returns an error when a socket cannot
-// be opened. Run may be called once.
+// Run opens the sockets and collects until ctx is done. It then drains
+// what the kernel already holds, hands every batch to the sink's queue
+// (waiting at most FlushTimeout for room: what is left is counted as
+// dropped, reason shutdown) and returns nil. It returns an error when a
+// socket cannot be opened. Run may be called once.
 func (c *Collector) Run(ctx context.Context) error {
 	if !c.started.CompareAndSwap(false, true) {
 		return errors.New("collector is already running or has run")
@@ -177,27 +219,13 @@ func (c *Collector) Run(ctx context.Context) error {
 	}
 	close(c.ready)
 
-	// The sink keeps working after ctx is done, until the queue is drained
-	// or the flush timeout passes.
-	sinkCtx, cancelSink := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelSink()
-	sinkDone := make(chan struct{})
-	go func() {
-		defer close(sinkDone)
-		c.sinkLoop(sinkCtx)
-	}()
-
 	// The flush deadline starts when ctx is done.
-	var flushOnce sync.Once
-	var flushTimer <-chan time.Time
-	flushBy := func() <-chan time.Time {
-		flushOnce.Do(func() { flushTimer = time.After(c.cfg.FlushTimeout) })
-		return flushTimer
-	}
+	flushCtx, cancelFlush := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelFlush()
 
 	var wg sync.WaitGroup
 	for _, r := range c.readers {
-		wg.Go(func() { r.run(flushBy) })
+		wg.Go(func() { r.run(flushCtx) })
 	}
 	pollDone := make(chan struct{})
 	go func() {
@@ -206,7 +234,8 @@ func (c *Collector) Run(ctx context.Context) error {
 	}()
 
 	<-ctx.Done()
-	flushBy()
+	flushTimer := time.AfterFunc(c.cfg.FlushTimeout, cancelFlush)
+	defer flushTimer.Stop()
 	// Wake the readers so that they drain what the kernel holds, then
 	// close the sockets once they are done (or after drainMax).
 	c.stopping.Store(true)
@@ -229,12 +258,8 @@ func (c *Collector) Run(ctx context.Context) error {
 	for _, l := range c.listeners {
 		l.close()
 	}
-	close(c.queue)
-	timer := time.AfterFunc(c.cfg.FlushTimeout, cancelSink)
-	<-sinkDone
-	timer.Stop()
-	c.log.Info("collector stopped", "flows_stored", c.stored.Load(),
-		"flows_dropped_shutdown", c.drops[dropShutdown].Load())
+	c.log.Info("collector stopped", "flows_queued", c.exporters.queuedTotal(),
+		"flows_dropped_shutdown", c.exporters.drops[reasonIndex(store.DropShutdown)].Load())
 	return nil
 }
 
@@ -283,11 +308,10 @@ func (c *Collector) readKernelDrops() {
 }
 
 // Exporters returns a snapshot of the counters of each exporter address,
-// sorted by address. FlowsDropped always has the keys queue_full,
-// sink_error, shutdown (flows) and no_template_sets (data sets: see
-// ReasonNoTemplateSets); PendingNoTmpl counts the data sets that arrived
-// before their template; RouterID is left 0 for the caller to fill. Decoder counters lag by at most about a second while
-// Run runs and are exact after it returned.
+// sorted by address, cumulative across restarts (Restore). FlowsDropped
+// always has every key of store.DropReasons; RouterID is the router the
+// enrichment attributed the exporter's flows to. Decoder counters lag by at
+// most about a second while Run runs and are exact after it returned.
 func (c *Collector) Exporters() []store.ExporterStats {
 	byAddr := make(map[netip.Addr]*store.ExporterStats)
 	get := func(a netip.Addr) *store.ExporterStats {
@@ -295,13 +319,13 @@ func (c *Collector) Exporters() []store.ExporterStats {
 		if !ok {
 			e = &store.ExporterStats{
 				Exporter:     a,
-				FlowsDropped: make(map[string]uint64, len(dropReasons)+1),
+				FlowsDropped: make(map[string]uint64, len(store.DropReasons)),
 				DecodeErrors: make(map[string]uint64),
+				Trusted:      true,
 			}
-			for _, r := range dropReasons {
+			for _, r := range store.DropReasons {
 				e.FlowsDropped[r] = 0
 			}
-			e.FlowsDropped[ReasonNoTemplateSets] = 0
 			byAddr[a] = e
 		}
 		return e
@@ -311,34 +335,71 @@ func (c *Collector) Exporters() []store.ExporterStats {
 		for i := range r.stats {
 			mergeDecoderStats(get(r.stats[i].Exporter.Unmap()), &r.stats[i])
 		}
-		for a, t := range r.seen {
-			e := get(a)
-			if e.FirstSeen.IsZero() || t.first.Before(e.FirstSeen) {
-				e.FirstSeen = t.first
-			}
-			if t.last.After(e.LastSeen) {
-				e.LastSeen = t.last
-			}
-		}
 		r.mu.Unlock()
 	}
-	c.exporters.mu.Lock()
-	for a, ec := range c.exporters.m {
+	t := c.exporters
+	t.mu.Lock()
+	for a, ec := range t.m {
 		e := get(a)
+		e.RouterID = ec.routerID
+		e.Trusted = ec.trusted
+		e.FirstSeen, e.LastSeen = ec.first, ec.last
 		e.Bytes += ec.bytes
 		e.PktsSeen += ec.packets
 		e.FlowsStored += ec.stored
+		// Untrusted datagrams are not decoded: the table counts them.
+		if !ec.trusted || ec.untrustedFlows > 0 {
+			e.Packets = max(e.Packets, ec.datagrams)
+			e.FlowsReceived += ec.untrustedFlows
+		}
 		for i, n := range ec.dropped {
-			e.FlowsDropped[dropReasons[i]] += n
+			e.FlowsDropped[store.DropReasons[i]] += n
+		}
+		if b := ec.base; b != nil {
+			addBase(e, b)
 		}
 	}
-	c.exporters.mu.Unlock()
+	t.mu.Unlock()
 	out := make([]store.ExporterStats, 0, len(byAddr))
 	for _, e := range byAddr {
 		out = append(out, *e)
 	}
 	slices.SortFunc(out, func(a, b store.ExporterStats) int { return a.Exporter.Compare(b.Exporter) })
 	return out
+}
+
+// addBase adds what previous runs counted to this run's counters.
+func addBase(e *store.ExporterStats, b *store.ExporterStats) {
+	e.Packets += b.Packets
+	e.FlowsReceived += b.FlowsReceived
+	e.FlowsStored += b.FlowsStored
+	e.LostFlows += b.LostFlows
+	e.PendingNoTmpl += b.PendingNoTmpl
+	e.SetsNoTemplate += b.SetsNoTemplate
+	e.Bytes += b.Bytes
+	e.PktsSeen += b.PktsSeen
+	for k, v := range b.FlowsDropped {
+		if k == ReasonNoTemplateSets {
+			e.SetsNoTemplate += v // saved by flowbox before the sets had their own column
+			continue
+		}
+		e.FlowsDropped[k] += v
+	}
+	for k, v := range b.DecodeErrors {
+		e.DecodeErrors[k] += v
+	}
+	if e.FirstSeen.IsZero() || (!b.FirstSeen.IsZero() && b.FirstSeen.Before(e.FirstSeen)) {
+		e.FirstSeen = b.FirstSeen
+	}
+	if b.LastSeen.After(e.LastSeen) {
+		e.LastSeen = b.LastSeen
+	}
+	if b.LastTemplate.After(e.LastTemplate) {
+		e.LastTemplate = b.LastTemplate
+	}
+	if e.RouterID == 0 {
+		e.RouterID = b.RouterID
+	}
 }
 
 // runningReaders returns the readers once Run opened the sockets, nil

@@ -135,10 +135,20 @@ type running struct {
 	done   chan struct{} // closed when Run returned
 	err    error         // what Run returned, valid once done is closed
 	logs   *testutil.SyncBuffer
+	sink   *pipeSink
 }
 
-// stop cancels the collector and waits for Run to return.
+// stop cancels the collector, waits for Run to return, then for the
+// writer to drain the queue (as serve stops the store after the
+// collector).
 func (r *running) stop(t testing.TB) {
+	t.Helper()
+	r.stopCollector(t)
+	r.sink.stop()
+}
+
+// stopCollector cancels the collector and waits for Run to return.
+func (r *running) stopCollector(t testing.TB) {
 	t.Helper()
 	r.cancel()
 	select {
@@ -161,10 +171,13 @@ func (r *running) addr(t testing.TB, i int) *net.UDPAddr {
 	return addrs[i].(*net.UDPAddr)
 }
 
-func startCollector(t testing.TB, cfg Config, sink Sink) *running {
+// startCollector runs a collector whose flows go through a pipeSink (a
+// queue of cfg.QueueSize batches and one writer, as the store's) into ins.
+func startCollector(t testing.TB, cfg Config, ins inserter) *running {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	logs := &testutil.SyncBuffer{}
+	sink := newPipeSink(ins, cfg.QueueSize)
 	c, err := New(cfg, Deps{
 		Sink:       sink,
 		Logger:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -173,8 +186,15 @@ func startCollector(t testing.TB, cfg Config, sink Sink) *running {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	sink.obs = c.WriteObserver()
+	sinkCtx, cancelSink := context.WithCancel(context.Background())
+	go sink.run(sinkCtx)
+	t.Cleanup(func() {
+		cancelSink()
+		sink.stop()
+	})
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{c: c, reg: reg, cancel: cancel, done: make(chan struct{}), logs: logs}
+	r := &running{c: c, reg: reg, cancel: cancel, done: make(chan struct{}), logs: logs, sink: sink}
 	go func() {
 		defer close(r.done)
 		r.err = c.Run(ctx)
@@ -440,9 +460,9 @@ func TestReplayCaptures(t *testing.T) {
 		{"flowbox_collector_stored_flows_total", nil, float64(want.Flows)},
 		{"flowbox_collector_no_template_sets_total", nil, float64(wantNoTemplate)},
 		{"flowbox_collector_options_records_total", nil, float64(wantOptions)},
-		{"flowbox_collector_dropped_flows_total", []string{"reason", ReasonQueueFull}, 0},
-		{"flowbox_collector_dropped_flows_total", []string{"reason", ReasonSinkError}, 0},
-		{"flowbox_collector_dropped_flows_total", []string{"reason", ReasonShutdown}, 0},
+		{"flowbox_collector_dropped_flows_total", []string{"reason", store.DropQueueFull}, 0},
+		{"flowbox_collector_dropped_flows_total", []string{"reason", store.DropWriteError}, 0},
+		{"flowbox_collector_dropped_flows_total", []string{"reason", store.DropShutdown}, 0},
 		{"flowbox_collector_kernel_drops_total", []string{"listener", "127.0.0.1:0"}, 0},
 		{"flowbox_collector_kernel_drops_total", []string{"listener", "[::1]:0"}, 0},
 	}
@@ -573,7 +593,7 @@ func TestQueueFull(t *testing.T) {
 	s.send(t, r.addr(t, 0), packets)
 	waitReceived(t, r, len(packets))
 
-	dropped := metric(t, r.reg, "flowbox_collector_dropped_flows_total", "reason", ReasonQueueFull)
+	dropped := metric(t, r.reg, "flowbox_collector_dropped_flows_total", "reason", store.DropQueueFull)
 	if dropped == 0 {
 		t.Fatal("no flow dropped with a blocked sink and a queue of 2")
 	}
@@ -592,7 +612,7 @@ func TestQueueFull(t *testing.T) {
 	if len(stats) != 1 {
 		t.Fatalf("Exporters() = %d exporters, want 1", len(stats))
 	}
-	if d := stats[0].FlowsDropped[ReasonQueueFull]; float64(d) != dropped {
+	if d := stats[0].FlowsDropped[store.DropQueueFull]; float64(d) != dropped {
 		t.Errorf("exporter queue_full drops = %d, want %v", d, dropped)
 	}
 	if stats[0].FlowsStored != got.Flows {
@@ -627,34 +647,45 @@ func TestShutdownFlushes(t *testing.T) {
 	}
 }
 
-// TestShutdownTimeout: a sink that never returns cannot hold Run forever;
-// the flows it did not take are counted as dropped at shutdown.
+// TestShutdownTimeout: a writer that never takes another batch cannot hold
+// Run forever. With one batch in the writer and one in the queue (of 1),
+// the last partial batch waits FlushTimeout for room, then its flows are
+// counted as dropped at shutdown, per exporter.
 func TestShutdownTimeout(t *testing.T) {
 	cfg := testConfig()
 	cfg.Workers = 1
-	cfg.BatchSize = 30
+	cfg.BatchSize = 60 // two packets
 	cfg.BatchAge = time.Hour
+	cfg.QueueSize = 1
 	cfg.FlushTimeout = 200 * time.Millisecond
-	sink := &memSink{block: make(chan struct{})} // never closed
+	sink := &memSink{block: make(chan struct{}), calls: make(chan struct{}, 1)} // never unblocked
 	r := startCollector(t, cfg, sink)
 
-	packets, flows := encodeV5(t, 3)
+	packets, flows := encodeV5(t, 5)
 	s := newSender(t, "127.0.0.2:0")
-	s.send(t, r.addr(t, 0), packets)
+	s.send(t, r.addr(t, 0), packets[:2])
+	<-sink.calls // the writer holds the first batch
+	s.send(t, r.addr(t, 0), packets[2:])
 	waitReceived(t, r, len(packets))
 	start := time.Now()
-	r.stop(t)
+	r.stopCollector(t) // the writer stays stuck
 	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("Run took %v to return with a stuck sink", d)
+		t.Errorf("Run took %v to return with a stuck writer", d)
 	}
-	lost := metric(t, r.reg, "flowbox_collector_dropped_flows_total", "reason", ReasonShutdown) +
-		metric(t, r.reg, "flowbox_collector_dropped_flows_total", "reason", ReasonQueueFull)
-	if lost != float64(flows) {
-		t.Errorf("dropped at shutdown + queue full = %v, want all %d flows", lost, flows)
+	perPacket := flows / len(packets)
+	if got := metric(t, r.reg, "flowbox_collector_dropped_flows_total", "reason", store.DropShutdown); got != float64(perPacket) {
+		t.Errorf("dropped at shutdown = %v, want the last partial batch's %d flows", got, perPacket)
+	}
+	if got := metric(t, r.reg, "flowbox_collector_dropped_flows_total", "reason", store.DropQueueFull); got != 0 {
+		t.Errorf("dropped as queue full = %v, want 0", got)
+	}
+	if st := r.c.Exporters(); len(st) != 1 || st[0].FlowsDropped[store.DropShutdown] != uint64(perPacket) {
+		t.Errorf("exporters: %+v", st)
 	}
 }
 
-// TestSinkError counts flows of batches the sink refuses.
+// TestSinkError counts flows of batches the writer cannot write, per
+// exporter.
 func TestSinkError(t *testing.T) {
 	cfg := testConfig()
 	cfg.BatchSize = 30
@@ -665,11 +696,13 @@ func TestSinkError(t *testing.T) {
 	s.send(t, r.addr(t, 0), packets)
 	waitReceived(t, r, len(packets))
 	r.stop(t)
-	if got := metric(t, r.reg, "flowbox_collector_dropped_flows_total", "reason", ReasonSinkError); got != float64(flows) {
-		t.Errorf("sink_error drops = %v, want %d", got, flows)
+	if got := metric(t, r.reg, "flowbox_collector_dropped_flows_total", "reason", store.DropWriteError); got != float64(flows) {
+		t.Errorf("write_error drops = %v, want %d", got, flows)
 	}
-	if !strings.Contains(r.logs.String(), "disk full") {
-		t.Errorf("the sink error was not logged:\n%s", r.logs.String())
+	// The writer's drops are counted per exporter with the collector's.
+	stats := r.c.Exporters()
+	if len(stats) != 1 || stats[0].FlowsDropped[store.DropWriteError] != uint64(flows) || stats[0].FlowsStored != 0 {
+		t.Errorf("exporters: %+v", stats)
 	}
 }
 
@@ -710,7 +743,7 @@ func TestReceiveBufferWarning(t *testing.T) {
 		t.Run(fmt.Sprintf("force=%v", force), func(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			logs := &testutil.SyncBuffer{}
-			c, err := New(cfg, Deps{Sink: &memSink{}, Registerer: reg,
+			c, err := New(cfg, Deps{Sink: newPipeSink(&memSink{}, 1), Registerer: reg,
 				Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			if err != nil {
 				t.Fatal(err)
@@ -743,7 +776,7 @@ func TestReceiveBufferWarning(t *testing.T) {
 // TestNewErrors: bad configuration and missing dependencies are errors.
 func TestNewErrors(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	good := Deps{Sink: &memSink{}, Logger: logger, Registerer: prometheus.NewRegistry()}
+	good := Deps{Sink: newPipeSink(&memSink{}, 1), Logger: logger, Registerer: prometheus.NewRegistry()}
 	bad := testConfig()
 	bad.Listen = []string{"not an address"}
 	bad.Workers = 0
@@ -753,8 +786,8 @@ func TestNewErrors(t *testing.T) {
 	}
 	for name, d := range map[string]Deps{
 		"sink":       {Logger: logger, Registerer: prometheus.NewRegistry()},
-		"logger":     {Sink: &memSink{}, Registerer: prometheus.NewRegistry()},
-		"registerer": {Sink: &memSink{}, Logger: logger},
+		"logger":     {Sink: newPipeSink(&memSink{}, 1), Registerer: prometheus.NewRegistry()},
+		"registerer": {Sink: newPipeSink(&memSink{}, 1), Logger: logger},
 	} {
 		if _, err := New(testConfig(), d); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("New without %s = %v, want an error naming it", name, err)
@@ -773,7 +806,7 @@ func TestRunErrors(t *testing.T) {
 	cfg := testConfig()
 	cfg.Listen = []string{"127.0.0.1:0", busy.LocalAddr().String()}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c, err := New(cfg, Deps{Sink: &memSink{}, Logger: logger, Registerer: prometheus.NewRegistry()})
+	c, err := New(cfg, Deps{Sink: newPipeSink(&memSink{}, 1), Logger: logger, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowbox/flowbox/collector/netflow"
+	"github.com/flowbox/flowbox/store"
 )
 
 // metrics exposes the collector's counters. It is a prometheus.Collector
@@ -32,7 +33,6 @@ type metrics struct {
 	kernelDrops    *prometheus.Desc
 	readErrors     *prometheus.Desc
 	rcvbuf         *prometheus.Desc
-	queued         *prometheus.Desc
 	forgotten      *prometheus.Desc
 }
 
@@ -47,7 +47,7 @@ func newMetrics(c *Collector) *metrics {
 		flows:          d("flows_total", "Flow records decoded."),
 		stored:         d("stored_flows_total", "Flow records the sink accepted."),
 		decodeErrors:   d("decode_errors_total", "Datagrams or sets that could not be decoded, by reason.", "reason"),
-		dropped:        d("dropped_flows_total", "Decoded flow records dropped before the sink took them, by reason.", "reason"),
+		dropped:        d("dropped_flows_total", "Flow records dropped on their way into the store, by reason (queue full, untrusted exporter, write error, too old, future, shutdown).", "reason"),
 		noTemplate:     d("no_template_sets_total", "Data sets that arrived before their template (kept pending)."),
 		pendingDropped: d("no_template_dropped_sets_total", "Data sets dropped while waiting for their template (expired or over the bound)."),
 		pendingDecoded: d("pending_decoded_flows_total", "Flow records of waiting data sets decoded once their template arrived."),
@@ -58,7 +58,6 @@ func newMetrics(c *Collector) *metrics {
 		kernelDrops:    d("kernel_drops_total", "Datagrams the kernel dropped because a socket buffer was full.", "listener"),
 		readErrors:     d("read_errors_total", "Socket read errors.", "listener"),
 		rcvbuf:         d("receive_buffer_bytes", "Socket receive buffer granted by the kernel (as SO_RCVBUF reports it).", "listener"),
-		queued:         d("queued_batches", "Batches waiting for the sink."),
 		forgotten: d("forgotten_exporters_total",
 			"Exporters whose state was evicted by the max-exporters bound, by table (decoder: templates and counters; stats: collector counters).", "table"),
 	}
@@ -68,7 +67,7 @@ func newMetrics(c *Collector) *metrics {
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.flows, m.stored, m.decodeErrors,
 		m.dropped, m.noTemplate, m.pendingDropped, m.pendingDecoded, m.pendingSets, m.optionsRecords,
-		m.lost, m.templates, m.kernelDrops, m.readErrors, m.rcvbuf, m.queued, m.forgotten} {
+		m.lost, m.templates, m.kernelDrops, m.readErrors, m.rcvbuf, m.forgotten} {
 		ch <- d
 	}
 }
@@ -93,7 +92,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	counter(m.packets, packets)
 	counter(m.bytes, bytes)
 	counter(m.flows, flows)
-	counter(m.stored, c.stored.Load())
+	counter(m.stored, c.exporters.total.Load())
 	// Every known reason is exported, at 0 until it happens.
 	for _, reason := range netflow.Reasons {
 		counter(m.decodeErrors, t.errors[reason], reason)
@@ -103,8 +102,8 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			counter(m.decodeErrors, n, reason)
 		}
 	}
-	for i, reason := range dropReasons {
-		counter(m.dropped, c.drops[i].Load(), reason)
+	for i, reason := range store.DropReasons {
+		counter(m.dropped, c.exporters.drops[i].Load(), reason)
 	}
 	counter(m.noTemplate, t.noTemplateSets)
 	counter(m.pendingDropped, t.pendingDropped)
@@ -127,7 +126,6 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(m.readErrors, readErrs, l.addr)
 		gauge(m.rcvbuf, float64(l.rcvbuf), l.addr)
 	}
-	gauge(m.queued, float64(len(c.queue)))
 	c.exporters.mu.Lock()
 	forgotten := c.exporters.forgotten
 	c.exporters.mu.Unlock()

@@ -5,10 +5,10 @@ import (
 	"github.com/flowbox/flowbox/store"
 )
 
-// ReasonNoTemplateSets is the key of store.ExporterStats.FlowsDropped that
-// counts data sets (not records: their record count is unknown without the
-// template) dropped while they waited for their template, because they
-// expired or the pending bound was reached.
+// ReasonNoTemplateSets was the key of store.ExporterStats.FlowsDropped that
+// counted data sets dropped while they waited for their template; they are
+// now store.ExporterStats.SetsNoTemplate (sets are not flows). Counters
+// saved under this key by older versions are read into SetsNoTemplate.
 const ReasonNoTemplateSets = "no_template_sets"
 
 // decoderTotals are the sums of the readers' latest decoder summaries.
@@ -58,9 +58,7 @@ func mergeDecoderStats(e *store.ExporterStats, s *netflow.ExporterStats) {
 	e.LostFlows += s.LostFlows
 	e.Templates += s.Templates
 	e.PendingNoTmpl += s.NoTemplateRecords
-	if s.PendingDropped > 0 {
-		e.FlowsDropped[ReasonNoTemplateSets] += s.PendingDropped
-	}
+	e.SetsNoTemplate += s.PendingDropped
 	if s.LastTemplate.After(e.LastTemplate) {
 		e.LastTemplate = s.LastTemplate
 	}

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flowbox/flowbox/collector/netflow"
+	"github.com/flowbox/flowbox/store"
 )
 
 // maxDatagram is the largest UDP payload; one buffer of this size is reused
@@ -120,7 +122,8 @@ func (l *listener) close() {
 }
 
 // reader owns one socket: it receives datagrams into a reused buffer,
-// decodes them with its own decoder and fills its current batch.
+// checks that their exporter is trusted, decodes them with its own decoder
+// and fills its current batch.
 type reader struct {
 	c    *Collector
 	sock *socket
@@ -128,7 +131,7 @@ type reader struct {
 	buf  []byte
 	oob  []byte
 
-	cur        *batch
+	cur        *store.Batch
 	batchStart time.Time // when cur got its first flow; zero when empty
 	deadline   bool      // a read deadline is set on the socket
 
@@ -137,49 +140,14 @@ type reader struct {
 	flows   atomic.Uint64 // flows decoded
 	readErr atomic.Uint64 // socket read errors
 
-	errLog rateLimiter
+	errLog  rateLimiter
+	dropLog rateLimiter
 
-	// mu guards the decoder statistics copied by snapshot, and seen.
+	// mu guards the decoder statistics copied by snapshot.
 	mu       sync.Mutex
 	stats    []netflow.ExporterStats
 	summary  netflow.Summary
 	lastSnap time.Time
-	// seen holds when each exporter address was first and last heard by
-	// this reader, for at most MaxExporters addresses (the stalest is
-	// forgotten beyond it). last caches the latest entry.
-	seen     map[netip.Addr]*seenTimes
-	last     *seenTimes
-	lastAddr netip.Addr
-}
-
-// seenTimes are the first and last datagram times of an exporter.
-type seenTimes struct {
-	first, last time.Time
-}
-
-// touchLocked records a datagram from addr at now. The caller holds r.mu.
-func (r *reader) touchLocked(addr netip.Addr, now time.Time) {
-	if r.last != nil && addr == r.lastAddr {
-		r.last.last = now
-		return
-	}
-	s, ok := r.seen[addr]
-	if !ok {
-		if len(r.seen) >= r.c.cfg.MaxExporters {
-			var oldest netip.Addr
-			var oldestT time.Time
-			for a, t := range r.seen {
-				if !oldest.IsValid() || t.last.Before(oldestT) {
-					oldest, oldestT = a, t.last
-				}
-			}
-			delete(r.seen, oldest)
-		}
-		s = &seenTimes{first: now}
-		r.seen[addr] = s
-	}
-	s.last = now
-	r.last, r.lastAddr = s, addr
 }
 
 func (c *Collector) newReader(s *socket) *reader {
@@ -196,16 +164,15 @@ func (c *Collector) newReader(s *socket) *reader {
 		dec:  netflow.New(dc),
 		buf:  make([]byte, maxDatagram),
 		oob:  make([]byte, oobSize),
-		seen: make(map[netip.Addr]*seenTimes),
 	}
 }
 
 // run reads until the collector stops and the socket is drained (or
-// closed), then hands over its last batch (waiting at most until flushBy)
-// and takes a last snapshot.
-func (r *reader) run(flushBy func() <-chan time.Time) {
+// closed), then hands over its last batch (waiting for room in the queue
+// until flush is done) and takes a last snapshot.
+func (r *reader) run(flush context.Context) {
 	c := r.c
-	r.cur = c.pool.get()
+	r.cur = c.newBatch()
 	draining := false
 	for {
 		if c.stopping.Load() {
@@ -244,7 +211,7 @@ func (r *reader) run(flushBy func() <-chan time.Time) {
 		}
 		r.handle(from, r.buf[:n])
 	}
-	r.flush(flushBy())
+	r.flush(flush)
 	r.snapshot(time.Now())
 }
 
@@ -255,15 +222,20 @@ func (r *reader) handle(from netip.AddrPort, payload []byte) {
 	// is the IPv4 address.
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	now := c.now()
-	r.mu.Lock()
-	r.touchLocked(from.Addr(), now)
-	r.mu.Unlock()
 	r.packets.Add(1)
 	r.bytes.Add(uint64(len(payload)))
-	before := len(r.cur.flows)
+	trusted := c.trust == nil || c.trust.Trusted(from.Addr())
+	c.exporters.datagram(from.Addr(), len(payload), trusted, now)
+	if !trusted {
+		// Counted, never decoded: an unknown sender neither fills the
+		// template cache nor reaches the store.
+		c.exporters.untrusted(from.Addr(), headerRecords(payload))
+		return
+	}
+	before := len(r.cur.Flows)
 	var err error
-	r.cur.flows, err = r.dec.Decode(r.cur.flows, from, payload, now)
-	added := len(r.cur.flows) - before
+	r.cur.Flows, err = r.dec.Decode(r.cur.Flows, from, payload, now)
+	added := len(r.cur.Flows) - before
 	r.flows.Add(uint64(added))
 	if err != nil {
 		if ok, suppressed := r.errLog.allow(time.Now()); ok {
@@ -276,7 +248,7 @@ func (r *reader) handle(from netip.AddrPort, payload []byte) {
 		r.batchStart = wall
 		r.setDeadline(wall.Add(c.cfg.BatchAge))
 	}
-	if len(r.cur.flows) >= c.cfg.BatchSize ||
+	if len(r.cur.Flows) >= c.cfg.BatchSize ||
 		(!r.batchStart.IsZero() && wall.Sub(r.batchStart) >= c.cfg.BatchAge) {
 		r.flush(nil)
 	}
@@ -311,37 +283,6 @@ func (r *reader) clearDeadline() {
 	}
 }
 
-// flush hands the current batch to the queue. With wait nil it never
-// blocks: a full queue drops the batch and counts its flows. At shutdown
-// wait is the end of the flush timeout.
-func (r *reader) flush(wait <-chan time.Time) {
-	b := r.cur
-	r.batchStart = time.Time{}
-	if len(b.flows) == 0 {
-		return
-	}
-	c := r.c
-	c.exporters.received(b.flows)
-	if wait == nil {
-		select {
-		case c.queue <- b:
-		default:
-			c.drops[dropQueueFull].Add(uint64(len(b.flows)))
-			c.exporters.dropped(b.flows, dropQueueFull)
-			c.pool.put(b)
-		}
-	} else {
-		select {
-		case c.queue <- b:
-		case <-wait:
-			c.drops[dropShutdown].Add(uint64(len(b.flows)))
-			c.exporters.dropped(b.flows, dropShutdown)
-			c.pool.put(b)
-		}
-	}
-	r.cur = c.pool.get()
-}
-
 // snapshot copies the decoder's statistics for readers of Exporters and
 // the metrics.
 func (r *reader) snapshot(now time.Time) {
@@ -350,4 +291,34 @@ func (r *reader) snapshot(now time.Time) {
 	r.mu.Lock()
 	r.stats, r.summary, r.lastSnap = stats, sum, now
 	r.mu.Unlock()
+}
+
+// headerRecords returns how many flow records a datagram carries, read from
+// its header only (an untrusted exporter's datagrams are not decoded): the
+// count of NetFlow v1/v5/v7 and v9 (v9 counts template records too), and
+// for IPFIX, which has no count, its data sets (at least one record each: a
+// lower bound). 0 for anything else.
+func headerRecords(b []byte) uint64 {
+	if len(b) < 4 {
+		return 0
+	}
+	switch binary.BigEndian.Uint16(b) {
+	case 1, 5, 7, 9:
+		return uint64(binary.BigEndian.Uint16(b[2:]))
+	case 10:
+		const head = 16
+		var sets uint64
+		for off := head; off+4 <= len(b); {
+			id, n := binary.BigEndian.Uint16(b[off:]), int(binary.BigEndian.Uint16(b[off+2:]))
+			if n < 4 {
+				break
+			}
+			if id >= 256 {
+				sets++
+			}
+			off += n
+		}
+		return sets
+	}
+	return 0
 }

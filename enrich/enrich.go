@@ -1,10 +1,11 @@
 // Package enrich labels flows at ingest so that rollups and queries carry
 // names instead of addresses: the router a flow came from, its direction
 // (download, upload, internal, transit, or a router's own traffic) seen
-// from the subscribers, the
-// subscriber's name, the application, and the AS number and country of
-// both ends. It sits between the collector and the store: Enricher is a
-// collector sink that enriches each batch in place and passes it on.
+// from the subscribers, the subscriber's name, the application, and the AS
+// number and country of both ends. It is the ingest pipeline's stage
+// between decoding and the queue: each collector reader calls Enrich on its
+// batch in place (Enricher is a collector.Stage), attributing the flows to
+// their router once.
 //
 // # Where the data comes from
 //
@@ -117,7 +118,9 @@ var _ RouterResolver = (*store.Store)(nil)
 
 // Deps are the Enricher's collaborators.
 type Deps struct {
-	// Next receives the flows after enrichment (required).
+	// Next receives the flows after enrichment when InsertFlows is used
+	// (optional: in the ingest pipeline the collector's readers call
+	// Enrich on each batch, then queue it themselves).
 	Next Sink
 	// Logger is required.
 	Logger *slog.Logger
@@ -170,9 +173,6 @@ var _ Sink = (*Enricher)(nil)
 func New(cfg Config, deps Deps) (*Enricher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid enrich config: %w", err)
-	}
-	if deps.Next == nil {
-		return nil, errors.New("cannot build enricher: nil next sink")
 	}
 	if deps.Logger == nil {
 		return nil, errors.New("cannot build enricher: nil logger")
@@ -294,6 +294,9 @@ func (e *Enricher) rebuildLocalLocked() {
 // InsertFlows enriches flows in place and passes them to the next sink.
 // It does not keep the slice.
 func (e *Enricher) InsertFlows(ctx context.Context, flows []store.Flow) error {
+	if e.deps.Next == nil {
+		return errors.New("cannot insert flows: the enricher has no next sink")
+	}
 	e.Enrich(flows)
 	return e.deps.Next.InsertFlows(ctx, flows)
 }

@@ -24,14 +24,14 @@ func Maintain(ctx context.Context, s *Store) { s.maintain(ctx) }
 // WriteFlows writes flows as the writer does (raw rows, host index,
 // rollups in memory), at once. Call it only while Run is not running.
 func WriteFlows(ctx context.Context, s *Store, flows []Flow) error {
-	b := &batch{flows: append([]Flow(nil), flows...), recv: s.now()}
+	b := &Batch{Flows: append([]Flow(nil), flows...), Recv: s.now()}
 	attr := *s.attribution.Load()
-	for i := range b.flows {
-		if b.flows[i].RouterID == 0 {
-			b.flows[i].RouterID = attr[b.flows[i].Exporter.Addr().Unmap()]
+	for i := range b.Flows {
+		if b.Flows[i].RouterID == 0 {
+			b.Flows[i].RouterID = attr[b.Flows[i].Exporter.Addr().Unmap()]
 		}
 	}
-	s.writeGroup(ctx, []*batch{b})
+	s.writeGroup(ctx, []*Batch{b})
 	if h := s.Health(); !h.OK {
 		return fmt.Errorf("cannot write flows: %s", h.Error)
 	}

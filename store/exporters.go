@@ -65,13 +65,13 @@ func (s *Store) SaveExporterStats(ctx context.Context, stats []ExporterStats) er
 	defer tx.Rollback()
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO collector_stats (exporter, router_id, packets, flows_received,
 		flows_stored, flows_dropped, decode_errors, lost_flows, templates, first_seen, last_seen, last_template,
-		pending_no_tmpl, bytes, pkts_seen, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+		pending_no_tmpl, bytes, pkts_seen, updated_at, trusted, sets_no_template) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT (exporter) DO UPDATE SET router_id=excluded.router_id, packets=excluded.packets,
 		flows_received=excluded.flows_received, flows_stored=excluded.flows_stored, flows_dropped=excluded.flows_dropped,
 		decode_errors=excluded.decode_errors, lost_flows=excluded.lost_flows, templates=excluded.templates,
 		first_seen=excluded.first_seen, last_seen=excluded.last_seen, last_template=excluded.last_template,
 		pending_no_tmpl=excluded.pending_no_tmpl, bytes=excluded.bytes, pkts_seen=excluded.pkts_seen,
-		updated_at=excluded.updated_at`)
+		updated_at=excluded.updated_at, trusted=excluded.trusted, sets_no_template=excluded.sets_no_template`)
 	if err != nil {
 		return fmt.Errorf("cannot save exporter stats: %w", describeWriteError(err))
 	}
@@ -92,7 +92,7 @@ func (s *Store) SaveExporterStats(ctx context.Context, stats []ExporterStats) er
 		if _, err := stmt.ExecContext(ctx, e.Exporter.Unmap().String(), e.RouterID, clampInt(e.Packets),
 			clampInt(e.FlowsReceived), clampInt(e.FlowsStored), string(dropped), string(decErr), clampInt(e.LostFlows),
 			e.Templates, unixMilli(e.FirstSeen), unixMilli(e.LastSeen), unixMilli(e.LastTemplate),
-			clampInt(e.PendingNoTmpl), clampInt(e.Bytes), clampInt(e.PktsSeen), now); err != nil {
+			clampInt(e.PendingNoTmpl), clampInt(e.Bytes), clampInt(e.PktsSeen), now, e.Trusted, clampInt(e.SetsNoTemplate)); err != nil {
 			return fmt.Errorf("cannot save exporter stats of %s: %w", e.Exporter, describeWriteError(err))
 		}
 	}
@@ -115,7 +115,7 @@ func clampInt(v uint64) int64 {
 func (s *Store) ExporterStats(ctx context.Context) ([]ExporterStats, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT exporter, router_id, packets, flows_received, flows_stored,
 		flows_dropped, decode_errors, lost_flows, templates, first_seen, last_seen, last_template,
-		pending_no_tmpl, bytes, pkts_seen FROM collector_stats`)
+		pending_no_tmpl, bytes, pkts_seen, trusted, sets_no_template FROM collector_stats`)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read exporter stats: %w", err)
 	}
@@ -127,9 +127,10 @@ func (s *Store) ExporterStats(ctx context.Context) ([]ExporterStats, error) {
 			addr, dropped, decErr          string
 			first, last, lastTmpl          int64
 			pk, fr, fs, lost, pend, by, ps int64
+			sets                           int64
 		)
 		if err := rows.Scan(&addr, &e.RouterID, &pk, &fr, &fs, &dropped, &decErr, &lost, &e.Templates,
-			&first, &last, &lastTmpl, &pend, &by, &ps); err != nil {
+			&first, &last, &lastTmpl, &pend, &by, &ps, &e.Trusted, &sets); err != nil {
 			return nil, fmt.Errorf("cannot read exporter stats: %w", err)
 		}
 		if e.Exporter, err = netip.ParseAddr(addr); err != nil {
@@ -143,6 +144,7 @@ func (s *Store) ExporterStats(ctx context.Context) ([]ExporterStats, error) {
 		}
 		e.Packets, e.FlowsReceived, e.FlowsStored, e.LostFlows = uint64(pk), uint64(fr), uint64(fs), uint64(lost)
 		e.PendingNoTmpl, e.Bytes, e.PktsSeen = uint64(pend), uint64(by), uint64(ps)
+		e.SetsNoTemplate = uint64(sets)
 		e.FirstSeen, e.LastSeen, e.LastTemplate = fromMilli(first), fromMilli(last), fromMilli(lastTmpl)
 		out = append(out, e)
 	}
@@ -166,7 +168,15 @@ type ExporterSummary struct {
 	LostFlows     uint64
 	// From the store.
 	FlowsStored uint64
-	Bytes       uint64 // stored, scaled by sampling rate
+	// Trusted is false for a source that is neither an onboarded router
+	// nor allowed: its flows are counted, not stored.
+	Trusted bool
+	// SetsNoTemplate counts data sets dropped while waiting for their
+	// template (sets, not flows).
+	SetsNoTemplate uint64
+	// DecodeErrors counts datagrams the decoder rejected, by reason.
+	DecodeErrors map[string]uint64
+	Bytes        uint64 // stored, scaled by sampling rate
 	PacketsSum  uint64 // stored flow packets, scaled by sampling rate
 	FirstSeen   time.Time
 	LastSeen    time.Time
@@ -199,13 +209,14 @@ func (s *Store) ExporterSummaries(ctx context.Context) ([]ExporterSummary, error
 		if e, ok := by[a]; ok {
 			return e
 		}
-		e := &ExporterSummary{Exporter: a, FlowsDropped: map[string]uint64{}}
+		e := &ExporterSummary{Exporter: a, FlowsDropped: map[string]uint64{}, Trusted: true}
 		by[a] = e
 		return e
 	}
 	for _, c := range coll {
 		e := get(c.Exporter)
 		e.RouterID, e.Packets, e.FlowsReceived, e.LostFlows = c.RouterID, c.Packets, c.FlowsReceived, c.LostFlows
+		e.Trusted, e.SetsNoTemplate, e.DecodeErrors = c.Trusted, c.SetsNoTemplate, c.DecodeErrors
 		for k, v := range c.FlowsDropped {
 			e.FlowsDropped[k] += v
 		}

@@ -41,33 +41,41 @@ const (
 	formatV2 = 2 // raw_*: written now, host index
 )
 
-// batch is one InsertFlows call's copy of the flows.
-type batch struct {
-	flows []Flow
-	recv  time.Time
+// Batch is a slice of flows on its way through the ingest pipeline: a
+// collector reader fills it (decoded and enriched in place), Submit queues
+// it, the writer stores it and recycles it. Get one with GetBatch.
+type Batch struct {
+	// Flows are the flows, each with Exporter and RouterID set.
+	Flows []Flow
+	// Recv is when the batch was started, the time of flows without one.
+	Recv time.Time
 }
 
 // Bounds of the free list of batches (Store.free).
 const (
-	freeBatches  = 8
+	// freeBatches is the free list's room beyond the queue's capacity: one
+	// batch per collector reader being filled, one being written.
+	freeBatches  = 16
 	maxFreeFlows = 16384 // a bigger batch is left to the garbage collector
 )
 
-// getBatch returns a batch from the free list, or a new one.
-func (s *Store) getBatch() *batch {
+// GetBatch returns an empty batch from the free list, or a new one, for a
+// producer to fill and Submit.
+func (s *Store) GetBatch() *Batch {
 	select {
 	case b := <-s.free:
 		return b
 	default:
-		return &batch{}
+		return &Batch{}
 	}
 }
 
-// putBatch gives a written batch back to the free list.
-func (s *Store) putBatch(b *batch) {
-	clear(b.flows) // drop string references
-	b.flows = b.flows[:0]
-	if cap(b.flows) > maxFreeFlows {
+// PutBatch gives a batch back to the free list (the writer does it for the
+// batches it took; a producer does it for a batch Submit refused).
+func (s *Store) PutBatch(b *Batch) {
+	clear(b.Flows) // drop string references
+	b.Flows = b.Flows[:0]
+	if cap(b.Flows) > maxFreeFlows {
 		return
 	}
 	select {
@@ -307,62 +315,6 @@ func (w *writerState) addrID(a netip.Addr) (uint64, bool) {
 	return 0, false
 }
 
-// InsertFlows queues a copy of flows for the writer (flows is not
-// retained) and records the exporters as seen. It blocks while the queue is
-// full until ctx is done; then the flows are dropped, counted, and ctx's
-// error returned. Flow.RouterID is set from the exporter address.
-func (s *Store) InsertFlows(ctx context.Context, flows []Flow) error {
-	if len(flows) == 0 {
-		return nil
-	}
-	if s.readOnly || s.wr == nil {
-		return errors.New("cannot insert flows: store is opened read-only")
-	}
-	now := s.now()
-	b := s.getBatch()
-	b.flows = append(b.flows[:0], flows...)
-	b.recv = now
-	attr := *s.attribution.Load()
-	var last netip.Addr
-	var lastID int64
-	for i := range b.flows {
-		f := &b.flows[i]
-		a := f.Exporter.Addr().Unmap()
-		if i == 0 || a != last {
-			lastID = attr[a]
-			s.noteSeen(a, lastID, now)
-			last = a
-		}
-		f.RouterID = lastID
-	}
-	s.closeMu.RLock()
-	defer s.closeMu.RUnlock()
-	if s.closed || s.wr.draining {
-		s.metrics.dropped.WithLabelValues(dropShutdown).Add(float64(len(flows)))
-		s.countDropped(0, uint64(len(flows)))
-		s.putBatch(b)
-		return fmt.Errorf("cannot insert flows: %w", ErrClosed)
-	}
-	select {
-	case s.queue <- b:
-		return nil
-	default:
-	}
-	select {
-	case s.queue <- b:
-		return nil
-	case <-ctx.Done():
-	case <-s.wr.stopping:
-	}
-	s.metrics.dropped.WithLabelValues(dropQueue).Add(float64(len(flows)))
-	s.countDropped(0, uint64(len(flows)))
-	s.putBatch(b)
-	if ctx.Err() != nil {
-		return fmt.Errorf("cannot queue flows: %w", ctx.Err())
-	}
-	return fmt.Errorf("cannot queue flows: %w", ErrClosed)
-}
-
 // Run is the single writer: it writes queued flows in transactions of up
 // to maxTxFlows, flushes the rollups every minute, closes partitions and
 // applies retention. When ctx is done it stops accepting flows, drains the
@@ -379,7 +331,7 @@ func (s *Store) Run(ctx context.Context) error {
 	// The first maintenance runs at once: it closes partitions and applies
 	// retention after a restart.
 	s.maintain(context.WithoutCancel(ctx))
-	var group []*batch
+	var group []*Batch
 	for {
 		select {
 		case b := <-s.queue:
@@ -394,13 +346,13 @@ func (s *Store) Run(ctx context.Context) error {
 }
 
 // gather adds queued batches to group without waiting, up to maxTxFlows.
-func (s *Store) gather(group []*batch) []*batch {
-	n := len(group[0].flows)
+func (s *Store) gather(group []*Batch) []*Batch {
+	n := len(group[0].Flows)
 	for n < maxTxFlows {
 		select {
 		case b := <-s.queue:
 			group = append(group, b)
-			n += len(b.flows)
+			n += len(b.Flows)
 		default:
 			return group
 		}
@@ -415,7 +367,7 @@ func (s *Store) shutdown() error {
 	w.draining = true
 	s.closeMu.Unlock()
 	ctx := context.Background()
-	var group []*batch
+	var group []*Batch
 	for {
 		select {
 		case b := <-s.queue:
@@ -437,39 +389,34 @@ func (s *Store) shutdown() error {
 
 // writeGroup writes the batches in one transaction while the aggregator
 // adds them to the in-memory rollups, then indexes the rows.
-func (s *Store) writeGroup(ctx context.Context, group []*batch) {
+func (s *Store) writeGroup(ctx context.Context, group []*Batch) {
 	w := s.wr
 	now := s.now()
 	minMs := now.Add(-s.cfg.RawRetention).UnixMilli()
 	maxMs := now.Add(futureSlack).UnixMilli()
-	var tooOld, future int
-	// Drop out-of-range flows first, in place.
+	// Drop out-of-range flows first, in place, counting each per exporter.
 	for _, b := range group {
-		kept := b.flows[:0]
-		for _, f := range b.flows {
-			t := flowTime(&f, b.recv)
+		s.noteBatch(b)
+		kept := b.Flows[:0]
+		for i := range b.Flows {
+			f := b.Flows[i]
+			t := flowTime(&f, b.Recv)
 			switch {
 			case t < minMs:
-				tooOld++
+				s.dropFlows(b.Flows[i:i+1], DropTooOld)
 			case t > maxMs:
-				future++
+				s.dropFlows(b.Flows[i:i+1], DropFuture)
 			default:
 				f.End = t
 				kept = append(kept, f)
 			}
 		}
-		b.flows = kept
-	}
-	if tooOld > 0 {
-		s.metrics.dropped.WithLabelValues(dropTooOld).Add(float64(tooOld))
-	}
-	if future > 0 {
-		s.metrics.dropped.WithLabelValues(dropFuture).Add(float64(future))
+		b.Flows = kept
 	}
 	start := time.Now()
 	if err := s.prepareGroup(ctx, group); err != nil {
 		for _, b := range group {
-			w.agg.add(b.flows, w.exporters)
+			w.agg.add(b.Flows, w.exporters)
 		}
 		s.failGroup(group, err)
 		return
@@ -478,7 +425,7 @@ func (s *Store) writeGroup(ctx context.Context, group []*batch) {
 	go func() {
 		defer close(done)
 		for _, b := range group {
-			w.agg.add(b.flows, w.exporters)
+			w.agg.add(b.Flows, w.exporters)
 		}
 	}()
 	n, err := s.writeRaw(ctx, group)
@@ -495,6 +442,11 @@ func (s *Store) writeGroup(ctx context.Context, group []*batch) {
 	s.metrics.written.Add(float64(n))
 	s.metrics.writeSeconds.Observe(time.Since(start).Seconds())
 	s.setHealth(nil)
+	if s.observer != nil {
+		for _, b := range group {
+			s.observer.FlowsStored(b.Flows)
+		}
+	}
 	s.recycle(group)
 	if w.postings > w.maxPostings {
 		s.spillLargest(ctx)
@@ -527,22 +479,20 @@ func (s *Store) spillLargest(ctx context.Context) {
 // failGroup counts the group's flows as dropped and reports the error. The
 // group's flows stay in the in-memory rollups when they were added, so
 // rollup totals include flows whose raw rows were lost.
-func (s *Store) failGroup(group []*batch, err error) {
-	n := 0
-	for _, b := range group {
-		n += len(b.flows)
-	}
+func (s *Store) failGroup(group []*Batch, err error) {
 	err = describeWriteError(err)
 	s.metrics.batchesDropped.Inc()
-	s.metrics.dropped.WithLabelValues(dropWriteError).Add(float64(n))
-	s.countDropped(1, uint64(n))
+	s.countDropped(1, 0)
+	for _, b := range group {
+		s.dropFlows(b.Flows, DropWriteError)
+	}
 	s.setHealth(fmt.Errorf("cannot write flows: %w", err))
 	s.recycle(group)
 }
 
-func (s *Store) recycle(group []*batch) {
+func (s *Store) recycle(group []*Batch) {
 	for _, b := range group {
-		s.putBatch(b)
+		s.PutBatch(b)
 	}
 }
 
@@ -584,10 +534,10 @@ type pendingRow struct {
 // transaction and, once it committed, adds the rows to the host index
 // tails. It returns the number of flows it tried to write. Partitions,
 // exporters and names must have been prepared by prepareGroup.
-func (s *Store) writeRaw(ctx context.Context, group []*batch) (total int, err error) {
+func (s *Store) writeRaw(ctx context.Context, group []*Batch) (total int, err error) {
 	w := s.wr
 	for _, b := range group {
-		total += len(b.flows)
+		total += len(b.Flows)
 	}
 	if total == 0 {
 		return 0, nil
@@ -641,8 +591,8 @@ func (s *Store) writeRaw(ctx context.Context, group []*batch) (total int, err er
 		var lastExp int64
 		var ec *expCounters
 		var pd *pendingInsert
-		for i := range b.flows {
-			f := &b.flows[i]
+		for i := range b.Flows {
+			f := &b.Flows[i]
 			a := f.Exporter.Addr().Unmap()
 			if ec == nil || a != lastAddr {
 				lastAddr, lastExp = a, w.exporters[a]
@@ -764,7 +714,7 @@ func (s *Store) indexRows(rows []pendingRow) {
 // transaction because the writer's single connection cannot prepare
 // statements while a transaction holds it, and so that the rollup
 // aggregator can read the ids concurrently with the data transaction.
-func (s *Store) prepareGroup(ctx context.Context, group []*batch) error {
+func (s *Store) prepareGroup(ctx context.Context, group []*Batch) error {
 	w := s.wr
 	newParts := map[int64]struct{}{}
 	newExp := map[netip.Addr]int64{}
@@ -772,8 +722,8 @@ func (s *Store) prepareGroup(ctx context.Context, group []*batch) error {
 	for _, b := range group {
 		var last netip.Addr
 		lastPart := int64(-1)
-		for i := range b.flows {
-			f := &b.flows[i]
+		for i := range b.Flows {
+			f := &b.Flows[i]
 			if ps := partitionStart(f.End); ps != lastPart {
 				lastPart = ps
 				if w.parts[ps] == nil {
@@ -800,8 +750,8 @@ func (s *Store) prepareGroup(ctx context.Context, group []*batch) error {
 	}
 	for _, b := range group {
 		lastPart := int64(-1)
-		for i := range b.flows {
-			ps := partitionStart(b.flows[i].End)
+		for i := range b.Flows {
+			ps := partitionStart(b.Flows[i].End)
 			if ps == lastPart {
 				continue
 			}

@@ -478,7 +478,7 @@ func TestDiskFullAndRecovery(t *testing.T) {
 	if _, err := s.w.Exec(fmt.Sprintf("PRAGMA max_page_count = %d", pages+2)); err != nil {
 		t.Fatal(err)
 	}
-	group := []*batch{{flows: append([]Flow(nil), flows...), recv: testNow}}
+	group := []*Batch{{Flows: append([]Flow(nil), flows...), Recv: testNow}}
 	s.writeGroup(ctx, group)
 	h := s.Health()
 	if h.OK || h.DroppedBatches != 1 || h.DroppedFlows != 2000 || !bytes.Contains([]byte(h.Error), []byte("disk full")) {
@@ -487,7 +487,7 @@ func TestDiskFullAndRecovery(t *testing.T) {
 	if _, err := s.w.Exec("PRAGMA max_page_count = 1073741823"); err != nil {
 		t.Fatal(err)
 	}
-	s.writeGroup(ctx, []*batch{{flows: append([]Flow(nil), flows[:50]...), recv: testNow}})
+	s.writeGroup(ctx, []*Batch{{Flows: append([]Flow(nil), flows[:50]...), Recv: testNow}})
 	if h := s.Health(); !h.OK || h.DroppedBatches != 1 {
 		t.Fatalf("health after space returned = %+v", h)
 	}

@@ -138,11 +138,11 @@ func indexFlows(seed uint64, n int, now time.Time, span time.Duration) []Flow {
 func writeDirect(t testing.TB, s *Store, flows []Flow) {
 	t.Helper()
 	for i := 0; i < len(flows); i += 1000 {
-		b := &batch{flows: append([]Flow(nil), flows[i:min(i+1000, len(flows))]...), recv: s.now()}
-		for j := range b.flows {
-			b.flows[j].RouterID = 1
+		b := &Batch{Flows: append([]Flow(nil), flows[i:min(i+1000, len(flows))]...), Recv: s.now()}
+		for j := range b.Flows {
+			b.Flows[j].RouterID = 1
 		}
-		s.writeGroup(context.Background(), []*batch{b})
+		s.writeGroup(context.Background(), []*Batch{b})
 		if h := s.Health(); !h.OK {
 			t.Fatalf("write: %s", h.Error)
 		}

@@ -25,14 +25,6 @@ type metrics struct {
 	tailPostings   prometheus.Gauge
 }
 
-// Reasons for flows the store drops.
-const (
-	dropQueue      = "queue"       // the caller's context ended while the queue was full
-	dropShutdown   = "shutdown"    // InsertFlows called after Run began shutting down
-	dropWriteError = "write_error" // the batch could not be written (disk full, read-only...)
-	dropTooOld     = "too_old"     // older than the raw retention
-	dropFuture     = "future"      // more than an hour in the future
-)
 
 func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 	m := newUnregisteredMetrics()
@@ -107,7 +99,7 @@ func newUnregisteredMetrics() *metrics {
 		}),
 	}
 	m.healthy.Set(1)
-	for _, r := range []string{dropQueue, dropShutdown, dropWriteError, dropTooOld, dropFuture} {
+	for _, r := range []string{DropQueueFull, DropShutdown, DropWriteError, DropTooOld, DropFuture} {
 		m.dropped.WithLabelValues(r)
 	}
 	return m

@@ -48,8 +48,8 @@ type Store struct {
 	metrics *metrics
 	now     func() time.Time
 
-	queue   chan *batch
-	free    chan *batch  // written batches for reuse, bounded
+	queue   chan *Batch
+	free    chan *Batch  // written batches for reuse, bounded
 	closeMu sync.RWMutex // held for reading while sending on queue
 	closed  bool
 	running atomic.Bool
@@ -62,6 +62,8 @@ type Store struct {
 	routerTS   map[int64]time.Time      // last flow received per router
 
 	health healthState
+	// observer learns the writer's outcome per flow (SetWriteObserver).
+	observer WriteObserver
 
 	// writer-owned state, only touched by Run's goroutine (and Open).
 	wr *writerState
@@ -273,8 +275,8 @@ func newStore(cfg Config, logger *slog.Logger, path string) *Store {
 		logger:     logger,
 		path:       path,
 		now:        time.Now,
-		queue:      make(chan *batch, cfg.QueueSize),
-		free:       make(chan *batch, freeBatches),
+		queue:      make(chan *Batch, cfg.QueueSize),
+		free:       make(chan *Batch, freeBatches),
 		exporterTS: make(map[netip.Addr]time.Time),
 		routerTS:   make(map[int64]time.Time),
 		tails:      make(map[string]*hostTail),

@@ -110,4 +110,12 @@ type ExporterStats struct {
 	LastTemplate    time.Time
 	PendingNoTmpl   uint64 // data records that waited for their template
 	Bytes, PktsSeen uint64 // sums of flow counters (scaled)
+	// Trusted is false for an exporter that is neither an onboarded
+	// router nor in collector.allowed-exporters: its flows are counted
+	// (FlowsReceived, FlowsDropped["untrusted"]), not decoded or stored.
+	Trusted bool
+	// SetsNoTemplate counts data sets (not flows: without the template
+	// their record count is unknown) dropped while they waited for their
+	// template.
+	SetsNoTemplate uint64
 }

@@ -58,7 +58,6 @@ func buildApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error
 func (a *app) build() error {
 	cfg, logger, st := a.cfg, a.logger, a.store
 	enr, err := enrich.New(cfg.Enrich, enrich.Deps{
-		Next:        st,
 		Logger:      logger.With("component", "enrich"),
 		Registerer:  a.reg,
 		Resolver:    st,
@@ -71,18 +70,23 @@ func (a *app) build() error {
 		return fmt.Errorf("cannot build enrichment: %w", err)
 	}
 	a.enricher = enr
+	// The ingest pipeline: readers decode, enrichment labels each batch in
+	// place, the store's one queue and writer take it; the collector's
+	// per-exporter table counts every outcome.
 	coll, err := collector.New(cfg.Collector, collector.Deps{
-		Sink:       enr,
+		Sink:       st,
+		Stage:      enr,
 		Logger:     logger.With("component", "collector"),
 		Registerer: a.reg,
 	})
 	if err != nil {
 		return fmt.Errorf("cannot build collector: %w", err)
 	}
+	st.SetWriteObserver(coll.WriteObserver())
 	a.collector = coll
 	prov, err := provision.New(cfg.Provision, provision.Deps{
 		Store:      st,
-		Collector:  a.exporters(),
+		Collector:  coll,
 		Logger:     logger.With("component", "provision"),
 		Registerer: a.reg,
 	})
@@ -94,7 +98,7 @@ func (a *app) build() error {
 		Store:       st,
 		Routers:     st,
 		Provisioner: webProvisioner{prov: prov, store: st, learn: enr.PollRouter},
-		Collector:   a.exporters(),
+		Collector:   coll,
 		Users:       st,
 		Names:       enr,
 		Gatherer:    a.reg,
@@ -121,22 +125,35 @@ func (a *app) close() error {
 }
 
 // run starts every component and blocks until ctx is done or one of them
-// fails. Shutdown order: the collector stops reading and flushes its last
-// batches through enrichment into the store; only then is the store told to
-// drain its queue and write the current minute's rollups.
+// fails. Shutdown order: the collector stops reading, drains its sockets
+// and hands its last batches (enriched) to the store's queue; only then is
+// the store's writer told to drain that queue and write the current
+// minute's rollups. The writer runs in the same errgroup as the rest.
 func (a *app) run(ctx context.Context) error {
 	if err := a.web.Bootstrap(ctx); err != nil {
 		return fmt.Errorf("cannot create the admin user: %w", err)
 	}
-	storeCtx, stopStore := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopStore()
-	storeDone := make(chan error, 1)
-	go func() { storeDone <- a.store.Run(storeCtx) }()
+	saved, err := a.store.ExporterStats(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot read the saved exporter counters: %w", err)
+	}
+	a.collector.Restore(saved)
 
 	g, gctx := errgroup.WithContext(ctx)
-	collDone := make(chan struct{})
+	// The writer outlives the collector: its context ends when the
+	// collector has returned (or failed to start).
+	storeCtx, stopStore := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopStore()
+	storeDone := make(chan struct{})
 	g.Go(func() error {
-		defer close(collDone)
+		defer close(storeDone)
+		if err := a.store.Run(storeCtx); err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("store: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		defer stopStore()
 		if err := a.collector.Run(gctx); err != nil {
 			return fmt.Errorf("collector: %w", err)
 		}
@@ -161,7 +178,7 @@ func (a *app) run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error {
-		a.saveStatsLoop(gctx, collDone)
+		a.saveStatsLoop(gctx, storeDone)
 		return nil
 	})
 	select {
@@ -170,11 +187,7 @@ func (a *app) run(ctx context.Context) error {
 			"web", a.cfg.Web.Listen, "data-dir", a.cfg.DataDir)
 	case <-gctx.Done():
 	}
-	err := g.Wait()
-	stopStore()
-	if serr := <-storeDone; serr != nil && !errors.Is(serr, context.Canceled) {
-		err = errors.Join(err, fmt.Errorf("store: %w", serr))
-	}
+	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
@@ -182,17 +195,17 @@ func (a *app) run(ctx context.Context) error {
 	return err
 }
 
-// saveStatsLoop persists the collector's per-exporter counters every
-// statsInterval and once more after the collector has stopped. On the same
+// saveStatsLoop persists the per-exporter counters every statsInterval and
+// once more after the store's writer has drained the pipeline (done). On the same
 // tick it reloads the router attribution, so routers added by another
 // process are recognised within statsInterval.
-func (a *app) saveStatsLoop(ctx context.Context, collDone <-chan struct{}) {
+func (a *app) saveStatsLoop(ctx context.Context, done <-chan struct{}) {
 	t := time.NewTicker(statsInterval)
 	defer t.Stop()
 	save := func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if err := a.store.SaveExporterStats(sctx, a.exporters().Exporters()); err != nil {
+		if err := a.store.SaveExporterStats(sctx, a.collector.Exporters()); err != nil {
 			a.logger.Warn("cannot save exporter stats", "err", err)
 		}
 	}
@@ -205,7 +218,7 @@ func (a *app) saveStatsLoop(ctx context.Context, collDone <-chan struct{}) {
 			}
 			save()
 		case <-ctx.Done():
-			<-collDone
+			<-done
 			save()
 			return
 		}
@@ -227,24 +240,3 @@ func collectorPort(listen []string) (int, bool) {
 	return 0, false
 }
 
-// attributedExporters is the collector's per-exporter counters with each
-// exporter attributed to its router, the way the store attributes flows.
-type attributedExporters struct {
-	coll  *collector.Collector
-	store *store.Store
-}
-
-func (a *app) exporters() attributedExporters {
-	return attributedExporters{coll: a.collector, store: a.store}
-}
-
-// Exporters returns the collector's counters with RouterID set.
-func (x attributedExporters) Exporters() []store.ExporterStats {
-	stats := x.coll.Exporters()
-	for i := range stats {
-		if id, ok := x.store.RouterFor(stats[i].Exporter); ok {
-			stats[i].RouterID = id
-		}
-	}
-	return stats
-}

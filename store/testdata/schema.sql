@@ -10,6 +10,11 @@ CREATE TABLE addrs (
 	id   INTEGER PRIMARY KEY,
 	addr BLOB NOT NULL UNIQUE -- 4 or 16 bytes
 );
+CREATE TABLE allowed_exporters (
+	prefix     TEXT    PRIMARY KEY,
+	added_by   TEXT    NOT NULL DEFAULT '',
+	added_at   INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE api_tokens (
 	id         INTEGER PRIMARY KEY,
 	name       TEXT    NOT NULL UNIQUE,
@@ -35,7 +40,7 @@ CREATE TABLE collector_stats (
 	bytes           INTEGER NOT NULL DEFAULT 0,
 	pkts_seen       INTEGER NOT NULL DEFAULT 0,
 	updated_at      INTEGER NOT NULL DEFAULT 0
-);
+, trusted INTEGER NOT NULL DEFAULT 1, sets_no_template INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE console_sessions (
 	hash       TEXT    PRIMARY KEY, -- hex SHA-256 of the cookie value
 	user_name  TEXT    NOT NULL,
