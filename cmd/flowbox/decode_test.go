@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/store"
 )
 
@@ -22,20 +23,6 @@ var decodeKeys = []string{
 	"src_port", "dst_port", "proto", "tcp_flags", "in_if", "out_if", "next_hop",
 	"src_as", "dst_as", "post_nat_src", "post_nat_dst", "post_nat_src_port",
 	"post_nat_dst_port", "bytes", "packets", "sampling_rate",
-}
-
-// captures returns ../shared/captures seen from cmd/flowbox, skipping the
-// test when it is absent.
-func captures(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "captures")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("FLOWBOX_FUNCTIONAL_TESTS") == "1" {
-			t.Fatalf("capture corpus %s is missing: %v", dir, err)
-		}
-		t.Skipf("capture corpus %s is absent (it lives beside the repository): %v", dir, err)
-	}
-	return dir
 }
 
 // runCmd runs flowbox in-process and returns stdout, stderr and the error.
@@ -124,7 +111,7 @@ func sumDecoded(t *testing.T, flows []decodedFlow) (octets, packets uint64) {
 // TestDecodeMikroTik decodes the two MikroTik captures (one invocation
 // each, then both at once) and compares with tshark's totals.
 func TestDecodeMikroTik(t *testing.T) {
-	dir := captures(t)
+	dir := testutil.CapturesDir(t)
 	ipfix := filepath.Join(dir, "logstash-codec-netflow", "ipfix-mikrotik-routeros-6-39-2.pcap")
 	v5 := filepath.Join(dir, "logstash-codec-netflow", "netflow5-mikrotik.pcap")
 	var allFlows, allOctets, allPackets uint64
@@ -190,7 +177,7 @@ func TestDecodeMikroTik(t *testing.T) {
 // TestDecodeSoftflowd checks the softflowd v9 export (whose header count
 // is wrong) against the totals nfcapd stored.
 func TestDecodeSoftflowd(t *testing.T) {
-	file := filepath.Join(captures(t), "exporters", "softflowd-v9.pcap")
+	file := filepath.Join(testutil.CapturesDir(t), "exporters", "softflowd-v9.pcap")
 	stdout, stderr, err := runCmd(t, "decode", file)
 	if err != nil {
 		t.Fatalf("decode: %v\n%s", err, stderr)
@@ -209,7 +196,7 @@ func TestDecodeSoftflowd(t *testing.T) {
 // TestDecodeMalformed: malformed NetFlow inside a valid capture is counted
 // in the summary, without failing the command.
 func TestDecodeMalformed(t *testing.T) {
-	file := filepath.Join(captures(t), "libnetflow9", "malformed_1.pcap")
+	file := filepath.Join(testutil.CapturesDir(t), "libnetflow9", "malformed_1.pcap")
 	_, stderr, err := runCmd(t, "decode", file)
 	if err != nil {
 		t.Fatalf("decode: %v", err)
@@ -226,7 +213,7 @@ func TestDecodeMalformed(t *testing.T) {
 // before the cut are printed, then the error names the file and offset and
 // the command fails.
 func TestDecodeTruncated(t *testing.T) {
-	src := filepath.Join(captures(t), "logstash-codec-netflow", "ipfix-mikrotik-routeros-6-39-2.pcap")
+	src := filepath.Join(testutil.CapturesDir(t), "logstash-codec-netflow", "ipfix-mikrotik-routeros-6-39-2.pcap")
 	b, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +254,7 @@ func TestDecodeTruncated(t *testing.T) {
 // TestDecodeArgs: a missing file fails naming it (after the other files
 // were decoded), and no file is a usage error.
 func TestDecodeArgs(t *testing.T) {
-	dir := captures(t)
+	dir := testutil.CapturesDir(t)
 	missing := filepath.Join(t.TempDir(), "missing.pcap")
 	good := filepath.Join(dir, "logstash-codec-netflow", "netflow5-mikrotik.pcap")
 	stdout, _, err := runCmd(t, "decode", missing, good)

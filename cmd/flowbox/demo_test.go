@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flowbox/flowbox/internal/testutil"
 )
 
 // TestDemo runs `flowbox demo` as the README's first command does: three
@@ -41,7 +43,7 @@ func TestDemo(t *testing.T) {
 		full bool // also stop and run again on the same data directory
 		args []string
 		// stdout, stderr and stop are the running demo's.
-		stdout, stderr *syncBuffer
+		stdout, stderr *testutil.SyncBuffer
 		stop           func() error
 	}
 	cases := []*demoCase{
@@ -78,7 +80,7 @@ func TestDemo(t *testing.T) {
 			// applies again and verifies with new flows (not the previous
 			// run's).
 			stdout2, stderr2, _ := startCommand(t, c.args...)
-			waitFor(t, 90*time.Second, "the second demo run to print its login", func() (bool, string) {
+			testutil.WaitFor(t, 90*time.Second, "the second demo run to print its login", func() (bool, string) {
 				m := demoLoginLine.FindStringSubmatch(stdout2.String())
 				return m != nil && m[1] == password, stdout2.String() + stderr2.String()
 			})
@@ -108,11 +110,11 @@ func flagValue(args []string, name string) string {
 // flow has a direction and customer flows a subscriber name, and the top
 // talkers and usage report name subscribers. It returns the console
 // password.
-func checkDemo(t *testing.T, args []string, at time.Time, stdout, stderr *syncBuffer) string {
+func checkDemo(t *testing.T, args []string, at time.Time, stdout, stderr *testutil.SyncBuffer) string {
 	t.Helper()
 	dataDir, webAddr := flagValue(args, "--data-dir"), flagValue(args, "--listen-web")
 	var password string
-	waitFor(t, 90*time.Second, "the demo to print its login", func() (bool, string) {
+	testutil.WaitFor(t, 90*time.Second, "the demo to print its login", func() (bool, string) {
 		m := demoLoginLine.FindStringSubmatch(stdout.String())
 		if m == nil {
 			return false, stdout.String() + stderr.String()
@@ -133,7 +135,7 @@ func checkDemo(t *testing.T, args []string, at time.Time, stdout, stderr *syncBu
 
 	c := login(t, "http://"+webAddr, "admin", password)
 	var routers []apiRouter
-	waitFor(t, 60*time.Second, "three online routers", func() (bool, string) {
+	testutil.WaitFor(t, 60*time.Second, "three online routers", func() (bool, string) {
 		routers = nil
 		c.get("/api/v1/routers", &routers)
 		online := 0
@@ -166,10 +168,10 @@ func checkDemo(t *testing.T, args []string, at time.Time, stdout, stderr *syncBu
 	}
 
 	// flowbox stats reads the same data directory while the demo runs.
-	var statsOut syncBuffer
-	e := &env{stdout: &statsOut, stderr: &syncBuffer{}, getenv: func(string) string { return "" }}
-	waitFor(t, 30*time.Second, "flowbox stats to list the three routers", func() (bool, string) {
-		statsOut = syncBuffer{}
+	var statsOut testutil.SyncBuffer
+	e := &env{stdout: &statsOut, stderr: &testutil.SyncBuffer{}, getenv: func(string) string { return "" }}
+	testutil.WaitFor(t, 30*time.Second, "flowbox stats to list the three routers", func() (bool, string) {
+		statsOut = testutil.SyncBuffer{}
 		if err := run(context.Background(), e, []string{"stats", "--json", "--data-dir", dataDir}); err != nil {
 			return false, err.Error()
 		}
@@ -191,7 +193,7 @@ func checkDemo(t *testing.T, args []string, at time.Time, stdout, stderr *syncBu
 
 	// Rollups are written once a minute: wait for the top talkers.
 	for _, r := range routers {
-		waitFor(t, 100*time.Second, "top talkers with subscriber names on "+r.Name, func() (bool, string) {
+		testutil.WaitFor(t, 100*time.Second, "top talkers with subscriber names on "+r.Name, func() (bool, string) {
 			var top apiTop
 			c.get(fmt.Sprintf("/api/v1/top/local?router=%d&range=1h&limit=10", r.ID), &top)
 			named := 0

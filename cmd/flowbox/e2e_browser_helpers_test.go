@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/flowbox/flowbox/collector/netflowtest/fleet"
 	"github.com/flowbox/flowbox/internal/browsertest"
+	"github.com/flowbox/flowbox/internal/testutil"
 )
 
 // e2eAdminPassword is the console password of the in-process app.
@@ -30,33 +30,6 @@ const e2eAdminPassword = "e2e-admin-password"
 
 // e2eRouterPassword is the API password of the simulated routers.
 const e2eRouterPassword = "e2e-router-secret"
-
-// e2eFreePort returns a port the kernel considers free on 127.0.0.1 for
-// network ("udp" or "tcp"). Another process could take it before the app
-// binds it; startE2EApp checks what was really bound.
-func e2eFreePort(t *testing.T, network string) int {
-	t.Helper()
-	var addr net.Addr
-	switch network {
-	case "udp":
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("cannot find a free UDP port: %v", err)
-		}
-		addr = c.LocalAddr()
-		c.Close()
-	default:
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("cannot find a free TCP port: %v", err)
-		}
-		addr = l.Addr()
-		l.Close()
-	}
-	_, p, _ := net.SplitHostPort(addr.String())
-	n, _ := strconv.Atoi(p)
-	return n
-}
 
 // e2eApp is the whole flowbox graph of `flowbox serve` (buildApp, run)
 // running in-process on loopback.
@@ -74,7 +47,7 @@ type e2eApp struct {
 // preset. The app's log goes to logw. It is stopped when the test ends.
 func startE2EApp(t *testing.T, logw io.Writer) *e2eApp {
 	t.Helper()
-	udp, web := e2eFreePort(t, "udp"), e2eFreePort(t, "tcp")
+	udp, web := freePort(t, "udp"), freePort(t, "tcp")
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Log.Level = "debug"
@@ -124,19 +97,14 @@ func startE2EApp(t *testing.T, logw io.Writer) *e2eApp {
 		t.Fatalf("the collector is bound to %v, want port %d", addrs, udp)
 	}
 	e := &e2eApp{app: a, base: "http://" + cfg.Web.Listen, netflowPort: udp}
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	testutil.WaitFor(t, 20*time.Second, "the console on "+e.base, func() (bool, string) {
 		res, err := http.Get(e.base + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				break
-			}
+		if err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the console does not answer on %s: %v", e.base, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK, res.Status
+	})
 	return e
 }
 
@@ -299,17 +267,4 @@ func (b *e2eBrowser) screenshot(t *testing.T, dir, name string) {
 	if err := browsertest.Screenshot(b.ctx, dir, name); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// waitFile waits until a file matching pattern exists and is complete
-// (Chromium writes downloads to a .crdownload file first).
-func waitFile(pattern string, timeout time.Duration) (string, error) {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if m, _ := filepath.Glob(pattern); len(m) > 0 {
-			return m[0], nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return "", errors.New("no file matches " + pattern)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/flowbox/flowbox/internal/browsertest"
+	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/provision"
 	"github.com/flowbox/flowbox/store"
 	"github.com/flowbox/flowbox/web"
@@ -153,8 +154,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	// traffic (the store writes them once a minute; the chart does not
 	// draw the minute still open), so that the chart has data to draw.
 	trafficPath := fmt.Sprintf("/traffic?router=%d&range=1h", id1)
-	deadline := time.Now().Add(150 * time.Second)
-	for {
+	testutil.WaitFor(t, 150*time.Second, "a closed minute of traffic", func() (bool, string) {
 		var s web.Series
 		if err := api.get(trafficPath, &s); err != nil {
 			t.Fatal(err)
@@ -166,14 +166,8 @@ func TestBrowserEndToEnd(t *testing.T) {
 				n++
 			}
 		}
-		if n >= 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v the traffic series has %d non-zero points", time.Since(start).Round(time.Second), n)
-		}
-		time.Sleep(2 * time.Second)
-	}
+		return n >= 1, fmt.Sprintf("after %v the traffic series has %d non-zero points", time.Since(start).Round(time.Second), n)
+	})
 
 	// Now that the rollups hold its traffic, the fleet shows the router's
 	// current rates.
@@ -305,10 +299,19 @@ func TestBrowserEndToEnd(t *testing.T) {
 	}
 	b.screenshot(t, art, "08-flows")
 	b.do(t, "export CSV", chromedp.Click(`#csv`))
-	file, err := waitFile(filepath.Join(dl, "*.csv"), 20*time.Second)
-	if err != nil {
-		t.Fatalf("the CSV export did not download: %v", err)
-	}
+	// Chromium writes the download to a .crdownload file, renamed when
+	// complete.
+	var file string
+	testutil.WaitFor(t, 20*time.Second, "the CSV export to download", func() (bool, string) {
+		m, _ := filepath.Glob(filepath.Join(dl, "*"))
+		for _, f := range m {
+			if strings.HasSuffix(f, ".csv") {
+				file = f
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("the download directory holds %q", m)
+	})
 	checkE2ECSV(t, file, host, id1)
 
 	// The settings show the running configuration.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,30 +13,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/flowbox/flowbox/internal/testutil"
 )
-
-// syncBuffer is a bytes.Buffer safe for a command writing while the test
-// reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // freePort returns a loopback port that was free a moment ago for the
 // network ("tcp" or "udp").
-func freePort(t *testing.T, network string) int {
+func freePort(t testing.TB, network string) int {
 	t.Helper()
 	if network == "udp" {
 		c, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -57,9 +39,9 @@ func freePort(t *testing.T, network string) int {
 
 // startCommand runs a flowbox command in-process until the test ends (or
 // stop is called) and returns its output streams.
-func startCommand(t *testing.T, args ...string) (stdout, stderr *syncBuffer, stop func() error) {
+func startCommand(t *testing.T, args ...string) (stdout, stderr *testutil.SyncBuffer, stop func() error) {
 	t.Helper()
-	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	stdout, stderr = &testutil.SyncBuffer{}, &testutil.SyncBuffer{}
 	e := &env{stdin: strings.NewReader(""), stdout: stdout, stderr: stderr, getenv: func(string) string { return "" }}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -83,24 +65,6 @@ func startCommand(t *testing.T, args ...string) (stdout, stderr *syncBuffer, sto
 		}
 	})
 	return stdout, stderr, stop
-}
-
-// waitFor polls cond every 500 ms until it returns true or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s; last state: %s", timeout, what, last)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
 }
 
 // consoleClient is an HTTP client logged in to the web console.

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/provision/routeros"
 	"github.com/flowbox/flowbox/provision/routerostest"
 )
@@ -50,22 +50,14 @@ func writeRouterConfig(t *testing.T) string {
 	return p
 }
 
-func fakeRouter(t *testing.T, p routerostest.Personality) *routerostest.Server {
-	t.Helper()
+// withAdmin gives p one user, admin (full), with routerSecret.
+func withAdmin(p routerostest.Personality) routerostest.Personality {
 	p.Users = []routerostest.User{{Name: "admin", Group: "full", Password: routerSecret}}
-	s, err := routerostest.NewServer(p, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Listen("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
+	return p
 }
 
 func TestRouterCommands(t *testing.T) {
-	s := fakeRouter(t, routerostest.V7("edge-1"))
+	s := testutil.StartRouter(t, withAdmin(routerostest.V7("edge-1")))
 	before := s.TrafficFlow()
 	c := &routerCLI{t: t, dataDir: t.TempDir()}
 	pwFile := filepath.Join(t.TempDir(), "pw")
@@ -142,7 +134,7 @@ func TestRouterCommands(t *testing.T) {
 }
 
 func TestRouterAddPasswordSources(t *testing.T) {
-	s := fakeRouter(t, routerostest.V6("old-1"))
+	s := testutil.StartRouter(t, withAdmin(routerostest.V6("old-1")))
 	c := &routerCLI{t: t, dataDir: t.TempDir(), env: map[string]string{passwordEnv: routerSecret}}
 	if _, err := c.run("add", "--name", "a", "--address", s.Addr(), "--user", "admin", "--dry-run"); err != nil {
 		t.Fatalf("password from the environment: %v", err)

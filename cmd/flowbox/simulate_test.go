@@ -6,89 +6,54 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
 	"net/netip"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-routeros/routeros/v3"
 
 	"github.com/flowbox/flowbox/collector/netflow"
+	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/store"
 )
 
-// simSink receives datagrams on loopback and decodes them with flowbox's
-// decoder.
-type simSink struct {
-	conn  *net.UDPConn
-	mu    sync.Mutex
-	pkts  int
-	flows []store.Flow
-	errs  int
-	done  chan struct{}
+// simDecoded is what flowbox's decoder makes of the datagrams a sink
+// received.
+type simDecoded struct {
+	pkts, flows, errs int
+	// froms counts the datagrams by source address.
 	froms map[netip.Addr]int
 }
 
-func newSimSink(t *testing.T) *simSink {
-	t.Helper()
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetReadBuffer(8 << 20)
-	s := &simSink{conn: conn, done: make(chan struct{}), froms: map[netip.Addr]int{}}
+// decodeSink decodes, in order, everything s received so far.
+func decodeSink(s *testutil.UDPSink) simDecoded {
+	d := simDecoded{froms: map[netip.Addr]int{}}
 	dec := netflow.New(netflow.DefaultConfig())
-	go func() {
-		defer close(s.done)
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := conn.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.pkts++
-			s.froms[from.Addr()]++
-			if s.flows, err = dec.Decode(s.flows, from, buf[:n], time.Now()); err != nil {
-				s.errs++
-			}
-			s.mu.Unlock()
+	var flows []store.Flow
+	for _, g := range s.Datagrams() {
+		d.pkts++
+		d.froms[g.From.Addr()]++
+		var err error
+		if flows, err = dec.Decode(flows, g.From, g.Data, time.Now()); err != nil {
+			d.errs++
 		}
-	}()
-	t.Cleanup(func() { conn.Close(); <-s.done })
-	return s
-}
-
-func (s *simSink) addr() string { return s.conn.LocalAddr().String() }
-
-func (s *simSink) counts() (pkts, flows, errs int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.pkts, len(s.flows), s.errs
-}
-
-func simWait(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
+	d.flows = len(flows)
+	return d
 }
 
 // Load mode reports exactly what a collector receives.
 func TestSimulateLoad(t *testing.T) {
-	s := newSimSink(t)
+	s := testutil.NewUDPSink(t)
 	var out, errOut bytes.Buffer
 	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }}
-	err := runSimulate(context.Background(), e, []string{"--target", s.addr(), "--rate", "20000",
+	err := runSimulate(context.Background(), e, []string{"--target", s.Addr().String(), "--rate", "20000",
 		"--duration", "300ms", "--version", "ipfix", "--json", "--log-level", "warn"})
 	if err != nil {
 		t.Fatalf("simulate: %v\n%s", err, errOut.String())
@@ -100,37 +65,22 @@ func TestSimulateLoad(t *testing.T) {
 	if r.Flows == 0 || r.Version != 10 || r.Routers != 2 || r.SendErrors != 0 {
 		t.Fatalf("report %+v", r)
 	}
-	simWait(t, "every datagram", func() bool { p, _, _ := s.counts(); return uint64(p) == r.Packets })
-	if _, flows, errs := s.counts(); uint64(flows) != r.Flows || errs != 0 {
-		t.Fatalf("decoded %d flows (%d errors), simulate reported %d", flows, errs, r.Flows)
+	s.Wait(t, int(r.Packets))
+	d := decodeSink(s)
+	if uint64(d.pkts) != r.Packets || uint64(d.flows) != r.Flows || d.errs != 0 {
+		t.Fatalf("decoded %d datagrams, %d flows (%d errors), simulate reported %d and %d", d.pkts, d.flows, d.errs, r.Packets, r.Flows)
 	}
 	// Two exporters, two source addresses (or ports where 127/8 is not all
 	// loopback).
-	s.mu.Lock()
-	n := len(s.froms)
-	s.mu.Unlock()
-	if n != 2 && n != 1 {
-		t.Fatalf("datagrams from %d addresses", n)
+	if n := len(d.froms); n != 2 && n != 1 {
+		t.Fatalf("datagrams from %d addresses", len(d.froms))
 	}
 }
 
-// simLines is a concurrency-safe writer that hands out complete lines.
-type simLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *simLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *simLines) lines() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// outputLines returns the lines written to b so far.
+func outputLines(b *testutil.SyncBuffer) []string {
 	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
+	sc := bufio.NewScanner(strings.NewReader(b.String()))
 	for sc.Scan() {
 		out = append(out, sc.Text())
 	}
@@ -140,8 +90,8 @@ func (l *simLines) lines() []string {
 // Fleet mode: the printed logins work, and a router exports once its
 // traffic-flow is set up through the API.
 func TestSimulateFleet(t *testing.T) {
-	s := newSimSink(t)
-	out := &simLines{}
+	s := testutil.NewUDPSink(t)
+	out := &testutil.SyncBuffer{}
 	e := &env{stdin: strings.NewReader(""), stdout: out, stderr: io.Discard, getenv: func(string) string { return "" }}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -152,11 +102,13 @@ func TestSimulateFleet(t *testing.T) {
 			"--subscribers", "40", "--seed", "5", "--json", "--log-level", "warn",
 			"--daily-curve", "--sim-start", "2026-03-14T20:00:00-03:00", "--sim-tz", "America/Sao_Paulo"})
 	}()
-	simWait(t, "the router list", func() bool { return len(out.lines()) >= 1 })
+	testutil.WaitFor(t, 10*time.Second, "the router list", func() (bool, string) {
+		return len(outputLines(out)) >= 1, fmt.Sprintf("output %q", out.String())
+	})
 	var start struct {
 		Routers []routerInfo `json:"routers"`
 	}
-	if err := json.Unmarshal([]byte(out.lines()[0]), &start); err != nil {
+	if err := json.Unmarshal([]byte(outputLines(out)[0]), &start); err != nil {
 		t.Fatal(err)
 	}
 	if len(start.Routers) != 2 || !strings.HasPrefix(start.Routers[0].Version, "6.") || !strings.HasPrefix(start.Routers[1].Version, "7.") {
@@ -168,19 +120,22 @@ func TestSimulateFleet(t *testing.T) {
 		t.Fatalf("login with the printed credentials: %v", err)
 	}
 	defer c.Close()
-	_, port, _ := net.SplitHostPort(s.addr())
+	_, port, _ := net.SplitHostPort(s.Addr().String())
 	if _, err := c.Run("/ip/traffic-flow/target/add", "=dst-address=127.0.0.1", "=port="+port, "=version=9"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Run("/ip/traffic-flow/set", "=enabled=yes"); err != nil {
 		t.Fatal(err)
 	}
-	simWait(t, "decoded flows", func() bool { _, f, _ := s.counts(); return f >= 500 })
+	testutil.WaitFor(t, 10*time.Second, "500 decoded flows", func() (bool, string) {
+		d := decodeSink(s)
+		return d.flows >= 500, fmt.Sprintf("%d datagrams, %d flows decoded", d.pkts, d.flows)
+	})
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-	lines := out.lines()
+	lines := outputLines(out)
 	var end struct {
 		Stats []routerStats `json:"stats"`
 	}
@@ -190,16 +145,16 @@ func TestSimulateFleet(t *testing.T) {
 	if end.Stats[0].Flows != 0 || end.Stats[1].Flows == 0 {
 		t.Fatalf("stats %+v: only the provisioned router must export", end.Stats)
 	}
-	simWait(t, "every datagram", func() bool { p, _, _ := s.counts(); return uint64(p) == end.Stats[1].Packets })
-	if _, flows, errs := s.counts(); uint64(flows) != end.Stats[1].Flows || errs != 0 {
-		t.Fatalf("decoded %d flows (%d errors), simulate reported %d", flows, errs, end.Stats[1].Flows)
+	s.Wait(t, int(end.Stats[1].Packets))
+	d := decodeSink(s)
+	if uint64(d.pkts) != end.Stats[1].Packets || uint64(d.flows) != end.Stats[1].Flows || d.errs != 0 {
+		t.Fatalf("decoded %d datagrams, %d flows (%d errors), simulate reported %d and %d", d.pkts, d.flows, d.errs,
+			end.Stats[1].Packets, end.Stats[1].Flows)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.froms) != 1 {
-		t.Fatalf("datagrams from %v", s.froms)
+	if len(d.froms) != 1 {
+		t.Fatalf("datagrams from %v", d.froms)
 	}
-	for a := range s.froms {
+	for a := range d.froms {
 		if a.String() != r.ExportFrom {
 			t.Fatalf("datagrams from %s, simulate said %s", a, r.ExportFrom)
 		}
