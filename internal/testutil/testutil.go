@@ -3,9 +3,12 @@
 // wait, a fake RouterOS router on loopback and a UDP sink. It is imported
 // only by tests (*_test.go files), never by product code.
 //
-// A helper belongs here from its second copy on: TestNoCopiesOfSharedHelpers
-// fails when a test file declares its own capturesDir, syncBuffer, waitFor,
-// startRouter or newSink.
+// A helper belongs here from its second copy on. TestNoCopiesOfSharedHelpers
+// fails when a test file elsewhere declares its own capturesDir, syncBuffer,
+// waitFor, startRouter or newSink, spells out the capture corpus path, or
+// calls time.Sleep without a comment saying why (a fake clock in a
+// testing/synctest bubble, pacing a real sender): waits for a condition use
+// WaitFor.
 package testutil
 
 import (
