@@ -175,11 +175,19 @@ func (r *running) addr(t testing.TB, i int) *net.UDPAddr {
 // queue of cfg.QueueSize batches and one writer, as the store's) into ins.
 func startCollector(t testing.TB, cfg Config, ins inserter) *running {
 	t.Helper()
+	return startCollectorTrust(t, cfg, ins, nil)
+}
+
+// startCollectorTrust is startCollector with an exporter trust (nil: every
+// exporter is trusted).
+func startCollectorTrust(t testing.TB, cfg Config, ins inserter, trust Trust) *running {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	logs := &testutil.SyncBuffer{}
 	sink := newPipeSink(ins, cfg.QueueSize)
 	c, err := New(cfg, Deps{
 		Sink:       sink,
+		Trust:      trust,
 		Logger:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registerer: reg,
 	})

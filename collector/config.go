@@ -22,9 +22,15 @@ type Config struct {
 	BatchSize int `yaml:"batch-size"`
 	// BatchAge is how long a partial batch may wait before it is handed over.
 	BatchAge time.Duration `yaml:"batch-age"`
-	// QueueSize is the number of batches that may wait for the store; more
-	// are dropped and counted.
+	// QueueSize is no longer used by serve: the ingest pipeline has one
+	// queue, the store's (store.queue-size). It is still accepted so that
+	// older configurations load.
 	QueueSize int `yaml:"queue-size"`
+	// AllowedExporters lists the CIDR prefixes (or addresses) whose flows
+	// are stored besides the onboarded routers' addresses; flows from any
+	// other source are counted per source, not decoded or stored. Empty by
+	// default: only onboarded routers are trusted.
+	AllowedExporters []string `yaml:"allowed-exporters"`
 	// TemplateTTL is how long an unrefreshed template is kept.
 	TemplateTTL time.Duration `yaml:"template-ttl"`
 	// MaxTemplates bounds the template cache of each reader.
@@ -123,5 +129,45 @@ func (c *Config) Validate() error {
 	if c.FlushTimeout <= 0 {
 		errs = append(errs, errors.New("flush-timeout: must be positive"))
 	}
+	for i, p := range c.AllowedExporters {
+		if _, err := ParsePrefix(p); err != nil {
+			errs = append(errs, fmt.Errorf("allowed-exporters[%d]: %w", i, err))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// ParsePrefix parses an allowed-exporters entry: a CIDR prefix
+// ("192.0.2.0/24", "2001:db8::/32") or an address (a /32 or /128).
+func ParsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return netip.Prefix{}, errors.New("empty prefix")
+	}
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR prefix", s)
+		}
+		a := p.Addr().Unmap()
+		return netip.PrefixFrom(a, min(p.Bits(), a.BitLen())).Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR prefix", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// AllowedPrefixes returns AllowedExporters parsed (valid entries only: call
+// Validate first).
+func (c *Config) AllowedPrefixes() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(c.AllowedExporters))
+	for _, s := range c.AllowedExporters {
+		if p, err := ParsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }

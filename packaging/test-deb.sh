@@ -122,7 +122,9 @@ done
 # would stay in between and turn SIGTERM into exit status 143).
 serve() {
 	: >"$work/serve.log"
-	(cd /var/lib/flowbox && FLOWBOX_ADMIN_PASSWORD="$password" exec setpriv \
+	# The simulated exporter sends from loopback; only onboarded routers
+	# and allowed exporters are stored.
+	(cd /var/lib/flowbox && FLOWBOX_ADMIN_PASSWORD="$password" FLOWBOX_ALLOWED_EXPORTERS=127.0.0.0/8 exec setpriv \
 		--reuid=flowbox --regid=flowbox --init-groups --inh-caps=-all --bounding-set=-all \
 		/usr/bin/flowbox serve --config /etc/flowbox/flowbox.yaml \
 		--listen-web 127.0.0.1:0 --listen-netflow 127.0.0.1:0) >>"$work/serve.log" 2>&1 &

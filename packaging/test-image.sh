@@ -116,6 +116,7 @@ ctr=flowbox-test-a
 pm run -d --name "$ctr" --health-interval=disable \
 	-p 127.0.0.1::8080/tcp -p 127.0.0.1::2055/udp -p 127.0.0.1::4739/udp \
 	-v "$vol:/var/lib/flowbox" -e FLOWBOX_ADMIN_PASSWORD="$password" \
+	-e FLOWBOX_ALLOWED_EXPORTERS=0.0.0.0/0 \
 	"$image" >/dev/null 2>"$work/run.log" || fail "podman run failed: $(cat "$work/run.log")"
 web=http://127.0.0.1:$(hostport "$ctr" 8080/tcp)
 nf=127.0.0.1:$(hostport "$ctr" 2055/udp)

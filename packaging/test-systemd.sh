@@ -93,6 +93,13 @@ ct dpkg -i /root/flowbox.deb >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&
 [ "$(ct systemctl is-enabled flowbox.service)" = enabled ] || fail "flowbox.service is not enabled"
 waitactive
 [ "$(ct ps -o user= -C flowbox | sort -u)" = flowbox ] || fail "flowbox does not run as user flowbox"
+# The simulated exporter sends from loopback: allow it, as an operator
+# would accept an unknown exporter (`flowbox exporters allow`), and restart
+# so that the service has loaded it before the first flow.
+ct runuser -u flowbox -- flowbox exporters allow --config /etc/flowbox/flowbox.yaml 127.0.0.0/8 >/dev/null ||
+	fail "flowbox exporters allow failed"
+ct systemctl restart flowbox.service
+waitactive
 sent=$(ct /root/flowbox-sim simulate --target 127.0.0.1:2055 --rate 2000 --duration 2s --json 2>/dev/null |
 	sed -n 's/.*"flows":\([0-9]*\).*/\1/p')
 [ "${sent:-0}" -gt 1000 ] || fail "flowbox simulate sent ${sent:-no} flows"

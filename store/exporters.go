@@ -177,9 +177,9 @@ type ExporterSummary struct {
 	// DecodeErrors counts datagrams the decoder rejected, by reason.
 	DecodeErrors map[string]uint64
 	Bytes        uint64 // stored, scaled by sampling rate
-	PacketsSum  uint64 // stored flow packets, scaled by sampling rate
-	FirstSeen   time.Time
-	LastSeen    time.Time
+	PacketsSum   uint64 // stored flow packets, scaled by sampling rate
+	FirstSeen    time.Time
+	LastSeen     time.Time
 }
 
 // ExporterSummaries returns one summary per exporter known to the collector

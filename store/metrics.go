@@ -25,7 +25,6 @@ type metrics struct {
 	tailPostings   prometheus.Gauge
 }
 
-
 func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 	m := newUnregisteredMetrics()
 	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{

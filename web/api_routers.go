@@ -79,9 +79,15 @@ type ExporterView struct {
 	LostFlows     uint64            `json:"lost_flows"`
 	Templates     int               `json:"templates"`
 	PendingNoTmpl uint64            `json:"pending_no_template"`
-	FirstSeen     *time.Time        `json:"first_seen,omitempty"`
-	LastSeen      *time.Time        `json:"last_seen,omitempty"`
-	LastTemplate  *time.Time        `json:"last_template,omitempty"`
+	// Trusted is false for an unknown exporter: its flows are counted
+	// (flows_received, flows_dropped.untrusted), not stored.
+	Trusted bool `json:"trusted"`
+	// SetsNoTemplate counts data sets dropped while waiting for their
+	// template (sets, not flows).
+	SetsNoTemplate uint64     `json:"sets_no_template"`
+	FirstSeen      *time.Time `json:"first_seen,omitempty"`
+	LastSeen       *time.Time `json:"last_seen,omitempty"`
+	LastTemplate   *time.Time `json:"last_template,omitempty"`
 }
 
 // RunView is one provisioning run.
@@ -110,6 +116,7 @@ func exporterView(e store.ExporterStats) ExporterView {
 		RouterID: e.RouterID, Packets: e.Packets, FlowsReceived: e.FlowsReceived,
 		FlowsStored: e.FlowsStored, FlowsDropped: e.FlowsDropped, DecodeErrors: e.DecodeErrors,
 		LostFlows: e.LostFlows, Templates: e.Templates, PendingNoTmpl: e.PendingNoTmpl,
+		Trusted: e.Trusted, SetsNoTemplate: e.SetsNoTemplate,
 		FirstSeen: timePtr(e.FirstSeen), LastSeen: timePtr(e.LastSeen), LastTemplate: timePtr(e.LastTemplate),
 	}
 	if e.Exporter.IsValid() {

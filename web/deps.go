@@ -29,6 +29,11 @@ type Deps struct {
 	// Names names autonomous systems (optional: without it only numbers
 	// are shown).
 	Names Namer
+	// Trust keeps the accepted exporter prefixes (optional: without it the
+	// console cannot accept unknown exporters).
+	Trust ExporterTrust
+	// Health reports the store writer's health (optional).
+	Health HealthReporter
 	// Gatherer is served on /metrics; nil serves an empty registry.
 	Gatherer prometheus.Gatherer
 	// Registerer receives the web metrics; nil registers nothing.
@@ -120,6 +125,35 @@ type Namer interface {
 	// RouterOf returns the name of the router whose own address a is,
 	// "" when none.
 	RouterOf(a netip.Addr) string
+}
+
+// ExporterTrust accepts exporters that are not onboarded routers: their
+// flows are stored from then on (implemented in cmd/flowbox over the store
+// and the collector's allowlist).
+type ExporterTrust interface {
+	// AllowedExporters lists the configured and the accepted prefixes.
+	AllowedExporters(ctx context.Context) ([]AllowedPrefix, error)
+	// AllowExporter accepts prefix; by names who did it.
+	AllowExporter(ctx context.Context, prefix netip.Prefix, by string) error
+	// DisallowExporter removes an accepted prefix (false: it was not
+	// accepted from the console).
+	DisallowExporter(ctx context.Context, prefix netip.Prefix) (bool, error)
+}
+
+// AllowedPrefix is one trusted exporter prefix.
+type AllowedPrefix struct {
+	Prefix string `json:"prefix"`
+	// Source is "config" (collector.allowed-exporters, read only) or
+	// "console" (accepted by a user, removable).
+	Source  string     `json:"source"`
+	AddedBy string     `json:"added_by,omitempty"`
+	AddedAt *time.Time `json:"added_at,omitempty"`
+}
+
+// HealthReporter reports whether the store's writer is writing
+// (*store.Store).
+type HealthReporter interface {
+	Health() store.Health
 }
 
 // ExporterLister reports the collector's counters per exporter.

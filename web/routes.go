@@ -68,6 +68,10 @@ func (s *Server) routes() *mux.Router {
 	api.HandleFunc("/routers/{id}/undo", s.handleUndo).Methods(http.MethodPost)
 	api.HandleFunc("/routers/{id}/history", s.handleHistory).Methods(http.MethodGet)
 	api.HandleFunc("/exporters", s.handleExporters).Methods(http.MethodGet)
+	api.HandleFunc("/exporters/allowed", s.handleAllowedExporters).Methods(http.MethodGet)
+	api.HandleFunc("/exporters/allowed", s.handleAllowExporter).Methods(http.MethodPost)
+	api.HandleFunc("/exporters/allowed", s.handleDisallowExporter).Methods(http.MethodDelete)
+	api.HandleFunc("/status", s.handleStatus).Methods(http.MethodGet)
 	api.HandleFunc("/traffic", s.handleTraffic).Methods(http.MethodGet)
 	api.HandleFunc("/top/{dimension}", s.handleTop).Methods(http.MethodGet)
 	api.HandleFunc("/flows", s.handleFlows).Methods(http.MethodGet)
@@ -86,10 +90,18 @@ func (s *Server) routes() *mux.Router {
 	return r
 }
 
-// handleHealthz says the process serves HTTP; it reveals nothing else.
+// handleHealthz says the process serves HTTP and the store writes: 200
+// "ok", or 503 "store: writes failing" while the writer cannot write (disk
+// full, read-only file system). It reveals no detail (the console's Fleet
+// page and /api/v1/status do, after login).
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	if s.deps.Health != nil && !s.deps.Health.Health().OK {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("store: writes failing\n"))
+		return
+	}
 	_, _ = w.Write([]byte("ok\n"))
 }
 

@@ -6,7 +6,8 @@ import (
 )
 
 // Environment variables that override the listen addresses of the
-// configuration file in `flowbox serve` and `flowbox check`, for containers
+// configuration file (and add allowed exporters) in `flowbox serve` and
+// `flowbox check`, for containers
 // (`podman run -e FLOWBOX_LISTEN_WEB=:9090 ...`). The command-line flags
 // --listen-web and --listen-netflow win over them. FLOWBOX_ADMIN_PASSWORD is
 // read by the web configuration itself (web.EnvAdminPassword).
@@ -15,6 +16,10 @@ const (
 	EnvListenWeb = "FLOWBOX_LISTEN_WEB"
 	// EnvListenNetflow overrides collector.listen: ADDR[,ADDR...].
 	EnvListenNetflow = "FLOWBOX_LISTEN_NETFLOW"
+	// EnvAllowedExporters adds to collector.allowed-exporters:
+	// PREFIX[,PREFIX...] (a container behind NAT sees its gateway's
+	// address for every router).
+	EnvAllowedExporters = "FLOWBOX_ALLOWED_EXPORTERS"
 )
 
 // envOverrides returns a configuration mutator that applies EnvListenWeb
@@ -40,6 +45,13 @@ func envOverrides(getenv func(string) string, fs *flag.FlagSet) func(*Config) {
 			}
 			if len(addrs) > 0 {
 				cfg.Collector.Listen = addrs
+			}
+		}
+		if v := strings.TrimSpace(getenv(EnvAllowedExporters)); v != "" {
+			for _, p := range strings.Split(v, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					cfg.Collector.AllowedExporters = append(cfg.Collector.AllowedExporters, p)
+				}
 			}
 		}
 	}

@@ -10,13 +10,18 @@ import (
 
 func TestEnvOverrides(t *testing.T) {
 	vars := map[string]string{
-		EnvListenWeb:     " 127.0.0.1:9090 ",
-		EnvListenNetflow: "127.0.0.1:12055, ,127.0.0.1:14739",
+		EnvListenWeb:        " 127.0.0.1:9090 ",
+		EnvListenNetflow:    "127.0.0.1:12055, ,127.0.0.1:14739",
+		EnvAllowedExporters: "10.88.0.0/16, 192.0.2.7",
 	}
 	getenv := func(k string) string { return vars[k] }
 
 	cfg := DefaultConfig()
+	cfg.Collector.AllowedExporters = []string{"198.51.100.0/24"}
 	envOverrides(getenv, nil)(&cfg)
+	if want := []string{"198.51.100.0/24", "10.88.0.0/16", "192.0.2.7"}; !slices.Equal(cfg.Collector.AllowedExporters, want) {
+		t.Errorf("collector.allowed-exporters = %q, want %q", cfg.Collector.AllowedExporters, want)
+	}
 	if cfg.Web.Listen != "127.0.0.1:9090" {
 		t.Errorf("web.listen = %q", cfg.Web.Listen)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -33,6 +34,7 @@ type app struct {
 	store     *store.Store
 	enricher  *enrich.Enricher
 	collector *collector.Collector
+	trust     *collector.Allowlist
 	prov      *provision.Provisioner
 	web       *web.Server
 }
@@ -73,9 +75,13 @@ func (a *app) build() error {
 	// The ingest pipeline: readers decode, enrichment labels each batch in
 	// place, the store's one queue and writer take it; the collector's
 	// per-exporter table counts every outcome.
+	// Trusted exporters: the onboarded routers' addresses, the configured
+	// prefixes and those accepted from the console (loaded at start).
+	a.trust = collector.NewAllowlist(st, cfg.Collector.AllowedPrefixes())
 	coll, err := collector.New(cfg.Collector, collector.Deps{
 		Sink:       st,
 		Stage:      enr,
+		Trust:      a.trust,
 		Logger:     logger.With("component", "collector"),
 		Registerer: a.reg,
 	})
@@ -101,6 +107,8 @@ func (a *app) build() error {
 		Collector:   coll,
 		Users:       st,
 		Names:       enr,
+		Trust:       exporterTrust{a},
+		Health:      st,
 		Gatherer:    a.reg,
 		Registerer:  a.reg,
 		Logger:      logger.With("component", "web"),
@@ -138,6 +146,9 @@ func (a *app) run(ctx context.Context) error {
 		return fmt.Errorf("cannot read the saved exporter counters: %w", err)
 	}
 	a.collector.Restore(saved)
+	if err := a.reloadTrust(ctx); err != nil {
+		return err
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	// The writer outlives the collector: its context ends when the
@@ -212,9 +223,13 @@ func (a *app) saveStatsLoop(ctx context.Context, done <-chan struct{}) {
 	for {
 		select {
 		case <-t.C:
-			// Routers added by `flowbox router add` in another process.
+			// Routers added by `flowbox router add` and exporters accepted
+			// by `flowbox exporters allow` in another process.
 			if err := a.store.ReloadRouters(ctx); err != nil && ctx.Err() == nil {
 				a.logger.Warn("cannot reload routers", "err", err)
+			}
+			if err := a.reloadTrust(ctx); err != nil && ctx.Err() == nil {
+				a.logger.Warn("cannot reload the allowed exporters", "err", err)
 			}
 			save()
 		case <-ctx.Done():
@@ -240,3 +255,47 @@ func collectorPort(listen []string) (int, bool) {
 	return 0, false
 }
 
+// reloadTrust sets the collector's allowed prefixes to the configured ones
+// and those accepted from the console or the command line.
+func (a *app) reloadTrust(ctx context.Context) error {
+	accepted, err := a.store.AllowedExporters(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot load the allowed exporters: %w", err)
+	}
+	ps := a.cfg.Collector.AllowedPrefixes()
+	for _, e := range accepted {
+		ps = append(ps, e.Prefix)
+	}
+	a.trust.SetPrefixes(ps)
+	return nil
+}
+
+// exporterTrust is the console's web.ExporterTrust: accepted prefixes are
+// kept in the store and take effect at once.
+type exporterTrust struct{ a *app }
+
+// AllowedExporters implements web.ExporterTrust.
+func (t exporterTrust) AllowedExporters(ctx context.Context) ([]web.AllowedPrefix, error) {
+	accepted, err := t.a.store.AllowedExporters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return web.AllowedList(t.a.cfg.Collector.AllowedPrefixes(), accepted), nil
+}
+
+// AllowExporter implements web.ExporterTrust.
+func (t exporterTrust) AllowExporter(ctx context.Context, p netip.Prefix, by string) error {
+	if err := t.a.store.AllowExporter(ctx, p, by); err != nil {
+		return err
+	}
+	return t.a.reloadTrust(ctx)
+}
+
+// DisallowExporter implements web.ExporterTrust.
+func (t exporterTrust) DisallowExporter(ctx context.Context, p netip.Prefix) (bool, error) {
+	ok, err := t.a.store.DisallowExporter(ctx, p)
+	if err != nil || !ok {
+		return ok, err
+	}
+	return true, t.a.reloadTrust(ctx)
+}

@@ -26,6 +26,14 @@ type statsRow struct {
 	FirstSeen       *time.Time        `json:"first_seen"`
 	LastSeen        *time.Time        `json:"last_seen"`
 	LostFlows       uint64            `json:"lost_flows"`
+	// Trusted is false for a source that is neither an onboarded router
+	// nor allowed (collector.allowed-exporters, `flowbox exporters
+	// allow`): its flows are counted, not stored.
+	Trusted bool `json:"trusted"`
+	// SetsNoTemplate counts data sets dropped while waiting for their
+	// template (sets, not flows).
+	SetsNoTemplate uint64            `json:"sets_no_template"`
+	DecodeErrors   map[string]uint64 `json:"decode_errors"`
 }
 
 // runStats prints, per exporter, what the collector received and what the
@@ -57,6 +65,10 @@ func runStats(ctx context.Context, e *env, args []string) error {
 			Exporter: s.Exporter.String(), Router: s.RouterName, RouterID: s.RouterID,
 			PacketsReceived: s.Packets, FlowsReceived: s.FlowsReceived, FlowsStored: s.FlowsStored,
 			DroppedByReason: s.FlowsDropped, Bytes: s.Bytes, Packets: s.PacketsSum, LostFlows: s.LostFlows,
+			Trusted: s.Trusted, SetsNoTemplate: s.SetsNoTemplate, DecodeErrors: s.DecodeErrors,
+		}
+		if r.DecodeErrors == nil {
+			r.DecodeErrors = map[string]uint64{}
 		}
 		for _, n := range s.FlowsDropped {
 			r.FlowsDropped += n
@@ -96,8 +108,10 @@ func printStatsTable(w io.Writer, rows []statsRow) error {
 		switch {
 		case router == "" && r.RouterID != 0:
 			router = fmt.Sprintf("#%d (removed)", r.RouterID)
+		case router == "" && !r.Trusted:
+			router = "untrusted (not stored)"
 		case router == "":
-			router = "unknown exporter"
+			router = "allowed exporter"
 		}
 		dropped := fmt.Sprint(r.FlowsDropped)
 		if r.FlowsDropped > 0 {

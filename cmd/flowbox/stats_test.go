@@ -49,7 +49,11 @@ func TestStatsWhileServing(t *testing.T) {
 	}
 	if err := st.SaveExporterStats(ctx, []store.ExporterStats{{
 		Exporter: netip.MustParseAddr("127.0.0.2"), Packets: 4, FlowsReceived: 25, LostFlows: 3,
-		FlowsDropped: map[string]uint64{"no_template": 5}, FirstSeen: now.Add(-time.Minute), LastSeen: now,
+		FlowsDropped: map[string]uint64{"no_template": 5}, FirstSeen: now.Add(-time.Minute), LastSeen: now, Trusted: true,
+	}, {
+		// A source that is no router and not allowed: counted, not stored.
+		Exporter: netip.MustParseAddr("198.51.100.9"), Packets: 2, FlowsReceived: 60,
+		FlowsDropped: map[string]uint64{store.DropUntrusted: 60}, FirstSeen: now, LastSeen: now,
 	}}); err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +62,7 @@ func TestStatsWhileServing(t *testing.T) {
 			return false, "no flow of router 1 yet"
 		}
 		sums, err := st.ExporterSummaries(ctx)
-		if err != nil || len(sums) != 2 {
+		if err != nil || len(sums) != 3 {
 			return false, fmt.Sprintf("summaries %+v, %v", sums, err)
 		}
 		return sums[0].FlowsStored+sums[1].FlowsStored == 30, fmt.Sprintf("%d stored", sums[0].FlowsStored+sums[1].FlowsStored)
@@ -72,10 +76,10 @@ func TestStatsWhileServing(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rows); err != nil {
 		t.Fatalf("bad JSON %q: %v", out.String(), err)
 	}
-	if len(rows) != 2 {
+	if len(rows) != 3 {
 		t.Fatalf("got %d rows: %s", len(rows), out.String())
 	}
-	for _, k := range []string{"exporter", "router", "flows_received", "flows_stored", "flows_dropped", "bytes", "packets", "first_seen", "last_seen", "lost_flows"} {
+	for _, k := range []string{"exporter", "router", "flows_received", "flows_stored", "flows_dropped", "bytes", "packets", "first_seen", "last_seen", "lost_flows", "trusted"} {
 		if _, ok := rows[0][k]; !ok {
 			t.Errorf("key %q missing", k)
 		}
@@ -85,14 +89,19 @@ func TestStatsWhileServing(t *testing.T) {
 		r["flows_dropped"] != 5.0 || r["bytes"] != 2000.0 || r["packets"] != 40.0 || r["lost_flows"] != 3.0 {
 		t.Fatalf("row for 127.0.0.2 = %v", r)
 	}
-	if rows[1]["exporter"] != "127.0.0.3" || rows[1]["router"] != "" || rows[1]["flows_stored"] != 10.0 {
+	if rows[1]["exporter"] != "127.0.0.3" || rows[1]["router"] != "" || rows[1]["flows_stored"] != 10.0 || rows[1]["trusted"] != true {
 		t.Fatalf("row for 127.0.0.3 = %v", rows[1])
+	}
+	if u := rows[2]; u["exporter"] != "198.51.100.9" || u["trusted"] != false || u["flows_received"] != 60.0 ||
+		u["flows_stored"] != 0.0 || u["flows_dropped"] != 60.0 {
+		t.Fatalf("row for the untrusted 198.51.100.9 = %v", u)
 	}
 	out.Reset()
 	if err := run(ctx, e, []string{"stats", "--data-dir", dir}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "unknown exporter") || !strings.Contains(out.String(), "no_template 5") {
+	if !strings.Contains(out.String(), "allowed exporter") || !strings.Contains(out.String(), "no_template 5") ||
+		!strings.Contains(out.String(), "untrusted (not stored)") || !strings.Contains(out.String(), "untrusted 60") {
 		t.Fatalf("table:\n%s", out.String())
 	}
 	cancel()
