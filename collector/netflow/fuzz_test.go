@@ -43,7 +43,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(ipfixMessage(secs, 0, 0, set(3, 0, ipfixOptTmpl(300, []fld{{302, 2, 0}}, []fld{{305, 4, 0}, {306, 4, 0}, {160, 8, 0}}))))
 	f.Add(v9Packet(10, secs, 0, 0, set(1, 2, v9OptTmpl(257, []fld{{1, 4, 0}}, []fld{{48, 1, 0}, {34, 4, 0}}))))
 
-	cfg := Config{TemplateTTL: time.Minute, MaxTemplates: 8, MaxPending: 4, PendingTTL: time.Minute, MaxPendingBytes: 4096, MaxExporters: 2}
+	cfg := Config{TemplateTTL: time.Minute, MaxTemplates: 8, MaxTemplatesPerDomain: 3, MaxPending: 4, PendingTTL: time.Minute, MaxPendingBytes: 4096, MaxExporters: 2}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d := New(cfg)
 		var flows []store.Flow
@@ -69,8 +69,11 @@ func FuzzDecode(f *testing.F) {
 			if n := len(flows) - before; n > len(b)+cfg.MaxPendingBytes {
 				t.Fatalf("decode %d: %d flows from %d bytes", i, n, len(b))
 			}
-			if len(d.templates) > cfg.MaxTemplates {
-				t.Fatalf("%d templates, bound %d", len(d.templates), cfg.MaxTemplates)
+			if err := d.checkInvariants(); err != nil {
+				t.Fatalf("decode %d: %v", i, err)
+			}
+			if d.templates > cfg.MaxTemplates {
+				t.Fatalf("%d templates, bound %d", d.templates, cfg.MaxTemplates)
 			}
 			total := 0
 			for _, e := range d.exporters {

@@ -34,7 +34,7 @@ func (d *Decoder) decodeLegacy(dst []store.Flow, e *exporter, from netip.AddrPor
 		hasUptime: true,
 		exportMs:  int64(binary.BigEndian.Uint32(b[8:12]))*1000 + int64(binary.BigEndian.Uint32(b[12:16])/1e6),
 		nowMs:     nowNs / 1e6,
-		override:  d.cfg.SamplingOverride[from.Addr()],
+		override:  e.override,
 	}
 	var seq uint32
 	var rate uint32
@@ -45,6 +45,9 @@ func (d *Decoder) decodeLegacy(dst []store.Flow, e *exporter, from netip.AddrPor
 		rate = uint32(binary.BigEndian.Uint16(b[22:24]) & 0x3fff)
 	}
 	c.dom = d.domain(e, version, c.domainID, nowNs)
+	if c.dom.clock.wentBack(c.uptime, binary.BigEndian.Uint32(b[8:12])) {
+		d.restartDomain(c.dom)
+	}
 	c.dom.rate = rate
 	if c.override != 0 {
 		rate = c.override
@@ -88,7 +91,11 @@ func (d *Decoder) decodeLegacy(dst []store.Flow, e *exporter, from netip.AddrPor
 		f.SamplingRate = rate
 	}
 	if version == 5 {
-		d.addLost(e, c.dom.seq.observe(seq, uint32(n), true, maxGapRecords))
+		lost, restarted := c.dom.seq.observe(seq, uint32(n), binary.BigEndian.Uint32(b[8:12]), true, maxGapRecords, maxRateRecords)
+		if restarted {
+			d.countRestart(c.dom.e)
+		}
+		d.addLost(e, lost)
 	}
 	if count > avail {
 		return dst, errorf(ReasonBadLength, hlen+n*legacyRecLen, "header count %d, but %d bytes hold %d records", count, len(b), avail)

@@ -31,16 +31,26 @@ import (
 // Config bounds and tunes a Decoder. Zero fields take the DefaultConfig
 // value.
 type Config struct {
-	// TemplateTTL is how long a template that is not refreshed is kept.
+	// TemplateTTL is how long a template that is not refreshed is kept. A
+	// negative value (NoExpiry) keeps templates until they are redefined,
+	// withdrawn or evicted: for a capture file, whose packets may lie days
+	// apart, a template lives for the whole file.
 	TemplateTTL time.Duration
 	// MaxTemplates bounds the whole template cache (templates and options
-	// templates of every exporter). A template beyond it is refused and
-	// counted (reason "template_limit").
+	// templates of every exporter). When it is full, a new template takes
+	// the place of the oldest template of the exporter that holds the most,
+	// so that no exporter can starve the others.
 	MaxTemplates int
+	// MaxTemplatesPerDomain bounds the templates of one exporter address and
+	// observation domain (v9 source id): beyond it a new template takes the
+	// place of that domain's oldest. Evictions are counted per exporter
+	// (ExporterStats.TemplatesEvicted).
+	MaxTemplatesPerDomain int
 	// MaxPending bounds, per exporter, the data sets kept while waiting for
 	// their template; the oldest is dropped (and counted) beyond it.
 	MaxPending int
-	// PendingTTL is how long such a data set waits before it is dropped.
+	// PendingTTL is how long such a data set waits before it is dropped. A
+	// negative value (NoExpiry) lets it wait as long as the bounds allow.
 	PendingTTL time.Duration
 	// MaxPendingBytes bounds the bytes of all waiting data sets together.
 	MaxPendingBytes int
@@ -52,31 +62,40 @@ type Config struct {
 	SamplingOverride map[netip.Addr]uint32
 }
 
+// NoExpiry, as Config.TemplateTTL or Config.PendingTTL, turns expiry off:
+// `flowbox decode` uses it, because the packets of a capture file may have
+// been captured days apart.
+const NoExpiry time.Duration = -1
+
 // DefaultConfig returns the decoder defaults.
 func DefaultConfig() Config {
 	return Config{
-		TemplateTTL:     30 * time.Minute,
-		MaxTemplates:    4096,
-		MaxPending:      64,
-		PendingTTL:      2 * time.Minute,
-		MaxPendingBytes: 16 << 20,
-		MaxExporters:    4096,
+		TemplateTTL:           30 * time.Minute,
+		MaxTemplates:          65536,
+		MaxTemplatesPerDomain: 1024,
+		MaxPending:            64,
+		PendingTTL:            2 * time.Minute,
+		MaxPendingBytes:       16 << 20,
+		MaxExporters:          4096,
 	}
 }
 
 // withDefaults fills the zero fields of c.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.TemplateTTL <= 0 {
+	if c.TemplateTTL == 0 {
 		c.TemplateTTL = d.TemplateTTL
 	}
 	if c.MaxTemplates <= 0 {
 		c.MaxTemplates = d.MaxTemplates
 	}
+	if c.MaxTemplatesPerDomain <= 0 {
+		c.MaxTemplatesPerDomain = d.MaxTemplatesPerDomain
+	}
 	if c.MaxPending <= 0 {
 		c.MaxPending = d.MaxPending
 	}
-	if c.PendingTTL <= 0 {
+	if c.PendingTTL == 0 {
 		c.PendingTTL = d.PendingTTL
 	}
 	if c.MaxPendingBytes <= 0 {
@@ -96,7 +115,7 @@ const (
 	ReasonBadSet          = "bad_set"          // a set/flowset header is inconsistent
 	ReasonBadTemplate     = "bad_template"     // a template definition is inconsistent
 	ReasonTruncatedRecord = "truncated_record" // a data record runs past its set
-	ReasonTemplateLimit   = "template_limit"   // the template cache is full
+	ReasonTemplateLimit   = "template_limit"   // a template quota evicted this exporter's own templates
 )
 
 // Reasons lists every Reason an *Error can carry, for metrics that are
@@ -135,7 +154,13 @@ type Decoder struct {
 
 	exporters map[netip.Addr]*exporter
 	last      *exporter
-	templates map[templateKey]*template
+	// lru lists the exporters, most recently heard first: the last one is
+	// forgotten when MaxExporters is reached.
+	lru exporterList
+	// byTemplates is a max-heap of the exporters by number of templates:
+	// its top pays when the whole cache is full.
+	byTemplates []*exporter
+	templates   int // templates cached, of every exporter
 
 	pendingBytes int
 	nextSweep    int64 // unix ns of the next expiry sweep
@@ -147,7 +172,8 @@ type Decoder struct {
 }
 
 // sweepInterval is how often (in decode time) expired templates and
-// pending data sets of silent exporters are swept.
+// pending data sets are swept. A sweep visits every exporter once and pops
+// only expired templates from the head of each exporter's age-ordered list.
 const sweepInterval = time.Minute
 
 // New returns a Decoder with cfg (zero fields take their default).
@@ -155,7 +181,6 @@ func New(cfg Config) *Decoder {
 	return &Decoder{
 		cfg:       cfg.withDefaults(),
 		exporters: make(map[netip.Addr]*exporter),
-		templates: make(map[templateKey]*template),
 	}
 }
 
@@ -167,7 +192,8 @@ func New(cfg Config) *Decoder {
 // the flows decoded before the fault and an *Error.
 func (d *Decoder) Decode(dst []store.Flow, from netip.AddrPort, b []byte, now time.Time) ([]store.Flow, error) {
 	nowNs := now.UnixNano()
-	if nowNs >= d.nextSweep {
+	if nowNs >= d.nextSweep || nowNs < d.nextSweep-2*int64(sweepInterval) {
+		// (The second test restarts sweeping when the clock went back.)
 		d.sweep(nowNs)
 		d.nextSweep = nowNs + int64(sweepInterval)
 	}

@@ -25,21 +25,21 @@ type pendingSet struct {
 // template arrives, within the per-exporter and global bounds.
 func (d *Decoder) addPending(c *pktCtx, id uint16, body []byte, nowNs int64) {
 	e := c.e
+	e.stats.NoTemplateSets++
 	e.stats.NoTemplateRecords++
 	d.sum.NoTemplateSets++
 	d.expirePending(e, nowNs)
 	if len(e.pending) >= d.cfg.MaxPending {
-		d.dropPending(e, 0)
+		d.dropPending(e, 0, false)
 		e.pending = e.pending[:copy(e.pending, e.pending[1:])]
 	}
 	for d.pendingBytes+len(body) > d.cfg.MaxPendingBytes && len(e.pending) > 0 {
-		d.dropPending(e, 0)
+		d.dropPending(e, 0, false)
 		e.pending = e.pending[:copy(e.pending, e.pending[1:])]
 	}
 	if d.pendingBytes+len(body) > d.cfg.MaxPendingBytes {
 		// Other exporters hold the budget: this set is dropped.
-		e.stats.PendingDropped++
-		d.sum.PendingDropped++
+		d.countPendingDropped(e, false)
 		return
 	}
 	var buf []byte
@@ -60,21 +60,37 @@ func (d *Decoder) addPending(c *pktCtx, id uint16, body []byte, nowNs int64) {
 	d.pendingBytes += len(body)
 }
 
-// dropPending counts entry i of e's pending sets as dropped and releases
-// its bytes (the caller removes it from the slice).
-func (d *Decoder) dropPending(e *exporter, i int) {
+// dropPending counts entry i of e's pending sets as dropped (expired, or
+// evicted by a bound) and releases its bytes (the caller removes it from
+// the slice).
+func (d *Decoder) dropPending(e *exporter, i int, expired bool) {
 	d.pendingBytes -= len(e.pending[i].data)
+	d.countPendingDropped(e, expired)
+}
+
+// countPendingDropped counts a waiting data set of e that was dropped.
+func (d *Decoder) countPendingDropped(e *exporter, expired bool) {
 	e.stats.PendingDropped++
 	d.sum.PendingDropped++
+	if expired {
+		e.stats.PendingSetsExpired++
+		d.sum.PendingSetsExpired++
+	} else {
+		e.stats.PendingSetsEvicted++
+		d.sum.PendingSetsEvicted++
+	}
 }
 
 // expirePending drops e's waiting data sets older than PendingTTL.
 func (d *Decoder) expirePending(e *exporter, nowNs int64) {
 	ttl := int64(d.cfg.PendingTTL)
+	if ttl < 0 {
+		return
+	}
 	n := 0
 	for i := range e.pending {
 		if nowNs-e.pending[i].arrived > ttl {
-			d.dropPending(e, i)
+			d.dropPending(e, i, true)
 			continue
 		}
 		e.pending[n], e.pending[i] = e.pending[i], e.pending[n]
@@ -91,7 +107,10 @@ func (d *Decoder) decodePending(dst []store.Flow, e *exporter, nowNs int64) []st
 	n := 0
 	for i := range e.pending {
 		p := &e.pending[i]
-		t := d.lookupTemplate(templateKey{addr: e.addr, domain: p.domain, id: p.id, version: p.version}, nowNs)
+		var t *template
+		if dom := e.domains[domainKey{version: p.version, id: p.domain}]; dom != nil {
+			t = d.lookupTemplate(dom, p.id, nowNs)
+		}
 		if t == nil {
 			e.pending[n], e.pending[i] = e.pending[i], e.pending[n]
 			n++
@@ -106,14 +125,19 @@ func (d *Decoder) decodePending(dst []store.Flow, e *exporter, nowNs int64) []st
 			uptime:    p.uptime,
 			hasUptime: p.hasUptime,
 			nowMs:     nowNs / 1e6,
-			override:  d.cfg.SamplingOverride[e.addr],
+			override:  e.override,
 		}
-		c.dom = d.domain(e, p.version, p.domain, nowNs)
+		c.dom = t.dom
 		var records int
 		var err *Error
 		dst, records, err = d.decodeDataSet(dst, &c, t, p.data, 0)
+		if c.nfix > 0 {
+			d.fixBootTimes(dst, &c)
+		}
 		e.stats.PendingDecoded += uint64(records)
 		d.sum.PendingDecoded += uint64(records)
+		e.stats.PendingSetsDecoded++
+		d.sum.PendingSetsDecoded++
 		if err != nil {
 			d.count(e, err.Reason)
 		}

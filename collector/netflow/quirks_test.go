@@ -19,7 +19,7 @@ func dec(t *testing.T, d *Decoder, from netip.AddrPort, b []byte, now time.Time)
 	return flows
 }
 
-func statsOf(t *testing.T, d *Decoder, a netip.AddrPort) ExporterStats {
+func statsOf(t testing.TB, d *Decoder, a netip.AddrPort) ExporterStats {
 	t.Helper()
 	for _, s := range d.Stats() {
 		if s.Exporter == a.Addr() {
@@ -120,28 +120,64 @@ func TestIPFIXTimeFields(t *testing.T) {
 }
 
 // TestRouterOSUptimeTimes: IPFIX 21/22 without systemInitTimeMilliseconds
-// (RouterOS 6) anchor the flow's end on the export time and keep its
-// duration; once an options record gives IE 160, times are absolute.
+// (RouterOS 6) are placed on the exporter's boot time estimated from the
+// largest end uptime per export second (routeros.go): durations are kept,
+// the estimate only moves earlier, an uptime reset starts it over (a
+// restart), the 49.7-day uptime wrap does not; once an options record
+// gives IE 160, times are absolute.
 func TestRouterOSUptimeTimes(t *testing.T) {
 	d := New(DefaultConfig())
+	later := tNow.Add(time.Hour) // received late: no clamping to the receive time
 	fields := []fld{{22, 4, 0}, {21, 4, 0}, {1, 4, 0}}
-	rec := cat(u(4, 2_666_794_170), u(4, 2_666_799_170), u(4, 100))
-	f := dec(t, d, exporterA, ipfixMessage(secs, 0, 0, set(2, 0, tmpl(258, fields...)), set(258, 0, rec)), tNow)
-	if f[0].End != exportMs || f[0].Start != exportMs-5000 {
-		t.Errorf("without 160: %d..%d", f[0].Start-exportMs, f[0].End-exportMs)
+	rec := func(first, last uint32) []byte { return cat(u(4, uint64(first)), u(4, uint64(last)), u(4, 100)) }
+	const x = 2_666_799_170
+	// The latest record bounds the boot time: it ends at most 1 s after
+	// the export second; the other keeps its place relative to it.
+	f := dec(t, d, exporterA, ipfixMessage(secs, 0, 0, set(2, 0, tmpl(258, fields...)), set(258, 0, rec(x-8000, x-3000), rec(x-5000, x))), later)
+	if f[1].End != exportMs+1000 || f[1].Start != exportMs-4000 || f[0].End != exportMs-2000 || f[0].Start != exportMs-7000 {
+		t.Errorf("first message: %d..%d and %d..%d", f[0].Start-exportMs, f[0].End-exportMs, f[1].Start-exportMs, f[1].End-exportMs)
 	}
-	// Across an uptime wrap inside the flow.
-	f = dec(t, d, exporterA, ipfixMessage(secs, 1, 0, set(258, 0, cat(u(4, 0xffffff00), u(4, 0x100), u(4, 1)))), tNow)
-	if f[0].End-f[0].Start != 0x200 {
-		t.Errorf("wrap inside flow: duration %d", f[0].End-f[0].Start)
+	// 10 s later, a record whose end is 400 ms later than the estimate
+	// allows: the estimate moves 400 ms earlier (never later).
+	f = dec(t, d, exporterA, ipfixMessage(secs+10, 2, 0, set(258, 0, rec(x+10_000, x+10_400), rec(x+9_000, x+9_500))), later)
+	if f[0].End != exportMs+11_000 || f[1].End != exportMs+10_100 {
+		t.Errorf("refined: ends %d and %d, want 11000 and 10100", f[0].End-exportMs, f[1].End-exportMs)
+	}
+	f = dec(t, d, exporterA, ipfixMessage(secs+20, 4, 0, set(258, 0, rec(x+15_000, x+15_000))), later)
+	if f[0].End != exportMs+15_600 {
+		t.Errorf("a record exported 5 s after its end: end %d, want 15600", f[0].End-exportMs)
+	}
+	if s := statsOf(t, d, exporterA); s.Restarts != 0 {
+		t.Errorf("%d restarts", s.Restarts)
+	}
+	// The router restarted: uptimes start over.
+	f = dec(t, d, exporterA, ipfixMessage(secs+100, 0, 0, set(258, 0, rec(1000, 30_000))), later)
+	if f[0].End != exportMs+101_000 || f[0].Start != exportMs+72_000 {
+		t.Errorf("after the restart: %d..%d", f[0].Start-exportMs, f[0].End-exportMs)
+	}
+	if s := statsOf(t, d, exporterA); s.Restarts != 1 {
+		t.Errorf("%d restarts, want 1", s.Restarts)
+	}
+	// The uptime wraps (49.7 days) between two messages and inside a flow:
+	// the estimate holds, the duration is kept.
+	d = New(DefaultConfig())
+	dec(t, d, exporterA, ipfixMessage(secs, 0, 0, set(2, 0, tmpl(258, fields...)), set(258, 0, rec(0xffffff00-5000, 0xffffff00))), later)
+	f = dec(t, d, exporterA, ipfixMessage(secs+1, 1, 0, set(258, 0, rec(0xffffff00, 0x100))), later)
+	if f[0].End-f[0].Start != 0x200 || f[0].End != exportMs+1000+0x200 {
+		t.Errorf("wrap: %d..%d", f[0].Start-exportMs, f[0].End-exportMs)
+	}
+	if s := statsOf(t, d, exporterA); s.Restarts != 0 {
+		t.Errorf("the wrap counted %d restarts", s.Restarts)
 	}
 	// An options record with IE 160 (scope: meteringProcessId 143).
+	d = New(DefaultConfig())
+	dec(t, d, exporterA, ipfixMessage(secs, 0, 0, set(2, 0, tmpl(258, fields...))), later)
 	boot := exportMs - 2_666_800_000
 	opt := ipfixMessage(secs, 2, 0,
 		set(3, 0, ipfixOptTmpl(600, []fld{{143, 4, 0}}, []fld{{160, 8, 0}})),
 		set(600, 0, cat(u(4, 1), u(8, uint64(boot)))))
-	dec(t, d, exporterA, opt, tNow)
-	f = dec(t, d, exporterA, ipfixMessage(secs, 3, 0, set(258, 0, rec)), tNow)
+	dec(t, d, exporterA, opt, later)
+	f = dec(t, d, exporterA, ipfixMessage(secs, 3, 0, set(258, 0, rec(2_666_794_170, 2_666_799_170))), later)
 	if f[0].Start != boot+2_666_794_170 || f[0].End != boot+2_666_799_170 {
 		t.Errorf("with 160 from options: %d..%d", f[0].Start-exportMs, f[0].End-exportMs)
 	}
@@ -303,30 +339,51 @@ func TestIPFIXWithdrawal(t *testing.T) {
 func TestTemplateTTLAndLimit(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.TemplateTTL = time.Minute
-	cfg.MaxTemplates = 2
+	cfg.MaxTemplates = 3
+	cfg.MaxTemplatesPerDomain = 2
 	d := New(cfg)
 	fields := []fld{{1, 4, 0}}
-	dec(t, d, exporterA, ipfixMessage(secs, 0, 0, set(2, 0, tmpl(256, fields...), tmpl(257, fields...))), tNow)
-	_, err := d.Decode(nil, exporterB, ipfixMessage(secs, 0, 0, set(2, 0, tmpl(256, fields...)), set(256, 0, u(4, 1))), tNow)
+	// A third template in one domain takes the place of the domain's
+	// oldest, and the datagram says so.
+	_, err := d.Decode(nil, exporterA, ipfixMessage(secs, 0, 0, set(2, 0, tmpl(256, fields...), tmpl(257, fields...), tmpl(258, fields...))), tNow)
 	var de *Error
 	if !errors.As(err, &de) || de.Reason != ReasonTemplateLimit {
-		t.Fatalf("third template: err %v, want template_limit", err)
+		t.Fatalf("third template of a domain: err %v, want template_limit", err)
 	}
-	if s := statsOf(t, d, exporterB); s.Errors[ReasonTemplateLimit] != 1 || s.NoTemplateRecords != 1 {
-		t.Errorf("exporter B stats %+v", s)
+	if s := statsOf(t, d, exporterA); s.Templates != 2 || s.TemplatesEvicted != 1 || s.Errors[ReasonTemplateLimit] != 1 {
+		t.Errorf("exporter A stats %+v", s)
 	}
-	// Refreshing does not count against the bound.
-	dec(t, d, exporterA, ipfixMessage(secs, 0, 0, set(2, 0, tmpl(256, fields...))), tNow.Add(30*time.Second))
-	// After the TTL, 257 (not refreshed) has expired; 256 is still live.
-	f := dec(t, d, exporterA, ipfixMessage(secs, 0, 0, set(256, 0, u(4, 1)), set(257, 0, u(4, 2))), tNow.Add(61*time.Second))
-	if len(f) != 1 || f[0].TemplateID != 256 {
+	if f := dec(t, d, exporterA, ipfixMessage(secs, 0, 0, set(256, 0, u(4, 1)), set(258, 0, u(4, 2))), tNow); len(f) != 1 || f[0].TemplateID != 258 {
+		t.Errorf("after the quota: %+v", f)
+	}
+	// Another domain of A has its own quota, within the cache's bound.
+	dec(t, d, exporterA, ipfixMessage(secs, 0, 9, set(2, 0, tmpl(256, fields...))), tNow)
+	// The cache is full (3): B's template takes the place of the oldest
+	// template of A (who holds the most), not of B's; B is not at fault.
+	f := dec(t, d, exporterB, ipfixMessage(secs, 0, 0, set(2, 0, tmpl(256, fields...)), set(256, 0, u(4, 7))), tNow.Add(10*time.Second))
+	if len(f) != 1 || f[0].Bytes != 7 {
+		t.Errorf("exporter B with a full cache: %+v", f)
+	}
+	if a, b := statsOf(t, d, exporterA), statsOf(t, d, exporterB); a.Templates != 2 || a.TemplatesEvicted != 2 || b.Templates != 1 || b.TemplatesEvicted != 0 || len(b.Errors) != 0 {
+		t.Errorf("A %+v\nB %+v", a, b)
+	}
+	// Refreshing does not count against the bound, and moves 258 after
+	// 257... which is gone: A holds 258 (domain 0) and 256 (domain 9).
+	dec(t, d, exporterA, ipfixMessage(secs, 0, 0, set(2, 0, tmpl(258, fields...))), tNow.Add(30*time.Second))
+	// After the TTL, A's domain-9 template (not refreshed) and B's have
+	// expired; 258 is still live.
+	f = dec(t, d, exporterA, ipfixMessage(secs, 0, 0, set(258, 0, u(4, 1))), tNow.Add(75*time.Second))
+	if len(f) != 1 || f[0].TemplateID != 258 {
 		t.Errorf("after TTL: %+v", f)
 	}
-	// Expiry freed room: exporter B's template now fits, and its waiting
-	// data set is decoded.
-	f = dec(t, d, exporterB, ipfixMessage(secs, 0, 0, set(2, 0, tmpl(256, fields...))), tNow.Add(61*time.Second))
-	if len(f) != 1 || f[0].Bytes != 1 || f[0].Exporter != exporterB {
-		t.Errorf("exporter B after room was made: %+v", f)
+	if f := dec(t, d, exporterA, ipfixMessage(secs, 0, 9, set(256, 0, u(4, 1))), tNow.Add(75*time.Second)); len(f) != 0 {
+		t.Errorf("expired template used: %+v", f)
+	}
+	if s := statsOf(t, d, exporterA); s.TemplatesExpired != 1 || s.Templates != 1 {
+		t.Errorf("exporter A after TTL: %+v", s)
+	}
+	if err := d.checkInvariants(); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -342,7 +399,7 @@ func TestPendingDataBeforeTemplate(t *testing.T) {
 		}
 	}
 	s := statsOf(t, d, exporterA)
-	if s.NoTemplateRecords != 3 || s.PendingDropped != 1 {
+	if s.NoTemplateSets != 3 || s.PendingSetsEvicted != 1 {
 		t.Errorf("stats %+v", s)
 	}
 	// The template comes with one data set of its own: its record first,

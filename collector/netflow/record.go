@@ -30,6 +30,18 @@ type pktCtx struct {
 	nowMs     int64
 	// override is the configured sampling rate of the exporter, 0 if none.
 	override uint32
+
+	// IPFIX records with uptime-relative times and no IE 160 (RouterOS):
+	// their flows keep the raw uptimes until fixBootTimes makes them
+	// absolute, once every record of the message refined the boot time
+	// estimate. deferred says the current record's times are raw, fix
+	// lists the ranges of dst to fix, and bootCand is the message's
+	// smallest boot time candidate (routeros.go).
+	deferred bool
+	nfix     int
+	fix      [4]struct{ from, to int }
+	bootCand int64
+	hasCand  bool
 }
 
 // rec collects the values of one record that are combined once every field
@@ -379,38 +391,51 @@ func (c *pktCtx) samplingRate(r *rec) uint32 {
 // times returns the flow's start and end in unix ms: absolute fields first;
 // else uptime-relative fields (21/22) anchored on the header sysUptime (v9),
 // on systemInitTimeMilliseconds (IPFIX, from the record or an options
-// record) or, lacking both, on the export time (see routerOSUptimeTimes);
-// durations (161/162) fill a missing end; no time at all gives the export
-// time. End before start is clamped to start, and times in the future
-// beyond a small skew are clamped to the export (or receive) time.
+// record) or, lacking both, on the exporter's estimated boot time (see
+// routeros.go; the times are then raw uptimes, made absolute by
+// fixBootTimes); durations (161/162) fill a missing end; no time at all
+// gives the export time. End before start is clamped to start, and times in
+// the future beyond a small skew are clamped to the export (or receive)
+// time.
 func (c *pktCtx) times(r *rec) (start, end int64) {
 	hasStart, hasEnd := r.has(kStartMs), r.has(kEndMs)
 	start, end = r.startMs, r.endMs
 	hasFirst, hasLast := r.has(kFirst), r.has(kLast)
 	if (!hasStart || !hasEnd) && (hasFirst || hasLast) {
+		first, last := r.first, r.last
+		if !hasFirst {
+			first = last
+		}
+		if !hasLast {
+			last = first
+		}
 		var s, e int64
 		switch {
 		case c.hasUptime:
 			// v5/v9: modular 32-bit age against the header sysUptime, so
 			// that uptime wrapping (every 49.7 days) between the flow and
 			// the export is harmless.
-			s = c.exportMs - int64(int32(c.uptime-r.first))
-			e = c.exportMs - int64(int32(c.uptime-r.last))
+			s = c.exportMs - int64(int32(c.uptime-first))
+			e = c.exportMs - int64(int32(c.uptime-last))
 		case r.has(kSysInit) || c.dom.sysInitMs != 0:
+			// IPFIX with systemInitTimeMilliseconds: the uptime at export
+			// is the export time minus IE 160, and a flow's age is taken
+			// modulo 2^32 from it, in the past (an unsigned32 uptime
+			// wraps every 49.7 days; softflowd reading a file writes the
+			// uptime of packets older than its start modulo 2^32).
 			base := c.dom.sysInitMs
 			if r.has(kSysInit) {
 				base = r.sysInitMs
 			}
-			s = base + int64(r.first)
-			e = base + int64(r.last)
+			up := uint32(c.exportMs - base)
+			s = c.exportMs - pastAge(up-first)
+			e = c.exportMs - pastAge(up-last)
+		case !hasStart && !hasEnd:
+			c.noteBootCandidate(last)
+			c.deferred = true
+			return int64(first), int64(last)
 		default:
 			s, e = routerOSUptimeTimes(c.exportMs, r.first, r.last, hasFirst, hasLast)
-		}
-		if !hasFirst {
-			s = e
-		}
-		if !hasLast {
-			e = s
 		}
 		if !hasStart {
 			start, hasStart = s, true
@@ -436,6 +461,12 @@ func (c *pktCtx) times(r *rec) (start, end int64) {
 		end = start
 	}
 	return clampTimes(start, end, c.exportMs, c.nowMs)
+}
+
+// pastAge returns the age (ms) of a time whose uptime lies x before the
+// uptime at export, modulo 2^32: in [-maxFutureSkewMs, 2^32-maxFutureSkewMs).
+func pastAge(x uint32) int64 {
+	return int64(x+maxFutureSkewMs) - maxFutureSkewMs
 }
 
 // clampTimes clamps end < start to start, and any time after the reference
@@ -510,6 +541,8 @@ func (d *Decoder) decodeDataSet(dst []store.Flow, c *pktCtx, t *template, data [
 		return dst, records, nil
 	}
 	var r rec
+	first := len(dst)
+	c.deferred = false
 	for off := 0; len(data)-off >= t.minLen; {
 		if t.fixedLen == 0 && allZero(data[off:]) {
 			break // trailing padding (graylog trailingpadding)
@@ -519,7 +552,9 @@ func (d *Decoder) decodeDataSet(dst []store.Flow, c *pktCtx, t *template, data [
 		r.have = 0
 		n, ok := decodeFields(f, &r, t, data[off:])
 		if !ok {
-			return dst[:len(dst)-1], records, errorf(ReasonTruncatedRecord, setOff+off, "record of template %d runs past its set", t.key.id)
+			dst = dst[:len(dst)-1]
+			d.deferFix(dst, c, first)
+			return dst, records, errorf(ReasonTruncatedRecord, setOff+off, "record of template %d runs past its set", t.key.id)
 		}
 		off += n
 		records++
@@ -529,5 +564,6 @@ func (d *Decoder) decodeDataSet(dst []store.Flow, c *pktCtx, t *template, data [
 		f.Domain = c.domainID
 		c.finishFlow(f, &r)
 	}
+	d.deferFix(dst, c, first)
 	return dst, records, nil
 }

@@ -41,22 +41,31 @@ func (d *Decoder) decodeV9(dst []store.Flow, e *exporter, from netip.AddrPort, b
 	if len(b) < v9HeaderLen {
 		return dst, errorf(ReasonShortPacket, 0, "NetFlow v9 header needs %d bytes, have %d", v9HeaderLen, len(b))
 	}
+	secs := binary.BigEndian.Uint32(b[8:12])
 	c := pktCtx{
 		from:      from,
 		e:         e,
 		version:   9,
 		uptime:    binary.BigEndian.Uint32(b[4:8]),
 		hasUptime: true,
-		exportMs:  int64(binary.BigEndian.Uint32(b[8:12])) * 1000,
+		exportMs:  int64(secs) * 1000,
 		domainID:  binary.BigEndian.Uint32(b[16:20]),
 		nowMs:     nowNs / 1e6,
-		override:  d.cfg.SamplingOverride[from.Addr()],
+		override:  e.override,
 	}
 	seq := binary.BigEndian.Uint32(b[12:16])
 	c.dom = d.domain(e, 9, c.domainID, nowNs)
+	if c.dom.clock.wentBack(c.uptime, secs) {
+		d.restartDomain(c.dom)
+	}
 	dst, w, err := d.walkSets(dst, &c, b, v9HeaderLen, nowNs)
-	lostPkts := c.dom.seq.observe(seq, 1, true, maxGapPackets)
-	d.addLost(e, v9Lost(&c.dom.seq, lostPkts, w.records))
+	// The sequence number counts packets: a gap is converted to records
+	// with the average records per packet.
+	lostPkts, restarted := c.dom.seq.observe(seq, 1, secs, true, maxGapPackets, maxRatePackets)
+	if restarted {
+		d.countRestart(c.dom.e)
+	}
+	d.addLost(e, c.dom.seq.v9Records(lostPkts, w.records, !w.waiting && err == nil))
 	return d.afterWalk(dst, e, w, err, nowNs)
 }
 
@@ -71,21 +80,32 @@ func (d *Decoder) decodeIPFIX(dst []store.Flow, e *exporter, from netip.AddrPort
 		return dst, errorf(ReasonBadLength, 2, "message length %d, datagram %d bytes", mlen, len(b))
 	}
 	b = b[:mlen]
+	secs := binary.BigEndian.Uint32(b[4:8])
 	c := pktCtx{
 		from:     from,
 		e:        e,
 		version:  10,
-		exportMs: int64(binary.BigEndian.Uint32(b[4:8])) * 1000,
+		exportMs: int64(secs) * 1000,
 		domainID: binary.BigEndian.Uint32(b[12:16]),
 		nowMs:    nowNs / 1e6,
-		override: d.cfg.SamplingOverride[from.Addr()],
+		override: e.override,
 	}
 	seq := binary.BigEndian.Uint32(b[8:12])
 	c.dom = d.domain(e, 10, c.domainID, nowNs)
 	dst, w, err := d.walkSets(dst, &c, b, ipfixHeaderLen, nowNs)
+	if c.nfix > 0 {
+		// Uptime-relative times without IE 160: made absolute now that
+		// every record of the message refined the boot time estimate
+		// (which may detect a restart, before the sequence check).
+		d.fixBootTimes(dst, &c)
+	}
 	// The sequence number counts data records; when some could not be
 	// counted (waiting sets, a fault) tracking resyncs on the next message.
-	d.addLost(e, c.dom.seq.observe(seq, uint32(w.records), !w.waiting && err == nil, maxGapRecords))
+	lost, restarted := c.dom.seq.observe(seq, uint32(w.records), secs, !w.waiting && err == nil, maxGapRecords, maxRateRecords)
+	if restarted {
+		d.countRestart(c.dom.e)
+	}
+	d.addLost(e, lost)
 	return d.afterWalk(dst, e, w, err, nowNs)
 }
 
@@ -136,8 +156,7 @@ func (d *Decoder) walkSets(dst []store.Flow, c *pktCtx, b []byte, off int, nowNs
 		case id == optSet:
 			err = d.templateSet(c, body, bodyOff, true, &w, nowNs)
 		case id >= firstDataSet:
-			k := templateKey{addr: c.e.addr, domain: c.domainID, id: id, version: c.version}
-			t := d.lookupTemplate(k, nowNs)
+			t := d.lookupTemplate(c.dom, id, nowNs)
 			if t == nil {
 				d.addPending(c, id, body, nowNs)
 				w.waiting = true
@@ -161,10 +180,6 @@ func (d *Decoder) walkSets(dst []store.Flow, c *pktCtx, b []byte, off int, nowNs
 // templateSet parses a template or options template set (v9 or IPFIX).
 func (d *Decoder) templateSet(c *pktCtx, body []byte, bodyOff int, options bool, w *walkResult, nowNs int64) *Error {
 	ipfix := c.version == 10
-	hdr := ipfixTemplateHdrLen
-	if options {
-		hdr = v9OptionsHeaderLen
-	}
 	for p := 0; len(body)-p >= ipfixTemplateHdrLen; {
 		rest := body[p:]
 		if allZero(rest) {
@@ -172,7 +187,6 @@ func (d *Decoder) templateSet(c *pktCtx, body []byte, bodyOff int, options bool,
 		}
 		id := binary.BigEndian.Uint16(rest)
 		cnt := int(binary.BigEndian.Uint16(rest[2:]))
-		k := templateKey{addr: c.e.addr, domain: c.domainID, id: id, version: c.version}
 		if ipfix && cnt == 0 {
 			// Withdrawal (RFC 7011 8.1): template id = set id withdraws
 			// every template of that kind of the domain.
@@ -180,81 +194,99 @@ func (d *Decoder) templateSet(c *pktCtx, body []byte, bodyOff int, options bool,
 			if !all && id < firstDataSet {
 				return errorf(ReasonBadTemplate, bodyOff+p, "withdrawal of template id %d", id)
 			}
-			d.withdraw(k, all, options)
+			d.withdraw(c.dom, id, all, options)
 			p += ipfixTemplateHdrLen
 			continue
 		}
-		if id < firstDataSet {
-			return errorf(ReasonBadTemplate, bodyOff+p, "template id %d below 256", id)
-		}
-		if len(rest) < hdr {
-			return errorf(ReasonBadTemplate, bodyOff+p, "template %d header runs past its set", id)
-		}
-		// Field counts: scope fields first (options templates), then the
-		// rest. v9 options templates give byte lengths; IPFIX counts.
-		var nScope, nFields int
-		switch {
-		case !options:
-			nFields = cnt
-		case ipfix:
-			nScope = int(binary.BigEndian.Uint16(rest[4:]))
-			nFields = cnt
-			if nScope == 0 || nScope > cnt {
-				return errorf(ReasonBadTemplate, bodyOff+p, "options template %d has %d scope fields of %d", id, nScope, cnt)
-			}
-		default: // v9 options: cnt is the scope length in bytes
-			scopeLen, optLen := cnt, int(binary.BigEndian.Uint16(rest[4:]))
-			if scopeLen%4 != 0 || optLen%4 != 0 {
-				return errorf(ReasonBadTemplate, bodyOff+p, "options template %d scope/option lengths %d/%d not multiples of 4", id, scopeLen, optLen)
-			}
-			nScope = scopeLen / 4
-			nFields = nScope + optLen/4
-		}
-		if nFields == 0 || nFields > maxFieldsPerTmpl {
-			return errorf(ReasonBadTemplate, bodyOff+p, "template %d has %d fields", id, nFields)
-		}
-		fields := d.fieldBuf[:0]
-		q := hdr
-		minLen := 0
-		for i := range nFields {
-			if len(rest)-q < 4 {
-				return errorf(ReasonBadTemplate, bodyOff+p+q, "template %d field %d runs past its set", id, i)
-			}
-			typ := binary.BigEndian.Uint16(rest[q:])
-			l := binary.BigEndian.Uint16(rest[q+2:])
-			q += 4
-			var pen uint32
-			if ipfix && typ&0x8000 != 0 {
-				if len(rest)-q < 4 {
-					return errorf(ReasonBadTemplate, bodyOff+p+q, "template %d field %d enterprise number runs past its set", id, i)
-				}
-				pen = binary.BigEndian.Uint32(rest[q:])
-				typ &= 0x7fff
-				q += 4
-			}
-			k := fieldKind(typ, l, pen)
-			if !ipfix && options && i < nScope {
-				k = kSkip // v9 scope types are not information elements
-			}
-			fields = append(fields, field{kind: k, length: l})
-			if l == varLen {
-				minLen++
-			} else {
-				minLen += int(l)
-			}
-		}
+		fields, n, err := parseTemplate(rest, bodyOff+p, ipfix, options, d.fieldBuf[:0])
 		d.fieldBuf = fields[:0]
-		if minLen == 0 {
-			return errorf(ReasonBadTemplate, bodyOff+p, "template %d has records of length 0", id)
+		if err != nil {
+			return err
 		}
-		if !d.refreshTemplate(c.e, k, options, rest[:q], fields, nowNs) {
-			if w.soft == nil {
-				w.soft = errorf(ReasonTemplateLimit, bodyOff+p, "template cache full (%d templates): template %d refused", d.cfg.MaxTemplates, id)
-			}
-		} else {
-			w.newTemplates = true
+		if d.refreshTemplate(c.dom, id, options, rest[:n], fields, nowNs) && w.soft == nil {
+			w.soft = errorf(ReasonTemplateLimit, bodyOff+p, "template quota reached (%d per domain, %d in all): template %d took the place of an older one of this exporter",
+				d.cfg.MaxTemplatesPerDomain, d.cfg.MaxTemplates, id)
 		}
-		p += q
+		w.newTemplates = true
+		p += n
 	}
 	return nil
+}
+
+// parseTemplate compiles the template record (not a withdrawal) at the
+// start of rest into fields (appended to fields, which it returns) and
+// returns the record's length. off is rest's offset in the datagram, for
+// errors.
+func parseTemplate(rest []byte, off int, ipfix, options bool, fields []field) ([]field, int, *Error) {
+	hdr := ipfixTemplateHdrLen
+	if options {
+		hdr = v9OptionsHeaderLen
+	}
+	if len(rest) < ipfixTemplateHdrLen {
+		return fields, 0, errorf(ReasonBadTemplate, off, "template header runs past its set")
+	}
+	id := binary.BigEndian.Uint16(rest)
+	cnt := int(binary.BigEndian.Uint16(rest[2:]))
+	if id < firstDataSet {
+		return fields, 0, errorf(ReasonBadTemplate, off, "template id %d below 256", id)
+	}
+	if len(rest) < hdr {
+		return fields, 0, errorf(ReasonBadTemplate, off, "template %d header runs past its set", id)
+	}
+	// Field counts: scope fields first (options templates), then the
+	// rest. v9 options templates give byte lengths; IPFIX counts.
+	var nScope, nFields int
+	switch {
+	case !options:
+		nFields = cnt
+	case ipfix:
+		nScope = int(binary.BigEndian.Uint16(rest[4:]))
+		nFields = cnt
+		if nScope == 0 || nScope > cnt {
+			return fields, 0, errorf(ReasonBadTemplate, off, "options template %d has %d scope fields of %d", id, nScope, cnt)
+		}
+	default: // v9 options: cnt is the scope length in bytes
+		scopeLen, optLen := cnt, int(binary.BigEndian.Uint16(rest[4:]))
+		if scopeLen%4 != 0 || optLen%4 != 0 {
+			return fields, 0, errorf(ReasonBadTemplate, off, "options template %d scope/option lengths %d/%d not multiples of 4", id, scopeLen, optLen)
+		}
+		nScope = scopeLen / 4
+		nFields = nScope + optLen/4
+	}
+	if nFields == 0 || nFields > maxFieldsPerTmpl {
+		return fields, 0, errorf(ReasonBadTemplate, off, "template %d has %d fields", id, nFields)
+	}
+	q := hdr
+	minLen := 0
+	for i := range nFields {
+		if len(rest)-q < 4 {
+			return fields, 0, errorf(ReasonBadTemplate, off+q, "template %d field %d runs past its set", id, i)
+		}
+		typ := binary.BigEndian.Uint16(rest[q:])
+		l := binary.BigEndian.Uint16(rest[q+2:])
+		q += 4
+		var pen uint32
+		if ipfix && typ&0x8000 != 0 {
+			if len(rest)-q < 4 {
+				return fields, 0, errorf(ReasonBadTemplate, off+q, "template %d field %d enterprise number runs past its set", id, i)
+			}
+			pen = binary.BigEndian.Uint32(rest[q:])
+			typ &= 0x7fff
+			q += 4
+		}
+		k := fieldKind(typ, l, pen)
+		if !ipfix && options && i < nScope {
+			k = kSkip // v9 scope types are not information elements
+		}
+		fields = append(fields, field{kind: k, length: l})
+		if l == varLen {
+			minLen++
+		} else {
+			minLen += int(l)
+		}
+	}
+	if minLen == 0 {
+		return fields, 0, errorf(ReasonBadTemplate, off, "template %d has records of length 0", id)
+	}
+	return fields, q, nil
 }

@@ -3,7 +3,6 @@ package netflow
 import (
 	"bytes"
 	"net/netip"
-	"slices"
 )
 
 // templateKey identifies a template: per exporter address (every MikroTik
@@ -41,6 +40,9 @@ type template struct {
 	minLen   int
 	updated  int64  // unix ns of the last definition or refresh
 	raw      []byte // the definition as received, to detect redefinitions
+
+	dom  *domain
+	link [2]templateLink // in dom.tmpl (byDomain) and dom.e.tmpl (byExporter)
 }
 
 // kind says what to do with a field's bytes.
@@ -209,10 +211,15 @@ func fieldKind(id, length uint16, pen uint32) kind {
 	return kSkip
 }
 
-// newTemplate makes a template from its compiled fields and raw definition
-// (both copied).
-func newTemplate(k templateKey, options bool, fields []field, raw []byte, nowNs int64) *template {
-	t := &template{key: k, options: options, fields: slices.Clone(fields), updated: nowNs, raw: bytes.Clone(raw)}
+// define (re)compiles t from its fields and raw definition (both copied,
+// reusing t's buffers).
+func (t *template) define(options bool, fields []field, raw []byte, nowNs int64) {
+	t.options = options
+	t.fields = append(t.fields[:0], fields...)
+	t.raw = append(t.raw[:0], raw...)
+	t.used = t.used[:0]
+	t.updated = nowNs
+	t.fixedLen, t.minLen = 0, 0
 	fixed := true
 	for _, f := range fields {
 		if f.length == varLen {
@@ -233,77 +240,161 @@ func newTemplate(k templateKey, options bool, fields []field, raw []byte, nowNs 
 			off += int(f.length)
 		}
 	}
-	return t
 }
 
-// lookupTemplate returns the live template of k, or nil (an expired one is
-// deleted).
-func (d *Decoder) lookupTemplate(k templateKey, nowNs int64) *template {
-	t := d.templates[k]
+// lookupTemplate returns the live template id of dom, or nil (an expired
+// one is dropped).
+func (d *Decoder) lookupTemplate(dom *domain, id uint16, nowNs int64) *template {
+	t := dom.templates[id]
 	if t == nil {
 		return nil
 	}
-	if nowNs-t.updated > int64(d.cfg.TemplateTTL) {
-		d.deleteTemplate(k)
+	if ttl := int64(d.cfg.TemplateTTL); ttl > 0 && nowNs-t.updated > ttl {
+		d.expireTemplate(t)
 		return nil
 	}
 	return t
 }
 
 // refreshTemplate handles a template definition (raw bytes and compiled
-// fields, both copied if kept): an identical definition only refreshes the
-// cached template; otherwise the new template replaces any previous one. It
-// reports false when the cache is full.
-func (d *Decoder) refreshTemplate(e *exporter, k templateKey, options bool, raw []byte, fields []field, nowNs int64) bool {
+// fields, both copied if kept) of domain dom: an identical definition only
+// refreshes the cached template; otherwise the new template replaces any
+// previous one of the same id. A new template beyond the domain's quota
+// takes the place of the domain's oldest; beyond the cache's bound, the
+// place of the oldest template of the exporter holding the most. It
+// reports whether templates of dom's own exporter were evicted.
+func (d *Decoder) refreshTemplate(dom *domain, id uint16, options bool, raw []byte, fields []field, nowNs int64) (evictedOwn bool) {
+	e := dom.e
 	e.lastTemplate = nowNs
-	if t := d.templates[k]; t != nil {
-		if t.options == options && bytes.Equal(t.raw, raw) {
-			t.updated = nowNs
-			return true
+	if t := dom.templates[id]; t != nil {
+		if t.options != options || !bytes.Equal(t.raw, raw) {
+			t.define(options, fields, raw, nowNs)
 		}
-		d.templates[k] = newTemplate(k, options, fields, raw, nowNs)
-		return true
+		t.updated = nowNs
+		dom.tmpl.moveToBack(t, byDomain)
+		e.tmpl.moveToBack(t, byExporter)
+		return false
 	}
-	if len(d.templates) >= d.cfg.MaxTemplates {
-		// Make room from expired templates before refusing.
-		ttl := int64(d.cfg.TemplateTTL)
-		for ok, t := range d.templates {
-			if nowNs-t.updated > ttl {
-				d.deleteTemplate(ok)
-			}
-		}
-		if len(d.templates) >= d.cfg.MaxTemplates {
-			return false
-		}
+	var t *template
+	switch {
+	case len(dom.templates) >= d.cfg.MaxTemplatesPerDomain:
+		t = dom.tmpl.head
+		evictedOwn = true
+	case d.templates >= d.cfg.MaxTemplates:
+		victim := d.byTemplates[0] // the exporter with the most templates
+		t = victim.tmpl.head
+		evictedOwn = victim == e
 	}
-	d.templates[k] = newTemplate(k, options, fields, raw, nowNs)
-	if x := d.exporters[k.addr]; x != nil {
-		x.stats.Templates++
+	if t != nil {
+		x := t.dom.e
+		x.stats.TemplatesEvicted++
+		d.sum.TemplatesEvicted++
+		d.removeTemplate(t) // its buffers are reused below
+	} else {
+		t = &template{}
 	}
-	return true
+	t.key = templateKey{addr: e.addr, domain: dom.key.id, id: id, version: dom.key.version}
+	t.define(options, fields, raw, nowNs)
+	d.addTemplate(dom, t)
+	return evictedOwn
 }
 
-// deleteTemplate removes template k.
-func (d *Decoder) deleteTemplate(k templateKey) {
-	if _, ok := d.templates[k]; !ok {
-		return
+// addTemplate links the new template t into dom.
+func (d *Decoder) addTemplate(dom *domain, t *template) {
+	e := dom.e
+	t.dom = dom
+	if dom.templates == nil {
+		dom.templates = make(map[uint16]*template)
 	}
-	delete(d.templates, k)
-	if x := d.exporters[k.addr]; x != nil && x.stats.Templates > 0 {
-		x.stats.Templates--
-	}
+	dom.templates[t.key.id] = t
+	dom.tmpl.pushBack(t, byDomain)
+	e.tmpl.pushBack(t, byExporter)
+	d.templates++
+	e.stats.Templates++
+	d.heapFix(e.heapIdx)
 }
 
-// withdraw removes the templates of (addr, version, domain): one id, or all
-// data templates (all=true, options=false) or all options templates.
-func (d *Decoder) withdraw(k templateKey, all, options bool) {
+// removeTemplate unlinks template t from its domain and exporter.
+func (d *Decoder) removeTemplate(t *template) {
+	dom := t.dom
+	e := dom.e
+	delete(dom.templates, t.key.id)
+	dom.tmpl.remove(t, byDomain)
+	e.tmpl.remove(t, byExporter)
+	t.dom = nil
+	d.templates--
+	e.stats.Templates--
+	d.heapFix(e.heapIdx)
+}
+
+// expireTemplate drops template t, unrefreshed for longer than the TTL.
+func (d *Decoder) expireTemplate(t *template) {
+	t.dom.e.stats.TemplatesExpired++
+	d.sum.TemplatesExpired++
+	d.removeTemplate(t)
+}
+
+// withdraw removes templates of dom: one id, or all data templates
+// (all=true, options=false) or all options templates.
+func (d *Decoder) withdraw(dom *domain, id uint16, all, options bool) {
 	if !all {
-		d.deleteTemplate(k)
+		if t := dom.templates[id]; t != nil {
+			d.removeTemplate(t)
+		}
 		return
 	}
-	for tk, t := range d.templates {
-		if tk.addr == k.addr && tk.version == k.version && tk.domain == k.domain && t.options == options {
-			d.deleteTemplate(tk)
+	for t := dom.tmpl.head; t != nil; {
+		next := t.link[byDomain].next
+		if t.options == options {
+			d.removeTemplate(t)
 		}
+		t = next
 	}
+}
+
+// Template lists: a template is in two intrusive lists, its domain's and
+// its exporter's, each ordered from the least recently defined or
+// refreshed.
+const (
+	byDomain   = 0
+	byExporter = 1
+)
+
+// templateLink is a template's place in one list.
+type templateLink struct{ prev, next *template }
+
+// templateList is an intrusive doubly linked list of templates.
+type templateList struct{ head, tail *template }
+
+func (l *templateList) pushBack(t *template, k int) {
+	t.link[k] = templateLink{prev: l.tail}
+	if l.tail != nil {
+		l.tail.link[k].next = t
+	} else {
+		l.head = t
+	}
+	l.tail = t
+}
+
+func (l *templateList) remove(t *template, k int) {
+	lk := &t.link[k]
+	if lk.prev != nil {
+		lk.prev.link[k].next = lk.next
+	} else {
+		l.head = lk.next
+	}
+	if lk.next != nil {
+		lk.next.link[k].prev = lk.prev
+	} else {
+		l.tail = lk.prev
+	}
+	*lk = templateLink{}
+}
+
+func (l *templateList) moveToBack(t *template, k int) {
+	if l.tail == t {
+		return
+	}
+	l.remove(t, k)
+	l.pushBack(t, k)
 }
