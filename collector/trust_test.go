@@ -1,10 +1,15 @@
 package collector
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowbox/flowbox/collector/netflowtest"
 	"github.com/flowbox/flowbox/internal/testutil"
@@ -117,5 +122,23 @@ func TestAllowlist(t *testing.T) {
 		if _, err := ParsePrefix(bad); err == nil {
 			t.Errorf("ParsePrefix(%q) accepted", bad)
 		}
+	}
+}
+
+// TestPortHeldByAnotherProcess: a second collector (another flowbox) on a
+// UDP port that one already holds refuses to start with a clear error,
+// instead of sharing the port through SO_REUSEPORT and splitting the
+// exporters between the two.
+func TestPortHeldByAnotherProcess(t *testing.T) {
+	cfg := testConfig()
+	r := startCollector(t, cfg, &memSink{})
+	cfg.Listen = []string{r.addr(t, 0).String()}
+	c, err := New(cfg, Deps{Sink: newPipeSink(&memSink{}, 1), Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "already in use by another process") {
+		t.Fatalf("second collector on %s: %v", cfg.Listen[0], err)
 	}
 }

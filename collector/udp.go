@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/flowbox/flowbox/collector/netflow"
@@ -35,6 +36,28 @@ const readErrorPause = 10 * time.Millisecond
 // snapshotInterval is how often a reader copies its decoder's statistics
 // for Exporters and the metrics.
 const snapshotInterval = time.Second
+
+// probePort refuses a UDP port that another process holds. The readers
+// share their port with SO_REUSEPORT, so without this check a second
+// flowbox (or any program setting SO_REUSEPORT as the same user) could bind
+// the same port and the kernel would split the exporters between the two.
+// A socket bound without SO_REUSEPORT fails with EADDRINUSE on a port in
+// use; it is closed at once. Port 0 (the kernel chooses) is not probed.
+func probePort(ctx context.Context, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "0" {
+		return nil // Validate reported it, or nothing to probe
+	}
+	pc, err := (&net.ListenConfig{}).ListenPacket(ctx, "udp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("cannot listen on %s: UDP port %s is already in use by another process "+
+				"(another flowbox on this port? stop it, or set collector.listen to another port): %w", addr, port, err)
+		}
+		return fmt.Errorf("cannot listen on %s: %w", addr, err)
+	}
+	return pc.Close()
+}
 
 // listener is one configured listen address and its sockets (one per
 // worker, sharing the address with SO_REUSEPORT).
@@ -69,6 +92,9 @@ func (s *socket) noteDrops(v uint64) {
 // openListener binds cfg.Workers sockets to addr. With port 0 the first
 // socket picks the port and the others join it.
 func (c *Collector) openListener(ctx context.Context, addr string) (*listener, error) {
+	if err := probePort(ctx, addr); err != nil {
+		return nil, err
+	}
 	lc := net.ListenConfig{Control: setSocketOptions(c.cfg.ReceiveBuffer, !c.noForceRcvbuf)}
 	l := &listener{addr: addr}
 	bindAddr := addr
