@@ -45,7 +45,7 @@ type app struct {
 func buildApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) {
 	a := &app{cfg: cfg, logger: logger, reg: prometheus.NewRegistry()}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	st, err := store.Open(ctx, cfg.DataDir, cfg.Store, logger.With("component", "store"), a.reg)
+	st, err := store.OpenExclusive(ctx, cfg.DataDir, cfg.Store, logger.With("component", "store"), a.reg)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open store: %w", err)
 	}

@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"runtime/debug"
 	"strings"
-
-	"gopkg.in/yaml.v3"
 )
 
 // runServe runs the long-lived service: collector, enrichment, store,
@@ -46,42 +43,6 @@ func loadServeConfig(e *env, load configLoader, listenNetflow, listenWeb string,
 		}
 		cfg.Web.ApplyEnv(e.getenv)
 	}}, extra...)...)
-}
-
-// runCheck builds the whole component graph from the configuration without
-// starting anything, so a bad configuration is reported before a restart.
-// With --dump it prints the effective configuration, secrets redacted.
-func runCheck(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "check")
-	load := commonFlags(fs)
-	dump := fs.Bool("dump", false, "print the effective configuration (secrets redacted)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadServeConfig(e, load, "", "", envOverrides(e.getenv, fs))
-	if err != nil {
-		return err
-	}
-	if *dump {
-		red := cfg
-		red.Web = cfg.Web.Redacted()
-		b, err := yaml.Marshal(red)
-		if err != nil {
-			return fmt.Errorf("cannot print config: %w", err)
-		}
-		_, _ = e.stdout.Write(b)
-		return nil
-	}
-	logger := newLogger(e.stderr, cfg.Log)
-	a, err := buildApp(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	if err := a.close(); err != nil {
-		return fmt.Errorf("cannot close store: %w", err)
-	}
-	fmt.Fprintln(e.stdout, "configuration OK")
-	return nil
 }
 
 // defaultMemoryLimit is the Go runtime's soft memory limit for serve when
