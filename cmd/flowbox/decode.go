@@ -25,7 +25,8 @@ const maxDecodeWarnings = 20
 // runDecode implements `flowbox decode [--config FILE] [--data-dir DIR]
 // FILE...`: it reads pcap and pcapng files, decodes every UDP payload (any
 // port; other packets are ignored) in order with one decoder, whose exporter
-// is the packet's UDP source and whose clock is the capture time, and prints
+// is the packet's UDP source and whose clock is the capture time (templates
+// never expire: they live for the whole run), and prints
 // one JSON object per flow record on stdout. Every key is always present;
 // addresses absent from a record (next hop, post-NAT addresses) are "" and
 // absent numbers are 0. Options records are not flows and are not printed.
@@ -57,11 +58,14 @@ func runDecode(ctx context.Context, e *env, args []string) error {
 		return usageError{"decode: at least one pcap FILE is needed"}
 	}
 
+	// A file's packets may have been captured days apart: its templates
+	// and the data sets waiting for them live for the whole run, not for
+	// the collector's wall-clock TTLs.
 	dc := netflow.DefaultConfig()
-	dc.TemplateTTL = cfg.Collector.TemplateTTL
+	dc.TemplateTTL = netflow.NoExpiry
 	dc.MaxTemplates = cfg.Collector.MaxTemplates
 	dc.MaxPending = cfg.Collector.MaxPending
-	dc.PendingTTL = cfg.Collector.PendingTTL
+	dc.PendingTTL = netflow.NoExpiry
 	dc.MaxExporters = cfg.Collector.MaxExporters
 	if len(cfg.Collector.SamplingOverride) > 0 {
 		dc.SamplingOverride = make(map[netip.Addr]uint32, len(cfg.Collector.SamplingOverride))
@@ -177,8 +181,14 @@ func (d *decodeRun) summary(w io.Writer) {
 	fmt.Fprintf(w, "packets: %d\nflow records: %d\noptions records: %d\ndata sets without template: %d\nerrors: %d\n",
 		d.udpPackets, d.printed, s.OptionsRecords, s.NoTemplateSets, s.Errors)
 	if s.NoTemplateSets > 0 {
-		fmt.Fprintf(w, "  decoded when their template came: %d records; dropped: %d sets; still waiting at the end: %d sets\n",
-			s.PendingDecoded, s.PendingDropped, s.PendingSets)
+		fmt.Fprintf(w, "  decoded when their template came: %d sets (%d records); dropped by the bounds: %d sets; still waiting at the end: %d sets\n",
+			s.PendingSetsDecoded, s.PendingDecoded, s.PendingDropped, s.PendingSets)
+	}
+	if s.TemplatesEvicted > 0 {
+		fmt.Fprintf(w, "templates evicted by the quotas: %d\n", s.TemplatesEvicted)
+	}
+	if s.Restarts > 0 {
+		fmt.Fprintf(w, "exporter restarts: %d\n", s.Restarts)
 	}
 	for _, reason := range slices.Sorted(maps.Keys(s.ErrorsByReason)) {
 		fmt.Fprintf(w, "  %s: %d\n", reason, s.ErrorsByReason[reason])
