@@ -128,6 +128,84 @@ func (c *fakeCollector) set(s []store.ExporterStats) {
 	c.mu.Unlock()
 }
 
+// trust marks the exporters inside p trusted, as the collector does once
+// an accepted prefix took effect.
+func (c *fakeCollector) trust(p netip.Prefix) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.stats {
+		if p.Contains(c.stats[i].Exporter) {
+			c.stats[i].Trusted = true
+		}
+	}
+}
+
+// fakeHealth is a HealthReporter whose answer the test sets.
+type fakeHealth struct {
+	mu sync.Mutex
+	h  store.Health
+}
+
+func (f *fakeHealth) Health() store.Health {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.h
+}
+
+func (f *fakeHealth) set(h store.Health) {
+	f.mu.Lock()
+	f.h = h
+	f.mu.Unlock()
+}
+
+// fakeTrust is an ExporterTrust that keeps the accepted prefixes in memory
+// and, when coll is set, marks its exporters inside them trusted.
+type fakeTrust struct {
+	coll *fakeCollector
+	mu   sync.Mutex
+	list []AllowedPrefix
+}
+
+func (f *fakeTrust) AllowedExporters(ctx context.Context) ([]AllowedPrefix, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]AllowedPrefix(nil), f.list...), nil
+}
+
+func (f *fakeTrust) AllowExporter(ctx context.Context, p netip.Prefix, by string) error {
+	f.mu.Lock()
+	now := time.Now().UTC()
+	f.list = append(f.list, AllowedPrefix{Prefix: p.String(), Source: "console", AddedBy: by, AddedAt: &now})
+	f.mu.Unlock()
+	if f.coll != nil {
+		f.coll.trust(p)
+	}
+	return nil
+}
+
+func (f *fakeTrust) DisallowExporter(ctx context.Context, p netip.Prefix) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, a := range f.list {
+		if a.Prefix == p.String() {
+			f.list = append(f.list[:i], f.list[i+1:]...)
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// prefixes returns the accepted prefixes.
+func (f *fakeTrust) prefixes() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, a := range f.list {
+		out = append(out, a.Prefix)
+	}
+	return out
+}
+
 // dataset returns a known set of flows for router 1 (and a few for router
 // 2) over the 24 hours before now: download and upload flows between three
 // subscribers and three remote hosts, one flow per minute per pair.

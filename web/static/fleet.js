@@ -1,14 +1,17 @@
-// Fleet page: every router with its status, and the "Add router" flow.
+// Fleet page: the store's health, the unknown exporters, every router with
+// its status, and the "Add router" flow.
 "use strict";
 (function () {
-  const { api, el, bits, ago, badge, show, clear, emptyRow } = window.fb;
+  const { api, el, bits, count, ago, when, badge, show, clear, emptyRow } = window.fb;
   const tbody = document.querySelector("#fleet tbody");
+  const noticeBox = document.getElementById("fleet-notice");
+
+  function notice(text) { noticeBox.textContent = text; show(noticeBox, true); }
 
   // After a removal the router page comes back here with ?removed=NAME.
   const removed = new URLSearchParams(location.search).get("removed");
   if (removed) {
-    const n = document.getElementById("fleet-notice");
-    n.textContent = "Removed " + removed + "."; n.classList.remove("hidden");
+    notice("Removed " + removed + ".");
     history.replaceState(null, "", "/");
   }
 
@@ -20,6 +23,21 @@
       return el("td", { class: "num muted", title: "rates are measured from the minute rollups: they appear within a minute of the first flows" }, "…");
     }
     return el("td", { class: "num" }, text);
+  }
+
+  // dropped sums the flows a router's exporters sent that were not stored,
+  // by reason (queue_full, write_error, untrusted...).
+  function dropped(r) {
+    const by = {};
+    let n = 0;
+    (r.exporters || []).forEach((x) => {
+      for (const k in x.flows_dropped) {
+        const v = x.flows_dropped[k];
+        if (v > 0) { by[k] = (by[k] || 0) + v; n += v; }
+      }
+    });
+    const why = Object.keys(by).sort().map((k) => k.replace(/_/g, " ") + " " + by[k]).join(", ");
+    return el("td", { class: n ? "num opt bad" : "num opt", title: why || null, dataset: { dropped: n } }, String(n));
   }
 
   function row(r) {
@@ -37,20 +55,102 @@
       rate(r, bits(r.bits_in_per_sec)),
       rate(r, bits(r.bits_out_per_sec)),
       el("td", { class: "num opt" }, String(r.lost_flows)),
+      dropped(r),
       el("td", { class: "opt" }, badge(r.template_state, r.template_state === "received" ? "ok" : r.template_state), r.templates ? " " + r.templates : ""),
       el("td", { class: "opt" }, prov));
   }
 
-  async function load() {
+  async function loadRouters() {
     try {
       const routers = await api("/routers");
-      if (!routers.length) { emptyRow(tbody, 11, "No router yet: use “Add router”."); return; }
+      if (!routers.length) { emptyRow(tbody, 12, "No router yet: use “Add router”."); return; }
       clear(tbody);
       routers.forEach((r) => tbody.append(row(r)));
     } catch (e) {
-      emptyRow(tbody, 11, "Cannot load the fleet: " + e.message);
+      emptyRow(tbody, 12, "Cannot load the fleet: " + e.message);
     }
   }
+
+  // The store banner: shown only while the store's writer fails.
+  const storeAlert = document.getElementById("store-alert");
+  function renderStore(st) {
+    show(storeAlert, !st.ok);
+    if (st.ok) return;
+    clear(storeAlert);
+    storeAlert.append(el("strong", null, "Flows are not being stored: "), st.error || "the store does not write",
+      st.since ? el("span", { title: st.since }, " since " + when(st.since) + " (" + ago(st.since) + ")") : "",
+      "; " + Number(st.dropped_flows).toLocaleString() + " flows dropped.");
+    if (st.queue_capacity) {
+      storeAlert.append(el("div", { class: "small-print" }, "Write queue: " + st.queue_length + " of " + st.queue_capacity + " batches."));
+    }
+  }
+
+  // Unknown exporters: sources that send flows but are neither an
+  // onboarded router nor allowed. An accepted one stays hidden until the
+  // collector reports it trusted (at its next datagram).
+  const unknownCard = document.getElementById("unknown-card");
+  const unknownBody = document.querySelector("#unknown tbody");
+  const unknownMore = document.getElementById("unknown-more");
+  const unknownErr = document.getElementById("unknown-error");
+  const accepted = new Set();
+  const maxUnknown = 20;
+
+  function hostPrefix(addr) { return addr + (addr.includes(":") ? "/128" : "/32"); }
+
+  async function accept(x, btn) {
+    btn.disabled = true;
+    show(unknownErr, false);
+    try {
+      const res = await api("/exporters/allowed", { method: "POST", body: { prefix: hostPrefix(x.exporter) } });
+      accepted.add(x.exporter);
+      notice("Accepted " + res.prefix + ": flows from it are stored from now on.");
+      loadStatus();
+    } catch (e) {
+      unknownErr.textContent = "Cannot accept " + x.exporter + ": " + e.message;
+      show(unknownErr, true);
+      btn.disabled = false;
+    }
+  }
+
+  function unknownRow(x) {
+    const ob = el("button", { type: "button", class: "onboard", title: "Add it as a router: flowbox configures its traffic-flow" }, "Onboard");
+    ob.addEventListener("click", () => openAdd(x.exporter));
+    const ac = el("button", { type: "button", class: "accept", title: "Store its flows without onboarding it" }, "Accept");
+    ac.addEventListener("click", () => accept(x, ac));
+    // Phones show the last seen time under the address.
+    return el("tr", { dataset: { exporter: x.exporter } },
+      el("td", null, x.exporter, el("div", { class: "muted phone" }, ago(x.last_seen))),
+      el("td", { class: "num opt" }, count(x.packets)),
+      el("td", { class: "num", title: "counted, not stored" }, count(x.flows_received)),
+      el("td", { class: "opt", title: x.first_seen || "" }, ago(x.first_seen)),
+      el("td", { class: "opt", title: x.last_seen || "" }, ago(x.last_seen)),
+      el("td", null, el("div", { class: "actions" }, ob, ac)));
+  }
+
+  function renderUnknown(list) {
+    const seen = new Set(list.map((x) => x.exporter));
+    accepted.forEach((a) => { if (!seen.has(a)) accepted.delete(a); });
+    list = list.filter((x) => !accepted.has(x.exporter));
+    show(unknownCard, list.length > 0);
+    list.sort((a, b) => (b.last_seen || "").localeCompare(a.last_seen || ""));
+    clear(unknownBody);
+    list.slice(0, maxUnknown).forEach((x) => unknownBody.append(unknownRow(x)));
+    const more = list.length - maxUnknown;
+    unknownMore.textContent = more > 0 ? more + " more, heard less recently (GET /api/v1/exporters lists every exporter)." : "";
+    show(unknownMore, more > 0);
+  }
+
+  async function loadStatus() {
+    try {
+      const st = await api("/status");
+      renderStore(st.store);
+      renderUnknown(st.unknown_exporters || []);
+    } catch (e) {
+      // The fleet table says when the server cannot be reached.
+    }
+  }
+
+  function load() { return Promise.all([loadRouters(), loadStatus()]); }
 
   // The "Add router" flow: connect -> plan -> apply -> verify.
   const card = document.getElementById("add-card");
@@ -73,7 +173,20 @@
     document.getElementById("add-apply").disabled = false;
   }
 
-  document.getElementById("add-open").addEventListener("click", () => { reset(); show(card, true); document.getElementById("add-address").focus(); });
+  // openAdd opens the form, with an address (an unknown exporter's: it is
+  // usually the router's) or empty.
+  function openAdd(address) {
+    reset(); show(card, true);
+    if (address) {
+      form.address.value = address;
+      form.password.focus();
+      card.scrollIntoView({ block: "nearest" });
+    } else {
+      form.address.focus();
+    }
+  }
+
+  document.getElementById("add-open").addEventListener("click", () => openAdd(""));
   document.getElementById("add-cancel").addEventListener("click", () => show(card, false));
   document.getElementById("add-done").addEventListener("click", () => { show(card, false); load(); });
 
