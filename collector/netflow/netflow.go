@@ -4,19 +4,27 @@
 // It is a pure layer: no sockets, goroutines or logging. A Decoder keeps the
 // state an exporter builds over time (templates and options templates per
 // exporter address, observation domain and template id; sampling tables;
-// sequence numbers; data sets waiting for their template), every piece of it
-// bounded. Faults are returned as *Error values whose Reason is one of a
-// small fixed set, suitable as a metric label, and are counted per exporter.
+// sequence numbers and restarts; boot times; data sets waiting for their
+// template), every piece of it bounded. No exporter can starve the others
+// of template room: each (exporter, domain) has a quota, and a full cache
+// takes room from the exporter holding the most; every eviction is O(1)
+// and expiry never scans the cache. Faults are returned as *Error values
+// whose Reason is one of a small fixed set, suitable as a metric label, and
+// are counted per exporter.
 //
 // The decode path does not allocate in steady state (templates known): it
 // appends into the caller's slice, looks templates up by struct keys and
 // walks field decoders compiled once per template.
 //
+// Templates can be saved and loaded (persist.go, file.go) so that the first
+// datagrams after a restart decode.
+//
 // RouterOS specifics are named code with named tests (routeros.go):
-// uptime-relative IPFIX timestamps without systemInitTimeMilliseconds, a
-// little-endian sampling interval in data records, ifIndex 0 meaning the
-// router itself, unpadded odd-length records, and template ids shared by
-// every MikroTik (hence the per-exporter template keys).
+// uptime-relative IPFIX timestamps without systemInitTimeMilliseconds
+// (placed on an estimated boot time), a little-endian sampling interval in
+// data records, ifIndex 0 meaning the router itself, unpadded odd-length
+// records, and template ids shared by every MikroTik (hence the
+// per-exporter template keys).
 package netflow
 
 import (
