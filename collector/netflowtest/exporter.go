@@ -280,23 +280,30 @@ func (e *Exporter) loop(stop, done chan struct{}) {
 	defer t.Stop()
 	last := time.Now()
 	credit := 0.0
+	tick := func(now time.Time) {
+		dt := min(now.Sub(last), time.Second).Seconds()
+		last = now
+		e.mu.Lock()
+		rate := e.rate
+		e.mu.Unlock()
+		if e.cfg.DailyCurve {
+			rate *= e.model.ActivityAt(now)
+		}
+		credit += rate * dt
+		n := int(credit)
+		credit -= float64(n)
+		e.step(now, n)
+	}
 	for {
 		select {
 		case <-stop:
+			// The flows accrued since the last tick are sent too, so that
+			// a run sends rate x duration even when the ticker was starved
+			// (a loaded machine), and a short run sends something.
+			tick(time.Now())
 			return
 		case now := <-t.C:
-			dt := min(now.Sub(last), time.Second).Seconds()
-			last = now
-			e.mu.Lock()
-			rate := e.rate
-			e.mu.Unlock()
-			if e.cfg.DailyCurve {
-				rate *= e.model.ActivityAt(now)
-			}
-			credit += rate * dt
-			n := int(credit)
-			credit -= float64(n)
-			e.step(now, n)
+			tick(now)
 		}
 	}
 }
