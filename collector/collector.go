@@ -37,6 +37,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/flowbox/flowbox/collector/netflow"
 	"github.com/flowbox/flowbox/store"
 )
 
@@ -83,7 +84,21 @@ type Deps struct {
 	// Now is the clock given to the decoder (for template expiry and flow
 	// times); time.Now when nil.
 	Now func() time.Time
+	// TemplateFile is where the readers' templates are kept across
+	// restarts (loaded at start, saved every templateSaveInterval and at
+	// shutdown); "" keeps them in memory only.
+	TemplateFile string
 }
+
+// Template persistence intervals: readers copy their templates at most
+// every templateSnapInterval, and the file is written every
+// templateSaveInterval (and at shutdown). A crash loses at most the
+// templates learned since the last save; exporters resend them within
+// their template timeout (RouterOS: 1 minute, as provisioned).
+const (
+	templateSnapInterval = 20 * time.Second
+	templateSaveInterval = time.Minute
+)
 
 // Collector is the UDP collector. Build it with New, run it with Run.
 type Collector struct {
@@ -104,6 +119,10 @@ type Collector struct {
 	readers   []*reader
 
 	exporters *exporterTable
+
+	templateFile string
+	tplSaves     atomic.Uint64 // template file writes
+	tplErrors    atomic.Uint64 // failed template file loads and writes
 
 	// noForceRcvbuf skips SO_RCVBUFFORCE, so that tests run as root can
 	// see the kernel cap the buffer.
@@ -160,6 +179,8 @@ func New(cfg Config, deps Deps) (*Collector, error) {
 		sampling:  sampling,
 		ready:     make(chan struct{}),
 		exporters: newExporterTable(cfg.MaxExporters),
+
+		templateFile: deps.TemplateFile,
 	}
 	if err := deps.Registerer.Register(newMetrics(c)); err != nil {
 		return nil, fmt.Errorf("cannot register collector metrics: %w", err)
@@ -217,6 +238,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		c.log.Info("listening for flows", "listen", l.addr, "bound", l.bound.String(),
 			"workers", len(l.socks), "receive_buffer_bytes", l.rcvbuf)
 	}
+	c.loadTemplates()
 	close(c.ready)
 
 	// The flush deadline starts when ctx is done.
@@ -231,6 +253,11 @@ func (c *Collector) Run(ctx context.Context) error {
 	go func() {
 		defer close(pollDone)
 		c.pollKernelDrops(ctx)
+	}()
+	saveDone := make(chan struct{})
+	go func() {
+		defer close(saveDone)
+		c.saveTemplatesLoop(ctx)
 	}()
 
 	<-ctx.Done()
@@ -252,6 +279,8 @@ func (c *Collector) Run(ctx context.Context) error {
 	wg.Wait()
 	drainTimer.Stop()
 	<-pollDone
+	<-saveDone
+	c.saveTemplates(true)
 	// Last look at the drop counters, while /proc/net/udp still lists the
 	// sockets.
 	c.readKernelDrops()
@@ -422,4 +451,82 @@ func (c *Collector) runningListeners() []*listener {
 	default:
 		return nil
 	}
+}
+
+// loadTemplates gives every reader the templates saved by the previous run,
+// so that the first data packets after a restart decode. A missing file is
+// a first start; a bad one is reported and ignored (the exporters resend
+// their templates).
+func (c *Collector) loadTemplates() {
+	if c.templateFile == "" {
+		return
+	}
+	decs := make([]*netflow.Decoder, len(c.readers))
+	for i, r := range c.readers {
+		decs[i] = r.dec
+	}
+	n, err := netflow.LoadTemplateFile(c.templateFile, c.now(), decs...)
+	if err != nil {
+		c.tplErrors.Add(1)
+		c.log.Warn("cannot load the saved templates; the exporters' next templates are awaited",
+			"file", c.templateFile, "error", err)
+		return
+	}
+	if n > 0 {
+		c.log.Info("templates loaded", "file", c.templateFile, "templates", n)
+	}
+}
+
+// saveTemplatesLoop writes the readers' latest template copies every
+// templateSaveInterval until ctx is done.
+func (c *Collector) saveTemplatesLoop(ctx context.Context) {
+	if c.templateFile == "" {
+		return
+	}
+	t := time.NewTicker(templateSaveInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.saveTemplates(false)
+		}
+	}
+}
+
+// saveTemplates writes the template file atomically. final is set once the
+// readers stopped: their decoders are then read directly, with everything
+// learned up to the last datagram.
+func (c *Collector) saveTemplates(final bool) {
+	if c.templateFile == "" {
+		return
+	}
+	var err error
+	if final {
+		decs := make([]*netflow.Decoder, len(c.readers))
+		for i, r := range c.readers {
+			decs[i] = r.dec
+		}
+		err = netflow.SaveTemplateFile(c.templateFile, decs...)
+	} else {
+		blocks := make([][]byte, 0, len(c.readers))
+		for _, r := range c.readers {
+			r.mu.Lock()
+			if r.tplBlock != nil {
+				blocks = append(blocks, r.tplBlock)
+			}
+			r.mu.Unlock()
+		}
+		if len(blocks) == 0 {
+			return
+		}
+		err = netflow.WriteTemplateFile(c.templateFile, blocks...)
+	}
+	if err != nil {
+		c.tplErrors.Add(1)
+		c.log.Warn("cannot save the templates", "file", c.templateFile, "error", err)
+		return
+	}
+	c.tplSaves.Add(1)
 }

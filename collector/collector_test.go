@@ -182,15 +182,21 @@ func startCollector(t testing.TB, cfg Config, ins inserter) *running {
 // exporter is trusted).
 func startCollectorTrust(t testing.TB, cfg Config, ins inserter, trust Trust) *running {
 	t.Helper()
+	return startCollectorWith(t, cfg, ins, Deps{Trust: trust})
+}
+
+// startCollectorWith is startCollector with the optional dependencies of
+// deps (Trust, TemplateFile...); the sink, logger and registry are the
+// test's.
+func startCollectorWith(t testing.TB, cfg Config, ins inserter, deps Deps) *running {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	logs := &testutil.SyncBuffer{}
 	sink := newPipeSink(ins, cfg.QueueSize)
-	c, err := New(cfg, Deps{
-		Sink:       sink,
-		Trust:      trust,
-		Logger:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Registerer: reg,
-	})
+	deps.Sink = sink
+	deps.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	deps.Registerer = reg
+	c, err := New(cfg, deps)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

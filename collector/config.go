@@ -33,8 +33,13 @@ type Config struct {
 	AllowedExporters []string `yaml:"allowed-exporters"`
 	// TemplateTTL is how long an unrefreshed template is kept.
 	TemplateTTL time.Duration `yaml:"template-ttl"`
-	// MaxTemplates bounds the template cache of each reader.
+	// MaxTemplates bounds the template cache of each reader; when it is
+	// full, the exporter holding the most templates loses its oldest.
 	MaxTemplates int `yaml:"max-templates"`
+	// MaxTemplatesPerDomain bounds the templates of one exporter and
+	// observation domain: a new one replaces that domain's oldest, so no
+	// sender can starve the others.
+	MaxTemplatesPerDomain int `yaml:"max-templates-per-domain"`
 	// SamplingOverride sets the sampling rate (1-in-N) per exporter IP,
 	// replacing whatever the exporter says.
 	SamplingOverride map[string]uint32 `yaml:"sampling-override"`
@@ -57,18 +62,19 @@ type Config struct {
 // DefaultConfig returns the collector defaults.
 func DefaultConfig() Config {
 	return Config{
-		Listen:        []string{":2055", ":4739"},
-		Workers:       2,
-		ReceiveBuffer: 8 << 20,
-		BatchSize:     4096,
-		BatchAge:      500 * time.Millisecond,
-		QueueSize:     64,
-		TemplateTTL:   30 * time.Minute,
-		MaxTemplates:  4096,
-		MaxPending:    64,
-		PendingTTL:    2 * time.Minute,
-		MaxExporters:  4096,
-		FlushTimeout:  10 * time.Second,
+		Listen:                []string{":2055", ":4739"},
+		Workers:               2,
+		ReceiveBuffer:         8 << 20,
+		BatchSize:             4096,
+		BatchAge:              500 * time.Millisecond,
+		QueueSize:             64,
+		TemplateTTL:           30 * time.Minute,
+		MaxTemplates:          65536,
+		MaxTemplatesPerDomain: 1024,
+		MaxPending:            64,
+		PendingTTL:            2 * time.Minute,
+		MaxExporters:          4096,
+		FlushTimeout:          10 * time.Second,
 	}
 }
 
@@ -108,6 +114,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxTemplates < 1 {
 		errs = append(errs, errors.New("max-templates: must be at least 1"))
+	}
+	if c.MaxTemplatesPerDomain < 1 {
+		errs = append(errs, errors.New("max-templates-per-domain: must be at least 1"))
 	}
 	for k, v := range c.SamplingOverride {
 		if _, err := netip.ParseAddr(k); err != nil {

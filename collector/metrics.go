@@ -34,6 +34,9 @@ type metrics struct {
 	readErrors     *prometheus.Desc
 	rcvbuf         *prometheus.Desc
 	forgotten      *prometheus.Desc
+	restarts       *prometheus.Desc
+	tplSaves       *prometheus.Desc
+	tplErrors      *prometheus.Desc
 }
 
 func newMetrics(c *Collector) *metrics {
@@ -60,6 +63,9 @@ func newMetrics(c *Collector) *metrics {
 		rcvbuf:         d("receive_buffer_bytes", "Socket receive buffer granted by the kernel (as SO_RCVBUF reports it).", "listener"),
 		forgotten: d("forgotten_exporters_total",
 			"Exporters whose state was evicted by the max-exporters bound, by table (decoder: templates and counters; stats: collector counters).", "table"),
+		restarts:  d("exporter_restarts_total", "Exporter restarts detected (new source port, uptime or sequence reset)."),
+		tplSaves:  d("template_file_writes_total", "Writes of the template file kept across restarts."),
+		tplErrors: d("template_file_errors_total", "Failed loads and writes of the template file."),
 	}
 }
 
@@ -67,7 +73,7 @@ func newMetrics(c *Collector) *metrics {
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.packets, m.bytes, m.flows, m.stored, m.decodeErrors,
 		m.dropped, m.noTemplate, m.pendingDropped, m.pendingDecoded, m.pendingSets, m.optionsRecords,
-		m.lost, m.templates, m.kernelDrops, m.readErrors, m.rcvbuf, m.forgotten} {
+		m.lost, m.templates, m.kernelDrops, m.readErrors, m.rcvbuf, m.forgotten, m.restarts, m.tplSaves, m.tplErrors} {
 		ch <- d
 	}
 }
@@ -129,6 +135,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	c.exporters.mu.Lock()
 	forgotten := c.exporters.forgotten
 	c.exporters.mu.Unlock()
+	counter(m.restarts, t.restarts)
+	counter(m.tplSaves, c.tplSaves.Load())
+	counter(m.tplErrors, c.tplErrors.Load())
 	counter(m.forgotten, t.forgotten, "decoder")
 	counter(m.forgotten, forgotten, "stats")
 }

@@ -22,6 +22,7 @@ type decoderTotals struct {
 	lost           uint64
 	templates      int
 	forgotten      uint64 // exporters evicted by the decoders' bound
+	restarts       uint64 // exporter restarts detected
 }
 
 // decoderTotals sums the readers' latest decoder summaries.
@@ -41,6 +42,7 @@ func (c *Collector) decoderTotals() decoderTotals {
 		t.lost += s.LostFlows
 		t.templates += s.Templates
 		t.forgotten += s.ExportersForgotten
+		t.restarts += s.Restarts
 		r.mu.Unlock()
 	}
 	return t
@@ -57,7 +59,7 @@ func mergeDecoderStats(e *store.ExporterStats, s *netflow.ExporterStats) {
 	}
 	e.LostFlows += s.LostFlows
 	e.Templates += s.Templates
-	e.PendingNoTmpl += s.NoTemplateRecords
+	e.PendingNoTmpl += s.NoTemplateSets
 	e.SetsNoTemplate += s.PendingDropped
 	if s.LastTemplate.After(e.LastTemplate) {
 		e.LastTemplate = s.LastTemplate

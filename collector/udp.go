@@ -169,17 +169,22 @@ type reader struct {
 	errLog  rateLimiter
 	dropLog rateLimiter
 
-	// mu guards the decoder statistics copied by snapshot.
+	// mu guards the decoder statistics copied by snapshot, and its
+	// templates (tplBlock, netflow.Decoder.AppendTemplates) for the
+	// periodic save.
 	mu       sync.Mutex
 	stats    []netflow.ExporterStats
 	summary  netflow.Summary
 	lastSnap time.Time
+	tplBlock []byte
+	lastTpl  time.Time // reader goroutine only
 }
 
 func (c *Collector) newReader(s *socket) *reader {
 	dc := netflow.DefaultConfig()
 	dc.TemplateTTL = c.cfg.TemplateTTL
 	dc.MaxTemplates = c.cfg.MaxTemplates
+	dc.MaxTemplatesPerDomain = c.cfg.MaxTemplatesPerDomain
 	dc.MaxPending = c.cfg.MaxPending
 	dc.PendingTTL = c.cfg.PendingTTL
 	dc.MaxExporters = c.cfg.MaxExporters
@@ -314,8 +319,18 @@ func (r *reader) clearDeadline() {
 func (r *reader) snapshot(now time.Time) {
 	stats := r.dec.Stats()
 	sum := r.dec.Summary()
+	var tpl []byte
+	if r.c.templateFile != "" && now.Sub(r.lastTpl) >= templateSnapInterval {
+		// The decoder is the reader's alone: its templates are copied
+		// here, on the reader's goroutine, for the periodic save.
+		tpl = r.dec.AppendTemplates(nil)
+		r.lastTpl = now
+	}
 	r.mu.Lock()
 	r.stats, r.summary, r.lastSnap = stats, sum, now
+	if tpl != nil {
+		r.tplBlock = tpl
+	}
 	r.mu.Unlock()
 }
 

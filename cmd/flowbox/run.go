@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -79,11 +80,13 @@ func (a *app) build() error {
 	// prefixes and those accepted from the console (loaded at start).
 	a.trust = collector.NewAllowlist(st, cfg.Collector.AllowedPrefixes())
 	coll, err := collector.New(cfg.Collector, collector.Deps{
-		Sink:       st,
-		Stage:      enr,
-		Trust:      a.trust,
-		Logger:     logger.With("component", "collector"),
-		Registerer: a.reg,
+		Sink:  st,
+		Stage: enr,
+		Trust: a.trust,
+		// Templates survive restarts: the first packets after one decode.
+		TemplateFile: filepath.Join(cfg.DataDir, "templates.bin"),
+		Logger:       logger.With("component", "collector"),
+		Registerer:   a.reg,
 	})
 	if err != nil {
 		return fmt.Errorf("cannot build collector: %w", err)
