@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 //go:embed data/applications.yaml
@@ -27,21 +29,14 @@ type AppEntry struct {
 	Generic   bool     `yaml:"generic"`
 }
 
-// IP protocol numbers by the names the table uses.
-var protoNumbers = map[string]uint8{
-	"icmp": 1, "igmp": 2, "ipip": 4, "tcp": 6, "udp": 17, "ipv6": 41, "gre": 47,
-	"esp": 50, "ah": 51, "ipv6-icmp": 58, "ospf": 89, "vrrp": 112, "l2tp": 115, "sctp": 132,
-}
-
+// parseProto parses a protocol of the table (store.ParseProto: a keyword
+// or a number).
 func parseProto(s string) (uint8, error) {
-	if n, ok := protoNumbers[strings.ToLower(s)]; ok {
-		return n, nil
-	}
-	n, err := strconv.ParseUint(s, 10, 8)
-	if err != nil {
+	n, ok := store.ParseProto(s)
+	if !ok {
 		return 0, fmt.Errorf("unknown protocol %q", s)
 	}
-	return uint8(n), nil
+	return n, nil
 }
 
 func parsePorts(s string) (lo, hi uint16, err error) {

@@ -336,25 +336,6 @@ func rawTopKey(d Dimension, r *decodedRow) string {
 	return string(b[:])
 }
 
-// protoName names the common IP protocols.
-func protoName(p uint8) string {
-	switch p {
-	case 1:
-		return "icmp"
-	case 6:
-		return "tcp"
-	case 17:
-		return "udp"
-	case 47:
-		return "gre"
-	case 50:
-		return "esp"
-	case 58:
-		return "icmpv6"
-	}
-	return fmt.Sprintf("proto-%d", p)
-}
-
 func unknownIfEmpty(s string) string {
 	if s == "" {
 		return "unknown"
@@ -398,7 +379,7 @@ func describeKey(d Dimension, k string, e *TopEntry) {
 			e.Name, e.Label = k[1:], k[1:]
 		} else if len(k) == 4 {
 			e.Proto, e.Port = k[1], binary.BigEndian.Uint16([]byte(k[2:]))
-			e.Label = fmt.Sprintf("%s/%d", protoName(e.Proto), e.Port)
+			e.Label = fmt.Sprintf("%s/%d", ProtoName(e.Proto), e.Port)
 		}
 	case DimCountry, DimSubscriber:
 		e.Name = unstr(k)
@@ -423,10 +404,10 @@ func describeKey(d Dimension, k string, e *TopEntry) {
 		if len(k) == 4 {
 			e.Proto = k[3]
 		}
-		e.Label = protoName(e.Proto)
+		e.Label = ProtoName(e.Proto)
 	case DimSrcPort, DimDstPort:
 		e.Proto, e.Port = uint8(v>>16), uint16(v)
-		e.Label = fmt.Sprintf("%s/%d", protoName(e.Proto), e.Port)
+		e.Label = fmt.Sprintf("%s/%d", ProtoName(e.Proto), e.Port)
 	}
 }
 

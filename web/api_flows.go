@@ -190,7 +190,7 @@ func topRow(dim string, e *store.TopEntry) TopRow {
 		// and port: "youtube", "tcp/443".
 		row.Key = e.Name
 		if e.Name == "" {
-			row.Key = protoName(e.Proto) + "/" + strconv.Itoa(int(e.Port))
+			row.Key = store.ProtoName(e.Proto) + "/" + strconv.Itoa(int(e.Port))
 		}
 	case DimCountry:
 		row.Key = e.Name
@@ -199,7 +199,7 @@ func topRow(dim string, e *store.TopEntry) TopRow {
 		}
 	case DimProto:
 		row.Key = strconv.Itoa(int(e.Proto))
-		row.Name = protoName(e.Proto)
+		row.Name = store.ProtoName(e.Proto)
 	case DimConversation:
 		if e.Addr.IsValid() && e.Peer.IsValid() {
 			row.Key = e.Addr.String() + "|" + e.Peer.String()
@@ -313,7 +313,7 @@ type FlowView struct {
 func flowView(f *store.Flow) FlowView {
 	v := FlowView{
 		Start: time.UnixMilli(f.Start).UTC(), End: time.UnixMilli(f.End).UTC(), RouterID: f.RouterID,
-		SrcPort: f.SrcPort, DstPort: f.DstPort, Proto: protoName(f.Proto),
+		SrcPort: f.SrcPort, DstPort: f.DstPort, Proto: store.ProtoName(f.Proto),
 		Bytes: f.Scale(f.Bytes), Packets: f.Scale(f.Packets), InIf: f.InIf, OutIf: f.OutIf,
 		SrcAS: f.SrcAS, DstAS: f.DstAS, Direction: f.Direction.String(), Subscriber: f.Subscriber,
 		Application: f.Application, SrcCountry: f.SrcCountry, DstCountry: f.DstCountry,

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // Ranges are the preset time ranges of the range picker.
@@ -20,36 +22,6 @@ var ranges = map[string]time.Duration{
 
 // maxRange bounds a custom range (the hour rollups' default retention).
 const maxRange = 400 * 24 * time.Hour
-
-// protoNames maps the protocol names the filter accepts to numbers.
-var protoNames = map[string]uint8{"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51, "icmpv6": 58, "ipv6-icmp": 58, "ospf": 89, "sctp": 132}
-
-// protoName names an IP protocol number for display.
-func protoName(p uint8) string {
-	switch p {
-	case 1:
-		return "icmp"
-	case 2:
-		return "igmp"
-	case 6:
-		return "tcp"
-	case 17:
-		return "udp"
-	case 47:
-		return "gre"
-	case 50:
-		return "esp"
-	case 51:
-		return "ah"
-	case 58:
-		return "icmpv6"
-	case 89:
-		return "ospf"
-	case 132:
-		return "sctp"
-	}
-	return strconv.Itoa(int(p))
-}
 
 // parseFilter reads the common query parameters of every flow query:
 // range (1h, 6h, 24h, 7d, 30d) or from/to (RFC 3339 or unix seconds),
@@ -149,13 +121,9 @@ func parseFilter(q url.Values, now time.Time) (Filter, error) {
 		f.Port, f.HasPort = uint16(n), true
 	}
 	if v := q.Get("proto"); v != "" {
-		p, ok := protoNames[strings.ToLower(v)]
+		p, ok := store.ParseProto(v)
 		if !ok {
-			n, err := strconv.ParseUint(v, 10, 8)
-			if err != nil {
-				return f, badf("proto: %q is not a protocol name or number (0-255)", v)
-			}
-			p = uint8(n)
+			return f, badf("proto: %q is not a protocol name or number (0-255)", v)
 		}
 		f.Proto, f.HasProto = p, true
 	}
