@@ -32,8 +32,8 @@ const (
 // Bytes and packets are scaled by the sampling rate.
 type UsageRow struct {
 	RouterID int64 `json:"router_id"`
-	// Router is the router's name, or "router N" (removed router) or
-	// "exporter N" (flows of an exporter matched to no router).
+	// Router is the router's name, or "router N (removed)" or "exporter
+	// N" (flows of an exporter matched to no router): store.SourceName.
 	Router          string `json:"router"`
 	Subscriber      string `json:"subscriber"`
 	DownloadBytes   uint64 `json:"download_bytes"`
@@ -154,20 +154,9 @@ func (s *Server) routerNames(ctx context.Context) (map[int64]string, error) {
 	return out, nil
 }
 
-// sourceName names a usage source: the router's name, else "router N" or
-// "exporter N".
-func sourceName(names map[int64]string, src int64) string {
-	if n, ok := names[src]; ok && n != "" {
-		return n
-	}
-	if src < 0 {
-		return "exporter " + strconv.FormatInt(-src, 10)
-	}
-	return "router " + strconv.FormatInt(src, 10)
-}
-
+// usageRow is the API's view of a usage row.
 func usageRow(names map[int64]string, u *store.SubscriberUsage) UsageRow {
-	return UsageRow{RouterID: u.Source, Router: sourceName(names, u.Source), Subscriber: u.Subscriber,
+	return UsageRow{RouterID: u.Source, Router: store.SourceName(names, u.Source), Subscriber: u.Subscriber,
 		DownloadBytes: u.DownloadBytes, UploadBytes: u.UploadBytes, DownloadPackets: u.DownloadPackets,
 		UploadPackets: u.UploadPackets, Flows: u.Flows, LastSeen: timePtr(u.LastSeen)}
 }
@@ -211,10 +200,6 @@ func (s *Server) handleSubscriberUsage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// UsageCSVHeader is the header line of the usage CSV export.
-var UsageCSVHeader = []string{"subscriber", "router_id", "router", "download_bytes", "upload_bytes", "total_bytes",
-	"download_packets", "upload_packets", "flows", "last_seen", "from", "to"}
-
 // handleSubscriberUsageCSV streams every row of a usage query as CSV
 // (at most usageCSVMax rows), reading the store a page at a time. The
 // period actually read is in the file name and in the from and to
@@ -242,23 +227,14 @@ func (s *Server) handleSubscriberUsageCSV(w http.ResponseWriter, r *http.Request
 	period := first.From.UTC().Format("20060102T1504Z") + "-" + first.To.UTC().Format("20060102T1504Z")
 	cw := &csvWriter{w: w, rc: http.NewResponseController(w), name: "subscriber-usage-" + period + ".csv"}
 	out := csv.NewWriter(cw)
-	from, to := first.From.UTC().Format(time.RFC3339), first.To.UTC().Format(time.RFC3339)
-	u64 := func(v uint64) string { return strconv.FormatUint(v, 10) }
-	_ = out.Write(UsageCSVHeader)
+	_ = out.Write(store.UsageCSVHeader)
 	res, written := first, 0
 	for {
 		for i := range res.Rows {
 			if written == usageCSVMax {
 				break
 			}
-			u := &res.Rows[i]
-			last := ""
-			if !u.LastSeen.IsZero() {
-				last = u.LastSeen.UTC().Format(time.RFC3339)
-			}
-			_ = out.Write([]string{u.Subscriber, strconv.FormatInt(u.Source, 10), sourceName(names, u.Source),
-				u64(u.DownloadBytes), u64(u.UploadBytes), u64(u.DownloadBytes + u.UploadBytes),
-				u64(u.DownloadPackets), u64(u.UploadPackets), u64(u.Flows), last, from, to})
+			_ = out.Write(store.UsageCSVRecord(&res.Rows[i], names, first.From, first.To))
 			written++
 		}
 		if out.Flush(); out.Error() != nil {

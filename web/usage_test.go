@@ -227,10 +227,10 @@ func TestSubscriberUsageCSV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(recs) != 3 || !slices.Equal(recs[0], UsageCSVHeader) {
+	if len(recs) != 3 || !slices.Equal(recs[0], store.UsageCSVHeader) {
 		t.Fatalf("csv: %q, want the header and 2 rows", recs)
 	}
-	col := func(name string) int { return slices.Index(UsageCSVHeader, name) }
+	col := func(name string) int { return slices.Index(store.UsageCSVHeader, name) }
 	var down, up, total uint64
 	for i, rec := range recs[1:] {
 		if rec[col("subscriber")] != res.Rows[i].Subscriber || rec[col("router")] != "gw1" {
