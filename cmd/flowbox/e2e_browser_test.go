@@ -314,6 +314,38 @@ func TestBrowserEndToEnd(t *testing.T) {
 	})
 	checkE2ECSV(t, file, host, id1)
 
+	// The router's own traffic (its NTP and DNS from its WAN address) is
+	// shown as the router's, never as an unnamed customer's.
+	wan := r1.Model.PublicAddr().String()
+	b.do(t, "the router's own flows",
+		chromedp.Navigate(fmt.Sprintf("%s/flows?router=%d&host=%s&range=1h", a.base, id1, wan)))
+	b.waitJS(t, "the router's own flows listed", `document.querySelectorAll("#flows tbody tr td.num").length > 0`, 60*time.Second)
+	type ownRow struct {
+		Src, Dst, Dir, Sub string
+		Badge              bool
+	}
+	own := e2eEval[[]ownRow](t, b, `[...document.querySelectorAll("#flows tbody tr")].map(r => ({
+		Src: r.cells[2].textContent, Dst: r.cells[3].textContent, Dir: r.cells[7].textContent,
+		Sub: r.cells[8].textContent, Badge: !!r.cells[8].querySelector(".badge")}))`)
+	routerFlows := 0
+	for _, r := range own {
+		fromWAN := strings.HasPrefix(r.Src, wan+":") || r.Src == wan
+		toWAN := strings.HasPrefix(r.Dst, wan+":") || r.Dst == wan
+		if (r.Dir == "download" || r.Dir == "upload") && strings.TrimSpace(r.Sub) == "" {
+			t.Errorf("a customer flow without a name on the Flows page: %+v", r)
+		}
+		if r.Dir == "router-out" || r.Dir == "router-in" {
+			routerFlows++
+			if !r.Badge || !strings.Contains(r.Sub, r1.Identity) || !(fromWAN || toWAN) {
+				t.Errorf("router flow shown as %+v, want the router %s with its badge", r, r1.Identity)
+			}
+		}
+	}
+	if routerFlows == 0 {
+		t.Errorf("the Flows page shows none of the router's own flows from %s: %+v", wan, own)
+	}
+	b.screenshot(t, art, "08b-router-own-flows")
+
 	// The settings show the running configuration.
 	b.do(t, "settings", chromedp.Navigate(a.base+"/settings"), chromedp.WaitVisible(`#settings tbody tr`), chromedp.WaitVisible(`#users tbody tr`))
 	settings := e2eEval[[]string](t, b, `[...document.querySelectorAll("#settings tbody td")].map(c => c.textContent)`)

@@ -107,7 +107,7 @@ func printStatsTable(w io.Writer, rows []statsRow) error {
 		router := r.Router
 		switch {
 		case router == "" && r.RouterID != 0:
-			router = fmt.Sprintf("#%d (removed)", r.RouterID)
+			router = store.SourceName(nil, r.RouterID)
 		case router == "" && !r.Trusted:
 			router = "untrusted (not stored)"
 		case router == "":

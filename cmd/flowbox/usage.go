@@ -86,20 +86,15 @@ func runSubscribersUsage(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("subscribers usage: no router %q (flowbox router list shows them)", *router)
 	}
 	var rows []usageJSON
+	var all []store.SubscriberUsage
 	var res *store.UsageResult
 	for {
 		if res, err = st.SubscriberUsage(ctx, q); err != nil {
 			return err
 		}
 		for _, u := range res.Rows {
-			name, ok := names[u.Source]
-			if !ok {
-				name = fmt.Sprintf("exporter %d", -u.Source)
-				if u.Source > 0 {
-					name = fmt.Sprintf("router %d (removed)", u.Source)
-				}
-			}
-			rows = append(rows, usageJSON{Subscriber: u.Subscriber, RouterID: u.Source, Router: name,
+			all = append(all, u)
+			rows = append(rows, usageJSON{Subscriber: u.Subscriber, RouterID: u.Source, Router: store.SourceName(names, u.Source),
 				DownloadBytes: u.DownloadBytes, UploadBytes: u.UploadBytes, DownloadPackets: u.DownloadPackets,
 				UploadPackets: u.UploadPackets, Flows: u.Flows, LastSeen: u.LastSeen})
 		}
@@ -125,14 +120,9 @@ func runSubscribersUsage(ctx context.Context, e *env, args []string) error {
 		}
 	case "csv":
 		w := csv.NewWriter(e.stdout)
-		_ = w.Write([]string{"subscriber", "router_id", "router", "download_bytes", "upload_bytes", "total_bytes",
-			"download_packets", "upload_packets", "flows", "last_seen", "from", "to"})
-		for _, r := range rows {
-			_ = w.Write([]string{r.Subscriber, strconv.FormatInt(r.RouterID, 10), r.Router,
-				strconv.FormatUint(r.DownloadBytes, 10), strconv.FormatUint(r.UploadBytes, 10),
-				strconv.FormatUint(r.DownloadBytes+r.UploadBytes, 10), strconv.FormatUint(r.DownloadPackets, 10),
-				strconv.FormatUint(r.UploadPackets, 10), strconv.FormatUint(r.Flows, 10),
-				r.LastSeen.UTC().Format(time.RFC3339), res.From.Format(time.RFC3339), res.To.Format(time.RFC3339)})
+		_ = w.Write(store.UsageCSVHeader)
+		for i := range all {
+			_ = w.Write(store.UsageCSVRecord(&all[i], names, res.From, res.To))
 		}
 		w.Flush()
 		if err := w.Error(); err != nil {
