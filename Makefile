@@ -5,7 +5,7 @@ TAGS    := netgo osusergo sqlite_omit_load_extension
 FUZZTIME ?= 30s
 BIN     := bin/flowbox
 
-.PHONY: help build demo run test test-race test-short test-integration fuzz bench bench-ingest lint fmt clean version
+.PHONY: help build demo run test test-race test-short test-integration fuzz bench bench-ingest bench-ingest-1cpu lint fmt clean version
 .PHONY: build-arm64 deb deb-arm64 image image-arm64 deb-test image-test systemd-test arm64-test packages
 
 # Packaging (packaging/README.md): the host's architecture and arm64.
@@ -86,6 +86,10 @@ bench: ## run the benchmarks, output in bench.out
 bench-ingest: ## end-to-end ingest benchmark: simulate -> serve at 200,000 flows/s for 60 s, loss and memory
 	FLOWBOX_BENCH_INGEST_DURATION=$${FLOWBOX_BENCH_INGEST_DURATION:-60s} CGO_ENABLED=1 $(GO) test -run '^$$' \
 		-bench BenchmarkIngestEndToEnd -benchtime 1x -timeout 30m ./cmd/flowbox
+
+bench-ingest-1cpu: ## the same with serve pinned to CPU 1 and the simulator to CPU 0 (FLOWBOX_BENCH_INGEST_RATE sets the load)
+	FLOWBOX_BENCH_SERVE_CPUS=1 FLOWBOX_BENCH_SIM_CPUS=0 FLOWBOX_BENCH_INGEST_DURATION=$${FLOWBOX_BENCH_INGEST_DURATION:-60s} \
+		CGO_ENABLED=1 $(GO) test -run '^$$' -bench BenchmarkIngestEndToEnd -benchtime 1x -timeout 30m ./cmd/flowbox
 
 lint: ## go vet
 	$(GO) vet ./...

@@ -32,7 +32,9 @@ import (
 //
 // FLOWBOX_BENCH_INGEST_RATE (flows/s, default 200000) and
 // FLOWBOX_BENCH_INGEST_DURATION (default 10s; `make bench-ingest` runs 60s)
-// set the load; FLOWBOX_BENCH_BINARY uses an already built binary. The
+// set the load; FLOWBOX_BENCH_SERVE_CPUS and FLOWBOX_BENCH_SIM_CPUS pin
+// serve and the simulator (taskset CPU lists; `make bench-ingest-1cpu`);
+// FLOWBOX_BENCH_BINARY uses an already built binary. The
 // benchmark fails when a flow is lost. Run it alone:
 //
 //	go test -run '^$' -bench BenchmarkIngestEndToEnd -benchtime 1x ./cmd/flowbox
@@ -111,7 +113,7 @@ func ingestRun(b *testing.B, bin string, rate int, dur time.Duration) ingestResu
 		b.Fatal(err)
 	}
 	var serveErr testutil.SyncBuffer
-	serve := exec.Command(bin, "serve", "--config", cfg)
+	serve := pinned(b, "FLOWBOX_BENCH_SERVE_CPUS", bin, "serve", "--config", cfg)
 	serve.Stderr = &serveErr
 	if err := serve.Start(); err != nil {
 		b.Fatal(err)
@@ -155,7 +157,7 @@ func ingestRun(b *testing.B, bin string, rate int, dur time.Duration) ingestResu
 		Flows  float64 `json:"flows"`
 		Lagged float64 `json:"lagged"`
 	}
-	out, err := exec.Command(bin, "simulate", "--target", fmt.Sprintf("127.0.0.1:%d", nf), "--rate", strconv.Itoa(rate),
+	out, err := pinned(b, "FLOWBOX_BENCH_SIM_CPUS", bin, "simulate", "--target", fmt.Sprintf("127.0.0.1:%d", nf), "--rate", strconv.Itoa(rate),
 		"--duration", dur.String(), "--json", "--log-level", "warn").Output()
 	if err != nil {
 		b.Fatalf("simulate: %v\n%s", err, out)
@@ -198,6 +200,22 @@ func ingestRun(b *testing.B, bin string, rate int, dur time.Duration) ingestResu
 	st := benchStats(b, bin, cfg)
 	return ingestResult{Sent: sim.Flows, Lagged: sim.Lagged, Received: st.received, Stored: st.stored, Dropped: st.dropped,
 		DroppedBy: st.by, MaxRSS: maxRSS, HWM: hwm, CPU: cpu1 - cpu0, Wall: wall, Drain: drain}
+}
+
+// pinned returns the command bin args, run on the CPUs listed in the
+// environment variable env (taskset -c LIST) when it is set: `make
+// bench-ingest-1cpu` puts serve on one core and the simulator on the other,
+// so that serve's flows/s per core is measured.
+func pinned(b *testing.B, env, bin string, args ...string) *exec.Cmd {
+	cpus := os.Getenv(env)
+	if cpus == "" {
+		return exec.Command(bin, args...)
+	}
+	ts, err := exec.LookPath("taskset")
+	if err != nil {
+		b.Fatalf("%s is set but taskset is missing (apt-get install util-linux): %v", env, err)
+	}
+	return exec.Command(ts, append([]string{"-c", cpus, bin}, args...)...)
 }
 
 func lastLine(b []byte) []byte {
