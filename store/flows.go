@@ -102,6 +102,16 @@ type writerState struct {
 	segScratch segScratch
 	chunks     chunkPool
 
+	// Rollup replay (replay.go): the partitions whose rows written before
+	// an unclean stop are not in the rollups yet, in start order, and the
+	// dictionaries that turn those rows back into flows.
+	replay      []*partition
+	replayChunk int // rows read at a time (replayChunkRows; tests lower it)
+	replayDicts *replayDicts
+	replayBuf   []Flow
+	replayStats replayStats
+	marks       []*partition // flushRollups' scratch
+
 	// Scratch space of writeRaw, reused from group to group.
 	arena      []byte
 	tailRows   []pendingRow
@@ -126,7 +136,20 @@ type partition struct {
 	tail   *hostTail // rows not in a segment yet
 	stmtN  *sql.Stmt // rowsPerInsert rows
 	stmt1  *sql.Stmt
+	// rolled is the last row id whose flow is in the rollups written to
+	// the database (raw_partitions.rolled, set by each rollup flush in its
+	// transaction); -1 when not recorded (a partition of a flowbox before
+	// the watermark, all of whose rows are in). Outside a replay, every
+	// row after it is in the in-memory aggregator.
+	rolled int64
+	// replayNext..replayEnd are the rows, written before an unclean stop,
+	// that the aggregator has not counted yet (replay.go); 0, 0 for none.
+	replayNext, replayEnd int64
 }
+
+// replaying reports whether some of the partition's rows are still to be
+// counted into the rollups again.
+func (p *partition) replaying() bool { return p.replayNext != 0 && p.replayNext <= p.replayEnd }
 
 func partitionName(startMs int64) string {
 	return "raw_" + time.UnixMilli(startMs).UTC().Format("200601021504")
@@ -152,6 +175,7 @@ func newWriterState(ctx context.Context, s *Store) (*writerState, error) {
 		pending:     map[*partition]*pendingInsert{},
 		expCount:    map[int64]*expCounters{},
 		maxPostings: maxTailPostings,
+		replayChunk: replayChunkRows,
 		stopping:    make(chan struct{}),
 	}
 	rows, err := s.w.QueryContext(ctx, "SELECT id, addr FROM exporters")
@@ -198,18 +222,23 @@ func newWriterState(ctx context.Context, s *Store) (*writerState, error) {
 		}
 	}
 	rows.Close()
-	if rows, err = s.w.QueryContext(ctx, "SELECT start, name, format, closed FROM raw_partitions"); err != nil {
+	if rows, err = s.w.QueryContext(ctx, "SELECT start, name, format, closed, rolled FROM raw_partitions"); err != nil {
 		return nil, fmt.Errorf("cannot load partitions: %w", err)
 	}
 	var loaded []*partition
 	for rows.Next() {
 		p := &partition{}
 		var startSec int64
-		if err := rows.Scan(&startSec, &p.name, &p.format, &p.closed); err != nil {
+		var rolled sql.NullInt64
+		if err := rows.Scan(&startSec, &p.name, &p.format, &p.closed, &rolled); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("cannot load partitions: %w", err)
 		}
 		p.start = startSec * 1000
+		p.rolled = -1
+		if rolled.Valid {
+			p.rolled = rolled.Int64
+		}
 		loaded = append(loaded, p)
 	}
 	rows.Close()
@@ -317,8 +346,10 @@ func (w *writerState) addrID(a netip.Addr) (uint64, bool) {
 
 // Run is the single writer: it writes queued flows in transactions of up
 // to maxTxFlows, flushes the rollups every minute, closes partitions and
-// applies retention. When ctx is done it stops accepting flows, drains the
-// queue, writes the last batch and the rollups, and returns nil.
+// applies retention. After an unclean stop it first counts the rows written
+// since the last rollup flush into the rollups again (replay.go), between
+// batches. When ctx is done it stops accepting flows, drains the queue,
+// writes the last batch and the rollups, and returns nil.
 func (s *Store) Run(ctx context.Context) error {
 	if s.readOnly || s.wr == nil {
 		return errors.New("cannot run store: opened read-only")
@@ -328,17 +359,37 @@ func (s *Store) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
+	bg := context.WithoutCancel(ctx)
+	s.startReplay(bg)
 	// The first maintenance runs at once: it closes partitions and applies
-	// retention after a restart.
-	s.maintain(context.WithoutCancel(ctx))
+	// retention after a restart (the rollups, empty or being replayed, are
+	// flushed at the first tick).
+	s.housekeep(bg, s.now())
 	var group []*Batch
+	write := func(b *Batch) {
+		group = s.gather(append(group[:0], b))
+		s.writeGroup(bg, group)
+	}
 	for {
+		if len(s.wr.replay) > 0 {
+			select {
+			case b := <-s.queue:
+				write(b)
+			case <-tick.C:
+				s.maintain(bg) // finishes the replay first
+			case <-ctx.Done():
+				return s.shutdown()
+			default:
+				// Nothing waiting: count some rows again.
+				s.replayStep(bg)
+			}
+			continue
+		}
 		select {
 		case b := <-s.queue:
-			group = s.gather(append(group[:0], b))
-			s.writeGroup(context.WithoutCancel(ctx), group)
+			write(b)
 		case <-tick.C:
-			s.maintain(context.WithoutCancel(ctx))
+			s.maintain(bg)
 		case <-ctx.Done():
 			return s.shutdown()
 		}
@@ -793,7 +844,7 @@ func (s *Store) createRefs(ctx context.Context, parts map[int64]struct{}, exps m
 				return fmt.Errorf("cannot create partition %s: %w", p.name, err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO raw_partitions (name, start, format) VALUES (?, ?, ?)",
+		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO raw_partitions (name, start, format, rolled) VALUES (?, ?, ?, 0)",
 			p.name, start/1000, formatV2); err != nil {
 			return fmt.Errorf("cannot record partition %s: %w", p.name, err)
 		}

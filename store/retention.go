@@ -17,6 +17,12 @@ func (s *Store) maintain(ctx context.Context) {
 		s.setHealth(err)
 		return
 	}
+	s.housekeep(ctx, now)
+}
+
+// housekeep is maintain without the rollup flush: Run does it at start,
+// while the rollups of an unclean stop may still be being replayed.
+func (s *Store) housekeep(ctx context.Context, now time.Time) {
 	if err := s.rebuildHours(ctx, now); err != nil {
 		s.setHealth(err)
 		return
@@ -115,7 +121,9 @@ func (s *Store) applyRetention(ctx context.Context, now time.Time) error {
 	rawCut := now.Add(-s.cfg.RawRetention).UnixMilli()
 	for _, m := range []map[int64]*partition{w.parts, w.legacy} {
 		for start, p := range m {
-			if start+partitionSpan.Milliseconds() > rawCut {
+			if start+partitionSpan.Milliseconds() > rawCut || p.replaying() {
+				// A partition whose rows are being counted into the rollups
+				// again leaves once that is done (the next maintenance).
 				continue
 			}
 			if err := s.dropPartition(ctx, p); err != nil {

@@ -155,10 +155,25 @@ func (c *counters) add(o counters) {
 
 // flushRollups writes the accumulated minute rollups additively (so minutes
 // flushed twice, e.g. for late flows, add up) and marks their hours for
-// rebuilding. On error the rollups stay in memory for the next attempt.
+// rebuilding. In the same transaction it records each raw partition's
+// watermark (raw_partitions.rolled): every row written so far is in the
+// rollups, so that a restart after a crash counts again exactly the rows
+// written after this flush (replay.go). On error the rollups stay in memory
+// for the next attempt.
 func (s *Store) flushRollups(ctx context.Context) error {
-	a := s.wr.agg
-	if a.empty() {
+	w := s.wr
+	// The watermarks say every row is counted: count the rows still being
+	// replayed first.
+	s.finishReplay(ctx)
+	a := w.agg
+	marks := w.marks[:0]
+	for _, p := range w.parts {
+		if p.rolled != p.nextID-1 {
+			marks = append(marks, p)
+		}
+	}
+	w.marks = marks
+	if a.empty() && len(marks) == 0 {
 		return nil
 	}
 	start := time.Now()
@@ -170,9 +185,18 @@ func (s *Store) flushRollups(ctx context.Context) error {
 	if err := a.write(ctx, tx); err != nil {
 		return fmt.Errorf("cannot flush rollups: %w", describeWriteError(err))
 	}
+	for _, p := range marks {
+		if _, err := tx.ExecContext(ctx, "UPDATE raw_partitions SET rolled = ? WHERE name = ?", p.nextID-1, p.name); err != nil {
+			return fmt.Errorf("cannot record the rollup watermark of %s: %w", p.name, describeWriteError(err))
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("cannot commit rollups: %w", describeWriteError(err))
 	}
+	for _, p := range marks {
+		p.rolled = p.nextID - 1
+	}
+	clear(marks)
 	a.reset()
 	s.metrics.flushSeconds.Observe(time.Since(start).Seconds())
 	return nil

@@ -96,7 +96,7 @@ CREATE TABLE raw_partitions (
 	start  INTEGER NOT NULL,          -- unix seconds
 	format INTEGER NOT NULL,          -- 1: flows_* (read only), 2: raw_*
 	closed INTEGER NOT NULL DEFAULT 0 -- format 1: address indexes built; format 2: first tail spilled
-);
+, rolled INTEGER);
 CREATE TABLE raw_segments (
 	part       TEXT    NOT NULL,
 	seg        INTEGER NOT NULL,
