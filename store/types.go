@@ -48,6 +48,12 @@ type Router struct {
 	Version    string // RouterOS version, e.g. "7.16.2 (stable)"
 	Interfaces []Interface
 	Addresses  []netip.Prefix // from /ip/address; flows are attributed by these
+	// ExporterAddr is the address the router exports flows from when
+	// flowbox pinned it (the src-address of its traffic-flow target,
+	// chosen because another router may export from the address it
+	// would use otherwise); invalid when flowbox did not. No two routers
+	// have the same one. See Sources.
+	ExporterAddr netip.Addr
 
 	// Provisioning.
 	State string // one of the State* constants

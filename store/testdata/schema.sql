@@ -4,6 +4,7 @@ CREATE INDEX interface_names_key ON interface_names(router_id, if_index, valid_f
 CREATE INDEX interface_names_valid_to ON interface_names(valid_to);
 CREATE INDEX provision_runs_router ON provision_runs(router_id, ok, time);
 CREATE INDEX raw_partitions_start ON raw_partitions (start);
+CREATE UNIQUE INDEX routers_exporter_addr ON routers (exporter_addr) WHERE exporter_addr <> '';
 CREATE INDEX subscribers_addr ON subscribers(first_addr, last_addr);
 CREATE INDEX subscribers_valid_to ON subscribers(valid_to);
 CREATE TABLE addrs (
@@ -136,7 +137,7 @@ CREATE TABLE routers (
 	created_at      INTEGER NOT NULL, -- unix ms
 	updated_at      INTEGER NOT NULL, -- unix ms
 	last_contact    INTEGER NOT NULL DEFAULT 0 -- unix ms, 0 = never
-);
+, exporter_addr TEXT NOT NULL DEFAULT '');
 CREATE TABLE subscribers (
 	id          INTEGER PRIMARY KEY,
 	router_id   INTEGER NOT NULL DEFAULT 0,  -- 0 for imported rows
