@@ -5,7 +5,9 @@
 // (netflowtest.Exporter) that sends the model's flows from the router's own
 // loopback address, only while the router's /ip/traffic-flow is enabled and
 // has a target: onboarding a simulated router through the API really turns
-// its exports on, and undoing it turns them off.
+// its exports on, and undoing it turns them off. No two routers export
+// from one address (flowbox tells exporters apart by address): a target's
+// src-address moves the router's exports to that address, as on RouterOS.
 package fleet
 
 import (
@@ -67,8 +69,9 @@ type Config struct {
 	// Flows keep their real timestamps. Nil means real time.
 	Clock func() time.Time
 	// ExportFrom is the first loopback address routers export from; router
-	// i uses ExportFrom+i. Default 127.0.0.2. Where such an address cannot
-	// be bound, the router exports from 127.0.0.1 with its own port.
+	// i uses ExportFrom+i (an address of its /ip/address list). Default
+	// 127.0.0.2. Where such an address cannot be bound, Start fails: the
+	// routers never share an address.
 	ExportFrom netip.Addr
 }
 
@@ -121,10 +124,12 @@ type Router struct {
 	Exporter *netflowtest.Exporter
 
 	apiAddr  string
-	source   netip.Addr
+	source   netip.Addr // the router's own address, exported from by default
 	bootTime time.Time
+	mu       sync.Mutex // serialises applying traffic-flow changes; guards below
 	expCfg   netflowtest.ExporterConfig
-	mu       sync.Mutex // serialises applying traffic-flow changes
+	started  bool
+	stopped  bool
 	logger   *slog.Logger
 }
 
@@ -137,7 +142,11 @@ func (r *Router) APIAddr() string {
 }
 
 // ExportAddr returns the address the router sends flows from (after Start).
-func (r *Router) ExportAddr() netip.AddrPort { return r.Exporter.LocalAddr() }
+func (r *Router) ExportAddr() netip.AddrPort {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.Exporter.LocalAddr()
+}
 
 // Fleet is a set of simulated routers. New only builds; Start listens and
 // starts exporters; Stop stops everything.
@@ -263,23 +272,15 @@ func (f *Fleet) Start() error {
 			f.Stop()
 			return fmt.Errorf("cannot start router %s: %w", r.Identity, err)
 		}
-		if err := r.Exporter.Start(); err != nil {
-			// Platforms without the whole 127/8 on loopback: share
-			// 127.0.0.1, each router on its own port.
-			r.logger.Warn("cannot export from own loopback address, using 127.0.0.1",
-				"address", r.source.String(), "error", err)
-			r.expCfg.Source = netip.MustParseAddrPort("127.0.0.1:0")
-			exp, nerr := netflowtest.NewExporter(r.expCfg, r.Model, r.logger.With("component", "exporter"))
-			if nerr == nil {
-				r.mu.Lock()
-				r.Exporter = exp
-				r.mu.Unlock()
-				nerr = exp.Start()
-			}
-			if nerr != nil {
-				f.Stop()
-				return fmt.Errorf("cannot start exporter of router %s: %w", r.Identity, nerr)
-			}
+		r.mu.Lock()
+		err := r.Exporter.Start()
+		r.started = err == nil
+		r.mu.Unlock()
+		if err != nil {
+			// Sharing 127.0.0.1 would make the routers one exporter.
+			f.Stop()
+			return fmt.Errorf("cannot start router %s: %w (each simulated router exports from a loopback address of its own; where only 127.0.0.1 is on loopback, add the others, e.g. `ifconfig lo0 alias %s` on macOS)",
+				r.Identity, err, r.source)
 		}
 		r.apply()
 	}
@@ -289,7 +290,10 @@ func (f *Fleet) Start() error {
 // Stop stops every exporter and API server.
 func (f *Fleet) Stop() {
 	for _, r := range f.routers {
+		r.mu.Lock()
 		r.Exporter.Stop()
+		r.stopped = true
+		r.mu.Unlock()
 		if err := r.Server.Close(); err != nil {
 			r.logger.Warn("cannot close API server", "error", err)
 		}
@@ -307,14 +311,20 @@ func (f *Fleet) Run(ctx context.Context) error {
 }
 
 // apply reads the router's traffic-flow state and points the exporter at
-// the enabled targets, or at none when traffic-flow is disabled. It always
-// reads the current state, so hooks that race apply the latest one.
+// the enabled targets, or at none when traffic-flow is disabled, sending
+// from the targets' src-address (the router's own address when it is
+// 0.0.0.0). It always reads the current state, so hooks that race apply
+// the latest one.
 func (r *Router) apply() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if !r.started || r.stopped {
+		return // Start applies the state once the exporter runs
+	}
 	st := r.Server.TrafficFlow()
 	r.Model.SetFlowTimeouts(st.ActiveFlowTimeout, st.InactiveFlowTimeout)
 	var ts []netflowtest.Target
+	src := r.source
 	if st.Enabled {
 		for _, t := range st.Targets {
 			if t.Disabled {
@@ -325,14 +335,50 @@ func (r *Router) apply() {
 				r.logger.Warn("traffic-flow target not exported", "id", t.ID, "error", err)
 				continue
 			}
+			if a := t.SrcAddress.Unmap(); a.IsValid() && !a.IsUnspecified() {
+				// One socket per router: the first target's src-address
+				// wins; a target that wants another one is not exported.
+				if len(ts) > 0 && a != src {
+					r.logger.Warn("traffic-flow target not exported: the simulated router exports from one address",
+						"id", t.ID, "src-address", a.String(), "exporting_from", src.String())
+					continue
+				}
+				src = a
+			}
 			ts = append(ts, nt)
 		}
+	}
+	if err := r.exportFrom(src); err != nil {
+		r.logger.Warn("cannot export from the target's src-address: not exporting", "src-address", src.String(), "error", err)
+		ts = nil
 	}
 	if err := r.Exporter.SetTargets(ts); err != nil {
 		r.logger.Warn("cannot apply traffic-flow targets", "error", err)
 		return
 	}
 	r.logger.Info("traffic-flow applied", "enabled", st.Enabled, "targets", len(ts))
+}
+
+// exportFrom moves the exporter to source address src (r.mu held): a new
+// socket, as a router's exports after a change of src-address. On error
+// the exporter is stopped.
+func (r *Router) exportFrom(src netip.Addr) error {
+	if r.expCfg.Source.Addr() == src && r.Exporter.LocalAddr().IsValid() {
+		return nil // already there, and running
+	}
+	r.Exporter.Stop()
+	cfg := r.expCfg
+	cfg.Source = netip.AddrPortFrom(src, 0)
+	exp, err := netflowtest.NewExporter(cfg, r.Model, r.logger.With("component", "exporter"))
+	if err != nil {
+		return err
+	}
+	r.Exporter, r.expCfg = exp, cfg
+	if err := exp.Start(); err != nil {
+		return err
+	}
+	r.logger.Info("exporting from a new address", "address", src.String())
+	return nil
 }
 
 // target converts a RouterOS target into an exporter target. The simulated

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,8 +117,8 @@ func TestFleetExportsFollowTrafficFlow(t *testing.T) {
 	}
 	run(t, c, "/ip/traffic-flow/set", "=enabled=yes")
 	src := v7.ExportAddr().Addr()
-	if src.String() != "127.0.0.3" && src.String() != "127.0.0.1" {
-		t.Fatalf("router 1 exports from %s", src)
+	if src.String() != "127.0.0.3" {
+		t.Fatalf("router 1 exports from %s, want its own 127.0.0.3", src)
 	}
 	testutil.WaitFor(t, 10*time.Second, "v9 exports", func() (bool, string) {
 		n := versionsFrom(s.Datagrams(), src)[9]
@@ -177,8 +178,8 @@ func TestFleetExportsFollowTrafficFlow(t *testing.T) {
 		n := versionsFrom(s.Datagrams(), src6)[5]
 		return n >= 3, fmt.Sprintf("%d v5 datagrams from %s", n, src6)
 	})
-	if src6 == src && src6.String() != "127.0.0.1" {
-		t.Fatalf("both routers export from %s", src6)
+	if src6 != netip.MustParseAddr("127.0.0.2") {
+		t.Fatalf("router 0 exports from %s, want its own 127.0.0.2", src6)
 	}
 	run(t, c6, "/ip/traffic-flow/set", "=enabled=no")
 	if st := f.Stats()[0]; len(st.Targets) != 0 {
@@ -299,5 +300,71 @@ func TestFleetTLS(t *testing.T) {
 	}
 	if rep := run(t, c, "/system/identity/print"); rep.Re[0].Map["name"] != r.Identity {
 		t.Fatalf("identity over API-SSL: %v", rep.Re[0].Map)
+	}
+}
+
+// TestFleetExportAddresses: no two routers export from one address, each
+// exports from an address of its /ip/address list, a target's src-address
+// moves a router's exports (as on RouterOS), and a fleet that cannot give
+// every router its own address does not start.
+func TestFleetExportAddresses(t *testing.T) {
+	f := startFleet(t, Config{Routers: 3, Versions: "7", Rate: 4000, Seed: 2, Password: "demo", Subscribers: 20})
+	seen := map[netip.Addr]string{}
+	for _, r := range f.Routers() {
+		a := r.ExportAddr().Addr()
+		if other, dup := seen[a]; dup {
+			t.Fatalf("%s and %s both export from %s", other, r.Identity, a)
+		}
+		seen[a] = r.Identity
+		rep := run(t, dial(t, r), "/ip/address/print", "?address="+a.String()+"/32")
+		if len(rep.Re) != 1 {
+			t.Errorf("%s exports from %s, which is not in its /ip/address list", r.Identity, a)
+		}
+	}
+
+	s := testutil.NewUDPSink(t)
+	r := f.Routers()[1]
+	c := dial(t, r)
+	add := run(t, c, "/ip/traffic-flow/target/add", "=dst-address=127.0.0.1", "=port="+strconv.Itoa(int(s.Addr().Port())),
+		"=src-address=127.0.0.99", "=version=9")
+	run(t, c, "/ip/traffic-flow/set", "=enabled=yes")
+	moved := netip.MustParseAddr("127.0.0.99")
+	testutil.WaitFor(t, 10*time.Second, "exports from the src-address", func() (bool, string) {
+		n := versionsFrom(s.Datagrams(), moved)[9]
+		return n >= 3 && r.ExportAddr().Addr() == moved, fmt.Sprintf("%d datagrams from %s, exporting from %s", n, moved, r.ExportAddr())
+	})
+	// Back to 0.0.0.0: the router's own address again.
+	run(t, c, "/ip/traffic-flow/target/set", "=.id="+add.Done.Map["ret"], "=src-address=0.0.0.0")
+	own := netip.MustParseAddr("127.0.0.3")
+	testutil.WaitFor(t, 10*time.Second, "exports from the router's own address", func() (bool, string) {
+		n := versionsFrom(s.Datagrams(), own)[9]
+		return n >= 3, fmt.Sprintf("%d datagrams from %s", n, own)
+	})
+	// A src-address this host cannot send from: nothing is exported
+	// rather than from another address.
+	run(t, c, "/ip/traffic-flow/target/set", "=.id="+add.Done.Map["ret"], "=src-address=192.0.2.1")
+	if st := f.Stats()[1]; len(st.Targets) != 0 {
+		t.Errorf("exporting from elsewhere than the unreachable src-address: %+v", st.Targets)
+	}
+
+	// A platform without 127.0.0.3 on loopback, simulated with an
+	// address this host does not have: Start fails and says why.
+	bad, err := New(Config{Routers: 1, Password: "x", Subscribers: 10, ExportFrom: netip.MustParseAddr("192.0.2.1")}, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bad.Start()
+	if err == nil {
+		bad.Stop()
+		t.Fatal("a router that cannot bind its own address started")
+	}
+	if !strings.Contains(err.Error(), "each simulated router exports from a loopback address of its own") {
+		t.Errorf("Start: %v", err)
+	}
+	if a := bad.Routers()[0].APIAddr(); a != "" && !strings.HasSuffix(a, ":0") {
+		if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
+			c.Close()
+			t.Errorf("the API of a fleet that failed to start still listens on %s", a)
+		}
 	}
 }
