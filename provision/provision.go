@@ -82,6 +82,9 @@ type Provisioner struct {
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
+	// addMu serialises storing new routers with the check that no other
+	// router may export from where a new router's flows come from.
+	addMu sync.Mutex
 }
 
 // New checks the configuration and builds a Provisioner. It opens no
@@ -166,8 +169,13 @@ type session struct {
 	conn        *routeros.Conn
 	r           *store.Router
 	collector   netip.AddrPort
+	remote      netip.Addr // the router's address as flowbox reaches it
 	legacy      bool
 	syntaxKnown bool
+	// source is the last decision on the target's src-address (see
+	// source.go), taken from sourceIn.
+	source   sourceDecision
+	sourceIn sourceInput
 }
 
 func (s *session) run(ctx context.Context, words ...string) (*routeros.Reply, error) {
@@ -220,7 +228,7 @@ func (p *Provisioner) connect(ctx context.Context, r *store.Router) (*session, e
 	if r.TLS && r.TLSFingerprint == "" {
 		r.TLSFingerprint = conn.Fingerprint()
 	}
-	s := &session{p: p, conn: conn, r: r}
+	s := &session{p: p, conn: conn, r: r, remote: conn.RemoteAddr()}
 	addr := conn.LocalAddr()
 	if p.cfg.CollectorAddress != "" {
 		addr = netip.MustParseAddr(p.cfg.CollectorAddress) // checked by Validate
@@ -344,7 +352,11 @@ func (p *Provisioner) Add(ctx context.Context, req AddRequest) (*store.Router, *
 	r := &store.Router{Name: req.Name, Address: address, TLS: req.TLS, Username: req.Username, Password: req.Password,
 		State: store.StateNew, Previous: map[string]string{}}
 	rec := p.newRecorder("detect", r)
-	var plan *Plan
+	var (
+		plan   *Plan
+		srcIn  sourceInput
+		source sourceDecision
+	)
 	start := time.Now()
 	err := p.withSession(ctx, r, rec, func(s *session) error {
 		if _, err := p.detect(ctx, s); err != nil {
@@ -354,6 +366,7 @@ func (p *Provisioner) Add(ctx context.Context, req AddRequest) (*store.Router, *
 		if plan, err = p.plan(ctx, s); err != nil {
 			return err
 		}
+		srcIn, source = s.sourceIn, s.source
 		if req.CreateUser && !req.DryRun {
 			return p.createUser(ctx, s)
 		}
@@ -368,14 +381,37 @@ func (p *Provisioner) Add(ctx context.Context, req AddRequest) (*store.Router, *
 	if req.DryRun {
 		return r, plan, nil
 	}
-	if err := p.store.AddRouter(ctx, r); err != nil {
-		return nil, nil, fmt.Errorf("cannot store router %s: %w", req.Name, err)
+	if err := p.storeNew(ctx, r, srcIn, source); err != nil {
+		return nil, nil, err
 	}
 	rec.summary = fmt.Sprintf("added %s (RouterOS %s, %s), %d changes planned", r.Identity, r.Version, r.Board, len(plan.Changes))
 	rec.changes = plan.Lines()
 	p.saveRun(ctx, rec, nil)
 	p.logger.Info("router added", "router", r.Name, "identity", r.Identity, "version", r.Version, "changes", len(plan.Changes))
 	return r, plan, nil
+}
+
+// storeNew stores a new router after deciding its source address again,
+// under addMu, against the inventory as it is now: a router stored since
+// the plan may have changed the answer.
+func (p *Provisioner) storeNew(ctx context.Context, r *store.Router, in sourceInput, planned sourceDecision) error {
+	p.addMu.Lock()
+	defer p.addMu.Unlock()
+	others, err := p.others(ctx, r)
+	if err != nil {
+		return fmt.Errorf("cannot add router %s: %w", r.Name, err)
+	}
+	now, err := decideSource(in, others)
+	if err != nil {
+		return fmt.Errorf("cannot add router %s: %w", r.Name, err)
+	}
+	if now != planned {
+		return fmt.Errorf("cannot add router %s: another router was added meanwhile and changes where this one must export from: add it again", r.Name)
+	}
+	if err := p.store.AddRouter(ctx, r); err != nil {
+		return fmt.Errorf("cannot store router %s: %w", r.Name, err)
+	}
+	return nil
 }
 
 // Detect reconnects to a stored router and refreshes what flowbox knows of
@@ -470,6 +506,13 @@ func (p *Provisioner) Undo(ctx context.Context, name string) (*Result, error) {
 		}
 		res.Summary = summarize(res.Changes, "nothing to undo")
 		rec.summary = res.Summary
+		if !r.TargetCreated {
+			// The target stays, with its previous src-address: the
+			// router no longer exports from the address flowbox pinned.
+			// (A target flowbox added is gone: the router exports
+			// nothing to flowbox, and keeps its address for a new apply.)
+			r.ExporterAddr = netip.Addr{}
+		}
 		r.Previous, r.TargetID, r.TargetCreated = map[string]string{}, "", false
 		r.State, r.StateDetail = store.StateUndone, res.Summary
 		return p.store.UpdateRouter(ctx, r)
@@ -706,6 +749,18 @@ func (p *Provisioner) Router(ctx context.Context, name string) (*store.Router, e
 		return nil, fmt.Errorf("cannot load router %s: %w", name, err)
 	}
 	return r, nil
+}
+
+// Conflicts returns the addresses that several routers of the inventory
+// may export from (store.Attribute): flows from them are attributed to
+// none of those routers.
+func (p *Provisioner) Conflicts(ctx context.Context) ([]store.AttributionConflict, error) {
+	rs, err := p.store.ListRouters(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list routers: %w", err)
+	}
+	_, conflicts := store.Attribute(rs)
+	return conflicts, nil
 }
 
 // The store is the production Inventory.

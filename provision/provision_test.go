@@ -453,6 +453,12 @@ func TestConcurrentProvisioning(t *testing.T) {
 			p = routerostest.V6(fmt.Sprintf("router-%02d", i))
 		}
 		p.Serial = fmt.Sprintf("SN%04d", i)
+		// Each its own address (routers with the same addresses cannot
+		// be told apart: see TestTwoRoutersBehindOneAddress).
+		p.Addresses = []routerostest.Address{
+			{Address: netip.PrefixFrom(netip.AddrFrom4([4]byte{127, 0, 1, byte(10 + i)}), 8), Interface: "ether1"},
+			{Address: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(i), 1}), 24), Interface: "bridge-lan"},
+		}
 		servers[i] = testutil.StartRouter(t, withUsers(p))
 	}
 	ctx := context.Background()

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -51,7 +52,7 @@ func (p *Provisioner) planSteps(ctx context.Context, s *session, steps []Step) (
 	for _, st := range steps {
 		changes, err := st.Check(ctx, s)
 		if err != nil {
-			return nil, fmt.Errorf("cannot check %s: %w", st.Name, err)
+			return nil, checkError(st.Name, err)
 		}
 		all = append(all, changes...)
 	}
@@ -69,7 +70,7 @@ func (p *Provisioner) applySteps(ctx context.Context, s *session, steps []Step) 
 		changes, err := st.Check(ctx, s)
 		if err != nil {
 			p.metrics.steps.WithLabelValues(st.Name, "failed").Inc()
-			return done, skipped, fmt.Errorf("cannot check %s: %w", st.Name, err)
+			return done, skipped, checkError(st.Name, err)
 		}
 		if len(changes) == 0 {
 			skipped++
@@ -78,6 +79,9 @@ func (p *Provisioner) applySteps(ctx context.Context, s *session, steps []Step) 
 		}
 		if err := st.Apply(ctx, s, changes); err != nil {
 			p.metrics.steps.WithLabelValues(st.Name, "failed").Inc()
+			if errors.As(err, new(*ExporterConflictError)) {
+				return done, skipped, err
+			}
 			return done, skipped, fmt.Errorf("cannot apply %s: %w", st.Name, err)
 		}
 		again, err := st.Check(ctx, s)
@@ -93,6 +97,15 @@ func (p *Provisioner) applySteps(ctx context.Context, s *session, steps []Step) 
 		done = append(done, changes...)
 	}
 	return done, skipped, nil
+}
+
+// checkError wraps an error of a step's Check; an *ExporterConflictError
+// is a refusal that explains itself and is returned as is.
+func checkError(step string, err error) error {
+	if errors.As(err, new(*ExporterConflictError)) {
+		return err
+	}
+	return fmt.Errorf("cannot check %s: %w", step, err)
 }
 
 // undoSteps runs every step's Undo, in reverse order of application.

@@ -177,6 +177,22 @@ func (s *session) targetDescription() string {
 	return fmt.Sprintf("dst-address=%s port=%d", s.collector.Addr(), s.collector.Port())
 }
 
+// decideSource decides the src-address of our target (see source.go) and
+// updates the router's ExporterAddr accordingly; it is saved with the
+// router.
+func (p *Provisioner) decideSource(ctx context.Context, s *session, ours routeros.Row) error {
+	others, err := p.others(ctx, s.r)
+	if err != nil {
+		return err
+	}
+	s.sourceIn = s.sourceInput(ours)
+	if s.source, err = decideSource(s.sourceIn, others); err != nil {
+		return err
+	}
+	s.r.ExporterAddr = s.source.Exporter
+	return nil
+}
+
 func (p *Provisioner) checkTarget(ctx context.Context, s *session) ([]Change, error) {
 	rows, err := s.targets(ctx)
 	if err != nil {
@@ -189,8 +205,15 @@ func (p *Provisioner) checkTarget(ctx context.Context, s *session) ([]Change, er
 			break
 		}
 	}
+	if err := p.decideSource(ctx, s, ours); err != nil {
+		return nil, err
+	}
+	pin := s.source.Pin
 	if ours == nil {
 		words := []string{s.targetDescription()}
+		if pin.IsValid() {
+			words = append(words, "src-address="+pin.String())
+		}
 		for _, kv := range p.targetWanted() {
 			if kv[0] != "disabled" {
 				words = append(words, kv[0]+"="+kv[1])
@@ -199,6 +222,13 @@ func (p *Provisioner) checkTarget(ctx context.Context, s *session) ([]Change, er
 		return []Change{{Step: "target", Property: "target", Current: noneValue, New: strings.Join(words, " "), op: "add"}}, nil
 	}
 	var changes []Change
+	if have := ours["src-address"]; pin.IsValid() && have != pin.String() {
+		if have == "" {
+			have = "0.0.0.0"
+		}
+		changes = append(changes, Change{Step: "target", Property: "target/src-address", Current: have, New: pin.String(),
+			key: "src-address", id: ours[".id"], op: "set"})
+	}
 	for _, kv := range p.targetWanted() {
 		have, ok := ours[kv[0]]
 		if ok && sameValue(kv[0], have, kv[1]) {
@@ -229,6 +259,9 @@ func (p *Provisioner) applyTarget(ctx context.Context, s *session, changes []Cha
 		}
 	}
 	s.r.TargetID = changes[0].id
+	if s.source.Pin.IsValid() {
+		s.r.ExporterAddr = s.source.Pin
+	}
 	if err := s.save(ctx); err != nil {
 		return err
 	}
@@ -247,6 +280,10 @@ func (p *Provisioner) addTarget(ctx context.Context, s *session) error {
 	if s.r.Previous[prevTarget] == noneValue {
 		s.r.TargetCreated = true
 	}
+	pin := s.source.Pin
+	if pin.IsValid() {
+		s.r.ExporterAddr = pin
+	}
 	if err := s.save(ctx); err != nil {
 		return err
 	}
@@ -256,6 +293,9 @@ func (p *Provisioner) addTarget(ctx context.Context, s *session) error {
 			words = append(words, "=address="+s.collector.String())
 		} else {
 			words = append(words, "=dst-address="+s.collector.Addr().String(), "=port="+strconv.Itoa(int(s.collector.Port())))
+			if pin.IsValid() {
+				words = append(words, "=src-address="+pin.String())
+			}
 		}
 		for _, kv := range p.targetWanted() {
 			words = append(words, "="+kv[0]+"="+kv[1])
@@ -268,6 +308,15 @@ func (p *Provisioner) addTarget(ctx context.Context, s *session) error {
 		// routers only know address=IP:port.
 		p.logger.Info("router does not know dst-address, using the legacy target syntax", "router", s.r.Name)
 		s.legacy, s.syntaxKnown = true, true
+		if pin.IsValid() {
+			// Without src-address, this router cannot be told apart from
+			// the one that may export from where its flows would come.
+			// It exports nothing to flowbox (no target was added), so it
+			// keeps the address decided for it: the other router's flows
+			// stay the other router's.
+			return &ExporterConflictError{Router: s.r.Name, Other: s.source.Other, Addr: s.source.Shared,
+				Kind: ConflictLegacy, Version: s.r.Version}
+		}
 		r, err = add(true)
 	}
 	if errors.Is(err, routeros.ErrExists) {
@@ -306,7 +355,7 @@ func (p *Provisioner) undoTarget(ctx context.Context, s *session) ([]Change, err
 	}
 	words := []string{"/ip/traffic-flow/target/set", "=.id=" + id}
 	var changes []Change
-	for _, kv := range p.targetWanted() {
+	for _, kv := range append(p.targetWanted(), [2]string{"src-address"}) {
 		old, ok := s.r.Previous["target/"+kv[0]]
 		if !ok || sameValue(kv[0], ours[kv[0]], old) {
 			continue

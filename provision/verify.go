@@ -3,7 +3,6 @@ package provision
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -52,12 +51,7 @@ func (p *Provisioner) Verify(ctx context.Context, name string, timeout time.Dura
 			}
 			if ok && !t.Before(since) {
 				res.OK, res.LastFlow, res.Waited = true, t, time.Since(start)
-				for _, a := range addrs {
-					if seen, ok := p.store.ExporterLastSeen(a); ok && !seen.Before(since) {
-						res.Exporter = a
-						break
-					}
-				}
+				res.Exporter = p.exporterOf(r, addrs, since)
 				rec.summary = fmt.Sprintf("flows arrive (after %v)", res.Waited.Round(time.Second))
 				return nil
 			}
@@ -66,7 +60,7 @@ func (p *Provisioner) Verify(ctx context.Context, name string, timeout time.Dura
 				return ctx.Err()
 			case <-deadline.C:
 				res.Waited = time.Since(start)
-				res.Diagnosis = p.diagnose(r, addrs, since, timeout)
+				res.Diagnosis = p.diagnose(ctx, r, addrs, since, timeout)
 				rec.summary = "no flows: " + res.Diagnosis
 				return nil
 			case <-tick.C:
@@ -100,22 +94,97 @@ func (p *Provisioner) verifySince(ctx context.Context, routerID int64, start tim
 	return since
 }
 
-// routerAddrs returns the addresses flows from r may come from.
-func routerAddrs(r *store.Router) []netip.Addr {
-	var out []netip.Addr
-	for _, pf := range r.Addresses {
-		out = append(out, pf.Addr().Unmap())
+// routerAddrs returns the addresses flows from r may come from: its
+// exporter address, its /ip/address addresses and its API host.
+func routerAddrs(r *store.Router) []netip.Addr { return r.Claims() }
+
+// exporterOf returns the address r's flows arrived from since then, as
+// far as this process knows (the store's last-seen times, or the
+// collector's counters).
+func (p *Provisioner) exporterOf(r *store.Router, addrs []netip.Addr, since time.Time) netip.Addr {
+	for _, a := range addrs {
+		if seen, ok := p.store.ExporterLastSeen(a); ok && !seen.Before(since) {
+			return a
+		}
 	}
-	if host, _, err := net.SplitHostPort(r.Address); err == nil {
-		if a, err := netip.ParseAddr(host); err == nil && !slices.Contains(out, a.Unmap()) {
-			out = append(out, a.Unmap())
+	if p.collector != nil {
+		for _, st := range p.collector.Exporters() {
+			if st.RouterID == r.ID && !st.LastSeen.Before(since) {
+				return st.Exporter.Unmap()
+			}
+		}
+	}
+	return netip.Addr{}
+}
+
+// seenSince returns the addresses of addrs that packets arrived from since
+// then.
+func (p *Provisioner) seenSince(addrs []netip.Addr, since time.Time) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range addrs {
+		if t, ok := p.store.ExporterLastSeen(a); ok && !t.Before(since) {
+			out = append(out, a)
+		}
+	}
+	if p.collector != nil {
+		for _, st := range p.collector.Exporters() {
+			a := st.Exporter.Unmap()
+			if !st.LastSeen.Before(since) && slices.Contains(addrs, a) && !slices.Contains(out, a) {
+				out = append(out, a)
+			}
 		}
 	}
 	return out
 }
 
-// diagnose explains why no flows arrived.
-func (p *Provisioner) diagnose(r *store.Router, addrs []netip.Addr, since time.Time, timeout time.Duration) string {
+// attributionDiagnosis explains flows from r's addresses that are not
+// r's: attributed to another router, or to none because several routers
+// may export from the address. It returns "" when there are none.
+func (p *Provisioner) attributionDiagnosis(ctx context.Context, r *store.Router, addrs []netip.Addr, since time.Time) string {
+	seen := p.seenSince(addrs, since)
+	if len(seen) == 0 {
+		return ""
+	}
+	all, err := p.store.ListRouters(ctx)
+	if err != nil {
+		return ""
+	}
+	m, conflicts := store.Attribute(all)
+	for _, a := range seen {
+		id, ok := m[a]
+		if !ok || id == r.ID {
+			continue
+		}
+		if id == 0 {
+			for _, c := range conflicts {
+				if c.Addr == a {
+					return fmt.Sprintf("flows arrive from %s, but routers %s may all export from that address, so flowbox cannot tell them apart and attributes its flows to none of them: give each its own address towards flowbox (provisioning sets the traffic-flow target's src-address where it can; routers behind one NAT address cannot be told apart)",
+						a, strings.Join(c.Routers, ", "))
+				}
+			}
+			continue
+		}
+		other := fmt.Sprintf("%d", id)
+		for i := range all {
+			if all[i].ID == id {
+				other = all[i].Name
+			}
+		}
+		if r.ExporterAddr.IsValid() {
+			return fmt.Sprintf("flows arrive from %s, which is router %s's: %s must export from %s (the src-address of its traffic-flow target) to be told apart from it; provision %s again",
+				a, other, r.Name, r.ExporterAddr, r.Name)
+		}
+		return fmt.Sprintf("flows arrive from %s, which is router %s's: flowbox cannot tell %s's flows apart from %s's; provision %s again to give it its own src-address, or give it its own address towards flowbox",
+			a, other, r.Name, other, r.Name)
+	}
+	return ""
+}
+
+// diagnose explains why no flows arrived, in one message.
+func (p *Provisioner) diagnose(ctx context.Context, r *store.Router, addrs []netip.Addr, since time.Time, timeout time.Duration) string {
+	if msg := p.attributionDiagnosis(ctx, r, addrs, since); msg != "" {
+		return msg
+	}
 	var seen []string
 	for _, a := range addrs {
 		if t, ok := p.store.ExporterLastSeen(a); ok && !t.Before(since) {

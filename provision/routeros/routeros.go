@@ -334,6 +334,16 @@ func (c *Conn) LocalAddr() netip.Addr {
 	return ap.Addr().Unmap()
 }
 
+// RemoteAddr returns the router's address as flowbox reaches it (its API
+// host resolved): behind NAT or a port forward, the NAT's address.
+func (c *Conn) RemoteAddr() netip.Addr {
+	ap, err := netip.ParseAddrPort(c.nc.RemoteAddr().String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
 // Broken returns the error that broke the Conn, nil while it is usable.
 func (c *Conn) Broken() error {
 	c.mu.Lock()
