@@ -122,6 +122,22 @@ type Plan struct {
 	// LegacySyntax is true when the router uses `address=IP:port` targets.
 	LegacySyntax bool
 	Changes      []Change
+	// Source is the src-address flowbox gives the router's target, so
+	// that its flows can be told apart from those of router Other, which
+	// may export from Shared, where this router's flows would come from
+	// otherwise. It is invalid when flowbox leaves src-address alone.
+	Source netip.Addr
+	Other  string
+	Shared netip.Addr
+}
+
+// SourceReason explains Source in one line ("" without one).
+func (p *Plan) SourceReason() string {
+	if !p.Source.IsValid() {
+		return ""
+	}
+	return fmt.Sprintf("flows will come from %s (src-address): router %s may export from %s, where they would come from otherwise",
+		p.Source, p.Other, p.Shared)
 }
 
 // InPlace reports that nothing needs to change.
@@ -460,7 +476,8 @@ func (p *Provisioner) plan(ctx context.Context, s *session) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Plan{Router: s.r.Name, Collector: s.collector, LegacySyntax: s.legacy, Changes: changes}, nil
+	return &Plan{Router: s.r.Name, Collector: s.collector, LegacySyntax: s.legacy, Changes: changes,
+		Source: s.source.Pin, Other: s.source.Other, Shared: s.source.Shared}, nil
 }
 
 // Apply converges the router to the plan. It is idempotent: a second Apply

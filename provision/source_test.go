@@ -259,6 +259,9 @@ func TestTwoRoutersBehindOneAddress(t *testing.T) {
 	if diff := cmp.Diff(plan.Lines(), want); diff != "" {
 		t.Errorf("tower-b's plan (-got +want):\n%s", diff)
 	}
+	if got, want := plan.SourceReason(), "flows will come from 127.0.0.9 (src-address): router tower-a may export from 127.0.0.1, where they would come from otherwise"; got != want {
+		t.Errorf("plan.SourceReason() = %q\nwant %q", got, want)
+	}
 	if rs, _ := f.st.ListRouters(ctx); len(rs) != 1 {
 		t.Errorf("the dry run stored tower-b")
 	}
