@@ -76,13 +76,28 @@ func openProvisioner(ctx context.Context, e *env, cfg Config) (*provision.Provis
 		return nil, nil, fmt.Errorf("cannot open store: %w", err)
 	}
 	prov, err := provision.New(cfg.Provision, provision.Deps{
-		Store: st, Logger: logger.With("component", "provision"), Registerer: reg,
+		Store: st, Collector: savedExporters{st}, Logger: logger.With("component", "provision"), Registerer: reg,
 	})
 	if err != nil {
 		_ = st.Close()
 		return nil, nil, err
 	}
 	return prov, func() { _ = st.Close() }, nil
+}
+
+// savedExporters gives `router verify`, in a process of its own, the
+// per-exporter counters that `flowbox serve` saves every few seconds, so
+// that it can tell whose flows arrive from the router's addresses.
+type savedExporters struct{ st *store.Store }
+
+func (s savedExporters) Exporters() []store.ExporterStats {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stats, err := s.st.ExporterStats(ctx)
+	if err != nil {
+		return nil
+	}
+	return stats
 }
 
 func routerAdd(ctx context.Context, e *env, args []string) error {
@@ -136,6 +151,9 @@ func routerAdd(ctx context.Context, e *env, args []string) error {
 
 func printPlan(w io.Writer, plan *provision.Plan) {
 	fmt.Fprintf(w, "collector: %s\n", plan.Collector)
+	if why := plan.SourceReason(); why != "" {
+		fmt.Fprintf(w, "source:    %s\n", why)
+	}
 	if plan.InPlace() {
 		fmt.Fprintln(w, "plan: configuration already in place")
 		return
@@ -310,6 +328,19 @@ func routerShow(ctx context.Context, e *env, prov *provision.Provisioner, name s
 		addrs = append(addrs, a.String())
 	}
 	fmt.Fprintf(w, "addresses:    %s\n", strings.Join(addrs, ", "))
+	if r.ExporterAddr.IsValid() {
+		fmt.Fprintf(w, "exports from: %s (the src-address flowbox set: another router may export from its other addresses)\n", r.ExporterAddr)
+	}
+	conflicts, err := prov.Conflicts(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range conflicts {
+		if slices.Contains(c.Routers, r.Name) {
+			fmt.Fprintf(w, "conflict:     routers %s may all export from %s: its flows are attributed to none of them\n",
+				strings.Join(c.Routers, ", "), c.Addr)
+		}
+	}
 	fmt.Fprintln(w, "interfaces:")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, i := range r.Interfaces {

@@ -62,6 +62,9 @@ func webPlan(p *provision.Plan) web.Plan {
 	default:
 		out.Summary = fmt.Sprintf("%d changes; flows will go to %s", n, p.Collector)
 	}
+	if why := p.SourceReason(); why != "" {
+		out.Summary += "; " + why
+	}
 	return out
 }
 
