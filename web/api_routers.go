@@ -394,6 +394,16 @@ func (s *Server) handleAddRouter(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), routerCallTimeout)
 	defer cancel()
 	rt, plan, err := s.deps.Provisioner.Add(ctx, spec)
+	if errors.Is(err, store.ErrExporterConflict) {
+		// Refused: the router could not be told apart from another one
+		// (the message names it and says what to do).
+		msg := err.Error()
+		if spec.Password != "" {
+			msg = strings.ReplaceAll(msg, spec.Password, "<redacted>")
+		}
+		writeError(w, http.StatusConflict, msg)
+		return
+	}
 	if err != nil {
 		s.provisionErr(w, r, err, spec.Password)
 		return
