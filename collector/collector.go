@@ -461,11 +461,7 @@ func (c *Collector) loadTemplates() {
 	if c.templateFile == "" {
 		return
 	}
-	decs := make([]*netflow.Decoder, len(c.readers))
-	for i, r := range c.readers {
-		decs[i] = r.dec
-	}
-	n, err := netflow.LoadTemplateFile(c.templateFile, c.now(), decs...)
+	n, err := netflow.LoadTemplateFile(c.templateFile, c.now(), c.decoders()...)
 	if err != nil {
 		c.tplErrors.Add(1)
 		c.log.Warn("cannot load the saved templates; the exporters' next templates are awaited",
@@ -504,11 +500,7 @@ func (c *Collector) saveTemplates(final bool) {
 	}
 	var err error
 	if final {
-		decs := make([]*netflow.Decoder, len(c.readers))
-		for i, r := range c.readers {
-			decs[i] = r.dec
-		}
-		err = netflow.SaveTemplateFile(c.templateFile, decs...)
+		err = netflow.SaveTemplateFile(c.templateFile, c.decoders()...)
 	} else {
 		blocks := make([][]byte, 0, len(c.readers))
 		for _, r := range c.readers {
@@ -529,4 +521,14 @@ func (c *Collector) saveTemplates(final bool) {
 		return
 	}
 	c.tplSaves.Add(1)
+}
+
+// decoders returns the readers' decoders (each used only by its reader's
+// goroutine, or by anyone once the readers stopped).
+func (c *Collector) decoders() []*netflow.Decoder {
+	decs := make([]*netflow.Decoder, len(c.readers))
+	for i, r := range c.readers {
+		decs[i] = r.dec
+	}
+	return decs
 }

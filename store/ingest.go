@@ -57,31 +57,15 @@ func (s *Store) SetWriteObserver(o WriteObserver) { s.observer = o }
 // error wrapping ErrClosed once shutdown began; the batch then still belongs
 // to the caller, which counts its flows as dropped (with the reason) and
 // gives it back with PutBatch. Submit never counts a drop itself.
-func (s *Store) Submit(b *Batch) error {
-	if len(b.Flows) == 0 {
-		s.PutBatch(b)
-		return nil
-	}
-	if s.readOnly || s.wr == nil {
-		return errors.New("cannot submit flows: store is opened read-only")
-	}
-	s.closeMu.RLock()
-	defer s.closeMu.RUnlock()
-	if s.closed || s.wr.draining {
-		return fmt.Errorf("cannot submit flows: %w", ErrClosed)
-	}
-	select {
-	case s.queue <- b:
-		return nil
-	default:
-		return ErrQueueFull
-	}
-}
+func (s *Store) Submit(b *Batch) error { return s.submit(nil, b) }
 
 // SubmitWait is Submit that waits for room in the queue until ctx is done
 // (then ctx's error is returned). Shutdown hands over the last batches with
 // it, and so does InsertFlows.
-func (s *Store) SubmitWait(ctx context.Context, b *Batch) error {
+func (s *Store) SubmitWait(ctx context.Context, b *Batch) error { return s.submit(ctx, b) }
+
+// submit is Submit (ctx nil) and SubmitWait.
+func (s *Store) submit(ctx context.Context, b *Batch) error {
 	if len(b.Flows) == 0 {
 		s.PutBatch(b)
 		return nil
@@ -93,6 +77,14 @@ func (s *Store) SubmitWait(ctx context.Context, b *Batch) error {
 	defer s.closeMu.RUnlock()
 	if s.closed || s.wr.draining {
 		return fmt.Errorf("cannot submit flows: %w", ErrClosed)
+	}
+	if ctx == nil {
+		select {
+		case s.queue <- b:
+			return nil
+		default:
+			return ErrQueueFull
+		}
 	}
 	select {
 	case s.queue <- b:

@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -135,4 +138,37 @@ type apiTop struct {
 		Name  string `json:"name"`
 		Bytes uint64 `json:"bytes"`
 	} `json:"rows"`
+}
+
+// servedApp is a `flowbox serve` started in-process by startServeInProcess.
+type servedApp struct {
+	cfgPath, dataDir, webAddr string
+	nfPort                    int
+	stderr                    *testutil.SyncBuffer
+}
+
+// startServeInProcess writes a configuration (loopback ports, admin password
+// e2e-admin-pw, collectorExtra added under collector:, e.g. "  batch-age:
+// 50ms\n"), starts `flowbox serve` with it until the test ends, and waits
+// for the console to answer.
+func startServeInProcess(t *testing.T, collectorExtra string) *servedApp {
+	t.Helper()
+	dir := t.TempDir()
+	a := &servedApp{dataDir: filepath.Join(dir, "data"), cfgPath: filepath.Join(dir, "flowbox.yaml"),
+		webAddr: "127.0.0.1:" + strconv.Itoa(freePort(t, "tcp")), nfPort: freePort(t, "udp")}
+	cfg := fmt.Sprintf("data-dir: %s\ncollector:\n  listen: [\"127.0.0.1:%d\"]\n%sweb:\n  listen: %q\n  admin-password: e2e-admin-pw\n",
+		a.dataDir, a.nfPort, collectorExtra, a.webAddr)
+	if err := os.WriteFile(a.cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, a.stderr, _ = startCommand(t, "serve", "--config", a.cfgPath)
+	testutil.WaitFor(t, 30*time.Second, "the console", func() (bool, string) {
+		resp, err := http.Get("http://" + a.webAddr + "/healthz")
+		if err != nil {
+			return false, err.Error() + a.stderr.String()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+	return a
 }

@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,24 +26,8 @@ func TestRouterAddWhileServing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
-	dir := t.TempDir()
-	dataDir := filepath.Join(dir, "data")
-	webAddr := "127.0.0.1:" + strconv.Itoa(freePort(t, "tcp"))
-	nfPort := freePort(t, "udp")
-	cfgPath := filepath.Join(dir, "flowbox.yaml")
-	cfg := fmt.Sprintf("data-dir: %s\ncollector:\n  listen: [\"127.0.0.1:%d\"]\nweb:\n  listen: %q\n  admin-password: e2e-admin-pw\n", dataDir, nfPort, webAddr)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, serveErr, _ := startCommand(t, "serve", "--config", cfgPath)
-	testutil.WaitFor(t, 30*time.Second, "the console", func() (bool, string) {
-		resp, err := http.Get("http://" + webAddr + "/healthz")
-		if err != nil {
-			return false, err.Error() + serveErr.String()
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, resp.Status
-	})
+	srv := startServeInProcess(t, "")
+	dir, webAddr, nfPort, cfgPath := filepath.Dir(srv.cfgPath), srv.webAddr, srv.nfPort, srv.cfgPath
 	c := login(t, "http://"+webAddr, "admin", "e2e-admin-pw")
 
 	fl, err := fleet.New(fleet.Config{Routers: 1, Versions: "7", Password: "router-pw", Rate: 300, Seed: 7},

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,24 +32,8 @@ func TestUntrustedExporterThroughServe(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
-	dir := t.TempDir()
-	dataDir := filepath.Join(dir, "data")
-	webAddr := "127.0.0.1:" + strconv.Itoa(freePort(t, "tcp"))
-	nf := "127.0.0.1:" + strconv.Itoa(freePort(t, "udp"))
-	cfgPath := filepath.Join(dir, "flowbox.yaml")
-	cfg := fmt.Sprintf("data-dir: %s\ncollector:\n  listen: [%q]\n  batch-age: 50ms\nweb:\n  listen: %q\n  admin-password: e2e-admin-pw\n", dataDir, nf, webAddr)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, serveErr, _ := startCommand(t, "serve", "--config", cfgPath)
-	testutil.WaitFor(t, 30*time.Second, "the console", func() (bool, string) {
-		resp, err := http.Get("http://" + webAddr + "/healthz")
-		if err != nil {
-			return false, err.Error() + serveErr.String()
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, resp.Status
-	})
+	srv := startServeInProcess(t, "  batch-age: 50ms\n")
+	cfgPath, webAddr, nf := srv.cfgPath, srv.webAddr, "127.0.0.1:"+strconv.Itoa(srv.nfPort)
 	c := login(t, "http://"+webAddr, "admin", "e2e-admin-pw")
 
 	blast := func() uint64 {

@@ -46,10 +46,9 @@ func runExporters(ctx context.Context, e *env, args []string) error {
 	default:
 		return usageError{usage}
 	}
-	log := newLogger(e.stderr, cfg.Log)
-	st, err := store.Open(ctx, cfg.DataDir, cfg.Store, log.With("component", "store"), prometheus.NewRegistry())
+	st, err := openStore(ctx, e, cfg)
 	if err != nil {
-		return fmt.Errorf("cannot open store: %w", err)
+		return err
 	}
 	defer st.Close()
 	switch sub {
@@ -91,4 +90,16 @@ func runExporters(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(tw, "%s\tconsole\t%s\t%s\n", a.Prefix, a.AddedBy, a.AddedAt.Format(time.RFC3339))
 	}
 	return tw.Flush()
+}
+
+// openStore opens the data directory's store for a command that writes to
+// it beside a running serve (which holds the lock; these commands do not
+// take it).
+func openStore(ctx context.Context, e *env, cfg Config) (*store.Store, error) {
+	log := newLogger(e.stderr, cfg.Log)
+	st, err := store.Open(ctx, cfg.DataDir, cfg.Store, log.With("component", "store"), prometheus.NewRegistry())
+	if err != nil {
+		return nil, fmt.Errorf("cannot open store: %w", err)
+	}
+	return st, nil
 }

@@ -7,8 +7,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/flowbox/flowbox/store"
 	"github.com/flowbox/flowbox/web"
 )
@@ -31,10 +29,9 @@ func runToken(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(e.stderr, cfg.Log)
-	st, err := store.Open(ctx, cfg.DataDir, cfg.Store, log.With("component", "store"), prometheus.NewRegistry())
+	st, err := openStore(ctx, e, cfg)
 	if err != nil {
-		return fmt.Errorf("cannot open store: %w", err)
+		return err
 	}
 	defer st.Close()
 	switch sub {
