@@ -20,7 +20,7 @@ import (
 	"github.com/flowbox/flowbox/collector/netflow"
 	"github.com/flowbox/flowbox/internal/pcap"
 	"github.com/flowbox/flowbox/internal/testutil"
-	"github.com/flowbox/flowbox/provision/routerostest"
+	"github.com/flowbox/flowbox/routeros/routerostest"
 	"github.com/flowbox/flowbox/store"
 )
 

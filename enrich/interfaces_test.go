@@ -12,7 +12,7 @@ import (
 	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/flowbox/flowbox/internal/testutil"
-	"github.com/flowbox/flowbox/provision/routerostest"
+	"github.com/flowbox/flowbox/routeros/routerostest"
 	"github.com/flowbox/flowbox/store"
 )
 

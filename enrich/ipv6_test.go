@@ -13,7 +13,7 @@ import (
 
 	"github.com/flowbox/flowbox/collector/netflowtest"
 	"github.com/flowbox/flowbox/internal/testutil"
-	"github.com/flowbox/flowbox/provision/routerostest"
+	"github.com/flowbox/flowbox/routeros/routerostest"
 	"github.com/flowbox/flowbox/store"
 )
 
@@ -213,7 +213,7 @@ func TestSubscriberIndexIPv6(t *testing.T) {
 // IPv6 addresses, the pool the customers' prefixes come from, and a
 // DHCPv6 binding per customer with IPv6 (over its PPPoE session, or on
 // its sector's DHCPv6 server with its name as comment). It is what the
-// fleet serves (collector/netflowtest/fleet/personality.go).
+// fleet serves (simulator/personality.go).
 func modelPersonality(m *netflowtest.Model, major int) routerostest.Personality {
 	p := routerostest.V7(m.Identity())
 	if major == 6 {

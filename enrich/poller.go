@@ -6,18 +6,18 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/flowbox/flowbox/routeros"
 	"github.com/flowbox/flowbox/store"
 )
 
 // RouterAPI is the part of a RouterOS API session the poller uses. Print
 // runs `<path>/print` with `=.proplist=` and optional query words
 // ("?dst-address=0.0.0.0/0") and returns the rows. DialRouterOS adapts
-// provision/routeros.
+// routeros.
 type RouterAPI interface {
 	Print(ctx context.Context, path string, proplist []string, query ...string) ([]map[string]string, error)
 	Close() error
@@ -357,29 +357,12 @@ func (e *Enricher) pollRouter(ctx context.Context, api RouterAPI) (pollResult, e
 	if ok {
 		res.ifaces = map[uint32]string{}
 		for _, r := range rows {
-			if idx, ok := ifIndexOf(r); ok && r["name"] != "" {
+			if idx, ok := routeros.IfIndex(r); ok && r["name"] != "" {
 				res.ifaces[idx] = r["name"]
 			}
 		}
 	}
 	return res, errors.Join(errs...)
-}
-
-// ifIndexOf returns the SNMP ifIndex of an /interface row.
-func ifIndexOf(r map[string]string) (uint32, bool) {
-	if oid := r["name.oid"]; oid != "" {
-		if i := strings.LastIndexByte(oid, '.'); i >= 0 {
-			if n, err := strconv.ParseUint(oid[i+1:], 10, 32); err == nil && n > 0 {
-				return uint32(n), true
-			}
-		}
-	}
-	if id, ok := strings.CutPrefix(r[".id"], "*"); ok {
-		if n, err := strconv.ParseUint(id, 16, 32); err == nil && n > 0 {
-			return uint32(n), true
-		}
-	}
-	return 0, false
 }
 
 // bindingPrefix parses the address of an /ipv6/dhcp-server/binding: a

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/flowbox/flowbox/provision/routeros"
+	"github.com/flowbox/flowbox/routeros"
 	"github.com/flowbox/flowbox/store"
 )
 
 // DialRouterOS is the production DialFunc: it logs in to r over the
-// RouterOS API with provision/routeros (TLS pinned to r.TLSFingerprint when
+// RouterOS API with routeros (TLS pinned to r.TLSFingerprint when
 // set).
 func DialRouterOS(ctx context.Context, r store.Router) (RouterAPI, error) {
 	c, err := routeros.Dial(ctx, routeros.Options{Address: r.Address, Username: r.Username, Password: r.Password,

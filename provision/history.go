@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flowbox/flowbox/provision/routeros"
+	"github.com/flowbox/flowbox/routeros"
 	"github.com/flowbox/flowbox/store"
 )
 

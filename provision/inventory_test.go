@@ -5,7 +5,7 @@ import (
 
 	"context"
 	"fmt"
-	"github.com/flowbox/flowbox/provision/routeros"
+	"github.com/flowbox/flowbox/routeros"
 	"maps"
 	"net/netip"
 	"slices"

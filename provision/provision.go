@@ -12,7 +12,7 @@
 // appends a store.ProvisionRun to the router's history, with the changes
 // and a transcript whose passwords are redacted.
 //
-// The package talks to routers only through provision/routeros, and to the
+// The package talks to routers only through routeros, and to the
 // inventory through the small Inventory interface (*store.Store satisfies
 // it). New only builds; Run runs the drift checker.
 package provision
@@ -27,14 +27,13 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/flowbox/flowbox/provision/routeros"
+	"github.com/flowbox/flowbox/routeros"
 	"github.com/flowbox/flowbox/store"
 )
 
@@ -666,7 +665,7 @@ func (p *Provisioner) detect(ctx context.Context, s *session) (*Detection, error
 		return nil, fmt.Errorf("cannot read /interface: %w", err)
 	}
 	for _, row := range ifs.Re {
-		idx, ok := ifIndex(row)
+		idx, ok := routeros.IfIndex(row)
 		if !ok {
 			p.logger.Debug("interface without ifIndex", "router", s.r.Name, "interface", row["name"])
 			continue
@@ -693,26 +692,6 @@ func (p *Provisioner) detect(ctx context.Context, s *session) (*Detection, error
 	r.Identity, r.Version, r.Board, r.Model, r.Serial = d.Identity, d.Version, d.Board, d.Model, d.Serial
 	r.Interfaces, r.Addresses = d.Interfaces, d.Addresses
 	return d, nil
-}
-
-// ifIndex returns the SNMP ifIndex of an /interface row: the last arc of
-// `name.oid` (.1.3.6.1.2.1.2.2.1.2.<ifIndex>) where the router answers it,
-// otherwise the numeric part of `.id` (*7 -> 7), which matches ifIndex on
-// the routers observed but is not documented by MikroTik.
-func ifIndex(row map[string]string) (uint32, bool) {
-	if oid := row["name.oid"]; oid != "" {
-		if i := strings.LastIndexByte(oid, '.'); i >= 0 {
-			if n, err := strconv.ParseUint(oid[i+1:], 10, 32); err == nil {
-				return uint32(n), true
-			}
-		}
-	}
-	if id, ok := strings.CutPrefix(row[".id"], "*"); ok {
-		if n, err := strconv.ParseUint(id, 16, 32); err == nil {
-			return uint32(n), true
-		}
-	}
-	return 0, false
 }
 
 func changeLines(cs []Change) []string {

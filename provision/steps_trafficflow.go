@@ -7,9 +7,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"time"
 
-	"github.com/flowbox/flowbox/provision/routeros"
+	"github.com/flowbox/flowbox/routeros"
 )
 
 // Keys of store.Router.Previous. "target" records that no target for our
@@ -34,8 +33,8 @@ func (p *Provisioner) trafficFlowSteps() []Step {
 func (p *Provisioner) wantedTrafficFlow() [][2]string {
 	return [][2]string{
 		{"interfaces", p.cfg.Interfaces},
-		{"active-flow-timeout", rosDuration(p.cfg.ActiveFlowTimeout)},
-		{"inactive-flow-timeout", rosDuration(p.cfg.InactiveFlowTimeout)},
+		{"active-flow-timeout", routeros.FormatDuration(p.cfg.ActiveFlowTimeout)},
+		{"inactive-flow-timeout", routeros.FormatDuration(p.cfg.InactiveFlowTimeout)},
 		{"enabled", "true"},
 	}
 }
@@ -128,7 +127,7 @@ func (p *Provisioner) targetWanted() [][2]string {
 	return [][2]string{
 		{"version", "9"},
 		{"v9-template-refresh", strconv.Itoa(p.cfg.TemplateRefresh)},
-		{"v9-template-timeout", rosDuration(p.cfg.TemplateTimeout)},
+		{"v9-template-timeout", routeros.FormatDuration(p.cfg.TemplateTimeout)},
 		{"disabled", "false"},
 	}
 }
@@ -380,8 +379,8 @@ func sameValue(key, have, want string) bool {
 		return true
 	}
 	if strings.HasSuffix(key, "timeout") {
-		a, err1 := parseRouterOSDuration(have)
-		b, err2 := parseRouterOSDuration(want)
+		a, err1 := routeros.ParseDuration(have)
+		b, err2 := routeros.ParseDuration(want)
 		return err1 == nil && err2 == nil && a == b
 	}
 	switch key {
@@ -397,64 +396,4 @@ func parseBool(s string) bool {
 		return true
 	}
 	return false
-}
-
-// parseRouterOSDuration reads "1m", "1h30m", "2d20h12m20s", "1w", "500ms",
-// "00:01:00" or plain seconds.
-func parseRouterOSDuration(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, errors.New("empty duration")
-	}
-	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
-		return time.Duration(n) * time.Second, nil
-	}
-	if strings.Count(s, ":") == 2 {
-		var total time.Duration
-		for i, part := range strings.Split(s, ":") {
-			n, err := strconv.ParseUint(part, 10, 32)
-			if err != nil {
-				return 0, fmt.Errorf("bad duration %q", s)
-			}
-			total += time.Duration(n) * []time.Duration{time.Hour, time.Minute, time.Second}[i]
-		}
-		return total, nil
-	}
-	units := map[string]time.Duration{"w": 7 * 24 * time.Hour, "d": 24 * time.Hour, "h": time.Hour, "m": time.Minute, "s": time.Second, "ms": time.Millisecond}
-	var total time.Duration
-	for s != "" {
-		i := 0
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		j := i
-		for j < len(s) && (s[j] < '0' || s[j] > '9') {
-			j++
-		}
-		n, err := strconv.ParseUint(s[:i], 10, 32)
-		unit, ok := units[s[i:j]]
-		if err != nil || !ok {
-			return 0, fmt.Errorf("bad duration %q", s)
-		}
-		total += time.Duration(n) * unit
-		s = s[j:]
-	}
-	return total, nil
-}
-
-// rosDuration formats d as RouterOS does (1m, 15s, 1h30m).
-func rosDuration(d time.Duration) string {
-	if d <= 0 {
-		return "0s"
-	}
-	var b strings.Builder
-	for _, u := range []struct {
-		d time.Duration
-		s string
-	}{{7 * 24 * time.Hour, "w"}, {24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}, {time.Millisecond, "ms"}} {
-		if n := d / u.d; n > 0 {
-			fmt.Fprintf(&b, "%d%s", n, u.s)
-			d -= n * u.d
-		}
-	}
-	return b.String()
 }

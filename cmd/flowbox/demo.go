@@ -14,8 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/flowbox/flowbox/collector/netflowtest/fleet"
 	"github.com/flowbox/flowbox/provision"
+	"github.com/flowbox/flowbox/simulator"
 	"github.com/flowbox/flowbox/store"
 )
 
@@ -79,7 +79,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 
-	fl, err := fleet.New(fleet.Config{
+	fl, err := simulator.New(simulator.Config{
 		Routers:     *routers,
 		APIPortBase: *apiPortBase,
 		Versions:    "mixed",
@@ -125,7 +125,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 // onboardFleet adds (when new), provisions and verifies every simulated
 // router concurrently, as a user would with `flowbox router add`.
 func onboardFleet(ctx context.Context, e *env, prov *provision.Provisioner, learn func(context.Context, store.Router),
-	fl *fleet.Fleet, logger *slog.Logger) {
+	fl *simulator.Fleet, logger *slog.Logger) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for _, r := range fl.Routers() {
@@ -144,7 +144,7 @@ func onboardFleet(ctx context.Context, e *env, prov *provision.Provisioner, lear
 
 // onboardRouter runs add (first run only), apply and verify for one router
 // and returns a one-line report.
-func onboardRouter(ctx context.Context, prov *provision.Provisioner, learn func(context.Context, store.Router), r *fleet.Router) string {
+func onboardRouter(ctx context.Context, prov *provision.Provisioner, learn func(context.Context, store.Router), r *simulator.Router) string {
 	name := r.Identity
 	existing, err := prov.Router(ctx, name)
 	switch {

@@ -20,9 +20,9 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/flowbox/flowbox/collector/netflowtest/fleet"
 	"github.com/flowbox/flowbox/internal/browsertest"
 	"github.com/flowbox/flowbox/internal/testutil"
+	"github.com/flowbox/flowbox/simulator"
 )
 
 // e2eAdminPassword is the console password of the in-process app.
@@ -151,9 +151,9 @@ func (c *e2eAPI) get(path string, v any) error {
 
 // startE2EFleet starts n simulated routers with a flat rate (no daily
 // curve), stopped when the test ends.
-func startE2EFleet(t *testing.T, n int, rate float64, logger *slog.Logger) *fleet.Fleet {
+func startE2EFleet(t *testing.T, n int, rate float64, logger *slog.Logger) *simulator.Fleet {
 	t.Helper()
-	fl, err := fleet.New(fleet.Config{Routers: n, Versions: "mixed", Password: e2eRouterPassword,
+	fl, err := simulator.New(simulator.Config{Routers: n, Versions: "mixed", Password: e2eRouterPassword,
 		Rate: rate, Subscribers: 40, Seed: 11}, logger)
 	if err != nil {
 		t.Fatalf("cannot build the fleet: %v", err)

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowbox/flowbox/collector/netflowtest/fleet"
 	"github.com/flowbox/flowbox/internal/testutil"
+	"github.com/flowbox/flowbox/simulator"
 	"github.com/flowbox/flowbox/store"
 )
 
@@ -30,7 +30,7 @@ func TestRouterAddWhileServing(t *testing.T) {
 	dir, webAddr, nfPort, cfgPath := filepath.Dir(srv.cfgPath), srv.webAddr, srv.nfPort, srv.cfgPath
 	c := login(t, "http://"+webAddr, "admin", "e2e-admin-pw")
 
-	fl, err := fleet.New(fleet.Config{Routers: 1, Versions: "7", Password: "router-pw", Rate: 300, Seed: 7},
+	fl, err := simulator.New(simulator.Config{Routers: 1, Versions: "7", Password: "router-pw", Rate: 300, Seed: 7},
 		slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/flowbox/flowbox/internal/testutil"
-	"github.com/flowbox/flowbox/provision/routerostest"
+	"github.com/flowbox/flowbox/routeros/routerostest"
 	"github.com/flowbox/flowbox/store"
 )
 

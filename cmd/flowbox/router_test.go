@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/flowbox/flowbox/internal/testutil"
-	"github.com/flowbox/flowbox/provision/routeros"
-	"github.com/flowbox/flowbox/provision/routerostest"
+	"github.com/flowbox/flowbox/routeros"
+	"github.com/flowbox/flowbox/routeros/routerostest"
 )
 
 const routerSecret = "cli-Secret-9x"

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/flowbox/flowbox/collector/netflowtest"
-	"github.com/flowbox/flowbox/collector/netflowtest/fleet"
+	"github.com/flowbox/flowbox/simulator"
 )
 
 // simulateOptions are the flags of `flowbox simulate`.
@@ -199,8 +199,8 @@ func simulateLoad(ctx context.Context, e *env, o simulateOptions, logger *slog.L
 	if o.routers == 0 {
 		o.routers = 2
 	}
-	if o.routers < 1 || o.routers > fleet.MaxRouters {
-		return usageError{fmt.Sprintf("simulate: --routers %d is outside 1..%d", o.routers, fleet.MaxRouters)}
+	if o.routers < 1 || o.routers > simulator.MaxRouters {
+		return usageError{fmt.Sprintf("simulate: --routers %d is outside 1..%d", o.routers, simulator.MaxRouters)}
 	}
 	if o.rate == 0 {
 		o.rate = 100000
@@ -327,7 +327,7 @@ func simulateFleet(ctx context.Context, e *env, o simulateOptions, logger *slog.
 	if versions == "" {
 		versions = "mixed"
 	}
-	f, err := fleet.New(fleet.Config{Routers: o.routers, APIPortBase: o.apiPortBase, TLS: o.tls,
+	f, err := simulator.New(simulator.Config{Routers: o.routers, APIPortBase: o.apiPortBase, TLS: o.tls,
 		Versions: versions, Password: o.password, Rate: o.rate, DailyCurve: o.dailyCurve,
 		Subscribers: o.subscribers, Seed: o.seed, Scenario: o.scenario,
 		Location: o.clock.loc, Clock: o.clock.now}, logger)

@@ -4,7 +4,7 @@ import (
 	"log/slog"
 	"testing"
 
-	"github.com/flowbox/flowbox/provision/routerostest"
+	"github.com/flowbox/flowbox/routeros/routerostest"
 )
 
 // StartRouter runs a fake RouterOS router with personality p on a free

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/flowbox/flowbox/internal/testutil"
-	"github.com/flowbox/flowbox/provision/routeros"
-	"github.com/flowbox/flowbox/provision/routerostest"
+	"github.com/flowbox/flowbox/routeros"
+	"github.com/flowbox/flowbox/routeros/routerostest"
 )
 
 const secret = "s3cr3t-Pa55"

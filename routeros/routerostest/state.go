@@ -2,6 +2,7 @@ package routerostest
 
 import (
 	"fmt"
+	"github.com/flowbox/flowbox/routeros"
 	"net"
 	"net/netip"
 	"strconv"
@@ -31,7 +32,7 @@ func (s *Server) buildMenus() error {
 		"cpu", "cpu-count", "cpu-load", "architecture-name", "board-name", "platform"}, nil)
 	for k, v := range map[string]string{"version": p.Version, "build-time": "2024-10-09 12:00:00", "free-memory": "800000000",
 		"total-memory": "1073741824", "cpu": "ARM64", "cpu-count": "4", "cpu-load": "3", "architecture-name": p.Architecture,
-		"board-name": p.BoardName, "platform": "MikroTik", "uptime": formatDuration(p.Uptime)} {
+		"board-name": p.BoardName, "platform": "MikroTik", "uptime": routeros.FormatDuration(p.Uptime)} {
 		res.rows[0].props[k] = v
 	}
 	if !p.CHR {
@@ -97,7 +98,7 @@ func (s *Server) buildMenus() error {
 	ppp := ro("name", "service", "caller-id", "address", "uptime", "encoding", "session-id", "radius")
 	for i, a := range p.PPP {
 		ppp.addRow(map[string]string{"name": a.Name, "service": a.Service, "caller-id": a.CallerID, "address": a.Address.String(),
-			"uptime": formatDuration(a.Uptime), "encoding": "", "session-id": fmt.Sprintf("0x%X", 0x81000000+i), "radius": "false"})
+			"uptime": routeros.FormatDuration(a.Uptime), "encoding": "", "session-id": fmt.Sprintf("0x%X", 0x81000000+i), "radius": "false"})
 	}
 	s.menus["/ppp/active"] = ppp
 
@@ -221,8 +222,8 @@ func (s *Server) buildTrafficFlow() {
 	props["enabled"] = boolStr(st.Enabled)
 	props["interfaces"] = st.Interfaces
 	props["cache-entries"] = st.CacheEntries
-	props["active-flow-timeout"] = formatDuration(st.ActiveFlowTimeout)
-	props["inactive-flow-timeout"] = formatDuration(st.InactiveFlowTimeout)
+	props["active-flow-timeout"] = routeros.FormatDuration(st.ActiveFlowTimeout)
+	props["inactive-flow-timeout"] = routeros.FormatDuration(st.InactiveFlowTimeout)
 	if s.f.IPFIX {
 		props["packet-sampling"] = boolStr(st.PacketSampling)
 		props["sampling-interval"] = strconv.Itoa(st.SamplingInterval)
@@ -263,7 +264,7 @@ func (s *Server) buildTrafficFlow() {
 	}
 	for _, t := range st.Targets {
 		props := map[string]string{"version": t.Version, "v9-template-refresh": strconv.Itoa(t.TemplateRefresh),
-			"v9-template-timeout": formatDuration(t.TemplateTimeout), "disabled": boolStr(t.Disabled)}
+			"v9-template-timeout": routeros.FormatDuration(t.TemplateTimeout), "disabled": boolStr(t.Disabled)}
 		if props["version"] == "" {
 			props["version"] = "9"
 		}

@@ -1,4 +1,4 @@
-package fleet
+package simulator
 
 import (
 	"crypto/sha256"

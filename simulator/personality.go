@@ -1,4 +1,4 @@
-package fleet
+package simulator
 
 import (
 	"fmt"
@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/flowbox/flowbox/collector/netflowtest"
-	"github.com/flowbox/flowbox/provision/routerostest"
+	"github.com/flowbox/flowbox/routeros/routerostest"
 	"github.com/flowbox/flowbox/store"
 )
 

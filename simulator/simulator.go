@@ -1,4 +1,4 @@
-// Package fleet runs simulated MikroTik routers in one process, for tests,
+// Package simulator runs simulated MikroTik routers in one process, for tests,
 // `flowbox simulate` and `flowbox demo`. Each router has a RouterOS API
 // server (routerostest.Server, on loopback) whose state comes from a WISP
 // traffic model (netflowtest.Model), and a flow exporter
@@ -8,7 +8,7 @@
 // its exports on, and undoing it turns them off. No two routers export
 // from one address (flowbox tells exporters apart by address): a target's
 // src-address moves the router's exports to that address, as on RouterOS.
-package fleet
+package simulator
 
 import (
 	"context"
@@ -24,7 +24,7 @@ import (
 	"time"
 
 	"github.com/flowbox/flowbox/collector/netflowtest"
-	"github.com/flowbox/flowbox/provision/routerostest"
+	"github.com/flowbox/flowbox/routeros/routerostest"
 )
 
 // MaxRouters bounds the fleet (one CGNAT block and loopback address each).

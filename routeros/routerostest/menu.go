@@ -2,11 +2,11 @@ package routerostest
 
 import (
 	"fmt"
+	"github.com/flowbox/flowbox/routeros"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // kind is how a property's value is checked and normalised on write.
@@ -94,11 +94,11 @@ func normalize(k kind, name, v string) (string, *trap) {
 		}
 		return "", bad
 	case kDur:
-		d, err := parseDuration(v)
+		d, err := routeros.ParseDuration(v)
 		if err != nil {
 			return "", bad
 		}
-		return formatDuration(d), nil
+		return routeros.FormatDuration(d), nil
 	case kInt:
 		if _, err := strconv.ParseUint(v, 10, 32); err != nil {
 			return "", bad
@@ -124,86 +124,6 @@ func normalize(k kind, name, v string) (string, *trap) {
 		return "", bad
 	}
 	return v, nil
-}
-
-// parseDuration reads RouterOS times: "1m", "1h30m", "2d20h12m20s", "1w",
-// "00:01:00", or plain seconds.
-func parseDuration(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, fmt.Errorf("empty duration")
-	}
-	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
-		return time.Duration(n) * time.Second, nil
-	}
-	if strings.Count(s, ":") == 2 {
-		parts := strings.Split(s, ":")
-		var total time.Duration
-		for i, unit := range []time.Duration{time.Hour, time.Minute, time.Second} {
-			n, err := strconv.ParseUint(parts[i], 10, 32)
-			if err != nil {
-				return 0, fmt.Errorf("bad duration %q", s)
-			}
-			total += time.Duration(n) * unit
-		}
-		return total, nil
-	}
-	var total time.Duration
-	num := ""
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= '0' && c <= '9' {
-			num += string(c)
-			continue
-		}
-		if num == "" {
-			return 0, fmt.Errorf("bad duration %q", s)
-		}
-		n, _ := strconv.ParseUint(num, 10, 32)
-		num = ""
-		var unit time.Duration
-		switch c {
-		case 'w':
-			unit = 7 * 24 * time.Hour
-		case 'd':
-			unit = 24 * time.Hour
-		case 'h':
-			unit = time.Hour
-		case 'm':
-			if i+1 < len(s) && s[i+1] == 's' {
-				unit = time.Millisecond
-				i++
-			} else {
-				unit = time.Minute
-			}
-		case 's':
-			unit = time.Second
-		default:
-			return 0, fmt.Errorf("bad duration %q", s)
-		}
-		total += time.Duration(n) * unit
-	}
-	if num != "" {
-		return 0, fmt.Errorf("bad duration %q", s)
-	}
-	return total, nil
-}
-
-// formatDuration prints like RouterOS: 1m, 1m30s, 3d4h, 0s.
-func formatDuration(d time.Duration) string {
-	if d <= 0 {
-		return "0s"
-	}
-	var b strings.Builder
-	for _, u := range []struct {
-		d time.Duration
-		s string
-	}{{7 * 24 * time.Hour, "w"}, {24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}, {time.Millisecond, "ms"}} {
-		if n := d / u.d; n > 0 {
-			fmt.Fprintf(&b, "%d%s", n, u.s)
-			d -= n * u.d
-		}
-	}
-	return b.String()
 }
 
 // request is a parsed command sentence.

@@ -29,6 +29,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/flowbox/flowbox/routeros"
 	"io"
 	"log/slog"
 	"math/big"
@@ -567,7 +568,7 @@ func (s *Server) execLocked(sess *session, req *request) ([][]string, bool) {
 func (s *Server) printLocked(m *menu, req *request) [][]string {
 	if req.path == "/system/resource" {
 		up := time.Since(s.started) + s.p.Uptime
-		m.rows[0].props["uptime"] = formatDuration(up.Truncate(time.Second))
+		m.rows[0].props["uptime"] = routeros.FormatDuration(up.Truncate(time.Second))
 	}
 	rows := selectRows(m.rows, req.queries)
 	if _, ok := req.attrs["count-only"]; ok {
@@ -712,8 +713,8 @@ func (s *Server) trafficFlowLocked() TrafficFlowState {
 		CacheEntries:   tf["cache-entries"],
 		PacketSampling: tf["packet-sampling"] == "true",
 	}
-	st.ActiveFlowTimeout, _ = parseDuration(tf["active-flow-timeout"])
-	st.InactiveFlowTimeout, _ = parseDuration(tf["inactive-flow-timeout"])
+	st.ActiveFlowTimeout, _ = routeros.ParseDuration(tf["active-flow-timeout"])
+	st.InactiveFlowTimeout, _ = routeros.ParseDuration(tf["inactive-flow-timeout"])
 	st.SamplingInterval, _ = strconv.Atoi(tf["sampling-interval"])
 	st.SamplingSpace, _ = strconv.Atoi(tf["sampling-space"])
 	for _, r := range s.menus["/ip/traffic-flow/target"].rows {
@@ -729,7 +730,7 @@ func (s *Server) trafficFlowLocked() TrafficFlowState {
 			t.SrcAddress, _ = netip.ParseAddr(r.props["src-address"])
 		}
 		t.TemplateRefresh, _ = strconv.Atoi(r.props["v9-template-refresh"])
-		t.TemplateTimeout, _ = parseDuration(r.props["v9-template-timeout"])
+		t.TemplateTimeout, _ = routeros.ParseDuration(r.props["v9-template-timeout"])
 		st.Targets = append(st.Targets, t)
 	}
 	return st

@@ -1,0 +1,96 @@
+package layering
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/flowbox/flowbox/"
+
+// imports returns, for every package directory of the module (relative to
+// the root), the module's packages its non-test files import.
+func imports(t *testing.T) map[string][]string {
+	t.Helper()
+	root := filepath.Join("..", "..")
+	out := map[string][]string{}
+	fset := token.NewFileSet()
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if n := d.Name(); path != root && (strings.HasPrefix(n, ".") || n == "testdata" || n == "node_modules") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		dir, _ := filepath.Rel(root, filepath.Dir(path))
+		dir = filepath.ToSlash(dir)
+		if _, ok := out[dir]; !ok {
+			out[dir] = nil
+		}
+		for _, im := range f.Imports {
+			p, _ := strconv.Unquote(im.Path.Value)
+			if rest, ok := strings.CutPrefix(p, module); ok && !slices.Contains(out[dir], rest) {
+				out[dir] = append(out[dir], rest)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestLayering checks the import rules of the module's packages.
+func TestLayering(t *testing.T) {
+	deps := imports(t)
+	for _, must := range []string{"store", "collector", "collector/netflow", "routeros", "provision", "enrich", "web", "simulator", "cmd/flowbox"} {
+		if _, ok := deps[must]; !ok {
+			t.Fatalf("package %s not found: the walk is broken", must)
+		}
+	}
+	only := func(pkg string, allowed ...string) {
+		for _, d := range deps[pkg] {
+			if !slices.Contains(allowed, d) {
+				t.Errorf("%s imports %s; it may import only %v", pkg, d, allowed)
+			}
+		}
+	}
+	only("store")
+	only("routeros")
+	only("collector/netflow", "store")
+	only("collector", "collector/netflow", "store")
+	only("provision", "routeros", "store")
+	only("enrich", "enrich/geodata", "routeros", "store")
+	only("web", "store")
+	testSupport := []string{"collector/netflowtest", "routeros/routerostest", "internal/testutil", "internal/browsertest"}
+	for pkg, ds := range deps {
+		for _, d := range ds {
+			switch {
+			case strings.HasPrefix(d, "cmd/"):
+				t.Errorf("%s imports %s: nothing imports cmd", pkg, d)
+			case d == "web" && pkg != "cmd/flowbox":
+				t.Errorf("%s imports web: only cmd/flowbox wires it", pkg)
+			case d == "simulator" && pkg != "cmd/flowbox":
+				t.Errorf("%s imports the simulator: only cmd/flowbox runs it", pkg)
+			case slices.Contains(testSupport, d) && pkg != "simulator" && pkg != "cmd/flowbox" && !slices.Contains(testSupport, pkg):
+				t.Errorf("%s imports the test-support package %s in production code", pkg, d)
+			}
+		}
+	}
+}
