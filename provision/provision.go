@@ -347,8 +347,8 @@ type AddRequest struct {
 // Add connects to a new router, detects it, stores it and returns its plan.
 // It does not apply the plan (see Apply).
 func (p *Provisioner) Add(ctx context.Context, req AddRequest) (*store.Router, *Plan, error) {
-	if !rosName.MatchString(req.Name) {
-		return nil, nil, fmt.Errorf("cannot add router: invalid name %q (letters, digits, '.', '_', '-', up to 64)", req.Name)
+	if !store.ValidRouterName(req.Name) {
+		return nil, nil, fmt.Errorf("cannot add router: invalid name %q (%s)", req.Name, store.RouterNameRule)
 	}
 	if req.Address == "" || req.Username == "" {
 		return nil, nil, errors.New("cannot add router: address and user are required")

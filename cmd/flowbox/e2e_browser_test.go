@@ -398,19 +398,3 @@ func checkE2ECSV(t *testing.T, file, host string, routerID int64) {
 	t.Logf("CSV export: %d flows", len(recs)-1)
 }
 
-// TestRouterName checks how the console names a router added without a
-// name (after its identity; the browser test adds one that way).
-func TestRouterName(t *testing.T) {
-	for in, want := range map[string]string{
-		"MikroTik":              "MikroTik",
-		"Tower 3 (north)":       "Tower-3--north",
-		"  ":                    "fallback",
-		"ñandú":                 "and",
-		"127.0.0.1:8728":        "127.0.0.1-8728",
-		strings.Repeat("a", 70): strings.Repeat("a", 64),
-	} {
-		if got := routerName(in, "fallback"); got != want {
-			t.Errorf("routerName(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

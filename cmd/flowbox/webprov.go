@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/flowbox/flowbox/provision"
 	"github.com/flowbox/flowbox/store"
@@ -95,12 +94,12 @@ func (w webProvisioner) Add(ctx context.Context, spec web.RouterSpec) (store.Rou
 // ("MikroTik", "MikroTik-2"...).
 func (w webProvisioner) nameFromIdentity(ctx context.Context, req provision.AddRequest) (string, error) {
 	req.DryRun = true
-	req.Name = routerName(req.Address, "router")
+	req.Name = store.RouterNameFrom(req.Address, "router")
 	probe, _, err := w.prov.Add(ctx, req)
 	if err != nil {
 		return "", err
 	}
-	base := routerName(probe.Identity, req.Name)
+	base := store.RouterNameFrom(probe.Identity, req.Name)
 	for i := 1; i <= 100; i++ {
 		name := base
 		if i > 1 {
@@ -115,24 +114,6 @@ func (w webProvisioner) nameFromIdentity(ctx context.Context, req provision.AddR
 	return "", fmt.Errorf("cannot name router: %q and its 99 variants are taken: %w", base, store.ErrExists)
 }
 
-// routerName turns s into a valid router name (letters, digits, '.', '_',
-// '-', at most 64), or returns fallback when nothing is left.
-func routerName(s, fallback string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			b[i] = '-'
-		}
-	}
-	out := strings.Trim(string(b), "-._")
-	if len(out) > 64 {
-		out = out[:64]
-	}
-	if out == "" {
-		return fallback
-	}
-	return out
-}
 
 // Plan computes what Apply would change.
 func (w webProvisioner) Plan(ctx context.Context, id int64) (web.Plan, error) {
