@@ -387,10 +387,14 @@ type csvWriter struct {
 	started bool
 	rc      *http.ResponseController
 	n       int
+	timeout time.Duration // the write deadline each chunk gets
 }
 
 func (c *csvWriter) Write(b []byte) (int, error) {
 	if !c.started {
+		// A long export runs on while it makes progress: each chunk
+		// gets the response timeout anew (withDeadlines set the first).
+		_ = c.rc.SetWriteDeadline(time.Now().Add(c.timeout))
 		c.started = true
 		h := c.w.Header()
 		h.Set("Content-Type", "text/csv; charset=utf-8")
@@ -403,6 +407,7 @@ func (c *csvWriter) Write(b []byte) (int, error) {
 	if c.n >= 256<<10 {
 		c.n = 0
 		_ = c.rc.Flush()
+		_ = c.rc.SetWriteDeadline(time.Now().Add(c.timeout))
 	}
 	return n, err
 }
@@ -420,7 +425,7 @@ func (s *Server) handleFlowsCSV(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	cw := &csvWriter{w: w, rc: http.NewResponseController(w), name: "flows-" + f.From.UTC().Format("20060102T1504") + ".csv"}
+	cw := &csvWriter{w: w, rc: http.NewResponseController(w), timeout: s.cfg.ResponseTimeout, name: "flows-" + f.From.UTC().Format("20060102T1504") + ".csv"}
 	err = s.deps.Store.ExportCSV(r.Context(), store.SearchQuery{From: f.From, To: f.To, Filter: f.storeFilter()}, cw)
 	if err == nil {
 		if !cw.started {

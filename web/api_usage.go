@@ -225,7 +225,7 @@ func (s *Server) handleSubscriberUsageCSV(w http.ResponseWriter, r *http.Request
 		return
 	}
 	period := first.From.UTC().Format("20060102T1504Z") + "-" + first.To.UTC().Format("20060102T1504Z")
-	cw := &csvWriter{w: w, rc: http.NewResponseController(w), name: "subscriber-usage-" + period + ".csv"}
+	cw := &csvWriter{w: w, rc: http.NewResponseController(w), timeout: s.cfg.ResponseTimeout, name: "subscriber-usage-" + period + ".csv"}
 	out := csv.NewWriter(cw)
 	_ = out.Write(store.UsageCSVHeader)
 	res, written := first, 0

@@ -48,6 +48,16 @@ type Config struct {
 	Pprof bool `yaml:"pprof"`
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration `yaml:"shutdown-timeout"`
+	// RequestTimeout bounds reading one request, headers and body: a
+	// client that sends them slowly is cut off (slowloris).
+	RequestTimeout time.Duration `yaml:"request-timeout"`
+	// ResponseTimeout bounds writing one answer; a CSV export gets it
+	// again after each chunk it sends, so a long export that makes progress
+	// runs on and a stalled one is cut off.
+	ResponseTimeout time.Duration `yaml:"response-timeout"`
+	// MaxConnections bounds the open connections; more wait to be
+	// accepted.
+	MaxConnections int `yaml:"max-connections"`
 	// DevAssetsDir serves templates and static files from this directory
 	// (the source tree's web/) instead of the embedded copies.
 	DevAssetsDir string `yaml:"dev-assets-dir"`
@@ -76,6 +86,9 @@ func DefaultConfig() Config {
 		LoginTrackedIPs: 4096,
 		StaleAfter:      5 * time.Minute,
 		ShutdownTimeout: 10 * time.Second,
+		RequestTimeout:  30 * time.Second,
+		ResponseTimeout: 2 * time.Minute,
+		MaxConnections:  512,
 	}
 }
 
@@ -178,6 +191,15 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("shutdown-timeout: must be positive"))
+	}
+	if c.RequestTimeout < time.Second {
+		errs = append(errs, errors.New("request-timeout: must be at least 1s"))
+	}
+	if c.ResponseTimeout < time.Second {
+		errs = append(errs, errors.New("response-timeout: must be at least 1s"))
+	}
+	if c.MaxConnections < 1 {
+		errs = append(errs, errors.New("max-connections: must be at least 1"))
 	}
 	if c.DevAssetsDir != "" {
 		if st, err := os.Stat(c.DevAssetsDir); err != nil || !st.IsDir() {

@@ -140,9 +140,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		return err
 	}
+	ln = newLimitListener(ln, s.cfg.MaxConnections)
 	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           s.withDeadlines(s.handler),
+		ReadHeaderTimeout: min(10*time.Second, s.cfg.RequestTimeout),
+		ReadTimeout:       s.cfg.RequestTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
