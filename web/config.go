@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -58,6 +59,12 @@ type Config struct {
 	// MaxConnections bounds the open connections; more wait to be
 	// accepted.
 	MaxConnections int `yaml:"max-connections"`
+	// TrustedProxies lists the reverse proxies (addresses or CIDR
+	// prefixes) whose X-Forwarded-For names the client, for the login rate
+	// limit and the logs; empty: the peer is the client.
+	TrustedProxies []string `yaml:"trusted-proxies"`
+
+	trustedProxies []netip.Prefix // TrustedProxies, parsed by Validate
 	// DevAssetsDir serves templates and static files from this directory
 	// (the source tree's web/) instead of the embedded copies.
 	DevAssetsDir string `yaml:"dev-assets-dir"`
@@ -200,6 +207,21 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConnections < 1 {
 		errs = append(errs, errors.New("max-connections: must be at least 1"))
+	}
+	c.trustedProxies = c.trustedProxies[:0]
+	for i, v := range c.TrustedProxies {
+		p, err := netip.ParsePrefix(v)
+		if !strings.Contains(v, "/") {
+			var a netip.Addr
+			if a, err = netip.ParseAddr(v); err == nil {
+				p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("trusted-proxies[%d]: %q is not an address or CIDR prefix", i, v))
+			continue
+		}
+		c.trustedProxies = append(c.trustedProxies, p.Masked())
 	}
 	if c.DevAssetsDir != "" {
 		if st, err := os.Stat(c.DevAssetsDir); err != nil || !st.IsDir() {

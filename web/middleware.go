@@ -213,13 +213,51 @@ func loopbackOnly(next http.Handler) http.Handler {
 	})
 }
 
-// clientIP returns the request's peer address (proxies are not trusted).
-func clientIP(r *http.Request) string {
+// clientIP returns the request's client address: the peer, or, when the
+// peer is one of the configured trusted proxies (web.trusted-proxies), the
+// rightmost address of X-Forwarded-For that is not a trusted proxy.
+func (s *Server) clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil || !s.trustedProxy(peer) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return host // a malformed header: the proxy is the client
+		}
+		if !s.trustedProxy(a) {
+			return a.Unmap().String()
+		}
 	}
 	return host
+}
+
+// trustedProxy reports whether a is in web.trusted-proxies.
+func (s *Server) trustedProxy(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range s.cfg.trustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// limitKey is the login rate limiter's key of a client address: the
+// address for IPv4, its /64 for IPv6 (one subscriber line gets a whole
+// /64, so a per-address limit would be no limit).
+func limitKey(client string) string {
+	a, err := netip.ParseAddr(client)
+	if err != nil || a.Unmap().Is4() {
+		return client
+	}
+	return netip.PrefixFrom(a, 64).Masked().String()
 }
 
 // writeJSON replies with v as JSON.

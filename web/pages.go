@@ -155,11 +155,18 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	next := safeNext(r.PostFormValue("next"))
 	name := r.PostFormValue("username")
-	if ok, retry := s.limiter.allow(clientIP(r), s.now()); !ok {
+	if ok, retry := s.limiter.allow(limitKey(s.clientIP(r)), s.now()); !ok {
 		s.metrics.logins.WithLabelValues("rate_limited").Inc()
 		w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds())+1))
 		s.render(w, http.StatusTooManyRequests, "login", pageData{Title: "Log in", Next: next, Name: name,
 			Error: "Too many login attempts; wait a minute and try again."})
+		return
+	}
+	if wait := s.backoff.wait(name, s.now()); wait > 0 {
+		s.metrics.logins.WithLabelValues("rate_limited").Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		s.render(w, http.StatusTooManyRequests, "login", pageData{Title: "Log in", Next: next, Name: name,
+			Error: "Too many failed logins for this account; wait a little and try again."})
 		return
 	}
 	u, err := s.deps.Users.UserByName(r.Context(), name)
@@ -171,7 +178,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := checkPassword(u, found, r.PostFormValue("password")); err != nil {
 		s.metrics.logins.WithLabelValues("bad_credentials").Inc()
-		s.log.Info("login failed", "user", name, "client", clientIP(r))
+		s.backoff.failed(name, s.now())
+		s.log.Info("login failed", "user", name, "client", s.clientIP(r))
 		s.render(w, http.StatusUnauthorized, "login", pageData{Title: "Log in", Next: next, Name: name, Error: "Invalid user name or password."})
 		return
 	}
@@ -181,7 +189,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.logins.WithLabelValues("ok").Inc()
-	s.log.Info("login", "user", u.Name, "client", clientIP(r))
+	s.backoff.succeeded(name)
+	s.log.Info("login", "user", u.Name, "client", s.clientIP(r))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
@@ -220,7 +229,7 @@ func (s *Server) handleSetup(w http.ResponseWriter, r *http.Request) {
 	fail := func(msg string) {
 		s.render(w, http.StatusBadRequest, "setup", pageData{Title: "Set up flowbox", Name: name, Error: msg})
 	}
-	if ok, _ := s.limiter.allow(clientIP(r), s.now()); !ok {
+	if ok, _ := s.limiter.allow(limitKey(s.clientIP(r)), s.now()); !ok {
 		s.render(w, http.StatusTooManyRequests, "setup", pageData{Title: "Set up flowbox", Name: name, Error: "Too many attempts; wait a minute."})
 		return
 	}
@@ -252,7 +261,7 @@ func (s *Server) handleSetup(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
-	s.log.Info("created the first user", "user", name, "client", clientIP(r))
+	s.log.Info("created the first user", "user", name, "client", s.clientIP(r))
 	if err := s.setSession(w, r, name); err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return

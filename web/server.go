@@ -42,6 +42,7 @@ type Server struct {
 	metrics  *metrics
 	sessions *sessions
 	limiter  *limiter
+	backoff  *accountBackoff // per-account login backoff
 	router   *mux.Router
 	handler  http.Handler
 	pages    map[string]*template.Template
@@ -100,6 +101,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s.limiter = newLimiter(cfg.LoginTrackedIPs, cfg.LoginAttempts, cfg.LoginWindow, s.metrics.limiterEvictions.Inc)
+	s.backoff = newAccountBackoff(cfg.LoginTrackedIPs, s.metrics.limiterEvictions.Inc)
 	assets, err := assetsFS(cfg.DevAssetsDir)
 	if err != nil {
 		return nil, err
