@@ -63,8 +63,6 @@ type Config struct {
 	// prefixes) whose X-Forwarded-For names the client, for the login rate
 	// limit and the logs; empty: the peer is the client.
 	TrustedProxies []string `yaml:"trusted-proxies"`
-
-	trustedProxies []netip.Prefix // TrustedProxies, parsed by Validate
 	// DevAssetsDir serves templates and static files from this directory
 	// (the source tree's web/) instead of the embedded copies.
 	DevAssetsDir string `yaml:"dev-assets-dir"`
@@ -208,20 +206,10 @@ func (c *Config) Validate() error {
 	if c.MaxConnections < 1 {
 		errs = append(errs, errors.New("max-connections: must be at least 1"))
 	}
-	c.trustedProxies = c.trustedProxies[:0]
 	for i, v := range c.TrustedProxies {
-		p, err := netip.ParsePrefix(v)
-		if !strings.Contains(v, "/") {
-			var a netip.Addr
-			if a, err = netip.ParseAddr(v); err == nil {
-				p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
-			}
+		if _, err := parseProxy(v); err != nil {
+			errs = append(errs, fmt.Errorf("trusted-proxies[%d]: %w", i, err))
 		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("trusted-proxies[%d]: %q is not an address or CIDR prefix", i, v))
-			continue
-		}
-		c.trustedProxies = append(c.trustedProxies, p.Masked())
 	}
 	if c.DevAssetsDir != "" {
 		if st, err := os.Stat(c.DevAssetsDir); err != nil || !st.IsDir() {
@@ -229,4 +217,32 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// parseProxy parses a trusted-proxies entry: an address or a CIDR prefix.
+func parseProxy(v string) (netip.Prefix, error) {
+	if strings.Contains(v, "/") {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR prefix", v)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR prefix", v)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// trustedProxyPrefixes returns TrustedProxies parsed (valid entries only).
+func (c *Config) trustedProxyPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, v := range c.TrustedProxies {
+		if p, err := parseProxy(v); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -140,4 +140,3 @@ func TestSafeNext(t *testing.T) {
 		}
 	}
 }
-

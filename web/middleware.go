@@ -241,7 +241,7 @@ func (s *Server) clientIP(r *http.Request) string {
 // trustedProxy reports whether a is in web.trusted-proxies.
 func (s *Server) trustedProxy(a netip.Addr) bool {
 	a = a.Unmap()
-	for _, p := range s.cfg.trustedProxies {
+	for _, p := range s.proxies {
 		if p.Contains(a) {
 			return true
 		}

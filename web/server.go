@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -43,6 +44,7 @@ type Server struct {
 	sessions *sessions
 	limiter  *limiter
 	backoff  *accountBackoff // per-account login backoff
+	proxies  []netip.Prefix  // web.trusted-proxies
 	router   *mux.Router
 	handler  http.Handler
 	pages    map[string]*template.Template
@@ -102,6 +104,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.limiter = newLimiter(cfg.LoginTrackedIPs, cfg.LoginAttempts, cfg.LoginWindow, s.metrics.limiterEvictions.Inc)
 	s.backoff = newAccountBackoff(cfg.LoginTrackedIPs, s.metrics.limiterEvictions.Inc)
+	s.proxies = cfg.trustedProxyPrefixes()
 	assets, err := assetsFS(cfg.DevAssetsDir)
 	if err != nil {
 		return nil, err
