@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,6 +38,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	subscribers := fs.Int("subscribers", 300, "subscribers per router")
 	apiPortBase := fs.Int("api-port-base", 18728, "API port of the first simulated router (0: any free port)")
 	seed := fs.Uint64("seed", 1, "seed of the simulated traffic")
+	open := fs.Bool("open", false, "listen on every interface (default: loopback only, unless an address names a host)")
 	startClock := simClockFlags(fs, "demo", "")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -53,6 +55,14 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 			c.DataDir = "demo-data"
 		}
 	})
+	if err == nil && !*open {
+		// A demo is not for the network: addresses without a host (":8080")
+		// listen on loopback only, unless --open.
+		cfg.Web.Listen = loopbackIfAny(cfg.Web.Listen)
+		for i, l := range cfg.Collector.Listen {
+			cfg.Collector.Listen[i] = loopbackIfAny(l)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -236,4 +246,14 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 		}
 	})
 	return found
+}
+
+// loopbackIfAny turns a listen address without a host (":8080") into the
+// same port on 127.0.0.1; an address with a host is kept.
+func loopbackIfAny(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host != "" {
+		return addr
+	}
+	return net.JoinHostPort("127.0.0.1", port)
 }
