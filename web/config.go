@@ -45,6 +45,10 @@ type Config struct {
 	// StaleAfter is how long without flows turns a router from online to
 	// stale.
 	StaleAfter time.Duration `yaml:"stale-after"`
+	// MetricsListen, when set, serves /metrics without login on this
+	// address of its own (e.g. "127.0.0.1:9108" for a local Prometheus);
+	// on the console's address /metrics always needs a login or a token.
+	MetricsListen string `yaml:"metrics-listen"`
 	// Pprof serves /debug/pprof/ to loopback clients.
 	Pprof bool `yaml:"pprof"`
 	// ShutdownTimeout bounds the graceful shutdown.
@@ -202,6 +206,13 @@ func (c *Config) Validate() error {
 	}
 	if c.ResponseTimeout < time.Second {
 		errs = append(errs, errors.New("response-timeout: must be at least 1s"))
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			errs = append(errs, fmt.Errorf("metrics-listen: %q is not a host:port address: %w", c.MetricsListen, err))
+		} else if c.MetricsListen == c.Listen {
+			errs = append(errs, errors.New("metrics-listen: must differ from listen"))
+		}
 	}
 	if c.MaxConnections < 1 {
 		errs = append(errs, errors.New("max-connections: must be at least 1"))

@@ -140,3 +140,41 @@ func TestSafeNext(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsListen: web.metrics-listen serves /metrics without login on
+// its own address, and nothing else; the console's /metrics still needs a
+// login.
+func TestMetricsListen(t *testing.T) {
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	maddr := probe.Addr().String()
+	probe.Close()
+	e := newEnv(t, func(c *Config, _ *Deps) { c.MetricsListen = maddr })
+	addr := serveOn(t, e)
+	var body string
+	testutil.WaitFor(t, 10*time.Second, "the metrics listener", func() (bool, string) {
+		res, err := http.Get("http://" + maddr + "/metrics")
+		if err != nil {
+			return false, err.Error()
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		body = string(b)
+		return res.StatusCode == http.StatusOK, res.Status
+	})
+	if !strings.Contains(body, "flowbox_web_requests_total") {
+		t.Errorf("metrics listener body: %.200s", body)
+	}
+	for _, u := range []string{"http://" + maddr + "/api/v1/routers", "http://" + addr + "/metrics"} {
+		res, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode == http.StatusOK {
+			t.Errorf("%s answered 200 without login", u)
+		}
+	}
+}

@@ -189,19 +189,6 @@ func isLoopback(r *http.Request) bool {
 	return err == nil && a.Unmap().IsLoopback()
 }
 
-// loopbackOrAuth lets loopback clients through and asks the others to
-// authenticate (the /metrics rule).
-func (s *Server) loopbackOrAuth(next http.Handler) http.Handler {
-	auth := s.requireAPIAuth(next)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isLoopback(r) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		auth.ServeHTTP(w, r)
-	})
-}
-
 // loopbackOnly refuses every non-loopback client (pprof).
 func loopbackOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

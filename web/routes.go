@@ -7,8 +7,6 @@ import (
 	"strings"
 
 	"github.com/gorilla/mux"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // routes builds every route of the console on one gorilla/mux router.
@@ -27,12 +25,11 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc("/setup", s.handleSetupPage).Methods(http.MethodGet)
 	r.HandleFunc("/setup", s.handleSetup).Methods(http.MethodPost)
 
-	// Authenticated, or loopback.
-	gatherer := s.deps.Gatherer
-	if gatherer == nil {
-		gatherer = prometheus.NewRegistry()
-	}
-	r.Handle("/metrics", s.loopbackOrAuth(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))).Methods(http.MethodGet)
+	// Authenticated (a session, or an API token as Prometheus's bearer
+	// credentials): a loopback peer may be a same-host proxy or a
+	// rootless container's port forwarder, so it proves nothing.
+	// web.metrics-listen serves it without login on an address of its own.
+	r.Handle("/metrics", s.requireAPIAuth(s.metricsHandler())).Methods(http.MethodGet)
 	if s.cfg.Pprof {
 		p := r.PathPrefix("/debug/pprof").Subrouter()
 		p.Use(loopbackOnly)

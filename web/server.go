@@ -164,13 +164,29 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln = tls.NewListener(ln, tc)
 		scheme = "https"
 	}
+	var metricsDone chan error
+	if s.cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", s.cfg.MetricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("cannot listen on metrics-listen %s: %w", s.cfg.MetricsListen, err)
+		}
+		metricsDone = make(chan error, 1)
+		go func() { metricsDone <- s.serveMetrics(ctx, mln) }()
+	}
 	s.log.Info("web console listening", "url", fmt.Sprintf("%s://%s/", scheme, ln.Addr()))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("web server stopped: %w", err)
+	case err := <-metricsDone:
+		srv.Close()
+		return err
 	case <-ctx.Done():
+	}
+	if metricsDone != nil {
+		defer func() { <-metricsDone }()
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
