@@ -440,8 +440,9 @@ func (s *Server) handleFlowsCSV(w http.ResponseWriter, r *http.Request) {
 	if r.Context().Err() == nil {
 		// The status is sent already: end the CSV with a marker line so
 		// that a truncated export is not mistaken for a complete one.
-		s.log.Error("flow export failed", "err", err)
-		_, _ = w.Write([]byte("# export failed: " + firstLine(err.Error()) + "\n"))
+		id := incidentID()
+		s.log.Error("flow export failed", "incident", id, "err", err)
+		_, _ = w.Write([]byte("# export failed (incident " + id + " in the server log)\n"))
 	}
 }
 

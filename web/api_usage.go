@@ -246,8 +246,9 @@ func (s *Server) handleSubscriberUsageCSV(w http.ResponseWriter, r *http.Request
 		uq.Offset += len(res.Rows)
 		if res, err = s.deps.Store.SubscriberUsage(ctx, uq); err != nil {
 			if ctx.Err() == nil {
-				s.log.Error("usage export failed", "err", err)
-				_, _ = cw.Write([]byte("# export failed: " + firstLine(err.Error()) + "\n"))
+				id := incidentID()
+				s.log.Error("usage export failed", "incident", id, "err", err)
+				_, _ = cw.Write([]byte("# export failed (incident " + id + " in the server log)\n"))
 			}
 			return
 		}

@@ -178,3 +178,19 @@ func TestMetricsListen(t *testing.T) {
 		}
 	}
 }
+
+// TestInternalErrorsSayNothing: a 500 answer carries an incident id, never
+// the internal error text (file names, SQL), which goes to the log.
+func TestInternalErrorsSayNothing(t *testing.T) {
+	e := newEnv(t)
+	e.login()
+	e.st.Close() // every query fails from now on
+	code, b := e.do(http.MethodGet, "/api/v1/subscribers/usage?range=24h", nil)
+	if code != http.StatusInternalServerError {
+		t.Fatalf("usage on a closed store: %d %s", code, b)
+	}
+	if !strings.Contains(string(b), "incident ") || strings.Contains(strings.ToLower(string(b)), "sql") ||
+		strings.Contains(string(b), "closed") {
+		t.Fatalf("500 answer %s", b)
+	}
+}

@@ -2,6 +2,8 @@ package web
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -299,9 +301,20 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusGatewayTimeout, "the query took too long")
 	default:
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		writeError(w, http.StatusInternalServerError, "internal error: "+firstLine(err.Error()))
+		// The details stay in the server's log: they may name files,
+		// tables or addresses that are nobody's business over HTTP.
+		id := incidentID()
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "incident", id, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error (incident "+id+" in the server log)")
 	}
+}
+
+// incidentID returns a short random id that ties a 500 answer to its log
+// line.
+func incidentID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:]) // crypto/rand never fails on Linux
+	return hex.EncodeToString(b[:])
 }
 
 func firstLine(s string) string {
