@@ -174,3 +174,13 @@ func FormatMAC(m uint64) string {
 	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x",
 		byte(m>>40), byte(m>>32), byte(m>>24), byte(m>>16), byte(m>>8), byte(m))
 }
+
+// RemoteCountry is the country of the remote side, the one DimCountry
+// ranks a flow under: the source country of inbound flows, else the
+// destination country.
+func (f *Flow) RemoteCountry() string {
+	if f.Direction.Inbound() {
+		return f.SrcCountry
+	}
+	return f.DstCountry
+}

@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowbox/flowbox/collector"
-	"github.com/flowbox/flowbox/store"
 )
 
 // runExporters manages the exporters trusted besides the onboarded
@@ -95,9 +94,9 @@ func runExporters(ctx context.Context, e *env, args []string) error {
 // openStore opens the data directory's store for a command that writes to
 // it beside a running serve (which holds the lock; these commands do not
 // take it).
-func openStore(ctx context.Context, e *env, cfg Config) (*store.Store, error) {
+func openStore(ctx context.Context, e *env, cfg Config) (*storage, error) {
 	log := newLogger(e.stderr, cfg.Log)
-	st, err := store.Open(ctx, cfg.DataDir, cfg.Store, log.With("component", "store"), prometheus.NewRegistry())
+	st, err := openStorage(ctx, cfg.DataDir, cfg.Store, openShared, log.With("component", "store"), prometheus.NewRegistry())
 	if err != nil {
 		return nil, fmt.Errorf("cannot open store: %w", err)
 	}

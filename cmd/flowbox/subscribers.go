@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/flowbox/flowbox/enrich"
-	"github.com/flowbox/flowbox/store"
 )
 
 // runSubscribers implements `flowbox subscribers import [--replace] FILE`:
@@ -45,7 +44,7 @@ func runSubscribers(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("cannot import %s:\n%w", fs.Arg(0), err)
 	}
 	logger := newLogger(e.stderr, cfg.Log).With("component", "store")
-	st, err := store.Open(ctx, cfg.DataDir, cfg.Store, logger, nil)
+	st, err := openStorage(ctx, cfg.DataDir, cfg.Store, openShared, logger, nil)
 	if err != nil {
 		return fmt.Errorf("cannot open store: %w", err)
 	}
