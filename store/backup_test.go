@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flowbox/flowbox/internal/testutil"
+	"github.com/flowbox/flowbox/store"
 	"github.com/flowbox/flowbox/store/storetest"
 )
 

@@ -71,6 +71,32 @@ func openStorage(ctx context.Context, dataDir string, cfg store.Config, mode ope
 	return &storage{db: db, Inventory: inv, FlowDB: flows}, nil
 }
 
+// inventoryOnly is the inventory alone, for the short-lived commands that
+// touch no flow (token, exporters, subscribers import): the flow
+// database's writer state (partitions, host index tails) is not loaded.
+type inventoryOnly struct {
+	db *store.DB
+	*inventory.Inventory
+}
+
+// openInventory opens the database of dataDir without the lock (beside a
+// running serve) and builds the inventory on it.
+func openInventory(ctx context.Context, dataDir string, logger *slog.Logger) (*inventoryOnly, error) {
+	db, err := store.Open(ctx, dataDir)
+	if err != nil {
+		return nil, err
+	}
+	inv, err := inventory.New(ctx, db, logger)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &inventoryOnly{db: db, Inventory: inv}, nil
+}
+
+// Close closes the database.
+func (s *inventoryOnly) Close() error { return s.db.Close() }
+
 // Backup writes a consistent snapshot of the database to path (see
 // store.DB.Backup).
 func (s *storage) Backup(ctx context.Context, path string) error { return s.db.Backup(ctx, path) }

@@ -3,9 +3,10 @@ package flowdb
 import (
 	"cmp"
 	"encoding/binary"
-	"github.com/flowbox/flowbox/store"
 	"net/netip"
 	"slices"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // The aggregator counts every written flow into the minute rollups in

@@ -3,12 +3,13 @@ package flowdb
 import (
 	"context"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // benchFlows returns n realistic WISP flows ending at end: 1,000

@@ -3,8 +3,9 @@ package flowdb
 import (
 	"encoding/binary"
 	"errors"
-	"github.com/flowbox/flowbox/store"
 	"net/netip"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // Raw rows, format 2 (tables raw_YYYYMMDDHHMM): (id INTEGER PRIMARY KEY,

@@ -2,10 +2,11 @@ package flowdb
 
 import (
 	"errors"
-	"github.com/flowbox/flowbox/store"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // mapDict is an addrDicter over a map (nil map: nothing interned).

@@ -3,11 +3,12 @@ package flowdb
 import (
 	"context"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"io"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // Hooks for the benchmarks of package flowdb_test, which cannot be in

@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"net/netip"
 	"sort"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // maxTrackedExporters bounds the in-memory last-seen maps; addresses beyond

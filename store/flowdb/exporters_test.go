@@ -3,7 +3,6 @@ package flowdb
 import (
 	"context"
 	"errors"
-	"github.com/flowbox/flowbox/store"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowbox/flowbox/internal/testutil"
+	"github.com/flowbox/flowbox/store"
 )
 
 var addr = netip.MustParseAddr

@@ -3,13 +3,14 @@ package flowdb
 import (
 	"context"
 	"errors"
-	"github.com/flowbox/flowbox/store"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 func TestFilterMatch(t *testing.T) {

@@ -11,7 +11,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // RouterResolver attributes an exporter address to a router: the router id
@@ -28,9 +29,9 @@ type RouterResolver interface {
 	RouterFor(addr netip.Addr) (int64, bool)
 }
 
-// FlowDB is the flow database on a store.DB: raw partitions, host index, rollups
-// and usage, and the single writer (Run) that fills them. All methods are
-// safe for concurrent use.
+// FlowDB is the flow database on a store.DB: raw partitions, host index,
+// rollups and usage, and the single writer (Run) that fills them. All
+// methods are safe for concurrent use.
 type FlowDB struct {
 	db       *store.DB
 	cfg      store.Config
@@ -139,6 +140,7 @@ func (s *FlowDB) writable() error {
 	return nil
 }
 
+// healthState is the writer's outcome, behind Health.
 type healthState struct {
 	mu             sync.Mutex
 	err            error
@@ -190,4 +192,5 @@ func (s *FlowDB) countDropped(batches, flows uint64) {
 	s.health.mu.Unlock()
 }
 
+// FlowDB is the SQLite implementation of store.FlowDB.
 var _ store.FlowDB = (*FlowDB)(nil)

@@ -5,11 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 const (

@@ -6,7 +6,6 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/flowbox/flowbox/internal/testutil"
+	"github.com/flowbox/flowbox/store"
 )
 
 // testNow is the fixed clock of the ingest tests: 10:30 UTC.

@@ -6,12 +6,13 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // The host index finds the rows of a format 2 partition that involve a

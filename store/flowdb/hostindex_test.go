@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -14,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 func TestBuildSegment(t *testing.T) {

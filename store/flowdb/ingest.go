@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"net/netip"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // SetWriteObserver sets the observer of the writer's outcomes. Call it

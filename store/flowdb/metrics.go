@@ -2,9 +2,10 @@ package flowdb
 
 import (
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // metrics are the store's Prometheus metrics.

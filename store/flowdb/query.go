@@ -3,11 +3,12 @@ package flowdb
 import (
 	"context"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // rawWindowError is the error of a query that needs raw flows over a range

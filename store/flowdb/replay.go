@@ -5,10 +5,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // Rollup replay. The rollups are counted in memory and flushed once a

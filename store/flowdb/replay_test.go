@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"maps"
 	"net/netip"
 	"slices"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // The crash tests simulate kill -9 with crashStore: the database handles

@@ -3,9 +3,10 @@ package flowdb
 import (
 	"context"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"sort"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // maintain runs once a minute in the writer: it flushes the minute

@@ -5,9 +5,10 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"net/netip"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // Rollup keys are byte strings. The "other" row has the empty key, so every

@@ -4,11 +4,12 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // Reading raw flows. A query lists the partitions overlapping its range

@@ -6,10 +6,11 @@ import (
 	"encoding/binary"
 	"encoding/csv"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"io"
 	"strconv"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // cursor is a position in the raw flows: partition start (ms), t and id.

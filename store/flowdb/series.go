@@ -3,9 +3,10 @@ package flowdb
 import (
 	"context"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"sort"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // maxPoints bounds the buckets of a series.

@@ -3,11 +3,12 @@ package flowdb
 import (
 	"context"
 	"errors"
-	"github.com/flowbox/flowbox/store"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // TestSubscriberFilter checks that search, top and series filtered by

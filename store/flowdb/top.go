@@ -5,11 +5,12 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // addCounters adds c to e.

@@ -4,9 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"strings"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // Subscriber usage: the traffic of every subscriber (not only the top-K of

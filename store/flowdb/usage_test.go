@@ -5,11 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"net/netip"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // usageWant sums the download and upload flows of the known subscribers

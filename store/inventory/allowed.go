@@ -3,8 +3,9 @@ package inventory
 import (
 	"context"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"net/netip"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // AllowedExporters returns the accepted exporter prefixes, in prefix order.

@@ -5,8 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // msOrZero returns t in unix ms, 0 for the zero time.

@@ -3,9 +3,10 @@ package inventory
 import (
 	"context"
 	"errors"
-	"github.com/flowbox/flowbox/store"
 	"testing"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 func TestInterfaceNames(t *testing.T) {

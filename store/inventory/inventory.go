@@ -56,4 +56,5 @@ func New(ctx context.Context, db *store.DB, logger *slog.Logger) (*Inventory, er
 // writable returns nil when the inventory can be written.
 func (s *Inventory) writable() error { return s.db.Writable() }
 
+// Inventory is the SQLite implementation of store.Inventory.
 var _ store.Inventory = (*Inventory)(nil)

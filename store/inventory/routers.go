@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"net"
 	"net/netip"
 	"slices"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/mattn/go-sqlite3"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // Provisioning history bounds per router: the newest historyOK successful

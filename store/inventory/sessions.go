@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // SaveSession stores a console session.

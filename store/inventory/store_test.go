@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/flowbox/flowbox/store"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // TestKeyMissingRefused removes the key of a database that holds an

@@ -5,9 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"net/netip"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // addr16 returns the 16-byte form of a (IPv4 mapped) for range columns.

@@ -5,10 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/flowbox/flowbox/store"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // isUnique reports whether err is a UNIQUE constraint violation.
