@@ -41,7 +41,7 @@ import (
 	"github.com/flowbox/flowbox/store"
 )
 
-// Sink is the pipeline's one bounded queue and its writer (*store.Store).
+// Sink is the pipeline's one bounded queue and its writer (*flowdb.FlowDB).
 // Readers fill batches from GetBatch and Submit them; a refused batch comes
 // back to the caller, who counts it and gives it back with PutBatch.
 type Sink interface {

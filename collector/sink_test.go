@@ -16,7 +16,7 @@ type inserter interface {
 // pipeSink plays the store's side of the pipeline for the tests: a bounded
 // queue of batches drained by one writer goroutine that hands each batch to
 // an inserter and tells the collector's table what became of it, as
-// store.Store does.
+// flowdb.FlowDB does.
 type pipeSink struct {
 	ins   inserter
 	queue chan *store.Batch

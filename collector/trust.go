@@ -7,7 +7,7 @@ import (
 )
 
 // RouterResolver says whether an exporter address belongs to an onboarded
-// router (*store.Store implements it).
+// router (*inventory.Inventory implements it).
 type RouterResolver interface {
 	RouterFor(addr netip.Addr) (int64, bool)
 }

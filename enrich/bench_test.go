@@ -12,6 +12,7 @@ import (
 	"github.com/flowbox/flowbox/collector/netflowtest"
 	"github.com/flowbox/flowbox/enrich/geodata"
 	"github.com/flowbox/flowbox/store"
+	"github.com/flowbox/flowbox/store/storetest"
 )
 
 // wispFixture is an Enricher loaded as if it had polled one router of
@@ -282,7 +283,7 @@ func BenchmarkIngestWithEnrichment(b *testing.B) {
 	for _, mode := range []string{"direct", "enriched", "pre-enriched"} {
 		b.Run(mode, func(b *testing.B) {
 			ctx := context.Background()
-			st, err := store.Open(ctx, b.TempDir(), store.DefaultConfig(), testLogger(), prometheus.NewRegistry())
+			st, err := storetest.Open(ctx, b.TempDir(), store.DefaultConfig(), testLogger(), prometheus.NewRegistry())
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -109,12 +109,10 @@ type Sink interface {
 }
 
 // RouterResolver attributes an exporter address to an inventory router;
-// *store.Store implements it.
+// *inventory.Inventory implements it.
 type RouterResolver interface {
 	RouterFor(addr netip.Addr) (int64, bool)
 }
-
-var _ RouterResolver = (*store.Store)(nil)
 
 // Deps are the Enricher's collaborators.
 type Deps struct {

@@ -22,6 +22,7 @@ import (
 	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/routeros/routerostest"
 	"github.com/flowbox/flowbox/store"
+	"github.com/flowbox/flowbox/store/storetest"
 )
 
 // captureSink keeps copies of the batches it receives.
@@ -349,7 +350,7 @@ func TestPollerRouterOS(t *testing.T) {
 // reloads the history from the store.
 func TestLeaseMovesWithStore(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, t.TempDir(), store.DefaultConfig(), testLogger(), prometheus.NewRegistry())
+	st, err := storetest.Open(ctx, t.TempDir(), store.DefaultConfig(), testLogger(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

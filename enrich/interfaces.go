@@ -21,7 +21,7 @@ const maxInterfacesPerRouter = 20000
 // traffic per ifIndex.
 const interfaceRetention = 400 * 24 * time.Hour
 
-// InterfaceStore persists the interface-name history; *store.Store
+// InterfaceStore persists the interface-name history; *inventory.Inventory
 // implements it. A nil InterfaceStore keeps the history in memory only,
 // and a restart forgets the names of ended sessions.
 type InterfaceStore interface {
@@ -29,8 +29,6 @@ type InterfaceStore interface {
 	ApplyInterfaceChanges(ctx context.Context, ends []store.InterfaceEnd, opens []store.InterfaceName) ([]int64, error)
 	PruneInterfaceHistory(ctx context.Context, before time.Time) (int64, error)
 }
-
-var _ InterfaceStore = (*store.Store)(nil)
 
 type ifKey struct {
 	router int64

@@ -14,6 +14,7 @@ import (
 	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/routeros/routerostest"
 	"github.com/flowbox/flowbox/store"
+	"github.com/flowbox/flowbox/store/storetest"
 )
 
 // pppoeIndex is the ifIndex of routerostest's V7 <pppoe-alice> interface.
@@ -40,7 +41,7 @@ func reusedPPPoERouter() routerostest.Personality {
 func TestInterfaceHistoryPersisted(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := store.Open(ctx, dir, store.DefaultConfig(), testLogger(), prometheus.NewRegistry())
+	st, err := storetest.Open(ctx, dir, store.DefaultConfig(), testLogger(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/routeros/routerostest"
 	"github.com/flowbox/flowbox/store"
+	"github.com/flowbox/flowbox/store/storetest"
 )
 
 // v7RouterIPv6 is v7Router with the ipv6 package in use: a global address
@@ -49,7 +50,7 @@ func v7RouterIPv6() routerostest.Personality {
 // the ipv6 package polls as before.
 func TestPollerIPv6(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, t.TempDir(), store.DefaultConfig(), testLogger(), prometheus.NewRegistry())
+	st, err := storetest.Open(ctx, t.TempDir(), store.DefaultConfig(), testLogger(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,8 @@ var ErrUnavailable = errors.New("menu or property not available on this router")
 // DialFunc opens an API session with a router of the inventory.
 type DialFunc func(ctx context.Context, r store.Router) (RouterAPI, error)
 
-// RouterLister lists the router inventory; *store.Store implements it.
+// RouterLister lists the router inventory; *inventory.Inventory implements
+// it.
 type RouterLister interface {
 	ListRouters(ctx context.Context) ([]store.Router, error)
 }

@@ -18,14 +18,12 @@ import (
 	"github.com/flowbox/flowbox/store"
 )
 
-// SubscriberStore persists the subscriber history; *store.Store implements
-// it. A nil SubscriberStore keeps the history in memory only.
+// SubscriberStore persists the subscriber history; *inventory.Inventory
+// implements it. A nil SubscriberStore keeps the history in memory only.
 type SubscriberStore interface {
 	SubscriberHistory(ctx context.Context, since time.Time) ([]store.Subscriber, error)
 	ApplySubscriberChanges(ctx context.Context, ends []store.SubscriberEnd, opens []store.Subscriber) ([]int64, error)
 }
-
-var _ SubscriberStore = (*store.Store)(nil)
 
 // observation is one address (or prefix) seen naming a subscriber, by one
 // source, at one poll or import.

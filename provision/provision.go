@@ -13,8 +13,8 @@
 // and a transcript whose passwords are redacted.
 //
 // The package talks to routers only through routeros, and to the
-// inventory through the small Inventory interface (*store.Store satisfies
-// it). New only builds; Run runs the drift checker.
+// inventory through the small Inventory interface (store/inventory with
+// the flow database's last-seen times satisfies it, wired in cmd/flowbox). New only builds; Run runs the drift checker.
 package provision
 
 import (
@@ -758,6 +758,3 @@ func (p *Provisioner) Conflicts(ctx context.Context) ([]store.AttributionConflic
 	_, conflicts := store.Attribute(rs)
 	return conflicts, nil
 }
-
-// The store is the production Inventory.
-var _ Inventory = (*store.Store)(nil)

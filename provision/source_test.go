@@ -21,6 +21,7 @@ import (
 	"github.com/flowbox/flowbox/routeros"
 	"github.com/flowbox/flowbox/routeros/routerostest"
 	"github.com/flowbox/flowbox/store"
+	"github.com/flowbox/flowbox/store/storetest"
 )
 
 func prefixes(s ...string) []netip.Prefix {
@@ -123,7 +124,7 @@ func TestDecideSource(t *testing.T) {
 // decides which router flows belong to, and a UDP sink as the collector.
 type sourceFixture struct {
 	t    *testing.T
-	st   *store.Store
+	st   *storetest.Store
 	prov *Provisioner
 	sink *testutil.UDPSink
 	logs *testutil.SyncBuffer
@@ -133,7 +134,7 @@ func newSourceFixture(t *testing.T) *sourceFixture {
 	t.Helper()
 	f := &sourceFixture{t: t, sink: testutil.NewUDPSink(t), logs: &testutil.SyncBuffer{}}
 	logger := slog.New(slog.NewTextHandler(f.logs, nil))
-	st, err := store.Open(context.Background(), t.TempDir(), store.DefaultConfig(), logger, prometheus.NewRegistry())
+	st, err := storetest.Open(context.Background(), t.TempDir(), store.DefaultConfig(), logger, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

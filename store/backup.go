@@ -14,14 +14,11 @@ import (
 // that writer. The snapshot is written to a temporary file next to path,
 // synced, then renamed, so path either does not exist or holds a complete
 // database. Backup refuses to overwrite an existing file.
-func (s *Store) Backup(ctx context.Context, path string) error {
-	if s.r == nil {
+func (d *DB) Backup(ctx context.Context, path string) error {
+	if d.r == nil {
 		return errors.New("cannot back up: store not open")
 	}
-	s.closeMu.RLock()
-	closed := s.closed
-	s.closeMu.RUnlock()
-	if closed {
+	if d.Closed() {
 		return errors.New("cannot back up: store closed")
 	}
 	if _, err := os.Lstat(path); err == nil {
@@ -47,7 +44,7 @@ func (s *Store) Backup(ctx context.Context, path string) error {
 			os.Remove(tmpName)
 		}
 	}()
-	if _, err := s.r.ExecContext(ctx, "VACUUM INTO ?", tmpName); err != nil {
+	if _, err := d.r.ExecContext(ctx, "VACUUM INTO ?", tmpName); err != nil {
 		return fmt.Errorf("cannot back up database: %w", err)
 	}
 	if err := syncFile(tmpName); err != nil {

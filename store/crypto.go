@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"database/sql"
 	"errors"
@@ -13,10 +11,8 @@ import (
 	"path/filepath"
 )
 
-const keySize = 32
-
-// passwordAAD binds ciphertexts to their purpose.
-var passwordAAD = []byte("flowbox router password v1")
+// KeySize is the size of the key in KeyFile (AES-256).
+const KeySize = 32
 
 // KeyMissingError is returned when the key file is missing although the
 // database holds router passwords encrypted with it: a new key could not
@@ -67,7 +63,7 @@ func createKey(path string) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("cannot create key file %s: %w", path, err)
 	}
-	key := make([]byte, keySize)
+	key := make([]byte, KeySize)
 	if _, err := io.ReadFull(rand.Reader, key); err != nil {
 		f.Close()
 		os.Remove(path)
@@ -105,8 +101,8 @@ func readKey(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot read key file: %w", err)
 	}
-	if len(key) != keySize {
-		return nil, fmt.Errorf("key file %s holds %d bytes, want %d: it is damaged (restore it from a backup; without it router passwords cannot be decrypted)", path, len(key), keySize)
+	if len(key) != KeySize {
+		return nil, fmt.Errorf("key file %s holds %d bytes, want %d: it is damaged (restore it from a backup; without it router passwords cannot be decrypted)", path, len(key), KeySize)
 	}
 	return key, nil
 }
@@ -119,54 +115,4 @@ func countSecrets(ctx context.Context, db *sql.DB) (int, error) {
 		return 0, err
 	}
 	return n, nil
-}
-
-// seal encrypts a password with AES-256-GCM: nonce || ciphertext.
-func seal(key []byte, plain string) ([]byte, error) {
-	if plain == "" {
-		return nil, nil
-	}
-	aead, err := newAEAD(key)
-	if err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
-	if _, err := io.ReadFull(rand.Reader, nonce); err != nil {
-		return nil, fmt.Errorf("cannot generate nonce: %w", err)
-	}
-	return aead.Seal(nonce, nonce, []byte(plain), passwordAAD), nil
-}
-
-// open decrypts what seal produced. Its errors never contain the password.
-func open(key, sealed []byte) (string, error) {
-	if len(sealed) == 0 {
-		return "", nil
-	}
-	aead, err := newAEAD(key)
-	if err != nil {
-		return "", err
-	}
-	if len(sealed) < aead.NonceSize() {
-		return "", errors.New("cannot decrypt password: ciphertext too short")
-	}
-	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], passwordAAD)
-	if err != nil {
-		return "", errors.New("cannot decrypt password: wrong key file or damaged data")
-	}
-	return string(plain), nil
-}
-
-func newAEAD(key []byte) (cipher.AEAD, error) {
-	if len(key) != keySize {
-		return nil, errors.New("no encryption key (store opened read-only)")
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("cannot create cipher: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("cannot create cipher: %w", err)
-	}
-	return aead, nil
 }

@@ -1,8 +1,10 @@
-// Package store keeps flowbox's data in one SQLite database: raw flows for a
-// short window, per-minute and per-hour rollups for long ranges, the router
-// inventory and the provisioning history. It owns the nouns that the other
-// packages share (Flow, Router, ProvisionRun), so it imports nothing of
-// flowbox's own.
+// Package store is the leaf of flowbox's storage: the nouns the other
+// packages share (Flow, Batch, Router, Subscriber, ProvisionRun, the query
+// types...), the interfaces of the two halves of the storage (FlowDB and
+// Inventory, backend.go), and the one SQLite database file they share (DB:
+// open, migrations, the data directory's lock and key, inspect, backup).
+// The flow database is store/flowdb, the inventory store/inventory; it
+// imports neither, nor anything else of flowbox's own.
 package store
 
 import (
@@ -173,4 +175,14 @@ func (f *Flow) LocalRemote() (local, remote netip.Addr) {
 func FormatMAC(m uint64) string {
 	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x",
 		byte(m>>40), byte(m>>32), byte(m>>24), byte(m>>16), byte(m>>8), byte(m))
+}
+
+// RemoteCountry is the country of the remote side, the one DimCountry
+// ranks a flow under: the source country of inbound flows, else the
+// destination country.
+func (f *Flow) RemoteCountry() string {
+	if f.Direction.Inbound() {
+		return f.SrcCountry
+	}
+	return f.DstCountry
 }

@@ -97,7 +97,7 @@ func Inspect(ctx context.Context, dataDir string) (*DirStatus, error) {
 	if err != nil {
 		return d, fmt.Errorf("cannot inspect database: %w", err)
 	}
-	db, err := openDB(path, opts)
+	db, err := openConns(path, opts)
 	if err != nil {
 		return d, fmt.Errorf("cannot inspect database: %w", err)
 	}

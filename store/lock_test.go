@@ -12,13 +12,11 @@ import (
 	"runtime"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
-func openExclusive(t *testing.T, dir string) (*Store, error) {
+func openExclusive(t *testing.T, dir string) (*DB, error) {
 	t.Helper()
-	return OpenExclusive(context.Background(), dir, DefaultConfig(), testLogger(t), prometheus.NewRegistry())
+	return OpenExclusive(context.Background(), dir)
 }
 
 // TestLockOneWriterPerDataDir opens the data directory exclusively twice in
@@ -46,7 +44,7 @@ func TestLockOneWriterPerDataDir(t *testing.T) {
 	}
 
 	// flowbox router/token/subscribers and the readers do not take the lock.
-	other, err := Open(context.Background(), dir, DefaultConfig(), testLogger(t), nil)
+	other, err := Open(context.Background(), dir)
 	if err != nil {
 		t.Fatalf("Open beside the holder: %v", err)
 	}

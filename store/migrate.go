@@ -65,7 +65,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	ms := migrationFiles()
 	var have int
 	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&have); err != nil {
-		return fmt.Errorf("cannot read schema version: %w", describeWriteError(err))
+		return fmt.Errorf("cannot read schema version: %w", DescribeWriteError(err))
 	}
 	if have > len(ms) {
 		return &SchemaVersionError{Have: have, Want: len(ms)}
@@ -84,17 +84,17 @@ func migrate(ctx context.Context, db *sql.DB) error {
 func applyMigration(ctx context.Context, db *sql.DB, m migration) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("cannot start migration %s: %w", m.name, describeWriteError(err))
+		return fmt.Errorf("cannot start migration %s: %w", m.name, DescribeWriteError(err))
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return fmt.Errorf("cannot apply migration %s: %w", m.name, describeWriteError(err))
+		return fmt.Errorf("cannot apply migration %s: %w", m.name, DescribeWriteError(err))
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.version)); err != nil {
 		return fmt.Errorf("cannot record migration %s: %w", m.name, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("cannot commit migration %s: %w", m.name, describeWriteError(err))
+		return fmt.Errorf("cannot commit migration %s: %w", m.name, DescribeWriteError(err))
 	}
 	return nil
 }

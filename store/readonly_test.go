@@ -1,4 +1,4 @@
-package store
+package store_test
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/flowbox/flowbox/internal/testutil"
+	"github.com/flowbox/flowbox/store"
+	"github.com/flowbox/flowbox/store/storetest"
 )
 
 // listDir returns the names in dir with their sizes, to prove that nothing
@@ -35,34 +37,13 @@ func listDir(t *testing.T, dir string) []string {
 	return out
 }
 
-// createOldSchema creates a database in dir with only the first n
-// migrations, as an older flowbox left it.
-func createOldSchema(t *testing.T, dir string, n int) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	db, err := openDB(filepath.Join(dir, DBFile), "_journal_mode=WAL")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range migrationFiles()[:n] {
-		if err := applyMigration(context.Background(), db, m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestInspectChangesNothing inspects a data directory that does not exist,
 // a closed current one and one of an older schema: nothing is created or
 // migrated, and the report says what a writer would do.
 func TestInspectChangesNothing(t *testing.T) {
 	ctx := context.Background()
 	fresh := filepath.Join(t.TempDir(), "data")
-	d, err := Inspect(ctx, fresh)
+	d, err := store.Inspect(ctx, fresh)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,12 +56,12 @@ func TestInspectChangesNothing(t *testing.T) {
 
 	current := t.TempDir()
 	s := openTest(t, current)
-	if err := s.AddRouter(ctx, &Router{Name: "tower", Address: "192.0.2.1:8728", Password: "pw"}); err != nil {
+	if err := s.AddRouter(ctx, &store.Router{Name: "tower", Address: "192.0.2.1:8728", Password: "pw"}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
 	before := listDir(t, current)
-	d, err = Inspect(ctx, current)
+	d, err = store.Inspect(ctx, current)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,13 +73,13 @@ func TestInspectChangesNothing(t *testing.T) {
 	}
 
 	old := t.TempDir()
-	createOldSchema(t, old, len(migrationFiles())-1)
+	store.CreateOldSchema(t, old, store.SchemaVersion()-1)
 	before = listDir(t, old)
-	d, err = Inspect(ctx, old)
+	d, err = store.Inspect(ctx, old)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !d.NeedsMigration() || d.SchemaVersion != len(migrationFiles())-1 || d.Key || len(d.Problems()) != 0 {
+	if !d.NeedsMigration() || d.SchemaVersion != store.SchemaVersion()-1 || d.Key || len(d.Problems()) != 0 {
 		t.Errorf("Inspect of an old schema: %+v", d)
 	}
 	if after := listDir(t, old); !slices.Equal(before, after) {
@@ -116,10 +97,10 @@ func TestReadOnlyDataDir(t *testing.T) {
 	// clean: closed normally, so SQLite removed its -wal and -shm.
 	clean := filepath.Join(root, "clean")
 	s := openTest(t, clean)
-	if err := s.AddRouter(ctx, &Router{Name: "tower", Address: "192.0.2.1:8728", Password: "pw"}); err != nil {
+	if err := s.AddRouter(ctx, &store.Router{Name: "tower", Address: "192.0.2.1:8728", Password: "pw"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveExporterStats(ctx, []ExporterStats{{Exporter: netip.MustParseAddr("192.0.2.1"), FlowsReceived: 7, LastSeen: now}}); err != nil {
+	if err := s.SaveExporterStats(ctx, []store.ExporterStats{{Exporter: netip.MustParseAddr("192.0.2.1"), FlowsReceived: 7, LastSeen: now}}); err != nil {
 		t.Fatal(err)
 	}
 	// crashed: a copy taken while the store was open, -wal and -shm
@@ -130,15 +111,15 @@ func TestReadOnlyDataDir(t *testing.T) {
 		if err := os.Mkdir(d, 0o750); err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range []string{DBFile, DBFile + "-wal", DBFile + "-shm", KeyFile} {
-			if d == noshm && name == DBFile+"-shm" {
+		for _, name := range []string{store.DBFile, store.DBFile + "-wal", store.DBFile + "-shm", store.KeyFile} {
+			if d == noshm && name == store.DBFile+"-shm" {
 				continue
 			}
 			copyTestFile(t, filepath.Join(clean, name), filepath.Join(d, name))
 		}
 	}
 	s.Close()
-	if _, err := os.Stat(filepath.Join(clean, DBFile+"-wal")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(clean, store.DBFile+"-wal")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the clean directory has a -wal: %v", err)
 	}
 	out := testutil.RunReadOnly(t, root, "TestReadOnlyChild")
@@ -174,24 +155,24 @@ func TestReadOnlyChild(t *testing.T) {
 	clean := filepath.Join(root, "clean")
 	before := listDir(t, clean)
 
-	_, err := Open(ctx, clean, DefaultConfig(), testLogger(t), nil)
+	_, err := storetest.Open(ctx, clean, store.DefaultConfig(), testLogger(t), nil)
 	want := fmt.Sprintf("data directory %s is on a read-only file system (flowbox stats and backup can read it; serve needs it writable): access %s: read-only file system", clean, clean)
 	if err == nil || err.Error() != want {
 		t.Errorf("Open:\n got %v\nwant %s", err, want)
 	}
-	_, err = OpenExclusive(ctx, clean, DefaultConfig(), testLogger(t), nil)
+	_, err = storetest.OpenExclusive(ctx, clean, store.DefaultConfig(), testLogger(t), nil)
 	if err == nil || err.Error() != want {
 		t.Errorf("OpenExclusive:\n got %v\nwant %s", err, want)
 	}
 	fresh := filepath.Join(root, "fresh")
-	_, err = Open(ctx, fresh, DefaultConfig(), testLogger(t), nil)
+	_, err = storetest.Open(ctx, fresh, store.DefaultConfig(), testLogger(t), nil)
 	want = fmt.Sprintf("cannot create data directory: data directory %s is on a read-only file system (flowbox stats and backup can read it; serve needs it writable): mkdir %s: read-only file system", fresh, fresh)
 	if err == nil || err.Error() != want {
 		t.Errorf("Open of a new directory:\n got %v\nwant %s", err, want)
 	}
 
 	for _, dir := range []string{clean, filepath.Join(root, "crashed")} {
-		ro, err := OpenReadOnly(ctx, dir)
+		ro, err := storetest.OpenReadOnly(ctx, dir)
 		if err != nil {
 			t.Errorf("OpenReadOnly(%s): %v", filepath.Base(dir), err)
 			continue
@@ -212,13 +193,13 @@ func TestReadOnlyChild(t *testing.T) {
 	}
 
 	noshm := filepath.Join(root, "noshm")
-	_, err = OpenReadOnly(ctx, noshm)
+	_, err = storetest.OpenReadOnly(ctx, noshm)
 	want = fmt.Sprintf("cannot open store: data directory %s is read-only and its database has a write-ahead log (flowbox.db-wal) but no flowbox.db-shm, which SQLite needs to read it: copy the data directory to a writable place and read the copy, or make it writable", noshm)
 	if err == nil || err.Error() != want {
 		t.Errorf("OpenReadOnly without -shm:\n got %v\nwant %s", err, want)
 	}
 
-	d, err := Inspect(ctx, clean)
+	d, err := store.Inspect(ctx, clean)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,17 +6,12 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/mattn/go-sqlite3"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // File names inside the data directory.
@@ -27,68 +22,39 @@ const (
 	KeyFile = "flowbox.key"
 )
 
-// Store is flowbox's SQLite database. Open builds it; Run is the single
-// writer goroutine. All methods are safe for concurrent use.
-type Store struct {
-	cfg      Config
-	logger   *slog.Logger
+// DB is flowbox's database file (DBFile in the data directory) with its
+// connections: one writer connection, a pool of read-only connections and
+// one read-only connection for dictionaries (Meta). The flow database
+// (store/flowdb) and the inventory (store/inventory) are built on it and
+// share it; Open migrates the one schema of both. All methods are safe for
+// concurrent use.
+type DB struct {
+	dir      string
 	path     string
 	readOnly bool
 	key      []byte   // nil when opened read-only
 	lock     *dirLock // the data directory's lock (OpenExclusive), or nil
 
-	w *sql.DB // writer: one connection
-	r *sql.DB // readers: mode=ro
-	// meta is one read-only connection for the name, exporter and address
-	// dictionaries that raw reads resolve while they hold a reader
-	// connection: sharing the reader pool would deadlock once every reader
-	// connection is held by a scan waiting for the dictionary lock.
-	meta *sql.DB
+	w    *sql.DB // writer: one connection; nil when read-only
+	r    *sql.DB // readers: mode=ro
+	meta *sql.DB // one read-only connection (see Meta)
 
-	metrics *metrics
-	now     func() time.Time
-
-	queue   chan *Batch
-	free    chan *Batch  // written batches for reuse, bounded
-	closeMu sync.RWMutex // held for reading while sending on queue
+	closeMu sync.RWMutex
 	closed  bool
-	running atomic.Bool
-
-	// attribution maps exporter addresses to router ids.
-	attribution atomic.Pointer[map[netip.Addr]int64]
-
-	seenMu     sync.Mutex
-	exporterTS map[netip.Addr]time.Time // last flow received per exporter address
-	routerTS   map[int64]time.Time      // last flow received per router
-
-	health healthState
-	// observer learns the writer's outcome per flow (SetWriteObserver).
-	observer WriteObserver
-
-	// writer-owned state, only touched by Run's goroutine (and Open).
-	wr *writerState
-
-	// tails are the host index tails of the format 2 partitions, by
-	// partition name, published by the writer for readers.
-	tailsMu sync.RWMutex
-	tails   map[string]*hostTail
-
-	cache nameCache // names and exporters for raw reads
 }
 
-// Open opens (creating if needed) the database in dataDir, migrates it to
-// the current schema and loads the router attribution table. It creates
-// dataDir (mode 0750) and, for a database that holds no encrypted router
-// password, the key file (mode 0600); when passwords are stored and the key
-// file is missing, it refuses with a *KeyMissingError instead of creating a
-// key that could not decrypt them. It starts no goroutine: call Run to
-// write flows.
+// Open opens (creating if needed) the database in dataDir and migrates it
+// to the current schema. It creates dataDir (mode 0750) and, for a
+// database that holds no encrypted router password, the key file (mode
+// 0600); when passwords are stored and the key file is missing, it refuses
+// with a *KeyMissingError instead of creating a key that could not decrypt
+// them. It starts no goroutine.
 //
 // Open takes no lock: short-lived writers (flowbox router, token,
 // subscribers) open the data directory while flowbox serve runs. The one
 // long-running writer opens it with OpenExclusive.
-func Open(ctx context.Context, dataDir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
-	return openStore(ctx, dataDir, cfg, logger, reg, false)
+func Open(ctx context.Context, dataDir string) (*DB, error) {
+	return openDB(ctx, dataDir, false)
 }
 
 // OpenExclusive is Open for the data directory's long-running writer
@@ -98,95 +64,73 @@ func Open(ctx context.Context, dataDir string, cfg Config, logger *slog.Logger, 
 // refuses to start with a *LockedError naming the holder's process id,
 // instead of sharing the flows with it. Readers and the short-lived
 // writers of Open do not take the lock and work beside it.
-func OpenExclusive(ctx context.Context, dataDir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
-	return openStore(ctx, dataDir, cfg, logger, reg, true)
+func OpenExclusive(ctx context.Context, dataDir string) (*DB, error) {
+	return openDB(ctx, dataDir, true)
 }
 
-func openStore(ctx context.Context, dataDir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer, exclusive bool) (*Store, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("invalid store config: %w", err)
-	}
-	if logger == nil {
-		return nil, errors.New("cannot open store: nil logger")
-	}
+func openDB(ctx context.Context, dataDir string, exclusive bool) (*DB, error) {
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("cannot create data directory: %w", describeDirError(dataDir, err))
 	}
 	if err := writable(dataDir); err != nil {
 		return nil, describeDirError(dataDir, err)
 	}
-	s := newStore(cfg, logger, filepath.Join(dataDir, DBFile))
+	d := &DB{dir: dataDir, path: filepath.Join(dataDir, DBFile)}
 	ok := false
 	defer func() {
 		if !ok {
-			s.Close()
+			d.Close()
 		}
 	}()
 	var err error
 	if exclusive {
-		if s.lock, err = lockDataDir(dataDir); err != nil {
+		if d.lock, err = lockDataDir(dataDir); err != nil {
 			return nil, err
 		}
 	}
-	if _, err := os.Stat(s.path); err == nil {
-		if err := writable(s.path); err != nil {
-			return nil, fmt.Errorf("database %s is not writable (check its owner and mode): %w", s.path, err)
+	if _, err := os.Stat(d.path); err == nil {
+		if err := writable(d.path); err != nil {
+			return nil, fmt.Errorf("database %s is not writable (check its owner and mode): %w", d.path, err)
 		}
 	}
-	s.w, err = openDB(s.path, "_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=5000&_foreign_keys=on&_txlock=immediate&_cache_size=-16384")
+	d.w, err = openConns(d.path, "_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=5000&_foreign_keys=on&_txlock=immediate&_cache_size=-16384")
 	if err != nil {
 		return nil, err
 	}
-	s.w.SetMaxOpenConns(1)
-	s.w.SetMaxIdleConns(1)
-	s.w.SetConnMaxLifetime(0)
-	if err := migrate(ctx, s.w); err != nil {
+	d.w.SetMaxOpenConns(1)
+	d.w.SetMaxIdleConns(1)
+	d.w.SetConnMaxLifetime(0)
+	if err := migrate(ctx, d.w); err != nil {
 		return nil, err
 	}
-	s.key, err = loadOrCreateKey(filepath.Join(dataDir, KeyFile), func() (int, error) { return countSecrets(ctx, s.w) })
+	d.key, err = loadOrCreateKey(filepath.Join(dataDir, KeyFile), func() (int, error) { return countSecrets(ctx, d.w) })
 	if err != nil {
 		return nil, err
 	}
-	s.r, err = openDB(s.path, "mode=ro&_busy_timeout=5000&_cache_size=-16384")
+	d.r, err = openConns(d.path, "mode=ro&_busy_timeout=5000&_cache_size=-16384")
 	if err != nil {
 		return nil, err
 	}
-	s.r.SetMaxOpenConns(4)
-	s.r.SetMaxIdleConns(4)
-	if s.meta, err = openMeta(s.path, "mode=ro&_busy_timeout=5000"); err != nil {
-		return nil, err
-	}
-	if s.metrics, err = newMetrics(reg, s); err != nil {
-		return nil, err
-	}
-	if err := s.refreshAttribution(ctx); err != nil {
-		return nil, err
-	}
-	s.wr, err = newWriterState(ctx, s)
-	if err != nil {
+	d.r.SetMaxOpenConns(4)
+	d.r.SetMaxIdleConns(4)
+	if d.meta, err = openMeta(d.path, "mode=ro&_busy_timeout=5000"); err != nil {
 		return nil, err
 	}
 	ok = true
-	return s, nil
+	return d, nil
 }
 
 // OpenReadOnly opens an existing database for reading only, for example from
 // `flowbox stats` while `flowbox serve` runs. It never creates or migrates
-// anything and refuses a schema it does not know. Writing methods return an
-// error; router passwords are not decrypted (Password stays empty).
+// anything and refuses a schema it does not know. Writing methods of the
+// halves built on it return an error; router passwords are not decrypted
+// (Key is nil).
 //
 // It reads a data directory on a read-only file system too: when the
 // directory cannot be written and holds no write-ahead log, nothing can
 // change the database, and SQLite is told so (immutable=1) instead of
 // failing to create its shared-memory file.
-func OpenReadOnly(ctx context.Context, dataDir string) (*Store, error) {
-	return OpenReadOnlyConfig(ctx, dataDir, DefaultConfig())
-}
-
-// OpenReadOnlyConfig is OpenReadOnly with the store configuration the
-// writer uses, so that queries pick the same tables (retention decides
-// between hourly and daily usage, raw flows and rollups).
-func OpenReadOnlyConfig(ctx context.Context, dataDir string, cfg Config) (*Store, error) {
+func OpenReadOnly(ctx context.Context, dataDir string) (*DB, error) {
 	path := filepath.Join(dataDir, DBFile)
 	if _, err := os.Stat(path); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -198,30 +142,101 @@ func OpenReadOnlyConfig(ctx context.Context, dataDir string, cfg Config) (*Store
 	if err != nil {
 		return nil, fmt.Errorf("cannot open store: %w", err)
 	}
-	s := newStore(cfg, slog.New(slog.DiscardHandler), path)
-	s.readOnly = true
-	s.r, err = openDB(path, opts)
+	d := &DB{dir: dataDir, path: path, readOnly: true}
+	d.r, err = openConns(path, opts)
 	if err != nil {
 		return nil, err
 	}
-	s.r.SetMaxOpenConns(2)
-	if s.meta, err = openMeta(path, opts); err != nil {
-		s.r.Close()
+	d.r.SetMaxOpenConns(2)
+	if d.meta, err = openMeta(path, opts); err != nil {
+		d.r.Close()
 		return nil, err
 	}
 	var v int
-	if err := s.r.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		s.r.Close()
-		s.meta.Close()
+	if err := d.r.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		d.r.Close()
+		d.meta.Close()
 		return nil, fmt.Errorf("cannot read schema version: %w", err)
 	}
 	if v != len(migrationFiles()) {
-		s.r.Close()
-		s.meta.Close()
+		d.r.Close()
+		d.meta.Close()
 		return nil, &SchemaVersionError{Have: v, Want: len(migrationFiles())}
 	}
-	s.metrics = newUnregisteredMetrics()
-	return s, nil
+	return d, nil
+}
+
+// Writer is the one writer connection (nil when opened read-only). Write
+// transactions on it are serialized.
+func (d *DB) Writer() *sql.DB { return d.w }
+
+// Reader is the pool of read-only connections.
+func (d *DB) Reader() *sql.DB { return d.r }
+
+// Meta is one read-only connection for the dictionaries that raw reads
+// resolve while they hold a Reader connection: sharing the reader pool
+// would deadlock once every reader connection is held by a scan waiting
+// for the dictionary lock.
+func (d *DB) Meta() *sql.DB { return d.meta }
+
+// Path is the database file's path.
+func (d *DB) Path() string { return d.path }
+
+// Dir is the data directory.
+func (d *DB) Dir() string { return d.dir }
+
+// ReadOnly reports whether the database was opened with OpenReadOnly.
+func (d *DB) ReadOnly() bool { return d.readOnly }
+
+// Key is the 32-byte key that encrypts router passwords (nil when opened
+// read-only).
+func (d *DB) Key() []byte { return d.key }
+
+// Writable returns nil when the database can be written: an error when it
+// was opened read-only, one wrapping ErrClosed after Close.
+func (d *DB) Writable() error {
+	if d.readOnly {
+		return errors.New("store is opened read-only")
+	}
+	if d.Closed() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Closed reports whether Close was called.
+func (d *DB) Closed() bool {
+	d.closeMu.RLock()
+	defer d.closeMu.RUnlock()
+	return d.closed
+}
+
+// Close closes the database handles and releases the data directory's
+// lock. Call it after the flow database's Run has returned.
+func (d *DB) Close() error {
+	d.closeMu.Lock()
+	if d.closed {
+		d.closeMu.Unlock()
+		return nil
+	}
+	d.closed = true
+	d.closeMu.Unlock()
+	var errs []error
+	if d.meta != nil {
+		errs = append(errs, d.meta.Close())
+	}
+	if d.r != nil {
+		errs = append(errs, d.r.Close())
+	}
+	if d.w != nil {
+		errs = append(errs, d.w.Close())
+	}
+	// Released last: the next writer may start once the database is closed.
+	errs = append(errs, d.lock.unlock())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("cannot close store: %w", err)
+	}
+	return nil
 }
 
 // readOnlyOptions returns the SQLite options of read-only connections to
@@ -257,10 +272,10 @@ func fileExists(path string) bool {
 	return err == nil
 }
 
-// openMeta opens the single dictionary connection (see Store.meta) with
+// openMeta opens the single dictionary connection (see DB.Meta) with
 // the given read-only options.
 func openMeta(path, opts string) (*sql.DB, error) {
-	db, err := openDB(path, opts)
+	db, err := openConns(path, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -269,27 +284,10 @@ func openMeta(path, opts string) (*sql.DB, error) {
 	return db, nil
 }
 
-func newStore(cfg Config, logger *slog.Logger, path string) *Store {
-	s := &Store{
-		cfg:        cfg,
-		logger:     logger,
-		path:       path,
-		now:        time.Now,
-		queue:      make(chan *Batch, cfg.QueueSize),
-		free:       make(chan *Batch, freeBatches),
-		exporterTS: make(map[netip.Addr]time.Time),
-		routerTS:   make(map[int64]time.Time),
-		tails:      make(map[string]*hostTail),
-	}
-	empty := map[netip.Addr]int64{}
-	s.attribution.Store(&empty)
-	return s
-}
-
-// openDB opens a database/sql handle on the file: URI of path with the
+// openConns opens a database/sql handle on the file: URI of path with the
 // given query options. The driver is used directly (no global
 // registration), with flowbox's SQL functions on every connection.
-func openDB(path, opts string) (*sql.DB, error) {
+func openConns(path, opts string) (*sql.DB, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot resolve database path: %w", err)
@@ -313,118 +311,9 @@ type connector struct {
 func (c *connector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
 func (c *connector) Driver() driver.Driver                        { return c.drv }
 
-// Close closes the database handles. Call it after Run has returned; flows
-// queued but not written by Run are lost.
-func (s *Store) Close() error {
-	s.closeMu.Lock()
-	if s.closed {
-		s.closeMu.Unlock()
-		return nil
-	}
-	s.closed = true
-	s.closeMu.Unlock()
-	var errs []error
-	if s.meta != nil {
-		errs = append(errs, s.meta.Close())
-	}
-	if s.r != nil {
-		errs = append(errs, s.r.Close())
-	}
-	if s.w != nil {
-		errs = append(errs, s.w.Close())
-	}
-	// Released last: the next writer may start once the database is closed.
-	errs = append(errs, s.lock.unlock())
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("cannot close store: %w", err)
-	}
-	return nil
-}
-
-func (s *Store) writable() error {
-	if s.readOnly {
-		return errors.New("store is opened read-only")
-	}
-	s.closeMu.RLock()
-	defer s.closeMu.RUnlock()
-	if s.closed {
-		return ErrClosed
-	}
-	return nil
-}
-
-// Health is the writer's status for the status page.
-type Health struct {
-	// OK is false while writes fail (disk full, read-only file system...).
-	OK bool
-	// Error is the last write error, "" when OK.
-	Error string
-	// Since is when the current state began.
-	Since time.Time
-	// DroppedBatches counts batches of flows lost because they could not be written.
-	DroppedBatches uint64
-	// DroppedFlows counts the flows of those batches and of the full queue.
-	DroppedFlows uint64
-	// QueueLength is the number of batches waiting for the writer.
-	QueueLength int
-	// QueueCapacity is the bound of that queue.
-	QueueCapacity int
-}
-
-type healthState struct {
-	mu             sync.Mutex
-	err            error
-	since          time.Time
-	droppedBatches uint64
-	droppedFlows   uint64
-}
-
-// Health returns the writer's current status.
-func (s *Store) Health() Health {
-	s.health.mu.Lock()
-	defer s.health.mu.Unlock()
-	h := Health{
-		OK:             s.health.err == nil,
-		Since:          s.health.since,
-		DroppedBatches: s.health.droppedBatches,
-		DroppedFlows:   s.health.droppedFlows,
-		QueueLength:    len(s.queue),
-		QueueCapacity:  cap(s.queue),
-	}
-	if s.health.err != nil {
-		h.Error = s.health.err.Error()
-	}
-	return h
-}
-
-// setHealth records the outcome of a write. It logs state changes only, so
-// a full disk logs one error, not one per batch.
-func (s *Store) setHealth(err error) {
-	s.health.mu.Lock()
-	defer s.health.mu.Unlock()
-	was := s.health.err
-	switch {
-	case err == nil && was != nil:
-		s.logger.Info("writes resumed", "after", s.now().Sub(s.health.since).Round(time.Second).String())
-		s.health.err, s.health.since = nil, s.now()
-		s.metrics.healthy.Set(1)
-	case err != nil && (was == nil || was.Error() != err.Error()):
-		s.logger.Error("cannot write to the database; flows are being dropped", "err", err)
-		s.health.err, s.health.since = err, s.now()
-		s.metrics.healthy.Set(0)
-	}
-}
-
-func (s *Store) countDropped(batches, flows uint64) {
-	s.health.mu.Lock()
-	s.health.droppedBatches += batches
-	s.health.droppedFlows += flows
-	s.health.mu.Unlock()
-}
-
-// describeWriteError turns SQLite's full/read-only errors into a message an
+// DescribeWriteError turns SQLite's full/read-only errors into a message an
 // operator can act on.
-func describeWriteError(err error) error {
+func DescribeWriteError(err error) error {
 	var se sqlite3.Error
 	if errors.As(err, &se) {
 		switch se.Code {

@@ -125,3 +125,9 @@ type ExporterStats struct {
 	// template.
 	SetsNoTemplate uint64
 }
+
+// ErrExporterConflict is wrapped by errors about two routers whose flows
+// would come from one address: storing a router whose ExporterAddr is
+// another router's, or (in provision) onboarding a router that cannot be
+// told apart from another one.
+var ErrExporterConflict = errors.New("exporter address used by another router")

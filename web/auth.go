@@ -93,7 +93,7 @@ type session struct {
 }
 
 // SessionStore keeps console sessions across restarts (implemented by
-// *store.Store). Only hashes of session ids reach it.
+// *inventory.Inventory). Only hashes of session ids reach it.
 type SessionStore interface {
 	SaveSession(ctx context.Context, ss store.Session) error
 	LiveSessions(ctx context.Context, now time.Time, limit int) ([]store.Session, error)

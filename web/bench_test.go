@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowbox/flowbox/store"
+	"github.com/flowbox/flowbox/store/storetest"
 )
 
 // weekFlowsPerMinute is the rate of the week dataset, per router. At this
@@ -85,10 +86,10 @@ func (g *weekGen) appendMinute(dst []store.Flow, r, n int, m time.Time) []store.
 func weekStore(b *testing.B, dir string) int64 {
 	b.Helper()
 	ctx := context.Background()
-	open := func(raw time.Duration) *store.Store {
+	open := func(raw time.Duration) *storetest.Store {
 		cfg := store.DefaultConfig()
 		cfg.RawRetention = raw
-		st, err := store.Open(ctx, dir, cfg, testLogger(b), prometheus.NewRegistry())
+		st, err := storetest.Open(ctx, dir, cfg, testLogger(b), prometheus.NewRegistry())
 		if err != nil {
 			b.Fatalf("cannot open store: %v", err)
 		}
@@ -157,7 +158,7 @@ func weekStore(b *testing.B, dir string) int64 {
 func BenchmarkDashboardAPI(b *testing.B) {
 	dir := b.TempDir()
 	id := weekStore(b, dir)
-	st, err := store.Open(context.Background(), dir, store.DefaultConfig(), testLogger(b), prometheus.NewRegistry())
+	st, err := storetest.Open(context.Background(), dir, store.DefaultConfig(), testLogger(b), prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}

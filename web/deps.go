@@ -68,7 +68,7 @@ type Duration time.Duration
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
 // FlowQuerier answers the dashboard's questions about stored flows
-// (implemented by *store.Store).
+// (implemented by store/flowdb, with SubscriberAt from store/inventory).
 type FlowQuerier interface {
 	TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Series, error)
 	Top(ctx context.Context, q store.TopQuery) (*store.TopResult, error)
@@ -86,7 +86,8 @@ type FlowQuerier interface {
 	SubscriberUsageSeries(ctx context.Context, q store.UsageSeriesQuery) (*store.UsageSeries, error)
 }
 
-// RouterService reads the router inventory (implemented by *store.Store).
+// RouterService reads the router inventory (implemented by
+// *inventory.Inventory).
 type RouterService interface {
 	// ListRouters returns every router of the inventory.
 	ListRouters(ctx context.Context) ([]store.Router, error)
@@ -151,7 +152,7 @@ type AllowedPrefix struct {
 }
 
 // HealthReporter reports whether the store's writer is writing
-// (*store.Store).
+// (*flowdb.FlowDB).
 type HealthReporter interface {
 	Health() store.Health
 }
@@ -162,7 +163,7 @@ type ExporterLister interface {
 }
 
 // UserStore keeps users, API tokens and console sessions (implemented by
-// *store.Store).
+// *inventory.Inventory).
 type UserStore interface {
 	SessionStore
 	CountUsers(ctx context.Context) (int, error)

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/flowbox/flowbox/store"
+	"github.com/flowbox/flowbox/store/storetest"
 )
 
 // fakeProv is a Provisioner that does to the real store what the real
 // provisioner does, without a router: Add stores the router, Apply and Undo
 // change its state, every operation records a run.
 type fakeProv struct {
-	st *store.Store
+	st *storetest.Store
 	// failAdd makes Add fail with this error.
 	failAdd error
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowbox/flowbox/store"
+	"github.com/flowbox/flowbox/store/storetest"
 )
 
 // testPassword is the console password of the test user "admin".
@@ -33,7 +34,7 @@ type env struct {
 	t      testing.TB
 	srv    *Server
 	ts     *httptest.Server
-	st     *store.Store
+	st     *storetest.Store
 	prov   *fakeProv
 	coll   *fakeCollector
 	reg    *prometheus.Registry
@@ -48,9 +49,9 @@ func testLogger(t testing.TB) *slog.Logger {
 }
 
 // openTestStore opens a real store in a temporary directory.
-func openTestStore(t testing.TB) *store.Store {
+func openTestStore(t testing.TB) *storetest.Store {
 	t.Helper()
-	st, err := store.Open(context.Background(), t.TempDir(), store.DefaultConfig(), testLogger(t), prometheus.NewRegistry())
+	st, err := storetest.Open(context.Background(), t.TempDir(), store.DefaultConfig(), testLogger(t), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatalf("cannot open store: %v", err)
 	}

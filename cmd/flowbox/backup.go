@@ -57,7 +57,7 @@ func runBackup(ctx context.Context, e *env, args []string) error {
 // backupTo writes the snapshot of st and the other files of the data
 // directory src into dest, a new or empty directory, and returns the names
 // written. On failure dest is left as it was: absent, or empty.
-func backupTo(ctx context.Context, st *store.Store, src, dest string) ([]string, error) {
+func backupTo(ctx context.Context, st *store.DB, src, dest string) ([]string, error) {
 	created, err := makeEmptyDir(dest)
 	if err != nil {
 		return nil, err

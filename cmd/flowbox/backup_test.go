@@ -15,6 +15,7 @@ import (
 
 	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/store"
+	"github.com/flowbox/flowbox/store/storetest"
 )
 
 // runIn runs a flowbox command in-process with an empty environment.
@@ -34,7 +35,7 @@ func TestBackupCommand(t *testing.T) {
 	data := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := store.Open(ctx, data, store.DefaultConfig(), slog.New(slog.DiscardHandler), nil)
+	st, err := storetest.Open(ctx, data, store.DefaultConfig(), slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func TestBackupCommand(t *testing.T) {
 	if err := st.InsertFlows(ctx, flows); err != nil {
 		t.Fatal(err)
 	}
-	countFlows := func(s *store.Store) int {
+	countFlows := func(s *storetest.Store) int {
 		page, err := s.SearchFlows(ctx, store.SearchQuery{From: now.Add(-time.Hour), To: now.Add(time.Hour), Limit: 100})
 		if err != nil {
 			t.Fatal(err)
@@ -99,7 +100,7 @@ func TestBackupCommand(t *testing.T) {
 	}
 
 	// The backup alone is a working data directory.
-	cp, err := store.Open(context.Background(), dest, store.DefaultConfig(), slog.New(slog.DiscardHandler), nil)
+	cp, err := storetest.Open(context.Background(), dest, store.DefaultConfig(), slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatalf("opening the backup: %v", err)
 	}
@@ -120,7 +121,7 @@ func TestBackupCommand(t *testing.T) {
 
 func TestBackupCommandErrors(t *testing.T) {
 	data := t.TempDir()
-	st, err := store.Open(context.Background(), data, store.DefaultConfig(), slog.New(slog.DiscardHandler), nil)
+	st, err := storetest.Open(context.Background(), data, store.DefaultConfig(), slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,20 +151,20 @@ func TestBackupCommandErrors(t *testing.T) {
 		})
 	}
 	// A failed backup leaves the destination as it was.
-	ro, err := store.OpenReadOnly(context.Background(), data)
+	ro, err := storetest.OpenReadOnly(context.Background(), data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ro.Close() // Backup now fails
 	created := filepath.Join(t.TempDir(), "new")
-	if _, err := backupTo(context.Background(), ro, data, created); err == nil {
+	if _, err := backupTo(context.Background(), ro.DB, data, created); err == nil {
 		t.Fatal("backup of a closed store succeeded")
 	}
 	if _, err := os.Stat(created); !os.IsNotExist(err) {
 		t.Fatalf("a failed backup left %s: %v", created, err)
 	}
 	existing := t.TempDir()
-	if _, err := backupTo(context.Background(), ro, data, existing); err == nil {
+	if _, err := backupTo(context.Background(), ro.DB, data, existing); err == nil {
 		t.Fatal("backup of a closed store succeeded")
 	}
 	if entries, err := os.ReadDir(existing); err != nil || len(entries) != 0 {
@@ -185,7 +186,7 @@ func TestBackupCommandErrors(t *testing.T) {
 // belongs to the running process, is not copied.
 func TestBackupBesideTheLockHolder(t *testing.T) {
 	data := t.TempDir()
-	st, err := store.OpenExclusive(context.Background(), data, store.DefaultConfig(), slog.New(slog.DiscardHandler), nil)
+	st, err := storetest.OpenExclusive(context.Background(), data, store.DefaultConfig(), slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/store"
+	"github.com/flowbox/flowbox/store/storetest"
 )
 
 // dirListing returns the names, sizes and modification times of the files
@@ -132,7 +133,7 @@ func TestCheckNeverWrites(t *testing.T) {
 func TestCheckMissingKey(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	st, err := store.Open(ctx, dir, store.DefaultConfig(), slog.New(slog.DiscardHandler), nil)
+	st, err := storetest.Open(ctx, dir, store.DefaultConfig(), slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func TestReadOnlyCommands(t *testing.T) {
 	root := t.TempDir()
 	data := filepath.Join(root, "data")
 	ctx := context.Background()
-	st, err := store.Open(ctx, data, store.DefaultConfig(), slog.New(slog.DiscardHandler), nil)
+	st, err := storetest.Open(ctx, data, store.DefaultConfig(), slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +197,7 @@ func TestReadOnlyCommandsChild(t *testing.T) {
 	if want := "check failed:\n" + roErr; err == nil || err.Error() != want {
 		t.Errorf("check:\n got %v\nwant %s", err, want)
 	}
-	_, err = store.Open(context.Background(), data, store.DefaultConfig(), slog.New(slog.DiscardHandler), nil)
+	_, err = storetest.Open(context.Background(), data, store.DefaultConfig(), slog.New(slog.DiscardHandler), nil)
 	if err == nil || err.Error() != roErr {
 		t.Errorf("store.Open:\n got %v\nwant %s", err, roErr)
 	}

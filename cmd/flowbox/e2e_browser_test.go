@@ -397,4 +397,3 @@ func checkE2ECSV(t *testing.T, file, host string, routerID int64) {
 	}
 	t.Logf("CSV export: %d flows", len(recs)-1)
 }
-

@@ -6,10 +6,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/flowbox/flowbox/collector"
-	"github.com/flowbox/flowbox/store"
 )
 
 // runExporters manages the exporters trusted besides the onboarded
@@ -92,12 +89,12 @@ func runExporters(ctx context.Context, e *env, args []string) error {
 	return tw.Flush()
 }
 
-// openStore opens the data directory's store for a command that writes to
-// it beside a running serve (which holds the lock; these commands do not
+// openStore opens the data directory's inventory for a command that writes
+// to it beside a running serve (which holds the lock; these commands do not
 // take it).
-func openStore(ctx context.Context, e *env, cfg Config) (*store.Store, error) {
+func openStore(ctx context.Context, e *env, cfg Config) (*inventoryOnly, error) {
 	log := newLogger(e.stderr, cfg.Log)
-	st, err := store.Open(ctx, cfg.DataDir, cfg.Store, log.With("component", "store"), prometheus.NewRegistry())
+	st, err := openInventory(ctx, cfg.DataDir, log.With("component", "store"))
 	if err != nil {
 		return nil, fmt.Errorf("cannot open store: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/store"
+	"github.com/flowbox/flowbox/store/storetest"
 )
 
 // Fault tests (issue 13, point 9): what flowbox serve does when it is
@@ -194,7 +195,7 @@ type sums struct{ bytes, packets, flows uint64 }
 func seriesTotals(t *testing.T, data string) (raw, rolled *store.Series) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.OpenReadOnly(ctx, data)
+	st, err := storetest.OpenReadOnly(ctx, data)
 	if err != nil {
 		t.Fatal(err)
 	}

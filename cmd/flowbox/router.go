@@ -71,7 +71,7 @@ func runRouter(ctx context.Context, e *env, args []string) error {
 func openProvisioner(ctx context.Context, e *env, cfg Config) (*provision.Provisioner, func(), error) {
 	logger := newLogger(e.stderr, cfg.Log)
 	reg := prometheus.NewRegistry()
-	st, err := store.Open(ctx, cfg.DataDir, cfg.Store, logger.With("component", "store"), reg)
+	st, err := openStorage(ctx, cfg.DataDir, cfg.Store, openShared, logger.With("component", "store"), reg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot open store: %w", err)
 	}
@@ -88,7 +88,7 @@ func openProvisioner(ctx context.Context, e *env, cfg Config) (*provision.Provis
 // savedExporters gives `router verify`, in a process of its own, the
 // per-exporter counters that `flowbox serve` saves every few seconds, so
 // that it can tell whose flows arrive from the router's addresses.
-type savedExporters struct{ st *store.Store }
+type savedExporters struct{ st *storage }
 
 func (s savedExporters) Exporters() []store.ExporterStats {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -18,7 +18,6 @@ import (
 	"github.com/flowbox/flowbox/collector"
 	"github.com/flowbox/flowbox/enrich"
 	"github.com/flowbox/flowbox/provision"
-	"github.com/flowbox/flowbox/store"
 	"github.com/flowbox/flowbox/web"
 )
 
@@ -32,7 +31,7 @@ type app struct {
 	logger *slog.Logger
 	reg    *prometheus.Registry
 
-	store     *store.Store
+	store     *storage
 	enricher  *enrich.Enricher
 	collector *collector.Collector
 	trust     *collector.Allowlist
@@ -46,7 +45,7 @@ type app struct {
 func buildApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) {
 	a := &app{cfg: cfg, logger: logger, reg: prometheus.NewRegistry()}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	st, err := store.OpenExclusive(ctx, cfg.DataDir, cfg.Store, logger.With("component", "store"), a.reg)
+	st, err := openStorage(ctx, cfg.DataDir, cfg.Store, openExclusive, logger.With("component", "store"), a.reg)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open store: %w", err)
 	}
@@ -63,11 +62,11 @@ func (a *app) build() error {
 	enr, err := enrich.New(cfg.Enrich, enrich.Deps{
 		Logger:      logger.With("component", "enrich"),
 		Registerer:  a.reg,
-		Resolver:    st,
-		Routers:     st,
+		Resolver:    st.Inventory,
+		Routers:     st.Inventory,
 		Dial:        enrich.DialRouterOS,
-		Subscribers: st,
-		Interfaces:  st,
+		Subscribers: st.Inventory,
+		Interfaces:  st.Inventory,
 	})
 	if err != nil {
 		return fmt.Errorf("cannot build enrichment: %w", err)
@@ -78,9 +77,9 @@ func (a *app) build() error {
 	// per-exporter table counts every outcome.
 	// Trusted exporters: the onboarded routers' addresses, the configured
 	// prefixes and those accepted from the console (loaded at start).
-	a.trust = collector.NewAllowlist(st, cfg.Collector.AllowedPrefixes())
+	a.trust = collector.NewAllowlist(st.Inventory, cfg.Collector.AllowedPrefixes())
 	coll, err := collector.New(cfg.Collector, collector.Deps{
-		Sink:  st,
+		Sink:  st.FlowDB,
 		Stage: enr,
 		Trust: a.trust,
 		// Templates survive restarts: the first packets after one decode.
@@ -91,10 +90,10 @@ func (a *app) build() error {
 	if err != nil {
 		return fmt.Errorf("cannot build collector: %w", err)
 	}
-	st.SetWriteObserver(coll.WriteObserver())
+	st.FlowDB.SetWriteObserver(coll.WriteObserver())
 	a.collector = coll
 	prov, err := provision.New(cfg.Provision, provision.Deps{
-		Store:      st,
+		Store:      st, // the inventory, and the flow database's last flow per router
 		Collector:  coll,
 		Logger:     logger.With("component", "provision"),
 		Registerer: a.reg,
@@ -104,14 +103,14 @@ func (a *app) build() error {
 	}
 	a.prov = prov
 	srv, err := web.New(cfg.Web, web.Deps{
-		Store:       st,
-		Routers:     st,
+		Store:       st, // the flow database, and the inventory's subscriber names
+		Routers:     st.Inventory,
 		Provisioner: webProvisioner{prov: prov, store: st, learn: enr.PollRouter},
 		Collector:   coll,
-		Users:       st,
+		Users:       st.Inventory,
 		Names:       enr,
 		Trust:       exporterTrust{a},
-		Health:      st,
+		Health:      st.FlowDB,
 		Gatherer:    a.reg,
 		Registerer:  a.reg,
 		Logger:      logger.With("component", "web"),

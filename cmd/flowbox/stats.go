@@ -50,12 +50,12 @@ func runStats(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.OpenReadOnly(ctx, cfg.DataDir)
+	st, err := openStorage(ctx, cfg.DataDir, store.DefaultConfig(), openReadOnly, nil, nil)
 	if err != nil {
 		return fmt.Errorf("cannot open the data directory %s: %w", cfg.DataDir, err)
 	}
 	defer st.Close()
-	sums, err := st.ExporterSummaries(ctx)
+	sums, err := st.exporterSummaries(ctx)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/store"
+	"github.com/flowbox/flowbox/store/storetest"
 )
 
 // TestStatsWhileServing writes flows and collector counters with a running
@@ -22,7 +23,7 @@ func TestStatsWhileServing(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := store.Open(ctx, dir, store.DefaultConfig(), slog.New(slog.DiscardHandler), nil)
+	st, err := storetest.Open(ctx, dir, store.DefaultConfig(), slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/flowbox/flowbox/enrich"
-	"github.com/flowbox/flowbox/store"
 )
 
 // runSubscribers implements `flowbox subscribers import [--replace] FILE`:
@@ -45,12 +44,12 @@ func runSubscribers(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("cannot import %s:\n%w", fs.Arg(0), err)
 	}
 	logger := newLogger(e.stderr, cfg.Log).With("component", "store")
-	st, err := store.Open(ctx, cfg.DataDir, cfg.Store, logger, nil)
+	st, err := openInventory(ctx, cfg.DataDir, logger)
 	if err != nil {
 		return fmt.Errorf("cannot open store: %w", err)
 	}
 	defer st.Close()
-	res, err := enrich.ImportSubscribers(ctx, st, rows, *replace, time.Now(), cfg.Enrich.MaxSubscribers)
+	res, err := enrich.ImportSubscribers(ctx, st.Inventory, rows, *replace, time.Now(), cfg.Enrich.MaxSubscribers)
 	if err != nil {
 		return err
 	}

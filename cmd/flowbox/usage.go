@@ -65,7 +65,7 @@ func runSubscribersUsage(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.OpenReadOnlyConfig(ctx, cfg.DataDir, cfg.Store)
+	st, err := openStorage(ctx, cfg.DataDir, cfg.Store, openReadOnly, nil, nil)
 	if err != nil {
 		return fmt.Errorf("cannot open the data directory %s: %w", cfg.DataDir, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flowbox/flowbox/store"
+	"github.com/flowbox/flowbox/store/storetest"
 )
 
 func TestUsagePeriod(t *testing.T) {
@@ -57,7 +58,7 @@ func TestUsagePeriod(t *testing.T) {
 func TestSubscribersUsageCommand(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := store.Open(ctx, dir, store.DefaultConfig(), slog.New(slog.DiscardHandler), nil)
+	st, err := storetest.Open(ctx, dir, store.DefaultConfig(), slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 // Verify are the history entries the provisioner recorded.
 type webProvisioner struct {
 	prov  *provision.Provisioner
-	store *store.Store
+	store *storage
 	// learn, when set, reads a new router's subscribers and customer
 	// prefixes right after it is added, before its flows start.
 	learn func(ctx context.Context, r store.Router)
@@ -113,7 +113,6 @@ func (w webProvisioner) nameFromIdentity(ctx context.Context, req provision.AddR
 	}
 	return "", fmt.Errorf("cannot name router: %q and its 99 variants are taken: %w", base, store.ErrExists)
 }
-
 
 // Plan computes what Apply would change.
 func (w webProvisioner) Plan(ctx context.Context, id int64) (web.Plan, error) {

@@ -1,0 +1,529 @@
+package flowdb
+
+import (
+	"cmp"
+	"encoding/binary"
+	"net/netip"
+	"slices"
+
+	"github.com/flowbox/flowbox/store"
+)
+
+// The aggregator counts every written flow into the minute rollups in
+// memory; flushRollups writes them. It is on the ingest hot path: counting
+// a flow allocates nothing and costs about ten map operations, on small
+// fixed-size keys. A bucket (minute, source, direction) gets a dense id;
+// each dimension has a table of keys of its own type: an address, a
+// 4-byte value (AS, name id, protocol and port) or an address pair.
+
+// totKey is a rollup bucket.
+type totKey struct {
+	t   int64 // minute, unix seconds
+	src int64
+	dir store.Direction
+}
+
+// ifKey is an interface of a minute and source (the interface rollups
+// have no direction).
+type ifKey struct {
+	ts   uint32 // id of the (minute, source) pair
+	ifx  uint32
+	side uint8
+}
+
+// tsKey is a minute and a source.
+type tsKey struct{ t, src int64 }
+
+// Bounds of the aggregator's maps.
+const (
+	// maxIfKeys bounds interface entries; more go to interface otherIf.
+	maxIfKeys = 20000
+	otherIf   = ^uint32(0)
+	// maxAggNames bounds the names (applications, countries, subscribers)
+	// the aggregator interns between two flushes; more count as unknown.
+	maxAggNames = 1 << 18
+	// maxAggBuckets bounds the buckets (minute, source, direction) between
+	// two flushes: the writer flushes early beyond it (a group adds at most
+	// maxTxFlows more).
+	maxAggBuckets = 1 << 16
+)
+
+// aggKey is what the tables of the dimensions need of their key type.
+type aggKey[K any] interface {
+	comparable
+	bucketID() uint32
+	isOther() bool
+	other() K // the "other" key of the same bucket
+}
+
+// Key kinds of valKey.
+const (
+	valOther   = iota // the bucket's "other" row
+	valBytes          // v as 4 big-endian bytes (AS; 'P', protocol, port)
+	valName           // v is an aggregator name id
+	valUnknown        // unknown name: stored "\x00"
+)
+
+// valKey is a key of the AS, application, country and subscriber
+// dimensions.
+type valKey struct {
+	b    uint32
+	v    uint32
+	kind uint8
+}
+
+func (k valKey) bucketID() uint32 { return k.b }
+func (k valKey) isOther() bool    { return k.kind == valOther }
+func (k valKey) other() valKey    { return valKey{b: k.b} }
+
+// hostAggKey is a key of the host dimensions: n is 4 or 16 for an
+// address in a[:n], 1 for none ("\x00"), 0 for the "other" row.
+type hostAggKey struct {
+	b uint32
+	n uint8
+	a [16]byte
+}
+
+func (k hostAggKey) bucketID() uint32  { return k.b }
+func (k hostAggKey) isOther() bool     { return k.n == 0 }
+func (k hostAggKey) other() hostAggKey { return hostAggKey{b: k.b} }
+
+// convKey is a key of the conversation dimension (local, remote).
+type convKey struct {
+	b      uint32
+	nl, nr uint8 // as hostAggKey.n; nl = 0 for the "other" row
+	l, r   [16]byte
+}
+
+func (k convKey) bucketID() uint32 { return k.b }
+func (k convKey) isOther() bool    { return k.nl == 0 }
+func (k convKey) other() convKey   { return convKey{b: k.b} }
+
+// putHost stores a in a and returns n as hostAggKey.n.
+func putHost(dst *[16]byte, a netip.Addr) uint8 {
+	switch {
+	case !a.IsValid():
+		return 1
+	case a.Is4():
+		b := a.As4()
+		copy(dst[:], b[:])
+		return 4
+	}
+	*dst = a.As16()
+	return 16
+}
+
+func hostBytes(n uint8, a *[16]byte) []byte {
+	if n == 1 {
+		return []byte{0}
+	}
+	return slices.Clone(a[:n])
+}
+
+// aggEntry is one key of a table and its counters.
+type aggEntry[K comparable] struct {
+	key K
+	c   counters
+}
+
+// aggTable is one dimension's keys: a map to the index of a dense slice.
+type aggTable[K aggKey[K]] struct {
+	idx     map[K]int32
+	entries []aggEntry[K]
+	spare   []aggEntry[K] // the other buffer of prune
+}
+
+func newAggTable[K aggKey[K]]() *aggTable[K] { return &aggTable[K]{idx: map[K]int32{}} }
+
+// reset empties the table, keeping its memory for the next minute.
+func (t *aggTable[K]) reset() {
+	clear(t.idx)
+	t.entries = t.entries[:0]
+}
+
+func (t *aggTable[K]) add(k K, c counters) {
+	if i, ok := t.idx[k]; ok {
+		t.entries[i].c.add(c)
+		return
+	}
+	t.idx[k] = int32(len(t.entries))
+	t.entries = append(t.entries, aggEntry[K]{k, c})
+}
+
+// prune folds all but the keep largest keys (by bytes) into their
+// bucket's "other" row. Totals are unchanged. It returns the keys folded.
+func (t *aggTable[K]) prune(keep int, scratch *[]uint64) int {
+	vals := (*scratch)[:0]
+	for i := range t.entries {
+		if !t.entries[i].key.isOther() {
+			vals = append(vals, t.entries[i].c.bytes)
+		}
+	}
+	*scratch = vals
+	if len(vals) <= keep {
+		return 0
+	}
+	threshold := selectKth(vals, len(vals)-keep) // keys below it are folded
+	above := 0
+	for i := range t.entries {
+		if e := &t.entries[i]; !e.key.isOther() && e.c.bytes > threshold {
+			above++
+		}
+	}
+	ties := keep - above // keys equal to the threshold kept while it lasts
+	old := t.entries
+	t.entries = t.spare[:0]
+	clear(t.idx)
+	pruned := 0
+	for i := range old {
+		e := &old[i]
+		switch {
+		case e.key.isOther() || e.c.bytes > threshold:
+		case e.c.bytes == threshold && ties > 0:
+			ties--
+		default:
+			pruned++
+			continue
+		}
+		t.add(e.key, e.c)
+	}
+	for i := range old {
+		e := &old[i]
+		if _, kept := t.idx[e.key]; !kept {
+			t.add(e.key.other(), e.c)
+		}
+	}
+	t.spare = old[:0]
+	return pruned
+}
+
+// topRow is a rollup row ready to be written.
+type topRow struct {
+	bucket uint32
+	key    []byte
+	c      counters
+}
+
+// top returns, per bucket, the topK largest keys and an "other" row with
+// the rest; stored turns a key into its stored bytes.
+func (t *aggTable[K]) top(topK int, stored func(*K) []byte) []topRow {
+	buckets := map[uint32][]int32{}
+	for i := range t.entries {
+		b := t.entries[i].key.bucketID()
+		buckets[b] = append(buckets[b], int32(i))
+	}
+	var out []topRow
+	for b, es := range buckets {
+		slices.SortFunc(es, func(x, y int32) int {
+			ex, ey := &t.entries[x], &t.entries[y]
+			if ox, oy := ex.key.isOther(), ey.key.isOther(); ox != oy {
+				if ox {
+					return 1
+				}
+				return -1
+			}
+			return cmp.Compare(ey.c.bytes, ex.c.bytes)
+		})
+		var other counters
+		for i, ei := range es {
+			e := &t.entries[ei]
+			if i >= topK || e.key.isOther() {
+				other.add(e.c)
+				continue
+			}
+			out = append(out, topRow{b, stored(&e.key), e.c})
+		}
+		if other.flows > 0 {
+			out = append(out, topRow{b, []byte{}, other})
+		}
+	}
+	return out
+}
+
+// aggNames interns the names used in keys between two flushes.
+type aggNames struct {
+	ids   map[string]uint32
+	names []string
+}
+
+// id returns the id of name, or false when the table is full.
+func (a *aggNames) id(name string) (uint32, bool) {
+	if id, ok := a.ids[name]; ok {
+		return id, true
+	}
+	if len(a.names) >= maxAggNames {
+		return 0, false
+	}
+	id := uint32(len(a.names))
+	a.ids[name] = id
+	a.names = append(a.names, name)
+	return id, true
+}
+
+// aggregator accumulates the rollups of the flows written since the last
+// flush. It is owned by the writer goroutine (and the one helper goroutine
+// that writeGroup runs while the writer waits).
+type aggregator struct {
+	topK    int
+	maxKeys int // per dimension, across buckets
+	metrics *metrics
+
+	bucketIDs map[totKey]uint32
+	buckets   []totKey   // by id
+	bucketTS  []uint32   // by bucket id: id of its (minute, source)
+	tot       []counters // by bucket id
+	tsIDs     map[tsKey]uint32
+	ts        []tsKey // by id
+	ifs       map[ifKey]*counters
+	local     *aggTable[hostAggKey]
+	remote    *aggTable[hostAggKey]
+	as        *aggTable[valKey]
+	app       *aggTable[valKey]
+	country   *aggTable[valKey]
+	conv      *aggTable[convKey]
+	sub       *aggTable[valKey]
+	proto     *aggTable[valKey]
+	names     aggNames
+	scratch   []uint64
+}
+
+func newAggregator(topK int, m *metrics) *aggregator {
+	a := &aggregator{topK: topK, maxKeys: max(50000, 20*topK), metrics: m}
+	a.reset()
+	return a
+}
+
+// reset empties the aggregator after a flush. The tables keep their
+// memory (bounded by maxKeys): the next minute fills them again.
+func (a *aggregator) reset() {
+	if a.local == nil {
+		a.local, a.remote, a.conv = newAggTable[hostAggKey](), newAggTable[hostAggKey](), newAggTable[convKey]()
+		a.as, a.app, a.country, a.sub = newAggTable[valKey](), newAggTable[valKey](), newAggTable[valKey](), newAggTable[valKey]()
+		a.proto = newAggTable[valKey]()
+	}
+	a.local.reset()
+	a.remote.reset()
+	a.conv.reset()
+	for _, t := range []*aggTable[valKey]{a.as, a.app, a.country, a.sub, a.proto} {
+		t.reset()
+	}
+	a.bucketIDs = map[totKey]uint32{}
+	a.buckets, a.bucketTS, a.tot = a.buckets[:0], a.bucketTS[:0], a.tot[:0]
+	a.tsIDs, a.ts = map[tsKey]uint32{}, a.ts[:0]
+	a.ifs = map[ifKey]*counters{}
+	a.names = aggNames{ids: map[string]uint32{}}
+}
+
+func (a *aggregator) empty() bool { return len(a.buckets) == 0 }
+
+// full reports whether the writer should flush before the next group.
+func (a *aggregator) full() bool { return len(a.buckets) >= maxAggBuckets }
+
+// bucketID returns the dense id of a bucket.
+func (a *aggregator) bucketID(k totKey) uint32 {
+	if id, ok := a.bucketIDs[k]; ok {
+		return id
+	}
+	tk := tsKey{k.t, k.src}
+	ts, ok := a.tsIDs[tk]
+	if !ok {
+		ts = uint32(len(a.ts))
+		a.tsIDs[tk] = ts
+		a.ts = append(a.ts, tk)
+	}
+	id := uint32(len(a.buckets))
+	a.bucketIDs[k] = id
+	a.buckets = append(a.buckets, k)
+	a.bucketTS = append(a.bucketTS, ts)
+	a.tot = append(a.tot, counters{})
+	return id
+}
+
+// sourceOf returns the rollup source of a flow: its router id, or minus its
+// exporter id when the exporter belongs to no router.
+func sourceOf(f *store.Flow, exporters map[netip.Addr]int64) int64 {
+	if f.RouterID != 0 {
+		return f.RouterID
+	}
+	return -exporters[f.Exporter.Addr().Unmap()]
+}
+
+// add accumulates flows (whose End is their filing time).
+func (a *aggregator) add(flows []store.Flow, exporters map[netip.Addr]int64) {
+	var last totKey
+	var b uint32
+	for i := range flows {
+		f := &flows[i]
+		c := counters{bytes: f.Scale(f.Bytes), packets: f.Scale(f.Packets), flows: 1}
+		k := totKey{f.End / 60000 * 60, sourceOf(f, exporters), f.Direction}
+		if i == 0 || k != last {
+			b, last = a.bucketID(k), k
+		}
+		a.tot[b].add(c)
+		ts := a.bucketTS[b]
+		a.addIf(ifKey{ts, f.InIf, 0}, c)
+		a.addIf(ifKey{ts, f.OutIf, 1}, c)
+		local, remote := f.LocalRemote()
+		local, remote = local.Unmap(), remote.Unmap()
+
+		hk := hostAggKey{b: b}
+		hk.n = putHost(&hk.a, local)
+		a.local.add(hk, c)
+		ck := convKey{b: b, nl: hk.n, l: hk.a}
+		hk = hostAggKey{b: b}
+		hk.n = putHost(&hk.a, remote)
+		a.remote.add(hk, c)
+		ck.nr, ck.r = hk.n, hk.a
+		a.conv.add(ck, c)
+
+		as := f.DstAS
+		if f.Direction.Inbound() {
+			as = f.SrcAS
+		}
+		a.as.add(valKey{b: b, v: as, kind: valBytes}, c)
+		if f.Application != "" {
+			a.app.add(a.nameKey(b, f.Application), c)
+		} else {
+			port := servicePort(f)
+			a.app.add(valKey{b: b, v: 'P'<<24 | uint32(f.Proto)<<16 | uint32(port), kind: valBytes}, c)
+		}
+		a.country.add(a.nameKey(b, f.RemoteCountry()), c)
+		a.sub.add(a.nameKey(b, f.Subscriber), c)
+		a.proto.add(valKey{b: b, v: uint32(f.Proto), kind: valBytes}, c)
+		a.bound()
+	}
+}
+
+func (a *aggregator) nameKey(b uint32, name string) valKey {
+	if name == "" {
+		return valKey{b: b, kind: valUnknown}
+	}
+	id, ok := a.names.id(name)
+	if !ok {
+		a.metrics.namesOverflow.Inc()
+		return valKey{b: b, kind: valUnknown}
+	}
+	return valKey{b: b, v: id, kind: valName}
+}
+
+// bound prunes the tables beyond their bound: maxKeys keys, plus the
+// "other" row of each bucket.
+func (a *aggregator) bound() {
+	keep, limit := a.maxKeys/4, a.maxKeys+len(a.buckets)
+	n := 0
+	if len(a.local.entries) > limit {
+		n += a.local.prune(keep, &a.scratch)
+	}
+	if len(a.remote.entries) > limit {
+		n += a.remote.prune(keep, &a.scratch)
+	}
+	if len(a.conv.entries) > limit {
+		n += a.conv.prune(keep, &a.scratch)
+	}
+	for _, t := range []*aggTable[valKey]{a.as, a.app, a.country, a.sub, a.proto} {
+		if len(t.entries) > limit {
+			n += t.prune(keep, &a.scratch)
+		}
+	}
+	if n > 0 {
+		a.metrics.rollupPruned.Add(float64(n))
+	}
+}
+
+func (a *aggregator) addIf(k ifKey, c counters) {
+	if p := a.ifs[k]; p != nil {
+		p.add(c)
+		return
+	}
+	if len(a.ifs) >= maxIfKeys {
+		k.ifx = otherIf
+		if p := a.ifs[k]; p != nil {
+			p.add(c)
+			return
+		}
+	}
+	p := new(counters)
+	*p = c
+	a.ifs[k] = p
+}
+
+// topRows returns the rows to write for dimension d.
+func (a *aggregator) topRows(d store.Dimension) []topRow {
+	hostKey := func(k *hostAggKey) []byte { return hostBytes(k.n, &k.a) }
+	val := func(prefix string) func(k *valKey) []byte {
+		return func(k *valKey) []byte {
+			switch k.kind {
+			case valBytes:
+				return binary.BigEndian.AppendUint32(nil, k.v)
+			case valName:
+				return []byte(prefix + a.names.names[k.v])
+			}
+			return []byte{0}
+		}
+	}
+	switch d {
+	case store.DimLocalHost:
+		return a.local.top(a.topK, hostKey)
+	case store.DimRemoteHost:
+		return a.remote.top(a.topK, hostKey)
+	case store.DimRemoteAS:
+		return a.as.top(a.topK, val(""))
+	case store.DimApplication:
+		return a.app.top(a.topK, val("A"))
+	case store.DimCountry:
+		return a.country.top(a.topK, val(""))
+	case store.DimConversation:
+		return a.conv.top(a.topK, func(k *convKey) []byte {
+			l, r := hostBytes(k.nl, &k.l), hostBytes(k.nr, &k.r)
+			return append(append([]byte{byte(len(l))}, l...), r...)
+		})
+	case store.DimSubscriber:
+		return a.sub.top(a.topK, val(""))
+	case store.DimProtocol:
+		return a.proto.top(a.topK, val(""))
+	}
+	return nil
+}
+
+// selectKth returns the value that would be at index k of vals sorted in
+// ascending order (vals is reordered). Quickselect: linear on average.
+func selectKth(vals []uint64, k int) uint64 {
+	lo, hi := 0, len(vals)-1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		// Median of three as the pivot.
+		if vals[mid] < vals[lo] {
+			vals[mid], vals[lo] = vals[lo], vals[mid]
+		}
+		if vals[hi] < vals[lo] {
+			vals[hi], vals[lo] = vals[lo], vals[hi]
+		}
+		if vals[hi] < vals[mid] {
+			vals[hi], vals[mid] = vals[mid], vals[hi]
+		}
+		pivot := vals[mid]
+		i, j := lo, hi
+		for i <= j {
+			for vals[i] < pivot {
+				i++
+			}
+			for vals[j] > pivot {
+				j--
+			}
+			if i <= j {
+				vals[i], vals[j] = vals[j], vals[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return vals[k]
+		}
+	}
+	return vals[k]
+}

@@ -1,0 +1,286 @@
+package flowdb_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/flowbox/flowbox/collector/netflowtest"
+	"github.com/flowbox/flowbox/store"
+	"github.com/flowbox/flowbox/store/flowdb"
+	"github.com/flowbox/flowbox/store/storetest"
+)
+
+// The dashboard benchmarks query a generated month of a WISP's traffic: one
+// MikroTik router with 1,000 subscribers (the netflowtest model, enriched
+// by benchEnricher), 5,000 flows/s at the evening peak following the
+// model's daily curve (about 2,700 flows/s on average), ending on
+// 2026-01-14 at 21:30 UTC, at the peak.
+//
+// Writing 30 days at full rate (7 billion flows) is out of reach of a
+// benchmark on 2 cores, and not needed: the dashboards read the rollups,
+// whose size depends on the keys of each minute and hour, not on the flow
+// count, and the flow search reads the last hour. So the generator keeps
+// the full rate where it matters and samples the rest, the way a router's
+// sampling does (the flows carry their sampling rate, so every counter is
+// scaled back to the full traffic):
+//
+//   - the last hour: every flow (about 17 million), raw and rolled up, so
+//     the search for an address over the last hour reads partitions at
+//     the peak rate, the newest still open (in-memory host index tail);
+//   - from 48 hours to 1 hour ago: 1 flow in 50, raw and rolled up (the
+//     raw window, with its 576 partitions, is complete but thin);
+//   - from 30 days to 48 hours ago: 1 flow in 50 for the last 14 days (the
+//     minute rollups' retention) and 1 in 500 before, rolled up only (raw
+//     flows that old are gone).
+//
+// Sampled flows still fill the rollups' top-K lists: 1 in 50 is 600 flows
+// a minute at the quietest hour (6,000 at the peak), more distinct remote
+// hosts and conversations than the 100 keys a minute, direction and
+// dimension that the store keeps; 1 in 500 is 3,600 flows an hour at the
+// quietest, enough for the hour lists (its minutes are past the minute
+// retention anyway). So the rollup tables have their real shape: about 101
+// rows per bucket, direction and dimension for the busy dimensions, every
+// key for the small ones (countries, applications).
+//
+// Generating takes 7 to 8 minutes on 2 cores; the store is kept in
+// $TMPDIR/flowbox-bench-dashboard-v<dashGenVersion> and reused by the next
+// runs. Remove that directory to regenerate it (a change of the generator
+// or of the store format bumps dashGenVersion, which picks a new
+// directory).
+
+// dashGenVersion names the cached dataset; bump it when the generator or
+// the store format changes.
+const dashGenVersion = 4
+
+var dashNow = time.Date(2026, 1, 14, 21, 30, 0, 0, time.UTC)
+
+const (
+	dashPeak    = 5000 // flows/s at the evening peak
+	dashDays    = 30
+	dashSubs    = 1000
+	dashRawRate = 50  // sampling of the raw window beyond the last hour
+	dashOldRate = 500 // sampling beyond the minute retention
+)
+
+// dashboardStore opens the cached dataset, generating it first if needed.
+func dashboardStore(b *testing.B) *storetest.Store {
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("flowbox-bench-dashboard-v%d", dashGenVersion))
+	if _, err := os.Stat(filepath.Join(dir, "complete")); err != nil {
+		if testing.Short() {
+			b.Skip("the dashboard dataset is not generated yet and -short is set")
+		}
+		b.Logf("generating the dashboard dataset in %s (7 to 8 minutes, once)", dir)
+		if err := generateDashboard(b, dir); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s, err := storetest.Open(context.Background(), dir, store.DefaultConfig(), benchLogger(b), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	flowdb.SetClock(s.FlowDB, func() time.Time { return dashNow })
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+func generateDashboard(b *testing.B, dir string) error {
+	ctx := context.Background()
+	tmp := dir + ".tmp"
+	if err := os.RemoveAll(tmp); err != nil {
+		return err
+	}
+	start := time.Now()
+	s, err := storetest.Open(ctx, tmp, store.DefaultConfig(), benchLogger(b), nil)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	now := dashNow.Add(-dashDays * 24 * time.Hour)
+	flowdb.SetClock(s.FlowDB, func() time.Time { return now })
+	r := &store.Router{Name: "wisp-1", Address: "127.0.0.2:8728"}
+	if err := s.AddRouter(ctx, r); err != nil {
+		return err
+	}
+	m, err := netflowtest.NewModel(netflowtest.ModelConfig{Seed: 42, Subscribers: dashSubs})
+	if err != nil {
+		return err
+	}
+	enr := newBenchEnricher(m)
+	exp := netip.MustParseAddrPort("127.0.0.2:2055")
+	var buf []store.Flow
+	var total, raw int
+	// One chunk of seconds at a time: every second of the last hour, 10 s
+	// chunks before.
+	for now.Before(dashNow) {
+		age := dashNow.Sub(now)
+		step, rate := 10*time.Second, dashRawRate
+		switch {
+		case age <= time.Hour:
+			step, rate = time.Second, 1
+		case age > 14*24*time.Hour:
+			rate = dashOldRate
+		}
+		n := int(float64(dashPeak) * m.Activity(now) * step.Seconds() / float64(rate))
+		now = now.Add(step)
+		buf = m.AppendFlows(buf[:0], n, now)
+		enr.enrich(buf, exp, r.ID)
+		if rate > 1 {
+			for i := range buf {
+				buf[i].SamplingRate = uint32(rate)
+			}
+		}
+		total += n
+		if age > 48*time.Hour {
+			flowdb.AggregateFlows(s.FlowDB, buf)
+		} else {
+			raw += n
+			if err := flowdb.WriteFlows(ctx, s.FlowDB, buf); err != nil {
+				return err
+			}
+		}
+		// Maintenance once a minute of the raw window, every 10 minutes
+		// before: the minute rollups are flushed additively either way.
+		if every := 10 * time.Minute; now.Truncate(time.Minute) == now && (age <= 48*time.Hour || now.Truncate(every) == now) {
+			flowdb.Maintain(ctx, s.FlowDB)
+		}
+	}
+	b.Logf("generated %d flows (%d raw) in %s", total, raw, time.Since(start).Round(time.Second))
+	if err := s.Close(); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "complete"), []byte(fmt.Sprintf("flows %d raw %d\n", total, raw)), 0o644); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return os.Rename(tmp, dir)
+}
+
+// dashboard runs what the console's dashboard asks for a range: the
+// traffic by direction and five top-10 lists.
+func dashboard(b *testing.B, s *storetest.Store, from, to time.Time) {
+	ctx := context.Background()
+	ser, err := s.TimeSeries(ctx, store.SeriesQuery{From: from, To: to, GroupBy: store.DimDirection})
+	if err != nil || len(ser.Lines) == 0 {
+		b.Fatalf("series: %v", err)
+	}
+	for _, d := range []store.Dimension{store.DimLocalHost, store.DimRemoteHost, store.DimRemoteAS, store.DimApplication, store.DimCountry,
+		store.DimConversation, store.DimProtocol} {
+		top, err := s.Top(ctx, store.TopQuery{From: from, To: to, Dimension: d, N: 10})
+		if err != nil || len(top.Entries) == 0 {
+			b.Fatalf("top %s: %v", d, err)
+		}
+	}
+}
+
+// BenchmarkDashboard24h measures the dashboard of the last 24 hours (from
+// the minute and hour rollups); the target is under 200 ms.
+func BenchmarkDashboard24h(b *testing.B) {
+	s := dashboardStore(b)
+	for b.Loop() {
+		dashboard(b, s, dashNow.Add(-24*time.Hour), dashNow)
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/dashboard")
+}
+
+// BenchmarkDashboard30d measures the dashboard of the last 30 days (hour
+// rollups); the target is under 500 ms.
+func BenchmarkDashboard30d(b *testing.B) {
+	s := dashboardStore(b)
+	for b.Loop() {
+		dashboard(b, s, dashNow.Add(-30*24*time.Hour), dashNow)
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/dashboard")
+}
+
+// BenchmarkSearchIP1h measures the first page (100 flows, newest first) of
+// a search for one address over the last hour, read from raw partitions
+// written at the peak rate, the newest still open: the busiest subscriber,
+// the quietest one, the remote address of one session and an address
+// absent from the traffic. The target is under 100 ms.
+func BenchmarkSearchIP1h(b *testing.B) {
+	s := dashboardStore(b)
+	ctx := context.Background()
+	hour := store.SearchQuery{From: dashNow.Add(-time.Hour), To: dashNow, Limit: 100}
+	top, err := s.Top(ctx, store.TopQuery{From: hour.From, To: hour.To, Dimension: store.DimLocalHost, N: 1000})
+	if err != nil || len(top.Entries) < 100 {
+		b.Fatalf("top local hosts: %v", err)
+	}
+	// A remote address of one session: the newest flow's.
+	newest, err := s.SearchFlows(ctx, store.SearchQuery{From: hour.From, To: hour.To, Limit: 1})
+	if err != nil || len(newest.Flows) != 1 {
+		b.Fatalf("newest flow: %v", err)
+	}
+	_, rare := newest.Flows[0].LocalRemote()
+	for _, c := range []struct {
+		name string
+		addr netip.Addr
+	}{
+		{"busy-subscriber", top.Entries[0].Addr},
+		{"quiet-subscriber", top.Entries[len(top.Entries)-1].Addr},
+		{"remote", rare},
+		{"absent", netip.MustParseAddr("192.0.2.200")},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			q := hour
+			q.Filter.Hosts = []netip.Prefix{netip.PrefixFrom(c.addr, c.addr.BitLen())}
+			var n int
+			for b.Loop() {
+				p, err := s.SearchFlows(ctx, q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n = len(p.Flows)
+			}
+			b.ReportMetric(float64(n), "flows")
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/search")
+		})
+	}
+}
+
+// BenchmarkSubscriberUsage measures the usage report of every subscriber
+// (1,000 on the router) over the last 24 hours, 7 days and 30 days (hourly
+// usage), one page of 100 sorted by total and the totals, and one
+// subscriber's daily series over 30 days.
+func BenchmarkSubscriberUsage(b *testing.B) {
+	s := dashboardStore(b)
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		d    time.Duration
+	}{{"24h", 24 * time.Hour}, {"7d", 7 * 24 * time.Hour}, {"30d", 30 * 24 * time.Hour}} {
+		b.Run(c.name, func(b *testing.B) {
+			var n int
+			for b.Loop() {
+				res, err := s.SubscriberUsage(ctx, store.UsageQuery{From: dashNow.Add(-c.d), To: dashNow})
+				if err != nil || len(res.Rows) != 100 {
+					b.Fatalf("usage: %v", err)
+				}
+				n = res.Count
+			}
+			b.ReportMetric(float64(n), "subscribers")
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/report")
+		})
+	}
+	b.Run("series-30d", func(b *testing.B) {
+		top, err := s.SubscriberUsage(ctx, store.UsageQuery{From: dashNow.Add(-24 * time.Hour), To: dashNow, Limit: 1})
+		if err != nil || len(top.Rows) != 1 {
+			b.Fatalf("top subscriber: %v", err)
+		}
+		for b.Loop() {
+			ser, err := s.SubscriberUsageSeries(ctx, store.UsageSeriesQuery{From: dashNow.Add(-30 * 24 * time.Hour), To: dashNow,
+				Subscriber: top.Rows[0].Subscriber})
+			if err != nil || len(ser.Times) < 30 {
+				b.Fatalf("series: %v", err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/series")
+	})
+}

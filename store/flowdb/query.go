@@ -1,0 +1,300 @@
+package flowdb
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flowbox/flowbox/store"
+)
+
+// rawWindowError is the error of a query that needs raw flows over a range
+// that starts before the raw window. why names what needs them.
+func (s *FlowDB) rawWindowError(why string) error {
+	return &store.QueryError{Field: "filter", Msg: fmt.Sprintf(
+		"%s needs raw flows, which are kept for %s only (since %s): the rollups keep the top %d entries of each dimension separately, "+
+			"so they cannot answer it exactly; choose a range within the last %s",
+		why, s.cfg.RawRetention, s.rawWindowStart().UTC().Format(time.RFC3339), s.cfg.TopK, s.cfg.RawRetention)}
+}
+
+// rawReason says why a query needs raw flows, for rawWindowError.
+func rawReason(f *store.Filter, what string) string {
+	if fs := f.RawFields(); len(fs) > 0 {
+		return "a filter on " + strings.Join(fs, ", ")
+	}
+	return what
+}
+
+// sqlIn returns " AND col IN (?,...)" and its arguments.
+func sqlIn[T any](col string, vals []T) (string, []any) {
+	if len(vals) == 0 {
+		return "", nil
+	}
+	args := make([]any, len(vals))
+	for i, v := range vals {
+		args[i] = v
+	}
+	return " AND " + col + " IN (" + strings.TrimSuffix(strings.Repeat("?,", len(vals)), ",") + ")", args
+}
+
+// maxRange bounds any query range (longer than any retention).
+const maxRange = 800 * 24 * time.Hour
+
+func (s *FlowDB) checkRange(from, to time.Time) error {
+	switch {
+	case from.IsZero() || to.IsZero():
+		return &store.QueryError{Field: "from", Msg: "from and to are required"}
+	case !from.Before(to):
+		return &store.QueryError{Field: "to", Msg: fmt.Sprintf("range is empty or inverted (%s >= %s)", from.Format(time.RFC3339), to.Format(time.RFC3339))}
+	case to.Sub(from) > maxRange:
+		return &store.QueryError{Field: "from", Msg: fmt.Sprintf("range of %s is longer than the %s limit", to.Sub(from), maxRange)}
+	case to.After(s.now().Add(24 * time.Hour)):
+		return &store.QueryError{Field: "to", Msg: "range ends more than a day in the future"}
+	case from.Before(s.now().Add(-maxRange)):
+		return &store.QueryError{Field: "from", Msg: "range starts before any data kept"}
+	}
+	return nil
+}
+
+// segment is a time range [from, to) (unix seconds) answered from one
+// rollup table: 'm' (minutes), 'h' (hours) or 'd' (days, top-K only).
+type segment struct {
+	table    byte
+	from, to int64
+}
+
+// Resolution of the coarsest table a query used.
+func segResolution(segs []segment) store.Resolution {
+	res := store.ResMinute
+	for _, sg := range segs {
+		switch {
+		case sg.table == 'd':
+			return store.ResDay
+		case sg.table == 'h':
+			res = store.ResHour
+		}
+	}
+	return res
+}
+
+// segments splits [from, to) into day-, hour- and minute-table ranges: the
+// day table (with preferDay) serves whole days already rebuilt, the hour
+// table whole hours already rebuilt, the minute table the rest. Partial
+// hours older than the minute retention are widened to whole hours.
+//
+// With preferHour false (series with a step under an hour) the minute table
+// serves everything it still holds.
+func (s *FlowDB) segments(ctx context.Context, from, to int64, preferHour, preferDay bool) ([]segment, error) {
+	pending := map[int64]bool{}
+	pendingDay := map[int64]bool{}
+	for _, q := range []struct {
+		sql string
+		m   map[int64]bool
+		day bool
+	}{{"SELECT hour FROM rollup_pending", pending, false}, {"SELECT day FROM rollup_pending_day", pendingDay, true}} {
+		if q.day && !preferDay {
+			continue
+		}
+		rows, err := s.r.QueryContext(ctx, q.sql)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read pending rollups: %w", err)
+		}
+		for rows.Next() {
+			var h int64
+			if err := rows.Scan(&h); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("cannot read pending rollups: %w", err)
+			}
+			q.m[h] = true
+			if !q.day {
+				pendingDay[h/86400*86400] = true // its day is not rebuilt yet
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("cannot read pending rollups: %w", err)
+		}
+	}
+	now := s.now()
+	doneBefore := now.Add(-hourGrace).Unix()
+	minAvail := now.Add(-s.cfg.MinuteRetention).Unix()
+	var out []segment
+	add := func(sg segment) {
+		if n := len(out); n > 0 && out[n-1].table == sg.table && out[n-1].to == sg.from {
+			out[n-1].to = sg.to
+			return
+		}
+		out = append(out, sg)
+	}
+	for h := from / 3600 * 3600; h < to; h += 3600 {
+		if d := h / 86400 * 86400; preferDay && h == d && d >= from && d+86400 <= to && d+86400 <= doneBefore && !pendingDay[d] {
+			add(segment{'d', d, d + 86400})
+			h += 86400 - 3600
+			continue
+		}
+		lo, hi := max(from, h), min(to, h+3600)
+		full := lo == h && hi == h+3600
+		switch {
+		case preferHour && full && h+3600 <= doneBefore && !pending[h]:
+			add(segment{'h', h, h + 3600})
+		case lo >= minAvail:
+			add(segment{'m', lo, hi})
+		default:
+			add(segment{'h', h, h + 3600})
+		}
+	}
+	return out, nil
+}
+
+// nameCache resolves interned name ids, exporter ids and interned
+// addresses for raw reads.
+type nameCache struct {
+	mu        sync.Mutex
+	names     map[int64]string
+	exporters map[int64]netip.Addr
+	addrs     map[uint64]netip.Addr
+}
+
+func (s *FlowDB) lookupNames(ctx context.Context, r *decodedRow) error {
+	c := &s.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.names == nil {
+		c.names = map[int64]string{0: ""}
+		c.exporters = map[int64]netip.Addr{}
+		c.addrs = map[uint64]netip.Addr{}
+	}
+	ids := [4]uint64{r.names.sub, r.names.app, r.names.scc, r.names.dcc}
+	for _, id := range ids {
+		if _, ok := c.names[int64(id)]; !ok {
+			if err := s.loadNames(ctx); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	if _, ok := c.exporters[r.expID]; !ok && r.expID != 0 {
+		if err := s.loadExporters(ctx); err != nil {
+			return err
+		}
+	}
+	if r.dictMask != 0 {
+		for i, id := range r.dictIDs {
+			if r.dictMask&(1<<i) == 0 {
+				continue
+			}
+			if _, ok := c.addrs[id]; !ok {
+				if err := s.loadAddrs(ctx); err != nil {
+					return err
+				}
+				if _, ok := c.addrs[id]; !ok {
+					return fmt.Errorf("damaged raw flow row %d: unknown address id %d", r.id, id)
+				}
+			}
+		}
+		r.fillAddrs(func(id uint64) netip.Addr { return c.addrs[id] })
+	}
+	r.Subscriber, r.Application = c.names[int64(ids[0])], c.names[int64(ids[1])]
+	r.SrcCountry, r.DstCountry = c.names[int64(ids[2])], c.names[int64(ids[3])]
+	r.Exporter = netip.AddrPortFrom(c.exporters[r.expID], 0)
+	return nil
+}
+
+func (s *FlowDB) loadNames(ctx context.Context) error {
+	var maxID int64
+	for id := range s.cache.names {
+		maxID = max(maxID, id)
+	}
+	rows, err := s.meta.QueryContext(ctx, "SELECT id, name FROM names WHERE id > ?", maxID)
+	if err != nil {
+		return fmt.Errorf("cannot read names: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var n string
+		if err := rows.Scan(&id, &n); err != nil {
+			return fmt.Errorf("cannot read names: %w", err)
+		}
+		if len(s.cache.names) < maxNames {
+			s.cache.names[id] = n
+		}
+	}
+	return rows.Err()
+}
+
+func (s *FlowDB) loadExporters(ctx context.Context) error {
+	rows, err := s.meta.QueryContext(ctx, "SELECT id, addr FROM exporters")
+	if err != nil {
+		return fmt.Errorf("cannot read exporters: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var raw []byte
+		if err := rows.Scan(&id, &raw); err != nil {
+			return fmt.Errorf("cannot read exporters: %w", err)
+		}
+		a, _ := netip.AddrFromSlice(raw)
+		s.cache.exporters[id] = a
+	}
+	return rows.Err()
+}
+
+func (s *FlowDB) loadAddrs(ctx context.Context) error {
+	var maxID uint64
+	for id := range s.cache.addrs {
+		maxID = max(maxID, id)
+	}
+	rows, err := s.meta.QueryContext(ctx, "SELECT id, addr FROM addrs WHERE id > ?", int64(maxID))
+	if err != nil {
+		return fmt.Errorf("cannot read addresses: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var raw []byte
+		if err := rows.Scan(&id, &raw); err != nil {
+			return fmt.Errorf("cannot read addresses: %w", err)
+		}
+		if a, ok := netip.AddrFromSlice(raw); ok && len(s.cache.addrs) < maxAddrs {
+			s.cache.addrs[uint64(id)] = a
+		}
+	}
+	return rows.Err()
+}
+
+// ExporterSources returns, per exporter address the store has seen, the
+// source id that queries filter on: the router id when the exporter is
+// attributed to a router, else minus the exporter id.
+func (s *FlowDB) ExporterSources(ctx context.Context) (map[netip.Addr]int64, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT id, addr, router_id FROM exporters")
+	if err != nil {
+		return nil, fmt.Errorf("cannot read exporters: %w", err)
+	}
+	defer rows.Close()
+	out := map[netip.Addr]int64{}
+	for rows.Next() {
+		var id, rid int64
+		var raw []byte
+		if err := rows.Scan(&id, &raw, &rid); err != nil {
+			return nil, fmt.Errorf("cannot read exporters: %w", err)
+		}
+		a, ok := netip.AddrFromSlice(raw)
+		if !ok {
+			continue
+		}
+		if rid != 0 {
+			out[a] = rid
+		} else {
+			out[a] = -id
+		}
+	}
+	return out, rows.Err()
+}
+
+// rawWindowStart is the oldest time raw flows are kept for.
+func (s *FlowDB) rawWindowStart() time.Time { return s.now().Add(-s.cfg.RawRetention) }

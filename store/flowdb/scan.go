@@ -1,0 +1,822 @@
+package flowdb
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/flowbox/flowbox/store"
+)
+
+// Reading raw flows. A query lists the partitions overlapping its range
+// and, for each format 2 partition, plans the blocks of rows to read: every
+// block of the segments, of the in-memory tail and of rows no index covers
+// yet (another process's writes), less the blocks outside the time range,
+// and with a host filter only the blocks holding candidate rows of the host
+// index, with those rows' ids. Rows are then fetched by id, decoded and
+// checked against the whole filter in Go.
+//
+// Three ways to read:
+//   - visitRaw: every matching row, in no particular order (tops and
+//     series);
+//   - searchRaw: the first rows in (t, id) order after a cursor (a page of
+//     a search): blocks are read best first and reading stops when no block
+//     left can beat the rows found, which the block t ranges tell;
+//   - scanRawOrdered: every matching row in (t, id) order (CSV export),
+//     sorted by SQLite one partition at a time.
+
+// rawPartition is a partition as seen by readers.
+type rawPartition struct {
+	start  int64 // unix ms
+	name   string
+	format int
+}
+
+// key orders partitions in cursors: the start in ms, plus one for format 2
+// (which sorts after the format 1 partition of the same start, if any).
+func (p *rawPartition) key() int64 {
+	if p.format == formatV2 {
+		return p.start + 1
+	}
+	return p.start
+}
+
+// rawPartitions lists the partitions overlapping [from, to) (unix ms),
+// oldest first.
+func (s *FlowDB) rawPartitions(ctx context.Context, from, to int64) ([]rawPartition, error) {
+	span := partitionSpan.Milliseconds()
+	rows, err := s.r.QueryContext(ctx, "SELECT start, name, format FROM raw_partitions WHERE start >= ? AND start <= ? ORDER BY start, format",
+		floorDiv(from-span, 1000), to/1000+1)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list raw partitions: %w", err)
+	}
+	defer rows.Close()
+	var out []rawPartition
+	for rows.Next() {
+		var p rawPartition
+		if err := rows.Scan(&p.start, &p.name, &p.format); err != nil {
+			return nil, fmt.Errorf("cannot list raw partitions: %w", err)
+		}
+		p.start *= 1000
+		if p.start < to && p.start+span > from && (p.format == formatV1 || p.format == formatV2) {
+			out = append(out, p)
+		}
+	}
+	return out, rows.Err()
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// maxExpand bounds the addresses a prefix of a host filter may cover to be
+// looked up in the host index; a larger prefix reads every row.
+const maxExpand = 256
+
+// hostQuery is what the host index can answer of a filter: for each of
+// Hosts, LocalHosts and RemoteHosts that is set and small enough, the
+// addresses it covers. A row is a candidate when it has an address of
+// every set.
+type hostQuery struct {
+	sets [][][16]byte
+}
+
+func newHostQuery(f *store.Filter) *hostQuery {
+	var q hostQuery
+	for _, ps := range [][]netip.Prefix{f.Hosts, f.LocalHosts, f.RemoteHosts} {
+		if len(ps) == 0 {
+			continue
+		}
+		var set [][16]byte
+		ok := true
+		for _, p := range ps {
+			p = p.Masked()
+			bits := p.Addr().BitLen() - p.Bits()
+			if bits > 8 || len(set)+(1<<bits) > 4*maxExpand {
+				ok = false
+				break
+			}
+			for a, i := p.Addr(), 0; i < 1<<bits; a, i = a.Next(), i+1 {
+				set = append(set, hostKey(a.Unmap()))
+			}
+		}
+		if ok {
+			slices.SortFunc(set, func(x, y [16]byte) int { return strings.Compare(string(x[:]), string(y[:])) })
+			q.sets = append(q.sets, slices.Compact(set))
+		}
+	}
+	if len(q.sets) == 0 {
+		return nil
+	}
+	return &q
+}
+
+func (q *hostQuery) matchers() []func([16]byte) bool {
+	out := make([]func([16]byte) bool, len(q.sets))
+	for i, set := range q.sets {
+		if len(set) <= 8 {
+			out[i] = func(k [16]byte) bool { return slices.Contains(set, k) }
+			continue
+		}
+		m := make(map[[16]byte]bool, len(set))
+		for _, k := range set {
+			m[k] = true
+		}
+		out[i] = func(k [16]byte) bool { return m[k] }
+	}
+	return out
+}
+
+// intersect returns the ids present in every list (each ascending).
+func intersect(lists [][]int64) []int64 {
+	if len(lists) == 0 {
+		return nil
+	}
+	out := slices.Clone(lists[0])
+	for _, l := range lists[1:] {
+		k, j := 0, 0
+		for _, id := range out {
+			for j < len(l) && l[j] < id {
+				j++
+			}
+			if j < len(l) && l[j] == id {
+				out[k] = id
+				k++
+			}
+		}
+		out = out[:k]
+	}
+	return out
+}
+
+// rawBlock is a run of rows of a format 2 partition to read.
+type rawBlock struct {
+	lo, hi   int64   // ids
+	tlo, thi int64   // t range of its rows (ms from the partition start)
+	all      bool    // read every row of lo..hi
+	ids      []int64 // else only these (ascending)
+}
+
+func (b *rawBlock) rows() int {
+	if b.all {
+		return int(b.hi - b.lo + 1)
+	}
+	return len(b.ids)
+}
+
+// planV2 returns the blocks of a format 2 partition that may hold rows of
+// [tfrom, tto) (ms from the partition start) passing the host query (nil:
+// no host filter), in id order.
+func (s *FlowDB) planV2(ctx context.Context, p *rawPartition, hq *hostQuery, tfrom, tto int64) ([]rawBlock, error) {
+	// The tail first, then the segments: a tail spilled in between is found
+	// in its segment (see hostindex.go).
+	var tv tailView
+	var tailIDs [][]int64
+	if h := s.tailOf(p.name); h != nil {
+		var ms []func([16]byte) bool
+		if hq != nil {
+			ms = hq.matchers()
+		}
+		tv, tailIDs = h.view(ms)
+	}
+	segs, err := s.readSegments(ctx, p.name)
+	if err != nil {
+		return nil, err
+	}
+	var out []rawBlock
+	keep := func(b rawBlock) {
+		if b.thi >= tfrom && b.tlo < tto && b.hi >= b.lo {
+			out = append(out, b)
+		}
+	}
+	var covered int64
+	for i := range segs {
+		g := &segs[i]
+		var cand []int64
+		if hq != nil {
+			var lists [][]int64
+			for _, set := range hq.sets {
+				ids, err := s.segmentCandidates(ctx, p.name, g, set)
+				if err != nil {
+					return nil, fmt.Errorf("cannot read host index of %s: %w", p.name, err)
+				}
+				lists = append(lists, ids)
+			}
+			cand = intersect(lists)
+		}
+		for j, sp := range g.spans {
+			lo := g.first + int64(j)*g.blockRows
+			b := rawBlock{lo: lo, hi: min(lo+g.blockRows-1, g.last), tlo: int64(sp.lo), thi: int64(sp.hi), all: hq == nil}
+			if hq != nil {
+				if b.ids = idsIn(cand, b.lo, b.hi); len(b.ids) == 0 {
+					continue
+				}
+			}
+			keep(b)
+		}
+		covered = max(covered, g.last)
+	}
+	if tv.n > 0 {
+		cand := intersect(tailIDs)
+		for j, sp := range tv.spans {
+			lo := tv.firstID + int64(j)*blockRows
+			b := rawBlock{lo: max(lo, covered+1), hi: min(lo+blockRows-1, tv.firstID+tv.n-1), tlo: int64(sp.lo), thi: int64(sp.hi), all: hq == nil}
+			if b.lo > b.hi {
+				continue // in a segment written since the tail was read
+			}
+			if hq != nil {
+				if b.ids = idsIn(cand, b.lo, b.hi); len(b.ids) == 0 {
+					continue
+				}
+			}
+			keep(b)
+		}
+		covered = max(covered, tv.firstID+tv.n-1)
+	}
+	// Rows no index covers: written by another process (this one is
+	// read-only) or committed after the tail was read.
+	var maxID int64
+	if err := s.r.QueryRowContext(ctx, "SELECT coalesce(max(id), 0) FROM "+p.name).Scan(&maxID); err != nil {
+		if isNoTable(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("cannot read raw flows: %w", err)
+	}
+	if maxID > covered {
+		keep(rawBlock{lo: covered + 1, hi: maxID, tlo: 0, thi: maxRowT, all: true})
+	}
+	return out, nil
+}
+
+// idsIn returns the ids of the ascending list within [lo, hi].
+func idsIn(ids []int64, lo, hi int64) []int64 {
+	i, _ := slices.BinarySearch(ids, lo)
+	j, _ := slices.BinarySearch(ids, hi+1)
+	if i >= j {
+		return nil
+	}
+	return ids[i:j:j]
+}
+
+func isNoTable(err error) bool { return err != nil && strings.Contains(err.Error(), "no such table") }
+
+// rowReader decodes and filters the rows of one query.
+type rowReader struct {
+	s        *FlowDB
+	from, to int64 // unix ms
+	flt      *store.Filter
+	row      decodedRow
+}
+
+// accept decodes a format 2 row and reports whether it passes the range
+// and the filter; the row is then in rr.row.
+func (rr *rowReader) accept(ctx context.Context, p *rawPartition, id int64, x []byte) (bool, error) {
+	r := &rr.row
+	if err := decodeRaw(r, id, p.start, x); err != nil {
+		return false, fmt.Errorf("cannot read raw flow %d of %s: %w", id, p.name, err)
+	}
+	return rr.check(ctx, r)
+}
+
+// acceptV1 is accept for a format 1 row.
+func (rr *rowReader) acceptV1(ctx context.Context, p *rawPartition, id, t int64, a, b, x []byte) (bool, error) {
+	r := &rr.row
+	if err := decodeRawV1(r, id, p.start+t, a, b, x); err != nil {
+		return false, fmt.Errorf("cannot read raw flow %d of %s: %w", id, p.name, err)
+	}
+	r.t = t
+	return rr.check(ctx, r)
+}
+
+func (rr *rowReader) check(ctx context.Context, r *decodedRow) (bool, error) {
+	if r.End < rr.from || r.End >= rr.to {
+		return false, nil
+	}
+	if err := rr.s.lookupNames(ctx, r); err != nil {
+		return false, err
+	}
+	src := r.RouterID
+	if src == 0 {
+		src = -r.expID
+	}
+	return rr.flt.Match(&r.Flow, src, r.local.Unmap(), r.remote.Unmap()), nil
+}
+
+// fetchBatch calls fn with the id and x of the rows of blocks (format 2),
+// each block in id order. fn returns false to stop.
+func (s *FlowDB) fetchBatch(ctx context.Context, p *rawPartition, blocks []rawBlock, fn func(id int64, x []byte) (bool, error)) error {
+	var ids []int64
+	flushIDs := func() (bool, error) {
+		for len(ids) > 0 {
+			n := min(len(ids), 8192)
+			more, err := s.fetchRows(ctx, p, "id IN (SELECT value FROM json_each(?))", []any{jsonIDs(ids[:n])}, fn)
+			if err != nil || !more {
+				return false, err
+			}
+			ids = ids[n:]
+		}
+		return true, nil
+	}
+	for i := 0; i < len(blocks); i++ {
+		b := &blocks[i]
+		// A block mostly made of candidates is read whole.
+		if b.all || len(b.ids) > blockRows/4 {
+			if more, err := flushIDs(); err != nil || !more {
+				return err
+			}
+			lo, hi := b.lo, b.hi
+			// Merge the following whole blocks that continue this one.
+			for i+1 < len(blocks) && blocks[i+1].all && blocks[i+1].lo == hi+1 {
+				i++
+				hi = blocks[i].hi
+			}
+			more, err := s.fetchRows(ctx, p, "id BETWEEN ? AND ?", []any{lo, hi}, fn)
+			if err != nil || !more {
+				return err
+			}
+			continue
+		}
+		ids = append(ids, b.ids...)
+	}
+	_, err := flushIDs()
+	return err
+}
+
+func jsonIDs(ids []int64) string {
+	b := make([]byte, 0, 8*len(ids)+2)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(append(b, ']'))
+}
+
+// fetchRows runs SELECT id, x on partition p with the condition cond and
+// calls fn for each row. It reports whether fn wanted more.
+func (s *FlowDB) fetchRows(ctx context.Context, p *rawPartition, cond string, args []any, fn func(id int64, x []byte) (bool, error)) (bool, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT id, x FROM "+p.name+" WHERE "+cond, args...)
+	if err != nil {
+		if isNoTable(err) {
+			return true, nil // dropped by retention meanwhile
+		}
+		return false, fmt.Errorf("cannot read raw flows: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var x []byte
+		if err := rows.Scan(&id, &x); err != nil {
+			return false, fmt.Errorf("cannot read raw flows: %w", err)
+		}
+		more, err := fn(id, x)
+		if err != nil || !more {
+			return false, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("cannot read raw flows: %w", err)
+	}
+	return true, nil
+}
+
+// visitRaw calls fn for every raw flow in [from, to) (unix ms) that passes
+// the filter, in no particular order. fn returns false to stop.
+func (s *FlowDB) visitRaw(ctx context.Context, from, to int64, flt *store.Filter, fn func(*decodedRow) bool) error {
+	parts, err := s.rawPartitions(ctx, from, to)
+	if err != nil {
+		return err
+	}
+	rr := &rowReader{s: s, from: from, to: to, flt: flt}
+	hq := newHostQuery(flt)
+	for i := range parts {
+		p := &parts[i]
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if p.format == formatV1 {
+			more, err := s.scanV1(ctx, rr, p, false, false, nil, fn)
+			if err != nil || !more {
+				return err
+			}
+			continue
+		}
+		blocks, err := s.planV2(ctx, p, hq, from-p.start, to-p.start)
+		if err != nil {
+			return err
+		}
+		stopped := false
+		err = s.fetchBatch(ctx, p, blocks, func(id int64, x []byte) (bool, error) {
+			ok, err := rr.accept(ctx, p, id, x)
+			if err != nil || !ok {
+				return err == nil, err
+			}
+			if !fn(&rr.row) {
+				stopped = true
+				return false, nil
+			}
+			return true, nil
+		})
+		if err != nil || stopped {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// scanV1 reads a format 1 partition, in (t, id) order when ordered (desc
+// or not), after the cursor cur when it is in this partition. It reports
+// whether fn wanted more.
+func (s *FlowDB) scanV1(ctx context.Context, rr *rowReader, p *rawPartition, ordered, desc bool, cur *cursor, fn func(*decodedRow) bool) (bool, error) {
+	q := "SELECT id, t, a, b, x FROM " + p.name + " WHERE t >= ? AND t < ?"
+	args := []any{rr.from - p.start, rr.to - p.start}
+	for _, c := range []struct {
+		col string
+		ps  []netip.Prefix
+	}{{"", rr.flt.Hosts}, {"a", rr.flt.LocalHosts}, {"b", rr.flt.RemoteHosts}} {
+		hc, hargs := hostCond(c.col, c.ps)
+		q += hc
+		args = append(args, hargs...)
+	}
+	if ordered {
+		order, op := "ASC", ">"
+		if desc {
+			order, op = "DESC", "<"
+		}
+		if cur != nil && cur.part == p.key() {
+			q += fmt.Sprintf(" AND (t %s ? OR (t = ? AND id %s ?))", op, op)
+			args = append(args, cur.t, cur.t, cur.id)
+		}
+		q += fmt.Sprintf(" ORDER BY t %s, id %s", order, order)
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		if isNoTable(err) {
+			return true, nil
+		}
+		return false, fmt.Errorf("cannot read raw flows: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, t int64
+		var a, b, x []byte
+		if err := rows.Scan(&id, &t, &a, &b, &x); err != nil {
+			return false, fmt.Errorf("cannot read raw flows: %w", err)
+		}
+		ok, err := rr.acceptV1(ctx, p, id, t, a, b, x)
+		if err != nil {
+			return false, err
+		}
+		if ok && !fn(&rr.row) {
+			return false, nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("cannot read raw flows: %w", err)
+	}
+	return true, nil
+}
+
+// hostCond returns the SQL condition of a format 1 partition for a host
+// filter on column col ("a" or "b"; "" for either). Rows it admits are
+// re-checked exactly in Go.
+func hostCond(col string, hosts []netip.Prefix) (string, []any) {
+	if len(hosts) == 0 {
+		return "", nil
+	}
+	cols := []string{"a", "b"}
+	if col != "" {
+		cols = []string{col}
+	}
+	var parts []string
+	var args []any
+	for _, p := range hosts {
+		lo := p.Masked().Addr()
+		hi := lastAddr(p)
+		for _, c := range cols {
+			if lo == hi {
+				parts = append(parts, c+" = ?")
+				args = append(args, addrBytes(lo))
+				continue
+			}
+			parts = append(parts, c+" BETWEEN ? AND ?")
+			args = append(args, addrBytes(lo), addrBytes(hi))
+		}
+	}
+	return " AND (" + strings.Join(parts, " OR ") + ")", args
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	bits := p.Bits()
+	for i := range b {
+		for j := 0; j < 8; j++ {
+			if i*8+j >= bits {
+				b[i] |= 0x80 >> j
+			}
+		}
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// rowKey is the (t, id) order of the rows of one partition.
+type rowKey struct{ t, id int64 }
+
+func (a rowKey) less(b rowKey) bool { return a.t < b.t || (a.t == b.t && a.id < b.id) }
+
+// found is a row of a search with its order key.
+type found struct {
+	key rowKey
+	f   store.Flow
+}
+
+// topRows keeps the n best rows: the greatest keys when desc, else the
+// smallest. It is a binary heap with the worst kept row on top.
+type topRows struct {
+	n    int
+	desc bool
+	h    []found
+}
+
+// worse reports whether a sorts after b in the search order.
+func (t *topRows) worse(a, b rowKey) bool {
+	if t.desc {
+		return a.less(b)
+	}
+	return b.less(a)
+}
+
+func (t *topRows) full() bool { return len(t.h) >= t.n }
+
+func (t *topRows) push(k rowKey, f *store.Flow) {
+	if t.full() {
+		if !t.worse(t.h[0].key, k) {
+			return
+		}
+		t.h[0] = found{k, *f}
+		t.down(0)
+		return
+	}
+	t.h = append(t.h, found{k, *f})
+	for i := len(t.h) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !t.worse(t.h[i].key, t.h[p].key) {
+			break
+		}
+		t.h[i], t.h[p] = t.h[p], t.h[i]
+		i = p
+	}
+}
+
+func (t *topRows) down(i int) {
+	for {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < len(t.h) && t.worse(t.h[l].key, t.h[m].key) {
+			m = l
+		}
+		if r < len(t.h) && t.worse(t.h[r].key, t.h[m].key) {
+			m = r
+		}
+		if m == i {
+			return
+		}
+		t.h[i], t.h[m] = t.h[m], t.h[i]
+		i = m
+	}
+}
+
+// sorted returns the kept rows in search order.
+func (t *topRows) sorted() []found {
+	out := slices.Clone(t.h)
+	slices.SortFunc(out, func(a, b found) int {
+		switch {
+		case t.worse(a.key, b.key):
+			return 1
+		case t.worse(b.key, a.key):
+			return -1
+		}
+		return 0
+	})
+	return out
+}
+
+// searchRaw returns up to limit flows in [from, to) (unix ms) passing the
+// filter, newest first when desc, after the cursor cur (nil: from the
+// start), the cursor of the last one, and whether more rows follow.
+func (s *FlowDB) searchRaw(ctx context.Context, from, to int64, flt *store.Filter, desc bool, cur *cursor, limit int) ([]store.Flow, cursor, bool, error) {
+	parts, err := s.rawPartitions(ctx, from, to)
+	if err != nil {
+		return nil, cursor{}, false, err
+	}
+	if desc {
+		slices.Reverse(parts)
+	}
+	rr := &rowReader{s: s, from: from, to: to, flt: flt}
+	hq := newHostQuery(flt)
+	var out []store.Flow
+	var last cursor
+	want := limit + 1 // one more tells whether a next page exists
+	for i := range parts {
+		p := &parts[i]
+		if cur != nil && ((desc && p.key() > cur.part) || (!desc && p.key() < cur.part)) {
+			continue
+		}
+		var pcur *rowKey
+		if cur != nil && cur.part == p.key() {
+			pcur = &rowKey{cur.t, cur.id}
+		}
+		rows, err := s.searchPartition(ctx, rr, p, hq, desc, pcur, want-len(out))
+		if err != nil {
+			return nil, cursor{}, false, err
+		}
+		for _, r := range rows {
+			if len(out) == limit {
+				return out, last, true, nil
+			}
+			out = append(out, r.f)
+			last = cursor{part: p.key(), t: r.key.t, id: r.key.id}
+		}
+	}
+	return out, last, false, ctx.Err()
+}
+
+// searchPartition returns the first n rows of one partition in search
+// order after pcur (nil: from the start).
+func (s *FlowDB) searchPartition(ctx context.Context, rr *rowReader, p *rawPartition, hq *hostQuery, desc bool, pcur *rowKey, n int) ([]found, error) {
+	top := &topRows{n: n, desc: desc}
+	if p.format == formatV1 {
+		var c *cursor
+		if pcur != nil {
+			c = &cursor{part: p.key(), t: pcur.t, id: pcur.id}
+		}
+		_, err := s.scanV1(ctx, rr, p, true, desc, c, func(r *decodedRow) bool {
+			top.push(rowKey{r.t, r.id}, &r.Flow)
+			return !top.full()
+		})
+		return top.sorted(), err
+	}
+	blocks, err := s.planV2(ctx, p, hq, rr.from-p.start, rr.to-p.start)
+	if err != nil {
+		return nil, err
+	}
+	// best is the best key a block's rows can have, worst the worst.
+	best := func(b *rawBlock) rowKey {
+		if desc {
+			return rowKey{b.thi, b.hi}
+		}
+		return rowKey{b.tlo, b.lo}
+	}
+	worst := func(b *rawBlock) rowKey {
+		if desc {
+			return rowKey{b.tlo, b.lo}
+		}
+		return rowKey{b.thi, b.hi}
+	}
+	if pcur != nil {
+		// Blocks whose rows all come before or at the cursor are done.
+		k := 0
+		for i := range blocks {
+			if w := worst(&blocks[i]); top.worse(w, *pcur) {
+				blocks[k] = blocks[i]
+				k++
+			}
+		}
+		blocks = blocks[:k]
+	}
+	slices.SortFunc(blocks, func(a, b rawBlock) int {
+		switch ka, kb := best(&a), best(&b); {
+		case top.worse(kb, ka):
+			return -1
+		case top.worse(ka, kb):
+			return 1
+		}
+		return 0
+	})
+	for len(blocks) > 0 {
+		if top.full() && !top.worse(top.h[0].key, best(&blocks[0])) {
+			break // no block left can beat the rows found
+		}
+		// Read a batch of blocks at once: at least n rows, or a few
+		// hundred candidates.
+		j, rows := 0, 0
+		for j < len(blocks) && (j == 0 || rows < max(n, 256)) && j < 64 {
+			if top.full() && !top.worse(top.h[0].key, best(&blocks[j])) {
+				break
+			}
+			rows += blocks[j].rows()
+			j++
+		}
+		batch := slices.Clone(blocks[:j])
+		blocks = blocks[j:]
+		slices.SortFunc(batch, func(a, b rawBlock) int { return cmp.Compare(a.lo, b.lo) })
+		err := s.fetchBatch(ctx, p, batch, func(id int64, x []byte) (bool, error) {
+			ok, err := rr.accept(ctx, p, id, x)
+			if err != nil || !ok {
+				return err == nil, err
+			}
+			k := rowKey{rr.row.t, id}
+			if pcur == nil || top.worse(k, *pcur) {
+				top.push(k, &rr.row.Flow)
+			}
+			return true, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return top.sorted(), nil
+}
+
+// scanRawOrdered calls fn for every raw flow in [from, to) (unix ms) that
+// passes the filter, in (t, id) order within partitions taken oldest
+// first, or the reverse when desc. fn returns false to stop.
+func (s *FlowDB) scanRawOrdered(ctx context.Context, from, to int64, flt *store.Filter, desc bool, fn func(*decodedRow) bool) error {
+	parts, err := s.rawPartitions(ctx, from, to)
+	if err != nil {
+		return err
+	}
+	if desc {
+		slices.Reverse(parts)
+	}
+	rr := &rowReader{s: s, from: from, to: to, flt: flt}
+	hq := newHostQuery(flt)
+	order := "ASC"
+	if desc {
+		order = "DESC"
+	}
+	for i := range parts {
+		p := &parts[i]
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if p.format == formatV1 {
+			more, err := s.scanV1(ctx, rr, p, true, desc, nil, fn)
+			if err != nil || !more {
+				return err
+			}
+			continue
+		}
+		tfrom, tto := max(from-p.start, 0), min(to-p.start, maxRowT+1)
+		if tfrom >= tto {
+			continue
+		}
+		cond := "substr(x, 1, 3) >= ? AND substr(x, 1, 3) < ?"
+		args := []any{t24(tfrom), t24(tto)}
+		if tto > maxRowT {
+			cond, args = "substr(x, 1, 3) >= ?", []any{t24(tfrom)}
+		}
+		if hq != nil {
+			blocks, err := s.planV2(ctx, p, hq, tfrom, tto)
+			if err != nil {
+				return err
+			}
+			var ids []int64
+			scanFrom := int64(-1)
+			for _, b := range blocks {
+				if b.all {
+					scanFrom = b.lo // only the uncovered rows at the end are read whole
+					continue
+				}
+				ids = append(ids, b.ids...)
+			}
+			if len(ids) == 0 && scanFrom < 0 {
+				continue
+			}
+			cond += " AND (id IN (SELECT value FROM json_each(?)) OR id >= ?)"
+			if scanFrom < 0 {
+				scanFrom = 1 << 62
+			}
+			args = append(args, jsonIDs(ids), scanFrom)
+		}
+		stopped := false
+		_, err := s.fetchRows(ctx, p, cond+" ORDER BY substr(x, 1, 3) "+order+", id "+order, args, func(id int64, x []byte) (bool, error) {
+			ok, err := rr.accept(ctx, p, id, x)
+			if err != nil || !ok {
+				return err == nil, err
+			}
+			if !fn(&rr.row) {
+				stopped = true
+				return false, nil
+			}
+			return true, nil
+		})
+		if err != nil || stopped {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// t24 is the 3-byte big-endian form of t that starts x.
+func t24(t int64) []byte { return []byte{byte(t >> 16), byte(t >> 8), byte(t)} }

@@ -1,0 +1,146 @@
+package flowdb
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/flowbox/flowbox/store"
+)
+
+// cursor is a position in the raw flows: partition start (ms), t and id.
+type cursor struct {
+	part, t, id int64
+}
+
+func (c cursor) encode() string {
+	var b []byte
+	b = binary.AppendVarint(b, c.part)
+	b = binary.AppendVarint(b, c.t)
+	b = binary.AppendVarint(b, c.id)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func parseCursor(s string) (*cursor, error) {
+	bad := &store.QueryError{Field: "cursor", Msg: "malformed cursor"}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, bad
+	}
+	var c cursor
+	for _, p := range []*int64{&c.part, &c.t, &c.id} {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			return nil, bad
+		}
+		*p, b = v, b[n:]
+	}
+	if len(b) != 0 {
+		return nil, bad
+	}
+	return &c, nil
+}
+
+func (s *FlowDB) checkSearch(q *store.SearchQuery) error {
+	if err := s.checkRange(q.From, q.To); err != nil {
+		return err
+	}
+	if err := q.Filter.Validate(); err != nil {
+		return err
+	}
+	if q.To.Before(s.rawWindowStart()) {
+		return &store.QueryError{Field: "from", Msg: fmt.Sprintf("raw flows are kept for %s only (since %s): choose a range within the last %s",
+			s.cfg.RawRetention, s.rawWindowStart().UTC().Format(time.RFC3339), s.cfg.RawRetention)}
+	}
+	return nil
+}
+
+// SearchFlows returns one page of raw flows matching the query.
+func (s *FlowDB) SearchFlows(ctx context.Context, q store.SearchQuery) (*store.FlowPage, error) {
+	if err := s.checkSearch(&q); err != nil {
+		return nil, err
+	}
+	if q.Limit == 0 {
+		q.Limit = 100
+	}
+	if q.Limit < 0 || q.Limit > 10000 {
+		return nil, &store.QueryError{Field: "limit", Msg: fmt.Sprintf("limit %d is outside 1..10000", q.Limit)}
+	}
+	var cur *cursor
+	if q.Cursor != "" {
+		var err error
+		if cur, err = parseCursor(q.Cursor); err != nil {
+			return nil, err
+		}
+	}
+	flows, last, more, err := s.searchRaw(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, !q.Ascending, cur, q.Limit)
+	if err != nil {
+		return nil, err
+	}
+	page := &store.FlowPage{Resolution: store.ResRaw, Flows: flows}
+	if more {
+		page.Next = last.encode()
+	}
+	return page, nil
+}
+
+// ExportCSV streams every flow matching the query (Limit and Cursor are
+// ignored) as CSV with a header row. Counters are raw (not scaled).
+func (s *FlowDB) ExportCSV(ctx context.Context, q store.SearchQuery, w io.Writer) error {
+	if err := s.checkSearch(&q); err != nil {
+		return err
+	}
+	cw := csv.NewWriter(w)
+	if err := cw.Write(store.CSVHeader); err != nil {
+		return fmt.Errorf("cannot write CSV: %w", err)
+	}
+	var werr error
+	rec := make([]string, len(store.CSVHeader))
+	addr := func(a interface {
+		IsValid() bool
+		String() string
+	}) string {
+		if !a.IsValid() {
+			return ""
+		}
+		return a.String()
+	}
+	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
+	err := s.scanRawOrdered(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, !q.Ascending, func(r *decodedRow) bool {
+		f := &r.Flow
+		rec[0] = time.UnixMilli(f.End).UTC().Format(time.RFC3339Nano)
+		rec[1] = time.UnixMilli(f.Start).UTC().Format(time.RFC3339Nano)
+		rec[2] = strconv.FormatInt(f.RouterID, 10)
+		rec[3] = addr(f.Exporter.Addr())
+		rec[4], rec[5] = addr(f.SrcAddr), addr(f.DstAddr)
+		rec[6], rec[7] = u(uint64(f.SrcPort)), u(uint64(f.DstPort))
+		rec[8], rec[9] = u(uint64(f.Proto)), u(uint64(f.TCPFlags))
+		rec[10], rec[11] = u(uint64(f.InIf)), u(uint64(f.OutIf))
+		rec[12], rec[13] = u(uint64(f.SrcAS)), u(uint64(f.DstAS))
+		rec[14], rec[15], rec[16] = u(f.Bytes), u(f.Packets), u(uint64(f.SamplingRate))
+		rec[17], rec[18], rec[19] = f.Direction.String(), f.Subscriber, f.Application
+		rec[20], rec[21] = f.SrcCountry, f.DstCountry
+		rec[22], rec[23] = addr(f.PostNATSrcAddr), addr(f.PostNATDstAddr)
+		rec[24], rec[25] = u(uint64(f.PostNATSrcPort)), u(uint64(f.PostNATDstPort))
+		if werr = cw.Write(rec); werr != nil {
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	if werr != nil {
+		return fmt.Errorf("cannot write CSV: %w", werr)
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("cannot write CSV: %w", err)
+	}
+	return nil
+}
