@@ -237,7 +237,10 @@ func (e *Enricher) Run(ctx context.Context) error {
 // subscribers and prefixes are known within seconds, not at the next poll.
 const discoverInterval = 10 * time.Second
 
-// pollNew polls the routers of the inventory that were never polled.
+// pollNew polls the routers of the inventory that were never polled, and
+// those whose last poll was incomplete (a first poll that could not save
+// the subscribers under load would otherwise leave their flows unnamed
+// until the next poll-interval).
 func (e *Enricher) pollNew(ctx context.Context) {
 	if e.deps.Routers == nil || !e.cfg.Poll || e.deps.Dial == nil {
 		return
@@ -249,9 +252,10 @@ func (e *Enricher) pollNew(ctx context.Context) {
 	}
 	for _, r := range routers {
 		e.mu.Lock()
-		_, known := e.routers[r.ID]
+		rs, known := e.routers[r.ID]
+		retry := known && rs.incomplete
 		e.mu.Unlock()
-		if !known {
+		if !known || retry {
 			e.PollRouter(ctx, r)
 		}
 	}

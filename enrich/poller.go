@@ -425,6 +425,10 @@ type routerState struct {
 	lastPoll time.Time
 	prefixes map[string][]addrRange
 	own      map[string][]netip.Addr // the router's own addresses, by menu
+	// incomplete is set while the last poll failed in part (a menu, or
+	// saving the subscribers): the router is polled again within
+	// discoverInterval instead of waiting for poll-interval.
+	incomplete bool
 }
 
 // pollAll polls every router of the inventory, PollConcurrency at a time,
@@ -535,9 +539,12 @@ func (e *Enricher) PollRouter(ctx context.Context, r store.Router) {
 		e.mu.Unlock()
 	}
 	e.metrics.pollDuration.Observe(e.now().Sub(start).Seconds())
+	e.mu.Lock()
+	rs.incomplete = perr != nil
+	e.mu.Unlock()
 	if perr != nil {
 		e.metrics.polls.WithLabelValues("partial").Inc()
-		log.Warn("router poll incomplete", "error", perr, "opened", ch.opened, "ended", ch.ended)
+		log.Warn("router poll incomplete, retrying soon", "error", perr, "opened", ch.opened, "ended", ch.ended)
 		return
 	}
 	e.metrics.polls.WithLabelValues("ok").Inc()
