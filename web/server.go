@@ -96,12 +96,6 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		export:    newQueryLimiter(maxExportQueries, s.metrics.queryRejected.WithLabelValues("export"), s.metrics.queryWait.WithLabelValues("export"))}
 	s.deps = deps
 	s.sessions = newSessions(cfg.MaxSessions, cfg.SessionTTL, s.metrics.sessionEvictions.Inc, deps.Users, s.metrics.sessionDBErrors.Inc, s.log)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	err = s.sessions.load(ctx, s.now())
-	cancel()
-	if err != nil {
-		return nil, err
-	}
 	s.limiter = newLimiter(cfg.LoginTrackedIPs, cfg.LoginAttempts, cfg.LoginWindow, s.metrics.limiterEvictions.Inc)
 	s.backoff = newAccountBackoff(cfg.LoginTrackedIPs, s.metrics.limiterEvictions.Inc)
 	s.proxies = cfg.trustedProxyPrefixes()
@@ -200,10 +194,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// Bootstrap creates the user "admin" with the configured admin password
-// when no user exists yet. Without a configured password the console's
-// setup page asks for it instead.
+// Bootstrap does the console's start-up I/O, which New leaves out (New
+// only builds): it loads the console sessions kept by the store (so logins
+// survive restarts) and creates the user "admin" with the configured admin
+// password when no user exists yet. Without a configured password the
+// console's setup page asks for it instead. Serve calls it; calling it
+// again is harmless.
 func (s *Server) Bootstrap(ctx context.Context) error {
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := s.sessions.load(lctx, s.now())
+	cancel()
+	if err != nil {
+		return err
+	}
 	pw, err := s.cfg.adminPassword()
 	if err != nil {
 		return err

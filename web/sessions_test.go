@@ -23,6 +23,9 @@ func (e *env) restart() {
 	if err != nil {
 		e.t.Fatalf("New after restart: %v", err)
 	}
+	if err := srv.Bootstrap(context.Background()); err != nil {
+		e.t.Fatalf("Bootstrap after restart: %v", err)
+	}
 	e.ts.Close()
 	e.srv = srv
 	e.ts = httptest.NewServer(srv.Handler())
