@@ -3,6 +3,7 @@ package store
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRouterNames(t *testing.T) {
@@ -18,5 +19,19 @@ func TestRouterNames(t *testing.T) {
 		if got != want || !ValidRouterName(got) {
 			t.Errorf("RouterNameFrom(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestCSVText(t *testing.T) {
+	for in, want := range map[string]string{"alice": "alice", "": "", "=HYPERLINK(\"x\")": "'=HYPERLINK(\"x\")",
+		"+1": "'+1", "-2+3": "'-2+3", "@SUM(A1)": "'@SUM(A1)", "\tx": "'\tx", "\rx": "'\rx", "a=b": "a=b"} {
+		if got := CSVText(in); got != want {
+			t.Errorf("CSVText(%q) = %q, want %q", in, got, want)
+		}
+	}
+	u := &SubscriberUsage{Subscriber: "=cmd|' /C calc'!A0", Source: -2}
+	rec := UsageCSVRecord(u, nil, time.Unix(0, 0), time.Unix(3600, 0))
+	if rec[0] != "'=cmd|' /C calc'!A0" || rec[1] != "-2" {
+		t.Errorf("usage record %q", rec)
 	}
 }

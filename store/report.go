@@ -35,8 +35,24 @@ func UsageCSVRecord(u *SubscriberUsage, names map[int64]string, from, to time.Ti
 	if !u.LastSeen.IsZero() {
 		last = u.LastSeen.UTC().Format(time.RFC3339)
 	}
-	return []string{u.Subscriber, strconv.FormatInt(u.Source, 10), SourceName(names, u.Source),
+	return []string{CSVText(u.Subscriber), strconv.FormatInt(u.Source, 10), CSVText(SourceName(names, u.Source)),
 		u64(u.DownloadBytes), u64(u.UploadBytes), u64(u.DownloadBytes + u.UploadBytes),
 		u64(u.DownloadPackets), u64(u.UploadPackets), u64(u.Flows), last,
 		from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339)}
+}
+
+// CSVText makes a text cell of a CSV export safe to open in a spreadsheet:
+// a value that starts with = + - @, a tab or a carriage return would be
+// taken for a formula (subscriber names come from customers' own DHCP host
+// names), so it gets a leading apostrophe, which spreadsheets hide. Use it
+// for text columns only: numbers keep their sign.
+func CSVText(s string) string {
+	if s == "" {
+		return s
+	}
+	switch s[0] {
+	case '=', '+', '-', '@', '\t', '\r':
+		return "'" + s
+	}
+	return s
 }

@@ -123,8 +123,8 @@ func (s *FlowDB) ExportCSV(ctx context.Context, q store.SearchQuery, w io.Writer
 		rec[10], rec[11] = u(uint64(f.InIf)), u(uint64(f.OutIf))
 		rec[12], rec[13] = u(uint64(f.SrcAS)), u(uint64(f.DstAS))
 		rec[14], rec[15], rec[16] = u(f.Bytes), u(f.Packets), u(uint64(f.SamplingRate))
-		rec[17], rec[18], rec[19] = f.Direction.String(), f.Subscriber, f.Application
-		rec[20], rec[21] = f.SrcCountry, f.DstCountry
+		rec[17], rec[18], rec[19] = f.Direction.String(), store.CSVText(f.Subscriber), store.CSVText(f.Application)
+		rec[20], rec[21] = store.CSVText(f.SrcCountry), store.CSVText(f.DstCountry)
 		rec[22], rec[23] = addr(f.PostNATSrcAddr), addr(f.PostNATDstAddr)
 		rec[24], rec[25] = u(uint64(f.PostNATSrcPort)), u(uint64(f.PostNATDstPort))
 		if werr = cw.Write(rec); werr != nil {
