@@ -2,8 +2,8 @@ package store_test
 
 import (
 	"context"
+	"github.com/flowbox/flowbox/internal/testutil"
 	"log/slog"
-	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,16 +12,8 @@ import (
 	"github.com/flowbox/flowbox/store/storetest"
 )
 
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
+// testLogger logs the store's warnings to the test.
+func testLogger(t testing.TB) *slog.Logger { return testutil.Logger(t) }
 
 // openTest opens the database in dir with both halves of the storage.
 func openTest(t testing.TB, dir string) *storetest.Store {

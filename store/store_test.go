@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/flowbox/flowbox/internal/testutil"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,16 +12,8 @@ import (
 	"testing"
 )
 
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
+// testLogger logs the store's warnings to the test.
+func testLogger(t testing.TB) *slog.Logger { return testutil.Logger(t) }
 
 func openTest(t testing.TB, dir string) *DB {
 	t.Helper()

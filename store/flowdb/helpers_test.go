@@ -4,10 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"github.com/flowbox/flowbox/internal/testutil"
 	"log/slog"
 	"net/url"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
@@ -18,16 +18,8 @@ import (
 	"github.com/flowbox/flowbox/store/inventory"
 )
 
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
+// testLogger logs the store's warnings to the test.
+func testLogger(t testing.TB) *slog.Logger { return testutil.Logger(t) }
 
 // inventories are the inventories the tests' flow databases attribute
 // flows with, as cmd/flowbox wires them.

@@ -2,8 +2,8 @@ package inventory
 
 import (
 	"context"
+	"github.com/flowbox/flowbox/internal/testutil"
 	"log/slog"
-	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,16 +11,8 @@ import (
 	"github.com/flowbox/flowbox/store"
 )
 
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
+// testLogger logs the store's warnings to the test.
+func testLogger(t testing.TB) *slog.Logger { return testutil.Logger(t) }
 
 // Open opens the database in dir and builds the inventory on it. cfg and
 // reg are the flow database's, unused here: the signature is the one the
