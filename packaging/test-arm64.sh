@@ -1,7 +1,8 @@
 #!/bin/sh
 # Checks the arm64 build on an amd64 machine (run by `make arm64-test` and
 # CI): the binary is static, runs under qemu-user (version; check, which
-# opens and migrates a SQLite database; decode of a MikroTik capture, whose
+# writes nothing; exporters allow and list and stats, which create, migrate,
+# write and read a SQLite database; decode of a MikroTik capture, whose
 # output must equal the host binary's), its .deb passes lintian and its
 # image is an arm64 image.
 #
@@ -32,7 +33,15 @@ out=$("$qemu" "$bin" version) || fail "$bin version failed under qemu"
 case $out in "flowbox "?*) ;; *) fail "$bin version printed '$out'" ;; esac
 "$qemu" "$bin" check --data-dir "$work/data" >"$work/check.out" 2>&1 ||
 	{ cat "$work/check.out" >&2; fail "$bin check failed under qemu"; }
-[ -s "$work/data/flowbox.db" ] || fail "check under qemu created no database"
+[ ! -e "$work/data" ] || fail "check under qemu wrote to the data directory (it must only read)"
+# SQLite under qemu: a command that creates, migrates and writes the
+# database, then a read-only reader of it.
+"$qemu" "$bin" exporters allow --data-dir "$work/data" 192.0.2.7 >"$work/allow.out" 2>&1 ||
+	{ cat "$work/allow.out" >&2; fail "$bin exporters allow failed under qemu"; }
+[ -s "$work/data/flowbox.db" ] || fail "exporters allow under qemu created no database"
+"$qemu" "$bin" exporters list --data-dir "$work/data" 2>&1 | grep -q '^192\.0\.2\.7/32 ' ||
+	fail "exporters list under qemu does not show the allowed exporter"
+"$qemu" "$bin" stats --json --data-dir "$work/data" >/dev/null 2>&1 || fail "$bin stats failed under qemu"
 if [ -f "$capture" ]; then
 	"$qemu" "$bin" decode "$capture" >"$work/arm64.json" 2>/dev/null || fail "$bin decode failed under qemu"
 	host=bin/flowbox
