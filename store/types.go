@@ -38,7 +38,9 @@ type Router struct {
 	// on first use; "" until the first TLS connection.
 	TLSFingerprint string
 	Username       string
-	Password       string
+	// Password is never serialized (json:"-"): API views, logs and
+	// transcripts cannot carry it by accident.
+	Password string `json:"-"`
 
 	// What was learned from the router.
 	Identity   string

@@ -21,11 +21,12 @@ import (
 func runBackup(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "backup")
 	load := commonFlags(fs)
+	withoutKey := fs.Bool("without-key", false, "leave out "+store.KeyFile+" (it decrypts the router passwords in the database): a backup that is safe to store elsewhere; keep the key apart")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 || fs.Arg(0) == "" {
-		return usageError{"usage: flowbox backup [--config FILE] [--data-dir DIR] DEST-DIR"}
+		return usageError{"usage: flowbox backup [--config FILE] [--data-dir DIR] [--without-key] DEST-DIR"}
 	}
 	dest := fs.Arg(0)
 	cfg, err := load()
@@ -46,18 +47,21 @@ func runBackup(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("cannot open the data directory %s: %w", cfg.DataDir, err)
 	}
 	defer st.Close()
-	names, err := backupTo(ctx, st, src, dest)
+	names, err := backupTo(ctx, st, src, dest, *withoutKey)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "backed up %s to %s: %s\n", cfg.DataDir, dest, strings.Join(names, ", "))
+	if *withoutKey {
+		fmt.Fprintf(e.stdout, "%s was left out: the router passwords in this backup can be decrypted only with it; keep a copy of it apart\n", store.KeyFile)
+	}
 	return nil
 }
 
 // backupTo writes the snapshot of st and the other files of the data
-// directory src into dest, a new or empty directory, and returns the names
+// directory src (without the key when withoutKey) into dest, a new or empty directory, and returns the names
 // written. On failure dest is left as it was: absent, or empty.
-func backupTo(ctx context.Context, st *store.DB, src, dest string) ([]string, error) {
+func backupTo(ctx context.Context, st *store.DB, src, dest string, withoutKey bool) ([]string, error) {
 	created, err := makeEmptyDir(dest)
 	if err != nil {
 		return nil, err
@@ -75,7 +79,7 @@ func backupTo(ctx context.Context, st *store.DB, src, dest string) ([]string, er
 		undo()
 		return nil, err
 	}
-	copied, err := copyDataFiles(src, dest)
+	copied, err := copyDataFiles(src, dest, withoutKey)
 	if err != nil {
 		undo()
 		return nil, err
@@ -106,7 +110,7 @@ func makeEmptyDir(dir string) (bool, error) {
 // copyDataFiles copies the regular files at the top of the data directory,
 // except the database and its journal files, keeping their permissions. It
 // returns the names copied.
-func copyDataFiles(src, dest string) ([]string, error) {
+func copyDataFiles(src, dest string, withoutKey bool) ([]string, error) {
 	entries, err := os.ReadDir(src)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read data directory: %w", err)
@@ -116,6 +120,9 @@ func copyDataFiles(src, dest string) ([]string, error) {
 		name := ent.Name()
 		if !ent.Type().IsRegular() || strings.HasPrefix(name, store.DBFile) || name == store.LockFile {
 			continue // flowbox.db, -wal, -shm, -journal: in the snapshot; the lock belongs to the running serve
+		}
+		if withoutKey && name == store.KeyFile {
+			continue
 		}
 		if err := copyFile(filepath.Join(src, name), filepath.Join(dest, name)); err != nil {
 			return names, err

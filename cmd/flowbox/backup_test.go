@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -117,6 +118,50 @@ func TestBackupCommand(t *testing.T) {
 	if out, _, err := runIn(t, "token", "list", "--data-dir", dest); err != nil || !strings.Contains(out, "ci") {
 		t.Fatalf("token list on the backup: %v\n%s", err, out)
 	}
+
+	// --without-key: everything but the key, which decrypts the router
+	// passwords; restored beside the key, the backup works again.
+	bare := filepath.Join(t.TempDir(), "bare")
+	out, _, err = runIn(t, "backup", "--without-key", "--data-dir", data, bare)
+	if err != nil {
+		t.Fatalf("backup --without-key: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(bare, store.KeyFile)); !os.IsNotExist(err) {
+		t.Fatalf("backup --without-key holds the key: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(bare, "extra.pem")); err != nil || !strings.Contains(out, "was left out") {
+		t.Fatalf("backup --without-key: %q, other files %v", out, err)
+	}
+	if _, err := storetest.Open(context.Background(), bare, store.DefaultConfig(), slog.New(slog.DiscardHandler), nil); err == nil {
+		t.Fatal("a backup without its key opened although it holds router passwords")
+	}
+	key, err := os.ReadFile(filepath.Join(data, store.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bare, store.KeyFile), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cp2, err := storetest.Open(context.Background(), bare, store.DefaultConfig(), slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatalf("the backup with its key put back: %v", err)
+	}
+	defer cp2.Close()
+	if r, err := cp2.GetRouter(context.Background(), "tower"); err != nil || r.Password != "s3cret-pw" {
+		t.Fatalf("router from the keyless backup with the key back: %+v, %v", r, err)
+	}
+}
+
+// TestRouterPasswordNeverSerialized: a router's password cannot leave
+// through JSON (API views, transcripts, logs of structs).
+func TestRouterPasswordNeverSerialized(t *testing.T) {
+	b, err := json.Marshal(store.Router{Name: "tower", Username: "admin", Password: "s3cret-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "s3cret-pw") || strings.Contains(string(b), "Password") {
+		t.Fatalf("the router's JSON carries its password: %s", b)
+	}
 }
 
 func TestBackupCommandErrors(t *testing.T) {
@@ -157,14 +202,14 @@ func TestBackupCommandErrors(t *testing.T) {
 	}
 	ro.Close() // Backup now fails
 	created := filepath.Join(t.TempDir(), "new")
-	if _, err := backupTo(context.Background(), ro.DB, data, created); err == nil {
+	if _, err := backupTo(context.Background(), ro.DB, data, created, false); err == nil {
 		t.Fatal("backup of a closed store succeeded")
 	}
 	if _, err := os.Stat(created); !os.IsNotExist(err) {
 		t.Fatalf("a failed backup left %s: %v", created, err)
 	}
 	existing := t.TempDir()
-	if _, err := backupTo(context.Background(), ro.DB, data, existing); err == nil {
+	if _, err := backupTo(context.Background(), ro.DB, data, existing, false); err == nil {
 		t.Fatal("backup of a closed store succeeded")
 	}
 	if entries, err := os.ReadDir(existing); err != nil || len(entries) != 0 {

@@ -255,8 +255,8 @@ func TestBrowserEndToEnd(t *testing.T) {
 	if _, err := netip.ParseAddr(host); err != nil {
 		t.Fatalf("top talker key %q is not an address", host)
 	}
-	b.do(t, "click a talker",
-		browsertest.ClickJS(`#top-local tbody tr.click`),
+	b.do(t, "click a talker", // that row: the table may re-render between reading and clicking
+		browsertest.ClickJS(`#top-local tbody tr.click[data-key="`+host+`"]`),
 		chromedp.WaitVisible(`#filters .chip`))
 	chip := e2eEval[string](t, b, `document.querySelector("#filters .chip").textContent`)
 	loc := e2eEval[string](t, b, `location.search`)
