@@ -154,6 +154,17 @@ func TestCSRFRejectsCrossOriginWrites(t *testing.T) {
 
 func TestSetupThenLogin(t *testing.T) {
 	e := newEnv(t)
+	// The first start makes the one-time setup token (in the data
+	// directory, mode 0600).
+	if err := e.srv.Bootstrap(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(e.srv.deps.DataDir, SetupTokenFile)
+	b, err := os.ReadFile(tokenFile)
+	if st, serr := os.Stat(tokenFile); err != nil || serr != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("setup token file: %v %v", err, serr)
+	}
+	token := strings.TrimSpace(string(b))
 	// No user: every page leads to the setup page.
 	for _, p := range []string{"/", "/flows", "/login"} {
 		res, err := e.client.Get(e.ts.URL + p)
@@ -173,14 +184,26 @@ func TestSetupThenLogin(t *testing.T) {
 		res.Body.Close()
 		return res
 	}
-	if res := post(url.Values{"username": {"admin"}, "password": {"longenough1"}, "confirm": {"different1"}}); res.StatusCode != http.StatusBadRequest {
+	// Without the setup token, or with a wrong one, nobody claims it.
+	for _, tok := range []string{"", "0123456789abcdef0123456789abcdef"} {
+		if res := post(url.Values{"token": {tok}, "username": {"evil"}, "password": {"evilevil1"}, "confirm": {"evilevil1"}}); res.StatusCode != http.StatusForbidden {
+			t.Fatalf("setup with token %q: %d, want 403", tok, res.StatusCode)
+		}
+	}
+	if n, _ := e.st.CountUsers(context.Background()); n != 0 {
+		t.Fatalf("%d users after setups without the token", n)
+	}
+	if res := post(url.Values{"token": {token}, "username": {"admin"}, "password": {"longenough1"}, "confirm": {"different1"}}); res.StatusCode != http.StatusBadRequest {
 		t.Fatalf("mismatched passwords: %d", res.StatusCode)
 	}
-	if res := post(url.Values{"username": {"admin"}, "password": {"short"}, "confirm": {"short"}}); res.StatusCode != http.StatusBadRequest {
+	if res := post(url.Values{"token": {token}, "username": {"admin"}, "password": {"short"}, "confirm": {"short"}}); res.StatusCode != http.StatusBadRequest {
 		t.Fatalf("short password: %d", res.StatusCode)
 	}
-	if res := post(url.Values{"username": {"admin"}, "password": {"longenough1"}, "confirm": {"longenough1"}}); res.StatusCode != http.StatusSeeOther {
+	if res := post(url.Values{"token": {token}, "username": {"admin"}, "password": {"longenough1"}, "confirm": {"longenough1"}}); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("setup: %d", res.StatusCode)
+	}
+	if _, err := os.Stat(tokenFile); !os.IsNotExist(err) {
+		t.Errorf("the setup token file outlived the setup: %v", err)
 	}
 	// The setup logged us in.
 	var me MeView

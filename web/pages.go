@@ -233,6 +233,16 @@ func (s *Server) handleSetup(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusTooManyRequests, "setup", pageData{Title: "Set up flowbox", Name: name, Error: "Too many attempts; wait a minute."})
 		return
 	}
+	if n, err := s.deps.Users.CountUsers(r.Context()); err == nil && n > 0 {
+		http.Redirect(w, r, "/login", http.StatusSeeOther) // set up already
+		return
+	}
+	if !s.checkSetupToken(r.PostFormValue("token")) {
+		s.log.Warn("setup refused: wrong setup token", "client", s.clientIP(r))
+		s.render(w, http.StatusForbidden, "setup", pageData{Title: "Set up flowbox", Name: name,
+			Error: "The setup token is wrong. It is in the server's log and in the data directory's setup-token file (flowbox setup-token prints it)."})
+		return
+	}
 	if !validUserName(name) {
 		fail("The user name must be 1 to 64 letters, digits or -_.@")
 		return
@@ -249,7 +259,9 @@ func (s *Server) handleSetup(w http.ResponseWriter, r *http.Request) {
 	s.setupMu.Lock()
 	n, err := s.deps.Users.CountUsers(r.Context())
 	if err == nil && n == 0 {
-		_, err = s.deps.Users.CreateUser(r.Context(), name, hash)
+		if _, err = s.deps.Users.CreateUser(r.Context(), name, hash); err == nil {
+			s.dropSetupTokenLocked()
+		}
 	}
 	s.setupMu.Unlock()
 	if err != nil {

@@ -52,6 +52,7 @@ type Server struct {
 	// assetVersions maps each static file to its content hash.
 	assetVersions map[string]string
 	setupMu       sync.Mutex // serialises the first-user creation
+	setupToken    string     // one-time token /setup asks for while no user exists (setupMu)
 }
 
 // New checks the configuration and dependencies and builds the server
@@ -212,6 +213,15 @@ func (s *Server) Bootstrap(ctx context.Context) error {
 		return err
 	}
 	if pw == "" {
+		// The console's setup page creates the first user, with the
+		// one-time setup token.
+		n, err := s.deps.Users.CountUsers(ctx)
+		if err != nil {
+			return fmt.Errorf("cannot count users: %w", err)
+		}
+		if n == 0 {
+			return s.ensureSetupToken()
+		}
 		return nil
 	}
 	s.setupMu.Lock()

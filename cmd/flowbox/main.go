@@ -48,6 +48,7 @@ func commands() []command {
 		{"subscribers", "import static customers from CSV (subscribers import [--replace] FILE), or report their usage (subscribers usage [--month YYYY-MM] [--format table|csv|json])", runSubscribers},
 		{"router", "manage routers: router add|list|show|provision|verify|undo|remove|create-user (works while serve runs)", runRouter},
 		{"token", "manage API tokens: create [--name N], list, revoke NAME|ID", runToken},
+		{"setup-token", "print the one-time token the console's setup page asks for while no user exists", runSetupToken},
 		{"exporters", "trust exporters besides the onboarded routers: exporters list|allow PREFIX|disallow PREFIX (works while serve runs)", runExporters},
 		{"backup", "copy the database (a consistent snapshot, works while serve runs) and the key to a new DIR", runBackup},
 		{"healthcheck", "exit 0 if a running flowbox answers /healthz (--url URL, or from --config / FLOWBOX_LISTEN_WEB)", runHealthcheck},

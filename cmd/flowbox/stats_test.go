@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/store"
 	"github.com/flowbox/flowbox/store/storetest"
+	"github.com/flowbox/flowbox/web"
 )
 
 // TestStatsWhileServing writes flows and collector counters with a running
@@ -117,5 +120,26 @@ func TestStatsMissingDataDir(t *testing.T) {
 	err := run(context.Background(), e, []string{"stats", "--data-dir", t.TempDir() + "/nope"})
 	if err == nil || !strings.Contains(err.Error(), "cannot open the data directory") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestSetupTokenCommand: serve's first start without an admin password
+// writes the setup token; `flowbox setup-token` prints it, and says why
+// when there is none.
+func TestSetupTokenCommand(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	e := &env{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	if err := run(context.Background(), e, []string{"setup-token", "--data-dir", dir}); err == nil ||
+		!strings.Contains(err.Error(), "no setup token") {
+		t.Fatalf("setup-token before any start: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, web.SetupTokenFile), []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(context.Background(), e, []string{"setup-token", "--data-dir", dir}); err != nil ||
+		strings.TrimSpace(out.String()) != "0123456789abcdef0123456789abcdef" {
+		t.Fatalf("setup-token: %q, %v", out.String(), err)
 	}
 }
