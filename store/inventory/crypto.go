@@ -11,11 +11,21 @@ import (
 	"github.com/flowbox/flowbox/store"
 )
 
-// passwordAAD binds router password ciphertexts to their use.
-var passwordAAD = []byte("flowbox router password v1")
+// passwordAADv1 bound a router password ciphertext to its use only; such
+// ciphertexts are still read and are sealed again, bound to their router,
+// at the router's next update.
+var passwordAADv1 = []byte("flowbox router password v1")
 
-// seal encrypts a password with AES-256-GCM: nonce || ciphertext.
-func seal(key []byte, plain string) ([]byte, error) {
+// passwordAAD binds a router password ciphertext to its use and to its
+// router (by its unique name): a ciphertext copied into another router's
+// row does not decrypt there.
+func passwordAAD(router string) []byte {
+	return append([]byte("flowbox router password v2\x00"), router...)
+}
+
+// seal encrypts a password for router with AES-256-GCM: nonce ||
+// ciphertext, bound to the router (passwordAAD).
+func seal(key []byte, plain, router string) ([]byte, error) {
 	if plain == "" {
 		return nil, nil
 	}
@@ -27,11 +37,12 @@ func seal(key []byte, plain string) ([]byte, error) {
 	if _, err := io.ReadFull(rand.Reader, nonce); err != nil {
 		return nil, fmt.Errorf("cannot generate nonce: %w", err)
 	}
-	return aead.Seal(nonce, nonce, []byte(plain), passwordAAD), nil
+	return aead.Seal(nonce, nonce, []byte(plain), passwordAAD(router)), nil
 }
 
-// open decrypts what seal produced. Its errors never contain the password.
-func open(key, sealed []byte) (string, error) {
+// open decrypts what seal produced for router (or a v1 ciphertext). Its
+// errors never contain the password.
+func open(key, sealed []byte, router string) (string, error) {
 	if len(sealed) == 0 {
 		return "", nil
 	}
@@ -42,7 +53,11 @@ func open(key, sealed []byte) (string, error) {
 	if len(sealed) < aead.NonceSize() {
 		return "", errors.New("cannot decrypt password: ciphertext too short")
 	}
-	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], passwordAAD)
+	nonce, ct := sealed[:aead.NonceSize()], sealed[aead.NonceSize():]
+	plain, err := aead.Open(nil, nonce, ct, passwordAAD(router))
+	if err != nil {
+		plain, err = aead.Open(nil, nonce, ct, passwordAADv1) // before the binding
+	}
 	if err != nil {
 		return "", errors.New("cannot decrypt password: wrong key file or damaged data")
 	}

@@ -192,7 +192,7 @@ func validateRouter(r *store.Router) error {
 // routerArgs returns the column values of r in the order of the INSERT and
 // UPDATE statements (without the timestamps they add).
 func (s *Inventory) routerArgs(r *store.Router) ([]any, error) {
-	pw, err := seal(s.key, r.Password)
+	pw, err := seal(s.key, r.Password, r.Name)
 	if err != nil {
 		return nil, fmt.Errorf("cannot encrypt password of router %q: %w", r.Name, err)
 	}
@@ -268,7 +268,7 @@ func (s *Inventory) scanRouter(row rowScanner) (*store.Router, error) {
 		r.Previous = nil
 	}
 	if s.key != nil {
-		if r.Password, err = open(s.key, pw); err != nil {
+		if r.Password, err = open(s.key, pw, r.Name); err != nil {
 			return nil, fmt.Errorf("router %q: %w", r.Name, err)
 		}
 	}
