@@ -296,14 +296,19 @@ func (c *Collector) Run(ctx context.Context) error {
 // done, so that drops show even when no datagram arrives to carry
 // SO_RXQ_OVFL.
 func (c *Collector) pollKernelDrops(ctx context.Context) {
-	t := time.NewTicker(snapshotInterval)
+	every(ctx, snapshotInterval, c.readKernelDrops)
+}
+
+// every calls fn every d until ctx is done.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			c.readKernelDrops()
+			fn()
 		}
 	}
 }
@@ -479,16 +484,7 @@ func (c *Collector) saveTemplatesLoop(ctx context.Context) {
 	if c.templateFile == "" {
 		return
 	}
-	t := time.NewTicker(templateSaveInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			c.saveTemplates(false)
-		}
-	}
+	every(ctx, templateSaveInterval, func() { c.saveTemplates(false) })
 }
 
 // saveTemplates writes the template file atomically. final is set once the

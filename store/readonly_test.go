@@ -18,25 +18,6 @@ import (
 	"github.com/flowbox/flowbox/store/storetest"
 )
 
-// listDir returns the names in dir with their sizes, to prove that nothing
-// was created or written.
-func listDir(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range entries {
-		info, err := e.Info()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, fmt.Sprintf("%s %d %s", e.Name(), info.Size(), info.ModTime().Format(time.RFC3339Nano)))
-	}
-	return out
-}
-
 // TestInspectChangesNothing inspects a data directory that does not exist,
 // a closed current one and one of an older schema: nothing is created or
 // migrated, and the report says what a writer would do.
@@ -60,7 +41,7 @@ func TestInspectChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	before := listDir(t, current)
+	before := testutil.DirListing(t, current)
 	d, err = store.Inspect(ctx, current)
 	if err != nil {
 		t.Fatal(err)
@@ -68,13 +49,13 @@ func TestInspectChangesNothing(t *testing.T) {
 	if !d.Exists || !d.Database || !d.Key || d.Secrets != 1 || d.NeedsMigration() || d.SchemaVersion != d.SchemaWant || len(d.Problems()) != 0 {
 		t.Errorf("Inspect of a current directory: %+v", d)
 	}
-	if after := listDir(t, current); !slices.Equal(before, after) {
+	if after := testutil.DirListing(t, current); !slices.Equal(before, after) {
 		t.Errorf("Inspect changed the directory:\nbefore %q\nafter  %q", before, after)
 	}
 
 	old := t.TempDir()
 	store.CreateOldSchema(t, old, store.SchemaVersion()-1)
-	before = listDir(t, old)
+	before = testutil.DirListing(t, old)
 	d, err = store.Inspect(ctx, old)
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +63,7 @@ func TestInspectChangesNothing(t *testing.T) {
 	if !d.NeedsMigration() || d.SchemaVersion != store.SchemaVersion()-1 || d.Key || len(d.Problems()) != 0 {
 		t.Errorf("Inspect of an old schema: %+v", d)
 	}
-	if after := listDir(t, old); !slices.Equal(before, after) {
+	if after := testutil.DirListing(t, old); !slices.Equal(before, after) {
 		t.Errorf("Inspect changed the directory:\nbefore %q\nafter  %q", before, after)
 	}
 }
@@ -153,7 +134,7 @@ func TestReadOnlyChild(t *testing.T) {
 	root := testutil.ReadOnlyDir(t)
 	ctx := context.Background()
 	clean := filepath.Join(root, "clean")
-	before := listDir(t, clean)
+	before := testutil.DirListing(t, clean)
 
 	_, err := storetest.Open(ctx, clean, store.DefaultConfig(), testLogger(t), nil)
 	want := fmt.Sprintf("data directory %s is on a read-only file system (flowbox stats and backup can read it; serve needs it writable): access %s: read-only file system", clean, clean)
@@ -206,7 +187,7 @@ func TestReadOnlyChild(t *testing.T) {
 	if !d.Database || d.Secrets != 1 || d.WriteErr == nil || len(d.Problems()) != 1 {
 		t.Errorf("Inspect: %+v", d)
 	}
-	if after := listDir(t, clean); !slices.Equal(before, after) {
+	if after := testutil.DirListing(t, clean); !slices.Equal(before, after) {
 		t.Errorf("the directory changed:\nbefore %q\nafter  %q", before, after)
 	}
 }

@@ -12,31 +12,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/store"
 	"github.com/flowbox/flowbox/store/storetest"
 )
-
-// dirListing returns the names, sizes and modification times of the files
-// in dir, to prove that a command wrote nothing there.
-func dirListing(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range entries {
-		info, err := e.Info()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, fmt.Sprintf("%s %d %s", e.Name(), info.Size(), info.ModTime().Format(time.RFC3339Nano)))
-	}
-	return out
-}
 
 // createOldDatabase writes, in dir, a database with every migration of
 // store/migrations but the last, as the previous flowbox left it, and
@@ -104,13 +84,13 @@ func TestCheckNeverWrites(t *testing.T) {
 	if _, _, err := runIn(t, "check", "--data-dir", empty); err != nil {
 		t.Fatal(err)
 	}
-	if l := dirListing(t, empty); len(l) != 0 {
+	if l := testutil.DirListing(t, empty); len(l) != 0 {
 		t.Errorf("check wrote into an empty data directory: %q", l)
 	}
 
 	oldDir := t.TempDir()
 	old := createOldDatabase(t, oldDir)
-	before := dirListing(t, oldDir)
+	before := testutil.DirListing(t, oldDir)
 	out, _, err = runIn(t, "check", "--data-dir", oldDir)
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +103,7 @@ func TestCheckNeverWrites(t *testing.T) {
 	if v := userVersion(t, oldDir); v != old {
 		t.Errorf("user_version = %d after check, want %d", v, old)
 	}
-	if after := dirListing(t, oldDir); !slices.Equal(before, after) {
+	if after := testutil.DirListing(t, oldDir); !slices.Equal(before, after) {
 		t.Errorf("check changed the data directory:\nbefore %q\nafter  %q", before, after)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/flowbox/flowbox/provision"
 	"github.com/flowbox/flowbox/store"
+	storagepkg "github.com/flowbox/flowbox/store/storage"
 )
 
 // passwordEnv is the environment variable `router add` reads the router
@@ -71,7 +72,7 @@ func runRouter(ctx context.Context, e *env, args []string) error {
 func openProvisioner(ctx context.Context, e *env, cfg Config) (*provision.Provisioner, func(), error) {
 	logger := newLogger(e.stderr, cfg.Log)
 	reg := prometheus.NewRegistry()
-	st, err := openStorage(ctx, cfg.DataDir, cfg.Store, openShared, logger.With("component", "store"), reg)
+	st, err := storagepkg.Open(ctx, cfg.DataDir, cfg.Store, storagepkg.Shared, logger.With("component", "store"), reg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot open store: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/flowbox/flowbox/collector"
 	"github.com/flowbox/flowbox/enrich"
 	"github.com/flowbox/flowbox/provision"
+	storagepkg "github.com/flowbox/flowbox/store/storage"
 	"github.com/flowbox/flowbox/web"
 )
 
@@ -45,7 +46,7 @@ type app struct {
 func buildApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) {
 	a := &app{cfg: cfg, logger: logger, reg: prometheus.NewRegistry()}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	st, err := openStorage(ctx, cfg.DataDir, cfg.Store, openExclusive, logger.With("component", "store"), a.reg)
+	st, err := storagepkg.Open(ctx, cfg.DataDir, cfg.Store, storagepkg.Exclusive, logger.With("component", "store"), a.reg)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open store: %w", err)
 	}

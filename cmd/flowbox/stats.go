@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flowbox/flowbox/store"
+	storagepkg "github.com/flowbox/flowbox/store/storage"
 )
 
 // statsRow is one exporter in `flowbox stats --json`.
@@ -50,12 +51,12 @@ func runStats(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStorage(ctx, cfg.DataDir, store.DefaultConfig(), openReadOnly, nil, nil)
+	st, err := storagepkg.Open(ctx, cfg.DataDir, store.DefaultConfig(), storagepkg.ReadOnly, nil, nil)
 	if err != nil {
 		return fmt.Errorf("cannot open the data directory %s: %w", cfg.DataDir, err)
 	}
 	defer st.Close()
-	sums, err := st.exporterSummaries(ctx)
+	sums, err := st.ExporterSummaries(ctx)
 	if err != nil {
 		return err
 	}

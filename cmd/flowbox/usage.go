@@ -14,6 +14,7 @@ import (
 	_ "time/tzdata"
 
 	"github.com/flowbox/flowbox/store"
+	storagepkg "github.com/flowbox/flowbox/store/storage"
 )
 
 // usageJSON is one row of `flowbox subscribers usage --format json`.
@@ -65,7 +66,7 @@ func runSubscribersUsage(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStorage(ctx, cfg.DataDir, cfg.Store, openReadOnly, nil, nil)
+	st, err := storagepkg.Open(ctx, cfg.DataDir, cfg.Store, storagepkg.ReadOnly, nil, nil)
 	if err != nil {
 		return fmt.Errorf("cannot open the data directory %s: %w", cfg.DataDir, err)
 	}

@@ -59,7 +59,7 @@ func imports(t *testing.T) map[string][]string {
 // TestLayering checks the import rules of the module's packages.
 func TestLayering(t *testing.T) {
 	deps := imports(t)
-	for _, must := range []string{"store", "store/flowdb", "store/inventory", "store/storetest", "collector", "collector/netflow", "routeros", "provision", "enrich", "web", "simulator", "cmd/flowbox"} {
+	for _, must := range []string{"store", "store/flowdb", "store/inventory", "store/storage", "store/storetest", "collector", "collector/netflow", "routeros", "provision", "enrich", "web", "simulator", "cmd/flowbox"} {
 		if _, ok := deps[must]; !ok {
 			t.Fatalf("package %s not found: the walk is broken", must)
 		}
@@ -77,7 +77,8 @@ func TestLayering(t *testing.T) {
 	only("store")
 	only("store/flowdb", "store")
 	only("store/inventory", "store")
-	only("store/storetest", "store", "store/flowdb", "store/inventory")
+	only("store/storage", "store", "store/flowdb", "store/inventory")
+	only("store/storetest", "store", "store/storage")
 	only("routeros")
 	only("collector/netflow", "store")
 	only("collector", "collector/netflow", "store")
@@ -92,8 +93,9 @@ func TestLayering(t *testing.T) {
 				t.Errorf("%s imports %s: nothing imports cmd", pkg, d)
 			case d == "web" && pkg != "cmd/flowbox":
 				t.Errorf("%s imports web: only cmd/flowbox wires it", pkg)
-			case (d == "store/flowdb" || d == "store/inventory") && pkg != "cmd/flowbox" && pkg != "store/storetest":
-				t.Errorf("%s imports %s: only cmd/flowbox wires the storage (the others consume interfaces)", pkg, d)
+			case (d == "store/flowdb" || d == "store/inventory" || d == "store/storage") &&
+				pkg != "cmd/flowbox" && pkg != "store/storage" && pkg != "store/storetest":
+				t.Errorf("%s imports %s: only store/storage composes the halves and cmd/flowbox wires them (the others consume interfaces)", pkg, d)
 			case d == "simulator" && pkg != "cmd/flowbox":
 				t.Errorf("%s imports the simulator: only cmd/flowbox runs it", pkg)
 			case slices.Contains(testSupport, d) && pkg != "simulator" && pkg != "cmd/flowbox" && !slices.Contains(testSupport, pkg):

@@ -1,0 +1,109 @@
+// Package storage opens the data directory's database and builds both
+// halves on it, the inventory (store/inventory) and the flow database
+// (store/flowdb), which attributes the flows of InsertFlows with the
+// inventory's routers. It is the one place that composes them: flowbox's
+// commands and the tests of the packages that consume them through
+// interfaces both open their storage here.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowbox/flowbox/store"
+	"github.com/flowbox/flowbox/store/flowdb"
+	"github.com/flowbox/flowbox/store/inventory"
+)
+
+// Storage is a database with the inventory and the flow database built on
+// it. Through the embedding it has the methods of both halves.
+type Storage struct {
+	// DB is the database file both halves share.
+	DB *store.DB
+	*inventory.Inventory
+	*flowdb.FlowDB
+}
+
+// Mode says how Open opens the database.
+type Mode int
+
+// The ways to open the database.
+const (
+	Shared    Mode = iota // store.Open: a short-lived writer beside serve, or a test
+	Exclusive             // store.OpenExclusive: serve and demo hold the lock
+	ReadOnly              // store.OpenReadOnly: readers (stats, backup, usage)
+)
+
+// Open opens the database of dataDir in mode and builds both halves on it.
+// logger and reg may be nil.
+func Open(ctx context.Context, dataDir string, cfg store.Config, mode Mode, logger *slog.Logger, reg prometheus.Registerer) (*Storage, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var (
+		db  *store.DB
+		err error
+	)
+	switch mode {
+	case Exclusive:
+		db, err = store.OpenExclusive(ctx, dataDir)
+	case ReadOnly:
+		db, err = store.OpenReadOnly(ctx, dataDir)
+	default:
+		db, err = store.Open(ctx, dataDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	inv, err := inventory.New(ctx, db, logger)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	flows, err := flowdb.New(ctx, db, cfg, logger, reg, inv)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Storage{DB: db, Inventory: inv, FlowDB: flows}, nil
+}
+
+// Backup writes a consistent snapshot of the database to path
+// (store.DB.Backup).
+func (s *Storage) Backup(ctx context.Context, path string) error { return s.DB.Backup(ctx, path) }
+
+// RouterNames names the inventory's routers by id.
+func (s *Storage) RouterNames(ctx context.Context) (map[int64]string, error) {
+	routers, err := s.ListRouters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := make(map[int64]string, len(routers))
+	for _, r := range routers {
+		names[r.ID] = r.Name
+	}
+	return names, nil
+}
+
+// ExporterSummaries is flowdb's ExporterSummaries with the inventory's
+// router names.
+func (s *Storage) ExporterSummaries(ctx context.Context) ([]store.ExporterSummary, error) {
+	names, err := s.RouterNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.FlowDB.ExporterSummaries(ctx, names)
+}
+
+// Close closes the flow database, then the database file. Call it after
+// the flow database's Run returned.
+func (s *Storage) Close() error {
+	if err := errors.Join(s.FlowDB.Close(), s.DB.Close()); err != nil {
+		return fmt.Errorf("cannot close storage: %w", err)
+	}
+	return nil
+}
