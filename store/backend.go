@@ -137,6 +137,7 @@ type Inventory interface {
 	Routers
 	Histories
 	Accounts
+	Alerts
 	AllowedExporters(ctx context.Context) ([]AllowedExporter, error)
 	AllowExporter(ctx context.Context, p netip.Prefix, by string) error
 	DisallowExporter(ctx context.Context, p netip.Prefix) (bool, error)

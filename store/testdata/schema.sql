@@ -1,7 +1,11 @@
+CREATE INDEX alerts_active ON alerts (ended) WHERE ended IS NULL;
+CREATE INDEX alerts_started ON alerts (started);
 CREATE INDEX console_sessions_expires ON console_sessions(expires_at);
 CREATE INDEX console_sessions_user ON console_sessions(user_name);
 CREATE INDEX interface_names_key ON interface_names(router_id, if_index, valid_from);
 CREATE INDEX interface_names_valid_to ON interface_names(valid_to);
+CREATE INDEX mitigation_actions_alert ON mitigation_actions (alert_id);
+CREATE INDEX notification_attempts_alert ON notification_attempts (alert_id);
 CREATE INDEX provision_runs_router ON provision_runs(router_id, ok, time);
 CREATE INDEX raw_partitions_start ON raw_partitions (start);
 CREATE UNIQUE INDEX routers_exporter_addr ON routers (exporter_addr) WHERE exporter_addr <> '';
@@ -10,6 +14,27 @@ CREATE INDEX subscribers_valid_to ON subscribers(valid_to);
 CREATE TABLE addrs (
 	id   INTEGER PRIMARY KEY,
 	addr BLOB NOT NULL UNIQUE -- 4 or 16 bytes
+);
+CREATE TABLE alerts (
+	id           INTEGER PRIMARY KEY,
+	kind         TEXT    NOT NULL,
+	severity     TEXT    NOT NULL,
+	router_id    INTEGER NOT NULL DEFAULT 0,
+	router       TEXT    NOT NULL DEFAULT '',
+	target       TEXT    NOT NULL DEFAULT '',
+	subscriber   TEXT    NOT NULL DEFAULT '',
+	direction    TEXT    NOT NULL DEFAULT '',
+	started      INTEGER NOT NULL,
+	updated      INTEGER NOT NULL,
+	ended        INTEGER,
+	peak_bps     REAL    NOT NULL DEFAULT 0,
+	peak_pps     REAL    NOT NULL DEFAULT 0,
+	peak_fps     REAL    NOT NULL DEFAULT 0,
+	peak_at      INTEGER NOT NULL DEFAULT 0,
+	summary      TEXT    NOT NULL DEFAULT '',
+	evidence     TEXT    NOT NULL DEFAULT '{}',
+	acked_by     TEXT    NOT NULL DEFAULT '',
+	acked_at     INTEGER
 );
 CREATE TABLE allowed_exporters (
 	prefix     TEXT    PRIMARY KEY,
@@ -77,9 +102,32 @@ CREATE TABLE interface_names (
 	valid_from INTEGER NOT NULL,  -- unix ms; 0 for the first name learned
 	valid_to   INTEGER            -- unix ms, NULL while current
 );
+CREATE TABLE mitigation_actions (
+	id        INTEGER PRIMARY KEY,
+	at        INTEGER NOT NULL,
+	alert_id  INTEGER NOT NULL DEFAULT 0,
+	router    TEXT    NOT NULL DEFAULT '',
+	action    TEXT    NOT NULL,
+	kind      TEXT    NOT NULL,
+	list      TEXT    NOT NULL DEFAULT '',
+	address   TEXT    NOT NULL DEFAULT '',
+	timeout_ms INTEGER NOT NULL DEFAULT 0,
+	dry_run   INTEGER NOT NULL DEFAULT 0,
+	result    TEXT    NOT NULL DEFAULT ''
+);
 CREATE TABLE names (
 	id   INTEGER PRIMARY KEY,
 	name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE notification_attempts (
+	id        INTEGER PRIMARY KEY,
+	at        INTEGER NOT NULL,
+	alert_id  INTEGER NOT NULL DEFAULT 0,
+	channel   TEXT    NOT NULL,
+	event     TEXT    NOT NULL,
+	attempt   INTEGER NOT NULL DEFAULT 1,
+	ok        INTEGER NOT NULL DEFAULT 0,
+	error     TEXT    NOT NULL DEFAULT ''
 );
 CREATE TABLE provision_runs (
 	id         INTEGER PRIMARY KEY,
