@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // kind is how a property's value is checked and normalised on write.
@@ -20,6 +21,18 @@ const (
 	kAddr
 	kVersion
 	kAddrPort
+	// kListAddr4 and kListAddr6 are address-list addresses: an address or
+	// a prefix of the family (IPv4 /32 prints as the bare address, IPv6 is
+	// always a prefix).
+	kListAddr4
+	kListAddr6
+	// kPrefix4 and kPrefix6 are route destinations (a bare address gets
+	// the full length).
+	kPrefix4
+	kPrefix6
+	// kRouteType4 and kRouteType6 are RouterOS 6's route types.
+	kRouteType4
+	kRouteType6
 )
 
 // trap is a RouterOS `!trap` reply.
@@ -47,7 +60,10 @@ type menu struct {
 	// unique returns an error when a new or changed row collides.
 	unique func(m *menu, r *row) *trap
 	// oids computes `<prop>.oid` values.
-	oid    func(r *row, prop string) (string, bool)
+	oid func(r *row, prop string) (string, bool)
+	// timed rows may carry a timeout after which they disappear (address
+	// lists).
+	timed  bool
 	rows   []*row
 	nextID int
 }
@@ -55,6 +71,8 @@ type menu struct {
 type row struct {
 	id    string
 	props map[string]string
+	// expires is when a timed row disappears (zero: never).
+	expires time.Time
 }
 
 func (r *row) get(k string) (string, bool) {
@@ -116,6 +134,33 @@ func normalize(k kind, name, v string) (string, *trap) {
 			return "", bad
 		}
 		return ap.String(), nil
+	case kListAddr4, kListAddr6, kPrefix4, kPrefix6:
+		v6 := k == kListAddr6 || k == kPrefix6
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				return "", bad
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Addr().Zone() != "" || p.Addr().Is4In6() || p.Addr().Is6() != v6 {
+			return "", bad
+		}
+		p = p.Masked()
+		if k == kListAddr4 && p.IsSingleIP() {
+			return p.Addr().String(), nil
+		}
+		return p.String(), nil
+	case kRouteType4, kRouteType6:
+		types := []string{"unicast", "blackhole", "prohibit", "unreachable"}
+		if k == kRouteType6 {
+			types = []string{"unicast", "unreachable"}
+		}
+		if slices.Contains(types, v) {
+			return v, nil
+		}
+		return "", bad
 	case kVersion:
 		switch strings.ToLower(v) {
 		case "1", "5", "9", "ipfix":

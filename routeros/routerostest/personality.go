@@ -44,6 +44,11 @@ type Personality struct {
 	DHCPv6Bindings []DHCPv6Binding
 	NoIPv6         bool
 
+	// AddressLists and Routes are the operator's own static firewall
+	// address-list entries and routes (IPv4 or IPv6 by their address).
+	AddressLists []AddressListEntry
+	Routes       []Route
+
 	// TrafficFlow is the initial /ip/traffic-flow state; nil means the
 	// RouterOS defaults (disabled, interfaces=all, 30m/15s, no target).
 	TrafficFlow *TrafficFlowState

@@ -3,12 +3,13 @@
 // TCP (optionally API-SSL), keeps a RouterOS-like state in memory (identity,
 // resource, routerboard, interfaces, addresses, traffic-flow and targets,
 // DHCP leases, PPP sessions, queues, ARP, pools, IPv6 addresses, pools and
-// DHCPv6 bindings, users and groups, services)
+// DHCPv6 bindings, users and groups, services, firewall address lists
+// whose entries expire on the server's clock, IPv4 and IPv6 routes)
 // and answers like RouterOS: `!re`/`!done`/`!trap`/`!empty`, `=ret=` on add,
 // `.proplist`, `?` queries with `?#` operators, `.tag`, and `!fatal` with a
 // bare-word reason. Its Personality chooses a v6 or v7 behaviour (challenge
 // or plain login, legacy `address=IP:port` targets, the ipfix menu,
-// `!empty`). Errors can be injected: silence, a connection dropped after N
+// `!empty`, blackhole=yes or type=blackhole routes). Errors can be injected: silence, a connection dropped after N
 // commands, the API service disabled.
 //
 // It writes replies with go-routeros's proto.Writer. Requests are read with
@@ -59,6 +60,7 @@ type Server struct {
 	cert        *tls.Certificate
 	fingerprint string
 	started     time.Time
+	now         func() time.Time // the clock of address-list timeouts
 
 	mu        sync.Mutex
 	menus     map[string]*menu
@@ -91,7 +93,7 @@ func NewServer(p Personality, logger *slog.Logger) (*Server, error) {
 	if f.MaxSessions <= 0 {
 		f.MaxSessions = 20
 	}
-	s := &Server{p: p, f: f, logger: logger, started: time.Now(), conns: map[net.Conn]struct{}{}}
+	s := &Server{p: p, f: f, logger: logger, started: time.Now(), now: time.Now, conns: map[net.Conn]struct{}{}}
 	if err := s.buildMenus(); err != nil {
 		return nil, fmt.Errorf("cannot build fake router %s: %w", p.Identity, err)
 	}
@@ -517,6 +519,7 @@ func (s *Server) hasPolicyLocked(u *row, policy string) bool {
 
 // execLocked runs a logged-in command; changed reports a traffic-flow change.
 func (s *Server) execLocked(sess *session, req *request) ([][]string, bool) {
+	s.expireLocked()
 	m, ok := s.menus[req.path]
 	if !ok {
 		return trapReply(&trap{category: "0", message: "no such command prefix"}), false
@@ -553,9 +556,13 @@ func (s *Server) execLocked(sess *session, req *request) ([][]string, bool) {
 		id, t = m.add(req)
 		if t == nil {
 			done = append(done, "=ret="+id)
+			s.stampLocked(m, req, id)
 		}
 	case "set":
 		t = m.set(req)
+		if t == nil && !m.single {
+			s.stampLocked(m, req, req.attrs[".id"])
+		}
 	case "remove":
 		t = m.remove(req)
 	}

@@ -127,6 +127,7 @@ func (s *Server) buildMenus() error {
 	}
 	s.buildTrafficFlow()
 	s.buildUsers()
+	s.buildFirewall()
 
 	svc := &menu{fields: []string{"name", "port", "address", "certificate", "disabled"}, canSet: true,
 		kinds: map[string]kind{"port": kInt, "address": kStr, "certificate": kStr, "disabled": kBool}}
