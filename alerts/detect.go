@@ -191,11 +191,12 @@ func (d *Detector) detectRouters(now time.Time, dt time.Duration, minLag, maxLea
 			if r.lastSeen.Before(d.started) {
 				r.lastSeen = d.started
 			}
+			var delta exportDelta
 			if r.counted {
-				r.lost += float64(sub0(a.lost, r.prevLost))
-				r.recv += float64(sub0(a.recv, r.prevRecv))
-				r.noTmpl += float64(sub0(a.noTmpl, r.prevNoTmpl))
+				delta = exportDelta{sub0(a.lost, r.prevLost), sub0(a.recv, r.prevRecv), sub0(a.noTmpl, r.prevNoTmpl)}
 			}
+			r.ring[r.ringAt] = delta
+			r.ringAt = (r.ringAt + 1) % len(r.ring)
 			r.prevLost, r.prevRecv, r.prevNoTmpl, r.counted = a.lost, a.recv, a.noTmpl, true
 		}
 	}
@@ -215,13 +216,14 @@ func (d *Detector) detectRouters(now time.Time, dt time.Duration, minLag, maxLea
 				fmt.Sprintf("export-stopped: %s has sent no flows since %s (%s)", name,
 					r.lastSeen.UTC().Format(time.RFC3339), now.Sub(r.lastSeen).Round(time.Second))))
 		}
-		if lostShare := share(r.lost, r.lost+r.recv); lostShare >= ecfg.LossShare && r.lost >= float64(ecfg.MinLost) {
+		m := r.minute()
+		if lostShare := share(float64(m.lost), float64(m.lost+m.recv)); lostShare >= ecfg.LossShare && m.lost >= ecfg.MinLost {
 			sigs = append(sigs, health(store.AlertFlowLoss, store.SeverityWarning,
-				map[string]float64{"lost_share": lostShare, "lost_per_minute": math.Round(r.lost)},
-				fmt.Sprintf("flow-loss: about %.0f flows a minute (%.1f%%) from %s are lost on the way (sequence gaps)",
-					r.lost, 100*lostShare, name)))
+				map[string]float64{"lost_share": lostShare, "lost_per_minute": float64(m.lost)},
+				fmt.Sprintf("flow-loss: %d flows in the last minute (%.1f%%) from %s were lost on the way (sequence gaps)",
+					m.lost, 100*lostShare, name)))
 		}
-		if r.noTmpl >= 0.5 {
+		if m.noTmpl > 0 {
 			if r.noTmplFrom.IsZero() {
 				r.noTmplFrom = now
 			}
@@ -230,9 +232,9 @@ func (d *Detector) detectRouters(now time.Time, dt time.Duration, minLag, maxLea
 		}
 		if !r.noTmplFrom.IsZero() && now.Sub(r.noTmplFrom) >= ecfg.TemplateMissingAfter {
 			sigs = append(sigs, health(store.AlertTemplateMissing, store.SeverityWarning,
-				map[string]float64{"sets_per_minute": math.Round(r.noTmpl)},
-				fmt.Sprintf("template-missing: %s sends data sets whose template never came, for %s (about %.0f sets a minute dropped)",
-					name, now.Sub(r.noTmplFrom).Round(time.Second), r.noTmpl)))
+				map[string]float64{"sets_per_minute": float64(m.noTmpl)},
+				fmt.Sprintf("template-missing: %s sends data sets whose template never came, for %s (%d sets dropped in the last minute)",
+					name, now.Sub(r.noTmplFrom).Round(time.Second), m.noTmpl)))
 		}
 		if lag, ok := minLag[id]; ok {
 			lead := maxLead[id]
@@ -258,10 +260,10 @@ func (d *Detector) detectRouters(now time.Time, dt time.Duration, minLag, maxLea
 				fmt.Sprintf("clock-skew: the flows of %s are %s %s flowbox's clock; check its NTP client",
 					name, absDur(r.skew).Round(time.Second), way)))
 		}
-		if s, ok := d.collapse(&collapseState{&r.bps, &r.base, &r.learned, &r.lowSince}, now, dt, stopped, true); ok {
+		if s, ok := d.collapse(&collapseState{&r.bps, &r.fast, &r.base, &r.learned, &r.lowSince}, now, dt, stopped, true); ok {
 			s.key = alertKey{id, name, store.AlertTrafficCollapse}
 			s.summary = fmt.Sprintf("traffic-collapse: %s carries %s, %.0f%% of its usual %s", name,
-				FormatBits(r.bps*8), 100*share(r.bps, r.base), FormatBits(r.base*8))
+				FormatBits(r.fast*8), 100*share(r.fast, r.base), FormatBits(r.base*8))
 			sigs = append(sigs, s)
 		}
 	}
@@ -286,7 +288,7 @@ func (d *Detector) detectInterfaces(now time.Time, dt time.Duration) []signal {
 		// traffic (uplinks, sectors) are watched, not a customer's own
 		// PPPoE interface going quiet.
 		major := r != nil && s.base >= 0.1*r.base
-		sig, ok := d.collapse(&collapseState{&s.bps, &s.base, &s.learned, &s.lowSince}, now, dt, stopped, major)
+		sig, ok := d.collapse(&collapseState{&s.bps, &s.fast, &s.base, &s.learned, &s.lowSince}, now, dt, stopped, major)
 		if !ok {
 			continue
 		}
@@ -300,16 +302,16 @@ func (d *Detector) detectInterfaces(now time.Time, dt time.Duration) []signal {
 		target := rt.Name + "/" + name
 		sig.key = alertKey{k.router, target, store.AlertTrafficCollapse}
 		sig.summary = fmt.Sprintf("traffic-collapse: interface %s of %s carries %s, %.0f%% of its usual %s", name, rt.Name,
-			FormatBits(s.bps*8), 100*share(s.bps, s.base), FormatBits(s.base*8))
+			FormatBits(s.fast*8), 100*share(s.fast, s.base), FormatBits(s.base*8))
 		sigs = append(sigs, sig)
 	}
 	return sigs
 }
 
 type collapseState struct {
-	bps, base *float64
-	learned   *time.Duration
-	lowSince  *time.Time
+	bps, fast, base *float64
+	learned         *time.Duration
+	lowSince        *time.Time
 }
 
 // collapse runs the collapse detector on one rate. While the router's
@@ -323,7 +325,9 @@ func (d *Detector) collapse(c *collapseState, now time.Time, dt time.Duration, s
 		return signal{}, false
 	}
 	watched := major && *c.learned >= cfg.Learn && *c.base*8 >= float64(cfg.MinBPS)
-	low := watched && *c.bps < cfg.Ratio**c.base
+	// The last tick says it (a router's ticks hold many flows): the
+	// collapse is seen, and its end, without waiting for the decay.
+	low := watched && *c.fast < cfg.Ratio**c.base
 	if !low {
 		*c.lowSince = time.Time{}
 		// Learn at the baseline's pace (half an hour), not while low.
@@ -337,7 +341,7 @@ func (d *Detector) collapse(c *collapseState, now time.Time, dt time.Duration, s
 	if now.Sub(*c.lowSince) < cfg.After {
 		return signal{}, false
 	}
-	return signal{kind: store.AlertTrafficCollapse, severity: store.SeverityCritical, bps: *c.bps * 8,
+	return signal{kind: store.AlertTrafficCollapse, severity: store.SeverityCritical, bps: *c.fast * 8,
 		measures: map[string]float64{"baseline_bps": *c.base * 8, "ratio": share(*c.bps, *c.base)}}, true
 }
 

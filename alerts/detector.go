@@ -171,7 +171,7 @@ func (d *Detector) Run(ctx context.Context) error {
 		return nil
 	}
 	now := d.now()
-	if n, err := d.st.EndActiveAlerts(ctx, now); err != nil {
+	if n, err := d.st.EndActiveAlerts(context.WithoutCancel(ctx), now); err != nil {
 		d.log.Warn("cannot end the alerts of the previous run", "err", err)
 	} else if n > 0 {
 		d.log.Info("ended the alerts a previous run left active", "alerts", n)
@@ -251,28 +251,40 @@ func (w *window) estimate(pick func(*distinct) *bitmap) float64 {
 // routerState is what the detector knows of a router's export and
 // traffic.
 type routerState struct {
-	bps, base  float64
-	learned    time.Duration
-	lowSince   time.Time
-	flows      float64 // decayed flows/s
-	lastSeen   time.Time
-	lost, recv float64 // decayed counts over about a minute
-	noTmpl     float64
-	prevLost   uint64
-	prevRecv   uint64
-	prevNoTmpl uint64
-	counted    bool
-	noTmplFrom time.Time
-	skewFrom   time.Time
-	skew       time.Duration // signed: + the router's flows are ahead
+	// bps is the decayed rate, fast the last tick's alone, base the
+	// baseline.
+	bps, fast, base float64
+	learned         time.Duration
+	lowSince        time.Time
+	lastSeen        time.Time
+	// The collector's counters: the last totals, and the deltas of the
+	// last minute's ticks (a ring).
+	prevLost, prevRecv, prevNoTmpl uint64
+	counted                        bool
+	ring                           []exportDelta
+	ringAt                         int
+	noTmplFrom                     time.Time
+	skewFrom                       time.Time
+	skew                           time.Duration // signed: + the router's flows are ahead
+}
+
+// exportDelta is what a router's counters grew by in one tick.
+type exportDelta struct{ lost, recv, noTmpl uint64 }
+
+// minute sums the deltas of the last minute.
+func (r *routerState) minute() (s exportDelta) {
+	for _, x := range r.ring {
+		s.lost, s.recv, s.noTmpl = s.lost+x.lost, s.recv+x.recv, s.noTmpl+x.noTmpl
+	}
+	return s
 }
 
 // ifState is what the detector knows of an interface's traffic.
 type ifState struct {
-	bps, base float64
-	learned   time.Duration
-	lowSince  time.Time
-	seen      time.Time
+	bps, fast, base float64
+	learned         time.Duration
+	lowSince        time.Time
+	seen            time.Time
 }
 
 // alertKey identifies an active alert: inbound attacks on a host are one
@@ -331,11 +343,10 @@ func (d *Detector) Evaluate(ctx context.Context, now time.Time) {
 		h.fast, h.tickX, h.ev = rates{}, nil, nil
 	}
 	for _, r := range d.rstate {
-		r.bps, r.flows = r.bps*decay, r.flows*decay
-		r.lost, r.recv, r.noTmpl = r.lost*decay, r.recv*decay, r.noTmpl*decay
+		r.bps, r.fast = r.bps*decay, 0
 	}
 	for _, s := range d.ifstate {
-		s.bps *= decay
+		s.bps, s.fast = s.bps*decay, 0
 	}
 	var dropped uint64
 	minLag, maxLead := map[int64]int64{}, map[int64]int64{}
@@ -350,6 +361,12 @@ func (d *Detector) Evaluate(ctx context.Context, now time.Time) {
 		d.spares[i] = t
 	}
 	fastScale := d.tau.Seconds() / max(dt.Seconds(), 1)
+	for _, r := range d.rstate {
+		r.fast *= fastScale
+	}
+	for _, s := range d.ifstate {
+		s.fast *= fastScale
+	}
 
 	var signals []signal
 	watch := make([]watchCand, 0, 64)
@@ -440,7 +457,7 @@ func (d *Detector) merge(t *tick, now time.Time, minLag, maxLead map[int64]int64
 	for id, tr := range t.routers {
 		r := d.router(id)
 		r.bps += tr.bytesC
-		r.flows += float64(tr.flows) / d.tau.Seconds()
+		r.fast += tr.bytesC
 		if l, ok := minLag[id]; !ok || tr.minLagMs < l {
 			minLag[id] = tr.minLagMs
 		}
@@ -458,6 +475,7 @@ func (d *Detector) merge(t *tick, now time.Time, minLag, maxLead map[int64]int64
 			d.ifstate[k] = s
 		}
 		s.bps += ti.inC + ti.outC
+		s.fast += ti.inC + ti.outC
 		s.seen = now
 	}
 	return dropped
@@ -466,7 +484,7 @@ func (d *Detector) merge(t *tick, now time.Time, minLag, maxLead map[int64]int64
 func (d *Detector) router(id int64) *routerState {
 	r := d.rstate[id]
 	if r == nil {
-		r = &routerState{}
+		r = &routerState{ring: make([]exportDelta, max(1, int((time.Minute+d.cfg.Interval-1)/d.cfg.Interval)))}
 		d.rstate[id] = r
 	}
 	return r

@@ -377,3 +377,169 @@ func TestScenarios(t *testing.T) {
 		})
 	}
 }
+
+// TestExportHealth drives the export-health detectors with the collector's
+// counters and the flows' times: a router that stops exporting, one that
+// loses flows in sequence gaps, one whose data waits for templates, one
+// whose clock is ahead; each raises its kind, naming the router, and
+// resolves once healthy again.
+func TestExportHealth(t *testing.T) {
+	type state struct {
+		lastSeen           time.Time
+		lost, recv, noTmpl uint64
+		skew               time.Duration
+	}
+	cases := []struct {
+		name string
+		kind string
+		// sick changes the router's counters for one interval while the
+		// trouble lasts.
+		sick func(s *state, now time.Time)
+	}{
+		{"export-stopped", store.AlertExportStopped, func(s *state, now time.Time) {}},
+		{"flow-loss", store.AlertFlowLoss, func(s *state, now time.Time) { s.lastSeen = now; s.recv += 1000; s.lost += 200 }},
+		{"template-missing", store.AlertTemplateMissing, func(s *state, now time.Time) { s.lastSeen = now; s.recv += 1000; s.noTmpl += 3 }},
+		{"clock-skew", store.AlertClockSkew, func(s *state, now time.Time) { s.lastSeen = now; s.recv += 1000; s.skew = 10 * time.Minute }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			r := newRig(t, cfg)
+			var s state
+			start, end := t0.Add(10*time.Minute), t0.Add(20*time.Minute)
+			var opened, resolved time.Time
+			for r.now.Before(end.Add(cfg.ResolveAfter + time.Minute)) {
+				sick := !r.now.Before(start) && r.now.Before(end)
+				s.skew = 0
+				if sick {
+					tc.sick(&s, r.now)
+				} else {
+					s.lastSeen, s.recv = r.now, s.recv+1000
+				}
+				r.mu.Lock()
+				r.stats = []store.ExporterStats{{RouterID: 1, Trusted: true, LastSeen: s.lastSeen, LostFlows: s.lost,
+					FlowsReceived: s.recv, SetsNoTemplate: s.noTmpl}}
+				r.mu.Unlock()
+				skew := s.skew
+				r.step(func(now time.Time) []store.Flow {
+					if sick && tc.kind == store.AlertExportStopped {
+						return nil
+					}
+					fl := ddos(now, 20) // any flows of router 1
+					for i := range fl {
+						fl[i].Start, fl[i].End = fl[i].Start+skew.Milliseconds(), fl[i].End+skew.Milliseconds()
+						fl[i].Bytes = 1000
+					}
+					return fl
+				})
+				for _, ev := range r.rec.events() {
+					switch {
+					case ev.Type == store.AlertOpened && opened.IsZero():
+						opened = r.now
+					case ev.Type == store.AlertResolved && resolved.IsZero():
+						resolved = r.now
+					}
+				}
+			}
+			as := r.alerts(store.AlertFilter{})
+			if len(as) != 1 || as[0].Kind != tc.kind || as[0].Router != "wisp-1" || as[0].Target != "wisp-1" || as[0].Ended == nil {
+				for _, a := range as {
+					t.Logf("alert: %s: %s", a.Kind, a.Summary)
+				}
+				t.Fatalf("want one resolved %s alert on wisp-1", tc.kind)
+			}
+			if opened.Sub(start) > 5*time.Minute || resolved.Before(end) {
+				t.Fatalf("opened %v and resolved %v for trouble from %v to %v", opened, resolved, start, end)
+			}
+			t.Logf("opened %s after the start, resolved %s after the end: %s", opened.Sub(start), resolved.Sub(end), as[0].Summary)
+		})
+	}
+}
+
+// TestTrafficCollapse: a router whose uplink goes down (its traffic falls
+// to a few percent while its export goes on) raises traffic-collapse on
+// the router and on the uplink after the configured time, once its
+// baseline has learned; it resolves when the traffic comes back.
+func TestTrafficCollapse(t *testing.T) {
+	cfg := DefaultConfig()
+	r := newRig(t, cfg)
+	bg := ordinary(t, 31, 0, 1, 200, cfg.Interval)
+	down, up := t0.Add(45*time.Minute), t0.Add(55*time.Minute)
+	for r.now.Before(up.Add(cfg.ResolveAfter + time.Minute)) {
+		r.mu.Lock()
+		r.stats = []store.ExporterStats{{RouterID: 1, Trusted: true, LastSeen: r.now}}
+		r.mu.Unlock()
+		r.step(func(now time.Time) []store.Flow {
+			fl := bg(now)
+			if !now.Before(down) && now.Before(up) {
+				// Only the router's own chatter and internal traffic.
+				kept := fl[:0]
+				for _, f := range fl {
+					if f.Direction == store.DirInternal || f.Direction == store.DirRouterOut || f.Direction == store.DirRouterIn {
+						kept = append(kept, f)
+					}
+				}
+				fl = kept
+			}
+			return fl
+		})
+	}
+	as := r.alerts(store.AlertFilter{Kind: store.AlertTrafficCollapse})
+	targets := map[string]bool{}
+	for _, a := range as {
+		targets[a.Target] = true
+		if a.Ended == nil || a.Started.Before(down) || a.Started.Sub(down) > cfg.Collapse.After+2*time.Minute {
+			t.Errorf("alert %s: started %v, ended %v; want after %v and resolved", a.Summary, a.Started, a.Ended, down)
+		}
+	}
+	if !targets["wisp-1"] || len(as) < 2 {
+		t.Fatalf("collapse alerts on %v, want the router and its uplink", targets)
+	}
+	if others := r.alerts(store.AlertFilter{}); len(others) != len(as) {
+		t.Fatalf("%d alerts, %d of them collapses", len(others), len(as))
+	}
+}
+
+// TestBoundedState: the hosts beyond max-hosts are counted, not tracked.
+func TestBoundedState(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxHosts = 100
+	r := newRig(t, cfg)
+	r.step(func(now time.Time) []store.Flow { return synflood(now, 0) })
+	r.step(func(now time.Time) []store.Flow {
+		fl := portscan(now, 300)
+		for i := range fl {
+			fl[i].SrcAddr = pub(i) // 300 distinct "inside" hosts
+		}
+		return fl
+	})
+	st := r.d.Status()
+	if st.Hosts > 100 || st.HostsDropped == 0 {
+		t.Fatalf("status = %+v, want at most 100 hosts and drops counted", st)
+	}
+}
+
+// TestRestartEndsActiveAlerts: alerts a previous run left active are ended
+// at start (the detector's state does not survive).
+func TestRestartEndsActiveAlerts(t *testing.T) {
+	cfg := DefaultConfig()
+	r := newRig(t, cfg)
+	for i := 0; i < 6; i++ {
+		r.step(func(now time.Time) []store.Flow { return synflood(now, 15000) })
+	}
+	if as := r.alerts(store.AlertFilter{Active: true}); len(as) != 1 {
+		t.Fatalf("%d active alerts, want 1", len(as))
+	}
+	d2, err := New(cfg, Deps{Logger: testutil.Logger(t), Store: r.st, Routers: fakeRouters{}, Now: func() time.Time { return r.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := d2.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if as := r.alerts(store.AlertFilter{Active: true}); len(as) != 0 {
+		t.Fatalf("%d active alerts after a restart, want 0", len(as))
+	}
+}

@@ -118,8 +118,10 @@ func (d *Detector) Observe(flows []store.Flow) {
 	sh.mu.Lock()
 	t := sh.cur
 	var (
-		lastID = int64(-1)
-		tr     *tickRouter
+		lastID        = int64(-1)
+		tr            *tickRouter
+		inKey, outKey ifKey
+		inAgg, outAgg *tickIf
 	)
 	for i := range flows {
 		f := &flows[i]
@@ -142,11 +144,19 @@ func (d *Detector) Observe(flows []store.Flow) {
 		lag := nowMs - f.End
 		tr.minLagMs = min(tr.minLagMs, lag)
 		tr.maxLeadMs = max(tr.maxLeadMs, -lag)
+		// A flow and its reply cross the same interfaces: the last ones
+		// are remembered.
 		if f.InIf != 0 {
-			t.iface(f.RouterID, f.InIf).inC += bc
+			if k := (ifKey{f.RouterID, f.InIf}); k != inKey || inAgg == nil {
+				inKey, inAgg = k, t.iface(k)
+			}
+			inAgg.inC += bc
 		}
 		if f.OutIf != 0 {
-			t.iface(f.RouterID, f.OutIf).outC += bc
+			if k := (ifKey{f.RouterID, f.OutIf}); k != outKey || outAgg == nil {
+				outKey, outAgg = k, t.iface(k)
+			}
+			outAgg.outC += bc
 		}
 		var (
 			key    hostKey
@@ -222,8 +232,7 @@ func (t *tick) host(key hostKey, max int) *tickHost {
 	return &t.hosts[len(t.hosts)-1]
 }
 
-func (t *tick) iface(router int64, index uint32) *tickIf {
-	k := ifKey{router, index}
+func (t *tick) iface(k ifKey) *tickIf {
 	p := t.ifs[k]
 	if p == nil {
 		p = &tickIf{}

@@ -80,7 +80,7 @@ func (s *httpSender) send(ctx context.Context, m *message) error {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return &deliveryError{err: fmt.Errorf("cannot post to %s: %w", redactURL(s.url), err)}
+		return &deliveryError{err: fmt.Errorf("cannot post to %s: %w", redactURL(s.url), err), permanent: isCertError(err)}
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

@@ -92,11 +92,20 @@ func heloName() string {
 	return h
 }
 
+// isCertError reports whether err is a rejected server certificate: a
+// configuration problem (ca-file, the server's name) that another attempt
+// does not solve.
+func isCertError(err error) bool {
+	var ce *tls.CertificateVerificationError
+	return errors.As(err, &ce)
+}
+
 // smtpError classifies a failed SMTP step: a 5xx reply is permanent
-// (RFC 5321), anything else (4xx, network) is worth another attempt.
+// (RFC 5321), and so is a rejected certificate; anything else (4xx,
+// network) is worth another attempt.
 func smtpError(err error, format string, args ...any) error {
 	var te *textproto.Error
-	permanent := errors.As(err, &te) && te.Code >= 500
+	permanent := errors.As(err, &te) && te.Code >= 500 || isCertError(err)
 	return &deliveryError{err: fmt.Errorf(format+": %w", append(args, err)...), permanent: permanent}
 }
 
@@ -117,7 +126,7 @@ func (s *smtpSender) send(ctx context.Context, m *message) error {
 		conn, err = d.DialContext(ctx, "tcp", s.addr)
 	}
 	if err != nil {
-		return &deliveryError{err: fmt.Errorf("cannot connect to %s: %w", s.addr, err)}
+		return &deliveryError{err: fmt.Errorf("cannot connect to %s: %w", s.addr, err), permanent: isCertError(err)}
 	}
 	defer conn.Close()
 	// The session follows the context: cancelling it (shutdown, timeout)
