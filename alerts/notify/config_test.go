@@ -103,7 +103,9 @@ func TestValidate(t *testing.T) {
 			[]string{`channels[0] (mail).to: required for an email channel`}},
 		{"missing smtp", func(c *Config) { c.Channels = []ChannelConfig{mail(func(m *ChannelConfig) { m.SMTP = "" })} },
 			[]string{`channels[0] (mail).smtp: required for an email channel (host:port)`}},
-		{"smtp without port", func(c *Config) { c.Channels = []ChannelConfig{mail(func(m *ChannelConfig) { m.SMTP = "mail.example.net" })} },
+		{"smtp without port", func(c *Config) {
+			c.Channels = []ChannelConfig{mail(func(m *ChannelConfig) { m.SMTP = "mail.example.net" })}
+		},
 			[]string{`channels[0] (mail).smtp: "mail.example.net" is not a host:port address`}},
 		{"bad addresses", func(c *Config) {
 			c.Channels = []ChannelConfig{mail(func(m *ChannelConfig) { m.From, m.To = "nobody", []string{"x@y.z", "@"} })}

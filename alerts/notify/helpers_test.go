@@ -31,7 +31,9 @@ func testAlert(id int64) store.Alert {
 }
 
 // opened, resolved and updated return an alert event.
-func opened(a store.Alert) store.AlertEvent { return store.AlertEvent{Type: store.AlertOpened, Alert: a} }
+func opened(a store.Alert) store.AlertEvent {
+	return store.AlertEvent{Type: store.AlertOpened, Alert: a}
+}
 func updated(a store.Alert) store.AlertEvent {
 	return store.AlertEvent{Type: store.AlertUpdated, Alert: a}
 }

@@ -149,9 +149,12 @@ func readSecret(key, inline, file string) (string, error) {
 // newChannel builds one channel and its sender.
 func (n *Notifier) newChannel(cc ChannelConfig, client *http.Client) (*channel, error) {
 	c := &channel{
-		n: n, name: cc.Name, typ: cc.Type,
+		n:       n,
+		name:    cc.Name,
+		typ:     cc.Type,
 		minRank: severityRank(cc.MinSeverity),
-		kinds:   map[string]bool{}, events: map[string]bool{},
+		kinds:   map[string]bool{},
+		events:  map[string]bool{},
 		queue:   make(chan queued, n.cfg.QueueSize),
 		seen:    map[alertKey]struct{}{},
 		bucket:  newBucket(n.cfg.RateLimit),
