@@ -781,6 +781,7 @@ func TestPages(t *testing.T) {
 		fmt.Sprintf("/routers/%d", r.ID):   `data-router-id="` + fmt.Sprint(r.ID) + `"`,
 		"/flows":                           `id="flows"`,
 		"/settings":                        `id="tokens"`,
+		"/alerts":                          `href="/alerts" class="active"`,
 		"/static/app.css":                  "--accent",
 		"/static/vendor/uPlot.iife.min.js": "uPlot",
 		"/static/router.js":                "filterFor",
@@ -803,10 +804,12 @@ func TestPages(t *testing.T) {
 // TestPageWeight measures what each page loads without the data: the HTML,
 // its stylesheets and its scripts. The budget is 300 KB per page.
 func TestPageWeight(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, withAlerts(newFakeAlertStatus()))
 	r := e.addRouter(store.Router{Name: "gw1", Address: "gw1:8728"})
 	e.login()
-	for _, page := range []string{"/", fmt.Sprintf("/routers/%d", r.ID), "/subscribers", "/flows", "/settings", "/login"} {
+	alert := e.openAlert(attackAlert(r.ID, e.now))
+	for _, page := range []string{"/", fmt.Sprintf("/routers/%d", r.ID), "/subscribers", "/flows", "/settings", "/alerts",
+		fmt.Sprintf("/alerts/%d", alert.ID), "/login"} {
 		code, html := e.do(http.MethodGet, page, nil)
 		if code != http.StatusOK {
 			t.Fatalf("GET %s: %d", page, code)

@@ -34,6 +34,12 @@ type Deps struct {
 	Trust ExporterTrust
 	// Health reports the store writer's health (optional).
 	Health HealthReporter
+	// Alerts is the alert history (optional: nil disables the Alerts page
+	// and API, which then say so).
+	Alerts AlertStore
+	// AlertStatus is the live state of detection, notification and
+	// mitigation (optional, like Alerts).
+	AlertStatus AlertStatus
 	// Gatherer is served on /metrics; nil serves an empty registry.
 	Gatherer prometheus.Gatherer
 	// Registerer receives the web metrics; nil registers nothing.
@@ -155,6 +161,35 @@ type AllowedPrefix struct {
 // (*flowdb.FlowDB).
 type HealthReporter interface {
 	Health() store.Health
+}
+
+// AlertStore is the alert history (the inventory implements it).
+type AlertStore interface {
+	// ListAlerts returns the alerts of a filter, newest first.
+	ListAlerts(ctx context.Context, f store.AlertFilter) ([]store.Alert, error)
+	// GetAlert returns one alert, or an error wrapping store.ErrNotFound.
+	GetAlert(ctx context.Context, id int64) (store.Alert, error)
+	// AckAlert acknowledges an alert (store.ErrNotFound when unknown).
+	AckAlert(ctx context.Context, id int64, by string, at time.Time) error
+	// MitigationActions returns an alert's newest mitigation actions.
+	MitigationActions(ctx context.Context, alertID int64, limit int) ([]store.MitigationAction, error)
+	// NotificationAttempts returns an alert's newest notification
+	// deliveries.
+	NotificationAttempts(ctx context.Context, alertID int64, limit int) ([]store.NotificationAttempt, error)
+}
+
+// AlertStatus is the live state of detection, notification and mitigation
+// (cmd/flowbox composes it).
+type AlertStatus interface {
+	// DetectorStatus reports the detector's health and bounds.
+	DetectorStatus() store.DetectorStatus
+	// NotificationChannels reports each configured channel's counters.
+	NotificationChannels() []store.NotificationChannelStatus
+	// MitigationStatus reports each router's mitigation state.
+	MitigationStatus() []store.MitigationStatus
+	// SendTestNotification delivers a test message to one channel now and
+	// returns the delivery error.
+	SendTestNotification(ctx context.Context, channel string) error
 }
 
 // ExporterLister reports the collector's counters per exporter.

@@ -120,6 +120,15 @@ func buildOpenAPI() openAPI {
 	usageCSV["responses"].(openAPI)["200"] = openAPI{"description": "CSV", "content": openAPI{"text/csv": openAPI{"schema": str}}}
 	removeParams := []any{idParam(), openAPI{"name": "undo", "in": "query", "schema": boo, "description": "undo flowbox's settings on the router first"}}
 	csvOp := op("Export every matching flow as CSV (streamed)", "200", nil, filterParams(), nil, "400", "503")
+	alertList := []any{
+		qp("active", boo, "only the alerts that have not resolved (1)"),
+		qp("all", boo, "every stored alert, without the since bound (1)"),
+		qp("kind", openAPI{"type": "string", "enum": store.AlertKinds}, "one kind"),
+		qp("router", str, "the router's name, exactly"),
+		qp("target", str, "the target, exactly (an address, or a router or router/interface for the health kinds)"),
+		qp("since", str, "the alerts active at or after this: RFC 3339, or a duration before now such as 24h or 7d (default 7d)"),
+		qp("limit", openAPI{"type": "integer", "minimum": 1, "maximum": maxAlertsLimit}, "at most this many, newest first (default 500)"),
+	}
 	csvOp["responses"].(openAPI)["200"] = openAPI{"description": "CSV", "content": openAPI{"text/csv": openAPI{"schema": str}}}
 
 	return openAPI{
@@ -127,7 +136,7 @@ func buildOpenAPI() openAPI {
 		"info": openAPI{
 			"title":       "flowbox API",
 			"version":     "1",
-			"description": "Fleet status, onboarding, traffic and flow search. Authenticate with a session cookie or `Authorization: Bearer fbx_...` (create tokens with `flowbox token create`). Errors are {\"error\": \"message\"}; 503 (with Retry-After) means too many queries are waiting, try again.",
+			"description": "Fleet status, onboarding, traffic and flow search, alerts. Authenticate with a session cookie or `Authorization: Bearer fbx_...` (create tokens with `flowbox token create`). Errors are {\"error\": \"message\"}; 503 (with Retry-After) means too many queries are waiting, try again.",
 		},
 		"servers":  []any{openAPI{"url": "/api/v1"}},
 		"security": []any{openAPI{"bearer": []any{}}, openAPI{"session": []any{}}},
@@ -164,6 +173,14 @@ func buildOpenAPI() openAPI {
 			"/subscribers/usage.csv":    openAPI{"get": usageCSV},
 			"/subscribers/usage/series": openAPI{"get": op("One subscriber's bytes per hour or per day", "200", ref("UsageSeries"), usageSeries, nil, "400", "503")},
 			"/settings":                 openAPI{"get": op("Collector ports and retention", "200", ref("Settings"), nil, nil)},
+			"/alerts":                   openAPI{"get": op("Alerts, newest first (503 when alerts are disabled)", "200", arrayOf("Alert"), alertList, nil, "400", "503")},
+			"/alerts/status":            openAPI{"get": op("The state of detection, notification channels and mitigation", "200", ref("AlertStatus"), nil, nil, "503")},
+			"/alerts/{id}": openAPI{"get": op("One alert with its mitigation audit log and notification attempts, newest first", "200", ref("AlertDetail"),
+				withID, nil, "400", "404", "503")},
+			"/alerts/{id}/ack": openAPI{"post": op("Acknowledge an alert as the caller (an acknowledged alert keeps its first acknowledgement)", "200",
+				ref("Alert"), withID, nil, "400", "404", "503")},
+			"/notifications/test": openAPI{"post": op("Send a test message to a notification channel and wait for its delivery (502: the delivery failed, with why)",
+				"200", ref("TestNotificationResult"), nil, ref("TestNotificationRequest"), "400", "502", "503")},
 			"/users": openAPI{
 				"get":  op("Console users", "200", arrayOf("User"), nil, nil),
 				"post": op("Add a console user", "201", ref("User"), nil, ref("UserRequest"), "400", "409"),
@@ -234,7 +251,35 @@ func buildOpenAPI() openAPI {
 				"Settings":    obj(openAPI{"collector_listen": openAPI{"type": "array", "items": str}, "raw_retention": str, "minute_retention": str, "hour_retention": str}),
 				"User":        obj(openAPI{"name": str, "created_at": ts}),
 				"UserRequest": obj(openAPI{"name": str, "password": openAPI{"type": "string", "writeOnly": true, "minLength": MinPasswordLength}}, "password"),
-				"Token":       obj(openAPI{"id": integ, "name": str, "prefix": str, "created_at": ts, "last_used": ts, "token": openAPI{"type": "string", "description": "only when created"}}),
+				"AlertTop":    obj(openAPI{"key": openAPI{"type": "string", "description": "an address, or proto/port"}, "bytes": integ, "packets": integ, "flows": integ}),
+				"AlertEvidence": obj(openAPI{"top_sources": arrayOf("AlertTop"), "top_ports": arrayOf("AlertTop"),
+					"measures": openAPI{"type": "object", "additionalProperties": num, "description": "the detector's numbers at the peak, by name"}}),
+				"Alert": obj(openAPI{"id": integ, "kind": openAPI{"type": "string", "enum": store.AlertKinds},
+					"severity":  openAPI{"type": "string", "enum": []string{store.SeverityCritical, store.SeverityWarning, store.SeverityInfo}},
+					"router_id": integ, "router": str,
+					"target":     openAPI{"type": "string", "description": "the address attacked or misbehaving; the router, or router/interface, for the health kinds"},
+					"subscriber": str,
+					"direction":  openAPI{"type": "string", "enum": []string{"in", "out", ""}, "description": "in: an attack on the target; out: abuse by the target"},
+					"started":    ts, "updated": ts, "ended": openAPI{"type": "string", "format": "date-time", "nullable": true, "description": "null while active"},
+					"peak_bps": num, "peak_pps": num, "peak_flows_per_s": num, "peak_at": ts, "summary": str, "evidence": ref("AlertEvidence"),
+					"acked_by": str, "acked_at": ts}),
+				"MitigationAction": obj(openAPI{"id": integ, "at": ts, "alert_id": integ, "router": str,
+					"action": openAPI{"type": "string", "enum": []string{"add", "remove"}}, "kind": openAPI{"type": "string", "enum": []string{"address-list", "blackhole"}},
+					"list": str, "address": str, "timeout_ns": integ, "dry_run": boo,
+					"result": openAPI{"type": "string", "description": "ok, skipped: <why> or error: <message>"}}),
+				"NotificationAttempt": obj(openAPI{"id": integ, "at": ts, "alert_id": integ, "channel": str, "event": str, "attempt": integ, "ok": boo, "error": str}),
+				"AlertDetail":         obj(openAPI{"alert": ref("Alert"), "mitigation": arrayOf("MitigationAction"), "notifications": arrayOf("NotificationAttempt")}),
+				"DetectorStatus": obj(openAPI{"enabled": boo, "hosts": integ, "max_hosts": integ, "hosts_dropped": integ, "evaluations": integ,
+					"last_evaluation": ts, "evaluation_seconds": num, "active": integ, "store_errors": integ, "events_dropped": integ}),
+				"NotificationChannelStatus": obj(openAPI{"name": str, "type": str, "sent": integ, "failed": integ, "dropped": integ, "rate_limited": integ,
+					"queued": integ, "last_sent": ts, "last_error": str, "last_error_at": ts}),
+				"MitigationStatus": obj(openAPI{"router": str, "enabled": boo, "dry_run": boo, "entries": integ, "max_entries": integ,
+					"added": integ, "removed": integ, "skipped": integ, "errors": integ, "last_error": str}),
+				"AlertStatus": obj(openAPI{"detector": ref("DetectorStatus"), "notifications": arrayOf("NotificationChannelStatus"),
+					"mitigation": arrayOf("MitigationStatus")}),
+				"TestNotificationRequest": obj(openAPI{"channel": str}, "channel"),
+				"TestNotificationResult":  obj(openAPI{"ok": boo}),
+				"Token":                   obj(openAPI{"id": integ, "name": str, "prefix": str, "created_at": ts, "last_used": ts, "token": openAPI{"type": "string", "description": "only when created"}}),
 			},
 		},
 	}

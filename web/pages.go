@@ -26,6 +26,12 @@ type pageData struct {
 	RouterID int64
 	// Name pre-fills the setup and login forms.
 	Name string
+	// AlertID is the alert of the alert page.
+	AlertID int64
+	// AlertKinds are the kinds the Alerts page filters by.
+	AlertKinds []string
+	// AlertsDisabled says the server has no alert store.
+	AlertsDisabled bool
 }
 
 // render executes a page into a buffer first, so that a template error
@@ -94,6 +100,39 @@ func (s *Server) handleFlowsPage(w http.ResponseWriter, r *http.Request) {
 // handleSettingsPage shows the settings, users and tokens.
 func (s *Server) handleSettingsPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, http.StatusOK, "settings", pageData{Title: "Settings", User: userOf(r)})
+}
+
+// handleAlertsPage shows the active and past alerts, and the state of
+// detection, notification and mitigation.
+func (s *Server) handleAlertsPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, http.StatusOK, "alerts", pageData{Title: "Alerts", User: userOf(r), AlertKinds: store.AlertKinds,
+		AlertsDisabled: s.deps.Alerts == nil})
+}
+
+// handleAlertPage shows one alert: its evidence, the target's traffic
+// around it, its mitigation and notifications.
+func (s *Server) handleAlertPage(w http.ResponseWriter, r *http.Request) {
+	if s.deps.Alerts == nil {
+		s.render(w, http.StatusOK, "alert", pageData{Title: "Alert", User: userOf(r), AlertsDisabled: true})
+		return
+	}
+	id, err := strconv.ParseInt(mux.Vars(r)["id"], 10, 64)
+	if err != nil || id < 1 {
+		http.NotFound(w, r)
+		return
+	}
+	a, err := s.deps.Alerts.GetAlert(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		http.NotFound(w, r)
+		return
+	}
+	if err != nil {
+		s.log.Error("cannot read alert", "id", id, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	s.render(w, http.StatusOK, "alert", pageData{Title: "Alert " + strconv.FormatInt(id, 10) + ": " + a.Kind + " on " + a.Target,
+		User: userOf(r), AlertID: id})
 }
 
 // safeNext keeps a post-login redirect on this site.

@@ -47,6 +47,8 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc("/subscribers", s.requirePageAuth(s.handleSubscribersPage)).Methods(http.MethodGet)
 	r.HandleFunc("/flows", s.requirePageAuth(s.handleFlowsPage)).Methods(http.MethodGet)
 	r.HandleFunc("/settings", s.requirePageAuth(s.handleSettingsPage)).Methods(http.MethodGet)
+	r.HandleFunc("/alerts", s.requirePageAuth(s.handleAlertsPage)).Methods(http.MethodGet)
+	r.HandleFunc("/alerts/{id}", s.requirePageAuth(s.handleAlertPage)).Methods(http.MethodGet)
 
 	// The JSON API: every route needs a session or a token.
 	api := r.PathPrefix("/api/v1").Subrouter()
@@ -77,6 +79,11 @@ func (s *Server) routes() *mux.Router {
 	api.HandleFunc("/subscribers/usage.csv", s.handleSubscriberUsageCSV).Methods(http.MethodGet)
 	api.HandleFunc("/subscribers/usage/series", s.handleSubscriberUsageSeries).Methods(http.MethodGet)
 	api.HandleFunc("/settings", s.handleSettings).Methods(http.MethodGet)
+	api.HandleFunc("/alerts", s.handleListAlerts).Methods(http.MethodGet)
+	api.HandleFunc("/alerts/status", s.handleAlertStatus).Methods(http.MethodGet) // before /alerts/{id}
+	api.HandleFunc("/alerts/{id}", s.handleGetAlert).Methods(http.MethodGet)
+	api.HandleFunc("/alerts/{id}/ack", s.handleAckAlert).Methods(http.MethodPost)
+	api.HandleFunc("/notifications/test", s.handleTestNotification).Methods(http.MethodPost)
 	api.HandleFunc("/users", s.handleListUsers).Methods(http.MethodGet)
 	api.HandleFunc("/users", s.handleCreateUser).Methods(http.MethodPost)
 	api.HandleFunc("/users/{name}", s.handleDeleteUser).Methods(http.MethodDelete)
