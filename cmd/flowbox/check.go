@@ -37,6 +37,7 @@ func runCheckReadOnly(ctx context.Context, e *env, args []string) error {
 	if *dump {
 		red := cfg
 		red.Web = cfg.Web.Redacted()
+		red.Notifications = cfg.Notifications.Redacted()
 		b, err := yaml.Marshal(red)
 		if err != nil {
 			return fmt.Errorf("cannot print config: %w", err)

@@ -14,6 +14,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/flowbox/flowbox/alerts"
+	"github.com/flowbox/flowbox/alerts/notify"
 	"github.com/flowbox/flowbox/collector"
 	"github.com/flowbox/flowbox/enrich"
 	"github.com/flowbox/flowbox/provision"
@@ -32,6 +34,10 @@ type Config struct {
 	Web       web.Config       `yaml:"web"`
 	Enrich    enrich.Config    `yaml:"enrich"`
 	Provision provision.Config `yaml:"provision"`
+	Alerts    alerts.Config    `yaml:"alerts"`
+	// Notifications deliver the alerts (webhook, Slack, Discord,
+	// Telegram, e-mail).
+	Notifications notify.Config `yaml:"notifications"`
 }
 
 // LogConfig selects the log level and format.
@@ -63,13 +69,15 @@ func DefaultConfig() Config {
 		dataDir = "data"
 	}
 	return Config{
-		DataDir:   dataDir,
-		Log:       LogConfig{Level: "info", Format: "text"},
-		Collector: collector.DefaultConfig(),
-		Store:     store.DefaultConfig(),
-		Web:       web.DefaultConfig(),
-		Enrich:    enrich.DefaultConfig(),
-		Provision: defaultProvision(),
+		DataDir:       dataDir,
+		Log:           LogConfig{Level: "info", Format: "text"},
+		Collector:     collector.DefaultConfig(),
+		Store:         store.DefaultConfig(),
+		Web:           web.DefaultConfig(),
+		Enrich:        enrich.DefaultConfig(),
+		Provision:     defaultProvision(),
+		Alerts:        alerts.DefaultConfig(),
+		Notifications: notify.DefaultConfig(),
 	}
 }
 
@@ -103,6 +111,8 @@ func (c *Config) Validate() error {
 	errs = append(errs, prefixErr("web", c.Web.Validate()))
 	errs = append(errs, prefixErr("enrich", c.Enrich.Validate()))
 	errs = append(errs, prefixErr("provision", c.Provision.Validate()))
+	errs = append(errs, prefixErr("alerts", c.Alerts.Validate()))
+	errs = append(errs, prefixErr("notifications", c.Notifications.Validate()))
 	return errors.Join(errs...)
 }
 

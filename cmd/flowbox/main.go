@@ -45,6 +45,7 @@ func commands() []command {
 		{"decode", "decode NetFlow/IPFIX from pcap files and print one JSON object per flow", runDecode},
 		{"simulate", "run simulated MikroTik routers, or blast flows at a collector (--target)", runSimulate},
 		{"stats", "print per-exporter flow statistics from the data directory (--json); works while serve runs", runStats},
+		{"alerts", "print the active alerts (--all: the history too; --json), or acknowledge one (alerts ack ID); works while serve runs", runAlerts},
 		{"subscribers", "import static customers from CSV (subscribers import [--replace] FILE), or report their usage (subscribers usage [--month YYYY-MM] [--format table|csv|json])", runSubscribers},
 		{"router", "manage routers: router add|list|show|provision|verify|undo|remove|create-user (works while serve runs)", runRouter},
 		{"token", "manage API tokens: create [--name N], list, revoke NAME|ID", runToken},

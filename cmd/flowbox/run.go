@@ -15,9 +15,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/flowbox/flowbox/alerts"
+	"github.com/flowbox/flowbox/alerts/notify"
 	"github.com/flowbox/flowbox/collector"
 	"github.com/flowbox/flowbox/enrich"
 	"github.com/flowbox/flowbox/provision"
+	"github.com/flowbox/flowbox/store"
 	storagepkg "github.com/flowbox/flowbox/store/storage"
 	"github.com/flowbox/flowbox/web"
 )
@@ -34,6 +37,8 @@ type app struct {
 
 	store     *storage
 	enricher  *enrich.Enricher
+	detector  *alerts.Detector
+	notifier  *notify.Notifier
 	collector *collector.Collector
 	trust     *collector.Allowlist
 	prov      *provision.Provisioner
@@ -73,6 +78,28 @@ func (a *app) build() error {
 		return fmt.Errorf("cannot build enrichment: %w", err)
 	}
 	a.enricher = enr
+	// The detectors watch the enriched stream before the store's queue
+	// (an attack that overflows the queue is still seen); export health
+	// reads the collector's per-exporter counters.
+	det, err := alerts.New(cfg.Alerts, alerts.Deps{
+		Logger:        logger.With("component", "alerts"),
+		Store:         st.Inventory,
+		Routers:       st.Inventory,
+		Exporters:     func() []store.ExporterStats { return a.collector.Exporters() },
+		InterfaceName: enr.InterfaceName,
+	})
+	if err != nil {
+		return fmt.Errorf("cannot build the alert detector: %w", err)
+	}
+	a.detector = det
+	// Notifications learn every alert change; a slow channel never holds
+	// detection (bounded queues, counted drops).
+	ntf, err := notify.New(cfg.Notifications, notify.Deps{Logger: logger.With("component", "notify"), Log: st.Inventory})
+	if err != nil {
+		return fmt.Errorf("cannot build notifications: %w", err)
+	}
+	a.notifier = ntf
+	det.AddListener(ntf)
 	// The ingest pipeline: readers decode, enrichment labels each batch in
 	// place, the store's one queue and writer take it; the collector's
 	// per-exporter table counts every outcome.
@@ -81,7 +108,7 @@ func (a *app) build() error {
 	a.trust = collector.NewAllowlist(st.Inventory, cfg.Collector.AllowedPrefixes())
 	coll, err := collector.New(cfg.Collector, collector.Deps{
 		Sink:  st.FlowDB,
-		Stage: enr,
+		Stage: pipelineStage{enr, det},
 		Trust: a.trust,
 		// Templates survive restarts: the first packets after one decode.
 		TemplateFile: filepath.Join(cfg.DataDir, "templates.bin"),
@@ -112,6 +139,8 @@ func (a *app) build() error {
 		Names:       enr,
 		Trust:       exporterTrust{a},
 		Health:      st.FlowDB,
+		Alerts:      st.Inventory,
+		AlertStatus: alertStatus{a},
 		Gatherer:    a.reg,
 		Registerer:  a.reg,
 		Logger:      logger.With("component", "web"),
@@ -180,6 +209,18 @@ func (a *app) run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error {
+		if err := a.notifier.Run(gctx); err != nil {
+			return fmt.Errorf("notifications: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := a.detector.Run(gctx); err != nil {
+			return fmt.Errorf("alerts: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
 		if err := a.prov.Run(gctx); err != nil {
 			return fmt.Errorf("provisioner: %w", err)
 		}
@@ -241,6 +282,39 @@ func (a *app) saveStatsLoop(ctx context.Context, done <-chan struct{}) {
 			return
 		}
 	}
+}
+
+// alertStatus is the console's view of detection, notification and
+// mitigation.
+type alertStatus struct{ a *app }
+
+// DetectorStatus implements web.AlertStatus.
+func (s alertStatus) DetectorStatus() store.DetectorStatus { return s.a.detector.Status() }
+
+// NotificationChannels implements web.AlertStatus.
+func (s alertStatus) NotificationChannels() []store.NotificationChannelStatus {
+	return s.a.notifier.Status()
+}
+
+// MitigationStatus implements web.AlertStatus.
+func (s alertStatus) MitigationStatus() []store.MitigationStatus { return nil }
+
+// SendTestNotification implements web.AlertStatus.
+func (s alertStatus) SendTestNotification(ctx context.Context, channel string) error {
+	return s.a.notifier.SendTest(ctx, channel)
+}
+
+// pipelineStage is the readers' stage: enrichment labels each batch in
+// place, then the alert detectors observe it.
+type pipelineStage struct {
+	enr *enrich.Enricher
+	det *alerts.Detector
+}
+
+// Enrich implements collector.Stage.
+func (p pipelineStage) Enrich(flows []store.Flow) {
+	p.enr.Enrich(flows)
+	p.det.Observe(flows)
 }
 
 // collectorPort returns the UDP port of the first NetFlow listen address,

@@ -59,7 +59,7 @@ func imports(t *testing.T) map[string][]string {
 // TestLayering checks the import rules of the module's packages.
 func TestLayering(t *testing.T) {
 	deps := imports(t)
-	for _, must := range []string{"store", "store/flowdb", "store/inventory", "store/storage", "store/storetest", "collector", "collector/netflow", "routeros", "provision", "enrich", "web", "simulator", "cmd/flowbox"} {
+	for _, must := range []string{"store", "store/flowdb", "store/inventory", "store/storage", "store/storetest", "collector", "collector/netflow", "routeros", "provision", "enrich", "web", "simulator", "alerts", "alerts/notify", "cmd/flowbox"} {
 		if _, ok := deps[must]; !ok {
 			t.Fatalf("package %s not found: the walk is broken", must)
 		}
@@ -85,6 +85,11 @@ func TestLayering(t *testing.T) {
 	only("provision", "routeros", "store")
 	only("enrich", "enrich/geodata", "routeros", "store")
 	only("web", "store")
+	// Alerts: the detectors know only the nouns; notifications too;
+	// mitigation talks RouterOS.
+	only("alerts", "store")
+	only("alerts/notify", "store")
+	only("alerts/mitigate", "routeros", "store")
 	testSupport := []string{"collector/netflowtest", "routeros/routerostest", "store/storetest", "internal/testutil", "internal/browsertest"}
 	for pkg, ds := range deps {
 		for _, d := range ds {
