@@ -13,13 +13,76 @@ import (
 	"github.com/flowbox/flowbox/store"
 )
 
-// Scenarios of unusual traffic the model can mix in.
+// Scenarios of unusual traffic the model can add to the ordinary traffic,
+// each shaped for one of flowbox's alert detectors.
 const (
-	ScenarioNone     = ""
-	ScenarioDDoS     = "ddos"     // many sources -> one subscriber, UDP reflection
-	ScenarioPortscan = "portscan" // one remote -> many ports of the public address
-	ScenarioSpam     = "spam"     // one subscriber -> many remote :25
+	ScenarioNone = ""
+	// ScenarioDDoS is a UDP amplification attack on one subscriber: many
+	// random public reflectors (source ports 19, 53, 123, 389, 1900,
+	// 11211) send large packets to the router's public address, NATed to
+	// the victim (its game port mapping).
+	ScenarioDDoS = "ddos"
+	// ScenarioSynflood is a SYN flood on one subscriber's port forward:
+	// spoofed random sources, one 40-60 byte SYN-only packet per flow.
+	ScenarioSynflood = "synflood"
+	// ScenarioPortscan is outbound abuse: one infected subscriber, behind
+	// NAT, sends single SYN-only packets to random public hosts on ports
+	// such as 22, 23, 445, 3389 and 8080.
+	ScenarioPortscan = "portscan"
+	// ScenarioSpam is outbound abuse: one subscriber opens SMTP sessions to
+	// many distinct mail servers on port 25.
+	ScenarioSpam = "spam"
+	// ScenarioExportStop is a router that stops exporting: the model
+	// returns no flows at all while the scenario is on.
+	ScenarioExportStop = "export-stop"
 )
+
+// Scenarios returns the names of the scenarios, in the order help texts
+// list them.
+func Scenarios() []string {
+	return []string{ScenarioDDoS, ScenarioSynflood, ScenarioPortscan, ScenarioSpam, ScenarioExportStop}
+}
+
+// ValidScenario reports whether s names a scenario ("" is none, and
+// valid).
+func ValidScenario(s string) bool {
+	switch s {
+	case ScenarioNone, ScenarioDDoS, ScenarioSynflood, ScenarioPortscan, ScenarioSpam, ScenarioExportStop:
+		return true
+	}
+	return false
+}
+
+// scenarioList is the list of scenarios for error messages.
+const scenarioList = "ddos, synflood, portscan, spam, export-stop"
+
+// DefaultScenarioRate returns what a scenario adds per second by default:
+// sized so that, on top of a simulated router's ordinary 200-300 flows/s,
+// flowbox's detectors see it above their default floors.
+//
+//   - ddos: 100 flows/s, each 1-3 MB of 468-1468 byte packets over 10-60 s
+//     (about 1.6 Gbit/s and 200k packets/s towards the victim);
+//   - synflood: 1500 single-SYN flows/s;
+//   - portscan: 300 single-SYN flows/s, to distinct hosts and ports;
+//   - spam: 20 SMTP sessions/s (an upload and a reply flow each), to
+//     distinct mail servers;
+//   - export-stop: 0 (it removes flows, it adds none).
+func DefaultScenarioRate(scenario string) float64 {
+	switch scenario {
+	case ScenarioDDoS:
+		return 100
+	case ScenarioSynflood:
+		return 1500
+	case ScenarioPortscan:
+		return 300
+	case ScenarioSpam:
+		return 20
+	}
+	return 0
+}
+
+// MaxScenarioRate bounds ModelConfig.ScenarioRate.
+const MaxScenarioRate = 100000
 
 // MaxSubscribers bounds the model's size (it fits one router's address plan).
 const MaxSubscribers = 20000
@@ -46,11 +109,32 @@ type ModelConfig struct {
 	// IPv6Share is the fraction of subscriber sessions over IPv6; default
 	// 0.1. Negative means none.
 	IPv6Share float64
-	// Scenario mixes in unusual traffic: "", "ddos", "portscan" or "spam".
+	// Scenario adds unusual traffic (one of Scenarios, "" for none) while
+	// it is on: from ScenarioStart for ScenarioDuration, on the model's
+	// time (the Clock's, else the export instant given to AppendFlows).
+	// Its victim or culprit is one subscriber chosen from the seed (see
+	// ScenarioTarget). The ordinary flows are the same with or without a
+	// scenario: scenario flows come from a random stream of their own.
 	Scenario string
-	// ScenarioShare is the fraction of flows that belong to the scenario;
-	// default 0.3.
+	// ScenarioRate is what the scenario adds to the ordinary flows per
+	// second of the model's time while it is on: flows for ddos, synflood
+	// and portscan, SMTP sessions (two flows each) for spam. The flows due
+	// since the previous AppendFlows call (at most one second's worth) are
+	// appended after the n ordinary ones. 0 means DefaultScenarioRate;
+	// negative means none (ScenarioShare only).
+	ScenarioRate float64
+	// ScenarioShare, when positive, also replaces that fraction of the
+	// ordinary sessions with scenario flows while the scenario is on. It
+	// serves flows generated in one call, where no time passes (an
+	// exporter's pool for load generation). Default 0: none.
 	ScenarioShare float64
+	// ScenarioStart is when the scenario starts, on the model's time. Zero
+	// means with the first flows (and the attack was already going on: its
+	// first flows may have started earlier). SetScenarioStart changes it.
+	ScenarioStart time.Time
+	// ScenarioDuration is how long the scenario lasts; 0 means until the
+	// end.
+	ScenarioDuration time.Duration
 	// Location is the time zone of the daily curve; default UTC.
 	Location *time.Location
 	// Clock is the clock of the daily curve: the instant whose time of day
@@ -84,13 +168,17 @@ func (c ModelConfig) Validate() error {
 	if c.IPv6Share > 1 {
 		errs = append(errs, fmt.Errorf("ipv6-share: %g is above 1", c.IPv6Share))
 	}
-	switch c.Scenario {
-	case ScenarioNone, ScenarioDDoS, ScenarioPortscan, ScenarioSpam:
-	default:
-		errs = append(errs, fmt.Errorf("scenario: %q is not one of ddos, portscan, spam", c.Scenario))
+	if !ValidScenario(c.Scenario) {
+		errs = append(errs, fmt.Errorf("scenario: %q is not one of %s", c.Scenario, scenarioList))
+	}
+	if c.ScenarioRate > MaxScenarioRate || math.IsNaN(c.ScenarioRate) {
+		errs = append(errs, fmt.Errorf("scenario-rate: %g is above %d", c.ScenarioRate, MaxScenarioRate))
 	}
 	if c.ScenarioShare < 0 || c.ScenarioShare > 1 {
 		errs = append(errs, fmt.Errorf("scenario-share: %g is outside 0..1", c.ScenarioShare))
+	}
+	if c.ScenarioDuration < 0 {
+		errs = append(errs, fmt.Errorf("scenario-duration: %s is negative", c.ScenarioDuration))
 	}
 	if c.ActiveTimeout < 0 || c.InactiveTimeout < 0 {
 		errs = append(errs, errors.New("flow timeouts must not be negative"))
@@ -182,15 +270,23 @@ type Model struct {
 	nets       []Network
 	byRank     []int // subscriber index by Zipf rank
 
+	// target is the scenario's victim or culprit (index into subs).
+	target int
+
 	// Flow generation state, guarded by mu.
-	mu       sync.Mutex
-	rng      *rand.Rand
-	zipf     *rand.Zipf
-	pending  []store.Flow // generated flows, times relative to the export instant
-	pendPos  int          // next flow of pending to hand out
-	scanPort uint16
-	victim   int
-	spammer  int
+	mu      sync.Mutex
+	rng     *rand.Rand
+	zipf    *rand.Zipf
+	pending []store.Flow // generated flows, times relative to the export instant
+	pendPos int          // next flow of pending to hand out
+
+	// Scenario state, guarded by mu.
+	srng       *rand.Rand   // scenario flows' own stream
+	scenStart  time.Time    // start on the model's time; zero until known
+	scenFixed  bool         // scenStart was given: no flow starts before it
+	scenLast   time.Time    // model's time of the previous AppendFlows call
+	scenCredit float64      // scenario events due, not yet generated
+	scenBuf    []store.Flow // scenario flows, times relative to the export instant
 }
 
 // NewModel builds the model's subscribers and router state from cfg.
@@ -216,8 +312,11 @@ func NewModel(cfg ModelConfig) (*Model, error) {
 	if cfg.IPv6Share < 0 {
 		cfg.IPv6Share = 0
 	}
-	if cfg.ScenarioShare == 0 {
-		cfg.ScenarioShare = 0.3
+	if cfg.ScenarioRate == 0 {
+		cfg.ScenarioRate = DefaultScenarioRate(cfg.Scenario)
+	}
+	if cfg.ScenarioRate < 0 {
+		cfg.ScenarioRate = 0
 	}
 	if cfg.Location == nil {
 		cfg.Location = time.UTC
@@ -240,8 +339,9 @@ func NewModel(cfg ModelConfig) (*Model, error) {
 	m.build(nDHCP, nPPPoE)
 	m.rng = rand.New(rand.NewPCG(cfg.Seed, 0x666c6f7773)) // "flows"
 	m.zipf = rand.NewZipf(m.rng, 1.2, 1, uint64(len(m.subs)-1))
-	m.victim = m.byRank[len(m.byRank)/3]
-	m.spammer = m.byRank[len(m.byRank)/2]
+	m.srng = rand.New(rand.NewPCG(cfg.Seed, 0x61747461636b)) // "attack"
+	m.target = m.scenarioSubscriber(cfg.Scenario)
+	m.scenStart, m.scenFixed = cfg.ScenarioStart, !cfg.ScenarioStart.IsZero()
 	return m, nil
 }
 
@@ -433,10 +533,21 @@ var dailyCurve = [24]float64{
 // at now, and returns the extended slice. The sequence of flows depends only
 // on the seed and on the daily curve's instants (the now values passed, or
 // the Clock's), not on how the calls split it.
+//
+// While a scenario is on, its flows due since the previous call are
+// appended after the n ordinary ones (see ModelConfig.ScenarioRate); while
+// export-stop is on, nothing is appended and no flow is generated.
 func (m *Model) AppendFlows(dst []store.Flow, n int, now time.Time) []store.Flow {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	nowMs := now.UnixMilli()
+	var sc scenarioNow
+	if m.cfg.Scenario != ScenarioNone {
+		sc = m.scenarioAt(m.CurveTime(now))
+		if sc.on && m.cfg.Scenario == ScenarioExportStop {
+			return dst
+		}
+	}
 	act := -1.0 // read from the daily curve once, when a session needs it
 	for n > 0 {
 		if m.pendPos == len(m.pending) {
@@ -444,7 +555,7 @@ func (m *Model) AppendFlows(dst []store.Flow, n int, now time.Time) []store.Flow
 			if act < 0 {
 				act = m.ActivityAt(now)
 			}
-			m.session(act)
+			m.session(act, sc)
 			continue
 		}
 		k := min(n, len(m.pending)-m.pendPos)
@@ -455,6 +566,17 @@ func (m *Model) AppendFlows(dst []store.Flow, n int, now time.Time) []store.Flow
 		}
 		m.pendPos += k
 		n -= k
+	}
+	if sc.events > 0 {
+		m.scenBuf = m.scenBuf[:0]
+		for range sc.events {
+			m.scenBuf = m.scenarioEvent(m.scenBuf, sc)
+		}
+		for _, f := range m.scenBuf {
+			f.Start += nowMs
+			f.End += nowMs
+			dst = append(dst, f)
+		}
 	}
 	return dst
 }
@@ -522,16 +644,16 @@ func (m *Model) pick(w []float64) int {
 
 // hostIn returns an address inside p. Popular services concentrate on few
 // hosts: the host part is drawn from a small range.
-func (m *Model) hostIn(p netip.Prefix) netip.Addr {
+func hostIn(r *rand.Rand, p netip.Prefix) netip.Addr {
 	bits := p.Addr().BitLen() - p.Bits()
 	if bits == 0 {
 		return p.Addr()
 	}
 	a := p.Addr().As16()
 	span := uint64(1) << min(bits, 16)
-	off := 1 + m.rng.Uint64N(span-1)
+	off := 1 + r.Uint64N(span-1)
 	if bits > 16 {
-		off += m.rng.Uint64N(1<<min(bits-16, 16)) << 16
+		off += r.Uint64N(1<<min(bits-16, 16)) << 16
 	}
 	for i := 15; i >= 0 && off > 0; i-- {
 		s := uint64(a[i]) + off&0xff
@@ -548,7 +670,9 @@ func (m *Model) hostIn(p netip.Prefix) netip.Addr {
 	return out
 }
 
-func (m *Model) remote(netIdx int, v6 bool) (netip.Addr, bool) {
+// remote returns an address of network netIdx of the family v6 asks for,
+// drawn from r.
+func (m *Model) remote(r *rand.Rand, netIdx int, v6 bool) (netip.Addr, bool) {
 	var cands [8]netip.Prefix
 	c := cands[:0]
 	for _, p := range m.nets[netIdx].Prefixes {
@@ -559,7 +683,7 @@ func (m *Model) remote(netIdx int, v6 bool) (netip.Addr, bool) {
 	if len(c) == 0 {
 		return netip.Addr{}, false
 	}
-	return m.hostIn(c[m.rng.IntN(len(c))]), true
+	return hostIn(r, c[r.IntN(len(c))]), true
 }
 
 func (m *Model) lognormal(median, sigma float64) float64 {
@@ -569,16 +693,18 @@ func (m *Model) lognormal(median, sigma float64) float64 {
 	return median * math.Exp(sigma*m.rng.NormFloat64())
 }
 
-func (m *Model) ephemeral() uint16 { return uint16(32768 + m.rng.IntN(28232)) }
+// ephemeral returns a local port of the Linux ephemeral range, drawn from r.
+func ephemeral(r *rand.Rand) uint16 { return uint16(32768 + r.IntN(28232)) }
 
 // session generates one conversation (usually a download and an upload
 // flow) into m.pending, with times relative to the export instant; act is
-// the daily curve's activity at that instant.
-func (m *Model) session(act float64) {
+// the daily curve's activity at that instant, and sc the scenario's state
+// (whether it is on, and its window).
+func (m *Model) session(act float64, sc scenarioNow) {
 	u := m.rng.Float64()
 	switch {
-	case m.cfg.Scenario != ScenarioNone && u < m.cfg.ScenarioShare:
-		m.scenario()
+	case sc.on && u < m.cfg.ScenarioShare:
+		m.pending = m.scenarioEvent(m.pending, sc)
 	case u > 0.97:
 		m.routerLocal()
 	default:
@@ -623,10 +749,10 @@ func (m *Model) subscriberSession(act float64) {
 	a := &apps[m.pick(w[:])]
 	v6 := a.v6 && sub.Addr6.IsValid() && m.rng.Float64() < m.cfg.IPv6Share
 	netIdx := a.nets[m.pick(a.netW)]
-	remote, ok := m.remote(netIdx, v6)
+	remote, ok := m.remote(m.rng, netIdx, v6)
 	if !ok {
 		v6 = false
-		remote, _ = m.remote(netIdx, false)
+		remote, _ = m.remote(m.rng, netIdx, false)
 	}
 	proto := uint8(6)
 	if m.rng.Float64() < a.udp {
@@ -638,7 +764,7 @@ func (m *Model) subscriberSession(act float64) {
 	} else {
 		rport = uint16(6881 + m.rng.IntN(60000))
 	}
-	lport := m.ephemeral()
+	lport := ephemeral(m.rng)
 	if a.name == "ntp" && m.rng.IntN(2) == 0 {
 		lport = 123
 	}
@@ -731,8 +857,8 @@ func (m *Model) routerLocal() {
 		if m.rng.IntN(2) == 0 {
 			netIdx, port, sz = netGoogleNTP, 123, 76
 		}
-		remote, _ := m.remote(netIdx, false)
-		lport := m.ephemeral()
+		remote, _ := m.remote(m.rng, netIdx, false)
+		lport := ephemeral(m.rng)
 		m.pending = append(m.pending,
 			store.Flow{Start: start, End: end, SrcAddr: m.wan, DstAddr: remote, SrcPort: lport, DstPort: port,
 				Proto: 17, InIf: 0, OutIf: wan, Bytes: uint64(sz), Packets: 1, SrcMask: 24,
@@ -751,7 +877,7 @@ func (m *Model) routerLocal() {
 	default: // a subscriber asks the router's DNS
 		sub := &m.subs[m.byRank[m.zipf.Uint64()]]
 		gw := m.sectorGW[m.sectorIndex(sub.Sector)]
-		lport := m.ephemeral()
+		lport := ephemeral(m.rng)
 		m.pending = append(m.pending,
 			store.Flow{Start: start, End: end, SrcAddr: sub.Addr, DstAddr: gw, SrcPort: lport, DstPort: 53,
 				Proto: 17, InIf: sub.IfIndex, OutIf: 0, Bytes: 74, Packets: 1, SrcMAC: sub.MAC, SrcMask: m.localMask(sub),
@@ -763,10 +889,10 @@ func (m *Model) routerLocal() {
 }
 
 // randomPublic returns a random unicast address outside reserved ranges,
-// for attack sources.
-func (m *Model) randomPublic() netip.Addr {
+// drawn from r, for attack sources and scanned hosts.
+func randomPublic(r *rand.Rand) netip.Addr {
 	for {
-		v := m.rng.Uint32()
+		v := r.Uint32()
 		a := netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 		o := byte(v >> 24)
 		if o == 0 || o == 10 || o == 127 || o >= 224 || a.IsPrivate() || a.IsLinkLocalUnicast() ||
@@ -779,54 +905,254 @@ func (m *Model) randomPublic() netip.Addr {
 	}
 }
 
-// scenario generates one flow of the configured attack.
-func (m *Model) scenario() {
+// scenarioSubscriber picks the scenario's victim or culprit from the seed:
+// the first DHCP customer (whose lease and queue carry its Name) from a
+// rank that differs by scenario, so that no heavy hitter is picked.
+func (m *Model) scenarioSubscriber(scenario string) int {
+	n := len(m.byRank)
+	from := n / 3 // ddos and synflood: a victim
+	switch scenario {
+	case ScenarioSpam:
+		from = n / 2
+	case ScenarioPortscan:
+		from = 2 * n / 3
+	}
+	for k := range n {
+		if i := m.byRank[(from+k)%n]; m.subs[i].Kind == KindDHCP {
+			return i
+		}
+	}
+	return m.byRank[from]
+}
+
+// inventoryName is the name the router's inventory gives a customer, the
+// one flowbox's enrichment learns: the simple queue's name, which is Name
+// for DHCP customers and <pppoe-LOGIN> for PPPoE ones.
+func (s *Subscriber) inventoryName() string {
+	if s.Kind == KindPPPoE {
+		return s.Login
+	}
+	return s.Name
+}
+
+// ScenarioTarget returns the scenario's victim (ddos, synflood) or culprit
+// (portscan, spam): its CGNAT address and the subscriber's name as the
+// router's DHCP lease, queue and PPPoE session name it, which is what
+// flowbox learns (Name for DHCP customers, the login for PPPoE ones; the
+// model picks a DHCP customer when it has one). Without a scenario, or
+// for export-stop, whose target is the router, it returns the zero Addr
+// and "".
+func (m *Model) ScenarioTarget() (addr netip.Addr, subscriber string) {
+	switch m.cfg.Scenario {
+	case ScenarioNone, ScenarioExportStop:
+		return netip.Addr{}, ""
+	}
+	s := &m.subs[m.target]
+	return s.Addr, s.inventoryName()
+}
+
+// SetScenarioStart sets when the scenario starts, on the model's time (the
+// Clock's, else the export instant): no scenario flow starts before it. A
+// fleet calls it when it starts, to start the scenario after a delay.
+func (m *Model) SetScenarioStart(start time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.scenStart, m.scenFixed = start, !start.IsZero()
+	m.scenCredit = 0
+}
+
+// ScenarioWindow returns when the scenario starts and ends on the model's
+// time. start is zero while the scenario waits for the first flows to
+// start; end is zero when it lasts until the end (or start is unknown).
+func (m *Model) ScenarioWindow() (start, end time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.scenStart, m.scenarioEnd()
+}
+
+// ScenarioActive reports whether the scenario is on for an export at now
+// (read on the model's time, see CurveTime). It is false without a
+// scenario.
+func (m *Model) ScenarioActive(now time.Time) bool {
+	if m.cfg.Scenario == ScenarioNone {
+		return false
+	}
+	t := m.CurveTime(now)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.scenarioOn(t)
+}
+
+// scenarioEnd returns the end of the scenario's window, zero for none
+// (m.mu held).
+func (m *Model) scenarioEnd() time.Time {
+	if m.scenStart.IsZero() || m.cfg.ScenarioDuration == 0 {
+		return time.Time{}
+	}
+	return m.scenStart.Add(m.cfg.ScenarioDuration)
+}
+
+// scenarioOn reports whether the scenario is on at t, the model's time
+// (m.mu held). An unknown start is the first flows': on.
+func (m *Model) scenarioOn(t time.Time) bool {
+	if m.scenStart.IsZero() {
+		return true
+	}
+	end := m.scenarioEnd()
+	return !t.Before(m.scenStart) && (end.IsZero() || t.Before(end))
+}
+
+// scenarioNow is the scenario's state for one AppendFlows call.
+type scenarioNow struct {
+	on bool
+	// events is the number of scenario events due (ScenarioRate).
+	events int
+	// floor and ceil bound a scenario flow's times, in ms relative to the
+	// export instant: the scenario's start when it was given, and its end.
+	floor, ceil int64
+}
+
+// scenarioAt advances the scenario to t, the model's time of an export,
+// and returns its state (m.mu held). The events due are those of the part
+// of the window between the previous call and t, at most one second of it
+// (a longer pause, such as an exporter without a target, is not caught
+// up).
+func (m *Model) scenarioAt(t time.Time) scenarioNow {
+	if m.scenStart.IsZero() {
+		m.scenStart = t // the scenario starts with the first flows
+	}
+	sc := scenarioNow{on: m.scenarioOn(t), floor: math.MinInt64}
+	if m.scenFixed {
+		sc.floor = -t.Sub(m.scenStart).Milliseconds()
+	}
+	if end := m.scenarioEnd(); !end.IsZero() && end.Before(t) {
+		sc.ceil = -t.Sub(end).Milliseconds()
+	}
+	last := m.scenLast
+	m.scenLast = t
+	if last.IsZero() || !t.After(last) || m.cfg.ScenarioRate == 0 {
+		return sc
+	}
+	from, to := last, t
+	if to.Sub(from) > time.Second {
+		from = to.Add(-time.Second)
+	}
+	if from.Before(m.scenStart) {
+		from = m.scenStart
+	}
+	if end := m.scenarioEnd(); !end.IsZero() && end.Before(to) {
+		to = end
+	}
+	if !to.After(from) {
+		return sc
+	}
+	m.scenCredit += m.cfg.ScenarioRate * to.Sub(from).Seconds()
+	sc.events = int(m.scenCredit)
+	m.scenCredit -= float64(sc.events)
+	return sc
+}
+
+// scenarioTimes returns the relative start and end (ms) of a scenario flow
+// lasting dur seconds, exported as it goes (within a second of its end,
+// as when the active timeout cuts a flow), inside the scenario's window.
+func (m *Model) scenarioTimes(dur float64, sc scenarioNow) (start, end int64) {
+	end = -int64(m.srng.IntN(1000))
+	start = end - min(int64(dur*1000), m.cfg.ActiveTimeout.Milliseconds())
+	end = min(max(end, sc.floor), sc.ceil)
+	start = min(max(start, sc.floor), end)
+	return start, end
+}
+
+// Ports of the scenarios.
+var (
+	// reflectorPorts are the source ports of UDP amplification, with the
+	// size range (bytes) of the answers each service sends.
+	reflectorPorts = [...]struct {
+		port     uint16
+		min, max int
+	}{
+		{19, 1000, 1468},    // chargen
+		{53, 1100, 1468},    // DNS ANY with EDNS0
+		{123, 468, 468},     // NTP monlist
+		{389, 1200, 1468},   // CLDAP
+		{1900, 468, 900},    // SSDP
+		{11211, 1300, 1468}, // memcached
+	}
+	// scanPorts are what an infected device scans for.
+	scanPorts = [...]uint16{22, 23, 80, 445, 1433, 2323, 3389, 5555, 8080}
+)
+
+// Destination ports of the attacks on the victim: its game port mapping
+// (ddos) and a port forward to a server it runs (synflood).
+const (
+	ddosPort     = 27015
+	synfloodPort = 443
+)
+
+// scenarioEvent appends one event of the scenario to dst, with times
+// relative to the export instant inside the scenario's window (sc): one
+// flow, or two for an SMTP session. Its random draws come from the
+// scenario's stream.
+func (m *Model) scenarioEvent(dst []store.Flow, sc scenarioNow) []store.Flow {
+	r := m.srng
 	wan := m.ifaces[0]
+	s := &m.subs[m.target]
 	switch m.cfg.Scenario {
 	case ScenarioDDoS:
-		v := &m.subs[m.victim]
-		src := m.randomPublic()
-		reflect := [...]uint16{123, 53, 1900, 11211, 389, 19}
-		sport := reflect[m.rng.IntN(len(reflect))]
-		p := uint64(20 + m.rng.IntN(3000))
-		start, end := m.times(30 + 60*m.rng.Float64())
-		m.pending = append(m.pending, store.Flow{Start: start, End: end, SrcAddr: src, DstAddr: m.wan,
-			SrcPort: sport, DstPort: 27015, Proto: 17, InIf: wan.Index, OutIf: v.IfIndex,
-			SrcMAC: m.gatewayMAC, DstMAC: wan.MAC, DstMask: m.localMask(v),
-			Bytes: p * uint64(468+m.rng.IntN(1000)), Packets: p,
-			PostNATSrcAddr: src, PostNATSrcPort: sport, PostNATDstAddr: v.Addr, PostNATDstPort: 27015})
+		src := randomPublic(r)
+		rp := reflectorPorts[r.IntN(len(reflectorPorts))]
+		size := uint64(rp.min + r.IntN(rp.max-rp.min+1))
+		b := uint64(1e6 + 2e6*r.Float64())
+		p := max(b/size, 1)
+		start, end := m.scenarioTimes(10+50*r.Float64(), sc)
+		return append(dst, store.Flow{Start: start, End: end, SrcAddr: src, DstAddr: m.wan,
+			SrcPort: rp.port, DstPort: ddosPort, Proto: 17, InIf: wan.Index, OutIf: s.IfIndex,
+			SrcMAC: m.gatewayMAC, DstMAC: wan.MAC, DstMask: m.localMask(s),
+			Bytes: p * size, Packets: p,
+			PostNATSrcAddr: src, PostNATSrcPort: rp.port, PostNATDstAddr: s.Addr, PostNATDstPort: ddosPort})
+	case ScenarioSynflood:
+		src := randomPublic(r)
+		sport := uint16(1024 + r.IntN(64512))
+		start, end := m.scenarioTimes(0, sc)
+		return append(dst, store.Flow{Start: start, End: end, SrcAddr: src, DstAddr: m.wan,
+			SrcPort: sport, DstPort: synfloodPort, Proto: 6, TCPFlags: 0x02, InIf: wan.Index, OutIf: s.IfIndex,
+			SrcMAC: m.gatewayMAC, DstMAC: wan.MAC, DstMask: m.localMask(s),
+			Bytes: uint64(40 + r.IntN(21)), Packets: 1,
+			PostNATSrcAddr: src, PostNATSrcPort: sport, PostNATDstAddr: s.Addr, PostNATDstPort: synfloodPort})
 	case ScenarioPortscan:
-		scanner := netip.AddrFrom4([4]byte{167, 99, 41, 203})
-		m.scanPort++
-		if m.scanPort == 0 {
-			m.scanPort = 1
-		}
-		start, end := m.times(0)
-		m.pending = append(m.pending, store.Flow{Start: start, End: end, SrcAddr: scanner, DstAddr: m.wan,
-			SrcPort: 54321, DstPort: m.scanPort, Proto: 6, TCPFlags: 0x02, InIf: wan.Index, OutIf: 0,
-			SrcMAC: m.gatewayMAC, DstMAC: wan.MAC, DstMask: 24, Bytes: 44, Packets: 1,
-			PostNATSrcAddr: scanner, PostNATSrcPort: 54321, PostNATDstAddr: m.wan, PostNATDstPort: m.scanPort})
+		dstAddr := randomPublic(r)
+		port := scanPorts[r.IntN(len(scanPorts))]
+		lport, natPort := ephemeral(r), uint16(1024+r.IntN(64511))
+		sector := &m.ifaces[1+m.sectorIndex(s.Sector)]
+		start, end := m.scenarioTimes(0, sc)
+		return append(dst, store.Flow{Start: start, End: end, SrcAddr: s.Addr, DstAddr: dstAddr,
+			SrcPort: lport, DstPort: port, Proto: 6, TCPFlags: 0x02, InIf: s.IfIndex, OutIf: wan.Index,
+			SrcMAC: s.MAC, DstMAC: sector.MAC, SrcMask: m.localMask(s), NextHop: addr4(203, 0, 113, 1),
+			Bytes: uint64(40 + r.IntN(21)), Packets: 1,
+			PostNATSrcAddr: m.wan, PostNATSrcPort: natPort, PostNATDstAddr: dstAddr, PostNATDstPort: port})
 	case ScenarioSpam:
-		s := &m.subs[m.spammer]
 		netIdx := netGoogleMail
-		switch m.rng.IntN(4) {
+		switch r.IntN(4) {
 		case 0:
 			netIdx = netMicrosoftMail
 		case 1:
-			netIdx = []int{netComcast, netDTAG, netOrange}[m.rng.IntN(3)]
+			netIdx = []int{netComcast, netDTAG, netOrange}[r.IntN(3)]
 		}
-		mx, _ := m.remote(netIdx, false)
-		lport, natPort := m.ephemeral(), m.ephemeral()
-		b := uint64(2000 + m.rng.IntN(30000))
-		start, end := m.times(1 + 4*m.rng.Float64())
-		m.pending = append(m.pending, store.Flow{Start: start, End: end, SrcAddr: s.Addr, DstAddr: mx,
+		mx, _ := m.remote(r, netIdx, false)
+		lport, natPort := ephemeral(r), ephemeral(r)
+		b := uint64(2000 + r.IntN(30000))
+		sector := &m.ifaces[1+m.sectorIndex(s.Sector)]
+		start, end := m.scenarioTimes(1+4*r.Float64(), sc)
+		return append(dst, store.Flow{Start: start, End: end, SrcAddr: s.Addr, DstAddr: mx,
 			SrcPort: lport, DstPort: 25, Proto: 6, TCPFlags: 0x1b, InIf: s.IfIndex, OutIf: wan.Index,
-			SrcMAC: s.MAC, SrcMask: m.localMask(s), NextHop: addr4(203, 0, 113, 1),
+			SrcMAC: s.MAC, DstMAC: sector.MAC, SrcMask: m.localMask(s), NextHop: addr4(203, 0, 113, 1),
 			Bytes: b, Packets: pkts(float64(b), 600),
 			PostNATSrcAddr: m.wan, PostNATSrcPort: natPort, PostNATDstAddr: mx, PostNATDstPort: 25},
 			store.Flow{Start: min(start+30, end), End: end, SrcAddr: mx, DstAddr: m.wan,
 				SrcPort: 25, DstPort: natPort, Proto: 6, TCPFlags: 0x1b, InIf: wan.Index, OutIf: s.IfIndex,
-				DstMask: m.localMask(s), Bytes: 900 + uint64(m.rng.IntN(800)), Packets: 8,
+				SrcMAC: m.gatewayMAC, DstMAC: wan.MAC, DstMask: m.localMask(s),
+				Bytes: 900 + uint64(r.IntN(800)), Packets: 8,
 				PostNATSrcAddr: mx, PostNATSrcPort: 25, PostNATDstAddr: s.Addr, PostNATDstPort: lport})
 	}
+	return dst
 }

@@ -1,6 +1,7 @@
 package netflowtest
 
 import (
+	"fmt"
 	"math"
 	"net/netip"
 	"reflect"
@@ -270,65 +271,313 @@ func TestModelClock(t *testing.T) {
 	}
 }
 
+// drive calls AppendFlows every step from start to end (excluded), n
+// ordinary flows a call, exported at the model's time (no Clock), and
+// returns what each call appended after its n ordinary flows: the
+// scenario's flows, by call.
+func drive(t *testing.T, m *Model, start, end time.Time, step time.Duration, n int) [][]store.Flow {
+	t.Helper()
+	var out [][]store.Flow
+	for now := start; now.Before(end); now = now.Add(step) {
+		fs := m.AppendFlows(nil, n, now)
+		if len(fs) < n {
+			out = append(out, nil)
+			continue
+		}
+		out = append(out, fs[n:])
+	}
+	return out
+}
+
+func flatten(calls [][]store.Flow) []store.Flow {
+	var out []store.Flow
+	for _, c := range calls {
+		out = append(out, c...)
+	}
+	return out
+}
+
+// TestModelScenarios: each scenario adds, on top of unchanged ordinary
+// flows, what it claims at its default rate, aimed at (or coming from)
+// the subscriber ScenarioTarget names.
 func TestModelScenarios(t *testing.T) {
+	pub := netip.MustParseAddr("203.0.113.2")
+	isReflector := func(p uint16) bool {
+		for _, r := range reflectorPorts {
+			if r.port == p {
+				return true
+			}
+		}
+		return false
+	}
+	isScanPort := func(p uint16) bool {
+		for _, s := range scanPorts {
+			if s == p {
+				return true
+			}
+		}
+		return false
+	}
 	for _, c := range []struct {
 		scenario string
-		check    func(m *Model, fs []store.Flow) string
+		rate     float64 // events per second
+		perEvent int     // flows per event
+		check    func(target netip.Addr, fs []store.Flow) string
 	}{
-		{ScenarioDDoS, func(m *Model, fs []store.Flow) string {
+		{ScenarioDDoS, 100, 1, func(target netip.Addr, fs []store.Flow) string {
 			srcs := map[netip.Addr]bool{}
-			victims := map[netip.Addr]bool{}
+			var bytes, packets uint64
 			for _, f := range fs {
-				if f.Proto == 17 && f.DstPort == 27015 && f.InIf == 1 {
-					srcs[f.SrcAddr] = true
-					victims[f.PostNATDstAddr] = true
+				if f.Proto != 17 || !isReflector(f.SrcPort) || f.InIf != 1 || f.DstAddr != pub ||
+					f.PostNATDstAddr != target || f.Bytes < 1e6-1500 || f.Bytes > 3e6 ||
+					f.End-f.Start < 10000 || f.End-f.Start > 60000 {
+					return fmt.Sprintf("flow %+v is not a 1-3 MB UDP reflection to %s over 10-60 s", f, target)
 				}
+				srcs[f.SrcAddr] = true
+				bytes += f.Bytes
+				packets += f.Packets
 			}
-			if len(srcs) < 1000 || len(victims) != 1 {
-				return "want >1000 UDP sources towards one subscriber"
+			if len(srcs) < len(fs)*99/100 || bytes/packets < 468 {
+				return fmt.Sprintf("%d sources for %d flows, %d bytes a packet: want as many sources, large packets", len(srcs), len(fs), bytes/packets)
 			}
 			return ""
 		}},
-		{ScenarioPortscan, func(m *Model, fs []store.Flow) string {
+		{ScenarioSynflood, 1500, 1, func(target netip.Addr, fs []store.Flow) string {
+			srcs := map[netip.Addr]bool{}
+			for _, f := range fs {
+				if f.Proto != 6 || f.TCPFlags != 0x02 || f.Packets != 1 || f.Bytes < 40 || f.Bytes > 60 ||
+					f.InIf != 1 || f.DstAddr != pub || f.PostNATDstAddr != target || f.OutIf == 1 {
+					return fmt.Sprintf("flow %+v is not one SYN of 40-60 bytes to %s", f, target)
+				}
+				srcs[f.SrcAddr] = true
+			}
+			if len(srcs) < len(fs)*99/100 {
+				return fmt.Sprintf("%d sources for %d SYNs: want spoofed random sources", len(srcs), len(fs))
+			}
+			return ""
+		}},
+		{ScenarioPortscan, 300, 1, func(target netip.Addr, fs []store.Flow) string {
+			type hp struct {
+				a netip.Addr
+				p uint16
+			}
+			seen := map[hp]bool{}
 			ports := map[uint16]bool{}
 			for _, f := range fs {
-				if f.SrcAddr == netip.MustParseAddr("167.99.41.203") && f.TCPFlags == 0x02 && f.DstAddr == m.PublicAddr() {
-					ports[f.DstPort] = true
+				if f.SrcAddr != target || f.Proto != 6 || f.TCPFlags != 0x02 || f.Packets != 1 || f.Bytes > 60 ||
+					!isScanPort(f.DstPort) || f.OutIf != 1 || f.PostNATSrcAddr != pub || f.PostNATDstAddr != f.DstAddr ||
+					f.DstAddr.IsPrivate() || f.SrcMAC == 0 {
+					return fmt.Sprintf("flow %+v is not one SYN from %s, NATed to %s, to a scanned port of a public host", f, target, pub)
 				}
+				seen[hp{f.DstAddr, f.DstPort}] = true
+				ports[f.DstPort] = true
 			}
-			if len(ports) < 1000 {
-				return "want >1000 ports scanned by one remote"
+			if len(seen) < len(fs)*99/100 || len(ports) < 5 {
+				return fmt.Sprintf("%d distinct hosts and ports (%d ports) for %d SYNs", len(seen), len(ports), len(fs))
 			}
 			return ""
 		}},
-		{ScenarioSpam, func(m *Model, fs []store.Flow) string {
-			dsts := map[netip.Addr]bool{}
-			srcs := map[netip.Addr]bool{}
-			for _, f := range fs {
-				if f.DstPort == 25 {
-					dsts[f.DstAddr] = true
-					srcs[f.SrcAddr] = true
+		{ScenarioSpam, 20, 2, func(target netip.Addr, fs []store.Flow) string {
+			mx := map[netip.Addr]bool{}
+			for i := 0; i+1 < len(fs); i += 2 {
+				up, down := fs[i], fs[i+1]
+				if up.SrcAddr != target || up.DstPort != 25 || up.Proto != 6 || up.PostNATSrcAddr != pub ||
+					down.SrcAddr != up.DstAddr || down.SrcPort != 25 || down.PostNATDstAddr != target {
+					return fmt.Sprintf("session %+v / %+v is not SMTP from %s", up, down, target)
 				}
+				mx[up.DstAddr] = true
 			}
-			if len(dsts) < 500 || len(srcs) != 1 {
-				return "want one subscriber talking to >500 mail servers"
+			if len(mx) < len(fs)/2*95/100 {
+				return fmt.Sprintf("%d mail servers for %d sessions: want distinct ones", len(mx), len(fs)/2)
 			}
 			return ""
 		}},
 	} {
-		m := newModel(t, ModelConfig{Seed: 5, Scenario: c.scenario})
-		if msg := c.check(m, m.AppendFlows(nil, 10000, t0)); msg != "" {
-			t.Errorf("scenario %s: %s", c.scenario, msg)
+		t.Run(c.scenario, func(t *testing.T) {
+			m := newModel(t, ModelConfig{Seed: 5, Scenario: c.scenario, Index: 0})
+			if got := m.Config().ScenarioRate; got != c.rate || DefaultScenarioRate(c.scenario) != c.rate {
+				t.Fatalf("default rate %g, want %g", got, c.rate)
+			}
+			target, name := m.ScenarioTarget()
+			var sub Subscriber
+			for _, s := range m.Subscribers() {
+				if s.Addr == target {
+					sub = s
+				}
+			}
+			if sub.Kind != KindDHCP || sub.Name != name || name == "" {
+				t.Fatalf("target %s %q: want a DHCP subscriber's address and lease name (%+v)", target, name, sub)
+			}
+			if again, _ := newModel(t, ModelConfig{Seed: 5, Scenario: c.scenario}).ScenarioTarget(); again != target {
+				t.Fatalf("same seed, targets %s and %s", target, again)
+			}
+			// 10 s of exports every 100 ms, 20 ordinary flows each (200
+			// flows/s): the first call only starts the scenario.
+			calls := drive(t, m, t0, t0.Add(10*time.Second), 100*time.Millisecond, 20)
+			fs := flatten(calls)
+			want := int(c.rate*9.9) * c.perEvent
+			if len(fs) < want-c.perEvent || len(fs) > want+c.perEvent {
+				t.Fatalf("%d scenario flows in 9.9 s, want %d (%g events/s)", len(fs), want, c.rate)
+			}
+			for _, f := range fs {
+				if f.End > t0.Add(10*time.Second).UnixMilli() || f.Start > f.End || f.Bytes == 0 || f.Packets == 0 {
+					t.Fatalf("bad times or counters: %+v", f)
+				}
+			}
+			if msg := c.check(target, fs); msg != "" {
+				t.Fatal(msg)
+			}
+			// The ordinary flows are those of a model without a scenario.
+			plain := newModel(t, ModelConfig{Seed: 5, Index: 0})
+			scen := newModel(t, ModelConfig{Seed: 5, Index: 0, Scenario: c.scenario})
+			for i := range 20 {
+				now := t0.Add(time.Duration(i) * 100 * time.Millisecond)
+				p, s := plain.AppendFlows(nil, 20, now), scen.AppendFlows(nil, 20, now)
+				if !reflect.DeepEqual(p, s[:20]) {
+					t.Fatalf("call %d: the scenario changed the ordinary flows", i)
+				}
+			}
+		})
+	}
+}
+
+// TestModelScenarioWindow: a scenario starts and stops on the model's time
+// (here a Clock hours away from the export instants), adds its rate each
+// second in between and nothing outside, and none of its flows lies
+// outside its window.
+func TestModelScenarioWindow(t *testing.T) {
+	sim := time.Date(2026, 3, 14, 20, 0, 0, 0, time.UTC)
+	exported := sim.Add(-5 * time.Hour) // the Clock, not the export instant, reads the window
+	var elapsed time.Duration
+	clock := func() time.Time { return sim.Add(elapsed) }
+	start, dur := sim.Add(60*time.Second), 90*time.Second
+	m := newModel(t, ModelConfig{Seed: 8, Scenario: ScenarioPortscan, ScenarioRate: 50,
+		ScenarioStart: start, ScenarioDuration: dur, Clock: clock})
+	if s, e := m.ScenarioWindow(); !s.Equal(start) || !e.Equal(start.Add(dur)) {
+		t.Fatalf("window %v..%v, want %v..%v", s, e, start, start.Add(dur))
+	}
+	perSecond := map[int]int{}
+	for ; elapsed < 200*time.Second; elapsed += 250 * time.Millisecond {
+		now := exported.Add(elapsed)
+		on := elapsed >= 60*time.Second && elapsed < 150*time.Second
+		if m.ScenarioActive(now) != on {
+			t.Fatalf("at +%s: active %v, want %v", elapsed, !on, on)
+		}
+		fs := m.AppendFlows(nil, 10, now)
+		for _, f := range fs[10:] {
+			// Exported at now: the window in export time is shifted by
+			// the same amount.
+			lo, hi := exported.Add(60*time.Second).UnixMilli(), exported.Add(150*time.Second).UnixMilli()
+			if f.Start < lo || f.End > hi || f.End > now.UnixMilli() {
+				t.Fatalf("at +%s: scenario flow %d..%d outside the window %d..%d", elapsed, f.Start, f.End, lo, hi)
+			}
+		}
+		perSecond[int(elapsed/time.Second)] += len(fs) - 10
+	}
+	for sec := range 200 {
+		got := perSecond[sec]
+		switch {
+		case sec < 60 || sec > 150:
+			if got != 0 {
+				t.Fatalf("second %d: %d scenario flows outside the window", sec, got)
+			}
+		case sec > 60 && sec < 150:
+			if got < 49 || got > 51 {
+				t.Fatalf("second %d: %d scenario flows, want 50", sec, got)
+			}
+		}
+	}
+	// A pause between exports (an exporter without a target) is not
+	// caught up: at most one second's worth.
+	elapsed = 100 * time.Second
+	m2 := newModel(t, ModelConfig{Seed: 8, Scenario: ScenarioSynflood, ScenarioRate: 50, Clock: clock})
+	m2.AppendFlows(nil, 1, exported)
+	elapsed += 30 * time.Second
+	if n := len(m2.AppendFlows(nil, 1, exported)) - 1; n != 50 {
+		t.Fatalf("%d scenario flows after a 30 s pause, want one second's 50", n)
+	}
+	if s, e := m2.ScenarioWindow(); !s.Equal(sim.Add(100*time.Second)) || !e.IsZero() {
+		t.Fatalf("a scenario without start or duration: window %v..%v, want from the first flows to the end", s, e)
+	}
+}
+
+// TestModelSetScenarioStart: a fleet moves the start when it starts; the
+// scenario then starts at that instant.
+func TestModelSetScenarioStart(t *testing.T) {
+	m := newModel(t, ModelConfig{Seed: 2, Scenario: ScenarioSpam, ScenarioDuration: 10 * time.Second})
+	start := t0.Add(time.Minute)
+	m.SetScenarioStart(start)
+	if s, e := m.ScenarioWindow(); !s.Equal(start) || !e.Equal(start.Add(10*time.Second)) {
+		t.Fatalf("window %v..%v", s, e)
+	}
+	calls := drive(t, m, t0, t0.Add(2*time.Minute), time.Second, 5)
+	for i, c := range calls {
+		on := i > 60 && i <= 70 // the call at +61 s has the first second's sessions
+		if (len(c) > 0) != on {
+			t.Fatalf("call at +%ds: %d scenario flows", i, len(c))
+		}
+	}
+	if got := len(flatten(calls)); got != 10*20*2 {
+		t.Fatalf("%d flows in the 10 s window, want 20 sessions/s of 2 flows", got)
+	}
+}
+
+// TestModelExportStop: while export-stop is on, the model gives nothing;
+// before and after, ordinary flows.
+func TestModelExportStop(t *testing.T) {
+	m := newModel(t, ModelConfig{Seed: 4, Scenario: ScenarioExportStop, ScenarioStart: t0.Add(10 * time.Second),
+		ScenarioDuration: 20 * time.Second})
+	if a, name := m.ScenarioTarget(); a.IsValid() || name != "" {
+		t.Fatalf("export-stop target %s %q, want none (the router)", a, name)
+	}
+	for sec := range 40 {
+		now := t0.Add(time.Duration(sec) * time.Second)
+		fs := m.AppendFlows(nil, 100, now)
+		stopped := sec >= 10 && sec < 30
+		if stopped != (len(fs) == 0) || (!stopped && len(fs) != 100) {
+			t.Fatalf("at +%ds: %d flows (stopped %v)", sec, len(fs), stopped)
+		}
+		if m.ScenarioActive(now) != stopped {
+			t.Fatalf("at +%ds: ScenarioActive %v", sec, !stopped)
 		}
 	}
 }
 
+// TestModelScenarioShare: with a share, one call (a load generator's
+// pool) holds scenario flows in that proportion of sessions.
+func TestModelScenarioShare(t *testing.T) {
+	m := newModel(t, ModelConfig{Seed: 6, Scenario: ScenarioSynflood, ScenarioShare: 0.3})
+	target, _ := m.ScenarioTarget()
+	syn := 0
+	fs := m.AppendFlows(nil, 10000, time.UnixMilli(0))
+	for _, f := range fs {
+		if f.TCPFlags == 0x02 && f.PostNATDstAddr == target {
+			syn++
+		}
+	}
+	// A session is two flows, a SYN one: 30 % of sessions is about 18 %
+	// of flows.
+	if syn < len(fs)*15/100 || syn > len(fs)*21/100 {
+		t.Fatalf("%d SYNs of %d flows with a 0.3 share", syn, len(fs))
+	}
+	if plain := newModel(t, ModelConfig{Seed: 6, Scenario: ScenarioSynflood}).AppendFlows(nil, 10000, time.UnixMilli(0)); reflect.DeepEqual(plain, fs) {
+		t.Fatal("the share changed nothing")
+	}
+}
+
 func TestModelConfigErrors(t *testing.T) {
-	_, err := NewModel(ModelConfig{Index: 64, Subscribers: 30000, Scenario: "flood", Sectors: 20})
+	_, err := NewModel(ModelConfig{Index: 64, Subscribers: 30000, Scenario: "flood", Sectors: 20,
+		ScenarioRate: 1e6, ScenarioDuration: -time.Second})
 	want := "invalid model config: index: 64 is outside 0..63\nsubscribers: 30000 is outside 1..20000\n" +
-		"sectors: 20 is outside 1..16\nscenario: \"flood\" is not one of ddos, portscan, spam"
+		"sectors: 20 is outside 1..16\nscenario: \"flood\" is not one of ddos, synflood, portscan, spam, export-stop\n" +
+		"scenario-rate: 1e+06 is above 100000\nscenario-duration: -1s is negative"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
+	}
+	for _, s := range Scenarios() {
+		if !ValidScenario(s) {
+			t.Errorf("scenario %q is not valid", s)
+		}
 	}
 }
 
