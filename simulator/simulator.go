@@ -8,6 +8,11 @@
 // its exports on, and undoing it turns them off. No two routers export
 // from one address (flowbox tells exporters apart by address): a target's
 // src-address moves the router's exports to that address, as on RouterOS.
+//
+// A fleet can run a scenario on one of its routers (Config.Scenario): an
+// attack on or from one of its subscribers, or a router that stops
+// exporting, from a delay after Start for a given time, so that tests and
+// the demo see flowbox's alerts open and resolve.
 package simulator
 
 import (
@@ -20,6 +25,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,9 +64,24 @@ type Config struct {
 	// Seed makes the fleet deterministic: router i uses a seed derived from
 	// Seed and i.
 	Seed uint64
-	// Scenario is mixed into every router's traffic ("", ddos, portscan,
-	// spam).
+	// Scenario adds unusual traffic to one router's exports (one of
+	// netflowtest.Scenarios, "" for none): an attack on or from one of its
+	// subscribers, or, for export-stop, no exports at all while it is on
+	// (its API keeps answering). See netflowtest.ModelConfig.Scenario.
 	Scenario string
+	// ScenarioRouter is the index of the router that runs the scenario
+	// (0..Routers-1); the others export ordinary traffic. Default 0.
+	ScenarioRouter int
+	// ScenarioStart is the scenario's delay after Start, read on Clock
+	// (real time without one). Default 0: at Start.
+	ScenarioStart time.Duration
+	// ScenarioDuration is how long the scenario lasts; 0 means until the
+	// fleet stops.
+	ScenarioDuration time.Duration
+	// ScenarioRate is what the scenario adds per second (see
+	// netflowtest.ModelConfig.ScenarioRate); 0 means
+	// netflowtest.DefaultScenarioRate.
+	ScenarioRate float64
 	// Location is the time zone of the daily curve; default UTC.
 	Location *time.Location
 	// Clock is the clock of the daily curve (see
@@ -95,10 +116,20 @@ func (c Config) Validate() error {
 	if c.Subscribers < 0 || c.Subscribers > netflowtest.MaxSubscribers {
 		errs = append(errs, fmt.Errorf("subscribers: %d is outside 1..%d", c.Subscribers, netflowtest.MaxSubscribers))
 	}
-	switch c.Scenario {
-	case netflowtest.ScenarioNone, netflowtest.ScenarioDDoS, netflowtest.ScenarioPortscan, netflowtest.ScenarioSpam:
-	default:
-		errs = append(errs, fmt.Errorf("scenario: %q is not one of ddos, portscan, spam", c.Scenario))
+	if !netflowtest.ValidScenario(c.Scenario) {
+		errs = append(errs, fmt.Errorf("scenario: %q is not one of %s", c.Scenario, strings.Join(netflowtest.Scenarios(), ", ")))
+	}
+	if c.Scenario != netflowtest.ScenarioNone && c.Routers >= 1 && (c.ScenarioRouter < 0 || c.ScenarioRouter >= c.Routers) {
+		errs = append(errs, fmt.Errorf("scenario-router: %d is outside 0..%d", c.ScenarioRouter, c.Routers-1))
+	}
+	if c.ScenarioStart < 0 {
+		errs = append(errs, fmt.Errorf("scenario-start: %s is negative", c.ScenarioStart))
+	}
+	if c.ScenarioDuration < 0 {
+		errs = append(errs, fmt.Errorf("scenario-duration: %s is negative", c.ScenarioDuration))
+	}
+	if c.ScenarioRate < 0 || c.ScenarioRate > netflowtest.MaxScenarioRate {
+		errs = append(errs, fmt.Errorf("scenario-rate: %g is outside 0..%d", c.ScenarioRate, netflowtest.MaxScenarioRate))
 	}
 	if c.ExportFrom.IsValid() && !c.ExportFrom.Is4() {
 		errs = append(errs, fmt.Errorf("export-from: %s is not an IPv4 address", c.ExportFrom))
@@ -202,8 +233,12 @@ func New(cfg Config, logger *slog.Logger) (*Fleet, error) {
 func (f *Fleet) newRouter(i int, src netip.Addr) (*Router, error) {
 	cfg := f.cfg
 	seed := seedFor(cfg.Seed, i)
-	model, err := netflowtest.NewModel(netflowtest.ModelConfig{Seed: seed, Index: i,
-		Subscribers: cfg.Subscribers, Scenario: cfg.Scenario, Location: cfg.Location, Clock: cfg.Clock})
+	mc := netflowtest.ModelConfig{Seed: seed, Index: i, Subscribers: cfg.Subscribers,
+		Location: cfg.Location, Clock: cfg.Clock}
+	if i == cfg.ScenarioRouter {
+		mc.Scenario, mc.ScenarioDuration, mc.ScenarioRate = cfg.Scenario, cfg.ScenarioDuration, cfg.ScenarioRate
+	}
+	model, err := netflowtest.NewModel(mc)
 	if err != nil {
 		return nil, fmt.Errorf("router %d: %w", i, err)
 	}
@@ -267,6 +302,10 @@ func (f *Fleet) Start() error {
 		return errors.New("cannot start fleet: already started")
 	}
 	f.started = true
+	if r := f.scenarioRouter(); r != nil {
+		// Before any export: no scenario flow precedes its start.
+		r.Model.SetScenarioStart(f.now().Add(f.cfg.ScenarioStart))
+	}
 	for _, r := range f.routers {
 		if err := r.Server.Listen(r.apiAddr); err != nil {
 			f.Stop()
@@ -452,4 +491,103 @@ func addSourceAddress(p *routerostest.Personality, src netip.Addr) {
 	p.Interfaces = append(p.Interfaces, routerostest.Interface{Index: next, Name: "loopback", Type: "bridge",
 		Comment: "management", MTU: 1500})
 	p.Addresses = append(p.Addresses, routerostest.Address{Address: netip.PrefixFrom(src, 32), Interface: "loopback"})
+}
+
+// now reads the fleet's clock: Clock, else real time.
+func (f *Fleet) now() time.Time {
+	if f.cfg.Clock != nil {
+		return f.cfg.Clock()
+	}
+	return time.Now()
+}
+
+// scenarioRouter returns the router that runs the scenario, nil without
+// one.
+func (f *Fleet) scenarioRouter() *Router {
+	if f.cfg.Scenario == netflowtest.ScenarioNone {
+		return nil
+	}
+	return f.routers[f.cfg.ScenarioRouter]
+}
+
+// ScenarioInfo describes the fleet's scenario: what, on which router,
+// against (or from) whom, and when.
+type ScenarioInfo struct {
+	// Scenario is the scenario's name (netflowtest.ScenarioDDoS...).
+	Scenario string
+	// Router is the index of the router that runs it, Identity its name.
+	Router   int
+	Identity string
+	// Addr is the victim's (ddos, synflood) or culprit's (portscan, spam)
+	// address, and Subscriber the subscriber's name as the router's
+	// inventory gives it (see netflowtest.Model.ScenarioTarget). Both are
+	// zero for export-stop, whose target is the router.
+	Addr       netip.Addr
+	Subscriber string
+	// Start and End are the scenario's window on the fleet's clock (Clock,
+	// else real time). Start is zero before the fleet starts; End is zero
+	// when the scenario lasts until the fleet stops.
+	Start, End time.Time
+}
+
+// Scenario returns the fleet's scenario, and false without one.
+func (f *Fleet) Scenario() (ScenarioInfo, bool) {
+	r := f.scenarioRouter()
+	if r == nil {
+		return ScenarioInfo{}, false
+	}
+	addr, sub := r.Model.ScenarioTarget()
+	start, end := r.Model.ScenarioWindow()
+	if !f.started {
+		start, end = time.Time{}, time.Time{}
+	}
+	return ScenarioInfo{Scenario: f.cfg.Scenario, Router: r.Index, Identity: r.Identity,
+		Addr: addr, Subscriber: sub, Start: start, End: end}, true
+}
+
+// Scenario events passed to WatchScenario's callback.
+const (
+	ScenarioStarted = "start"
+	ScenarioEnded   = "end"
+)
+
+// scenarioPoll is how often WatchScenario reads the fleet's clock at most.
+const scenarioPoll = 200 * time.Millisecond
+
+// WatchScenario calls fn with ScenarioStarted when the scenario starts and
+// with ScenarioEnded when it ends, as the fleet's clock reads (within
+// 200 ms of real time), and returns once it ended or ctx is done. It
+// returns at once without a scenario or before Start. A scenario that
+// lasts until the fleet stops never ends: the caller reports its end.
+func (f *Fleet) WatchScenario(ctx context.Context, fn func(event string, info ScenarioInfo)) {
+	info, ok := f.Scenario()
+	if !ok || info.Start.IsZero() {
+		return
+	}
+	started := false
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := f.now()
+		if !started && !now.Before(info.Start) {
+			started = true
+			fn(ScenarioStarted, info)
+		}
+		if started && !info.End.IsZero() && !now.Before(info.End) {
+			fn(ScenarioEnded, info)
+			return
+		}
+		next := scenarioPoll
+		if d := info.Start.Sub(now); !started && d < next {
+			next = d
+		} else if d := info.End.Sub(now); started && !info.End.IsZero() && d < next {
+			next = d
+		}
+		t.Reset(max(next, time.Millisecond))
+	}
 }

@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -15,6 +16,8 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -252,7 +255,14 @@ func TestFleetClock(t *testing.T) {
 func TestFleetConfigErrors(t *testing.T) {
 	_, err := New(Config{Routers: 0, Versions: "8", Rate: -1, Scenario: "x", APIPortBase: 70000}, discard())
 	want := "invalid fleet config: routers: 0 is outside 1..64\napi-port-base: 70000 leaves no room for 0 routers\n" +
-		"version: \"8\" is not one of 6, 7, mixed\nrate: -1 is negative\nscenario: \"x\" is not one of ddos, portscan, spam"
+		"version: \"8\" is not one of 6, 7, mixed\nrate: -1 is negative\nscenario: \"x\" is not one of ddos, synflood, portscan, spam, export-stop"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+	_, err = New(Config{Routers: 2, Scenario: netflowtest.ScenarioDDoS, ScenarioRouter: 2, ScenarioStart: -time.Second,
+		ScenarioDuration: -time.Minute, ScenarioRate: -1}, discard())
+	want = "invalid fleet config: scenario-router: 2 is outside 0..1\nscenario-start: -1s is negative\n" +
+		"scenario-duration: -1m0s is negative\nscenario-rate: -1 is outside 0..100000"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}
@@ -367,4 +377,156 @@ func TestFleetExportAddresses(t *testing.T) {
 			t.Errorf("the API of a fleet that failed to start still listens on %s", a)
 		}
 	}
+}
+
+// fakeClock is a clock that tests move.
+type fakeClock struct {
+	base time.Time
+	off  atomic.Int64
+}
+
+func (c *fakeClock) now() time.Time            { return c.base.Add(time.Duration(c.off.Load())) }
+func (c *fakeClock) set(elapsed time.Duration) { c.off.Store(int64(elapsed)) }
+
+// TestFleetScenario: only the chosen router runs the scenario; its window
+// starts at Start plus the delay on the fleet's clock, its target is the
+// model's, and WatchScenario reports the start and the end as the clock
+// passes them.
+func TestFleetScenario(t *testing.T) {
+	clock := &fakeClock{base: time.Date(2026, 3, 14, 20, 0, 0, 0, time.UTC)}
+	f, err := New(Config{Routers: 3, Password: "x", Subscribers: 40, Seed: 3, Clock: clock.now,
+		Scenario: netflowtest.ScenarioSynflood, ScenarioRouter: 2, ScenarioStart: time.Minute,
+		ScenarioDuration: 90 * time.Second, ScenarioRate: 10}, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range f.Routers() {
+		cfg := r.Model.Config()
+		if want := map[bool]string{true: netflowtest.ScenarioSynflood}[r.Index == 2]; cfg.Scenario != want {
+			t.Errorf("router %d runs scenario %q, want %q", r.Index, cfg.Scenario, want)
+		}
+	}
+	if info, ok := f.Scenario(); !ok || !info.Start.IsZero() || info.Identity != "wisp-3" {
+		t.Fatalf("before Start: %+v %v", info, ok)
+	}
+	clock.set(5 * time.Second)
+	if err := f.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	info, _ := f.Scenario()
+	addr, sub := f.Routers()[2].Model.ScenarioTarget()
+	want := ScenarioInfo{Scenario: "synflood", Router: 2, Identity: "wisp-3", Addr: addr, Subscriber: sub,
+		Start: clock.base.Add(65 * time.Second), End: clock.base.Add(155 * time.Second)}
+	if info != want || !addr.IsValid() || sub == "" {
+		t.Fatalf("scenario %+v\nwant %+v", info, want)
+	}
+
+	type event struct {
+		name string
+		at   time.Duration
+	}
+	var mu sync.Mutex
+	var events []event
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.WatchScenario(context.Background(), func(e string, got ScenarioInfo) {
+			if got != want {
+				t.Errorf("event %s: %+v", e, got)
+			}
+			mu.Lock()
+			events = append(events, event{e, time.Duration(clock.off.Load())})
+			mu.Unlock()
+		})
+	}()
+	seen := func() []event {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]event(nil), events...)
+	}
+	for _, step := range []struct {
+		at   time.Duration
+		want []event
+	}{
+		{64 * time.Second, nil},
+		{65 * time.Second, []event{{ScenarioStarted, 65 * time.Second}}},
+		{154 * time.Second, []event{{ScenarioStarted, 65 * time.Second}}},
+		{156 * time.Second, []event{{ScenarioStarted, 65 * time.Second}, {ScenarioEnded, 156 * time.Second}}},
+	} {
+		clock.set(step.at)
+		if step.want == nil || len(step.want) == len(seen()) {
+			// Nothing is due: the watcher polls a few times and says
+			// nothing new.
+			time.Sleep(3 * scenarioPoll)
+		}
+		testutil.WaitFor(t, 10*time.Second, "scenario events", func() (bool, string) {
+			got := seen()
+			return reflect.DeepEqual(got, step.want), fmt.Sprintf("at +%s: events %v, want %v", step.at, got, step.want)
+		})
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("WatchScenario did not return after the end")
+	}
+}
+
+// TestFleetExportStop: during export-stop, the chosen router sends nothing
+// while another goes on and its API keeps answering; after it, its exports
+// resume.
+func TestFleetExportStop(t *testing.T) {
+	clock := &fakeClock{base: time.Date(2026, 3, 14, 20, 0, 0, 0, time.UTC)}
+	f := startFleet(t, Config{Routers: 2, Versions: "7", Rate: 4000, Seed: 4, Password: "demo", Subscribers: 40,
+		Clock: clock.now, Scenario: netflowtest.ScenarioExportStop, ScenarioRouter: 1,
+		ScenarioStart: 10 * time.Second, ScenarioDuration: 30 * time.Second})
+	s := testutil.NewUDPSink(t)
+	port := strconv.Itoa(int(s.Addr().Port()))
+	var cs []*routeros.Client
+	for _, r := range f.Routers() {
+		c := dial(t, r)
+		cs = append(cs, c)
+		run(t, c, "/ip/traffic-flow/target/add", "=dst-address=127.0.0.1", "=port="+port, "=version=9")
+		run(t, c, "/ip/traffic-flow/set", "=enabled=yes")
+	}
+	ordinary, stopped := f.Routers()[0].ExportAddr().Addr(), f.Routers()[1].ExportAddr().Addr()
+	count := func(a netip.Addr) int {
+		n := 0
+		for _, v := range versionsFrom(s.Datagrams(), a) {
+			n += v
+		}
+		return n
+	}
+	// more waits until the ordinary router sent n more datagrams: both
+	// exporters ticked many times meanwhile.
+	more := func(n int) {
+		from := count(ordinary)
+		testutil.WaitFor(t, 10*time.Second, "exports of the ordinary router", func() (bool, string) {
+			got := count(ordinary)
+			return got >= from+n, fmt.Sprintf("%d datagrams from %s, want %d", got, ordinary, from+n)
+		})
+	}
+	testutil.WaitFor(t, 10*time.Second, "exports before the scenario", func() (bool, string) {
+		return count(stopped) >= 3 && count(ordinary) >= 3, fmt.Sprintf("%d and %d datagrams", count(ordinary), count(stopped))
+	})
+
+	clock.set(15 * time.Second)
+	more(20) // the exports in flight at the switch arrive
+	before := count(stopped)
+	more(40)
+	if got := count(stopped); got != before {
+		t.Fatalf("the stopped router sent %d datagrams during export-stop", got-before)
+	}
+	if rep := run(t, cs[1], "/system/identity/print"); rep.Re[0].Map["name"] != f.Routers()[1].Identity {
+		t.Fatalf("identity during export-stop: %v", rep.Re[0].Map)
+	}
+	if st := f.Stats()[1]; len(st.Targets) != 1 {
+		t.Fatalf("targets during export-stop: %+v, want the configured one", st.Targets)
+	}
+
+	clock.set(40 * time.Second)
+	testutil.WaitFor(t, 10*time.Second, "exports after the scenario", func() (bool, string) {
+		got := count(stopped)
+		return got >= before+3, fmt.Sprintf("%d datagrams after export-stop", got-before)
+	})
 }
