@@ -24,6 +24,11 @@ import (
 // listen on loopback only.
 const demoRouterPassword = "demo-router"
 
+// demoScenario is the demo's attack: a DDoS on a subscriber of the first
+// router a minute after the start, for a minute and a half, so that a
+// newcomer sees an alert open and resolve in the first minutes.
+var demoScenario = scenarioOptions{name: "ddos", start: time.Minute, duration: 90 * time.Second}
+
 // runDemo starts flowbox serve with a simulated MikroTik fleet (one v6 and
 // two v7 routers by default), onboards the routers through the normal
 // provisioning path with their API logins, and prints the web address and
@@ -40,6 +45,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	seed := fs.Uint64("seed", 1, "seed of the simulated traffic")
 	open := fs.Bool("open", false, "listen on every interface (default: loopback only, unless an address names a host)")
 	startClock := simClockFlags(fs, "demo", "")
+	scenarioOpts := scenarioFlags(fs, "demo", "", " (none turns the demo's attack off)", demoScenario)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -48,6 +54,16 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	}
 	clock, err := startClock()
 	if err != nil {
+		return err
+	}
+	scenario, err := scenarioOpts()
+	if err != nil {
+		return err
+	}
+	if *routers < 1 || *routers > simulator.MaxRouters {
+		return usageError{fmt.Sprintf("demo: --routers %d is outside 1..%d", *routers, simulator.MaxRouters)}
+	}
+	if err := scenario.checkRouter("demo", *routers); err != nil {
 		return err
 	}
 	cfg, err := loadServeConfig(e, load, *listenNetflow, *listenWeb, func(c *Config) {
@@ -89,7 +105,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 
-	fl, err := simulator.New(simulator.Config{
+	fcfg := simulator.Config{
 		Routers:     *routers,
 		APIPortBase: *apiPortBase,
 		Versions:    "mixed",
@@ -100,7 +116,9 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		Seed:        *seed,
 		Location:    clock.loc,
 		Clock:       clock.now,
-	}, logger.With("component", "simulate"))
+	}
+	scenario.apply(&fcfg)
+	fl, err := simulator.New(fcfg, logger.With("component", "simulate"))
 	if err != nil {
 		cancel()
 		<-runDone
@@ -120,7 +138,17 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "  web console: %s\n", webURL(cfg.Web.Listen, cfg.Web.TLS.Cert != "" || cfg.Web.TLS.SelfSigned))
 	fmt.Fprintf(e.stdout, "  login:       admin / %s\n", adminPassword)
 	fmt.Fprintf(e.stdout, "  routers:     %d simulated MikroTik routers, onboarded over the RouterOS API\n", len(fl.Routers()))
+	scenarios := newScenarioReporter(fl, clock, false, e.stdout, logger.With("component", "simulate"))
+	if scenarios.ok {
+		scenarios.printPlan("  scenario:    ")
+		fmt.Fprintln(e.stdout, "               (the Alerts page shows it; --scenario none turns it off)")
+	}
 	fmt.Fprintln(e.stdout, "Press Ctrl-C to stop.")
+	watched := scenarios.watch(runCtx)
+	defer func() {
+		cancel()
+		<-watched
+	}()
 
 	select {
 	case err := <-runDone:

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/flowbox/flowbox/collector/netflowtest"
@@ -27,7 +28,7 @@ type simulateOptions struct {
 	apiPortBase int
 	subscribers int
 	seed        uint64
-	scenario    string
+	scenario    scenarioOptions
 	password    string
 	tls         bool
 	dailyCurve  bool
@@ -100,13 +101,14 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&o.apiPortBase, "api-port-base", 8728, "fleet mode: router i serves the RouterOS API on 127.0.0.1:(`P`+i); 0 picks free ports")
 	fs.IntVar(&o.subscribers, "subscribers", 300, "subscribers per router")
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed: the same seed gives the same routers and traffic")
-	fs.StringVar(&o.scenario, "scenario", "", "mix in unusual traffic: ddos, portscan or spam")
 	fs.StringVar(&o.password, "password", "", "fleet mode: API password of user admin on every router (default: generated per router)")
 	fs.BoolVar(&o.tls, "tls", false, "fleet mode: serve API-SSL with a self-signed certificate instead of the plain API")
 	fs.BoolVar(&o.dailyCurve, "daily-curve", false, "fleet mode: scale the rate by the time of day (quiet at night, peak at 21:00; see --sim-start and --sim-tz)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print machine-readable JSON lines")
 	fs.StringVar(&o.logLevel, "log-level", "", "log level: debug, info, warn or error (default: log.level of the config)")
 	startClock := simClockFlags(fs, "simulate", "fleet mode: ")
+	scenario := scenarioFlags(fs, "simulate", "fleet mode: ",
+		" (load mode: mixed into the first exporter's flows; not export-stop)", scenarioOptions{})
 	load := commonFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -136,6 +138,17 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	}
 	if o.clock, err = startClock(); err != nil {
 		return err
+	}
+	if o.scenario, err = scenario(); err != nil {
+		return err
+	}
+	if o.target != "" {
+		if given := o.scenario.timingFlags(); given != "" {
+			return usageError{fmt.Sprintf("simulate: --%s is for fleet mode (without --target): load mode mixes the scenario into its flow pool", given)}
+		}
+		if o.scenario.name == netflowtest.ScenarioExportStop {
+			return usageError{"simulate: --scenario export-stop is for fleet mode (without --target)"}
+		}
 	}
 	logger := newLogger(e.stderr, LogConfig{Level: o.logLevel, Format: cfg.Log.Format}).With("component", "simulate")
 	if o.duration > 0 {
@@ -215,8 +228,14 @@ func simulateLoad(ctx context.Context, e *env, o simulateOptions, logger *slog.L
 		}
 	}()
 	for i := range o.routers {
-		model, err := netflowtest.NewModel(netflowtest.ModelConfig{Seed: o.seed + uint64(i), Index: i,
-			Subscribers: o.subscribers, Scenario: o.scenario})
+		mc := netflowtest.ModelConfig{Seed: o.seed + uint64(i), Index: i, Subscribers: o.subscribers}
+		if i == 0 && o.scenario.name != "" {
+			// The exporters cycle through a pool generated at once, where
+			// no time passes: the first one's pool holds the scenario's
+			// flows at a fixed share of its sessions.
+			mc.Scenario, mc.ScenarioShare, mc.ScenarioRate = o.scenario.name, loadScenarioShare, -1
+		}
+		model, err := netflowtest.NewModel(mc)
 		if err != nil {
 			return fmt.Errorf("cannot build traffic model: %w", err)
 		}
@@ -327,10 +346,14 @@ func simulateFleet(ctx context.Context, e *env, o simulateOptions, logger *slog.
 	if versions == "" {
 		versions = "mixed"
 	}
-	f, err := simulator.New(simulator.Config{Routers: o.routers, APIPortBase: o.apiPortBase, TLS: o.tls,
+	if err := o.scenario.checkRouter("simulate", o.routers); err != nil {
+		return err
+	}
+	scfg := simulator.Config{Routers: o.routers, APIPortBase: o.apiPortBase, TLS: o.tls,
 		Versions: versions, Password: o.password, Rate: o.rate, DailyCurve: o.dailyCurve,
-		Subscribers: o.subscribers, Seed: o.seed, Scenario: o.scenario,
-		Location: o.clock.loc, Clock: o.clock.now}, logger)
+		Subscribers: o.subscribers, Seed: o.seed, Location: o.clock.loc, Clock: o.clock.now}
+	o.scenario.apply(&scfg)
+	f, err := simulator.New(scfg, logger)
 	if err != nil {
 		return usageError{fmt.Sprintf("simulate: %v", err)}
 	}
@@ -345,8 +368,13 @@ func simulateFleet(ctx context.Context, e *env, o simulateOptions, logger *slog.
 			Fingerprint: r.Fingerprint, Username: r.Username, Password: r.Password,
 			ExportFrom: r.ExportAddr().Addr().String(), Subscribers: len(r.Model.Subscribers())})
 	}
+	rep := newScenarioReporter(f, o.clock, o.jsonOut, e.stdout, logger)
 	if o.jsonOut {
-		if err := writeJSONLine(e.stdout, map[string]any{"mode": "fleet", "routers": infos}); err != nil {
+		line := map[string]any{"mode": "fleet", "routers": infos}
+		if sc := rep.plan(); sc != nil {
+			line["scenario"] = sc
+		}
+		if err := rep.writeJSON(line); err != nil {
 			return err
 		}
 	} else {
@@ -360,9 +388,15 @@ func simulateFleet(ctx context.Context, e *env, o simulateOptions, logger *slog.
 				i.Identity, i.Version, api, i.API, i.Username, i.Password, i.ExportFrom, i.Subscribers)
 		}
 		fmt.Fprintln(e.stdout, "flows are exported once /ip/traffic-flow is enabled with a target on 127.0.0.1; Ctrl-C stops")
+		rep.printPlan("scenario ")
 	}
+	watched := rep.watch(ctx)
 	<-ctx.Done()
+	<-watched
 	f.Stop()
+	if err := rep.stopped(); err != nil {
+		return err
+	}
 	var stats []routerStats
 	for i, st := range f.Stats() {
 		stats = append(stats, routerStats{Identity: infos[i].Identity, Targets: len(st.Targets),
@@ -386,4 +420,267 @@ func writeJSONLine(w io.Writer, v any) error {
 		return fmt.Errorf("cannot write result: %w", err)
 	}
 	return nil
+}
+
+// loadScenarioShare is the share of the first exporter's sessions that
+// belong to the scenario in load mode.
+const loadScenarioShare = 0.3
+
+// scenarioOptions are the scenario flags of simulate and demo.
+type scenarioOptions struct {
+	// name is the scenario, "" for none.
+	name            string
+	start, duration time.Duration
+	router          int
+	rate            float64
+	// given are the flags other than --scenario set on the command line.
+	given []string
+}
+
+// scenarioTimingFlags are the flags that shape a scenario.
+var scenarioTimingFlags = []string{"scenario-start", "scenario-duration", "scenario-router", "scenario-rate"}
+
+// scenarioFlags adds --scenario, --scenario-start, --scenario-duration,
+// --scenario-router and --scenario-rate to fs with def's defaults, their
+// help starting with prefix (and, for --scenario, ending with note). The
+// returned function, called after parsing, validates them (usage errors
+// name cmd).
+func scenarioFlags(fs *flag.FlagSet, cmd, prefix, note string, def scenarioOptions) func() (scenarioOptions, error) {
+	var o scenarioOptions
+	defName := def.name
+	if defName == "" {
+		defName = "none"
+	}
+	fs.StringVar(&o.name, "scenario", defName, prefix+"`NAME` of an attack or a fault added to one router's traffic: none, "+
+		strings.Join(netflowtest.Scenarios(), ", ")+note)
+	fs.DurationVar(&o.start, "scenario-start", def.start, prefix+"start the scenario `D` after the routers start")
+	fs.DurationVar(&o.duration, "scenario-duration", def.duration, prefix+"stop the scenario after `D` (0: run it until the end)")
+	fs.IntVar(&o.router, "scenario-router", def.router, prefix+"index `N` of the router that runs the scenario (0 is the first)")
+	fs.Float64Var(&o.rate, "scenario-rate", 0, prefix+"what the scenario adds per second on top of the ordinary flows: "+
+		"`R` flows (ddos 100, synflood 1500, portscan 300) or SMTP sessions (spam 20); 0: these defaults")
+	return func() (scenarioOptions, error) {
+		if o.name == "none" {
+			o.name = ""
+		}
+		if !netflowtest.ValidScenario(o.name) {
+			return o, usageError{fmt.Sprintf("%s: --scenario %q is not one of none, %s", cmd, o.name, strings.Join(netflowtest.Scenarios(), ", "))}
+		}
+		for _, name := range scenarioTimingFlags {
+			if flagSet(fs, name) {
+				o.given = append(o.given, name)
+			}
+		}
+		if o.name == "" && len(o.given) > 0 {
+			return o, usageError{fmt.Sprintf("%s: --%s needs a --scenario", cmd, o.given[0])}
+		}
+		switch {
+		case o.start < 0:
+			return o, usageError{fmt.Sprintf("%s: --scenario-start must not be negative", cmd)}
+		case o.duration < 0:
+			return o, usageError{fmt.Sprintf("%s: --scenario-duration must not be negative", cmd)}
+		case o.router < 0:
+			return o, usageError{fmt.Sprintf("%s: --scenario-router must not be negative", cmd)}
+		case o.rate < 0 || o.rate > netflowtest.MaxScenarioRate:
+			return o, usageError{fmt.Sprintf("%s: --scenario-rate %g is outside 0..%d", cmd, o.rate, netflowtest.MaxScenarioRate)}
+		}
+		return o, nil
+	}
+}
+
+// timingFlags returns the first scenario flag other than --scenario given
+// on the command line, "" for none.
+func (o scenarioOptions) timingFlags() string {
+	if len(o.given) == 0 {
+		return ""
+	}
+	return o.given[0]
+}
+
+// checkRouter checks --scenario-router against the fleet's size.
+func (o scenarioOptions) checkRouter(cmd string, routers int) error {
+	if o.name != "" && o.router >= routers {
+		return usageError{fmt.Sprintf("%s: --scenario-router %d is outside 0..%d (the fleet's routers)", cmd, o.router, routers-1)}
+	}
+	return nil
+}
+
+// apply sets the scenario of a fleet.
+func (o scenarioOptions) apply(c *simulator.Config) {
+	c.Scenario, c.ScenarioRouter, c.ScenarioStart, c.ScenarioDuration, c.ScenarioRate =
+		o.name, o.router, o.start, o.duration, o.rate
+}
+
+// scenarioJSON is a fleet's scenario as printed: what, where, against (or
+// from) whom, and when (real time).
+type scenarioJSON struct {
+	Scenario    string `json:"scenario"`
+	Router      string `json:"router"`
+	RouterIndex int    `json:"router_index"`
+	// ExportFrom is the address the router exports from: what flowbox
+	// names the exporter.
+	ExportFrom string `json:"export_from"`
+	// Address and Subscriber are the victim or the culprit; empty for
+	// export-stop.
+	Address    string     `json:"address"`
+	Subscriber string     `json:"subscriber"`
+	Start      time.Time  `json:"start"`
+	End        *time.Time `json:"end"` // null: until the simulator stops
+}
+
+// scenarioEvent is the line printed when the scenario starts or ends.
+type scenarioEvent struct {
+	Mode  string `json:"mode"`
+	Event string `json:"event"` // scenario-start or scenario-end
+	// Reason of an end: "ended" (its duration passed) or "stopped" (the
+	// simulator stopped while it was on).
+	Reason   string       `json:"reason,omitempty"`
+	At       time.Time    `json:"at"`
+	Scenario scenarioJSON `json:"scenario"`
+}
+
+// scenarioReporter prints a fleet's scenario: its plan, and lines when it
+// starts and ends.
+type scenarioReporter struct {
+	f      *simulator.Fleet
+	info   simulator.ScenarioInfo
+	ok     bool
+	offset time.Duration // real time minus the fleet's clock
+	// exportFrom is the scenario router's export address at the start,
+	// for reports once its exporter stopped.
+	exportFrom netip.Addr
+	json       bool
+	w          io.Writer
+	logger     *slog.Logger
+
+	mu             sync.Mutex // serialises writes; guards below
+	started, ended bool
+}
+
+// newScenarioReporter reports f's scenario (after f.Start) to w, as JSON
+// lines or text, and to logger.
+func newScenarioReporter(f *simulator.Fleet, clock simClock, jsonOut bool, w io.Writer, logger *slog.Logger) *scenarioReporter {
+	r := &scenarioReporter{f: f, json: jsonOut, w: w, logger: logger}
+	r.info, r.ok = f.Scenario()
+	if r.ok {
+		r.exportFrom = f.Routers()[r.info.Router].ExportAddr().Addr()
+	}
+	if clock.now != nil {
+		r.offset = time.Since(clock.now())
+	}
+	return r
+}
+
+// plan returns the scenario as printed, nil without one.
+func (r *scenarioReporter) plan() *scenarioJSON {
+	if !r.ok {
+		return nil
+	}
+	i := r.info
+	from := r.f.Routers()[i.Router].ExportAddr().Addr()
+	if !from.IsValid() {
+		from = r.exportFrom
+	}
+	j := &scenarioJSON{Scenario: i.Scenario, Router: i.Identity, RouterIndex: i.Router,
+		ExportFrom: from.String(), Subscriber: i.Subscriber, Start: i.Start.Add(r.offset)}
+	if i.Addr.IsValid() {
+		j.Address = i.Addr.String()
+	}
+	if !i.End.IsZero() {
+		end := i.End.Add(r.offset)
+		j.End = &end
+	}
+	return j
+}
+
+// describe says in words what the scenario does.
+func (r *scenarioReporter) describe() string {
+	p := r.plan()
+	what := fmt.Sprintf("%s on %s", p.Scenario, p.Router)
+	if p.Address != "" {
+		role := "against"
+		if p.Scenario == netflowtest.ScenarioPortscan || p.Scenario == netflowtest.ScenarioSpam {
+			role = "from"
+		}
+		what += fmt.Sprintf(" %s subscriber %s (%s)", role, p.Address, p.Subscriber)
+	} else {
+		what += fmt.Sprintf(" (no exports from %s)", p.ExportFrom)
+	}
+	return what
+}
+
+// printPlan prints the scenario's plan as a line of text starting with
+// prefix.
+func (r *scenarioReporter) printPlan(prefix string) {
+	if !r.ok {
+		return
+	}
+	p := r.plan()
+	when := "until the end"
+	if p.End != nil {
+		when = "for " + p.End.Sub(p.Start).Round(time.Second).String()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fmt.Fprintf(r.w, "%s%s, from %s %s\n", prefix, r.describe(), p.Start.Local().Format(time.TimeOnly), when)
+}
+
+// writeJSON writes one JSON line, serialised with the event lines.
+func (r *scenarioReporter) writeJSON(v any) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return writeJSONLine(r.w, v)
+}
+
+// event reports a start or an end.
+func (r *scenarioReporter) event(event, reason string) error {
+	r.logger.Info("scenario "+event, "scenario", r.info.Scenario, "router", r.info.Identity,
+		"address", r.plan().Address, "subscriber", r.info.Subscriber)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.json {
+		return writeJSONLine(r.w, scenarioEvent{Mode: "fleet", Event: "scenario-" + event, Reason: reason,
+			At: time.Now(), Scenario: *r.plan()})
+	}
+	verb := "started"
+	if event == simulator.ScenarioEnded {
+		verb = "ended"
+	}
+	_, err := fmt.Fprintf(r.w, "scenario %s %s\n", r.describe(), verb)
+	return err
+}
+
+// watch reports the scenario's start and end until ctx is done; the
+// returned channel is closed when it returns.
+func (r *scenarioReporter) watch(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.f.WatchScenario(ctx, func(event string, _ simulator.ScenarioInfo) {
+			reason := ""
+			r.mu.Lock()
+			if event == simulator.ScenarioStarted {
+				r.started = true
+			} else {
+				r.ended, reason = true, "ended"
+			}
+			r.mu.Unlock()
+			if err := r.event(event, reason); err != nil {
+				r.logger.Warn("cannot report the scenario", "error", err)
+			}
+		})
+	}()
+	return done
+}
+
+// stopped reports the end of a scenario still on when the simulator
+// stops.
+func (r *scenarioReporter) stopped() error {
+	r.mu.Lock()
+	on := r.started && !r.ended
+	r.ended = true
+	r.mu.Unlock()
+	if !on {
+		return nil
+	}
+	return r.event(simulator.ScenarioEnded, "stopped")
 }
