@@ -48,6 +48,7 @@
 package mitigate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -169,7 +170,9 @@ type entry struct {
 	comment string // "flowbox alert <id>: <kind>"
 	alerts  map[int64]bool
 	dryRun  bool
-	listID  string // .id of the address-list entry
+	// foreign: the list entry turned out to be the operator's (listed
+	// meanwhile); flowbox neither renews nor removes it.
+	foreign bool
 	// wantRoute: the policy asks for a blackhole route; routed: it is in
 	// place (or would be, in dry-run).
 	wantRoute, routed bool
@@ -185,7 +188,8 @@ type entry struct {
 type alertStatus int
 
 const (
-	statusHeld    alertStatus = iota // its address is listed (entry holds it)
+	statusNew     alertStatus = iota // not tried yet
+	statusHeld                       // its address is listed (entry holds it)
 	statusCapped                     // skipped for the cap; retried when room frees
 	statusSkipped                    // skipped for good (bad target, operator's entry...)
 	statusFailed                     // the add failed; retried with backoff
@@ -408,7 +412,7 @@ func (m *Mitigator) open(ctx context.Context, name string) (*session, error) {
 	defer cancel()
 	api, err := m.deps.Dial(dctx, *r)
 	if err != nil {
-		return nil, fmt.Errorf("cannot connect to router %s: %w", name, err)
+		return nil, fmt.Errorf("router %s: %w", name, err)
 	}
 	s := &session{api: api, router: r, timeout: m.cfg.CommandTimeout}
 	if err := s.detectVersion(ctx); err != nil {
@@ -541,7 +545,7 @@ func (m *Mitigator) add(ctx context.Context, c *conn, router string, st *alertSt
 		m.skip(ctx, router, st, statusSkipped, pol, kindAddressList, st.addr.String(), "skipped: target is the router's own address")
 		return
 	}
-	id, existing, err := s.addListEntry(ctx, key.list, st.addr, pol.Timeout, cmt)
+	existing, err := s.addListEntry(ctx, key.list, st.addr, pol.Timeout, cmt)
 	switch {
 	case err != nil && st.addr.Is6() && errors.Is(err, routeros.ErrUnknown):
 		m.skip(ctx, router, st, statusSkipped, pol, kindAddressList, st.addr.String(),
@@ -550,19 +554,18 @@ func (m *Mitigator) add(ctx context.Context, c *conn, router string, st *alertSt
 	case err != nil:
 		m.fail(ctx, router, st, act, err)
 		return
-	case existing != nil && existing.comment != "" && commentOK(existing.comment):
+	case existing != nil && commentOK(existing.comment):
 		// Left by an earlier run: adopt it, with this alert's comment.
 		if err := s.setListEntry(ctx, st.addr, existing.id, pol.Timeout, cmt); err != nil {
 			m.fail(ctx, router, st, act, err)
 			return
 		}
-		id = existing.id
 	case existing != nil:
 		m.skip(ctx, router, st, statusSkipped, pol, kindAddressList, st.addr.String(),
 			fmt.Sprintf("skipped: %s is already in list %s (not flowbox's entry)", st.addr, key.list))
 		return
 	}
-	e.listID, e.refreshed = id, m.now()
+	e.refreshed = m.now()
 	m.hold(router, st, e)
 	m.logger.Info("mitigation: address listed", "router", router, "alert", st.id, "list", key.list, "address", st.addr,
 		"timeout", pol.Timeout)
@@ -583,7 +586,7 @@ func blackholeAction(act store.MitigationAction) store.MitigationAction {
 func (m *Mitigator) addRoute(ctx context.Context, s *session, router string, e *entry, act store.MitigationAction) {
 	ract := blackholeAction(act)
 	ract.AlertID = e.alertID
-	_, err := s.addBlackhole(ctx, e.key.addr, e.comment)
+	err := s.addBlackhole(ctx, e.key.addr, e.comment)
 	switch {
 	case errors.Is(err, errNoIPv6Blackhole):
 		m.mu.Lock()
@@ -715,6 +718,10 @@ func (m *Mitigator) removeEntry(ctx context.Context, c *conn, router string, e *
 			m.record(ctx, blackholeAction(act), resultOK)
 		}
 	}
+	if e.foreign {
+		drop() // the operator's entry stays, as audited when found
+		return
+	}
 	n, err := s.removeListEntries(ctx, e.key.addr, e.key.list)
 	if err != nil {
 		retry(act, err)
@@ -796,11 +803,15 @@ func (m *Mitigator) maintain(ctx context.Context) {
 		for _, e := range rs.entries {
 			switch {
 			case e.dryRun || now.Before(e.nextTry):
+				continue
 			case e.releasing:
 				release = append(release, e)
-			case e.wantRoute && !e.routed:
+				continue
+			}
+			if e.wantRoute && !e.routed {
 				routes = append(routes, e)
-			case now.Sub(e.refreshed) >= pol.Timeout/2:
+			}
+			if !e.foreign && now.Sub(e.refreshed) >= pol.Timeout/2 {
 				renew = append(renew, e)
 			}
 		}
@@ -808,6 +819,14 @@ func (m *Mitigator) maintain(ctx context.Context) {
 		if !pol.Enabled {
 			continue
 		}
+		// In a stable order, for readable logs and audit.
+		byID := func(a, b *alertState) int { return cmp.Compare(a.id, b.id) }
+		slices.SortFunc(failed, byID)
+		slices.SortFunc(capped, byID)
+		byAlert := func(a, b *entry) int { return cmp.Compare(a.alertID, b.alertID) }
+		slices.SortFunc(release, byAlert)
+		slices.SortFunc(routes, byAlert)
+		slices.SortFunc(renew, byAlert)
 		c := &conn{m: m, router: name}
 		if cleanup {
 			m.cleanupRouter(ctx, c, name)
@@ -830,9 +849,6 @@ func (m *Mitigator) maintain(ctx context.Context) {
 		for _, e := range renew {
 			m.renew(ctx, c, name, e, pol)
 		}
-		byID := func(a, b *alertState) int { return int(a.id - b.id) }
-		slices.SortFunc(failed, byID)
-		slices.SortFunc(capped, byID)
 		for _, st := range append(failed, capped...) {
 			m.add(ctx, c, name, st, pol)
 		}
@@ -858,27 +874,36 @@ func (m *Mitigator) renew(ctx context.Context, c *conn, router string, e *entry,
 		fail(err)
 		return
 	}
-	id := e.listID
-	err = errors.New("no such item")
-	if id != "" {
-		err = s.setListEntry(ctx, e.key.addr, id, pol.Timeout, "")
+	// Found by value, never by a remembered .id: after a reboot the
+	// router hands out .ids again, and one may be an operator's entry.
+	found, err := s.findListEntries(ctx, e.key.addr, e.key.list)
+	if err != nil {
+		fail(err)
+		return
 	}
-	if err != nil && isMissing(err) {
-		var existing *listEntry
-		id, existing, err = s.addListEntry(ctx, e.key.list, e.key.addr, pol.Timeout, e.comment)
-		if err == nil && existing != nil {
-			id = existing.id
-			if commentOK(existing.comment) {
-				err = s.setListEntry(ctx, e.key.addr, id, pol.Timeout, e.comment)
-			}
-		}
+	i := slices.IndexFunc(found, func(l listEntry) bool { return commentOK(l.comment) })
+	switch {
+	case i >= 0:
+		err = s.setListEntry(ctx, e.key.addr, found[i].id, pol.Timeout, "")
+	case len(found) > 0:
+		// The operator listed the address meanwhile: the entry is theirs,
+		// flowbox only keeps its route (if any) until the alert resolves.
+		m.mu.Lock()
+		e.foreign = true
+		m.mu.Unlock()
+		m.record(ctx, act, fmt.Sprintf("skipped: %s is already in list %s (not flowbox's entry)", e.key.addr, e.key.list))
+		return
+	default:
+		// Expired (flowbox could not renew it in time) or removed: add
+		// it again, the alert is still active.
+		_, err = s.addListEntry(ctx, e.key.list, e.key.addr, pol.Timeout, e.comment)
 	}
 	if err != nil {
 		fail(err)
 		return
 	}
 	m.mu.Lock()
-	e.listID, e.refreshed, e.fails = id, m.now(), 0
+	e.refreshed, e.fails = m.now(), 0
 	m.mu.Unlock()
 	m.logger.Debug("mitigation: entry renewed", "router", router, "address", e.key.addr, "timeout", pol.Timeout)
 	m.record(ctx, act, resultOK)

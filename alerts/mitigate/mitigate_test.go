@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/routeros/routerostest"
 	"github.com/flowbox/flowbox/store"
 )
@@ -320,4 +319,31 @@ func TestUndo(t *testing.T) {
 	if _, err := e.m.Undo(ctx, "nowhere"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("undo of an unknown router: %v", err)
 	}
+}
+
+// TestNoIPv6: a router without the ipv6 package skips IPv6 targets for
+// good, and Undo and Cleanup still work on its IPv4 menus.
+func TestNoIPv6(t *testing.T) {
+	p := routerostest.V7("wisp-1")
+	p.NoIPv6 = true
+	e := newEnv(t, config(map[string]RouterConfig{"wisp-1": policy("blackhole")}))
+	srv := e.router(t, "wisp-1", p)
+	ctx := t.Context()
+	e.m.handle(ctx, ev(store.AlertOpened, 1, store.AlertSYNFlood, "in", "wisp-1", "2001:db8::7"))
+	e.m.handle(ctx, ev(store.AlertOpened, 2, store.AlertSYNFlood, "in", "wisp-1", "100.64.1.23"))
+	e.clk.Add(10 * time.Minute)
+	e.m.handle(ctx, ev(store.AlertUpdated, 1, store.AlertSYNFlood, "in", "wisp-1", "2001:db8::7"))
+	if n, err := e.m.Cleanup(ctx); n != 0 || err != nil {
+		t.Errorf("cleanup = %d, %v", n, err)
+	}
+	if n, err := e.m.Undo(ctx, "wisp-1"); n != 2 || err != nil {
+		t.Errorf("undo = %d, %v", n, err)
+	}
+	check(t, "audit log", e.audit.lines(), []string{
+		"1 add address-list flowbox-attacked 2001:db8::7 skipped: the router has no IPv6 firewall (ipv6 package disabled?)",
+		"2 add address-list flowbox-attacked 100.64.1.23 ok",
+		"2 add blackhole  100.64.1.23 ok",
+		"2 remove blackhole  100.64.1.23 ok",
+		"2 remove address-list flowbox-attacked 100.64.1.23 ok"})
+	check(t, "address lists", lists(srv), nil)
 }

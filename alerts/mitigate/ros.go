@@ -164,23 +164,20 @@ type listEntry struct {
 
 // addListEntry adds a to list. When the list already has a, it returns
 // that entry instead (nil error, existing set).
-func (s *session) addListEntry(ctx context.Context, list string, a netip.Addr, timeout time.Duration, cmt string) (id string, existing *listEntry, err error) {
-	rep, err := s.run(ctx, listMenu(a)+"/add", "=list="+list, "=address="+listAddress(a),
+func (s *session) addListEntry(ctx context.Context, list string, a netip.Addr, timeout time.Duration, cmt string) (existing *listEntry, err error) {
+	_, err = s.run(ctx, listMenu(a)+"/add", "=list="+list, "=address="+listAddress(a),
 		"=timeout="+routeros.FormatDuration(timeout), "=comment="+cmt)
-	if err == nil {
-		return rep.Done["ret"], nil, nil
-	}
-	if !errors.Is(err, routeros.ErrExists) {
-		return "", nil, err
+	if err == nil || !errors.Is(err, routeros.ErrExists) {
+		return nil, err
 	}
 	found, ferr := s.findListEntries(ctx, a, list)
 	if ferr != nil {
-		return "", nil, fmt.Errorf("%w; then %w", err, ferr)
+		return nil, fmt.Errorf("%w; then %w", err, ferr)
 	}
 	if len(found) == 0 {
-		return "", nil, err
+		return nil, err
 	}
-	return "", &found[0], nil
+	return &found[0], nil
 }
 
 // findListEntries returns list's entries for a.
@@ -243,21 +240,18 @@ var errNoIPv6Blackhole = errors.New("RouterOS 6 has no IPv6 blackhole route")
 
 // addBlackhole adds a blackhole route for a: `blackhole=yes` on RouterOS
 // 7, `type=blackhole` on RouterOS 6.
-func (s *session) addBlackhole(ctx context.Context, a netip.Addr, cmt string) (string, error) {
+func (s *session) addBlackhole(ctx context.Context, a netip.Addr, cmt string) error {
 	words := []string{routeMenu(a) + "/add", "=dst-address=" + hostPrefix(a), "=comment=" + cmt}
 	switch {
 	case s.major >= 7:
 		words = append(words, "=blackhole=yes")
 	case a.Is6():
-		return "", errNoIPv6Blackhole
+		return errNoIPv6Blackhole
 	default:
 		words = append(words, "=type=blackhole")
 	}
-	rep, err := s.run(ctx, words...)
-	if err != nil {
-		return "", err
-	}
-	return rep.Done["ret"], nil
+	_, err := s.run(ctx, words...)
+	return err
 }
 
 // routeEntry is a route found on the router.

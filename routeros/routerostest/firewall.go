@@ -115,8 +115,10 @@ func (s *Server) buildFirewall() {
 			if t != nil {
 				addr = e.Address
 			}
-			props := map[string]string{"list": e.List, "address": addr, "dynamic": "false",
-				"disabled": boolStr(e.Disabled), "comment": e.Comment}
+			props := map[string]string{"list": e.List, "address": addr, "dynamic": "false", "disabled": boolStr(e.Disabled)}
+			if e.Comment != "" {
+				props["comment"] = e.Comment
+			}
 			if v7 {
 				props["creation-time"] = s.started.Format(time.DateTime)
 			}
@@ -128,7 +130,10 @@ func (s *Server) buildFirewall() {
 			}
 			props := map[string]string{"dst-address": r.DstAddress.Masked().String(), "gateway": r.Gateway,
 				"distance": "1", "active": boolStr(!r.Disabled), "dynamic": "false", "static": "true",
-				"disabled": boolStr(r.Disabled), "comment": r.Comment}
+				"disabled": boolStr(r.Disabled)}
+			if r.Comment != "" {
+				props["comment"] = r.Comment
+			}
 			if r.Distance > 0 {
 				props["distance"] = strconv.Itoa(r.Distance)
 			}
