@@ -113,12 +113,15 @@ func (d *Detector) detectHost(k hostKey, h *hostState, dt time.Duration) ([]sign
 		if h.tickX != nil {
 			tickHosts, tickPorts, tickSMTP = h.tickX.hosts.estimate(), h.tickX.ports.estimate(), h.tickX.smtp.estimate()
 		}
+		// The minute's counts open an alert only while the last tick's go
+		// on (the minute outlives the scan by up to two).
 		perTick := 0.5 * dt.Seconds() / 60
-		scan := (hosts >= float64(out.ScanTargets) || ports >= float64(out.ScanTargets)) && synShare >= 0.5
-		spam := smtp >= float64(out.SMTPHosts)
+		scanGoing := max(tickHosts, tickPorts) >= perTick*float64(out.ScanTargets) && share(h.fast.singleSyn, h.fast.flows) >= 0.5
+		spamGoing := tickSMTP >= perTick*float64(out.SMTPHosts)
+		scan := scanGoing && (hosts >= float64(out.ScanTargets) || ports >= float64(out.ScanTargets)) && synShare >= 0.5
+		spam := spamGoing && smtp >= float64(out.SMTPHosts)
 		if h.alerting {
-			scan = max(tickHosts, tickPorts) >= perTick*float64(out.ScanTargets) && share(h.fast.singleSyn, h.fast.flows) >= 0.5
-			spam = tickSMTP >= perTick*float64(out.SMTPHosts)
+			scan, spam = scanGoing, spamGoing
 		}
 		if scan {
 			sigs = append(sigs, base(store.AlertPortScan, store.SeverityWarning,
@@ -163,10 +166,7 @@ func (d *Detector) detectRouters(now time.Time, dt time.Duration, minLag, maxLea
 	var sigs []signal
 	ecfg := d.cfg.Export
 	if d.exporters != nil {
-		type agg struct {
-			last               time.Time
-			lost, recv, noTmpl uint64
-		}
+		type agg struct{ lost, recv, noTmpl uint64 }
 		byRouter := map[int64]*agg{}
 		for _, e := range d.exporters() {
 			if e.RouterID == 0 || !e.Trusted {
@@ -177,19 +177,17 @@ func (d *Detector) detectRouters(now time.Time, dt time.Duration, minLag, maxLea
 				a = &agg{}
 				byRouter[e.RouterID] = a
 			}
-			if e.LastSeen.After(a.last) {
-				a.last = e.LastSeen
-			}
 			a.lost += e.LostFlows
 			a.recv += e.FlowsReceived
 			a.noTmpl += e.SetsNoTemplate
 		}
 		for id, a := range byRouter {
 			r := d.router(id)
-			// A restart is not an outage: the clock starts with the detector.
-			r.lastSeen = a.last
-			if r.lastSeen.Before(d.started) {
-				r.lastSeen = d.started
+			// A router known from the collector's counters (kept across
+			// restarts) that sends no flows is stopped; a restart is not
+			// an outage: its clock starts with the detector.
+			if r.lastFlow.IsZero() {
+				r.lastFlow = d.started
 			}
 			var delta exportDelta
 			if r.counted {
@@ -209,12 +207,14 @@ func (d *Detector) detectRouters(now time.Time, dt time.Duration, minLag, maxLea
 		health := func(kind, sev string, measures map[string]float64, summary string) signal {
 			return signal{key: alertKey{id, name, kind}, kind: kind, severity: sev, sub: "", measures: measures, summary: summary}
 		}
-		stopped := !r.lastSeen.IsZero() && now.Sub(r.lastSeen) >= ecfg.StoppedAfter
+		// Flows, not datagrams: an exporter that sends only templates
+		// exports nothing.
+		stopped := !r.lastFlow.IsZero() && now.Sub(r.lastFlow) >= ecfg.StoppedAfter
 		if stopped {
 			sigs = append(sigs, health(store.AlertExportStopped, store.SeverityCritical,
-				map[string]float64{"silent_seconds": math.Round(now.Sub(r.lastSeen).Seconds())},
+				map[string]float64{"silent_seconds": math.Round(now.Sub(r.lastFlow).Seconds())},
 				fmt.Sprintf("export-stopped: %s has sent no flows since %s (%s)", name,
-					r.lastSeen.UTC().Format(time.RFC3339), now.Sub(r.lastSeen).Round(time.Second))))
+					r.lastFlow.UTC().Format(time.RFC3339), now.Sub(r.lastFlow).Round(time.Second))))
 		}
 		m := r.minute()
 		if lostShare := share(float64(m.lost), float64(m.lost+m.recv)); lostShare >= ecfg.LossShare && m.lost >= ecfg.MinLost {
@@ -279,7 +279,7 @@ func (d *Detector) detectInterfaces(now time.Time, dt time.Duration) []signal {
 			continue
 		}
 		r := d.rstate[k.router]
-		stopped := r == nil || (!r.lastSeen.IsZero() && now.Sub(r.lastSeen) >= d.cfg.Export.StoppedAfter)
+		stopped := r == nil || (!r.lastFlow.IsZero() && now.Sub(r.lastFlow) >= d.cfg.Export.StoppedAfter)
 		if now.Sub(s.seen) > 24*time.Hour && s.base*8 < float64(d.cfg.Collapse.MinBPS) {
 			delete(d.ifstate, k)
 			continue

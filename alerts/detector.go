@@ -114,8 +114,10 @@ const (
 	baselineTau = time.Hour
 	// hostIdle is how long a host's state is kept without traffic.
 	hostIdle = 15 * time.Minute
-	// namesEvery is how often the router names are re-read.
+	// namesEvery is how often the router names are re-read; namesSoon
+	// while a router is unknown.
 	namesEvery = time.Minute
+	namesSoon  = 5 * time.Second
 	// pruneEvery is how often resolved alerts past retention are deleted.
 	pruneEvery = 6 * time.Hour
 )
@@ -256,7 +258,10 @@ type routerState struct {
 	bps, fast, base float64
 	learned         time.Duration
 	lowSince        time.Time
-	lastSeen        time.Time
+	// lastFlow is when the router's last flows were observed (the
+	// detector's start for a router known from the collector's counters
+	// that has sent none since).
+	lastFlow time.Time
 	// The collector's counters: the last totals, and the deltas of the
 	// last minute's ticks (a ring).
 	prevLost, prevRecv, prevNoTmpl uint64
@@ -335,7 +340,6 @@ func (d *Detector) Evaluate(ctx context.Context, now time.Time) {
 	d.last, d.evaluated = now, true
 	decay := math.Exp(-dt.Seconds() / d.tau.Seconds())
 	learn := 1 - math.Exp(-dt.Seconds()/baselineTau.Seconds())
-	d.refreshNames(ctx, now)
 
 	// Decay everything, then add the ticks.
 	for _, h := range d.hosts {
@@ -368,6 +372,7 @@ func (d *Detector) Evaluate(ctx context.Context, now time.Time) {
 		s.fast *= fastScale
 	}
 
+	d.refreshNames(ctx, now)
 	var signals []signal
 	watch := make([]watchCand, 0, 64)
 	for k, h := range d.hosts {
@@ -456,6 +461,7 @@ func (d *Detector) merge(t *tick, now time.Time, minLag, maxLead map[int64]int64
 	}
 	for id, tr := range t.routers {
 		r := d.router(id)
+		r.lastFlow = now
 		r.bps += tr.bytesC
 		r.fast += tr.bytesC
 		if l, ok := minLag[id]; !ok || tr.minLagMs < l {
@@ -506,9 +512,17 @@ func (d *Detector) publishWatch(c []watchCand) {
 	d.watch.Store(&w)
 }
 
-// refreshNames re-reads the routers every namesEvery.
+// refreshNames re-reads the routers every namesEvery, and sooner (every
+// namesSoon) while flows come from a router it does not know.
 func (d *Detector) refreshNames(ctx context.Context, now time.Time) {
-	if !d.namesAt.IsZero() && now.Sub(d.namesAt) < namesEvery {
+	unknown := false
+	for id := range d.rstate {
+		if _, ok := d.names[id]; !ok && id != 0 {
+			unknown = true
+			break
+		}
+	}
+	if !d.namesAt.IsZero() && now.Sub(d.namesAt) < namesEvery && !(unknown && now.Sub(d.namesAt) >= namesSoon) {
 		return
 	}
 	d.namesAt = now

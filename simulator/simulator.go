@@ -40,6 +40,10 @@ const MaxRouters = 64
 type Config struct {
 	// Routers is the number of routers (1..64).
 	Routers int
+	// FirstIndex is the model index of router 0 (router i is FirstIndex+i
+	// in netflowtest.ModelConfig.Index): fleets run side by side with
+	// different FirstIndex have disjoint address plans and identities.
+	FirstIndex int
 	// APIHost is the address the API servers listen on; default 127.0.0.1.
 	APIHost string
 	// APIPortBase is the API port of router 0; router i listens on
@@ -99,6 +103,9 @@ type Config struct {
 // Validate returns every problem of the configuration.
 func (c Config) Validate() error {
 	var errs []error
+	if c.FirstIndex < 0 || c.FirstIndex+c.Routers > MaxRouters {
+		errs = append(errs, fmt.Errorf("first-index: %d leaves no room for %d routers (at most %d in all)", c.FirstIndex, c.Routers, MaxRouters))
+	}
 	if c.Routers < 1 || c.Routers > MaxRouters {
 		errs = append(errs, fmt.Errorf("routers: %d is outside 1..%d", c.Routers, MaxRouters))
 	}
@@ -233,7 +240,7 @@ func New(cfg Config, logger *slog.Logger) (*Fleet, error) {
 func (f *Fleet) newRouter(i int, src netip.Addr) (*Router, error) {
 	cfg := f.cfg
 	seed := seedFor(cfg.Seed, i)
-	mc := netflowtest.ModelConfig{Seed: seed, Index: i, Subscribers: cfg.Subscribers,
+	mc := netflowtest.ModelConfig{Seed: seed, Index: cfg.FirstIndex + i, Subscribers: cfg.Subscribers,
 		Location: cfg.Location, Clock: cfg.Clock}
 	if i == cfg.ScenarioRouter {
 		mc.Scenario, mc.ScenarioDuration, mc.ScenarioRate = cfg.Scenario, cfg.ScenarioDuration, cfg.ScenarioRate
