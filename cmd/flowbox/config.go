@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/flowbox/flowbox/alerts"
+	"github.com/flowbox/flowbox/alerts/mitigate"
 	"github.com/flowbox/flowbox/alerts/notify"
 	"github.com/flowbox/flowbox/collector"
 	"github.com/flowbox/flowbox/enrich"
@@ -38,6 +39,9 @@ type Config struct {
 	// Notifications deliver the alerts (webhook, Slack, Discord,
 	// Telegram, e-mail).
 	Notifications notify.Config `yaml:"notifications"`
+	// Mitigation adds attacked and abusive addresses to RouterOS address
+	// lists (opt-in per router).
+	Mitigation mitigate.Config `yaml:"mitigation"`
 }
 
 // LogConfig selects the log level and format.
@@ -78,6 +82,7 @@ func DefaultConfig() Config {
 		Provision:     defaultProvision(),
 		Alerts:        alerts.DefaultConfig(),
 		Notifications: notify.DefaultConfig(),
+		Mitigation:    mitigate.DefaultConfig(),
 	}
 }
 
@@ -113,6 +118,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, prefixErr("provision", c.Provision.Validate()))
 	errs = append(errs, prefixErr("alerts", c.Alerts.Validate()))
 	errs = append(errs, prefixErr("notifications", c.Notifications.Validate()))
+	errs = append(errs, prefixErr("mitigation", c.Mitigation.Validate()))
 	return errors.Join(errs...)
 }
 

@@ -70,7 +70,10 @@ type scenarioRun struct {
 // a subscriber's spam, and a router that stops exporting. Each raises its
 // kind within 60 s of its start, naming the target (and the subscriber),
 // in `flowbox alerts --json`; each resolves after it ends; the webhook
-// receives the opened and resolved messages; nothing else is raised.
+// receives the opened and resolved messages; nothing else is raised. The
+// attacked router, with mitigation on, lists the victim in its
+// flowbox-attacked address list until the attack resolves; the spammer's,
+// in dry run, is left alone; both are in the audit log.
 func TestAlertsThroughServe(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
@@ -80,7 +83,9 @@ func TestAlertsThroughServe(t *testing.T) {
 	t.Cleanup(hs.Close)
 	extra := "  batch-age: 50ms\n" +
 		"alerts:\n  interval: 2s\n  resolve-after: 10s\n  export:\n    stopped-after: 20s\n" +
-		"notifications:\n  channels:\n    - name: hook\n      type: webhook\n      url: " + hs.URL + "/flowbox\n"
+		"notifications:\n  channels:\n    - name: hook\n      type: webhook\n      url: " + hs.URL + "/flowbox\n" +
+		// Mitigation on the attacked router, a dry run on the spammer's.
+		"mitigation:\n  routers:\n    tower1:\n      enabled: true\n      timeout: 10m\n    tower3:\n      enabled: true\n      dry-run: true\n"
 	srv := startServeInProcess(t, extra)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -187,6 +192,21 @@ func TestAlertsThroughServe(t *testing.T) {
 		}
 		t.Logf("%s: %s opened %s after the start", r.scenario, r.kind, opened[r.scenario].Round(time.Second))
 	}
+	// The attacked router lists the victim while the attack lasts; the
+	// dry run changes nothing on the spammer's router.
+	ddos, spam := runs[0], runs[2]
+	victimListed := func() (bool, string) {
+		for _, e := range ddos.fleet.Routers()[0].Server.AddressList(false) {
+			if e.List == "flowbox-attacked" && e.Address == ddos.target && strings.HasPrefix(e.Comment, "flowbox alert ") && e.Timeout > 0 {
+				return true, fmt.Sprintf("%+v", e)
+			}
+		}
+		return false, fmt.Sprintf("%+v", ddos.fleet.Routers()[0].Server.AddressList(false))
+	}
+	testutil.WaitFor(t, 30*time.Second, "the victim in tower1's flowbox-attacked list", victimListed)
+	if l := spam.fleet.Routers()[0].Server.AddressList(false); len(l) != 0 {
+		t.Errorf("dry run changed tower3's address lists: %+v", l)
+	}
 	// The raw JSON has the keys the issue names.
 	var raw testutil.SyncBuffer
 	if err := run(ctx, &env{stdout: &raw, stderr: &testutil.SyncBuffer{}, getenv: func(string) string { return "" }},
@@ -236,6 +256,35 @@ func TestAlertsThroughServe(t *testing.T) {
 			t.Logf("alert: %s %s %s: %s", a.Kind, a.Router, a.Target, a.Summary)
 		}
 		t.Errorf("%d alerts, want one per scenario (%d)", len(as), len(runs))
+	}
+	// The resolved attack's entry is gone; the audit log has the add and
+	// the remove, and the dry run's skip.
+	testutil.WaitFor(t, 30*time.Second, "the victim's entry removed", func() (bool, string) {
+		listed, state := victimListed()
+		return !listed, state
+	})
+	c := login(t, "http://"+srv.webAddr, "admin", "e2e-admin-pw")
+	for _, r := range []*scenarioRun{ddos, spam} {
+		a := find(as, r)
+		var detail struct {
+			Mitigation []store.MitigationAction `json:"mitigation"`
+		}
+		if code := c.get(fmt.Sprintf("/api/v1/alerts/%d", a.ID), &detail); code != http.StatusOK {
+			t.Fatalf("GET alert %d: %d", a.ID, code)
+		}
+		var log []string
+		for _, m := range detail.Mitigation {
+			log = append(log, m.Action+" "+m.Kind+" "+m.List+" "+m.Address+" "+m.Result)
+		}
+		want := []string{"add address-list flowbox-attacked " + r.target + " ok", "remove address-list flowbox-attacked " + r.target + " ok"}
+		if r == spam {
+			want = []string{"add address-list flowbox-abuse " + r.target + " skipped: dry run"}
+		}
+		for _, w := range want {
+			if !strings.Contains(strings.Join(log, "\n"), w) {
+				t.Errorf("%s's mitigation log lacks %q:\n%s", r.name, w, strings.Join(log, "\n"))
+			}
+		}
 	}
 	testutil.WaitFor(t, 30*time.Second, "the webhook's opened and resolved messages", func() (bool, string) {
 		evs := strings.Join(hook.events(), "\n")

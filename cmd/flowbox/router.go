@@ -70,20 +70,26 @@ func runRouter(ctx context.Context, e *env, args []string) error {
 
 // openProvisioner opens the store and builds a provisioner on it.
 func openProvisioner(ctx context.Context, e *env, cfg Config) (*provision.Provisioner, func(), error) {
+	prov, _, closeStore, err := openProvisionerStore(ctx, e, cfg)
+	return prov, closeStore, err
+}
+
+// openProvisionerStore is openProvisioner that also returns the storage.
+func openProvisionerStore(ctx context.Context, e *env, cfg Config) (*provision.Provisioner, *storage, func(), error) {
 	logger := newLogger(e.stderr, cfg.Log)
 	reg := prometheus.NewRegistry()
 	st, err := storagepkg.Open(ctx, cfg.DataDir, cfg.Store, storagepkg.Shared, logger.With("component", "store"), reg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot open store: %w", err)
+		return nil, nil, nil, fmt.Errorf("cannot open store: %w", err)
 	}
 	prov, err := provision.New(cfg.Provision, provision.Deps{
 		Store: st, Collector: savedExporters{st}, Logger: logger.With("component", "provision"), Registerer: reg,
 	})
 	if err != nil {
 		_ = st.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return prov, func() { _ = st.Close() }, nil
+	return prov, st, func() { _ = st.Close() }, nil
 }
 
 // savedExporters gives `router verify`, in a process of its own, the
@@ -246,11 +252,21 @@ func routerNamed(ctx context.Context, e *env, sub string, args []string) error {
 	if err != nil {
 		return err
 	}
-	prov, closeStore, err := openProvisioner(ctx, e, cfg)
+	prov, st, closeStore, err := openProvisionerStore(ctx, e, cfg)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
+	// Undo and remove take flowbox's mitigation entries off the router.
+	mitigation := func() (int, error) {
+		mit, err := newMitigator(cfg, st, newLogger(e.stderr, cfg.Log))
+		if err != nil {
+			return 0, err
+		}
+		return undoMitigation(ctx, mit, cfg.Mitigation, name, func(msg string) {
+			fmt.Fprintf(e.stderr, "warning: %s\n", msg)
+		})
+	}
 	switch sub {
 	case "show":
 		return routerShow(ctx, e, prov, name)
@@ -267,8 +283,20 @@ func routerNamed(ctx context.Context, e *env, sub string, args []string) error {
 		for _, c := range res.Changes {
 			fmt.Fprintf(e.stdout, "  %s\n", c)
 		}
+		n, err := mitigation()
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			fmt.Fprintf(e.stdout, "mitigation: removed %d entries\n", n)
+		}
 		return nil
 	case "remove":
+		if !*keep {
+			if _, err := mitigation(); err != nil {
+				return fmt.Errorf("%w (remove with --keep-router-config to delete it anyway)", err)
+			}
+		}
 		if err := prov.Remove(ctx, name, *keep); err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/flowbox/flowbox/alerts"
+	"github.com/flowbox/flowbox/alerts/mitigate"
 	"github.com/flowbox/flowbox/alerts/notify"
 	"github.com/flowbox/flowbox/collector"
 	"github.com/flowbox/flowbox/enrich"
@@ -39,6 +40,7 @@ type app struct {
 	enricher  *enrich.Enricher
 	detector  *alerts.Detector
 	notifier  *notify.Notifier
+	mitigator *mitigate.Mitigator
 	collector *collector.Collector
 	trust     *collector.Allowlist
 	prov      *provision.Provisioner
@@ -100,6 +102,14 @@ func (a *app) build() error {
 	}
 	a.notifier = ntf
 	det.AddListener(ntf)
+	// Mitigation, opt-in per router, acts on the alerts through the
+	// routers' API; every change is in the audit log.
+	mit, err := newMitigator(cfg, st, logger)
+	if err != nil {
+		return err
+	}
+	a.mitigator = mit
+	det.AddListener(mit)
 	// The ingest pipeline: readers decode, enrichment labels each batch in
 	// place, the store's one queue and writer take it; the collector's
 	// per-exporter table counts every outcome.
@@ -133,7 +143,7 @@ func (a *app) build() error {
 	srv, err := web.New(cfg.Web, web.Deps{
 		Store:       st, // the flow database, and the inventory's subscriber names
 		Routers:     st.Inventory,
-		Provisioner: webProvisioner{prov: prov, store: st, learn: enr.PollRouter},
+		Provisioner: webProvisioner{prov: prov, store: st, learn: enr.PollRouter, mit: mit, mitCfg: cfg.Mitigation},
 		Collector:   coll,
 		Users:       st.Inventory,
 		Names:       enr,
@@ -205,6 +215,12 @@ func (a *app) run(ctx context.Context) error {
 	g.Go(func() error {
 		if err := a.enricher.Run(gctx); err != nil {
 			return fmt.Errorf("enrichment: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := a.mitigator.Run(gctx); err != nil {
+			return fmt.Errorf("mitigation: %w", err)
 		}
 		return nil
 	})
@@ -297,11 +313,37 @@ func (s alertStatus) NotificationChannels() []store.NotificationChannelStatus {
 }
 
 // MitigationStatus implements web.AlertStatus.
-func (s alertStatus) MitigationStatus() []store.MitigationStatus { return nil }
+func (s alertStatus) MitigationStatus() []store.MitigationStatus { return s.a.mitigator.Status() }
 
 // SendTestNotification implements web.AlertStatus.
 func (s alertStatus) SendTestNotification(ctx context.Context, channel string) error {
 	return s.a.notifier.SendTest(ctx, channel)
+}
+
+// newMitigator builds the mitigator on the inventory (routers and their
+// passwords, the audit log).
+func newMitigator(cfg Config, st *storage, logger *slog.Logger) (*mitigate.Mitigator, error) {
+	mit, err := mitigate.New(cfg.Mitigation, mitigate.Deps{Logger: logger.With("component", "mitigate"),
+		Routers: st.Inventory, Audit: st.Inventory})
+	if err != nil {
+		return nil, fmt.Errorf("cannot build mitigation: %w", err)
+	}
+	return mit, nil
+}
+
+// undoMitigation removes flowbox's address-list entries and routes from a
+// router (router undo and remove). A failure is an error when the
+// router's mitigation is enabled; otherwise only a warning (there should
+// be nothing to remove).
+func undoMitigation(ctx context.Context, mit *mitigate.Mitigator, cfg mitigate.Config, name string, warn func(string)) (int, error) {
+	n, err := mit.Undo(ctx, name)
+	if err != nil {
+		if cfg.Policy(name).Enabled {
+			return n, err
+		}
+		warn(err.Error())
+	}
+	return n, nil
 }
 
 // pipelineStage is the readers' stage: enrichment labels each batch in

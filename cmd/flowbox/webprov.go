@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/flowbox/flowbox/alerts/mitigate"
 
 	"github.com/flowbox/flowbox/provision"
 	"github.com/flowbox/flowbox/store"
@@ -19,6 +20,9 @@ type webProvisioner struct {
 	// learn, when set, reads a new router's subscribers and customer
 	// prefixes right after it is added, before its flows start.
 	learn func(ctx context.Context, r store.Router)
+	// mit removes flowbox's mitigation entries on undo and remove.
+	mit    *mitigate.Mitigator
+	mitCfg mitigate.Config
 }
 
 var _ web.Provisioner = webProvisioner{}
@@ -170,7 +174,17 @@ func (w webProvisioner) Undo(ctx context.Context, id int64) (store.ProvisionRun,
 	if err != nil {
 		return w.lastRun(ctx, id, "undo", store.ProvisionRun{Error: err.Error()}), err
 	}
-	return w.lastRun(ctx, id, "undo", store.ProvisionRun{OK: true, Summary: res.Summary}), nil
+	summary := res.Summary
+	if w.mit != nil {
+		n, err := undoMitigation(ctx, w.mit, w.mitCfg, name, func(string) {})
+		if err != nil {
+			return w.lastRun(ctx, id, "undo", store.ProvisionRun{Error: err.Error()}), err
+		}
+		if n > 0 {
+			summary += fmt.Sprintf("; mitigation: removed %d entries", n)
+		}
+	}
+	return w.lastRun(ctx, id, "undo", store.ProvisionRun{OK: true, Summary: summary}), nil
 }
 
 // Remove deletes the router, undoing flowbox's settings first when undo is
@@ -179,6 +193,11 @@ func (w webProvisioner) Remove(ctx context.Context, id int64, undo bool) error {
 	name, err := w.name(ctx, id)
 	if err != nil {
 		return err
+	}
+	if undo && w.mit != nil {
+		if _, err := undoMitigation(ctx, w.mit, w.mitCfg, name, func(string) {}); err != nil {
+			return fmt.Errorf("%w (remove without undoing the router's settings to delete it anyway)", err)
+		}
 	}
 	return w.prov.Remove(ctx, name, !undo)
 }
