@@ -382,7 +382,7 @@ func (d *Detector) Evaluate(ctx context.Context, now time.Time) {
 		h.fast.scale(fastScale)
 		sigs, ratio := d.detectHost(k, h, dt)
 		signals = append(signals, sigs...)
-		if ratio >= 0.3 || h.alerting {
+		if ratio >= 0.5 || h.alerting {
 			watch = append(watch, watchCand{k, ratio})
 		}
 		if !h.alerting {
@@ -471,7 +471,8 @@ func (d *Detector) merge(t *tick, now time.Time, minLag, maxLead map[int64]int64
 			maxLead[id] = tr.maxLeadMs
 		}
 	}
-	for k, ti := range t.ifs {
+	for pk, ti := range t.ifs {
+		k := unpackIf(pk)
 		s := d.ifstate[k]
 		if s == nil {
 			if len(d.ifstate) >= d.cfg.MaxHosts {
@@ -507,7 +508,7 @@ func (d *Detector) publishWatch(c []watchCand) {
 	slices.SortFunc(c, func(a, b watchCand) int { return cmp.Compare(b.ratio, a.ratio) })
 	w := make(watchSet, min(len(c), maxWatch))
 	for _, x := range c[:min(len(c), maxWatch)] {
-		w[x.k] = struct{}{}
+		w[x.k.hash()] = struct{}{}
 	}
 	d.watch.Store(&w)
 }

@@ -155,9 +155,16 @@ func (l *labeler) label(fl []store.Flow) {
 
 // ordinary returns a generator of a model's ordinary traffic at rate
 // flows/s, with timestamps made absolute at now.
-func ordinary(t *testing.T, seed uint64, index int, router int64, rate float64, interval time.Duration) func(time.Time) []store.Flow {
+func ordinary(t testing.TB, seed uint64, index int, router int64, rate float64, interval time.Duration) func(time.Time) []store.Flow {
 	t.Helper()
-	m, err := netflowtest.NewModel(netflowtest.ModelConfig{Seed: seed, Index: index, ActiveTimeout: time.Minute, InactiveTimeout: 15 * time.Second})
+	return ordinaryN(t, seed, index, router, rate, interval, 0)
+}
+
+// ordinaryN is ordinary with subs subscribers (0: the model's default).
+func ordinaryN(t testing.TB, seed uint64, index int, router int64, rate float64, interval time.Duration, subs int) func(time.Time) []store.Flow {
+	t.Helper()
+	m, err := netflowtest.NewModel(netflowtest.ModelConfig{Seed: seed, Index: index, Subscribers: subs,
+		ActiveTimeout: time.Minute, InactiveTimeout: 15 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,24 +17,30 @@ const maxEvidenceKeys = 512
 // topN is the number of entries an alert's evidence keeps.
 const topN = 10
 
-type evCount struct{ bytes, pkts, flows uint64 }
+type evCount struct {
+	addr               netip.Addr // remotes only
+	bytes, pkts, flows uint64
+}
 
 // evidence is what a watched host's flows looked like during a tick.
+// Remotes are keyed by their hash (addrHash): two remotes with one hash
+// are summed under the first (a 2^-64 chance, in evidence only).
 type evidence struct {
-	remotes map[netip.Addr]*evCount
+	remotes map[uint64]*evCount
 	ports   map[uint32]*evCount // proto<<16 | port
 	other   evCount
 }
 
 func newEvidence() *evidence {
-	return &evidence{remotes: map[netip.Addr]*evCount{}, ports: map[uint32]*evCount{}}
+	return &evidence{remotes: map[uint64]*evCount{}, ports: map[uint32]*evCount{}}
 }
 
 func (e *evidence) add(remote netip.Addr, proto uint8, port uint16, bytes, pkts, flows uint64) {
-	if c := e.remotes[remote]; c != nil {
+	rh := addrHash(remote)
+	if c := e.remotes[rh]; c != nil {
 		c.bytes, c.pkts, c.flows = c.bytes+bytes, c.pkts+pkts, c.flows+flows
 	} else if len(e.remotes) < maxEvidenceKeys {
-		e.remotes[remote] = &evCount{bytes, pkts, flows}
+		e.remotes[rh] = &evCount{remote, bytes, pkts, flows}
 	} else {
 		e.other.bytes, e.other.pkts, e.other.flows = e.other.bytes+bytes, e.other.pkts+pkts, e.other.flows+flows
 	}
@@ -42,7 +48,7 @@ func (e *evidence) add(remote netip.Addr, proto uint8, port uint16, bytes, pkts,
 	if c := e.ports[pk]; c != nil {
 		c.bytes, c.pkts, c.flows = c.bytes+bytes, c.pkts+pkts, c.flows+flows
 	} else if len(e.ports) < maxEvidenceKeys {
-		e.ports[pk] = &evCount{bytes, pkts, flows}
+		e.ports[pk] = &evCount{bytes: bytes, pkts: pkts, flows: flows}
 	}
 }
 
@@ -76,8 +82,8 @@ func (e *evidence) merge(o *evidence) {
 // tops returns the top sources and ports, by bytes (by flows when bytes
 // tie, as for scans).
 func (e *evidence) tops() (sources, ports []store.AlertTop) {
-	for a, c := range e.remotes {
-		sources = append(sources, store.AlertTop{Key: a.String(), Bytes: c.bytes, Packets: c.pkts, Flows: c.flows})
+	for _, c := range e.remotes {
+		sources = append(sources, store.AlertTop{Key: c.addr.String(), Bytes: c.bytes, Packets: c.pkts, Flows: c.flows})
 	}
 	for p, c := range e.ports {
 		ports = append(ports, store.AlertTop{Key: protoName(uint8(p>>16)) + "/" + strconv.Itoa(int(p&0xffff)),

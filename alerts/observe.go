@@ -68,17 +68,39 @@ type tickIf struct {
 	inC, outC float64
 }
 
-// tick is one shard's aggregates since the last evaluation.
-type tick struct {
-	idx     map[hostKey]int32
-	hosts   []tickHost
-	routers map[int64]*tickRouter
-	ifs     map[ifKey]*tickIf
-	dropped uint64 // flows of hosts that found no room
+// hash is a host key's 64-bit hash: the tick's index and the watch set
+// are keyed by it (maps of uint64 take the runtime's fast path; a hostKey
+// holds a netip.Addr, which hashes slowly). Two hosts with one hash
+// cannot both be tracked in a tick: the second is counted as dropped.
+func (k hostKey) hash() uint64 {
+	h := addrHash(k.addr) ^ uint64(k.router)*0xc2b2ae3d27d4eb4f
+	if k.out {
+		h ^= 0x165667b19e3779f9
+	}
+	return h
 }
 
+// tick is one shard's aggregates since the last evaluation.
+type tick struct {
+	idx     map[uint64]int32
+	hosts   []tickHost
+	routers map[int64]*tickRouter
+	ifs     map[uint64]*tickIf // by ifKey.pack
+	dropped uint64             // flows of hosts that found no room
+	n       uint64             // flows seen (interface sampling)
+}
+
+// ifSample is the sampling of the interface aggregates.
+const ifSample = 4
+
+// pack packs an interface key into a map key (routers ids stay far below
+// 2^32).
+func (k ifKey) pack() uint64 { return uint64(k.router)<<32 | uint64(k.index) }
+
+func unpackIf(p uint64) ifKey { return ifKey{int64(p >> 32), uint32(p)} }
+
 func newTick() *tick {
-	return &tick{idx: map[hostKey]int32{}, routers: map[int64]*tickRouter{}, ifs: map[ifKey]*tickIf{}}
+	return &tick{idx: map[uint64]int32{}, routers: map[int64]*tickRouter{}, ifs: map[uint64]*tickIf{}}
 }
 
 func (t *tick) reset() {
@@ -87,7 +109,7 @@ func (t *tick) reset() {
 	t.hosts = t.hosts[:0]
 	clear(t.routers)
 	clear(t.ifs)
-	t.dropped = 0
+	t.dropped, t.n = 0, 0
 }
 
 // shard is one lock and its tick.
@@ -99,10 +121,10 @@ type shard struct {
 
 // watchSet is the hosts whose evidence is collected (near or above a
 // threshold, or in an alert), published by the evaluator.
-type watchSet map[hostKey]struct{}
+type watchSet map[uint64]struct{}
 
 // maxWatch bounds the watch set.
-const maxWatch = 256
+const maxWatch = 64
 
 // Observe adds a batch of enriched flows to the detectors' aggregates. It
 // is called by every reader goroutine concurrently (collector.Stage, after
@@ -118,10 +140,8 @@ func (d *Detector) Observe(flows []store.Flow) {
 	sh.mu.Lock()
 	t := sh.cur
 	var (
-		lastID        = int64(-1)
-		tr            *tickRouter
-		inKey, outKey ifKey
-		inAgg, outAgg *tickIf
+		lastID = int64(-1)
+		tr     *tickRouter
 	)
 	for i := range flows {
 		f := &flows[i]
@@ -144,19 +164,16 @@ func (d *Detector) Observe(flows []store.Flow) {
 		lag := nowMs - f.End
 		tr.minLagMs = min(tr.minLagMs, lag)
 		tr.maxLeadMs = max(tr.maxLeadMs, -lag)
-		// A flow and its reply cross the same interfaces: the last ones
-		// are remembered.
-		if f.InIf != 0 {
-			if k := (ifKey{f.RouterID, f.InIf}); k != inKey || inAgg == nil {
-				inKey, inAgg = k, t.iface(k)
+		// Interfaces are sampled, one flow in ifSample (scaled): the
+		// collapse of an uplink or a sector is seen in thousands of flows,
+		// and a router has as many interfaces as PPPoE customers.
+		if t.n++; t.n%ifSample == 0 {
+			if f.InIf != 0 {
+				t.iface(f.RouterID, f.InIf).inC += bc * ifSample
 			}
-			inAgg.inC += bc
-		}
-		if f.OutIf != 0 {
-			if k := (ifKey{f.RouterID, f.OutIf}); k != outKey || outAgg == nil {
-				outKey, outAgg = k, t.iface(k)
+			if f.OutIf != 0 {
+				t.iface(f.RouterID, f.OutIf).outC += bc * ifSample
 			}
-			outAgg.outC += bc
 		}
 		var (
 			key    hostKey
@@ -173,7 +190,8 @@ func (d *Detector) Observe(flows []store.Flow) {
 		default:
 			continue
 		}
-		h := t.host(key, d.cfg.MaxHosts)
+		kh := key.hash()
+		h := t.host(key, kh, d.cfg.MaxHosts)
 		if h == nil {
 			t.dropped++
 			continue
@@ -208,7 +226,7 @@ func (d *Detector) Observe(flows []store.Flow) {
 			}
 		}
 		if len(watch) > 0 {
-			if _, ok := watch[key]; ok {
+			if _, ok := watch[kh]; ok {
 				if h.ev == nil {
 					h.ev = newEvidence()
 				}
@@ -219,20 +237,25 @@ func (d *Detector) Observe(flows []store.Flow) {
 	sh.mu.Unlock()
 }
 
-// host returns the tick's entry of key, nil when the tick holds max hosts.
-func (t *tick) host(key hostKey, max int) *tickHost {
-	if i, ok := t.idx[key]; ok {
+// host returns the tick's entry of key (whose hash is kh), nil when the
+// tick holds max hosts or another host has the same hash.
+func (t *tick) host(key hostKey, kh uint64, max int) *tickHost {
+	if i, ok := t.idx[kh]; ok {
+		if t.hosts[i].key != key {
+			return nil
+		}
 		return &t.hosts[i]
 	}
 	if len(t.hosts) >= max {
 		return nil
 	}
-	t.idx[key] = int32(len(t.hosts))
+	t.idx[kh] = int32(len(t.hosts))
 	t.hosts = append(t.hosts, tickHost{key: key})
 	return &t.hosts[len(t.hosts)-1]
 }
 
-func (t *tick) iface(k ifKey) *tickIf {
+func (t *tick) iface(router int64, index uint32) *tickIf {
+	k := ifKey{router, index}.pack()
 	p := t.ifs[k]
 	if p == nil {
 		p = &tickIf{}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -108,7 +109,10 @@ func ingestRun(b *testing.B, bin string, rate int, dur time.Duration) ingestResu
 	web := freePort(b, "tcp")
 	cfg := filepath.Join(dir, "flowbox.yaml")
 	data := filepath.Join(dir, "data")
-	yaml := fmt.Sprintf("data-dir: %s\nlog:\n  level: warn\ncollector:\n  listen: [\"127.0.0.1:%d\"]\n  allowed-exporters: [\"127.0.0.0/8\"]\nweb:\n  listen: \"127.0.0.1:%d\"\n", data, nf, web)
+	yaml := fmt.Sprintf("data-dir: %s\nlog:\n  level: warn\ncollector:\n  listen: [\"127.0.0.1:%d\"]\n  allowed-exporters: [\"127.0.0.0/8\"]\nweb:\n  listen: \"127.0.0.1:%d\"\n"+
+		// The simulated subscribers are local: flows get their directions
+		// (download, upload), as on a real network.
+		"enrich:\n  prefixes: [\"100.64.0.0/10\"]\n", data, nf, web)
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		b.Fatal(err)
 	}
@@ -157,8 +161,11 @@ func ingestRun(b *testing.B, bin string, rate int, dur time.Duration) ingestResu
 		Flows  float64 `json:"flows"`
 		Lagged float64 `json:"lagged"`
 	}
+	// FLOWBOX_BENCH_SUBSCRIBERS sets the subscribers per exporter (default
+	// 300; 20000 spreads the load over as many hosts as a large WISP has).
+	subscribers := cmp.Or(os.Getenv("FLOWBOX_BENCH_SUBSCRIBERS"), "300")
 	out, err := pinned(b, "FLOWBOX_BENCH_SIM_CPUS", bin, "simulate", "--target", fmt.Sprintf("127.0.0.1:%d", nf), "--rate", strconv.Itoa(rate),
-		"--duration", dur.String(), "--json", "--log-level", "warn").Output()
+		"--duration", dur.String(), "--json", "--log-level", "warn", "--subscribers", subscribers).Output()
 	if err != nil {
 		b.Fatalf("simulate: %v\n%s", err, out)
 	}

@@ -64,10 +64,10 @@ type scenarioRun struct {
 }
 
 // TestAlertsThroughServe runs `flowbox serve` with fast alert settings and
-// a webhook channel, and four simulated routers onboarded through the
+// a webhook channel, and five simulated routers onboarded through the
 // RouterOS API, each running one scenario (`flowbox simulate --scenario`):
 // a UDP amplification attack on a subscriber, a subscriber's port scan,
-// a subscriber's spam, and a router that stops exporting. Each raises its
+// a subscriber's spam, a router that stops exporting, and a SYN flood. Each raises its
 // kind within 60 s of its start, naming the target (and the subscriber),
 // in `flowbox alerts --json`; each resolves after it ends; the webhook
 // receives the opened and resolved messages; nothing else is raised. The
@@ -107,6 +107,7 @@ func TestAlertsThroughServe(t *testing.T) {
 		{scenario: netflowtest.ScenarioPortscan, kind: store.AlertPortScan},
 		{scenario: netflowtest.ScenarioSpam, kind: store.AlertSMTPSpam},
 		{scenario: netflowtest.ScenarioExportStop, kind: store.AlertExportStopped},
+		{scenario: netflowtest.ScenarioSynflood, kind: store.AlertSYNFlood},
 	}
 	pwFile := filepath.Join(dir, "router.pw")
 	if err := os.WriteFile(pwFile, []byte("router-pw\n"), 0o600); err != nil {
