@@ -37,7 +37,10 @@ func (d *Detector) detectHost(k hostKey, h *hostState, dt time.Duration) ([]sign
 	}
 	if !k.out {
 		in := d.cfg.Inbound
-		ampShare, synShare := share(shown.amp, shown.bytes), share(shown.syn, shown.pkts)
+		// Bare SYNs dominate when they are most of the packets or most of
+		// the flows.
+		synShareOf := func(r rates) float64 { return max(share(r.syn, r.pkts), share(r.singleSyn, r.flows)) }
+		ampShare, synShare := share(shown.amp, shown.bytes), synShareOf(shown)
 		ratio := max(bps/float64(in.BPS), pps/float64(in.PPS), fps/float64(in.FlowsPerS))
 		if ampShare >= 0.5 {
 			ratio = max(ratio, shown.amp*8/float64(in.AmplificationBPS))
@@ -56,7 +59,7 @@ func (d *Detector) detectHost(k hostKey, h *hostState, dt time.Duration) ([]sign
 		signature := func(r rates, mult float64) bool {
 			return over(r.flows, in.FlowsPerS, h.base.flows, mult) ||
 				(share(r.amp, r.bytes) >= 0.5 && over(r.amp*8, in.AmplificationBPS, h.base.amp*8, mult)) ||
-				(share(r.syn, r.pkts) >= 0.5 && over(r.syn, in.SYNPPS, h.base.syn, mult))
+				(synShareOf(r) >= 0.5 && over(r.syn, in.SYNPPS, h.base.syn, mult))
 		}
 		// The slow rates open an alert only while the traffic goes on (a
 		// decaying tail does not reopen one).
@@ -83,14 +86,18 @@ func (d *Detector) detectHost(k hostKey, h *hostState, dt time.Duration) ([]sign
 			sub: sub, bps: bps, pps: pps, fps: fps, ev: h.ev,
 			measures: map[string]float64{"baseline_bps": h.base.bytes * 8, "baseline_pps": h.base.pkts,
 				"baseline_flows_per_s": h.base.flows, "amplification_share": ampShare, "syn_share": synShare}}
-		s.summary = fmt.Sprintf("%s: %s, %s, %s to %s at %s", kind, FormatBits(bps), FormatCount(pps, "pps"),
+		// The summary follows the alert's kind, which keeps the first
+		// signature seen (see apply).
+		s.summary = fmt.Sprintf("%s, %s, %s to %s at %s", FormatBits(bps), FormatCount(pps, "pps"),
 			FormatCount(fps, "flows/s"), who, d.routerName(k.router))
-		switch kind {
-		case store.AlertUDPAmplification:
+		if ampShare >= 0.2 {
 			s.summary += fmt.Sprintf("; %.0f%% of the bytes from UDP reflection ports", 100*ampShare)
-		case store.AlertSYNFlood:
-			s.summary += fmt.Sprintf("; %.0f%% of the packets are bare SYNs", 100*synShare)
 		}
+		if synShare >= 0.2 {
+			s.summary += fmt.Sprintf("; bare SYNs are %.0f%% of the packets, %.0f%% of the flows",
+				100*share(shown.syn, shown.pkts), 100*share(shown.singleSyn, shown.flows))
+		}
+		s.kindPrefix = true
 		return []signal{s}, ratio
 	}
 
@@ -436,6 +443,9 @@ func (act *activeAlert) apply(s *signal, now time.Time, first bool) {
 		a.PeakBps = math.Max(a.PeakBps, s.bps)
 		a.PeakAt = now
 		a.Summary = s.summary
+		if s.kindPrefix {
+			a.Summary = a.Kind + ": " + s.summary
+		}
 		a.Evidence.Measures = s.measures
 	}
 	if s.ev != nil && (peak || len(a.Evidence.TopSources) == 0) {

@@ -321,6 +321,8 @@ type signal struct {
 	measures  map[string]float64
 	ev        *evidence
 	summary   string
+	// kindPrefix: the summary is prefixed with the alert's kind.
+	kindPrefix bool
 }
 
 // Evaluate runs one evaluation at now: it takes the shards' aggregates,

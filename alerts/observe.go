@@ -43,7 +43,7 @@ type tickHost struct {
 	bytesC, pktsC, flowsC float64
 	// ampC and synC are the contributions of reflection-port UDP bytes
 	// and of SYN-only tiny packets; singleSynC of single-packet SYN-only
-	// flows (flows/s).
+	// flows (outbound) or of bare-SYN flows (inbound), in flows/s.
 	ampC, synC, singleSynC float64
 	sub                    string
 	routerOwn              bool
@@ -207,7 +207,11 @@ func (d *Detector) Observe(flows []store.Flow) {
 			case f.Proto == 17 && d.ampPorts[f.SrcPort]:
 				h.ampC += bc
 			case synOnly && f.Packets > 0 && f.Bytes/f.Packets <= 100:
+				// Bare SYN packets, and the flows they make (a SYN
+				// flood's flows outnumber a victim's own, its packets
+				// may not).
 				h.synC += pc
+				h.singleSynC += fc
 			}
 		} else {
 			if synOnly && f.Packets == 1 {

@@ -247,6 +247,9 @@ func TestAlertsThroughServe(t *testing.T) {
 		}
 		t.Logf("%s: started %s after the scenario, ended %s after it", r.kind, a.Started.Sub(r.start).Round(time.Second),
 			a.Ended.Sub(r.end).Round(time.Second))
+		if !strings.HasPrefix(a.Summary, r.kind+":") {
+			t.Errorf("%s: summary %q does not name its kind", r.kind, a.Summary)
+		}
 		if a.Ended.Before(r.end) {
 			t.Errorf("%s: resolved at %v, before the scenario ended (%v)", r.kind, a.Ended, r.end)
 		}
