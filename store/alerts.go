@@ -244,7 +244,9 @@ type DetectorStatus struct {
 	// StoreErrors counts alerts that could not be written to the store
 	// (still notified and kept in memory).
 	StoreErrors uint64 `json:"store_errors"`
-	// EventsDropped counts alert events a listener's full queue refused.
+	// EventsDropped counts the alert events the mitigation's full queue
+	// refused (each notification channel counts its own, in
+	// NotificationChannelStatus.Dropped).
 	EventsDropped uint64 `json:"events_dropped"`
 }
 

@@ -305,7 +305,11 @@ func (a *app) saveStatsLoop(ctx context.Context, done <-chan struct{}) {
 type alertStatus struct{ a *app }
 
 // DetectorStatus implements web.AlertStatus.
-func (s alertStatus) DetectorStatus() store.DetectorStatus { return s.a.detector.Status() }
+func (s alertStatus) DetectorStatus() store.DetectorStatus {
+	st := s.a.detector.Status()
+	st.EventsDropped = s.a.mitigator.Dropped()
+	return st
+}
 
 // NotificationChannels implements web.AlertStatus.
 func (s alertStatus) NotificationChannels() []store.NotificationChannelStatus {
