@@ -1,0 +1,106 @@
+package store
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// NATMapping is one NAT translation a router made, from the flows that
+// used it: the inside address and port a customer's device used, and the
+// public address and port the world saw. Consecutive flows of one mapping
+// are one NATMapping (FirstSeen to LastSeen). The JSON form is the one of
+// `flowbox nat lookup --json` and /api/v1/nat/lookup.
+type NATMapping struct {
+	RouterID int64  `json:"router_id"`
+	Router   string `json:"router"`
+	// Proto is the IP protocol number; ProtoName its name ("tcp").
+	Proto     uint8  `json:"-"`
+	ProtoName string `json:"proto"`
+	// PublicAddr and PublicPort are the translated (post-NAT) side.
+	PublicAddr netip.Addr `json:"public_address"`
+	PublicPort uint16     `json:"public_port"`
+	// InsideAddr and InsidePort are the customer's side (pre-NAT).
+	InsideAddr netip.Addr `json:"inside_address"`
+	InsidePort uint16     `json:"inside_port"`
+	// RemoteAddr and RemotePort are the far end of the mapping's first
+	// flow (where known); Remotes counts the distinct far ends merged in.
+	RemoteAddr netip.Addr `json:"remote_address,omitzero"`
+	RemotePort uint16     `json:"remote_port,omitzero"`
+	Remotes    uint32     `json:"remotes"`
+	// FirstSeen and LastSeen bound the flows that used the mapping (their
+	// start and end times); Flows counts them.
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	Flows     uint64    `json:"flows"`
+	// Subscriber is the customer who had the inside address at the
+	// mapping's time (from the subscriber history), filled by the lookup;
+	// SubscriberSource says where the history learned it.
+	Subscriber       string `json:"subscriber"`
+	SubscriberSource string `json:"subscriber_source,omitempty"`
+	CustomerID       string `json:"customer_id,omitempty"`
+}
+
+// NATQuery asks which inside address and port used a public address (and
+// port) around a time.
+type NATQuery struct {
+	// Public is the public (post-NAT) address; required.
+	Public netip.Addr
+	// Port is the public port (0: any); Proto the protocol (0: any).
+	Port  uint16
+	Proto uint8
+	// At is the complaint's time; Window the tolerance on both sides
+	// (clocks and timeouts differ; default 2 minutes).
+	At     time.Time
+	Window time.Duration
+	// Limit bounds the matches (0: 1000).
+	Limit int
+}
+
+// NATMappings is the NAT-mapping store: fed at ingest, kept for
+// store.nat-retention.
+type NATMappings interface {
+	// LookupNAT returns the mappings of a query that were in use within
+	// the window, ordered by how close they are to At.
+	LookupNAT(ctx context.Context, q NATQuery) ([]NATMapping, error)
+}
+
+// NATAnswer is the answer to an abuse lookup: the mappings with their
+// subscribers, the raw flows still kept that match, and a sentence.
+type NATAnswer struct {
+	Query struct {
+		Address string    `json:"address"`
+		Port    uint16    `json:"port,omitzero"`
+		Proto   string    `json:"proto,omitempty"`
+		At      time.Time `json:"at"`
+		Window  string    `json:"window"`
+	} `json:"query"`
+	Matches []NATMapping `json:"matches"`
+	// Flows are raw flows of the matches' mappings around the time, while
+	// raw retention keeps them (the evidence); FlowsKept says whether raw
+	// flows of that time are still kept.
+	Flows     []Flow `json:"-"`
+	FlowsKept bool   `json:"flows_kept"`
+	// Message says what was found, or why nothing was.
+	Message string `json:"message"`
+}
+
+// AddressHolder is who had an address at a time, from the subscriber
+// history: "who had this address?".
+type AddressHolder struct {
+	Address string    `json:"address"`
+	At      time.Time `json:"at"`
+	// Found is false when nobody had it (then Message says so).
+	Found      bool   `json:"found"`
+	Subscriber string `json:"subscriber,omitempty"`
+	CustomerID string `json:"customer_id,omitempty"`
+	// Source is how the history learned it (dhcp, pppoe, queue, import...).
+	Source string `json:"source,omitempty"`
+	Router string `json:"router,omitempty"`
+	// Prefix is the history record's prefix; From and To its validity
+	// (To nil while current).
+	Prefix  string     `json:"prefix,omitempty"`
+	From    *time.Time `json:"from,omitempty"`
+	To      *time.Time `json:"to,omitempty"`
+	Message string     `json:"message"`
+}
