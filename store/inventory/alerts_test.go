@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -81,5 +82,36 @@ func TestAlertLifecycle(t *testing.T) {
 	}
 	if ns, _ := s.NotificationAttempts(ctx, 0, 0); len(ns) != 0 {
 		t.Fatalf("notification log of pruned alerts kept: %+v", ns)
+	}
+}
+
+// TestSubscriberOn: two routers' overlapping CGNAT pools name one inside
+// address for two customers; each router's lookup finds its own, an
+// imported record serves every router, and another router's record
+// answers when the router has none.
+func TestSubscriberOn(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir())
+	t0 := time.Date(2026, 3, 3, 14, 0, 0, 0, time.UTC)
+	p := netip.MustParsePrefix("100.64.0.47/32")
+	if _, err := s.ApplySubscriberChanges(ctx, nil, []store.Subscriber{
+		{RouterID: 1, Prefix: p, Name: "Ana", Source: store.SourceDHCP, ValidFrom: t0},
+		{RouterID: 2, Prefix: p, Name: "Bruno", Source: store.SourceDHCP, ValidFrom: t0},
+		{RouterID: 2, Prefix: netip.MustParsePrefix("100.64.9.9/32"), Name: "Carla", Source: store.SourceDHCP, ValidFrom: t0},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		router int64
+		addr   string
+		want   string
+	}{{1, "100.64.0.47", "Ana"}, {2, "100.64.0.47", "Bruno"}, {1, "100.64.9.9", "Carla"}} {
+		got, err := s.SubscriberOn(ctx, tc.router, netip.MustParseAddr(tc.addr), t0.Add(time.Hour))
+		if err != nil || got.Name != tc.want {
+			t.Errorf("SubscriberOn(%d, %s) = %q, %v; want %q", tc.router, tc.addr, got.Name, err, tc.want)
+		}
+	}
+	if _, err := s.SubscriberOn(ctx, 1, netip.MustParseAddr("100.64.0.47"), t0.Add(-time.Hour)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("before any record: %v, want ErrNotFound", err)
 	}
 }

@@ -170,6 +170,52 @@ func (s *Inventory) SubscriberAt(ctx context.Context, addr netip.Addr, at time.T
 	return best, nil
 }
 
+// SubscriberOn is SubscriberAt for an address seen through one router:
+// CGNAT pools of different routers may overlap, so the records the router
+// taught (and imported ones, of no router) win over other routers'; when
+// only another router's record covers the address, it answers.
+func (s *Inventory) SubscriberOn(ctx context.Context, routerID int64, addr netip.Addr, at time.Time) (store.Subscriber, error) {
+	if !addr.IsValid() {
+		return store.Subscriber{}, errors.New("cannot look up subscriber: invalid address")
+	}
+	a := addr16(addr)
+	ms := at.UnixMilli()
+	rows, err := s.r.QueryContext(ctx, "SELECT "+subscriberColumns+` FROM subscribers
+		WHERE first_addr <= ? AND last_addr >= ? AND valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)`, a, a, ms, ms)
+	if err != nil {
+		return store.Subscriber{}, fmt.Errorf("cannot look up subscriber: %w", err)
+	}
+	defer rows.Close()
+	var (
+		best  store.Subscriber
+		found bool
+	)
+	mine := func(x store.Subscriber) bool { return x.RouterID == routerID || x.RouterID == 0 }
+	for rows.Next() {
+		sub, err := scanSubscriber(rows)
+		if err != nil {
+			return store.Subscriber{}, fmt.Errorf("cannot look up subscriber: %w", err)
+		}
+		switch {
+		case !found:
+			best, found = sub, true
+		case mine(sub) != mine(best):
+			if mine(sub) {
+				best = sub
+			}
+		case subscriberBetter(sub, best):
+			best = sub
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return store.Subscriber{}, fmt.Errorf("cannot look up subscriber: %w", err)
+	}
+	if !found {
+		return store.Subscriber{}, fmt.Errorf("no subscriber for %s at %s: %w", addr, at.UTC().Format(time.RFC3339), store.ErrNotFound)
+	}
+	return best, nil
+}
+
 // subscriberBetter reports whether a should name an address rather than b
 // when both cover it at the same time.
 func subscriberBetter(a, b store.Subscriber) bool {
