@@ -40,6 +40,10 @@ type Deps struct {
 	// AlertStatus is the live state of detection, notification and
 	// mitigation (optional, like Alerts).
 	AlertStatus AlertStatus
+	// NAT answers the abuse lookup and "who had this address?" (optional:
+	// nil makes the Abuse lookup page say it is unavailable and its API
+	// answer 503).
+	NAT NATLookup
 	// Gatherer is served on /metrics; nil serves an empty registry.
 	Gatherer prometheus.Gatherer
 	// Registerer receives the web metrics; nil registers nothing.
@@ -190,6 +194,19 @@ type AlertStatus interface {
 	// SendTestNotification delivers a test message to one channel now and
 	// returns the delivery error.
 	SendTestNotification(ctx context.Context, channel string) error
+}
+
+// NATLookup answers abuse lookups: the NAT-mapping store with the
+// subscriber history and the raw flows still kept (cmd/flowbox composes
+// it).
+type NATLookup interface {
+	// LookupNAT returns the mappings of a public address (and port) in use
+	// around a time, with their subscribers, the raw flows still kept and
+	// a sentence; no match is an answer with a message, not an error.
+	LookupNAT(ctx context.Context, q store.NATQuery) (*store.NATAnswer, error)
+	// AddressHolder says who had an address (inside, or public without
+	// NAT) at a time; nobody is Found false with a message.
+	AddressHolder(ctx context.Context, addr netip.Addr, at time.Time) (*store.AddressHolder, error)
 }
 
 // ExporterLister reports the collector's counters per exporter.

@@ -130,13 +130,31 @@ func buildOpenAPI() openAPI {
 		qp("limit", openAPI{"type": "integer", "minimum": 1, "maximum": maxAlertsLimit}, "at most this many, newest first (default 500)"),
 	}
 	csvOp["responses"].(openAPI)["200"] = openAPI{"description": "CSV", "content": openAPI{"text/csv": openAPI{"schema": str}}}
+	atParams := []any{
+		openAPI{"name": "at", "in": "query", "required": true, "schema": str, "description": "the time: RFC 3339 with any offset " +
+			"(2026-03-03T14:02:11Z, 2026-03-03T11:02:11-03:00), a few other forms with an offset or UTC (2026-03-03 14:02:11 UTC, " +
+			"03/Mar/2026:11:02:11 -0300), unix seconds, or a local time (2026-03-03T11:02:11) with tz"},
+		qp("tz", str, "the IANA time zone of a local at (America/Sao_Paulo, or UTC); a time with its own offset ignores it. "+
+			"A local time that the zone skipped or saw twice is refused"),
+	}
+	natParams := append([]any{
+		openAPI{"name": "address", "in": "query", "required": true, "schema": str, "description": "the public (post-NAT) address of the complaint"},
+		qp("port", openAPI{"type": "integer", "minimum": 1, "maximum": 65535}, "the public port (default any)"),
+		qp("proto", str, "tcp, udp or a protocol number 1-255 (default any)"),
+		qp("window", str, "the tolerance on each side of at, a Go duration from 1s to 1h (default 2m): clocks and NAT timeouts differ"),
+	}, atParams...)
+	natCSV := op("The abuse lookup as CSV for the reply to the abuse desk: # comment lines stating the query and the answer, "+
+		"then one row per match (times in UTC RFC 3339)", "200", nil, natParams, nil, "400", "503")
+	natCSV["responses"].(openAPI)["200"] = openAPI{"description": "CSV", "content": openAPI{"text/csv": openAPI{"schema": str}}}
+	holderParams := append([]any{openAPI{"name": "address", "in": "query", "required": true, "schema": str,
+		"description": "an inside address, or a public address without NAT"}}, atParams...)
 
 	return openAPI{
 		"openapi": "3.0.3",
 		"info": openAPI{
 			"title":       "flowbox API",
 			"version":     "1",
-			"description": "Fleet status, onboarding, traffic and flow search, alerts. Authenticate with a session cookie or `Authorization: Bearer fbx_...` (create tokens with `flowbox token create`). Errors are {\"error\": \"message\"}; 503 (with Retry-After) means too many queries are waiting, try again.",
+			"description": "Fleet status, onboarding, traffic and flow search, alerts, abuse lookup (CGNAT). Authenticate with a session cookie or `Authorization: Bearer fbx_...` (create tokens with `flowbox token create`). Errors are {\"error\": \"message\"}; 503 (with Retry-After) means too many queries are waiting, try again.",
 		},
 		"servers":  []any{openAPI{"url": "/api/v1"}},
 		"security": []any{openAPI{"bearer": []any{}}, openAPI{"session": []any{}}},
@@ -181,6 +199,12 @@ func buildOpenAPI() openAPI {
 				ref("Alert"), withID, nil, "400", "404", "503")},
 			"/notifications/test": openAPI{"post": op("Send a test message to a notification channel and wait for its delivery (502: the delivery failed, with why)",
 				"200", ref("TestNotificationResult"), nil, ref("TestNotificationRequest"), "400", "502", "503")},
+			"/subscribers/at": openAPI{"get": op("Who had this address at a time, from the subscriber history (found=false with the message when nobody had it; 503 without the NAT store)",
+				"200", ref("AddressHolder"), holderParams, nil, "400", "503")},
+			"/nat/lookup": openAPI{"get": op("Abuse lookup: which inside address, port and subscriber used a public address (and port) around a time, "+
+				"with the raw flows still kept; no match is 200 with empty matches and the message (503 without the NAT store)",
+				"200", ref("NATLookup"), natParams, nil, "400", "503")},
+			"/nat/lookup.csv": openAPI{"get": natCSV},
 			"/users": openAPI{
 				"get":  op("Console users", "200", arrayOf("User"), nil, nil),
 				"post": op("Add a console user", "201", ref("User"), nil, ref("UserRequest"), "400", "409"),
@@ -280,6 +304,24 @@ func buildOpenAPI() openAPI {
 				"TestNotificationRequest": obj(openAPI{"channel": str}, "channel"),
 				"TestNotificationResult":  obj(openAPI{"ok": boo}),
 				"Token":                   obj(openAPI{"id": integ, "name": str, "prefix": str, "created_at": ts, "last_used": ts, "token": openAPI{"type": "string", "description": "only when created"}}),
+				"NATQuery": obj(openAPI{"address": str, "port": integ, "proto": str, "at": ts,
+					"window": openAPI{"type": "string", "description": "the tolerance on each side, a Go duration (2m0s)"}}),
+				"NATMapping": obj(openAPI{"router_id": integ, "router": str, "proto": str,
+					"public_address": str, "public_port": integ, "inside_address": str, "inside_port": integ,
+					"remote_address": openAPI{"type": "string", "description": "the far end of the mapping's first flow, where known"},
+					"remote_port":    integ, "remotes": openAPI{"type": "integer", "description": "distinct far ends merged into the mapping"},
+					"first_seen": ts, "last_seen": ts, "flows": integ,
+					"subscriber":        openAPI{"type": "string", "description": "who had the inside address then (subscriber history); empty when unknown"},
+					"subscriber_source": str, "customer_id": str}),
+				"NATLookup": obj(openAPI{"query": ref("NATQuery"), "matches": arrayOf("NATMapping"),
+					"flows":      openAPI{"type": "array", "items": ref("Flow"), "description": "raw flows of the matches around the time, while raw retention keeps them"},
+					"flows_kept": openAPI{"type": "boolean", "description": "false: raw flows of that time are no longer kept"},
+					"message":    openAPI{"type": "string", "description": "what was found, or why nothing was"}}),
+				"AddressHolder": obj(openAPI{"address": str, "at": ts, "found": boo, "subscriber": str, "customer_id": str,
+					"source": openAPI{"type": "string", "description": "how the history learned it (dhcp, pppoe, queue, import...)"},
+					"router": str, "prefix": str, "from": ts,
+					"to":      openAPI{"type": "string", "format": "date-time", "description": "absent while current"},
+					"message": str}),
 			},
 		},
 	}

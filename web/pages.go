@@ -32,6 +32,9 @@ type pageData struct {
 	AlertKinds []string
 	// AlertsDisabled says the server has no alert store.
 	AlertsDisabled bool
+	// NATDisabled says the server has no NAT-mapping store (the Abuse
+	// lookup page says the lookup is unavailable).
+	NATDisabled bool
 }
 
 // render executes a page into a buffer first, so that a template error
@@ -133,6 +136,13 @@ func (s *Server) handleAlertPage(w http.ResponseWriter, r *http.Request) {
 	}
 	s.render(w, http.StatusOK, "alert", pageData{Title: "Alert " + strconv.FormatInt(id, 10) + ": " + a.Kind + " on " + a.Target,
 		User: userOf(r), AlertID: id})
+}
+
+// handleAbusePage shows the abuse lookup: a complaint's public address,
+// port and time to the subscriber, with the evidence, printable and as
+// CSV; and "who had this address?".
+func (s *Server) handleAbusePage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, http.StatusOK, "abuse", pageData{Title: "Abuse lookup", User: userOf(r), NATDisabled: s.deps.NAT == nil})
 }
 
 // safeNext keeps a post-login redirect on this site.

@@ -49,6 +49,7 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc("/settings", s.requirePageAuth(s.handleSettingsPage)).Methods(http.MethodGet)
 	r.HandleFunc("/alerts", s.requirePageAuth(s.handleAlertsPage)).Methods(http.MethodGet)
 	r.HandleFunc("/alerts/{id}", s.requirePageAuth(s.handleAlertPage)).Methods(http.MethodGet)
+	r.HandleFunc("/abuse", s.requirePageAuth(s.handleAbusePage)).Methods(http.MethodGet)
 
 	// The JSON API: every route needs a session or a token.
 	api := r.PathPrefix("/api/v1").Subrouter()
@@ -78,6 +79,9 @@ func (s *Server) routes() *mux.Router {
 	api.HandleFunc("/subscribers/usage", s.handleSubscriberUsage).Methods(http.MethodGet)
 	api.HandleFunc("/subscribers/usage.csv", s.handleSubscriberUsageCSV).Methods(http.MethodGet)
 	api.HandleFunc("/subscribers/usage/series", s.handleSubscriberUsageSeries).Methods(http.MethodGet)
+	api.HandleFunc("/subscribers/at", s.handleAddressHolder).Methods(http.MethodGet)
+	api.HandleFunc("/nat/lookup", s.handleNATLookup).Methods(http.MethodGet)
+	api.HandleFunc("/nat/lookup.csv", s.handleNATLookupCSV).Methods(http.MethodGet)
 	api.HandleFunc("/settings", s.handleSettings).Methods(http.MethodGet)
 	api.HandleFunc("/alerts", s.handleListAlerts).Methods(http.MethodGet)
 	api.HandleFunc("/alerts/status", s.handleAlertStatus).Methods(http.MethodGet) // before /alerts/{id}
