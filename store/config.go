@@ -24,6 +24,14 @@ type Config struct {
 	TopK int `yaml:"top-k"`
 	// QueueSize bounds the batches waiting for the writer.
 	QueueSize int `yaml:"queue-size"`
+	// NATRetention is how long NAT mappings (public address and port to
+	// inside address and port, for abuse lookups) are kept, independently
+	// of raw flows; whole UTC days are dropped.
+	NATRetention time.Duration `yaml:"nat-retention"`
+	// NATCache bounds the NAT mappings the writer holds in memory while
+	// their flows keep coming; beyond it the least recently used are
+	// written early (and counted).
+	NATCache int `yaml:"nat-cache"`
 }
 
 // DefaultConfig returns the store defaults.
@@ -35,6 +43,8 @@ func DefaultConfig() Config {
 		UsageHourRetention: 62 * 24 * time.Hour,
 		TopK:               100,
 		QueueSize:          32,
+		NATRetention:       180 * 24 * time.Hour,
+		NATCache:           100000,
 	}
 }
 
@@ -58,6 +68,12 @@ func (c *Config) Validate() error {
 	}
 	if c.QueueSize < 1 {
 		errs = append(errs, errors.New("queue-size: must be at least 1"))
+	}
+	if c.NATRetention < 24*time.Hour {
+		errs = append(errs, errors.New("nat-retention: must be at least 24h"))
+	}
+	if c.NATCache < 100 || c.NATCache > 10000000 {
+		errs = append(errs, errors.New("nat-cache: must be within 100..10000000"))
 	}
 	return errors.Join(errs...)
 }

@@ -63,6 +63,10 @@ type FlowDB struct {
 
 	// writer-owned state, only touched by Run's goroutine (and New).
 	wr *writerState
+	// nat is the writer's NAT mappings in memory (natmap.go); nil when
+	// read-only. natCount are its counters.
+	nat      *natCache
+	natCount natCounters
 
 	// tails are the host index tails of the format 2 partitions, by
 	// partition name, published by the writer for readers.
@@ -113,6 +117,9 @@ func New(ctx context.Context, db *store.DB, cfg store.Config, logger *slog.Logge
 		return nil, err
 	}
 	if s.wr, err = newWriterState(ctx, s); err != nil {
+		return nil, err
+	}
+	if s.nat, err = newNATCache(ctx, s); err != nil {
 		return nil, err
 	}
 	return s, nil

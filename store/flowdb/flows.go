@@ -421,6 +421,10 @@ func (s *FlowDB) shutdown() error {
 		}
 		break
 	}
+	if err := s.natFlush(ctx, s.now()); err != nil {
+		s.logger.Error("cannot write the NAT mappings at shutdown", "err", err)
+		return err
+	}
 	err := s.flushRollups(ctx)
 	if err != nil {
 		s.logger.Error("cannot write the rollups at shutdown", "err", err)
@@ -470,6 +474,7 @@ func (s *FlowDB) writeGroup(ctx context.Context, group []*store.Batch) {
 		for _, b := range group {
 			w.agg.add(b.Flows, w.exporters)
 		}
+		s.natObserve(group)
 	}()
 	n, err := s.writeRaw(ctx, group)
 	<-done
@@ -494,6 +499,7 @@ func (s *FlowDB) writeGroup(ctx context.Context, group []*store.Batch) {
 	if w.postings > w.maxPostings {
 		s.spillLargest(ctx)
 	}
+	s.natFlushIfFull(ctx)
 }
 
 // spillLargest writes the biggest host index tail as a segment, to bound

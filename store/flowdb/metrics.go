@@ -44,6 +44,11 @@ func newMetrics(reg prometheus.Registerer, s *FlowDB) (*metrics, error) {
 			return nil, fmt.Errorf("cannot register store metrics: %w", err)
 		}
 	}
+	for _, c := range natCollectors(&s.natCount) {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("cannot register store metrics: %w", err)
+		}
+	}
 	return m, nil
 }
 

@@ -15,6 +15,9 @@ import (
 // the next run retries.
 func (s *FlowDB) maintain(ctx context.Context) {
 	now := s.now()
+	if err := s.natFlush(ctx, now); err != nil {
+		s.setHealth(err)
+	}
 	if err := s.flushRollups(ctx); err != nil {
 		s.setHealth(err)
 		return
@@ -40,6 +43,9 @@ func (s *FlowDB) housekeep(ctx context.Context, now time.Time) {
 	if err := s.applyRetention(ctx, now); err != nil {
 		s.setHealth(err)
 		return
+	}
+	if err := s.natRetention(ctx, now); err != nil {
+		s.setHealth(err)
 	}
 }
 

@@ -119,6 +119,13 @@ CREATE TABLE names (
 	id   INTEGER PRIMARY KEY,
 	name TEXT NOT NULL UNIQUE
 );
+CREATE TABLE nat_days (
+	day      INTEGER PRIMARY KEY,       -- unix seconds of the UTC day's start
+	name     TEXT    NOT NULL,          -- nat_YYYYMMDD
+	max_span INTEGER NOT NULL DEFAULT 0, -- ms: the longest last_seen - first_seen of its rows
+	max_last INTEGER NOT NULL DEFAULT 0, -- unix ms: the latest last_seen of its rows
+	rows     INTEGER NOT NULL DEFAULT 0  -- rows inserted
+);
 CREATE TABLE notification_attempts (
 	id        INTEGER PRIMARY KEY,
 	at        INTEGER NOT NULL,
