@@ -418,7 +418,7 @@ func (c *natCache) put(e *natEntry) {
 }
 
 // del removes e from m when it is there.
-func (c *natCache) del(e *natEntry) bool {
+func (c *natCache) del(e *natEntry) {
 	for p := c.m[e.h]; p != nil; p = p.hnext {
 		if p != e {
 			continue
@@ -438,9 +438,8 @@ func (c *natCache) del(e *natEntry) bool {
 		}
 		e.hnext = nil
 		c.n--
-		return true
+		return
 	}
-	return false
 }
 
 // lookup returns the entry of k in m, or nil.
@@ -1224,7 +1223,6 @@ func addrOf(a [16]byte) netip.Addr { return netip.AddrFrom16(a).Unmap() }
 type natMatch struct {
 	natStored
 	storedLast int64 // the key of the row written for a cached entry; -1 when none
-	cached     bool
 }
 
 // LookupNAT returns the mappings of q.Public (and q.Port, q.Proto when
@@ -1380,7 +1378,7 @@ func (c *natCache) snapshot(pub [16]byte, port uint16, proto uint8, lo, hi int64
 			return
 		}
 		m := natMatch{natStored: natStored{key: e.key, first: e.first, last: e.last, flows: e.flows,
-			remote: e.remote, rport: e.rport, remotes: e.remotes()}, storedLast: -1, cached: true}
+			remote: e.remote, rport: e.rport, remotes: e.remotes()}, storedLast: -1}
 		if e.stored {
 			m.storedLast = e.storedLast
 		}
