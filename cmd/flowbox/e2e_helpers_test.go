@@ -145,6 +145,8 @@ type servedApp struct {
 	cfgPath, dataDir, webAddr string
 	nfPort                    int
 	stderr                    *testutil.SyncBuffer
+	// stop stops serve (it stops at the test's end otherwise).
+	stop func() error
 }
 
 // startServeInProcess writes a configuration (loopback ports, admin password
@@ -161,7 +163,7 @@ func startServeInProcess(t *testing.T, collectorExtra string) *servedApp {
 	if err := os.WriteFile(a.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, a.stderr, _ = startCommand(t, "serve", "--config", a.cfgPath)
+	_, a.stderr, a.stop = startCommand(t, "serve", "--config", a.cfgPath)
 	testutil.WaitFor(t, 30*time.Second, "the console", func() (bool, string) {
 		resp, err := http.Get("http://" + a.webAddr + "/healthz")
 		if err != nil {

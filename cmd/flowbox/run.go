@@ -151,6 +151,7 @@ func (a *app) build() error {
 		Health:      st.FlowDB,
 		Alerts:      st.Inventory,
 		AlertStatus: alertStatus{a},
+		NAT:         natService{st},
 		Gatherer:    a.reg,
 		Registerer:  a.reg,
 		Logger:      logger.With("component", "web"),
@@ -298,6 +299,20 @@ func (a *app) saveStatsLoop(ctx context.Context, done <-chan struct{}) {
 			return
 		}
 	}
+}
+
+// natService is the console's abuse lookup: the NAT store, the
+// subscriber history and the raw flows, composed by the storage.
+type natService struct{ st *storage }
+
+// LookupNAT implements web.NATLookup.
+func (n natService) LookupNAT(ctx context.Context, q store.NATQuery) (*store.NATAnswer, error) {
+	return n.st.NATLookup(ctx, q)
+}
+
+// AddressHolder implements web.NATLookup.
+func (n natService) AddressHolder(ctx context.Context, addr netip.Addr, at time.Time) (*store.AddressHolder, error) {
+	return n.st.AddressHolder(ctx, addr, at)
 }
 
 // alertStatus is the console's view of detection, notification and

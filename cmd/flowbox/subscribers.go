@@ -17,9 +17,13 @@ func runSubscribers(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 && args[0] == "usage" {
 		return runSubscribersUsage(ctx, e, args[1:])
 	}
+	if len(args) > 0 && args[0] == "at" {
+		return runSubscribersAt(ctx, e, args[1:])
+	}
 	if len(args) == 0 || args[0] != "import" {
 		return usageError{"usage: flowbox subscribers import [--replace] [--config FILE] [--data-dir DIR] FILE.csv\n" +
-			"       flowbox subscribers usage [--month YYYY-MM | --from DATE --to DATE] [--router NAME] [--search S] [--sort total|download|upload|name] [--format table|csv|json]"}
+			"       flowbox subscribers usage [--month YYYY-MM | --from DATE --to DATE] [--router NAME] [--search S] [--sort total|download|upload|name] [--format table|csv|json]\n" +
+			"       flowbox subscribers at --address IP --at TIME [--tz ZONE] [--json]"}
 	}
 	fs := newFlagSet(e, "subscribers import")
 	replace := fs.Bool("replace", false, "end imported customers that are absent from FILE")

@@ -26,6 +26,8 @@ type Storage struct {
 	DB *store.DB
 	*inventory.Inventory
 	*flowdb.FlowDB
+	// cfg is the flow database's configuration (retentions).
+	cfg store.Config
 }
 
 // Mode says how Open opens the database.
@@ -69,7 +71,7 @@ func Open(ctx context.Context, dataDir string, cfg store.Config, mode Mode, logg
 		db.Close()
 		return nil, err
 	}
-	return &Storage{DB: db, Inventory: inv, FlowDB: flows}, nil
+	return &Storage{DB: db, Inventory: inv, FlowDB: flows, cfg: cfg}, nil
 }
 
 // Backup writes a consistent snapshot of the database to path
