@@ -35,6 +35,10 @@ type Health struct {
 	QueueLength int
 	// QueueCapacity is the bound of that queue.
 	QueueCapacity int
+	// NATMappingsDropped counts NAT mappings lost because they could not
+	// be written while they waited (the abuse lookup will not find them);
+	// NATEvicted those written early because the NAT cache was full.
+	NATMappingsDropped, NATEvicted uint64
 }
 
 // ErrBadQuery is wrapped by every *QueryError, so callers can answer 400

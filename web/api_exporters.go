@@ -27,6 +27,11 @@ type StoreHealthView struct {
 	DroppedBatches uint64     `json:"dropped_batches"`
 	QueueLength    int        `json:"queue_length"`
 	QueueCapacity  int        `json:"queue_capacity"`
+	// NATMappingsDropped counts NAT mappings that could not be written
+	// (the abuse lookup misses them); NATEvicted those written early
+	// because the NAT cache was full.
+	NATMappingsDropped uint64 `json:"nat_mappings_dropped"`
+	NATEvicted         uint64 `json:"nat_evicted"`
 }
 
 // handleStatus returns the store's health and the unknown exporters.
@@ -35,7 +40,8 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	if s.deps.Health != nil {
 		h := s.deps.Health.Health()
 		out.Store = StoreHealthView{OK: h.OK, Error: h.Error, Since: timePtr(h.Since), DroppedFlows: h.DroppedFlows,
-			DroppedBatches: h.DroppedBatches, QueueLength: h.QueueLength, QueueCapacity: h.QueueCapacity}
+			DroppedBatches: h.DroppedBatches, QueueLength: h.QueueLength, QueueCapacity: h.QueueCapacity,
+			NATMappingsDropped: h.NATMappingsDropped, NATEvicted: h.NATEvicted}
 	}
 	for _, e := range s.deps.Collector.Exporters() {
 		if !e.Trusted {

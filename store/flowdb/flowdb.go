@@ -168,6 +168,7 @@ func (s *FlowDB) Health() store.Health {
 		QueueLength:    len(s.queue),
 		QueueCapacity:  cap(s.queue),
 	}
+	h.NATMappingsDropped, h.NATEvicted = s.natCount.dropped.Load(), s.natCount.evicted.Load()
 	if s.health.err != nil {
 		h.Error = s.health.err.Error()
 	}
