@@ -101,7 +101,6 @@ func TestExporterReconfigureAndSource(t *testing.T) {
 	if err := e.SetTargets([]Target{{Addr: b.Addr(), Version: IPFIX, TemplateRefresh: 5}}); err != nil {
 		t.Fatal(err)
 	}
-	before := a.Len()
 	e.step(now.Add(time.Second), 100)
 	got = b.Wait(t, 2)
 	if v := binary.BigEndian.Uint16(got[0].Data); v != IPFIX {
@@ -111,11 +110,12 @@ func TestExporterReconfigureAndSource(t *testing.T) {
 	if err := e.SetTargets(nil); err != nil {
 		t.Fatal(err)
 	}
-	gen := e.Stats().Generated
-	nb := b.Len()
+	// (The exporter's own counters say it: datagrams of the earlier steps
+	// may still be on their way to the sinks.)
+	st := e.Stats()
 	e.step(now.Add(2*time.Second), 100)
-	if e.Stats().Generated != gen || b.Len() != nb || a.Len() != before {
-		t.Fatal("an exporter without targets sent flows")
+	if after := e.Stats(); after.Generated != st.Generated || after.Packets != st.Packets || after.Flows != st.Flows {
+		t.Fatalf("an exporter without targets sent flows: %+v, then %+v", st, after)
 	}
 	// Bad targets are refused and leave the old ones in place.
 	if err := e.SetTargets([]Target{{Addr: netip.MustParseAddrPort("[::1]:2055"), Version: V9}}); err == nil ||
