@@ -26,7 +26,7 @@ type Config struct {
 	QueueSize int `yaml:"queue-size"`
 	// NATRetention is how long NAT mappings (public address and port to
 	// inside address and port, for abuse lookups) are kept, independently
-	// of raw flows; whole UTC days are dropped.
+	// of raw flows; whole UTC days are dropped. 0 turns the NAT store off.
 	NATRetention time.Duration `yaml:"nat-retention"`
 	// NATCache bounds the NAT mappings the writer holds in memory while
 	// their flows keep coming; beyond it the least recently used are
@@ -69,8 +69,8 @@ func (c *Config) Validate() error {
 	if c.QueueSize < 1 {
 		errs = append(errs, errors.New("queue-size: must be at least 1"))
 	}
-	if c.NATRetention < 24*time.Hour {
-		errs = append(errs, errors.New("nat-retention: must be at least 24h"))
+	if c.NATRetention != 0 && c.NATRetention < 24*time.Hour {
+		errs = append(errs, errors.New("nat-retention: must be at least 24h (or 0: no NAT store)"))
 	}
 	if c.NATCache < 100 || c.NATCache > 10000000 {
 		errs = append(errs, errors.New("nat-cache: must be within 100..10000000"))

@@ -119,8 +119,10 @@ func New(ctx context.Context, db *store.DB, cfg store.Config, logger *slog.Logge
 	if s.wr, err = newWriterState(ctx, s); err != nil {
 		return nil, err
 	}
-	if s.nat, err = newNATCache(ctx, s); err != nil {
-		return nil, err
+	if cfg.NATRetention > 0 { // 0: no NAT store
+		if s.nat, err = newNATCache(ctx, s); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }

@@ -791,3 +791,23 @@ func TestNATConcurrentLookups(t *testing.T) {
 		t.Fatalf("%d rows after shutdown, want %d", n, want)
 	}
 }
+
+// TestNATOff: store.nat-retention 0 turns the NAT store off: translated
+// flows are stored as raw flows and make no mapping.
+func TestNATOff(t *testing.T) {
+	s, _ := openNAT(t, func(c *store.Config) { c.NATRetention = 0 })
+	up, down := natPair(netip.MustParseAddr("100.64.1.10"), 40000, 51234, testNow.Add(-time.Minute), testNow.Add(-30*time.Second))
+	natIngest(t, s, up, down)
+	natFlush(t, s)
+	if n := natRows(t, s); n != 0 {
+		t.Fatalf("%d mappings written with the NAT store off", n)
+	}
+	if st := s.NATStats(); st.Written != 0 || st.Cached != 0 {
+		t.Fatalf("NAT stats with the store off: %+v", st)
+	}
+	cfg := store.DefaultConfig()
+	cfg.NATRetention = 0
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("nat-retention 0 refused: %v", err)
+	}
+}

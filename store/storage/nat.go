@@ -34,6 +34,9 @@ func (s *Storage) NATLookup(ctx context.Context, q store.NATQuery) (*store.NATAn
 	if q.Window <= 0 {
 		q.Window = DefaultNATWindow
 	}
+	if s.cfg.NATRetention == 0 {
+		return nil, errors.New("cannot look up NAT: the NAT store is off (store.nat-retention: 0), flowbox keeps no NAT mappings")
+	}
 	q.Public = q.Public.Unmap()
 	ms, err := s.FlowDB.LookupNAT(ctx, q)
 	if err != nil {
