@@ -22,7 +22,7 @@ const groupInbound = "inbound"
 // resolves soon after the attack's last flows, not after the slow rates
 // have decayed.
 func (d *Detector) detectHost(k hostKey, h *hostState, dt time.Duration) ([]signal, float64) {
-	target := hostTarget(k.addr)
+	target := k.addr.String()
 	sub := h.sub
 	if h.routerOwn {
 		sub = ""

@@ -30,7 +30,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net/netip"
 	"runtime"
 	"slices"
 	"sync"
@@ -552,6 +551,3 @@ func (d *Detector) routerName(id int64) string {
 	}
 	return fmt.Sprintf("router %d", id)
 }
-
-// hostTarget returns an address's text.
-func hostTarget(a netip.Addr) string { return a.String() }

@@ -91,6 +91,19 @@ func (r *rig) step(gen func(now time.Time) []store.Flow) {
 	r.d.Evaluate(context.Background(), r.now)
 }
 
+// noteEvents sets opened and resolved to the rig's time when the first
+// opened and resolved events have arrived, unless set already.
+func (r *rig) noteEvents(opened, resolved *time.Time) {
+	for _, ev := range r.rec.events() {
+		switch {
+		case ev.Type == store.AlertOpened && opened.IsZero():
+			*opened = r.now
+		case ev.Type == store.AlertResolved && resolved.IsZero():
+			*resolved = r.now
+		}
+	}
+}
+
 func (r *rig) alerts(f store.AlertFilter) []store.Alert {
 	r.t.Helper()
 	as, err := r.st.ListAlerts(context.Background(), f)
@@ -341,14 +354,7 @@ func TestScenarios(t *testing.T) {
 					}
 					return fl
 				})
-				for _, ev := range r.rec.events() {
-					switch {
-					case ev.Type == store.AlertOpened && opened.IsZero():
-						opened = r.now
-					case ev.Type == store.AlertResolved && resolved.IsZero():
-						resolved = r.now
-					}
-				}
+				r.noteEvents(&opened, &resolved)
 			}
 			if opened.IsZero() || opened.Sub(start) > time.Minute {
 				t.Fatalf("opened at %v, want within 60 s of %v", opened, start)
@@ -439,14 +445,7 @@ func TestExportHealth(t *testing.T) {
 					}
 					return fl
 				})
-				for _, ev := range r.rec.events() {
-					switch {
-					case ev.Type == store.AlertOpened && opened.IsZero():
-						opened = r.now
-					case ev.Type == store.AlertResolved && resolved.IsZero():
-						resolved = r.now
-					}
-				}
+				r.noteEvents(&opened, &resolved)
 			}
 			as := r.alerts(store.AlertFilter{})
 			if len(as) != 1 || as[0].Kind != tc.kind || as[0].Router != "wisp-1" || as[0].Target != "wisp-1" || as[0].Ended == nil {

@@ -2,7 +2,6 @@ package alerts
 
 import (
 	"cmp"
-	"math"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -110,5 +109,3 @@ func protoName(p uint8) string {
 	}
 	return strconv.Itoa(int(p))
 }
-
-func logf(x float64) float64 { return math.Log(x) }

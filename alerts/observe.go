@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"math"
 	"math/bits"
 	"net/netip"
 	"sync"
@@ -311,7 +312,7 @@ func (b *bitmap) estimate() float64 {
 	if zeros == 0 {
 		zeros = 1
 	}
-	return -256 * logf(float64(zeros)/256)
+	return -256 * math.Log(float64(zeros)/256)
 }
 
 // distinct are an outbound host's distinct counters.

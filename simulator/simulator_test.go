@@ -381,11 +381,15 @@ func TestFleetExportAddresses(t *testing.T) {
 
 // fakeClock is a clock that tests move.
 type fakeClock struct {
-	base time.Time
-	off  atomic.Int64
+	base  time.Time
+	off   atomic.Int64
+	reads atomic.Int64 // how often the clock was read
 }
 
-func (c *fakeClock) now() time.Time            { return c.base.Add(time.Duration(c.off.Load())) }
+func (c *fakeClock) now() time.Time {
+	c.reads.Add(1)
+	return c.base.Add(time.Duration(c.off.Load()))
+}
 func (c *fakeClock) set(elapsed time.Duration) { c.off.Store(int64(elapsed)) }
 
 // TestFleetScenario: only the chosen router runs the scenario; its window
@@ -456,9 +460,13 @@ func TestFleetScenario(t *testing.T) {
 	} {
 		clock.set(step.at)
 		if step.want == nil || len(step.want) == len(seen()) {
-			// Nothing is due: the watcher polls a few times and says
-			// nothing new.
-			time.Sleep(3 * scenarioPoll)
+			// Nothing is due: the watcher reads the clock a few times
+			// and says nothing new.
+			reads := clock.reads.Load()
+			testutil.WaitFor(t, 10*time.Second, "the watcher's polls", func() (bool, string) {
+				n := clock.reads.Load() - reads
+				return n >= 3, fmt.Sprintf("%d clock reads", n)
+			})
 		}
 		testutil.WaitFor(t, 10*time.Second, "scenario events", func() (bool, string) {
 			got := seen()

@@ -91,9 +91,6 @@ type Alert struct {
 	AckedAt *time.Time `json:"acked_at,omitempty"`
 }
 
-// Active reports whether the alert has not resolved.
-func (a *Alert) Active() bool { return a.Ended == nil }
-
 // AlertEvidence is what an alert's detector saw at its peak.
 type AlertEvidence struct {
 	// TopSources are the remote addresses sending the most (inbound), or
@@ -188,7 +185,8 @@ type Alerts interface {
 	// UpdateAlert stores an alert's peaks, evidence, summary, kind and
 	// Updated/Ended times.
 	UpdateAlert(ctx context.Context, a *Alert) error
-	// AckAlert acknowledges an alert (store.ErrNotFound when unknown).
+	// AckAlert acknowledges an alert (store.ErrNotFound when unknown); an
+	// acknowledged alert keeps its first acknowledgement.
 	AckAlert(ctx context.Context, id int64, by string, at time.Time) error
 	// GetAlert returns one alert (store.ErrNotFound when unknown).
 	GetAlert(ctx context.Context, id int64) (Alert, error)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -37,7 +38,7 @@ func runAlerts(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("alerts: unexpected argument %q (alerts [--json] [--all], or alerts ack ID)", fs.Arg(0))}
 	}
-	if *kind != "" && !validKind(*kind) {
+	if *kind != "" && !slices.Contains(store.AlertKinds, *kind) {
 		return usageError{fmt.Sprintf("alerts: --kind %q is not one of %s", *kind, strings.Join(store.AlertKinds, ", "))}
 	}
 	if *since < 0 || *limit < 1 {
@@ -69,15 +70,6 @@ func runAlerts(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	return printAlertsTable(e.stdout, as, *all)
-}
-
-func validKind(k string) bool {
-	for _, x := range store.AlertKinds {
-		if x == k {
-			return true
-		}
-	}
-	return false
 }
 
 func printAlertsTable(w io.Writer, as []store.Alert, all bool) error {
@@ -158,6 +150,11 @@ func runAlertsAck(ctx context.Context, e *env, args []string) error {
 		}
 		return err
 	}
-	fmt.Fprintf(e.stdout, "alert %d acknowledged by %s\n", id, who)
+	// An alert acknowledged before keeps its first acknowledgement.
+	a, err := st.GetAlert(ctx, id)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "alert %d acknowledged by %s\n", id, a.AckedBy)
 	return nil
 }

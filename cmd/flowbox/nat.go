@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -14,15 +12,10 @@ import (
 	storagepkg "github.com/flowbox/flowbox/store/storage"
 )
 
-// parseAt parses the time of a complaint: RFC 3339 with its offset
-// (2026-03-03T14:02:11Z, 2026-03-03T11:02:11-03:00), or a local time
-// without offset (2026-03-03T11:02:11, or with a space) in the zone tz
-// (an IANA name; "" means UTC for a time without offset).
+// parseAt parses the time of a complaint as the console does
+// (store.ParseComplaintTime), a time without offset read in tz (an IANA
+// name; "" means UTC).
 func parseAt(s, tz string) (time.Time, error) {
-	s = strings.TrimSpace(s)
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
 	loc := time.UTC
 	if tz != "" {
 		l, err := time.LoadLocation(tz)
@@ -31,31 +24,7 @@ func parseAt(s, tz string) (time.Time, error) {
 		}
 		loc = l
 	}
-	for _, layout := range []string{"2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02T15:04", "2006-01-02 15:04"} {
-		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("%q is not a time: want RFC 3339 (2026-03-03T14:02:11Z, 2026-03-03T11:02:11-03:00) or a local time with --tz", s)
-}
-
-// parseProto parses tcp, udp, icmp or a protocol number.
-func parseProto(s string) (uint8, error) {
-	switch strings.ToLower(s) {
-	case "":
-		return 0, nil
-	case "tcp":
-		return 6, nil
-	case "udp":
-		return 17, nil
-	case "icmp":
-		return 1, nil
-	}
-	n, err := strconv.ParseUint(s, 10, 8)
-	if err != nil || n == 0 {
-		return 0, fmt.Errorf("%q is not a protocol (tcp, udp, icmp or a number 1..255)", s)
-	}
-	return uint8(n), nil
+	return store.ParseComplaintTime(s, loc, "--tz")
 }
 
 // runNAT runs `flowbox nat lookup`: which customer used a public address
@@ -90,8 +59,12 @@ func runNAT(ctx context.Context, e *env, args []string) error {
 		return usageError{fmt.Sprintf("nat lookup: --port %d is outside 1..65535", *port)}
 	}
 	q.Port = uint16(*port)
-	if q.Proto, err = parseProto(*proto); err != nil {
-		return usageError{"nat lookup: --proto " + err.Error()}
+	if *proto != "" {
+		p, ok := store.ParseProto(*proto)
+		if !ok || p == 0 {
+			return usageError{fmt.Sprintf("nat lookup: --proto %q is not a protocol (tcp, udp, icmp or a number 1..255)", *proto)}
+		}
+		q.Proto = p
 	}
 	if *at == "" {
 		return usageError{"nat lookup: --at is required (the complaint's time, e.g. 2026-03-03T14:02:11Z)"}

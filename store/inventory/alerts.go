@@ -72,17 +72,20 @@ func (s *Inventory) UpdateAlert(ctx context.Context, a *store.Alert) error {
 	return nil
 }
 
-// AckAlert acknowledges an alert.
+// AckAlert acknowledges an alert; an acknowledged alert keeps its first
+// acknowledgement.
 func (s *Inventory) AckAlert(ctx context.Context, id int64, by string, at time.Time) error {
 	if err := s.writable(); err != nil {
 		return err
 	}
-	res, err := s.w.ExecContext(ctx, "UPDATE alerts SET acked_by=?, acked_at=? WHERE id=?", by, milli(at), id)
+	res, err := s.w.ExecContext(ctx, "UPDATE alerts SET acked_by=?, acked_at=? WHERE id=? AND acked_by=''", by, milli(at), id)
 	if err != nil {
 		return fmt.Errorf("cannot acknowledge alert %d: %w", id, store.DescribeWriteError(err))
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("cannot acknowledge alert %d: %w", id, store.ErrNotFound)
+		if _, err := s.GetAlert(ctx, id); err != nil {
+			return fmt.Errorf("cannot acknowledge alert %d: %w", id, err)
+		}
 	}
 	return nil
 }

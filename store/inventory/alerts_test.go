@@ -41,6 +41,9 @@ func TestAlertLifecycle(t *testing.T) {
 	if err := s.AckAlert(ctx, a.ID, "admin", end); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.AckAlert(ctx, a.ID, "other", end.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.AckAlert(ctx, 999, "admin", end); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("AckAlert(unknown) = %v, want ErrNotFound", err)
 	}
