@@ -210,6 +210,8 @@ func (s *Server) SetClock(now func() time.Time) {
 	if now == nil {
 		now = time.Now
 	}
+	// The uptime goes on from where it was, on the new clock.
+	s.started = now().Add(-s.now().Sub(s.started))
 	s.now = now
 }
 

@@ -49,6 +49,12 @@ type Personality struct {
 	AddressLists []AddressListEntry
 	Routes       []Route
 
+	// FilterRules are /ip/firewall/filter rules (coverage reads the
+	// fasttrack-connection ones and their counters), and L3HWOffload the
+	// switch chip's l3-hw-offloading (RouterOS 7).
+	FilterRules []FilterRule
+	L3HWOffload bool
+
 	// TrafficFlow is the initial /ip/traffic-flow state; nil means the
 	// RouterOS defaults (disabled, interfaces=all, 30m/15s, no target).
 	TrafficFlow *TrafficFlowState

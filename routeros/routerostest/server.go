@@ -72,6 +72,7 @@ type Server struct {
 	conns     map[net.Conn]struct{}
 	closed    bool
 	commands  int
+	counters  map[uint32]*IfCounters // by ifIndex (counters.go)
 	wg        sync.WaitGroup
 }
 
@@ -574,9 +575,10 @@ func (s *Server) execLocked(sess *session, req *request) ([][]string, bool) {
 
 func (s *Server) printLocked(m *menu, req *request) [][]string {
 	if req.path == "/system/resource" {
-		up := time.Since(s.started) + s.p.Uptime
+		up := s.now().Sub(s.started) + s.p.Uptime
 		m.rows[0].props["uptime"] = routeros.FormatDuration(up.Truncate(time.Second))
 	}
+	s.countersLocked(req.path)
 	rows := selectRows(m.rows, req.queries)
 	if _, ok := req.attrs["count-only"]; ok {
 		return [][]string{{"!done", "=ret=" + strconv.Itoa(len(rows))}}

@@ -128,6 +128,7 @@ func (s *Server) buildMenus() error {
 	s.buildTrafficFlow()
 	s.buildUsers()
 	s.buildFirewall()
+	s.buildCounters()
 
 	svc := &menu{fields: []string{"name", "port", "address", "certificate", "disabled"}, canSet: true,
 		kinds: map[string]kind{"port": kInt, "address": kStr, "certificate": kStr, "disabled": kBool}}
