@@ -169,6 +169,10 @@ type Router struct {
 	started  bool
 	stopped  bool
 	logger   *slog.Logger
+	// scenario is the fleet's scenario when this router runs it, and acct
+	// its interface counters' bookkeeping (counters.go).
+	scenario string
+	acct     *accounting
 }
 
 // APIAddr returns the address the router's API listens on (after Start).
@@ -259,7 +263,11 @@ func (f *Fleet) newRouter(i int, src netip.Addr) (*Router, error) {
 			return nil, fmt.Errorf("router %d: %w", i, err)
 		}
 	}
+	if cfg.Scenario == netflowtest.ScenarioFastTrack && i == cfg.ScenarioRouter {
+		major = 6 // FastTrack hid traffic from traffic-flow before 6.33
+	}
 	p := personality(model, major, seed, cfg.Username, password)
+	f.fleetPersonality(i, &p, model)
 	p.TLS = cfg.TLS
 	addSourceAddress(&p, src)
 	logger := f.logger.With("router", model.Identity())
@@ -269,14 +277,21 @@ func (f *Fleet) newRouter(i int, src netip.Addr) (*Router, error) {
 	}
 	r := &Router{Index: i, Identity: model.Identity(), Major: major, Version: p.Version,
 		Username: cfg.Username, Password: password, TLS: cfg.TLS, Fingerprint: srv.Fingerprint(),
-		Model: model, Server: srv, source: src, bootTime: time.Now().Add(-p.Uptime), logger: logger}
+		Model: model, Server: srv, source: src, bootTime: time.Now().Add(-p.Uptime), logger: logger,
+		acct: newAccounting(model)}
+	if i == cfg.ScenarioRouter {
+		r.scenario = cfg.Scenario
+	}
 	if cfg.APIPortBase > 0 {
 		r.apiAddr = net.JoinHostPort(cfg.APIHost, strconv.Itoa(cfg.APIPortBase+i))
 	} else {
 		r.apiAddr = net.JoinHostPort(cfg.APIHost, "0")
 	}
 	r.expCfg = netflowtest.ExporterConfig{Source: netip.AddrPortFrom(src, 0), Rate: cfg.Rate,
-		DailyCurve: cfg.DailyCurve, BootTime: r.bootTime}
+		DailyCurve: cfg.DailyCurve, BootTime: r.bootTime, Account: r.Account}
+	if p.TrafficFlow != nil {
+		r.acct.setExported(p.TrafficFlow.Interfaces)
+	}
 	if r.Exporter, err = netflowtest.NewExporter(r.expCfg, model, logger.With("component", "exporter")); err != nil {
 		return nil, fmt.Errorf("router %d: %w", i, err)
 	}
@@ -369,6 +384,7 @@ func (r *Router) apply() {
 	}
 	st := r.Server.TrafficFlow()
 	r.Model.SetFlowTimeouts(st.ActiveFlowTimeout, st.InactiveFlowTimeout)
+	r.acct.setExported(st.Interfaces)
 	var ts []netflowtest.Target
 	src := r.source
 	if st.Enabled {

@@ -255,7 +255,7 @@ func TestFleetClock(t *testing.T) {
 func TestFleetConfigErrors(t *testing.T) {
 	_, err := New(Config{Routers: 0, Versions: "8", Rate: -1, Scenario: "x", APIPortBase: 70000}, discard())
 	want := "invalid fleet config: routers: 0 is outside 1..64\napi-port-base: 70000 leaves no room for 0 routers\n" +
-		"version: \"8\" is not one of 6, 7, mixed\nrate: -1 is negative\nscenario: \"x\" is not one of ddos, synflood, portscan, spam, export-stop"
+		"version: \"8\" is not one of 6, 7, mixed\nrate: -1 is negative\nscenario: \"x\" is not one of ddos, synflood, portscan, spam, export-stop, fasttrack, unexported-interface"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}

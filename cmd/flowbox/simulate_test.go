@@ -170,7 +170,7 @@ func TestSimulateUsageErrors(t *testing.T) {
 		{[]string{"--target", "127.0.0.1", "--duration", "1ms"}, "simulate: --target: "},
 		{[]string{"--version", "9", "--api-port-base", "0"}, `simulate: invalid fleet config: version: "9" is not one of 6, 7, mixed`},
 		{[]string{"--routers", "65", "--api-port-base", "0"}, "routers: 65 is outside 1..64"},
-		{[]string{"--scenario", "flood", "--api-port-base", "0"}, `simulate: --scenario "flood" is not one of none, ddos, synflood, portscan, spam, export-stop`},
+		{[]string{"--scenario", "flood", "--api-port-base", "0"}, `simulate: --scenario "flood" is not one of none, ddos, synflood, portscan, spam, export-stop, fasttrack, unexported-interface`},
 		{[]string{"--scenario", "ddos", "--scenario-start", "-1s"}, "simulate: --scenario-start must not be negative"},
 		{[]string{"--scenario", "ddos", "--scenario-duration", "-90s"}, "simulate: --scenario-duration must not be negative"},
 		{[]string{"--scenario", "ddos", "--scenario-router", "-1"}, "simulate: --scenario-router must not be negative"},
@@ -231,7 +231,7 @@ func TestDemoScenarioUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--scenario", "flood"}, `demo: --scenario "flood" is not one of none, ddos, synflood, portscan, spam, export-stop`},
+		{[]string{"--scenario", "flood"}, `demo: --scenario "flood" is not one of none, ddos, synflood, portscan, spam, export-stop, fasttrack, unexported-interface`},
 		{[]string{"--scenario-start", "-1m"}, "demo: --scenario-start must not be negative"},
 		{[]string{"--scenario-duration", "-1s"}, "demo: --scenario-duration must not be negative"},
 		{[]string{"--scenario", "none", "--scenario-duration", "1m"}, "demo: --scenario-duration needs a --scenario"},

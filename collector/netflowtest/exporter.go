@@ -63,6 +63,11 @@ type ExporterConfig struct {
 	// not sent and are counted in ExporterStats.Lagged. Default: 100ms
 	// worth at Rate, at least 1000.
 	MaxBurst int
+	// Account, when set, sees every flow the model generates (the
+	// router's traffic, which its interface counters count) and returns
+	// those the router exports (a simulated router drops what its
+	// traffic-flow does not see). It may reuse flows' storage.
+	Account func(now time.Time, flows []store.Flow) []store.Flow
 }
 
 // TargetStats counts what was sent to one target.
@@ -331,6 +336,9 @@ func (e *Exporter) step(now time.Time, n int) {
 		n -= k
 		e.flows = e.nextFlows(e.flows[:0], k, now)
 		e.stats.Generated += uint64(len(e.flows))
+		if e.cfg.Account != nil {
+			e.flows = e.cfg.Account(now, e.flows)
+		}
 		// Stable partition: IPv4 first, IPv6 after, in e.flows6 as scratch.
 		e.flows6 = e.flows6[:0]
 		v4 := e.flows[:0]

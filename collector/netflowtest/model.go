@@ -35,26 +35,37 @@ const (
 	// ScenarioExportStop is a router that stops exporting: the model
 	// returns no flows at all while the scenario is on.
 	ScenarioExportStop = "export-stop"
+	// ScenarioFastTrack is a RouterOS 6 router before 6.33 whose
+	// FastTrack rule passes a share of its traffic (30 %) without
+	// exporting it: the interfaces count it, the flows miss it (the
+	// simulator does it; the model's flows are unchanged).
+	ScenarioFastTrack = "fasttrack"
+	// ScenarioUnexportedInterface is a router whose /ip traffic-flow
+	// interfaces leaves one sector out: the traffic entering it is counted
+	// by the interface, not exported (the simulator does it).
+	ScenarioUnexportedInterface = "unexported-interface"
 )
 
 // Scenarios returns the names of the scenarios, in the order help texts
 // list them.
 func Scenarios() []string {
-	return []string{ScenarioDDoS, ScenarioSynflood, ScenarioPortscan, ScenarioSpam, ScenarioExportStop}
+	return []string{ScenarioDDoS, ScenarioSynflood, ScenarioPortscan, ScenarioSpam, ScenarioExportStop,
+		ScenarioFastTrack, ScenarioUnexportedInterface}
 }
 
 // ValidScenario reports whether s names a scenario ("" is none, and
 // valid).
 func ValidScenario(s string) bool {
 	switch s {
-	case ScenarioNone, ScenarioDDoS, ScenarioSynflood, ScenarioPortscan, ScenarioSpam, ScenarioExportStop:
+	case ScenarioNone, ScenarioDDoS, ScenarioSynflood, ScenarioPortscan, ScenarioSpam, ScenarioExportStop,
+		ScenarioFastTrack, ScenarioUnexportedInterface:
 		return true
 	}
 	return false
 }
 
 // scenarioList is the list of scenarios for error messages.
-const scenarioList = "ddos, synflood, portscan, spam, export-stop"
+const scenarioList = "ddos, synflood, portscan, spam, export-stop, fasttrack, unexported-interface"
 
 // DefaultScenarioRate returns what a scenario adds per second by default:
 // sized so that, on top of a simulated router's ordinary 200-300 flows/s,
@@ -944,7 +955,7 @@ func (s *Subscriber) inventoryName() string {
 // and "".
 func (m *Model) ScenarioTarget() (addr netip.Addr, subscriber string) {
 	switch m.cfg.Scenario {
-	case ScenarioNone, ScenarioExportStop:
+	case ScenarioNone, ScenarioExportStop, ScenarioFastTrack, ScenarioUnexportedInterface:
 		return netip.Addr{}, ""
 	}
 	s := &m.subs[m.target]

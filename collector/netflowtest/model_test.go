@@ -569,7 +569,7 @@ func TestModelConfigErrors(t *testing.T) {
 	_, err := NewModel(ModelConfig{Index: 64, Subscribers: 30000, Scenario: "flood", Sectors: 20,
 		ScenarioRate: 1e6, ScenarioDuration: -time.Second})
 	want := "invalid model config: index: 64 is outside 0..63\nsubscribers: 30000 is outside 1..20000\n" +
-		"sectors: 20 is outside 1..16\nscenario: \"flood\" is not one of ddos, synflood, portscan, spam, export-stop\n" +
+		"sectors: 20 is outside 1..16\nscenario: \"flood\" is not one of ddos, synflood, portscan, spam, export-stop, fasttrack, unexported-interface\n" +
 		"scenario-rate: 1e+06 is above 100000\nscenario-duration: -1s is negative"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
