@@ -73,6 +73,11 @@ CREATE TABLE console_sessions (
 	created_at INTEGER NOT NULL,    -- unix ms
 	expires_at INTEGER NOT NULL     -- unix ms
 );
+CREATE TABLE coverage_state (
+	router_id INTEGER PRIMARY KEY,
+	updated   INTEGER NOT NULL,
+	state     TEXT    NOT NULL
+);
 CREATE TABLE exporters (
 	id          INTEGER PRIMARY KEY,
 	addr        BLOB    NOT NULL UNIQUE, -- 4 or 16 bytes
@@ -93,6 +98,20 @@ CREATE TABLE if_m (
 	t INTEGER NOT NULL, src INTEGER NOT NULL, ifx INTEGER NOT NULL, side INTEGER NOT NULL,
 	bytes INTEGER NOT NULL, packets INTEGER NOT NULL, flows INTEGER NOT NULL,
 	PRIMARY KEY (t, src, ifx, side)
+) WITHOUT ROWID;
+CREATE TABLE ifctr_h (
+	t INTEGER NOT NULL, src INTEGER NOT NULL, ifx INTEGER NOT NULL,
+	rx_bytes INTEGER NOT NULL, tx_bytes INTEGER NOT NULL,
+	rx_packets INTEGER NOT NULL, tx_packets INTEGER NOT NULL,
+	span_ms INTEGER NOT NULL,
+	PRIMARY KEY (t, src, ifx)
+) WITHOUT ROWID;
+CREATE TABLE ifctr_m (
+	t INTEGER NOT NULL, src INTEGER NOT NULL, ifx INTEGER NOT NULL,
+	rx_bytes INTEGER NOT NULL, tx_bytes INTEGER NOT NULL,
+	rx_packets INTEGER NOT NULL, tx_packets INTEGER NOT NULL,
+	span_ms INTEGER NOT NULL,
+	PRIMARY KEY (t, src, ifx)
 ) WITHOUT ROWID;
 CREATE TABLE interface_names (
 	id         INTEGER PRIMARY KEY,
