@@ -65,6 +65,10 @@ type Deps struct {
 	// InterfaceName names a router's interface at a time ("" when
 	// unknown); nil names them by index.
 	InterfaceName func(routerID int64, index uint32, t time.Time) string
+	// Coverage returns each router's coverage (flows over interface
+	// counters) as of the counter poller's last round; nil disables the
+	// coverage-low alert.
+	Coverage func() []store.RouterCoverage
 	// Listeners learn every alert change.
 	Listeners []Listener
 	// Now is the clock; time.Now when nil.
@@ -79,6 +83,7 @@ type Detector struct {
 	st        store.Alerts
 	routers   RouterSource
 	exporters func() []store.ExporterStats
+	coverage  func() []store.RouterCoverage
 	ifName    func(int64, uint32, time.Time) string
 	listeners []Listener
 	now       func() time.Time
@@ -130,6 +135,7 @@ func New(cfg Config, deps Deps) (*Detector, error) {
 		return nil, errors.New("cannot build the alert detector: Logger, Store and Routers are required")
 	}
 	d := &Detector{cfg: cfg, log: deps.Logger, st: deps.Store, routers: deps.Routers, exporters: deps.Exporters,
+		coverage: deps.Coverage,
 		ifName: deps.InterfaceName, listeners: deps.Listeners, now: deps.Now, tau: tau,
 		ampPorts: make([]bool, 65536),
 		hosts:    map[hostKey]*hostState{}, rstate: map[int64]*routerState{}, ifstate: map[ifKey]*ifState{},
@@ -399,6 +405,7 @@ func (d *Detector) Evaluate(ctx context.Context, now time.Time) {
 	}
 	signals = append(signals, d.detectRouters(now, dt, minLag, maxLead)...)
 	signals = append(signals, d.detectInterfaces(now, dt)...)
+	signals = append(signals, d.detectCoverage()...)
 	d.publishWatch(watch)
 	d.lifecycle(ctx, now, signals)
 

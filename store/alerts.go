@@ -40,11 +40,14 @@ const (
 	// AlertTrafficCollapse: a router's or an interface's traffic fell far
 	// below its baseline (an uplink down).
 	AlertTrafficCollapse = "traffic-collapse"
+	// AlertCoverageLow: a router's flows fall short of its interface
+	// counters (coverage below the threshold), with the likely cause.
+	AlertCoverageLow = "coverage-low"
 )
 
 // AlertKinds lists every alert kind, in the order the console shows them.
 var AlertKinds = []string{AlertVolumetric, AlertUDPAmplification, AlertSYNFlood, AlertPortScan, AlertSMTPSpam,
-	AlertFlowFlood, AlertExportStopped, AlertFlowLoss, AlertTemplateMissing, AlertClockSkew, AlertTrafficCollapse}
+	AlertFlowFlood, AlertExportStopped, AlertFlowLoss, AlertTemplateMissing, AlertClockSkew, AlertTrafficCollapse, AlertCoverageLow}
 
 // Alert severities.
 const (
