@@ -44,6 +44,10 @@ type Deps struct {
 	// nil makes the Abuse lookup page say it is unavailable and its API
 	// answer 503).
 	NAT NATLookup
+	// Coverage compares the routers' flows with their interface counters
+	// (optional: nil makes /api/v1/coverage answer 503 and hides the
+	// coverage on the pages).
+	Coverage CoverageReporter
 	// Gatherer is served on /metrics; nil serves an empty registry.
 	Gatherer prometheus.Gatherer
 	// Registerer receives the web metrics; nil registers nothing.

@@ -40,7 +40,20 @@
     return el("td", { class: n ? "num opt bad" : "num opt", title: why || null, dataset: { dropped: n } }, String(n));
   }
 
-  function row(r) {
+  // coverageCell shows a router's coverage health: flows over its
+  // interface counters (the lower direction), the first cause when low.
+  function coverageCell(c) {
+    if (!c) return el("td", { class: "coverage muted", title: "coverage is not available" }, "—");
+    const vals = [c.coverage_in, c.coverage_out].filter((v) => v !== null && v !== undefined);
+    const text = vals.length ? Math.min(...vals).toFixed(1) + " %" : "";
+    const cls = c.health === "low" ? "warning" : c.health === "ok" ? "ok" : "new";
+    let title = c.health === "unknown" ? (c.polls ? "no complete minute of counters yet" : "counters not polled yet") : "";
+    if (c.causes && c.causes.length) title = c.causes.join("\n");
+    if (c.failures) title += (title ? "\n" : "") + c.failures + " of " + c.polls + " counter polls failed" + (c.last_error ? ": " + c.last_error : "");
+    return el("td", { class: "coverage", title: title || null, dataset: { health: c.health } }, badge(c.health, cls), text ? " " + text : "");
+  }
+
+  function row(r, cov) {
     const name = el("a", { href: "/routers/" + r.id, class: "router-link" }, r.name || r.address);
     const sub = el("div", { class: "muted opt" }, r.identity && r.identity !== r.name ? r.identity + " · " + r.address : r.address);
     const prov = badge(r.state || "new");
@@ -54,6 +67,7 @@
       rate(r, r.flows_per_sec.toFixed(1)),
       rate(r, bits(r.bits_in_per_sec)),
       rate(r, bits(r.bits_out_per_sec)),
+      coverageCell(cov),
       el("td", { class: "num opt" }, String(r.lost_flows)),
       dropped(r),
       el("td", { class: "opt" }, badge(r.template_state, r.template_state === "received" ? "ok" : r.template_state), r.templates ? " " + r.templates : ""),
@@ -62,12 +76,14 @@
 
   async function loadRouters() {
     try {
-      const routers = await api("/routers");
-      if (!routers.length) { emptyRow(tbody, 12, "No router yet: use “Add router”."); return; }
+      const [routers, cov] = await Promise.all([api("/routers"), api("/coverage").catch(() => null)]);
+      if (!routers.length) { emptyRow(tbody, 13, "No router yet: use “Add router”."); return; }
+      const byID = {};
+      ((cov && cov.routers) || []).forEach((c) => { byID[c.router_id] = c; });
       clear(tbody);
-      routers.forEach((r) => tbody.append(row(r)));
+      routers.forEach((r) => tbody.append(row(r, byID[r.id])));
     } catch (e) {
-      emptyRow(tbody, 12, "Cannot load the fleet: " + e.message);
+      emptyRow(tbody, 13, "Cannot load the fleet: " + e.message);
     }
   }
 
