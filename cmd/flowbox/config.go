@@ -18,6 +18,7 @@ import (
 	"github.com/flowbox/flowbox/alerts/mitigate"
 	"github.com/flowbox/flowbox/alerts/notify"
 	"github.com/flowbox/flowbox/collector"
+	"github.com/flowbox/flowbox/coverage"
 	"github.com/flowbox/flowbox/enrich"
 	"github.com/flowbox/flowbox/provision"
 	"github.com/flowbox/flowbox/store"
@@ -42,6 +43,9 @@ type Config struct {
 	// Mitigation adds attacked and abusive addresses to RouterOS address
 	// lists (opt-in per router).
 	Mitigation mitigate.Config `yaml:"mitigation"`
+	// Coverage polls the routers' interface counters and compares them
+	// with the flows (flowbox coverage, /api/v1/coverage).
+	Coverage coverage.Config `yaml:"coverage"`
 }
 
 // LogConfig selects the log level and format.
@@ -83,6 +87,7 @@ func DefaultConfig() Config {
 		Alerts:        alerts.DefaultConfig(),
 		Notifications: notify.DefaultConfig(),
 		Mitigation:    mitigate.DefaultConfig(),
+		Coverage:      coverage.DefaultConfig(),
 	}
 }
 
@@ -119,6 +124,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, prefixErr("alerts", c.Alerts.Validate()))
 	errs = append(errs, prefixErr("notifications", c.Notifications.Validate()))
 	errs = append(errs, prefixErr("mitigation", c.Mitigation.Validate()))
+	errs = append(errs, prefixErr("coverage", c.Coverage.Validate()))
 	return errors.Join(errs...)
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/flowbox/flowbox/alerts/mitigate"
 	"github.com/flowbox/flowbox/alerts/notify"
 	"github.com/flowbox/flowbox/collector"
+	"github.com/flowbox/flowbox/coverage"
 	"github.com/flowbox/flowbox/enrich"
 	"github.com/flowbox/flowbox/provision"
 	"github.com/flowbox/flowbox/store"
@@ -38,6 +39,7 @@ type app struct {
 
 	store     *storage
 	enricher  *enrich.Enricher
+	coverage  *coverage.Poller
 	detector  *alerts.Detector
 	notifier  *notify.Notifier
 	mitigator *mitigate.Mitigator
@@ -80,6 +82,20 @@ func (a *app) build() error {
 		return fmt.Errorf("cannot build enrichment: %w", err)
 	}
 	a.enricher = enr
+	// Coverage: the routers' interface counters beside the flows.
+	cov, err := coverage.New(cfg.Coverage, coverage.Deps{
+		Logger:          logger.With("component", "coverage"),
+		Registerer:      a.reg,
+		Routers:         st.Inventory,
+		Dial:            coverage.DialRouterOS,
+		Store:           st.FlowDB,
+		Source:          st,
+		MinuteRetention: cfg.Store.MinuteRetention,
+	})
+	if err != nil {
+		return fmt.Errorf("cannot build the counter poller: %w", err)
+	}
+	a.coverage = cov
 	// The detectors watch the enriched stream before the store's queue
 	// (an attack that overflows the queue is still seen); export health
 	// reads the collector's per-exporter counters.
@@ -89,6 +105,7 @@ func (a *app) build() error {
 		Routers:       st.Inventory,
 		Exporters:     func() []store.ExporterStats { return a.collector.Exporters() },
 		InterfaceName: enr.InterfaceName,
+		Coverage:      cov.Health,
 	})
 	if err != nil {
 		return fmt.Errorf("cannot build the alert detector: %w", err)
@@ -152,6 +169,7 @@ func (a *app) build() error {
 		Alerts:      st.Inventory,
 		AlertStatus: alertStatus{a},
 		NAT:         natService{st},
+		Coverage:    coverageService{st: st, cov: cov, minute: cfg.Store.MinuteRetention},
 		Gatherer:    a.reg,
 		Registerer:  a.reg,
 		Logger:      logger.With("component", "web"),
@@ -216,6 +234,12 @@ func (a *app) run(ctx context.Context) error {
 	g.Go(func() error {
 		if err := a.enricher.Run(gctx); err != nil {
 			return fmt.Errorf("enrichment: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := a.coverage.Run(gctx); err != nil {
+			return fmt.Errorf("coverage: %w", err)
 		}
 		return nil
 	})
@@ -437,3 +461,26 @@ func (t exporterTrust) DisallowExporter(ctx context.Context, p netip.Prefix) (bo
 	}
 	return true, t.a.reloadTrust(ctx)
 }
+
+// coverageService is the console's coverage: reports over the store with
+// the poller's settings, and the counter series of the traffic chart.
+type coverageService struct {
+	st     *storage
+	cov    *coverage.Poller
+	minute time.Duration
+}
+
+// Coverage implements web.CoverageReporter.
+func (c coverageService) Coverage(ctx context.Context, q store.CoverageQuery) (*store.CoverageReport, error) {
+	return coverage.Report(ctx, c.st, q, c.cov.Options(time.Now()))
+}
+
+// CounterSeries implements web.CoverageReporter.
+func (c coverageService) CounterSeries(ctx context.Context, routerID int64, ifx uint32, from, to time.Time) (map[int64][2]uint64, bool, error) {
+	hourly := from.Before(time.Now().Add(-c.minute))
+	m, err := c.st.CounterSeries(ctx, routerID, ifx, from, to, hourly)
+	return m, hourly, err
+}
+
+// DefaultWindow implements web.CoverageReporter.
+func (c coverageService) DefaultWindow() time.Duration { return c.cov.Config().Window }

@@ -146,8 +146,9 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 		if given := o.scenario.timingFlags(); given != "" {
 			return usageError{fmt.Sprintf("simulate: --%s is for fleet mode (without --target): load mode mixes the scenario into its flow pool", given)}
 		}
-		if o.scenario.name == netflowtest.ScenarioExportStop {
-			return usageError{"simulate: --scenario export-stop is for fleet mode (without --target)"}
+		switch o.scenario.name {
+		case netflowtest.ScenarioExportStop, netflowtest.ScenarioFastTrack, netflowtest.ScenarioUnexportedInterface:
+			return usageError{fmt.Sprintf("simulate: --scenario %s is for fleet mode (without --target)", o.scenario.name)}
 		}
 	}
 	logger := newLogger(e.stderr, LogConfig{Level: o.logLevel, Format: cfg.Log.Format}).With("component", "simulate")
