@@ -136,7 +136,7 @@ func New(cfg Config, deps Deps) (*Detector, error) {
 	}
 	d := &Detector{cfg: cfg, log: deps.Logger, st: deps.Store, routers: deps.Routers, exporters: deps.Exporters,
 		coverage: deps.Coverage,
-		ifName: deps.InterfaceName, listeners: deps.Listeners, now: deps.Now, tau: tau,
+		ifName:   deps.InterfaceName, listeners: deps.Listeners, now: deps.Now, tau: tau,
 		ampPorts: make([]bool, 65536),
 		hosts:    map[hostKey]*hostState{}, rstate: map[int64]*routerState{}, ifstate: map[ifKey]*ifState{},
 		active: map[alertKey]*activeAlert{}, names: map[int64]store.Router{}}
