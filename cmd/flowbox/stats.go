@@ -92,7 +92,22 @@ func runStats(ctx context.Context, e *env, args []string) error {
 		}
 		return nil
 	}
-	return printStatsTable(e.stdout, rows)
+	if err := printStatsTable(e.stdout, rows); err != nil {
+		return err
+	}
+	// The interface counter polls (flowbox coverage has the details).
+	states, err := st.CoverageStates(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range states {
+		line := fmt.Sprintf("counter polls of %s: %d, failed %d", c.Router, c.Polls, c.Failures)
+		if c.LastError != "" {
+			line += " (last error: " + c.LastError + ")"
+		}
+		fmt.Fprintln(e.stdout, line)
+	}
+	return nil
 }
 
 func printStatsTable(w io.Writer, rows []statsRow) error {
