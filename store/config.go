@@ -28,9 +28,9 @@ type Config struct {
 	// inside address and port, for abuse lookups) are kept, independently
 	// of raw flows; whole UTC days are dropped. 0 turns the NAT store off.
 	NATRetention time.Duration `yaml:"nat-retention"`
-	// NATCache bounds the NAT mappings the writer holds in memory while
-	// their flows keep coming; beyond it the least recently used are
-	// written early (and counted).
+	// NATCache bounds the NAT mapping records the writer holds in memory
+	// while their flows keep coming (56 bytes each); when merging leaves
+	// the buffer half full, all are written early (and counted).
 	NATCache int `yaml:"nat-cache"`
 }
 
@@ -44,7 +44,7 @@ func DefaultConfig() Config {
 		TopK:               100,
 		QueueSize:          32,
 		NATRetention:       180 * 24 * time.Hour,
-		NATCache:           100000,
+		NATCache:           200000,
 	}
 }
 

@@ -421,7 +421,7 @@ func (s *FlowDB) shutdown() error {
 		}
 		break
 	}
-	if err := s.natFlush(ctx, s.now()); err != nil {
+	if err := s.natFlush(ctx, s.now(), true); err != nil {
 		s.logger.Error("cannot write the NAT mappings at shutdown", "err", err)
 		return err
 	}

@@ -3,7 +3,6 @@
 package flowdb
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -95,7 +93,7 @@ func natDisk(ctx context.Context, s *FlowDB) (rows, size int64, err error) {
 		}
 		return out, r.Err()
 	}
-	drop, err := names(`SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT GLOB 'nat_[0-9]*' AND name NOT LIKE 'sqlite%'`)
+	drop, err := names(`SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT GLOB 'natb_[0-9]*' AND name NOT LIKE 'sqlite%'`)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -104,13 +102,13 @@ func natDisk(ctx context.Context, s *FlowDB) (rows, size int64, err error) {
 			return 0, 0, fmt.Errorf("cannot drop %s: %w", n, err)
 		}
 	}
-	keep, err := names(`SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'nat_[0-9]*'`)
+	keep, err := names(`SELECT name FROM sqlite_schema WHERE type = 'table' AND type = 'table' AND name GLOB 'natb_[0-9]*'`)
 	if err != nil {
 		return 0, 0, err
 	}
 	for _, n := range keep {
 		var c int64
-		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM "+n).Scan(&c); err != nil {
+		if err := db.QueryRowContext(ctx, "SELECT coalesce(sum(n), 0) FROM "+n).Scan(&c); err != nil {
 			return 0, 0, err
 		}
 		rows += c
@@ -144,18 +142,26 @@ func BenchmarkNATIngest(b *testing.B) {
 		flows    int // of the pool replayed
 		rate     int // flows per second of the writer's clock
 		newConns bool
+		only     bool // the NAT store alone: no raw write, no rollups
 	}{
 		// The fleet's flows at its rate: each pass over the pool is new
 		// connections (other ports).
-		{"fleet/nat=off", false, len(pool), natFleetRouters * natFleetRate, true},
-		{"fleet/nat=on", true, len(pool), natFleetRouters * natFleetRate, true},
+		{"fleet/nat=off", false, len(pool), natFleetRouters * natFleetRate, true, false},
+		{"fleet/nat=on", true, len(pool), natFleetRouters * natFleetRate, true, false},
+		{"fleet/nat-only", true, len(pool), natFleetRouters * natFleetRate, true, true},
+		// The fleet's flows at 200,000 flows/s, new connections all the
+		// time: the NAT store's worst case (its buffer fills in a second).
+		{"fleet200k/nat=off", false, len(pool), 200000, true, false},
+		{"fleet200k/nat=on", true, len(pool), 200000, true, false},
+		{"fleet200k/nat-only", true, len(pool), 200000, true, true},
 		// make bench-ingest's load: 32768 flows replayed at 200,000
 		// flows/s, the same connections again and again (every mapping
 		// stays open and is extended).
-		{"replay200k/nat=off", false, 1 << 15, 200000, false},
-		{"replay200k/nat=on", true, 1 << 15, 200000, false},
+		{"replay200k/nat=off", false, 1 << 15, 200000, false, false},
+		{"replay200k/nat=on", true, 1 << 15, 200000, false, false},
+		{"replay200k/nat-only", true, 1 << 15, 200000, false, true},
 	} {
-		nat := c.nat
+		nat, only := c.nat, c.only
 		pool := pool[:c.flows]
 		b.Run(c.name, func(b *testing.B) {
 			ctx := context.Background()
@@ -205,9 +211,20 @@ func BenchmarkNATIngest(b *testing.B) {
 				// The clock follows the export instants, at c.rate.
 				clock = t0.Add(time.Duration(int64(n) * group * int64(time.Second) / int64(c.rate)))
 				batch := &store.Batch{Flows: scratch, Recv: clock}
-				s.writeGroup(ctx, []*store.Batch{batch})
+				if only {
+					s.natObserve([]*store.Batch{batch})
+					s.natFlushIfFull(ctx)
+				} else {
+					s.writeGroup(ctx, []*store.Batch{batch})
+				}
 				if clock.Sub(lastMaint) >= time.Minute {
-					s.maintain(ctx)
+					if only {
+						if err := s.natFlush(ctx, clock, false); err != nil {
+							b.Fatal(err)
+						}
+					} else {
+						s.maintain(ctx)
+					}
 					lastMaint = clock
 				}
 				n++
@@ -228,7 +245,7 @@ func BenchmarkNATIngest(b *testing.B) {
 				return
 			}
 			clock = clock.Add(10 * time.Minute)
-			if err := s.natFlush(ctx, clock); err != nil {
+			if err := s.natFlush(ctx, clock, true); err != nil {
 				b.Fatal(err)
 			}
 			rows, size, err := natDisk(ctx, s)
@@ -239,8 +256,7 @@ func BenchmarkNATIngest(b *testing.B) {
 			b.ReportMetric(float64(size)/float64(rows), "disk-B/mapping")
 			b.ReportMetric(float64(rows)/flows, "mappings/flow")
 			b.ReportMetric(float64(st.Evicted), "evicted")
-			b.ReportMetric(float64(st.Probes)/flows, "probes/flow")
-			b.ReportMetric(float64(st.Updated)/flows, "updates/flow")
+			b.ReportMetric(float64(st.Written)/float64(st.Blocks), "mappings/block")
 		})
 	}
 }
@@ -462,7 +478,7 @@ func natSimulatedHour(tb testing.TB, hour time.Time) ([]natTemplate, int, float6
 		}
 	}
 	clock = clock.Add(10 * time.Minute)
-	if err := s.natFlush(ctx, clock); err != nil {
+	if err := s.natFlush(ctx, clock, true); err != nil {
 		tb.Fatal(err)
 	}
 	if h := s.Health(); !h.OK {
@@ -474,29 +490,20 @@ func natSimulatedHour(tb testing.TB, hour time.Time) ([]natTemplate, int, float6
 	}
 	var tpl []natTemplate
 	lo, hi := hour.UnixMilli(), hour.Add(time.Hour).UnixMilli()
-	for start := range s.nat.days {
-		d := s.nat.days[start]
-		// Every public address of the day table.
-		pubs, err := s.r.QueryContext(ctx, "SELECT DISTINCT pub FROM "+d.name)
+	var dec natDecoder
+	for start, d := range s.nat.days {
+		r, err := s.r.QueryContext(ctx, "SELECT b, pub, r, data FROM "+d.name)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		var addrs [][16]byte
-		for pubs.Next() {
-			var p []byte
-			if err := pubs.Scan(&p); err != nil {
+		for r.Next() {
+			var b, router int64
+			var p, data []byte
+			if err := r.Scan(&b, &p, &router, &data); err != nil {
 				tb.Fatal(err)
 			}
-			a, _ := netip.AddrFromSlice(p)
-			addrs = append(addrs, a.As16())
-		}
-		pubs.Close()
-		for _, pub := range addrs {
-			r, err := s.r.QueryContext(ctx, natSelect(d.name, false, false), 0, natDayMs/natMinuteMs-1, natBytes(pub), 0, natDayMs)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			if err := scanNAT(r, d.start, pub, func(n *natStored) {
+			pub, _ := natAddr16(p)
+			if err := dec.decode(data, natKey{router: router, pub: pub}, start+b*natMinuteMs, 0, func(n *natStored) {
 				if n.last >= lo && n.last < hi {
 					tpl = append(tpl, natTemplate{natStored: *n, rel: n.last - lo})
 				}
@@ -504,93 +511,53 @@ func natSimulatedHour(tb testing.TB, hour time.Time) ([]natTemplate, int, float6
 				tb.Fatal(err)
 			}
 		}
+		if err := r.Err(); err != nil {
+			tb.Fatal(err)
+		}
+		r.Close()
 	}
-	slices.SortFunc(tpl, func(a, b natTemplate) int {
-		if d := cmp.Compare(a.rel/natMinuteMs, b.rel/natMinuteMs); d != 0 {
-			return d
-		}
-		if d := bytes.Compare(a.key.pub[:], b.key.pub[:]); d != 0 {
-			return d
-		}
-		if d := cmp.Compare(a.key.pport, b.key.pport); d != 0 {
-			return d
-		}
-		if d := cmp.Compare(a.rel%natMinuteMs, b.rel%natMinuteMs); d != 0 {
-			return d
-		}
-		if d := cmp.Compare(a.key.proto, b.key.proto); d != 0 {
-			return d
-		}
-		if d := cmp.Compare(a.key.router, b.key.router); d != 0 {
-			return d
-		}
-		if d := bytes.Compare(a.key.in[:], b.key.in[:]); d != 0 {
-			return d
-		}
-		return cmp.Compare(a.key.iport, b.key.iport)
-	})
-	tpl = slices.CompactFunc(tpl, func(a, b natTemplate) bool { return a.key == b.key && a.rel == b.rel })
+	slices.SortFunc(tpl, func(a, b natTemplate) int { return cmpStored(&a.natStored, &b.natStored) })
+	tpl = slices.CompactFunc(tpl, func(a, b natTemplate) bool { return a.key == b.key && a.rel == b.rel && a.first == b.first })
 	return tpl, len(tpl), float64(size) / float64(rows)
 }
 
-// natSynthesizeDay writes a day table of the 24 hours of tpl, each row
-// kept with probability keep, in key order, and records it in nat_days.
-// It returns the rows written.
+// natSynthesizeDay writes a day table of the 24 hours of tpl (sorted in
+// block order), each entry kept with probability keep, as the writer
+// would. It returns the entries written.
 func natSynthesizeDay(ctx context.Context, s *FlowDB, day time.Time, tpl []natTemplate, keep float64, rng *rand.Rand) (int64, error) {
 	start := day.UnixMilli()
-	name := natTable(start)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, natTableSQL(name)); err != nil {
-		return 0, err
-	}
-	const per = 64
-	q := "INSERT INTO " + name + " (m, pub, port, off, proto, k, dur, v) VALUES " +
-		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?), ", per), ", ")
-	stmt, err := tx.PrepareContext(ctx, q)
-	if err != nil {
-		return 0, err
-	}
-	defer stmt.Close()
-	one, err := tx.PrepareContext(ctx, "INSERT INTO "+name+" (m, pub, port, off, proto, k, dur, v) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-	if err != nil {
-		return 0, err
-	}
-	defer one.Close()
-	args := make([]any, 0, natCols*per)
-	var n, maxSpan, maxLast int64
+	w := natDayWriter{tx: tx, days: s.nat.days}
+	defer w.close()
+	var entries []natStored
+	var n int64
 	for h := range int64(24) {
+		entries = entries[:0]
+		shift := start + h*3600000 - (tpl[0].last - tpl[0].rel)
 		for i := range tpl {
-			r := &tpl[i]
 			if keep < 1 && rng.Float64() >= keep {
 				continue
 			}
-			last := start + h*3600000 + r.rel
-			m, off := natMinute(last, start)
-			dur := r.last - r.first
-			args = append(args, m, natBytes(r.key.pub), r.key.pport, off, r.key.proto, appendNATK(nil, r.key), dur,
-				appendNATV(nil, r.rport, r.remotes, r.flows, r.remote))
-			maxSpan, maxLast = max(maxSpan, dur), max(maxLast, last)
-			n++
-			if len(args) == cap(args) {
-				if _, err := stmt.ExecContext(ctx, args...); err != nil {
-					return 0, err
-				}
-				args = args[:0]
-			}
+			e := tpl[i].natStored
+			e.first += shift
+			e.last += shift
+			entries = append(entries, e)
 		}
-	}
-	for i := 0; i < len(args); i += natCols {
-		if _, err := one.ExecContext(ctx, args[i:i+natCols]...); err != nil {
+		n += int64(len(entries))
+		if err := s.nat.enc.blocks(entries, func(b *natBlock) error { return w.insert(ctx, b) }); err != nil {
 			return 0, err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, "INSERT INTO nat_days (day, name, max_span, max_last, rows) VALUES (?, ?, ?, ?, ?)",
-		start/1000, name, maxSpan, maxLast, n); err != nil {
+	if err := w.finish(ctx); err != nil {
 		return 0, err
 	}
-	return n, tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	w.apply()
+	return n, nil
 }

@@ -15,7 +15,7 @@ import (
 // the next run retries.
 func (s *FlowDB) maintain(ctx context.Context) {
 	now := s.now()
-	if err := s.natFlush(ctx, now); err != nil {
+	if err := s.natFlush(ctx, now, false); err != nil {
 		s.setHealth(err)
 	}
 	if err := s.flushRollups(ctx); err != nil {

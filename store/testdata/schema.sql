@@ -144,7 +144,7 @@ CREATE TABLE nat_days (
 	max_span INTEGER NOT NULL DEFAULT 0, -- ms: the longest last_seen - first_seen of its rows
 	max_last INTEGER NOT NULL DEFAULT 0, -- unix ms: the latest last_seen of its rows
 	rows     INTEGER NOT NULL DEFAULT 0  -- rows inserted
-);
+, format INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE notification_attempts (
 	id        INTEGER PRIMARY KEY,
 	at        INTEGER NOT NULL,
