@@ -175,6 +175,7 @@ func LoadConfig(path string) (Config, error) {
 // found in type collector.Config"); they are rewritten to name the YAML
 // path and line ("collector.workerz: unknown key (line 3)").
 func decodeStrict(b []byte, out any) error {
+	b = zeroDurations(b, out)
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	err := dec.Decode(out)
