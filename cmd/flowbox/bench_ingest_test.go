@@ -35,7 +35,9 @@ import (
 // FLOWBOX_BENCH_INGEST_DURATION (default 10s; `make bench-ingest` runs 60s)
 // set the load; FLOWBOX_BENCH_SERVE_CPUS and FLOWBOX_BENCH_SIM_CPUS pin
 // serve and the simulator (taskset CPU lists; `make bench-ingest-1cpu`);
-// FLOWBOX_BENCH_BINARY uses an already built binary. The
+// FLOWBOX_BENCH_BINARY uses an already built binary;
+// FLOWBOX_BENCH_NAT_RETENTION sets store.nat-retention (0 turns the NAT
+// store off). The
 // benchmark fails when a flow is lost. Run it alone:
 //
 //	go test -run '^$' -bench BenchmarkIngestEndToEnd -benchtime 1x ./cmd/flowbox
@@ -57,6 +59,9 @@ func BenchmarkIngestEndToEnd(b *testing.B) {
 		b.ReportMetric(r.MaxRSS/(1<<20), "max-RSS-MB")
 		b.ReportMetric(r.HWM/(1<<20), "VmHWM-MB")
 		b.ReportMetric(r.CPU/r.Wall, "serve-cores")
+		if r.Stored > 0 {
+			b.ReportMetric(r.CPU*1e9/r.Stored, "serve-cpu-ns/flow")
+		}
 		b.ReportMetric(0, "ns/op")
 		b.Logf("%+v", r)
 		if r.Sent == 0 || r.Stored != r.Sent || r.Dropped != 0 {
@@ -113,6 +118,11 @@ func ingestRun(b *testing.B, bin string, rate int, dur time.Duration) ingestResu
 		// The simulated subscribers are local: flows get their directions
 		// (download, upload), as on a real network.
 		"enrich:\n  prefixes: [\"100.64.0.0/10\"]\n", data, nf, web)
+	// FLOWBOX_BENCH_NAT_RETENTION sets store.nat-retention (0: the NAT
+	// store off, to measure its cost).
+	if v := os.Getenv("FLOWBOX_BENCH_NAT_RETENTION"); v != "" {
+		yaml += "store:\n  nat-retention: " + v + "\n"
+	}
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		b.Fatal(err)
 	}
