@@ -63,6 +63,9 @@ type NATMappings interface {
 	// LookupNAT returns the mappings of a query that were in use within
 	// the window, ordered by how close they are to At.
 	LookupNAT(ctx context.Context, q NATQuery) ([]NATMapping, error)
+	// NATKeptSince returns the start of the oldest day of mappings kept
+	// (the zero time when none is).
+	NATKeptSince(ctx context.Context) (time.Time, error)
 }
 
 // NATAnswer is the answer to an abuse lookup: the mappings with their
@@ -81,6 +84,11 @@ type NATAnswer struct {
 	// flows of that time are still kept.
 	Flows     []Flow `json:"-"`
 	FlowsKept bool   `json:"flows_kept"`
+	// KeptSince is the start of the oldest day of NAT mappings kept (nil
+	// before the first is written); MappingsDropped counts the mappings
+	// the running server could not write (the lookup may miss them).
+	KeptSince       *time.Time `json:"kept_since,omitempty"`
+	MappingsDropped uint64     `json:"mappings_dropped,omitempty"`
 	// Message says what was found, or why nothing was.
 	Message string `json:"message"`
 }

@@ -1312,5 +1312,18 @@ func (s *FlowDB) natRead(ctx context.Context, pub [16]byte, q store.NATQuery, lo
 	return nil
 }
 
+// NATKeptSince returns the start of the oldest day table of mappings (the
+// zero time when there is none).
+func (s *FlowDB) NATKeptSince(ctx context.Context) (time.Time, error) {
+	var day sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, "SELECT min(day) FROM nat_days").Scan(&day); err != nil {
+		return time.Time{}, fmt.Errorf("cannot read the NAT mapping days: %w", err)
+	}
+	if !day.Valid {
+		return time.Time{}, nil
+	}
+	return time.Unix(day.Int64, 0).UTC(), nil
+}
+
 // FlowDB is the SQLite implementation of store.NATMappings.
 var _ store.NATMappings = (*FlowDB)(nil)

@@ -562,6 +562,9 @@ func TestNATRetention(t *testing.T) {
 	if st := s.NATStats(); st.Days != 2 || !st.Oldest.Equal(times[1].Truncate(day)) {
 		t.Fatalf("stats %+v", st)
 	}
+	if since, err := s.NATKeptSince(ctx); err != nil || !since.Equal(times[1].Truncate(day)) {
+		t.Fatalf("kept since %s, %v", since, err)
+	}
 	for i, at := range times {
 		ms := lookup(t, s, store.NATQuery{Public: natPublic, Port: uint16(50000 + i), At: at})
 		if want := min(i, 1); len(ms) != want {

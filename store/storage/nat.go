@@ -77,7 +77,15 @@ func (s *Storage) NATLookup(ctx context.Context, q store.NATQuery) (*store.NATAn
 			return nil, err
 		}
 	}
-	ans.Message = natMessage(q, ans, s.cfg.NATRetention)
+	since, err := s.FlowDB.NATKeptSince(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !since.IsZero() {
+		ans.KeptSince = &since
+	}
+	ans.MappingsDropped = s.FlowDB.Health().NATMappingsDropped
+	ans.Message = natMessage(q, ans, s.cfg.NATRetention, time.Now())
 	return ans, nil
 }
 
@@ -127,8 +135,8 @@ func clampTime(t, lo, hi time.Time) time.Time {
 	return t
 }
 
-// natMessage says what a lookup found, in one or two sentences.
-func natMessage(q store.NATQuery, a *store.NATAnswer, retention time.Duration) string {
+// natMessage says what a lookup found at now, in one or two sentences.
+func natMessage(q store.NATQuery, a *store.NATAnswer, retention time.Duration, now time.Time) string {
 	what := q.Public.String()
 	if q.Port != 0 {
 		what += fmt.Sprintf(" port %d", q.Port)
@@ -137,14 +145,22 @@ func natMessage(q store.NATQuery, a *store.NATAnswer, retention time.Duration) s
 		what += "/" + store.ProtoName(q.Proto)
 	}
 	when := fmt.Sprintf("%s (±%s)", q.At.UTC().Format(time.RFC3339), q.Window)
+	dropped := ""
+	if a.MappingsDropped > 0 {
+		dropped = fmt.Sprintf(" Warning: %d NAT mappings could not be written since flowbox started (the database could not be written); the lookup may miss some.", a.MappingsDropped)
+	}
 	if len(a.Matches) == 0 {
 		msg := fmt.Sprintf("No NAT mapping of %s was in use at %s.", what, when)
-		if retention > 0 && q.At.Before(time.Now().Add(-retention)) {
+		switch {
+		case a.KeptSince != nil && q.At.Add(q.Window).Before(*a.KeptSince):
+			msg += fmt.Sprintf(" That time is before the oldest NAT mapping kept (since %s; store.nat-retention is %s).",
+				a.KeptSince.UTC().Format(time.DateOnly), retention)
+		case retention > 0 && q.At.Before(now.Add(-retention)):
 			msg += fmt.Sprintf(" That time is older than the NAT store keeps (store.nat-retention, %s).", retention)
-		} else {
+		default:
 			msg += " Check the address (a public address of your routers, translated by their NAT), the port and the time zone of the complaint."
 		}
-		return msg
+		return msg + dropped
 	}
 	m := a.Matches[0]
 	who := "no known subscriber"
@@ -163,7 +179,7 @@ func natMessage(q store.NATQuery, a *store.NATAnswer, retention time.Duration) s
 		}
 		msg += fmt.Sprintf(" %d mappings match within the window (%d customers); the closest to the time is first.", n, len(subs))
 	}
-	return msg
+	return msg + dropped
 }
 
 // AddressHolder says who had an address at a time, from the subscriber

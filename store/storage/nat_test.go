@@ -75,3 +75,24 @@ func TestNATLookupRouterRemoved(t *testing.T) {
 		t.Fatalf("an hour earlier: %+v, %v; want none with a message", ans, err)
 	}
 }
+
+// TestNATMessage: the sentence of an answer says when a time is before
+// the oldest mapping kept, and warns of mappings that could not be
+// written.
+func TestNATMessage(t *testing.T) {
+	since := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	q := store.NATQuery{Public: netip.MustParseAddr("203.0.113.9"), Port: 51234, At: since.Add(-time.Hour), Window: 2 * time.Minute}
+	a := &store.NATAnswer{KeptSince: &since}
+	if msg := natMessage(q, a, 180*24*time.Hour, since.Add(24*time.Hour)); !strings.Contains(msg, "before the oldest NAT mapping kept (since 2025-03-01") {
+		t.Errorf("before the oldest: %q", msg)
+	}
+	q.At = since.Add(time.Hour)
+	if msg := natMessage(q, a, 180*24*time.Hour, since.Add(24*time.Hour)); !strings.Contains(msg, "Check the address") || strings.Contains(msg, "Warning") {
+		t.Errorf("after the oldest: %q", msg)
+	}
+	a.MappingsDropped = 7
+	a.Matches = []store.NATMapping{{InsideAddr: netip.MustParseAddr("100.64.1.1"), InsidePort: 4000, Router: "tower9", Subscriber: "Dora"}}
+	if msg := natMessage(q, a, 180*24*time.Hour, since.Add(24*time.Hour)); !strings.Contains(msg, "used by 100.64.1.1 port 4000, Dora") || !strings.Contains(msg, "Warning: 7 NAT mappings could not be written") {
+		t.Errorf("with drops: %q", msg)
+	}
+}
