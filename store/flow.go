@@ -141,6 +141,10 @@ type Flow struct {
 	Application string // application label, "" when unknown
 	SrcCountry  string // ISO 3166 alpha-2, or a label such as "private"
 	DstCountry  string
+	// RemoteDomain is the registrable domain (e.g. googlevideo.com) of the
+	// name the remote address had in the routers' DNS caches at the flow's
+	// time, "" when unknown.
+	RemoteDomain string
 }
 
 // Scale returns n multiplied by the flow's sampling rate.

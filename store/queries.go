@@ -104,6 +104,9 @@ type Filter struct {
 	// Subscribers match Flow.Subscriber exactly ("" matches flows without
 	// one), as DimSubscriber labels them.
 	Subscribers []string
+	// Domains match Flow.RemoteDomain exactly ("" matches flows without one), as
+	// DimDomain labels them.
+	Domains []string
 }
 
 // RawFields returns the names of the set fields that only raw flows
@@ -117,7 +120,7 @@ func (f *Filter) RawFields() []string {
 		{"hosts", len(f.Hosts)}, {"local-hosts", len(f.LocalHosts)}, {"remote-hosts", len(f.RemoteHosts)},
 		{"as", len(f.AS)}, {"ports", len(f.Ports)}, {"protocols", len(f.Protocols)},
 		{"applications", len(f.Applications)}, {"countries", len(f.Countries)},
-		{"subscribers", len(f.Subscribers)},
+		{"subscribers", len(f.Subscribers)}, {"domains", len(f.Domains)},
 	} {
 		if c.n > 0 {
 			out = append(out, c.name)
@@ -218,6 +221,9 @@ func (f *Filter) Match(fl *Flow, src int64, local, remote netip.Addr) bool {
 	if len(f.Subscribers) > 0 && !slices.Contains(f.Subscribers, fl.Subscriber) {
 		return false
 	}
+	if len(f.Domains) > 0 && !slices.Contains(f.Domains, fl.RemoteDomain) {
+		return false
+	}
 	return true
 }
 
@@ -234,6 +240,7 @@ const (
 	DimConversation                      // local and remote address pair
 	DimSubscriber                        // subscriber name
 	DimProtocol                          // IP protocol
+	DimDomain                            // registrable domain of the remote side (Flow.RemoteDomain)
 	// NumRollupDims is the number of dimensions kept in the rollups.
 	NumRollupDims = iota
 )
@@ -254,7 +261,7 @@ var dimNames = map[Dimension]string{
 	DimApplication: "application", DimCountry: "country", DimConversation: "conversation",
 	DimSubscriber: "subscriber", DimRouter: "router", DimDirection: "direction",
 	DimInInterface: "in-interface", DimOutInterface: "out-interface", DimProtocol: "protocol",
-	DimSrcPort: "src-port", DimDstPort: "dst-port",
+	DimSrcPort: "src-port", DimDstPort: "dst-port", DimDomain: "domain",
 }
 
 // Valid reports whether d is a known dimension.
@@ -286,7 +293,7 @@ func ParseDimension(s string) (Dimension, error) {
 func Dimensions() []Dimension {
 	return []Dimension{DimLocalHost, DimRemoteHost, DimRemoteAS, DimApplication, DimCountry,
 		DimConversation, DimSubscriber, DimRouter, DimDirection, DimInInterface, DimOutInterface,
-		DimProtocol, DimSrcPort, DimDstPort}
+		DimProtocol, DimDomain, DimSrcPort, DimDstPort}
 }
 
 // InRollups reports whether the rollups keep the top entries of d.

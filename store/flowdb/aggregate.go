@@ -283,6 +283,7 @@ type aggregator struct {
 	conv      *aggTable[convKey]
 	sub       *aggTable[valKey]
 	proto     *aggTable[valKey]
+	domain    *aggTable[valKey]
 	names     aggNames
 	scratch   []uint64
 }
@@ -299,12 +300,12 @@ func (a *aggregator) reset() {
 	if a.local == nil {
 		a.local, a.remote, a.conv = newAggTable[hostAggKey](), newAggTable[hostAggKey](), newAggTable[convKey]()
 		a.as, a.app, a.country, a.sub = newAggTable[valKey](), newAggTable[valKey](), newAggTable[valKey](), newAggTable[valKey]()
-		a.proto = newAggTable[valKey]()
+		a.proto, a.domain = newAggTable[valKey](), newAggTable[valKey]()
 	}
 	a.local.reset()
 	a.remote.reset()
 	a.conv.reset()
-	for _, t := range []*aggTable[valKey]{a.as, a.app, a.country, a.sub, a.proto} {
+	for _, t := range []*aggTable[valKey]{a.as, a.app, a.country, a.sub, a.proto, a.domain} {
 		t.reset()
 	}
 	a.bucketIDs = map[totKey]uint32{}
@@ -389,6 +390,7 @@ func (a *aggregator) add(flows []store.Flow, exporters map[netip.Addr]int64) {
 		}
 		a.country.add(a.nameKey(b, f.RemoteCountry()), c)
 		a.sub.add(a.nameKey(b, f.Subscriber), c)
+		a.domain.add(a.nameKey(b, f.RemoteDomain), c)
 		a.proto.add(valKey{b: b, v: uint32(f.Proto), kind: valBytes}, c)
 		a.bound()
 	}
@@ -420,7 +422,7 @@ func (a *aggregator) bound() {
 	if len(a.conv.entries) > limit {
 		n += a.conv.prune(keep, &a.scratch)
 	}
-	for _, t := range []*aggTable[valKey]{a.as, a.app, a.country, a.sub, a.proto} {
+	for _, t := range []*aggTable[valKey]{a.as, a.app, a.country, a.sub, a.proto, a.domain} {
 		if len(t.entries) > limit {
 			n += t.prune(keep, &a.scratch)
 		}
@@ -481,6 +483,8 @@ func (a *aggregator) topRows(d store.Dimension) []topRow {
 		return a.sub.top(a.topK, val(""))
 	case store.DimProtocol:
 		return a.proto.top(a.topK, val(""))
+	case store.DimDomain:
+		return a.domain.top(a.topK, val(""))
 	}
 	return nil
 }

@@ -65,6 +65,8 @@ const (
 	kindV6   = 2
 
 	flagSampled = 1 << 7
+	// rawTagDomain tags the trailing field of the remote domain's name id.
+	rawTagDomain = 1
 
 	// rawHeadLen is the fixed part of x before the a and b addresses.
 	rawHeadLen = 6
@@ -74,7 +76,7 @@ const (
 
 // rawNames are the interned name ids of a flow.
 type rawNames struct {
-	sub, app, scc, dcc uint64
+	sub, app, scc, dcc, dom uint64
 }
 
 // addrBytes returns the 4 or 16 bytes of a (nil for the zero Addr).
@@ -214,6 +216,12 @@ func encodeRaw(dst []byte, f *store.Flow, t int64, local, remote netip.Addr, exp
 	}
 	if ndp == portExplicit {
 		dst = append(dst, byte(f.PostNATDstPort>>8), byte(f.PostNATDstPort))
+	}
+	// Optional trailing fields, each a tag and its value (absent from
+	// older rows): the remote domain's name id.
+	if n.dom != 0 {
+		dst = append(dst, rawTagDomain)
+		dst = binary.AppendUvarint(dst, n.dom)
 	}
 	return dst
 }
@@ -407,8 +415,18 @@ func decodeRaw(r *decodedRow, id, partStart int64, x []byte) error {
 	}
 	f.PostNATSrcPort = port(modes >> 12 & 3)
 	f.PostNATDstPort = port(modes >> 14 & 3)
-	if d.err == nil && len(d.b) != 0 {
-		return errBadRow
+	for d.err == nil && len(d.b) != 0 {
+		switch d.byte() {
+		case rawTagDomain:
+			if r.names.dom != 0 {
+				return errBadRow
+			}
+			if r.names.dom = d.uvarint(); r.names.dom == 0 {
+				return errBadRow
+			}
+		default:
+			return errBadRow
+		}
 	}
 	return d.err
 }

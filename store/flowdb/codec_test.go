@@ -1,6 +1,7 @@
 package flowdb
 
 import (
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"net/netip"
@@ -31,6 +32,7 @@ func codecFlows() []store.Flow {
 	f.SrcAddr, f.DstAddr = v4("142.250.1.1"), wan
 	f.PostNATSrcAddr, f.PostNATDstAddr = v4("142.250.1.1"), v4("100.64.0.9")
 	f.PostNATSrcPort, f.PostNATDstPort = 443, 40000
+	f.RemoteDomain = "googlevideo.com" // named by a router's DNS cache
 	out = append(out, f)
 	// The NATed upload.
 	f = base
@@ -82,7 +84,7 @@ func rowOf(f store.Flow) store.Flow {
 
 func TestRawCodecRoundTrip(t *testing.T) {
 	dict := mapDict{netip.MustParseAddr("203.0.113.2"): 7, netip.MustParseAddr("255.255.255.255"): 300}
-	names := map[string]uint64{"": 0, "Ana Silva": 1, "youtube": 2, "US": 3, "private": 4}
+	names := map[string]uint64{"": 0, "Ana Silva": 1, "youtube": 2, "US": 3, "private": 4, "googlevideo.com": 300}
 	byID := map[uint64]netip.Addr{}
 	for a, id := range dict {
 		byID[id] = a
@@ -92,7 +94,7 @@ func TestRawCodecRoundTrip(t *testing.T) {
 			const start = 900_000
 			local, remote := f.LocalRemote()
 			local, remote = local.Unmap(), remote.Unmap()
-			n := rawNames{names[f.Subscriber], names[f.Application], names[f.SrcCountry], names[f.DstCountry]}
+			n := rawNames{names[f.Subscriber], names[f.Application], names[f.SrcCountry], names[f.DstCountry], names[f.RemoteDomain]}
 			x := encodeRaw(nil, &f, f.End-start, local, remote, 5, n, d)
 			var r decodedRow
 			if err := decodeRaw(&r, 42, start, x); err != nil {
@@ -108,7 +110,7 @@ func TestRawCodecRoundTrip(t *testing.T) {
 				t.Errorf("flow %d: row fields %+v", i, r)
 			}
 			got := r.Flow
-			got.Subscriber, got.Application, got.SrcCountry, got.DstCountry = f.Subscriber, f.Application, f.SrcCountry, f.DstCountry
+			got.Subscriber, got.Application, got.SrcCountry, got.DstCountry, got.RemoteDomain = f.Subscriber, f.Application, f.SrcCountry, f.DstCountry, f.RemoteDomain
 			if want := rowOf(f); got != want {
 				t.Errorf("flow %d (dict %v):\n got %+v\nwant %+v", i, d != nil, got, want)
 			}
@@ -116,9 +118,14 @@ func TestRawCodecRoundTrip(t *testing.T) {
 			if err != nil || th != f.End-start || tl != local || tr != remote {
 				t.Errorf("flow %d: head %d %s %s %v", i, th, tl, tr, err)
 			}
-			// Every truncation is an error, never a panic.
+			// Every truncation is an error, never a panic (but at the
+			// optional trailer: a row without the remote domain).
 			for k := range len(x) {
-				if err := decodeRaw(&r, 1, start, x[:k]); !errors.Is(err, errBadRow) {
+				if err := decodeRaw(&r, 1, start, x[:k]); f.RemoteDomain != "" && k == len(x)-1-len(binary.AppendUvarint(nil, n.dom)) {
+					if err != nil || r.names.dom != 0 {
+						t.Fatalf("flow %d without its trailer: %v %+v", i, err, r.names)
+					}
+				} else if !errors.Is(err, errBadRow) {
 					t.Fatalf("flow %d cut at %d: %v", i, k, err)
 				}
 			}
@@ -151,7 +158,7 @@ func TestRawCodecV1RoundTrip(t *testing.T) {
 	for i, f := range codecFlows() {
 		local, remote := f.LocalRemote()
 		local, remote = local.Unmap(), remote.Unmap()
-		n := rawNames{1, 2, 3, 4}
+		n := rawNames{1, 2, 3, 4, 0}
 		x := encodeRawV1(nil, &f, local, remote, 9, n)
 		var r decodedRow
 		if err := decodeRawV1(&r, 3, f.End, addrBytes(local), addrBytes(remote), x); err != nil {
@@ -159,6 +166,7 @@ func TestRawCodecV1RoundTrip(t *testing.T) {
 		}
 		got := r.Flow
 		got.Subscriber, got.Application, got.SrcCountry, got.DstCountry = f.Subscriber, f.Application, f.SrcCountry, f.DstCountry
+		got.RemoteDomain = f.RemoteDomain // format 1 has none
 		if want := rowOf(f); got != want || r.expID != 9 || r.names != n {
 			t.Errorf("flow %d:\n got %+v\nwant %+v", i, got, want)
 		}

@@ -655,7 +655,7 @@ func (s *FlowDB) writeRaw(ctx context.Context, group []*store.Batch) (total int,
 			ec.bytes += int64(f.Scale(f.Bytes))
 			ec.packets += int64(f.Scale(f.Packets))
 			nm := rawNames{sub: uint64(w.names[f.Subscriber]), app: uint64(w.names[f.Application]),
-				scc: uint64(w.names[f.SrcCountry]), dcc: uint64(w.names[f.DstCountry])}
+				scc: uint64(w.names[f.SrcCountry]), dcc: uint64(w.names[f.DstCountry]), dom: uint64(w.names[f.RemoteDomain])}
 			pstart := partitionStart(f.End)
 			if pd == nil || pd.p.start != pstart {
 				p := w.parts[pstart]
@@ -785,7 +785,7 @@ func (s *FlowDB) prepareGroup(ctx context.Context, group []*store.Batch) error {
 					newExp[a] = f.RouterID
 				}
 			}
-			for _, n := range [...]string{f.Subscriber, f.Application, f.SrcCountry, f.DstCountry} {
+			for _, n := range [...]string{f.Subscriber, f.Application, f.SrcCountry, f.DstCountry, f.RemoteDomain} {
 				if _, ok := w.names[n]; !ok {
 					newNames[n] = struct{}{}
 				}

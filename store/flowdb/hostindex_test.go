@@ -446,7 +446,7 @@ func TestLegacyPartition(t *testing.T) {
 		l, r := f.LocalRemote()
 		l, r = l.Unmap(), r.Unmap()
 		x := encodeRawV1(nil, &f, l, r, exp, rawNames{uint64(names[f.Subscriber]), uint64(names[f.Application]),
-			uint64(names[f.SrcCountry]), uint64(names[f.DstCountry])})
+			uint64(names[f.SrcCountry]), uint64(names[f.DstCountry]), 0})
 		if _, err := s.w.Exec("INSERT INTO "+name+" (t, a, b, x) VALUES (?, ?, ?, ?)", f.End-start, addrBytes(l), addrBytes(r), x); err != nil {
 			t.Fatal(err)
 		}

@@ -167,7 +167,7 @@ func (s *FlowDB) lookupNames(ctx context.Context, r *decodedRow) error {
 		c.exporters = map[int64]netip.Addr{}
 		c.addrs = map[uint64]netip.Addr{}
 	}
-	ids := [4]uint64{r.names.sub, r.names.app, r.names.scc, r.names.dcc}
+	ids := [5]uint64{r.names.sub, r.names.app, r.names.scc, r.names.dcc, r.names.dom}
 	for _, id := range ids {
 		if _, ok := c.names[int64(id)]; !ok {
 			if err := s.loadNames(ctx); err != nil {
@@ -199,6 +199,7 @@ func (s *FlowDB) lookupNames(ctx context.Context, r *decodedRow) error {
 	}
 	r.Subscriber, r.Application = c.names[int64(ids[0])], c.names[int64(ids[1])]
 	r.SrcCountry, r.DstCountry = c.names[int64(ids[2])], c.names[int64(ids[3])]
+	r.RemoteDomain = c.names[int64(ids[4])]
 	r.Exporter = netip.AddrPortFrom(c.exporters[r.expID], 0)
 	return nil
 }

@@ -222,6 +222,7 @@ func (d *replayDicts) resolve(r *decodedRow) bool {
 	}
 	r.Subscriber, r.Application = name(r.names.sub), name(r.names.app)
 	r.SrcCountry, r.DstCountry = name(r.names.scc), name(r.names.dcc)
+	r.RemoteDomain = name(r.names.dom)
 	// Exporter id 0 is the overflow exporter (no address), as at ingest.
 	r.Exporter = netip.AddrPortFrom(d.exporters[r.expID], 0)
 	return ok

@@ -60,6 +60,8 @@ func dimKeyOf(d store.Dimension, f *store.Flow, local, remote netip.Addr) string
 		return string([]byte{byte(len(l))}) + l + r
 	case store.DimSubscriber:
 		return strKey(f.Subscriber)
+	case store.DimDomain:
+		return strKey(f.RemoteDomain)
 	case store.DimProtocol:
 		return string([]byte{0, 0, 0, f.Proto})
 	}

@@ -322,7 +322,7 @@ func describeKey(d store.Dimension, k string, e *store.TopEntry) {
 			e.Proto, e.Port = k[1], binary.BigEndian.Uint16([]byte(k[2:]))
 			e.Label = fmt.Sprintf("%s/%d", store.ProtoName(e.Proto), e.Port)
 		}
-	case store.DimCountry, store.DimSubscriber:
+	case store.DimCountry, store.DimSubscriber, store.DimDomain:
 		e.Name = unstr(k)
 		e.Label = unknownIfEmpty(e.Name)
 	case store.DimConversation:
