@@ -88,6 +88,7 @@
 package enrich
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -114,6 +115,14 @@ type RouterResolver interface {
 	RouterFor(addr netip.Addr) (int64, bool)
 }
 
+// DomainLabeler names remote addresses: the registrable domain of the
+// name an address had in the routers' DNS caches at a time (unix ms), ""
+// when none; cmd/flowbox adapts the domains history to it. It is called
+// for every flow: it must be fast and must not allocate.
+type DomainLabeler interface {
+	RemoteDomain(addr netip.Addr, atMs int64) string
+}
+
 // Deps are the Enricher's collaborators.
 type Deps struct {
 	// Next receives the flows after enrichment when InsertFlows is used
@@ -138,6 +147,9 @@ type Deps struct {
 	// Interfaces persists the interface-name history (optional: memory
 	// only).
 	Interfaces InterfaceStore
+	// Domains labels the remote side of flows with its domain (optional:
+	// without it flows have none).
+	Domains DomainLabeler
 	// Now is the clock (optional, for tests).
 	Now func() time.Time
 }
@@ -304,8 +316,8 @@ func (e *Enricher) InsertFlows(ctx context.Context, flows []store.Flow) error {
 }
 
 // Enrich fills the enrichment fields of flows in place: RouterID (when
-// 0), Direction, Subscriber, Application, SrcCountry/DstCountry and
-// SrcAS/DstAS (when the exporter left them 0).
+// 0), Direction, Subscriber, Application, SrcCountry/DstCountry,
+// SrcAS/DstAS (when the exporter left them 0) and RemoteDomain.
 func (e *Enricher) Enrich(flows []store.Flow) {
 	local := e.local.Load()
 	owners := e.owners.Load()
@@ -345,6 +357,10 @@ func (e *Enricher) Enrich(flows []store.Flow) {
 			remote, remoteAS = netip.Addr{}, 0
 		}
 		f.Application = e.apps.Classify(f.Proto, f.SrcPort, f.DstPort, remote, remoteAS)
+		if e.deps.Domains != nil && remote.IsValid() {
+			// The name the customer resolved before the connection began.
+			f.RemoteDomain = e.deps.Domains.RemoteDomain(remote.Unmap(), cmp.Or(f.Start, f.End))
+		}
 
 		f.Subscriber = router // the router's name for its own traffic
 		if f.Direction == store.DirTransit || f.Direction == store.DirUnknown || f.Direction.Router() {
