@@ -2,6 +2,7 @@ CREATE INDEX alerts_active ON alerts (ended) WHERE ended IS NULL;
 CREATE INDEX alerts_started ON alerts (started);
 CREATE INDEX console_sessions_expires ON console_sessions(expires_at);
 CREATE INDEX console_sessions_user ON console_sessions(user_name);
+CREATE INDEX dns_names_valid_to ON dns_names(valid_to);
 CREATE INDEX interface_names_key ON interface_names(router_id, if_index, valid_from);
 CREATE INDEX interface_names_valid_to ON interface_names(valid_to);
 CREATE INDEX mitigation_actions_alert ON mitigation_actions (alert_id);
@@ -78,6 +79,17 @@ CREATE TABLE coverage_state (
 	updated   INTEGER NOT NULL,
 	state     TEXT    NOT NULL
 );
+CREATE TABLE dns_names (
+	addr       BLOB    NOT NULL,            -- 16 bytes (IPv4 mapped)
+	name       TEXT    NOT NULL,
+	domain     TEXT    NOT NULL,
+	reverse    INTEGER NOT NULL,
+	valid_from INTEGER NOT NULL,
+	valid_to   INTEGER NOT NULL,
+	seen       INTEGER NOT NULL,
+	router_id  INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (addr, name, reverse, valid_from)
+) WITHOUT ROWID;
 CREATE TABLE exporters (
 	id          INTEGER PRIMARY KEY,
 	addr        BLOB    NOT NULL UNIQUE, -- 4 or 16 bytes
