@@ -52,6 +52,8 @@ type FlowQueries interface {
 	// SubscriberUsageSeries returns one subscriber's traffic per hour or
 	// day.
 	SubscriberUsageSeries(ctx context.Context, q UsageSeriesQuery) (*UsageSeries, error)
+	// SubscriberDomains returns one subscriber's top remote domains.
+	SubscriberDomains(ctx context.Context, q SubscriberDomainsQuery) (*SubscriberDomains, error)
 	// ExporterSources maps the addresses of exporters that match no router
 	// to their source ids (negative in Filter.Sources).
 	ExporterSources(ctx context.Context) (map[netip.Addr]int64, error)

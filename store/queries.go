@@ -383,7 +383,7 @@ type FlowPage struct {
 var CSVHeader = []string{"end", "start", "router_id", "exporter", "src_addr", "dst_addr", "src_port", "dst_port",
 	"proto", "tcp_flags", "in_if", "out_if", "src_as", "dst_as", "bytes", "packets", "sampling_rate",
 	"direction", "subscriber", "application", "src_country", "dst_country",
-	"post_nat_src_addr", "post_nat_dst_addr", "post_nat_src_port", "post_nat_dst_port"}
+	"post_nat_src_addr", "post_nat_dst_addr", "post_nat_src_port", "post_nat_dst_port", "remote_domain"}
 
 // SeriesQuery asks for a traffic time series.
 type SeriesQuery struct {

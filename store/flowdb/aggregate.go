@@ -76,6 +76,18 @@ func (k valKey) bucketID() uint32 { return k.b }
 func (k valKey) isOther() bool    { return k.kind == valOther }
 func (k valKey) other() valKey    { return valKey{b: k.b} }
 
+// subDomKey is a key of the subscriber-domain table: a subscriber's name
+// id and a domain's (domKind valName), or no domain (valUnknown); kind
+// valOther is the subscriber's "other" row.
+type subDomKey struct {
+	b, sub, dom uint32
+	kind        uint8
+}
+
+func (k subDomKey) bucketID() uint32 { return k.b }
+func (k subDomKey) isOther() bool    { return k.kind == valOther }
+func (k subDomKey) other() subDomKey { return subDomKey{b: k.b, sub: k.sub} }
+
 // hostAggKey is a key of the host dimensions: n is 4 or 16 for an
 // address in a[:n], 1 for none ("\x00"), 0 for the "other" row.
 type hostAggKey struct {
@@ -284,6 +296,7 @@ type aggregator struct {
 	sub       *aggTable[valKey]
 	proto     *aggTable[valKey]
 	domain    *aggTable[valKey]
+	subdom    *aggTable[subDomKey]
 	names     aggNames
 	scratch   []uint64
 }
@@ -301,7 +314,9 @@ func (a *aggregator) reset() {
 		a.local, a.remote, a.conv = newAggTable[hostAggKey](), newAggTable[hostAggKey](), newAggTable[convKey]()
 		a.as, a.app, a.country, a.sub = newAggTable[valKey](), newAggTable[valKey](), newAggTable[valKey](), newAggTable[valKey]()
 		a.proto, a.domain = newAggTable[valKey](), newAggTable[valKey]()
+		a.subdom = newAggTable[subDomKey]()
 	}
+	a.subdom.reset()
 	a.local.reset()
 	a.remote.reset()
 	a.conv.reset()
@@ -389,8 +404,12 @@ func (a *aggregator) add(flows []store.Flow, exporters map[netip.Addr]int64) {
 			a.app.add(valKey{b: b, v: 'P'<<24 | uint32(f.Proto)<<16 | uint32(port), kind: valBytes}, c)
 		}
 		a.country.add(a.nameKey(b, f.RemoteCountry()), c)
-		a.sub.add(a.nameKey(b, f.Subscriber), c)
-		a.domain.add(a.nameKey(b, f.RemoteDomain), c)
+		sk, dk := a.nameKey(b, f.Subscriber), a.nameKey(b, f.RemoteDomain)
+		a.sub.add(sk, c)
+		a.domain.add(dk, c)
+		if sk.kind == valName && (f.Direction == store.DirDownload || f.Direction == store.DirUpload) {
+			a.subdom.add(subDomKey{b: b, sub: sk.v, dom: dk.v, kind: dk.kind}, c)
+		}
 		a.proto.add(valKey{b: b, v: uint32(f.Proto), kind: valBytes}, c)
 		a.bound()
 	}
@@ -421,6 +440,9 @@ func (a *aggregator) bound() {
 	}
 	if len(a.conv.entries) > limit {
 		n += a.conv.prune(keep, &a.scratch)
+	}
+	if len(a.subdom.entries) > limit {
+		n += a.subdom.prune(keep, &a.scratch)
 	}
 	for _, t := range []*aggTable[valKey]{a.as, a.app, a.country, a.sub, a.proto, a.domain} {
 		if len(t.entries) > limit {

@@ -155,6 +155,7 @@ func (s *FlowDB) applyRetention(ctx context.Context, now time.Time) error {
 		{"DELETE FROM if_h WHERE t < ?", []any{hourCut}},
 		{"DELETE FROM usage_h WHERE t < ?", []any{now.Add(-s.cfg.UsageHourRetention).Unix()}},
 		{"DELETE FROM usage_d WHERE t < ?", []any{hourCut}},
+		{"DELETE FROM subdom_d WHERE t < ?", []any{hourCut}},
 		{"DELETE FROM rollup_pending WHERE hour < ?", []any{minCut - 3600}},
 		{"DELETE FROM rollup_pending_day WHERE day < ?", []any{hourCut - 86400}},
 	}

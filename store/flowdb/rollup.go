@@ -187,6 +187,9 @@ func (a *aggregator) write(ctx context.Context, tx *sql.Tx) error {
 	if err := a.writeUsage(ctx, tx); err != nil {
 		return err
 	}
+	if err := a.writeSubDomains(ctx, tx); err != nil {
+		return err
+	}
 	for h := range hours {
 		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO rollup_pending (hour) VALUES (?)", h); err != nil {
 			return err
@@ -305,7 +308,8 @@ func (s *FlowDB) rebuildDays(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("cannot list pending days: %w", err)
 	}
 	for _, d := range days {
-		stmts := append(s.topRebuild("top_d", "top_h", d, 86400), stmt{"DELETE FROM rollup_pending_day WHERE day = ?", []any{d}})
+		stmts := append(s.topRebuild("top_d", "top_h", d, 86400), subDomainsPrune(d)...)
+		stmts = append(stmts, stmt{"DELETE FROM rollup_pending_day WHERE day = ?", []any{d}})
 		if err := s.execTx(ctx, stmts); err != nil {
 			return fmt.Errorf("cannot rebuild day rollups: %w", err)
 		}

@@ -127,6 +127,7 @@ func (s *FlowDB) ExportCSV(ctx context.Context, q store.SearchQuery, w io.Writer
 		rec[20], rec[21] = store.CSVText(f.SrcCountry), store.CSVText(f.DstCountry)
 		rec[22], rec[23] = addr(f.PostNATSrcAddr), addr(f.PostNATDstAddr)
 		rec[24], rec[25] = u(uint64(f.PostNATSrcPort)), u(uint64(f.PostNATDstPort))
+		rec[26] = store.CSVText(f.RemoteDomain)
 		if werr = cw.Write(rec); werr != nil {
 			return false
 		}

@@ -10,6 +10,7 @@ CREATE INDEX notification_attempts_alert ON notification_attempts (alert_id);
 CREATE INDEX provision_runs_router ON provision_runs(router_id, ok, time);
 CREATE INDEX raw_partitions_start ON raw_partitions (start);
 CREATE UNIQUE INDEX routers_exporter_addr ON routers (exporter_addr) WHERE exporter_addr <> '';
+CREATE INDEX subdom_d_t ON subdom_d (t);
 CREATE INDEX subscribers_addr ON subscribers(first_addr, last_addr);
 CREATE INDEX subscribers_valid_to ON subscribers(valid_to);
 CREATE TABLE addrs (
@@ -224,6 +225,11 @@ CREATE TABLE routers (
 	updated_at      INTEGER NOT NULL, -- unix ms
 	last_contact    INTEGER NOT NULL DEFAULT 0 -- unix ms, 0 = never
 , exporter_addr TEXT NOT NULL DEFAULT '');
+CREATE TABLE subdom_d (
+	src INTEGER NOT NULL, sub TEXT NOT NULL, t INTEGER NOT NULL, dom TEXT NOT NULL,
+	down_bytes INTEGER NOT NULL, up_bytes INTEGER NOT NULL, flows INTEGER NOT NULL,
+	PRIMARY KEY (src, sub, t, dom)
+) WITHOUT ROWID;
 CREATE TABLE subscribers (
 	id          INTEGER PRIMARY KEY,
 	router_id   INTEGER NOT NULL DEFAULT 0,  -- 0 for imported rows
