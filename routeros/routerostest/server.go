@@ -73,6 +73,7 @@ type Server struct {
 	closed    bool
 	commands  int
 	counters  map[uint32]*IfCounters // by ifIndex (counters.go)
+	dns       *dnsState              // the resolver's cache (dns.go)
 	wg        sync.WaitGroup
 }
 
@@ -579,6 +580,7 @@ func (s *Server) printLocked(m *menu, req *request) [][]string {
 		m.rows[0].props["uptime"] = routeros.FormatDuration(up.Truncate(time.Second))
 	}
 	s.countersLocked(req.path)
+	s.dnsLocked(req.path)
 	rows := selectRows(m.rows, req.queries)
 	if _, ok := req.attrs["count-only"]; ok {
 		return [][]string{{"!done", "=ret=" + strconv.Itoa(len(rows))}}

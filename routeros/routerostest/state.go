@@ -129,6 +129,7 @@ func (s *Server) buildMenus() error {
 	s.buildUsers()
 	s.buildFirewall()
 	s.buildCounters()
+	s.buildDNS()
 
 	svc := &menu{fields: []string{"name", "port", "address", "certificate", "disabled"}, canSet: true,
 		kinds: map[string]kind{"port": kInt, "address": kStr, "certificate": kStr, "disabled": kBool}}
