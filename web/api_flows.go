@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"net/url"
@@ -161,7 +162,7 @@ func interfaceName(ifs []store.Interface, idx uint32) string {
 var storeDims = map[string]store.Dimension{
 	DimLocal: store.DimLocalHost, DimRemote: store.DimRemoteHost, DimAS: store.DimRemoteAS,
 	DimPort: store.DimApplication, DimProto: store.DimProtocol, DimCountry: store.DimCountry,
-	DimConversation: store.DimConversation, DimInterface: store.DimInInterface,
+	DimConversation: store.DimConversation, DimInterface: store.DimInInterface, DimDomain: store.DimDomain,
 }
 
 // TopResult is the answer to GET /api/v1/top/{dimension}.
@@ -192,7 +193,7 @@ func topRow(dim string, e *store.TopEntry) TopRow {
 		if e.Name == "" {
 			row.Key = store.ProtoName(e.Proto) + "/" + strconv.Itoa(int(e.Port))
 		}
-	case DimCountry:
+	case DimCountry, DimDomain:
 		row.Key = e.Name
 		if e.Name == "" {
 			row.Key = "unknown"
@@ -257,6 +258,18 @@ func (s *Server) handleTop(w http.ResponseWriter, r *http.Request) {
 					row.Name, row.Router = rt, true
 				}
 			}
+		case dim == DimRemote && e.Addr.IsValid():
+			if s.deps.Names != nil {
+				if rt := s.deps.Names.RouterOf(e.Addr); rt != "" {
+					row.Name, row.Router = rt, true
+					break
+				}
+			}
+			if s.deps.Domains != nil {
+				// The name at the range's end (the busiest use is recent
+				// more often than not).
+				row.Name, row.Reverse = s.deps.Domains.RemoteName(e.Addr, f.To)
+			}
 		case dim == DimInterface && rt != nil:
 			row.Name = interfaceName(rt.Interfaces, e.Interface)
 		case dim == DimAS:
@@ -308,6 +321,22 @@ type FlowView struct {
 	Application string    `json:"application,omitempty"`
 	SrcCountry  string    `json:"src_country,omitempty"`
 	DstCountry  string    `json:"dst_country,omitempty"`
+	// Domain is the remote side's registrable domain (from the routers'
+	// DNS caches); RemoteName the remote address's full name then,
+	// RemoteNameReverse true when it came from reverse DNS.
+	Domain            string `json:"domain,omitempty"`
+	RemoteName        string `json:"remote_name,omitempty"`
+	RemoteNameReverse bool   `json:"remote_name_reverse,omitempty"`
+}
+
+// nameRemote sets the remote address's name at the flow's start.
+func (s *Server) nameRemote(v *FlowView, f *store.Flow) {
+	if s.deps.Domains == nil || f.Direction == store.DirInternal {
+		return
+	}
+	if _, remote := f.LocalRemote(); remote.IsValid() {
+		v.RemoteName, v.RemoteNameReverse = s.deps.Domains.RemoteName(remote.Unmap(), time.UnixMilli(cmp.Or(f.Start, f.End)))
+	}
 }
 
 func flowView(f *store.Flow) FlowView {
@@ -316,7 +345,7 @@ func flowView(f *store.Flow) FlowView {
 		SrcPort: f.SrcPort, DstPort: f.DstPort, Proto: store.ProtoName(f.Proto),
 		Bytes: f.Scale(f.Bytes), Packets: f.Scale(f.Packets), InIf: f.InIf, OutIf: f.OutIf,
 		SrcAS: f.SrcAS, DstAS: f.DstAS, Direction: f.Direction.String(), Subscriber: f.Subscriber,
-		Application: f.Application, SrcCountry: f.SrcCountry, DstCountry: f.DstCountry,
+		Application: f.Application, SrcCountry: f.SrcCountry, DstCountry: f.DstCountry, Domain: f.RemoteDomain,
 	}
 	if f.Exporter.IsValid() {
 		v.Exporter = f.Exporter.Addr().String()
@@ -368,6 +397,7 @@ func (s *Server) handleFlows(w http.ResponseWriter, r *http.Request) {
 	res := FlowsResult{Flows: make([]FlowView, 0, len(page.Flows)), Next: page.Next}
 	for i := range page.Flows {
 		v := flowView(&page.Flows[i])
+		s.nameRemote(&v, &page.Flows[i])
 		if v.SrcAS != 0 {
 			v.SrcASName = s.asName(v.SrcAS)
 		}

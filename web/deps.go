@@ -48,6 +48,11 @@ type Deps struct {
 	// (optional: nil makes /api/v1/coverage answer 503 and hides the
 	// coverage on the pages).
 	Coverage CoverageReporter
+	// Domains names remote addresses from the routers' DNS caches (and
+	// reverse DNS) and says whether each router is its customers'
+	// resolver (optional: without it remote hosts have no names and
+	// /api/v1/domains/status answers 503).
+	Domains DomainNamer
 	// Gatherer is served on /metrics; nil serves an empty registry.
 	Gatherer prometheus.Gatherer
 	// Registerer receives the web metrics; nil registers nothing.
@@ -98,6 +103,8 @@ type FlowQuerier interface {
 	SubscriberUsage(ctx context.Context, q store.UsageQuery) (*store.UsageResult, error)
 	// SubscriberUsageSeries returns one subscriber's bytes per hour or day.
 	SubscriberUsageSeries(ctx context.Context, q store.UsageSeriesQuery) (*store.UsageSeries, error)
+	// SubscriberDomains returns one subscriber's top remote domains.
+	SubscriberDomains(ctx context.Context, q store.SubscriberDomainsQuery) (*store.SubscriberDomains, error)
 }
 
 // RouterService reads the router inventory (implemented by
@@ -140,6 +147,18 @@ type Namer interface {
 	// RouterOf returns the name of the router whose own address a is,
 	// "" when none.
 	RouterOf(a netip.Addr) string
+}
+
+// DomainNamer names remote addresses (implemented in cmd/flowbox over the
+// domains history and poller).
+type DomainNamer interface {
+	// RemoteName returns the name an address had at a time: from a
+	// router's DNS cache, or from reverse DNS (reverse true, which is not
+	// a name a customer visited); "" when unknown.
+	RemoteName(a netip.Addr, at time.Time) (name string, reverse bool)
+	// DomainStatus returns, per router, how its DNS cache is read and
+	// whether it is its customers' resolver.
+	DomainStatus() any
 }
 
 // ExporterTrust accepts exporters that are not onboarded routers: their
@@ -276,6 +295,10 @@ type Filter struct {
 	// Subscriber is a subscriber name, matched exactly ("" matches
 	// everything).
 	Subscriber string
+	// Domain is the remote side's registrable domain ("" with HasDomain
+	// is the unknown domain).
+	Domain    string
+	HasDomain bool
 	// Country is the remote side's country (ISO code or a label such as
 	// "private"; "" with HasCountry is the unknown country).
 	Country    string
@@ -311,6 +334,9 @@ func (f *Filter) storeFilter() store.Filter {
 	}
 	if f.HasCountry {
 		sf.Countries = []string{f.Country}
+	}
+	if f.HasDomain {
+		sf.Domains = []string{f.Domain}
 	}
 	if f.HasPort {
 		sf.Ports = []uint16{f.Port}
@@ -363,11 +389,12 @@ const (
 	DimCountry      = "country"      // remote country
 	DimConversation = "conversation" // local <-> remote pair
 	DimInterface    = "interface"    // input interface
+	DimDomain       = "domain"       // remote registrable domain
 )
 
 // ValidDimensions lists the valid top-N dimensions.
 func ValidDimensions() []string {
-	return []string{DimLocal, DimRemote, DimAS, DimPort, DimProto, DimCountry, DimConversation, DimInterface}
+	return []string{DimLocal, DimRemote, DimAS, DimPort, DimProto, DimCountry, DimConversation, DimInterface, DimDomain}
 }
 
 // TopRow is one entry of a top-N table. Key is what a click filters by:
@@ -383,7 +410,10 @@ type TopRow struct {
 	Name  string `json:"name,omitempty"`
 	// Router says Name is a router's (the row is one of its own
 	// addresses), not a subscriber's.
-	Router  bool   `json:"router,omitempty"`
+	Router bool `json:"router,omitempty"`
+	// Reverse says Name (of a remote host) came from reverse DNS, not
+	// from a router's DNS cache: not a name a customer visited.
+	Reverse bool   `json:"reverse,omitempty"`
 	Bytes   uint64 `json:"bytes"`
 	Packets uint64 `json:"packets"`
 	Flows   uint64 `json:"flows"`

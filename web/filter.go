@@ -28,8 +28,9 @@ const maxRange = 400 * 24 * time.Hour
 // router, host (addresses or CIDRs on either side, repeated or
 // comma-separated, ORed), local and remote (the same, on the subscriber or
 // the remote side), port, proto (number or name), as, iface, app
-// (application label), subscriber (name, exactly) and country (of the
-// remote side; "unknown" for none). Unknown parameters are ignored;
+// (application label), subscriber (name, exactly), country (of the
+// remote side; "unknown" for none) and domain (of the remote side,
+// "unknown" for none). Unknown parameters are ignored;
 // invalid values are a badRequest naming the parameter.
 func parseFilter(q url.Values, now time.Time) (Filter, error) {
 	var f Filter
@@ -102,6 +103,16 @@ func parseFilter(q url.Values, now time.Time) (Filter, error) {
 			return f, badf("subscriber: longer than 200 characters")
 		}
 		f.Subscriber = v
+	}
+	if q.Has("domain") {
+		v := strings.ToLower(strings.TrimSuffix(q.Get("domain"), "."))
+		if len(v) > 253 {
+			return f, badf("domain: longer than 253 characters")
+		}
+		if v == "unknown" {
+			v = "" // the domain the top list calls "unknown"
+		}
+		f.Domain, f.HasDomain = v, true
 	}
 	if q.Has("country") {
 		v := q.Get("country")
@@ -246,7 +257,7 @@ func (f *Filter) rawFilters(ifaceGrouped bool) []string {
 	}{
 		{"hosts", len(f.Hosts)+len(f.Locals)+len(f.Remotes) > 0}, {"ports", f.HasPort}, {"protocols", f.HasProto},
 		{"AS", f.HasAS}, {"interfaces", f.HasInterface && !ifaceGrouped}, {"applications", f.App != ""},
-		{"countries", f.HasCountry}, {"subscribers", f.Subscriber != ""},
+		{"countries", f.HasCountry}, {"subscribers", f.Subscriber != ""}, {"domains", f.HasDomain},
 	} {
 		if c.set {
 			out = append(out, c.name)
@@ -269,7 +280,7 @@ func (s *Server) rawWindowStart() time.Time {
 }
 
 // allRawFilters names every filter that needs raw flows.
-var allRawFilters = []string{"hosts", "ports", "protocols", "AS", "interfaces", "applications", "countries", "subscribers"}
+var allRawFilters = []string{"hosts", "ports", "protocols", "AS", "interfaces", "applications", "countries", "subscribers", "domains"}
 
 // rawWindowMsg is what the console says when filters (names from
 // rawFilters) need raw flows over a range they are no longer kept for:

@@ -70,7 +70,7 @@ func TestRawWindowMessage(t *testing.T) {
 	code, body := e.do(http.MethodGet, "/api/v1/top/local?range=7d&host=10.0.0.5", nil)
 	var eb errorBody
 	_ = json.Unmarshal(body, &eb)
-	if code != http.StatusBadRequest || !strings.HasPrefix(eb.Error, "filters on hosts, ports, protocols, AS, interfaces, applications, countries and subscribers work on the last raw window") {
+	if code != http.StatusBadRequest || !strings.HasPrefix(eb.Error, "filters on hosts, ports, protocols, AS, interfaces, applications, countries, subscribers and domains work on the last raw window") {
 		t.Errorf("store refusal: %d %s", code, body)
 	}
 }

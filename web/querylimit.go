@@ -159,3 +159,14 @@ func (q *limitedQuerier) SubscriberUsageSeries(ctx context.Context, sq store.Usa
 	defer release()
 	return q.next.SubscriberUsageSeries(ctx, sq)
 }
+
+// SubscriberDomains runs the subscriber-domain query within a dashboard
+// slot.
+func (q *limitedQuerier) SubscriberDomains(ctx context.Context, dq store.SubscriberDomainsQuery) (*store.SubscriberDomains, error) {
+	release, err := q.dashboard.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return q.next.SubscriberDomains(ctx, dq)
+}

@@ -80,10 +80,12 @@ func (s *Server) routes() *mux.Router {
 	api.HandleFunc("/subscribers/usage.csv", s.handleSubscriberUsageCSV).Methods(http.MethodGet)
 	api.HandleFunc("/subscribers/usage/series", s.handleSubscriberUsageSeries).Methods(http.MethodGet)
 	api.HandleFunc("/subscribers/at", s.handleAddressHolder).Methods(http.MethodGet)
+	api.HandleFunc("/subscribers/domains", s.handleSubscriberDomains).Methods(http.MethodGet)
 	api.HandleFunc("/nat/lookup", s.handleNATLookup).Methods(http.MethodGet)
 	api.HandleFunc("/nat/lookup.csv", s.handleNATLookupCSV).Methods(http.MethodGet)
 	api.HandleFunc("/coverage", s.handleCoverage).Methods(http.MethodGet)
 	api.HandleFunc("/coverage/counters", s.handleCoverageCounters).Methods(http.MethodGet)
+	api.HandleFunc("/domains/status", s.handleDomainStatus).Methods(http.MethodGet)
 	api.HandleFunc("/settings", s.handleSettings).Methods(http.MethodGet)
 	api.HandleFunc("/alerts", s.handleListAlerts).Methods(http.MethodGet)
 	api.HandleFunc("/alerts/status", s.handleAlertStatus).Methods(http.MethodGet) // before /alerts/{id}

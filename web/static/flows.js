@@ -7,7 +7,7 @@
   const errBox = document.getElementById("search-error");
   const pageSize = 100;
   // fields are the filter inputs, named as the API's query parameters.
-  const fields = ["router", "host", "local", "remote", "port", "proto", "as", "app", "country", "subscriber", "iface"];
+  const fields = ["router", "host", "local", "remote", "port", "proto", "as", "app", "country", "domain", "subscriber", "iface"];
   // cursors[i] is the cursor of page i (the first page has none).
   let cursors = [""];
   const routerNames = {};
@@ -47,6 +47,13 @@
     return "AS" + n + (name ? " " + name : "");
   }
 
+  // domainCell shows the remote side's domain, with the remote address's
+  // full name (or its reverse DNS name, marked) on hover.
+  function domainCell(f) {
+    const name = f.remote_name ? f.remote_name + (f.remote_name_reverse ? " (reverse DNS, not a visited name)" : "") : "";
+    return el("td", { class: "domain", title: name }, f.domain || (f.remote_name_reverse ? "" : f.remote_name || ""));
+  }
+
   // subscriberCell names the customer, or the router for a router's own
   // traffic (direction router-out or router-in).
   function subscriberCell(f) {
@@ -66,14 +73,14 @@
     try {
       const res = await api("/flows?" + q.toString());
       clear(tbody);
-      if (!res.flows.length) emptyRow(tbody, 11, "No flow matches.");
+      if (!res.flows.length) emptyRow(tbody, 12, "No flow matches.");
       res.flows.forEach((f) => {
         const as = remoteAS(f);
         tbody.append(el("tr", null,
           el("td", { title: when(f.start) + " – " + when(f.end) }, shortWhen(f.start)), el("td", null, routerNames[f.router_id] || String(f.router_id || "")),
           el("td", null, endpoint(f.src, f.src_port)), el("td", null, endpoint(f.dst, f.dst_port)),
           el("td", null, f.proto), el("td", { class: "num" }, bytes(f.bytes)), el("td", { class: "num" }, count(f.packets)),
-          el("td", null, f.direction), subscriberCell(f), el("td", null, f.application || ""),
+          el("td", null, f.direction), subscriberCell(f), el("td", null, f.application || ""), domainCell(f),
           el("td", { title: as }, el("span", { class: "clip" }, as))));
       });
       nextCursor = res.next;
@@ -82,7 +89,7 @@
       document.getElementById("page-info").textContent = res.flows.length ? "flows " + (page * pageSize + 1) + "–" + (page * pageSize + res.flows.length) : "";
     } catch (e) {
       errBox.textContent = e.message; show(errBox, true);
-      emptyRow(tbody, 11, "");
+      emptyRow(tbody, 12, "");
     }
   }
 

@@ -4,9 +4,9 @@
 (function () {
   const { api, el, bits, bytes, count, ago, when, shortWhen, badge, show, clear, emptyRow, localInput } = window.fb;
   const id = document.getElementById("main").dataset.routerId;
-  const filterKeys = ["host", "local", "remote", "as", "app", "port", "proto", "country", "subscriber", "iface"];
+  const filterKeys = ["host", "local", "remote", "as", "app", "port", "proto", "country", "domain", "subscriber", "iface"];
   const filterNames = { host: "host", local: "local host", remote: "remote host", as: "AS", app: "application",
-    port: "port", proto: "protocol", country: "country", subscriber: "subscriber", iface: "interface" };
+    port: "port", proto: "protocol", country: "country", domain: "domain", subscriber: "subscriber", iface: "interface" };
 
   // State lives in the URL so that a filtered view can be bookmarked.
   const state = { range: "24h", from: "", to: "", filters: {} };
@@ -86,6 +86,7 @@
       case "proto": return { proto: key };
       case "interface": return { iface: key };
       case "country": return { country: key };
+      case "domain": return { domain: key };
       case "port": {
         const m = /^([\w-]+)\/(\d+)$/.exec(key);
         return m ? { proto: m[1], port: m[2] } : { app: key };
@@ -184,6 +185,12 @@
     if (r.router) {
       // One of a router's own addresses: its name, marked as a router's.
       return el("td", { class: "key lead-name", title: r.label + " " + name + " (router)" }, nm, " ", el("span", { class: "badge" }, "router"), " ", label);
+    }
+    if (r.reverse) {
+      // A reverse DNS name: what the address calls itself, not a name a
+      // customer looked up.
+      return el("td", { class: "key lead-name", title: title + " (reverse DNS, not a visited name)" }, nm, " ",
+        el("span", { class: "badge", title: "reverse DNS: not a name a customer looked up" }, "rDNS"), " ", label);
     }
     if (dim === "local" || dim === "remote") return el("td", { class: "key lead-name", title }, nm, " ", label);
     return el("td", { class: "key", title }, label, " ", nm);

@@ -232,6 +232,7 @@
       const s = await api("/subscribers/usage/series?" + q.toString());
       if (!current()) return;
       drawChart(s);
+      loadDomains(q, current);
     } catch (e) {
       if (!current()) return;
       if (plot) { plot.destroy(); plot = null; }
@@ -239,6 +240,25 @@
       chartBox.dataset.points = "0";
     }
   }
+  // loadDomains fills the detail card's domains table: the subscriber's
+  // largest remote domains over the period, the rest summed.
+  const domainsBody = document.getElementById("detail-domains").tBodies[0];
+  async function loadDomains(q, current) {
+    clear(domainsBody);
+    try {
+      const d = await api("/subscribers/domains?" + q.toString());
+      if (!current()) return;
+      if (!d.rows.length) { emptyRow(domainsBody, 3, "No domain known for this period."); return; }
+      const row = (name, u, cls) => el("tr", cls ? { class: cls } : null, el("td", { class: "key" }, name),
+        num(u.download_bytes), num(u.upload_bytes));
+      d.rows.forEach((u) => domainsBody.append(row(u.domain || "unknown (no name in the DNS caches)", u)));
+      if (d.other.download_bytes + d.other.upload_bytes > 0) domainsBody.append(row("other", d.other, "other"));
+    } catch (e) {
+      if (!current()) return;
+      emptyRow(domainsBody, 3, "No domains: " + e.message);
+    }
+  }
+
   function drawChart(s) {
     // A step chart: each step's bytes from its start to the next step.
     const path = () => uPlot.paths.stepped({ align: 1 });
