@@ -201,7 +201,7 @@ func TestBrowser(t *testing.T) {
 	if msg := must(t, ctx, chromedp.TextContent(`#page-notice`)); msg != "filters on hosts work on the last 48 h; pick a shorter range" {
 		t.Errorf("the page says %q", msg)
 	}
-	if cells := must(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("table.top tbody td")].map(c => c.textContent)`)); len(cells) != 7 || slices.ContainsFunc(cells, func(c string) bool { return c != "—" }) {
+	if cells := must(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("table.top tbody td")].map(c => c.textContent)`)); len(cells) != 8 || slices.ContainsFunc(cells, func(c string) bool { return c != "—" }) {
 		t.Errorf("the top tables show %q, want a dash each", cells)
 	}
 	screenshot(t, ctx, art, "5b-router-raw-window")
