@@ -169,6 +169,12 @@ func TestBrowserCoverage(t *testing.T) {
 	if len(row) != 8 || row[0] != "ether1 low" || row[3] != "70.0 %" || row[6] != "70.0 %" || !strings.HasPrefix(row[7], "FastTrack:") {
 		t.Errorf("interface row %q", row)
 	}
+	// The traffic chart overlays the interface counters (the fake has one
+	// minute of them), and says what the dashed line is.
+	must(t, ctx, chromedp.Poll[bool](`document.getElementById("chart").dataset.counters === "1"`, chromedp.WithPollingTimeout(10*time.Second)))
+	if note := must(t, ctx, chromedp.TextContent(`#chart-note`)); !strings.Contains(note, "dashed: the router's interface counters") {
+		t.Errorf("chart note %q", note)
+	}
 	screenshot(t, ctx, art, "coverage-2-router")
 
 	// The healthy router: no warning, its interface within the threshold.

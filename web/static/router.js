@@ -113,7 +113,21 @@
     });
   }
 
-  function drawChart(series) {
+  // counterLine averages the interface counters (everything the router
+  // received, bits per second per minute or hour) over the chart's
+  // buckets; null where no counter minute falls.
+  function counterLine(series, counters) {
+    const out = series.times.map(() => null), sums = series.times.map(() => 0), ns = series.times.map(() => 0);
+    let j = 0;
+    counters.times.forEach((t, k) => {
+      while (j < series.times.length - 1 && t >= series.times[j] + series.step) j++;
+      if (t >= series.times[j] && t < series.times[j] + series.step) { sums[j] += counters.rx_bps[k]; ns[j]++; }
+    });
+    for (let i = 0; i < out.length; i++) if (ns[i]) out[i] = sums[i] / ns[i];
+    return out;
+  }
+
+  function drawChart(series, counters) {
     const mode = document.getElementById("chart-mode").value;
     const data = [series.times];
     const defs = [{}];
@@ -125,6 +139,13 @@
     } else {
       data.push(settled(series, series.bits_in)); defs.push({ label: "In (download)", stroke: "#1f6feb", fill: "rgba(31,111,235,0.12)", width: 1.5, value: (u, v) => v == null ? "—" : bits(v) });
       data.push(settled(series, series.bits_out)); defs.push({ label: "Out (upload)", stroke: "#e8590c", fill: "rgba(232,89,12,0.10)", width: 1.5, value: (u, v) => v == null ? "—" : bits(v) });
+    }
+    delete chartBox.dataset.counters;
+    if (counters && counters.times.length && data[0].length) {
+      const line = counterLine(series, counters);
+      data.push(line);
+      defs.push({ label: "Interface counters (all received)", stroke: "#6e7781", dash: [4, 4], width: 1.5, spanGaps: true, value: (u, v) => v == null ? "—" : bits(v) });
+      chartBox.dataset.counters = String(line.filter((v) => v != null).length);
     }
     const width = Math.max(280, chartBox.clientWidth);
     const opts = {
@@ -141,7 +162,8 @@
     for (let i = 1; i < data.length; i++) points += data[i].filter((v) => v > 0).length;
     chartBox.dataset.points = String(points);
     chartBox.dataset.length = String(data[0].length);
-    document.getElementById("chart-note").textContent = "average per " + (series.step >= 3600 ? series.step / 3600 + " h" : series.step / 60 + " min");
+    document.getElementById("chart-note").textContent = "average per " + (series.step >= 3600 ? series.step / 3600 + " h" : series.step / 60 + " min") +
+      (chartBox.dataset.counters ? " · dashed: the router's interface counters, everything its interfaces received (compare with in + out)" : "");
   }
   window.addEventListener("resize", () => { if (plot) plot.setSize({ width: Math.max(280, chartBox.clientWidth), height: plot.height }); });
   document.getElementById("chart-mode").addEventListener("change", loadTraffic);
@@ -152,13 +174,19 @@
   const tickets = new Map();
   function ticket(key) { const n = (tickets.get(key) || 0) + 1; tickets.set(key, n); return () => tickets.get(key) === n; }
 
+  // The counter overlay needs the whole router (no filter) over a preset
+  // range, in the totals view.
+  const counterSince = { "1h": "1h", "6h": "6h", "24h": "24h", "7d": "168h", "30d": "720h" };
   async function loadTraffic() {
-    const extra = document.getElementById("chart-mode").value === "interfaces" ? { interfaces: "true" } : {};
+    const totals = document.getElementById("chart-mode").value !== "interfaces";
+    const extra = totals ? {} : { interfaces: "true" };
     const current = ticket("chart");
+    const overlay = totals && counterSince[state.range] && !Object.keys(state.filters).length;
     try {
-      const series = await api("/traffic?" + query(extra));
+      const [series, counters] = await Promise.all([api("/traffic?" + query(extra)),
+        overlay ? api("/coverage/counters?router=" + id + "&since=" + counterSince[state.range]).catch(() => null) : null]);
       if (!current()) return;
-      drawChart(series);
+      drawChart(series, counters);
     } catch (e) {
       if (!current()) return;
       if (plot) { plot.destroy(); plot = null; }
