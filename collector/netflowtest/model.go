@@ -298,6 +298,11 @@ type Model struct {
 	scenLast   time.Time    // model's time of the previous AppendFlows call
 	scenCredit float64      // scenario events due, not yet generated
 	scenBuf    []store.Flow // scenario flows, times relative to the export instant
+
+	// The customers' resolutions, for the router's DNS cache (dns.go),
+	// guarded by mu; genNow is the export instant being generated (ms).
+	dns    dnsCache
+	genNow int64
 }
 
 // NewModel builds the model's subscribers and router state from cfg.
@@ -552,6 +557,7 @@ func (m *Model) AppendFlows(dst []store.Flow, n int, now time.Time) []store.Flow
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	nowMs := now.UnixMilli()
+	m.genNow = nowMs
 	var sc scenarioNow
 	if m.cfg.Scenario != ScenarioNone {
 		sc = m.scenarioAt(m.CurveTime(now))
@@ -785,6 +791,7 @@ func (m *Model) subscriberSession(act float64) {
 	down = min(max(down, 60), float64(sub.planDown)/8*max(dur, 1), 1.5e9)
 	up := min(max(down*a.upRatio*(0.7+0.6*m.rng.Float64()), 40), float64(sub.planUp)/8*max(dur, 1))
 	start, end := m.times(dur)
+	m.noteRemote(remote, a.name, netIdx, start)
 	var flags uint8
 	if proto == 6 {
 		flags = 0x1b // SYN PSH ACK FIN
