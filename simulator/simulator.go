@@ -296,6 +296,7 @@ func (f *Fleet) newRouter(i int, src netip.Addr) (*Router, error) {
 		return nil, fmt.Errorf("router %d: %w", i, err)
 	}
 	srv.OnTrafficFlowChange(func(routerostest.TrafficFlowState) { r.apply() })
+	srv.SetDNSCacheSource(dnsCache(model))
 	return r, nil
 }
 
