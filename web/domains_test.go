@@ -10,10 +10,12 @@ import (
 	"github.com/flowbox/flowbox/store"
 )
 
-// fakeDomains names remote addresses from maps.
+// fakeDomains names remote addresses from maps; status is what
+// DomainStatus answers.
 type fakeDomains struct {
 	names   map[netip.Addr]string
 	reverse map[netip.Addr]string
+	status  any
 }
 
 func (f *fakeDomains) RemoteName(a netip.Addr, _ time.Time) (string, bool) {
@@ -27,6 +29,9 @@ func (f *fakeDomains) RemoteName(a netip.Addr, _ time.Time) (string, bool) {
 }
 
 func (f *fakeDomains) DomainStatus() any {
+	if f.status != nil {
+		return f.status
+	}
 	return []map[string]any{{"router": "tower1", "remote_requests": false, "resolver": false}}
 }
 

@@ -353,6 +353,32 @@
     }
   });
 
+  // loadDomainStatus says, above the Domains table, where the names come
+  // from: this router's DNS cache (with its last read), or why domains are
+  // missing (the router is not its customers' resolver, reads fail).
+  const domainsNote = document.getElementById("domains-note");
+  async function loadDomainStatus() {
+    let st;
+    try { st = await api("/domains/status"); } catch (e) {
+      domainsNote.textContent = "Domains are not read on this server: " + e.message;
+      domainsNote.dataset.resolver = "off";
+      return;
+    }
+    const r = (st || []).find((x) => String(x.router_id) === String(id));
+    domainsNote.classList.remove("warning");
+    if (!r) { domainsNote.textContent = "This router's DNS cache has not been read yet."; domainsNote.dataset.resolver = "unknown"; return; }
+    domainsNote.dataset.resolver = r.resolver;
+    if (r.warning) {
+      domainsNote.classList.add("warning");
+      domainsNote.textContent = r.warning;
+      return;
+    }
+    let msg = "Names from this router's DNS cache";
+    if (r.polls) msg += ": " + count(r.names) + " addresses named at the last read, " + ago(r.last_poll);
+    if (r.last_error) msg += " · last read failed: " + r.last_error;
+    domainsNote.textContent = msg + ".";
+  }
+
   // refresh reloads the whole page's data; when everything has answered,
   // #main gets data-loaded-ms (milliseconds since navigation), which tests
   // and benchmarks wait for.
@@ -360,7 +386,7 @@
   function refresh() {
     saveURL(); markRange(); renderFilters(); clearProblems();
     delete main.dataset.loadedMs;
-    const loads = [loadRouter(), loadTraffic(), loadHistory()];
+    const loads = [loadRouter(), loadTraffic(), loadHistory(), loadDomainStatus()];
     document.querySelectorAll("table.top").forEach((t) => loads.push(loadTop(t)));
     Promise.allSettled(loads).then(() => { main.dataset.loadedMs = String(Math.round(performance.now())); });
   }
