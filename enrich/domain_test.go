@@ -17,9 +17,9 @@ type fakeDomains struct {
 	asked []int64
 }
 
-func (f *fakeDomains) RemoteDomain(a netip.Addr, at int64) string {
-	f.asked = append(f.asked, at)
-	if at < f.from {
+func (f *fakeDomains) RemoteDomain(a netip.Addr, from, to int64) string {
+	f.asked = append(f.asked, from)
+	if to < f.from {
 		return ""
 	}
 	return f.names[a]
@@ -43,7 +43,7 @@ func TestRemoteDomain(t *testing.T) {
 		{SrcAddr: addr("10.0.5.9"), DstAddr: addr("9.9.9.9"), Proto: 6, SrcPort: 50000, DstPort: 443, Start: ms(t0), End: ms(t0)},
 		// Before the name was cached.
 		{SrcAddr: addr("10.0.5.9"), DstAddr: addr("8.8.8.8"), Proto: 17, SrcPort: 40001, DstPort: 53,
-			Start: ms(t0.Add(-time.Minute)), End: ms(t0.Add(time.Second))},
+			Start: ms(t0.Add(-time.Minute)), End: ms(t0.Add(-time.Second))},
 	}
 	if err := e.InsertFlows(context.Background(), flows); err != nil {
 		t.Fatal(err)

@@ -116,11 +116,12 @@ type RouterResolver interface {
 }
 
 // DomainLabeler names remote addresses: the registrable domain of the
-// name an address had in the routers' DNS caches at a time (unix ms), ""
-// when none; cmd/flowbox adapts the domains history to it. It is called
-// for every flow: it must be fast and must not allocate.
+// name an address had in the routers' DNS caches during a flow [fromMs,
+// toMs] (unix ms), "" when none; cmd/flowbox adapts the domains history
+// to it. It is called for every flow: it must be fast and must not
+// allocate.
 type DomainLabeler interface {
-	RemoteDomain(addr netip.Addr, atMs int64) string
+	RemoteDomain(addr netip.Addr, fromMs, toMs int64) string
 }
 
 // Deps are the Enricher's collaborators.
@@ -358,8 +359,9 @@ func (e *Enricher) Enrich(flows []store.Flow) {
 		}
 		f.Application = e.apps.Classify(f.Proto, f.SrcPort, f.DstPort, remote, remoteAS)
 		if e.deps.Domains != nil && remote.IsValid() {
-			// The name the customer resolved before the connection began.
-			f.RemoteDomain = e.deps.Domains.RemoteDomain(remote.Unmap(), cmp.Or(f.Start, f.End))
+			// The name the customer resolved for the connection (seen in
+			// a cache during the flow, or just before).
+			f.RemoteDomain = e.deps.Domains.RemoteDomain(remote.Unmap(), cmp.Or(f.Start, f.End), f.End)
 		}
 
 		f.Subscriber = router // the router's name for its own traffic

@@ -266,9 +266,7 @@ func (s *Server) handleTop(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 			if s.deps.Domains != nil {
-				// The name at the range's end (the busiest use is recent
-				// more often than not).
-				row.Name, row.Reverse = s.deps.Domains.RemoteName(e.Addr, f.To)
+				row.Name, row.Reverse = s.deps.Domains.RemoteName(e.Addr, f.From, f.To)
 			}
 		case dim == DimInterface && rt != nil:
 			row.Name = interfaceName(rt.Interfaces, e.Interface)
@@ -329,13 +327,13 @@ type FlowView struct {
 	RemoteNameReverse bool   `json:"remote_name_reverse,omitempty"`
 }
 
-// nameRemote sets the remote address's name at the flow's start.
+// nameRemote sets the remote address's name during the flow.
 func (s *Server) nameRemote(v *FlowView, f *store.Flow) {
 	if s.deps.Domains == nil || f.Direction == store.DirInternal {
 		return
 	}
 	if _, remote := f.LocalRemote(); remote.IsValid() {
-		v.RemoteName, v.RemoteNameReverse = s.deps.Domains.RemoteName(remote.Unmap(), time.UnixMilli(cmp.Or(f.Start, f.End)))
+		v.RemoteName, v.RemoteNameReverse = s.deps.Domains.RemoteName(remote.Unmap(), time.UnixMilli(cmp.Or(f.Start, f.End)), time.UnixMilli(f.End))
 	}
 }
 

@@ -152,10 +152,11 @@ type Namer interface {
 // DomainNamer names remote addresses (implemented in cmd/flowbox over the
 // domains history and poller).
 type DomainNamer interface {
-	// RemoteName returns the name an address had at a time: from a
-	// router's DNS cache, or from reverse DNS (reverse true, which is not
-	// a name a customer visited); "" when unknown.
-	RemoteName(a netip.Addr, at time.Time) (name string, reverse bool)
+	// RemoteName returns the name an address had during [from, to] (the
+	// latest seen): from a router's DNS cache, or from reverse DNS
+	// (reverse true, which is not a name a customer visited); "" when
+	// unknown.
+	RemoteName(a netip.Addr, from, to time.Time) (name string, reverse bool)
 	// DomainStatus returns, per router, how its DNS cache is read and
 	// whether it is its customers' resolver.
 	DomainStatus() any

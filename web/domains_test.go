@@ -18,7 +18,7 @@ type fakeDomains struct {
 	status  any
 }
 
-func (f *fakeDomains) RemoteName(a netip.Addr, _ time.Time) (string, bool) {
+func (f *fakeDomains) RemoteName(a netip.Addr, _, _ time.Time) (string, bool) {
 	if n, ok := f.names[a]; ok {
 		return n, false
 	}

@@ -117,7 +117,7 @@ func ingestRun(b *testing.B, bin string, rate int, dur time.Duration) ingestResu
 	yaml := fmt.Sprintf("data-dir: %s\nlog:\n  level: warn\ncollector:\n  listen: [\"127.0.0.1:%d\"]\n  allowed-exporters: [\"127.0.0.0/8\"]\nweb:\n  listen: \"127.0.0.1:%d\"\n"+
 		// The simulated subscribers are local: flows get their directions
 		// (download, upload), as on a real network.
-		"enrich:\n  prefixes: [\"100.64.0.0/10\"]\n", data, nf, web)
+		"enrich:\n  prefixes: [\"100.64.0.0/10\"]\ndomains:\n  reverse:\n    enabled: false\n", data, nf, web)
 	// FLOWBOX_BENCH_NAT_RETENTION sets store.nat-retention (0: the NAT
 	// store off, to measure its cost).
 	if v := os.Getenv("FLOWBOX_BENCH_NAT_RETENTION"); v != "" {

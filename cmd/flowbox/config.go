@@ -19,6 +19,7 @@ import (
 	"github.com/flowbox/flowbox/alerts/notify"
 	"github.com/flowbox/flowbox/collector"
 	"github.com/flowbox/flowbox/coverage"
+	"github.com/flowbox/flowbox/domains"
 	"github.com/flowbox/flowbox/enrich"
 	"github.com/flowbox/flowbox/provision"
 	"github.com/flowbox/flowbox/store"
@@ -46,6 +47,9 @@ type Config struct {
 	// Coverage polls the routers' interface counters and compares them
 	// with the flows (flowbox coverage, /api/v1/coverage).
 	Coverage coverage.Config `yaml:"coverage"`
+	// Domains names remote addresses from the routers' DNS caches
+	// (visited domains), with a reverse-DNS fallback for the busiest.
+	Domains domains.Config `yaml:"domains"`
 }
 
 // LogConfig selects the log level and format.
@@ -88,6 +92,7 @@ func DefaultConfig() Config {
 		Notifications: notify.DefaultConfig(),
 		Mitigation:    mitigate.DefaultConfig(),
 		Coverage:      coverage.DefaultConfig(),
+		Domains:       domains.DefaultConfig(),
 	}
 }
 
@@ -125,6 +130,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, prefixErr("notifications", c.Notifications.Validate()))
 	errs = append(errs, prefixErr("mitigation", c.Mitigation.Validate()))
 	errs = append(errs, prefixErr("coverage", c.Coverage.Validate()))
+	errs = append(errs, prefixErr("domains", c.Domains.Validate()))
 	return errors.Join(errs...)
 }
 

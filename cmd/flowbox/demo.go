@@ -70,6 +70,9 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		if !flagSet(fs, "data-dir") {
 			c.DataDir = "demo-data"
 		}
+		// The simulated routers' DNS caches name their traffic; reverse
+		// DNS would ask the Internet about addresses nobody visited.
+		c.Domains.Reverse.Enabled = false
 	})
 	if err == nil && !*open {
 		// A demo is not for the network: addresses without a host (":8080")

@@ -151,15 +151,21 @@ type servedApp struct {
 
 // startServeInProcess writes a configuration (loopback ports, admin password
 // e2e-admin-pw, collectorExtra added under collector:, e.g. "  batch-age:
-// 50ms\n"), starts `flowbox serve` with it until the test ends, and waits
-// for the console to answer.
-func startServeInProcess(t *testing.T, collectorExtra string) *servedApp {
+// 50ms\n", sections added at the top level, e.g. "alerts:\n  ...\n"),
+// starts `flowbox serve` with it until the test ends, and waits for the
+// console to answer.
+func startServeInProcess(t *testing.T, collectorExtra string, sections ...string) *servedApp {
 	t.Helper()
 	dir := t.TempDir()
 	a := &servedApp{dataDir: filepath.Join(dir, "data"), cfgPath: filepath.Join(dir, "flowbox.yaml"),
 		webAddr: "127.0.0.1:" + strconv.Itoa(freePort(t, "tcp")), nfPort: freePort(t, "udp")}
 	cfg := fmt.Sprintf("data-dir: %s\ncollector:\n  listen: [\"127.0.0.1:%d\"]\n%sweb:\n  listen: %q\n  admin-password: e2e-admin-pw\n",
 		a.dataDir, a.nfPort, collectorExtra, a.webAddr)
+	extra := strings.Join(sections, "")
+	if !strings.Contains(extra, "domains:") {
+		extra += "domains:\n  reverse:\n    enabled: false\n" // tests talk to loopback only
+	}
+	cfg += extra
 	if err := os.WriteFile(a.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,7 @@ func newFaultSetup(t *testing.T, dir, data, level string) faultSetup {
 func (f faultSetup) write(t *testing.T) {
 	t.Helper()
 	cfg := fmt.Sprintf("data-dir: %s\ncollector:\n  listen: [%q]\n  allowed-exporters: [\"127.0.0.0/8\"]\n  batch-age: 50ms\n"+
-		"web:\n  listen: %q\n  admin-password: fault-admin-pw\n", f.data, f.nf, f.web)
+		"web:\n  listen: %q\n  admin-password: fault-admin-pw\ndomains:\n  reverse:\n    enabled: false\n", f.data, f.nf, f.web)
 	if err := os.WriteFile(f.path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,7 @@ type app struct {
 	store     *storage
 	enricher  *enrich.Enricher
 	coverage  *coverage.Poller
+	domains   *domainParts // nil when domains.enabled is false
 	detector  *alerts.Detector
 	notifier  *notify.Notifier
 	mitigator *mitigate.Mitigator
@@ -69,6 +70,17 @@ func buildApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error
 
 func (a *app) build() error {
 	cfg, logger, st := a.cfg, a.logger, a.store
+	// Visited domains: names for remote addresses from the routers' DNS
+	// caches (and reverse DNS of the busiest hosts).
+	dom, err := newDomainParts(cfg.Domains, st, logger)
+	if err != nil {
+		return err
+	}
+	a.domains = dom
+	var labeler enrich.DomainLabeler
+	if dom != nil {
+		labeler = domainLabeler{dom.hist}
+	}
 	enr, err := enrich.New(cfg.Enrich, enrich.Deps{
 		Logger:      logger.With("component", "enrich"),
 		Registerer:  a.reg,
@@ -77,6 +89,7 @@ func (a *app) build() error {
 		Dial:        enrich.DialRouterOS,
 		Subscribers: st.Inventory,
 		Interfaces:  st.Inventory,
+		Domains:     labeler,
 	})
 	if err != nil {
 		return fmt.Errorf("cannot build enrichment: %w", err)
@@ -135,7 +148,7 @@ func (a *app) build() error {
 	a.trust = collector.NewAllowlist(st.Inventory, cfg.Collector.AllowedPrefixes())
 	coll, err := collector.New(cfg.Collector, collector.Deps{
 		Sink:  st.FlowDB,
-		Stage: pipelineStage{enr, det},
+		Stage: pipelineStage{enr, det, dom},
 		Trust: a.trust,
 		// Templates survive restarts: the first packets after one decode.
 		TemplateFile: filepath.Join(cfg.DataDir, "templates.bin"),
@@ -157,6 +170,10 @@ func (a *app) build() error {
 		return fmt.Errorf("cannot build provisioner: %w", err)
 	}
 	a.prov = prov
+	var domainsWeb web.DomainNamer
+	if dom != nil {
+		domainsWeb = domainService{dom}
+	}
 	srv, err := web.New(cfg.Web, web.Deps{
 		Store:       st, // the flow database, and the inventory's subscriber names
 		Routers:     st.Inventory,
@@ -170,6 +187,7 @@ func (a *app) build() error {
 		AlertStatus: alertStatus{a},
 		NAT:         natService{st},
 		Coverage:    coverageService{st: st, cov: cov, minute: cfg.Store.MinuteRetention},
+		Domains:     domainsWeb,
 		Gatherer:    a.reg,
 		Registerer:  a.reg,
 		Logger:      logger.With("component", "web"),
@@ -210,6 +228,12 @@ func (a *app) run(ctx context.Context) error {
 	if err := a.reloadTrust(ctx); err != nil {
 		return err
 	}
+	if a.domains != nil {
+		// The names of the last hours, before the first flow is labelled.
+		if err := a.domains.hist.Load(ctx); err != nil {
+			return fmt.Errorf("cannot load the domain history: %w", err)
+		}
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	// The writer outlives the collector: its context ends when the
@@ -243,6 +267,16 @@ func (a *app) run(ctx context.Context) error {
 		}
 		return nil
 	})
+	if d := a.domains; d != nil {
+		for name, run := range map[string]func(context.Context) error{"domain history": d.hist.Run, "DNS cache poller": d.pol.Run, "reverse DNS": d.rev.Run} {
+			g.Go(func() error {
+				if err := run(gctx); err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+				return nil
+			})
+		}
+	}
 	g.Go(func() error {
 		if err := a.mitigator.Run(gctx); err != nil {
 			return fmt.Errorf("mitigation: %w", err)
@@ -394,12 +428,16 @@ func undoMitigation(ctx context.Context, mit *mitigate.Mitigator, cfg mitigate.C
 type pipelineStage struct {
 	enr *enrich.Enricher
 	det *alerts.Detector
+	dom *domainParts // nil when domains are off
 }
 
 // Enrich implements collector.Stage.
 func (p pipelineStage) Enrich(flows []store.Flow) {
 	p.enr.Enrich(flows)
 	p.det.Observe(flows)
+	if p.dom != nil {
+		p.dom.pol.Observe(flows) // are the routers their customers' resolvers?
+	}
 }
 
 // collectorPort returns the UDP port of the first NetFlow listen address,
