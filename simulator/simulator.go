@@ -241,11 +241,20 @@ func New(cfg Config, logger *slog.Logger) (*Fleet, error) {
 	return f, nil
 }
 
+// routerDNS is the share of the simulated customers' DNS queries that
+// their router answers (most WISPs make the router the resolver).
+const routerDNS = 0.95
+
 func (f *Fleet) newRouter(i int, src netip.Addr) (*Router, error) {
 	cfg := f.cfg
 	seed := seedFor(cfg.Seed, i)
 	mc := netflowtest.ModelConfig{Seed: seed, Index: cfg.FirstIndex + i, Subscribers: cfg.Subscribers,
-		Location: cfg.Location, Clock: cfg.Clock}
+		Location: cfg.Location, Clock: cfg.Clock, RouterDNS: routerDNS}
+	if cfg.Routers > 1 && i == cfg.Routers-1 {
+		// The last router of a fleet leaves its customers on public
+		// resolvers: its domains are missing, and the console says why.
+		mc.RouterDNS = 0
+	}
 	if i == cfg.ScenarioRouter {
 		mc.Scenario, mc.ScenarioDuration, mc.ScenarioRate = cfg.Scenario, cfg.ScenarioDuration, cfg.ScenarioRate
 	}

@@ -159,6 +159,11 @@ type ModelConfig struct {
 	// ActiveTimeout and InactiveTimeout are the router's
 	// active-flow-timeout and inactive-flow-timeout; defaults 30m and 15s.
 	ActiveTimeout, InactiveTimeout time.Duration
+	// RouterDNS is the share (0..1) of the customers' DNS queries sent to
+	// the router (its sector gateway address: the router is their
+	// resolver) instead of to public resolvers. Default 0: public
+	// resolvers, and the same flows as before this setting existed.
+	RouterDNS float64
 }
 
 // Validate returns every problem of the configuration.
@@ -169,6 +174,9 @@ func (c ModelConfig) Validate() error {
 	}
 	if c.Subscribers < 0 || c.Subscribers > MaxSubscribers {
 		errs = append(errs, fmt.Errorf("subscribers: %d is outside 1..%d", c.Subscribers, MaxSubscribers))
+	}
+	if c.RouterDNS < 0 || c.RouterDNS > 1 {
+		errs = append(errs, fmt.Errorf("router-dns: %g is outside 0..1", c.RouterDNS))
 	}
 	if c.PPPoEShare > 1 {
 		errs = append(errs, fmt.Errorf("pppoe-share: %g is above 1", c.PPPoEShare))
@@ -764,6 +772,11 @@ func (m *Model) subscriberSession(act float64) {
 		}
 	}
 	a := &apps[m.pick(w[:])]
+	if a.name == "dns" && m.cfg.RouterDNS > 0 && m.rng.Float64() < m.cfg.RouterDNS {
+		start, end := m.times(0.05)
+		m.routerDNS(sub, start, end)
+		return
+	}
 	v6 := a.v6 && sub.Addr6.IsValid() && m.rng.Float64() < m.cfg.IPv6Share
 	netIdx := a.nets[m.pick(a.netW)]
 	remote, ok := m.remote(m.rng, netIdx, v6)
@@ -893,17 +906,22 @@ func (m *Model) routerLocal() {
 			SrcPort: 5678, DstPort: 5678, Proto: 17, InIf: 0, OutIf: m.sectorIf[s], Bytes: 2 * 148, Packets: 2,
 			PostNATSrcAddr: m.sectorGW[s], PostNATDstAddr: bcast, PostNATSrcPort: 5678, PostNATDstPort: 5678})
 	default: // a subscriber asks the router's DNS
-		sub := &m.subs[m.byRank[m.zipf.Uint64()]]
-		gw := m.sectorGW[m.sectorIndex(sub.Sector)]
-		lport := ephemeral(m.rng)
-		m.pending = append(m.pending,
-			store.Flow{Start: start, End: end, SrcAddr: sub.Addr, DstAddr: gw, SrcPort: lport, DstPort: 53,
-				Proto: 17, InIf: sub.IfIndex, OutIf: 0, Bytes: 74, Packets: 1, SrcMAC: sub.MAC, SrcMask: m.localMask(sub),
-				PostNATSrcAddr: sub.Addr, PostNATDstAddr: gw, PostNATSrcPort: lport, PostNATDstPort: 53},
-			store.Flow{Start: min(start+2, end), End: end, SrcAddr: gw, DstAddr: sub.Addr, SrcPort: 53, DstPort: lport,
-				Proto: 17, InIf: 0, OutIf: sub.IfIndex, Bytes: 190, Packets: 1, DstMask: m.localMask(sub),
-				PostNATSrcAddr: gw, PostNATDstAddr: sub.Addr, PostNATSrcPort: 53, PostNATDstPort: lport})
+		m.routerDNS(&m.subs[m.byRank[m.zipf.Uint64()]], start, end)
 	}
+}
+
+// routerDNS appends a customer's DNS query to the router (its sector
+// gateway) and the answer.
+func (m *Model) routerDNS(sub *Subscriber, start, end int64) {
+	gw := m.sectorGW[m.sectorIndex(sub.Sector)]
+	lport := ephemeral(m.rng)
+	m.pending = append(m.pending,
+		store.Flow{Start: start, End: end, SrcAddr: sub.Addr, DstAddr: gw, SrcPort: lport, DstPort: 53,
+			Proto: 17, InIf: sub.IfIndex, OutIf: 0, Bytes: 74, Packets: 1, SrcMAC: sub.MAC, SrcMask: m.localMask(sub),
+			PostNATSrcAddr: sub.Addr, PostNATDstAddr: gw, PostNATSrcPort: lport, PostNATDstPort: 53},
+		store.Flow{Start: min(start+2, end), End: end, SrcAddr: gw, DstAddr: sub.Addr, SrcPort: 53, DstPort: lport,
+			Proto: 17, InIf: 0, OutIf: sub.IfIndex, Bytes: 190, Packets: 1, DstMask: m.localMask(sub),
+			PostNATSrcAddr: gw, PostNATDstAddr: sub.Addr, PostNATSrcPort: 53, PostNATDstPort: lport})
 }
 
 // randomPublic returns a random unicast address outside reserved ranges,
