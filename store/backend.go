@@ -117,16 +117,21 @@ type Histories interface {
 // Accounts are the console users, their sessions and the API tokens.
 type Accounts interface {
 	CountUsers(ctx context.Context) (int, error)
-	CreateUser(ctx context.Context, name, passwordHash string) (User, error)
+	CreateUser(ctx context.Context, name, passwordHash string, role Role) (User, error)
 	UserByName(ctx context.Context, name string) (User, error)
 	Users(ctx context.Context) ([]User, error)
 	SetPassword(ctx context.Context, name, passwordHash string) error
+	SetRole(ctx context.Context, name string, role Role) error
 	DeleteUser(ctx context.Context, name string) error
 	CreateToken(ctx context.Context, t Token) (Token, error)
 	TokenByHash(ctx context.Context, hash string) (Token, error)
 	Tokens(ctx context.Context) ([]Token, error)
 	DeleteToken(ctx context.Context, id int64) error
+	DeleteUserTokens(ctx context.Context, user string) (int64, error)
 	TouchToken(ctx context.Context, id int64, at time.Time) error
+	AddAudit(ctx context.Context, e AuditEntry) error
+	AuditLog(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+	PruneAudit(ctx context.Context, now time.Time, ret AuditRetention) (int64, error)
 	SaveSession(ctx context.Context, ss Session) error
 	LiveSessions(ctx context.Context, now time.Time, limit int) ([]Session, error)
 	DeleteSessions(ctx context.Context, hashes ...string) error

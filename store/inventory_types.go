@@ -83,8 +83,10 @@ type User struct {
 	ID           int64
 	Name         string
 	PasswordHash string
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// Role is what the user may do.
+	Role      Role
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Token is an API token for scripts. Only the SHA-256 of the secret is kept
@@ -96,10 +98,26 @@ type Token struct {
 	Hash string
 	// Prefix is the first characters of the secret, to recognise a token
 	// in a list without revealing it.
-	Prefix    string
+	Prefix string
+	// UserID is the owner's user id; the token dies with its owner. 0
+	// for a token made before users existed, which is refused.
+	UserID int64
+	// Owner and OwnerRole are the owner's name and current role (read
+	// from the users table; CreateToken ignores them).
+	Owner     string
+	OwnerRole Role
+	// Role is what the token may do, at most its owner's role (a token
+	// whose owner was demoted does only what the owner still may).
+	Role      Role
 	CreatedAt time.Time
+	// ExpiresAt is when the token stops working; zero for never.
+	ExpiresAt time.Time
 	LastUsed  time.Time // zero when never used
 }
+
+// EffectiveRole is what a token may do: its role, at most its owner's
+// current one.
+func (t Token) EffectiveRole() Role { return MinRole(t.Role, t.OwnerRole) }
 
 // Session is a console login kept across restarts. Only the hex SHA-256
 // of the session id (the cookie value) is stored.

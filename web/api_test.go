@@ -338,7 +338,7 @@ func TestSessionsBoundAndExpiry(t *testing.T) {
 	evicted := 0
 	st := openTestStore(t)
 	for _, u := range []string{"a", "b", "c"} {
-		if _, err := st.CreateUser(context.Background(), u, "x"); err != nil {
+		if _, err := st.CreateUser(context.Background(), u, "x", store.RoleViewer); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -43,6 +43,7 @@ func HashPassword(pw string) (string, error) {
 
 // NewToken returns a fresh API token secret and its store record (hash and
 // display prefix only). The secret is shown once and never stored.
+// The caller sets the owner (UserID), the role and the expiry.
 func NewToken(name string, now time.Time) (secret string, t store.Token, err error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -67,6 +68,11 @@ func HashToken(secret string) string {
 type principal struct {
 	User    string // user name, or "token:<name>"
 	TokenID int64  // 0 for sessions
+	// Owner is the user: the session's, or the token's owner.
+	Owner string
+	// Role is what the request may do: the user's role, or the token's
+	// at most its owner's.
+	Role store.Role
 }
 
 type ctxKey int

@@ -170,10 +170,15 @@ func BenchmarkDashboardAPI(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	owner, err := st.CreateUser(context.Background(), "bench", "x", store.RoleViewer)
+	if err != nil {
+		b.Fatal(err)
+	}
 	secret, tok, err := NewToken("bench", time.Now())
 	if err != nil {
 		b.Fatal(err)
 	}
+	tok.UserID, tok.Role = owner.ID, store.RoleViewer
 	if _, err := st.CreateToken(context.Background(), tok); err != nil {
 		b.Fatal(err)
 	}

@@ -64,6 +64,9 @@ type Deps struct {
 	// Settings is what the settings page shows of the other components'
 	// configuration (read only).
 	Settings Settings
+	// AuditRetention bounds the audit log; zero means
+	// store.DefaultAuditRetention().
+	AuditRetention store.AuditRetention
 	// Now returns the current time; nil means time.Now. Tests freeze it.
 	Now func() time.Time
 }
@@ -238,21 +241,32 @@ type ExporterLister interface {
 	Exporters() []store.ExporterStats
 }
 
-// UserStore keeps users, API tokens and console sessions (implemented by
-// *inventory.Inventory).
+// UserStore keeps users, API tokens, console sessions and the audit log
+// (implemented by *inventory.Inventory).
 type UserStore interface {
 	SessionStore
 	CountUsers(ctx context.Context) (int, error)
-	CreateUser(ctx context.Context, name, passwordHash string) (store.User, error)
+	CreateUser(ctx context.Context, name, passwordHash string, role store.Role) (store.User, error)
 	UserByName(ctx context.Context, name string) (store.User, error)
 	Users(ctx context.Context) ([]store.User, error)
 	SetPassword(ctx context.Context, name, passwordHash string) error
+	// SetRole changes a user's role (store.ErrLastAdmin when it would
+	// leave no admin).
+	SetRole(ctx context.Context, name string, role store.Role) error
+	// DeleteUser removes a user with its sessions and tokens
+	// (store.ErrLastAdmin for the last admin).
 	DeleteUser(ctx context.Context, name string) error
 	CreateToken(ctx context.Context, t store.Token) (store.Token, error)
 	TokenByHash(ctx context.Context, hash string) (store.Token, error)
 	Tokens(ctx context.Context) ([]store.Token, error)
 	DeleteToken(ctx context.Context, id int64) error
+	// DeleteUserTokens revokes every token of a user.
+	DeleteUserTokens(ctx context.Context, user string) (int64, error)
 	TouchToken(ctx context.Context, id int64, at time.Time) error
+	// AddAudit, AuditLog and PruneAudit keep the audit log.
+	AddAudit(ctx context.Context, e store.AuditEntry) error
+	AuditLog(ctx context.Context, q store.AuditQuery) ([]store.AuditEntry, error)
+	PruneAudit(ctx context.Context, now time.Time, ret store.AuditRetention) (int64, error)
 }
 
 // RouterSpec is what the "Add router" form asks for.

@@ -13,6 +13,9 @@ type metrics struct {
 	sessions         prometheus.GaugeFunc
 	queryRejected    *prometheus.CounterVec
 	queryWait        *prometheus.HistogramVec
+	auditEntries     prometheus.Counter
+	auditErrors      prometheus.Counter
+	auditPruned      prometheus.Counter
 }
 
 // newMetrics builds the metrics and registers them on reg when it is not nil.
@@ -57,6 +60,18 @@ func newMetrics(reg prometheus.Registerer, sessions func() float64) (*metrics, e
 			Help:    "Time store queries waited for a slot, by pool (dashboard, export).",
 			Buckets: []float64{.001, .01, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"pool"}),
+		auditEntries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flowbox_web_audit_entries_total",
+			Help: "Entries written to the audit log.",
+		}),
+		auditErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flowbox_web_audit_errors_total",
+			Help: "Audit log entries that could not be written, and failed prunings.",
+		}),
+		auditPruned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flowbox_web_audit_pruned_total",
+			Help: "Audit log entries removed by its retention (age or row count).",
+		}),
 	}
 	for _, p := range []string{"dashboard", "export"} {
 		m.queryRejected.WithLabelValues(p)
@@ -68,7 +83,8 @@ func newMetrics(reg prometheus.Registerer, sessions func() float64) (*metrics, e
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.logins, m.limiterEvictions, m.sessionEvictions, m.sessionDBErrors, m.sessions, m.queryRejected, m.queryWait} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.logins, m.limiterEvictions, m.sessionEvictions, m.sessionDBErrors, m.sessions, m.queryRejected, m.queryWait,
+		m.auditEntries, m.auditErrors, m.auditPruned} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -115,40 +115,65 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 }
 
 // authenticate finds who makes the request: a bearer token or a session
-// cookie. It returns ok false when neither is valid.
-func (s *Server) authenticate(r *http.Request) (principal, bool) {
+// cookie. It returns ok false when neither is valid, and an error when the
+// store cannot say.
+func (s *Server) authenticate(r *http.Request) (principal, bool, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		secret, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok || !strings.HasPrefix(secret, TokenPrefix) {
-			return principal{}, false
+			return principal{}, false, nil
 		}
 		t, err := s.deps.Users.TokenByHash(r.Context(), HashToken(strings.TrimSpace(secret)))
+		if errors.Is(err, store.ErrNotFound) {
+			return principal{}, false, nil
+		}
 		if err != nil {
-			return principal{}, false
+			return principal{}, false, fmt.Errorf("cannot read the token: %w", err)
 		}
 		now := s.now()
+		role := t.EffectiveRole()
+		// A token made before users existed has no owner; an expired one
+		// is dead (it stays listed until revoked).
+		if t.Owner == "" || role.Rank() == 0 || (!t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt)) {
+			return principal{}, false, nil
+		}
 		if now.Sub(t.LastUsed) > time.Minute {
 			if err := s.deps.Users.TouchToken(r.Context(), t.ID, now); err != nil {
 				s.log.Warn("cannot record token use", "token", t.Name, "err", err)
 			}
 		}
-		return principal{User: "token:" + t.Name, TokenID: t.ID}, true
+		return principal{User: "token:" + t.Name, TokenID: t.ID, Owner: t.Owner, Role: role}, true, nil
 	}
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
-		return principal{}, false
+		return principal{}, false, nil
 	}
 	user, ok := s.sessions.lookup(c.Value, s.now())
 	if !ok {
-		return principal{}, false
+		return principal{}, false, nil
 	}
-	return principal{User: user}, true
+	// The role is read at every request, so that a change (also by
+	// `flowbox user set-role` or `user remove` while serve runs) applies
+	// at once.
+	u, err := s.deps.Users.UserByName(r.Context(), user)
+	if errors.Is(err, store.ErrNotFound) {
+		s.sessions.deleteUser(user, "")
+		return principal{}, false, nil
+	}
+	if err != nil {
+		return principal{}, false, fmt.Errorf("cannot read the session's user: %w", err)
+	}
+	return principal{User: user, Owner: user, Role: u.Role}, true, nil
 }
 
 // requireAPIAuth answers 401 with a JSON error to unauthenticated API calls.
 func (s *Server) requireAPIAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, ok := s.authenticate(r)
+		p, ok, err := s.authenticate(r)
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="flowbox"`)
 			writeError(w, http.StatusUnauthorized, "authentication required")
@@ -162,7 +187,12 @@ func (s *Server) requireAPIAuth(next http.Handler) http.Handler {
 // user yet) or the login page.
 func (s *Server) requirePageAuth(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		p, ok := s.authenticate(r)
+		p, ok, err := s.authenticate(r)
+		if err != nil {
+			s.log.Error("cannot authenticate", "err", err)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
 		if !ok {
 			n, err := s.deps.Users.CountUsers(r.Context())
 			if err != nil {

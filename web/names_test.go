@@ -99,6 +99,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Interface": InterfaceView{}, "Exporter": ExporterView{}, "Router": RouterView{}, "Run": RunView{},
 		"IfSeries": InterfaceSeries{}, "Series": Series{}, "TopRow": TopRow{}, "Top": TopResult{},
 		"Flow": FlowView{}, "FlowPage": FlowsResult{}, "Settings": Settings{}, "Error": errorBody{},
+		"AuditEntry": AuditView{}, "AuditPage": AuditPage{},
 	} {
 		sc, ok := schemas[name].(openAPI)
 		if !ok {

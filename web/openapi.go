@@ -2,7 +2,7 @@ package web
 
 import (
 	"net/http"
-	"sync"
+	"strings"
 
 	"github.com/flowbox/flowbox/store"
 )
@@ -83,6 +83,7 @@ func buildOpenAPI() openAPI {
 	num := openAPI{"type": "number"}
 	integ := openAPI{"type": "integer"}
 	boo := openAPI{"type": "boolean"}
+	role := openAPI{"type": "string", "enum": []string{"viewer", "operator", "admin"}}
 	ts := openAPI{"type": "string", "format": "date-time"}
 	withID := []any{idParam()}
 	top := append([]any{openAPI{"name": "dimension", "in": "path", "required": true,
@@ -222,16 +223,26 @@ func buildOpenAPI() openAPI {
 			"/domains/status": openAPI{"get": op("Per router, how its DNS cache is read (last poll, names, failures) and whether it is its customers' resolver, "+
 				"with what that means for the domains shown", "200", openAPI{"type": "object"}, nil, nil, "503")},
 			"/users": openAPI{
-				"get":  op("Console users", "200", arrayOf("User"), nil, nil),
-				"post": op("Add a console user", "201", ref("User"), nil, ref("UserRequest"), "400", "409"),
+				"get":  op("Console users and their roles (admin)", "200", arrayOf("User"), nil, nil),
+				"post": op("Add a console user (admin); the role defaults to viewer", "201", ref("User"), nil, ref("UserRequest"), "400", "409"),
 			},
-			"/users/{name}":          openAPI{"delete": op("Delete a user (not the last one)", "204", nil, []any{nameParam()}, nil, "404", "409")},
-			"/users/{name}/password": openAPI{"put": op("Change a user's password", "204", nil, []any{nameParam()}, ref("UserRequest"), "400", "404")},
+			"/users/{name}": openAPI{"delete": op("Delete a user (admin; not the last admin) with its sessions and API tokens", "204", nil, []any{nameParam()}, nil, "404", "409")},
+			"/users/{name}/password": openAPI{"put": op("Change a password: one's own with current_password (other sessions end, tokens stay), "+
+				"or another user's as an admin (all of that user's sessions end and API tokens are revoked)", "204", nil, []any{nameParam()}, ref("UserRequest"), "400", "404")},
+			"/users/{name}/role": openAPI{"put": op("Change a user's role (admin; never leaving no admin); the user's tokens do at most what the new role allows",
+				"200", ref("User"), []any{nameParam()}, obj(openAPI{"role": role}, "role"), "400", "404", "409")},
 			"/tokens": openAPI{
-				"get":  op("API tokens (names and prefixes)", "200", arrayOf("Token"), nil, nil),
-				"post": op("Create an API token; the secret is returned once", "201", ref("Token"), nil, obj(openAPI{"name": str}, "name"), "400", "409"),
+				"get": op("API tokens without their secrets: an admin sees everybody's, anyone else their own", "200", arrayOf("Token"), nil, nil),
+				"post": op("Create an API token (the secret is returned once) owned by the caller, or by user for an admin; its role is at most the owner's and the caller's (default: that); "+
+					"it may expire (expires_in such as 720h or 30d, or expires_at, RFC 3339)", "201", ref("Token"), nil,
+					obj(openAPI{"name": str, "user": str, "role": role, "expires_in": str, "expires_at": ts}, "name"), "400", "409"),
 			},
-			"/tokens/{id}": openAPI{"delete": op("Revoke an API token", "204", nil, withID, nil, "400", "404")},
+			"/tokens/{id}": openAPI{"delete": op("Revoke an API token (one's own; an admin's: anybody's)", "204", nil, withID, nil, "400", "404")},
+			"/audit": openAPI{"get": op("The audit log, newest first (admin): who changed what, when and from where; kept max_age, at most max_rows entries", "200", ref("AuditPage"),
+				[]any{
+					openAPI{"name": "limit", "in": "query", "schema": openAPI{"type": "integer", "minimum": 1, "maximum": 500, "default": 100}},
+					openAPI{"name": "before", "in": "query", "description": "the next of the previous page", "schema": integ},
+				}, nil, "400")},
 		},
 		"components": openAPI{
 			"securitySchemes": openAPI{
@@ -240,8 +251,11 @@ func buildOpenAPI() openAPI {
 			},
 			"responses": openAPI{"Error": openAPI{"description": "error", "content": openAPI{"application/json": openAPI{"schema": ref("Error")}}}},
 			"schemas": openAPI{
-				"Error": obj(openAPI{"error": str}, "error"),
-				"Me":    obj(openAPI{"user": str, "token": boo}),
+				"Error":      obj(openAPI{"error": str}, "error"),
+				"Me":         obj(openAPI{"user": str, "token": boo, "owner": str, "role": role}),
+				"AuditEntry": obj(openAPI{"id": integ, "at": ts, "actor": str, "action": str, "target": str, "detail": str, "client": str, "ok": boo}),
+				"AuditPage": obj(openAPI{"entries": arrayOf("AuditEntry"), "next": openAPI{"type": "integer", "description": "before= of the next page, 0 at the end"},
+					"max_age": str, "max_rows": integ}),
 				"RouterSpec": obj(openAPI{"name": str, "address": openAPI{"type": "string", "description": "host or host:port of the RouterOS API"},
 					"username": str, "password": openAPI{"type": "string", "writeOnly": true}, "tls": boo}, "address", "username"),
 				"Change":    obj(openAPI{"path": str, "old": str, "new": str, "skip": boo}),
@@ -296,10 +310,11 @@ func buildOpenAPI() openAPI {
 				"Usage": obj(openAPI{"from": ts, "to": ts, "resolution": str, "count": integ, "total": ref("UsageTotal"), "rows": arrayOf("UsageRow")}),
 				"UsageSeries": obj(openAPI{"subscriber": str, "resolution": str, "step": integ, "times": openAPI{"type": "array", "items": integ},
 					"download_bytes": openAPI{"type": "array", "items": integ}, "upload_bytes": openAPI{"type": "array", "items": integ}}),
-				"FlowPage":    obj(openAPI{"flows": arrayOf("Flow"), "next": str}),
-				"Settings":    obj(openAPI{"collector_listen": openAPI{"type": "array", "items": str}, "raw_retention": str, "minute_retention": str, "hour_retention": str}),
-				"User":        obj(openAPI{"name": str, "created_at": ts}),
-				"UserRequest": obj(openAPI{"name": str, "password": openAPI{"type": "string", "writeOnly": true, "minLength": MinPasswordLength}}, "password"),
+				"FlowPage": obj(openAPI{"flows": arrayOf("Flow"), "next": str}),
+				"Settings": obj(openAPI{"collector_listen": openAPI{"type": "array", "items": str}, "raw_retention": str, "minute_retention": str, "hour_retention": str}),
+				"User":     obj(openAPI{"name": str, "role": role, "created_at": ts}),
+				"UserRequest": obj(openAPI{"name": str, "password": openAPI{"type": "string", "writeOnly": true, "minLength": MinPasswordLength},
+					"current_password": openAPI{"type": "string", "writeOnly": true, "description": "required to change one's own password"}, "role": role}, "password"),
 				"InterfaceCoverage": obj(openAPI{"router_id": integ, "router": str, "if_index": integ, "interface": str,
 					"flow_bytes_in": integ, "counter_bytes_in": integ, "flow_bytes_out": integ, "counter_bytes_out": integ,
 					"flow_packets_in": integ, "counter_packets_in": integ, "flow_packets_out": integ, "counter_packets_out": integ,
@@ -344,7 +359,8 @@ func buildOpenAPI() openAPI {
 					"mitigation": arrayOf("MitigationStatus")}),
 				"TestNotificationRequest": obj(openAPI{"channel": str}, "channel"),
 				"TestNotificationResult":  obj(openAPI{"ok": boo}),
-				"Token":                   obj(openAPI{"id": integ, "name": str, "prefix": str, "created_at": ts, "last_used": ts, "token": openAPI{"type": "string", "description": "only when created"}}),
+				"Token": obj(openAPI{"id": integ, "name": str, "prefix": str, "owner": str, "role": role, "created_at": ts, "expires_at": ts, "expired": boo,
+					"last_used": ts, "token": openAPI{"type": "string", "description": "only when created"}}),
 				"NATQuery": obj(openAPI{"address": str, "port": integ, "proto": str, "at": ts,
 					"window": openAPI{"type": "string", "description": "the tolerance on each side, a Go duration (2m0s)"}}),
 				"NATMapping": obj(openAPI{"router_id": integ, "router": str, "proto": str,
@@ -370,9 +386,22 @@ func buildOpenAPI() openAPI {
 	}
 }
 
-var openAPIOnce = sync.OnceValue(buildOpenAPI)
-
-// handleOpenAPI serves the OpenAPI document.
+// handleOpenAPI serves the OpenAPI document, each operation with the
+// least role that may call it (x-min-role; 403 below it).
 func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, openAPIOnce())
+	doc := buildOpenAPI()
+	for path, ops := range doc["paths"].(openAPI) {
+		for method, o := range ops.(openAPI) {
+			role, ok := s.routeRoles[routeKey(strings.ToUpper(method), "/api/v1"+path)]
+			if !ok {
+				continue
+			}
+			o := o.(openAPI)
+			o["x-min-role"] = role
+			if role != store.RoleViewer || path == "/users/{name}/password" {
+				o["responses"].(openAPI)["403"] = openAPI{"$ref": "#/components/responses/Error"}
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, doc)
 }

@@ -17,8 +17,11 @@ import (
 type pageData struct {
 	Title string
 	// Page names the active navigation entry and the page script.
-	Page  string
-	User  string
+	Page string
+	User string
+	// Role is the user's role: layout.html puts it on <body data-role>,
+	// and app.css hides the controls of the roles above it.
+	Role  string
 	Error string
 	// Next is where the login form goes after success.
 	Next string
@@ -63,9 +66,14 @@ func userOf(r *http.Request) string {
 	return p.User
 }
 
+func roleOf(r *http.Request) string {
+	p, _ := principalFrom(r.Context())
+	return string(p.Role)
+}
+
 // handleFleetPage shows every router and the "Add router" form.
 func (s *Server) handleFleetPage(w http.ResponseWriter, r *http.Request) {
-	s.render(w, http.StatusOK, "fleet", pageData{Title: "Fleet", User: userOf(r)})
+	s.render(w, http.StatusOK, "fleet", pageData{Title: "Fleet", User: userOf(r), Role: roleOf(r)})
 }
 
 // handleRouterPage shows one router's traffic, top-N tables, history and
@@ -86,29 +94,29 @@ func (s *Server) handleRouterPage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	s.render(w, http.StatusOK, "router", pageData{Title: rt.Name, User: userOf(r), RouterID: id})
+	s.render(w, http.StatusOK, "router", pageData{Title: rt.Name, User: userOf(r), Role: roleOf(r), RouterID: id})
 }
 
 // handleSubscribersPage shows the traffic of every subscriber over a
 // period (the usage report).
 func (s *Server) handleSubscribersPage(w http.ResponseWriter, r *http.Request) {
-	s.render(w, http.StatusOK, "subscribers", pageData{Title: "Subscribers", User: userOf(r)})
+	s.render(w, http.StatusOK, "subscribers", pageData{Title: "Subscribers", User: userOf(r), Role: roleOf(r)})
 }
 
 // handleFlowsPage shows the flow search.
 func (s *Server) handleFlowsPage(w http.ResponseWriter, r *http.Request) {
-	s.render(w, http.StatusOK, "flows", pageData{Title: "Flows", User: userOf(r)})
+	s.render(w, http.StatusOK, "flows", pageData{Title: "Flows", User: userOf(r), Role: roleOf(r)})
 }
 
 // handleSettingsPage shows the settings, users and tokens.
 func (s *Server) handleSettingsPage(w http.ResponseWriter, r *http.Request) {
-	s.render(w, http.StatusOK, "settings", pageData{Title: "Settings", User: userOf(r)})
+	s.render(w, http.StatusOK, "settings", pageData{Title: "Settings", User: userOf(r), Role: roleOf(r)})
 }
 
 // handleAlertsPage shows the active and past alerts, and the state of
 // detection, notification and mitigation.
 func (s *Server) handleAlertsPage(w http.ResponseWriter, r *http.Request) {
-	s.render(w, http.StatusOK, "alerts", pageData{Title: "Alerts", User: userOf(r), AlertKinds: store.AlertKinds,
+	s.render(w, http.StatusOK, "alerts", pageData{Title: "Alerts", User: userOf(r), Role: roleOf(r), AlertKinds: store.AlertKinds,
 		AlertsDisabled: s.deps.Alerts == nil})
 }
 
@@ -116,7 +124,7 @@ func (s *Server) handleAlertsPage(w http.ResponseWriter, r *http.Request) {
 // around it, its mitigation and notifications.
 func (s *Server) handleAlertPage(w http.ResponseWriter, r *http.Request) {
 	if s.deps.Alerts == nil {
-		s.render(w, http.StatusOK, "alert", pageData{Title: "Alert", User: userOf(r), AlertsDisabled: true})
+		s.render(w, http.StatusOK, "alert", pageData{Title: "Alert", User: userOf(r), Role: roleOf(r), AlertsDisabled: true})
 		return
 	}
 	id, err := strconv.ParseInt(mux.Vars(r)["id"], 10, 64)
@@ -135,14 +143,14 @@ func (s *Server) handleAlertPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.render(w, http.StatusOK, "alert", pageData{Title: "Alert " + strconv.FormatInt(id, 10) + ": " + a.Kind + " on " + a.Target,
-		User: userOf(r), AlertID: id})
+		User: userOf(r), Role: roleOf(r), AlertID: id})
 }
 
 // handleAbusePage shows the abuse lookup: a complaint's public address,
 // port and time to the subscriber, with the evidence, printable and as
 // CSV; and "who had this address?".
 func (s *Server) handleAbusePage(w http.ResponseWriter, r *http.Request) {
-	s.render(w, http.StatusOK, "abuse", pageData{Title: "Abuse lookup", User: userOf(r), NATDisabled: s.deps.NAT == nil})
+	s.render(w, http.StatusOK, "abuse", pageData{Title: "Abuse lookup", User: userOf(r), Role: roleOf(r), NATDisabled: s.deps.NAT == nil})
 }
 
 // safeNext keeps a post-login redirect on this site.
@@ -229,6 +237,13 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.metrics.logins.WithLabelValues("bad_credentials").Inc()
 		s.backoff.failed(name, s.now())
 		s.log.Info("login failed", "user", name, "client", s.clientIP(r))
+		if found {
+			s.auditAs(r, u.Name, "login", "", "wrong password", false)
+		} else {
+			// The name typed is not kept: it may be a password typed in
+			// the wrong field.
+			s.auditAs(r, "(unknown user)", "login", "", "unknown user name", false)
+		}
 		s.render(w, http.StatusUnauthorized, "login", pageData{Title: "Log in", Next: next, Name: name, Error: "Invalid user name or password."})
 		return
 	}
@@ -240,6 +255,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	s.metrics.logins.WithLabelValues("ok").Inc()
 	s.backoff.succeeded(name)
 	s.log.Info("login", "user", u.Name, "client", s.clientIP(r))
+	s.auditAs(r, u.Name, "login", "", "role "+string(u.Role), true)
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
@@ -308,7 +324,7 @@ func (s *Server) handleSetup(w http.ResponseWriter, r *http.Request) {
 	s.setupMu.Lock()
 	n, err := s.deps.Users.CountUsers(r.Context())
 	if err == nil && n == 0 {
-		if _, err = s.deps.Users.CreateUser(r.Context(), name, hash); err == nil {
+		if _, err = s.deps.Users.CreateUser(r.Context(), name, hash, store.RoleAdmin); err == nil {
 			s.dropSetupTokenLocked()
 		}
 	}
@@ -323,6 +339,7 @@ func (s *Server) handleSetup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("created the first user", "user", name, "client", s.clientIP(r))
+	s.auditAs(r, name, "setup", "user "+name, "the first user, admin", true)
 	if err := s.setSession(w, r, name); err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return

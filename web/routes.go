@@ -7,10 +7,13 @@ import (
 	"strings"
 
 	"github.com/gorilla/mux"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // routes builds every route of the console on one gorilla/mux router.
 func (s *Server) routes() *mux.Router {
+	s.routeRoles = make(map[string]store.Role)
 	r := mux.NewRouter()
 	r.Use(s.instrument)
 	r.NotFoundHandler = s.instrument(http.HandlerFunc(s.handleNotFound))
@@ -29,7 +32,8 @@ func (s *Server) routes() *mux.Router {
 	// credentials): a loopback peer may be a same-host proxy or a
 	// rootless container's port forwarder, so it proves nothing.
 	// web.metrics-listen serves it without login on an address of its own.
-	r.Handle("/metrics", s.requireAPIAuth(s.metricsHandler())).Methods(http.MethodGet)
+	r.Handle("/metrics", s.requireAPIAuth(s.guardAPI(readRoute("/metrics", store.RoleViewer, s.metricsHandler().ServeHTTP)))).Methods(http.MethodGet)
+	s.routeRoles[routeKey(http.MethodGet, "/metrics")] = store.RoleViewer
 	if s.cfg.Pprof {
 		p := r.PathPrefix("/debug/pprof").Subrouter()
 		p.Use(loopbackOnly)
@@ -41,65 +45,102 @@ func (s *Server) routes() *mux.Router {
 		p.PathPrefix("/").HandlerFunc(pprof.Index).Methods(http.MethodGet)
 	}
 
-	// Pages.
-	r.HandleFunc("/", s.requirePageAuth(s.handleFleetPage)).Methods(http.MethodGet)
-	r.HandleFunc("/routers/{id}", s.requirePageAuth(s.handleRouterPage)).Methods(http.MethodGet)
-	r.HandleFunc("/subscribers", s.requirePageAuth(s.handleSubscribersPage)).Methods(http.MethodGet)
-	r.HandleFunc("/flows", s.requirePageAuth(s.handleFlowsPage)).Methods(http.MethodGet)
-	r.HandleFunc("/settings", s.requirePageAuth(s.handleSettingsPage)).Methods(http.MethodGet)
-	r.HandleFunc("/alerts", s.requirePageAuth(s.handleAlertsPage)).Methods(http.MethodGet)
-	r.HandleFunc("/alerts/{id}", s.requirePageAuth(s.handleAlertPage)).Methods(http.MethodGet)
-	r.HandleFunc("/abuse", s.requirePageAuth(s.handleAbusePage)).Methods(http.MethodGet)
+	// Pages: every one is for viewers (read only); what a role cannot do
+	// is hidden (layout.html puts the role on <body data-role>, and
+	// app.css hides .needs-operator and .needs-admin from lesser roles).
+	for _, rt := range s.pageRoutes() {
+		r.HandleFunc(rt.path, s.guardPage(rt)).Methods(rt.method)
+		s.routeRoles[routeKey(rt.method, rt.path)] = rt.role
+	}
 
-	// The JSON API: every route needs a session or a token.
+	// The JSON API: every route needs a session or a token, and the least
+	// role its table entry declares (403 below it).
 	api := r.PathPrefix("/api/v1").Subrouter()
 	api.Use(s.requireAPIAuth)
 	api.NotFoundHandler = r.NotFoundHandler
 	api.MethodNotAllowedHandler = r.MethodNotAllowedHandler
-	api.HandleFunc("/openapi.json", s.handleOpenAPI).Methods(http.MethodGet)
-	api.HandleFunc("/me", s.handleMe).Methods(http.MethodGet)
-	api.HandleFunc("/routers", s.handleListRouters).Methods(http.MethodGet)
-	api.HandleFunc("/routers", s.handleAddRouter).Methods(http.MethodPost)
-	api.HandleFunc("/routers/{id}", s.handleGetRouter).Methods(http.MethodGet)
-	api.HandleFunc("/routers/{id}", s.handleRemoveRouter).Methods(http.MethodDelete)
-	api.HandleFunc("/routers/{id}/plan", s.handlePlan).Methods(http.MethodGet)
-	api.HandleFunc("/routers/{id}/apply", s.handleApply).Methods(http.MethodPost)
-	api.HandleFunc("/routers/{id}/verify", s.handleVerify).Methods(http.MethodPost)
-	api.HandleFunc("/routers/{id}/undo", s.handleUndo).Methods(http.MethodPost)
-	api.HandleFunc("/routers/{id}/history", s.handleHistory).Methods(http.MethodGet)
-	api.HandleFunc("/exporters", s.handleExporters).Methods(http.MethodGet)
-	api.HandleFunc("/exporters/allowed", s.handleAllowedExporters).Methods(http.MethodGet)
-	api.HandleFunc("/exporters/allowed", s.handleAllowExporter).Methods(http.MethodPost)
-	api.HandleFunc("/exporters/allowed", s.handleDisallowExporter).Methods(http.MethodDelete)
-	api.HandleFunc("/status", s.handleStatus).Methods(http.MethodGet)
-	api.HandleFunc("/traffic", s.handleTraffic).Methods(http.MethodGet)
-	api.HandleFunc("/top/{dimension}", s.handleTop).Methods(http.MethodGet)
-	api.HandleFunc("/flows", s.handleFlows).Methods(http.MethodGet)
-	api.HandleFunc("/flows.csv", s.handleFlowsCSV).Methods(http.MethodGet)
-	api.HandleFunc("/subscribers/usage", s.handleSubscriberUsage).Methods(http.MethodGet)
-	api.HandleFunc("/subscribers/usage.csv", s.handleSubscriberUsageCSV).Methods(http.MethodGet)
-	api.HandleFunc("/subscribers/usage/series", s.handleSubscriberUsageSeries).Methods(http.MethodGet)
-	api.HandleFunc("/subscribers/at", s.handleAddressHolder).Methods(http.MethodGet)
-	api.HandleFunc("/subscribers/domains", s.handleSubscriberDomains).Methods(http.MethodGet)
-	api.HandleFunc("/nat/lookup", s.handleNATLookup).Methods(http.MethodGet)
-	api.HandleFunc("/nat/lookup.csv", s.handleNATLookupCSV).Methods(http.MethodGet)
-	api.HandleFunc("/coverage", s.handleCoverage).Methods(http.MethodGet)
-	api.HandleFunc("/coverage/counters", s.handleCoverageCounters).Methods(http.MethodGet)
-	api.HandleFunc("/domains/status", s.handleDomainStatus).Methods(http.MethodGet)
-	api.HandleFunc("/settings", s.handleSettings).Methods(http.MethodGet)
-	api.HandleFunc("/alerts", s.handleListAlerts).Methods(http.MethodGet)
-	api.HandleFunc("/alerts/status", s.handleAlertStatus).Methods(http.MethodGet) // before /alerts/{id}
-	api.HandleFunc("/alerts/{id}", s.handleGetAlert).Methods(http.MethodGet)
-	api.HandleFunc("/alerts/{id}/ack", s.handleAckAlert).Methods(http.MethodPost)
-	api.HandleFunc("/notifications/test", s.handleTestNotification).Methods(http.MethodPost)
-	api.HandleFunc("/users", s.handleListUsers).Methods(http.MethodGet)
-	api.HandleFunc("/users", s.handleCreateUser).Methods(http.MethodPost)
-	api.HandleFunc("/users/{name}", s.handleDeleteUser).Methods(http.MethodDelete)
-	api.HandleFunc("/users/{name}/password", s.handleSetPassword).Methods(http.MethodPut)
-	api.HandleFunc("/tokens", s.handleListTokens).Methods(http.MethodGet)
-	api.HandleFunc("/tokens", s.handleCreateToken).Methods(http.MethodPost)
-	api.HandleFunc("/tokens/{id}", s.handleDeleteToken).Methods(http.MethodDelete)
+	for _, rt := range s.apiRoutes() {
+		api.Handle(rt.path, s.guardAPI(rt)).Methods(rt.method)
+		s.routeRoles[routeKey(rt.method, "/api/v1"+rt.path)] = rt.role
+	}
 	return r
+}
+
+// Roles of the routes, for the tables below.
+const (
+	viewer   = store.RoleViewer
+	operator = store.RoleOperator
+	admin    = store.RoleAdmin
+)
+
+// pageRoutes are the console's pages with the least role of each.
+func (s *Server) pageRoutes() []route {
+	return []route{
+		readRoute("/", viewer, s.handleFleetPage),
+		readRoute("/routers/{id}", viewer, s.handleRouterPage),
+		readRoute("/subscribers", viewer, s.handleSubscribersPage),
+		readRoute("/flows", viewer, s.handleFlowsPage),
+		readRoute("/settings", viewer, s.handleSettingsPage), // users, tokens and the audit log are hidden below admin
+		readRoute("/alerts", viewer, s.handleAlertsPage),
+		readRoute("/alerts/{id}", viewer, s.handleAlertPage),
+		readRoute("/abuse", viewer, s.handleAbusePage),
+	}
+}
+
+// apiRoutes are the JSON API's routes (under /api/v1) with the least role
+// of each, and the audit action of those that change something.
+func (s *Server) apiRoutes() []route {
+	return []route{
+		readRoute("/openapi.json", viewer, s.handleOpenAPI),
+		readRoute("/me", viewer, s.handleMe),
+		readRoute("/routers", viewer, s.handleListRouters),
+		writeRoute(http.MethodPost, "/routers", operator, "router.add", s.handleAddRouter, "name", "address", "username"),
+		readRoute("/routers/{id}", viewer, s.handleGetRouter),
+		writeRoute(http.MethodDelete, "/routers/{id}", operator, "router.remove", s.handleRemoveRouter),
+		readRoute("/routers/{id}/plan", viewer, s.handlePlan),
+		writeRoute(http.MethodPost, "/routers/{id}/apply", operator, "router.apply", s.handleApply),
+		writeRoute(http.MethodPost, "/routers/{id}/verify", operator, "router.verify", s.handleVerify),
+		writeRoute(http.MethodPost, "/routers/{id}/undo", operator, "router.undo", s.handleUndo),
+		readRoute("/routers/{id}/history", viewer, s.handleHistory),
+		readRoute("/exporters", viewer, s.handleExporters),
+		readRoute("/exporters/allowed", viewer, s.handleAllowedExporters),
+		writeRoute(http.MethodPost, "/exporters/allowed", operator, "exporter.allow", s.handleAllowExporter, "prefix"),
+		writeRoute(http.MethodDelete, "/exporters/allowed", operator, "exporter.disallow", s.handleDisallowExporter),
+		readRoute("/status", viewer, s.handleStatus),
+		readRoute("/traffic", viewer, s.handleTraffic),
+		readRoute("/top/{dimension}", viewer, s.handleTop),
+		readRoute("/flows", viewer, s.handleFlows),
+		readRoute("/flows.csv", viewer, s.handleFlowsCSV),
+		readRoute("/subscribers/usage", viewer, s.handleSubscriberUsage),
+		readRoute("/subscribers/usage.csv", viewer, s.handleSubscriberUsageCSV),
+		readRoute("/subscribers/usage/series", viewer, s.handleSubscriberUsageSeries),
+		readRoute("/subscribers/at", viewer, s.handleAddressHolder),
+		readRoute("/subscribers/domains", viewer, s.handleSubscriberDomains),
+		readRoute("/nat/lookup", viewer, s.handleNATLookup),
+		readRoute("/nat/lookup.csv", viewer, s.handleNATLookupCSV),
+		readRoute("/coverage", viewer, s.handleCoverage),
+		readRoute("/coverage/counters", viewer, s.handleCoverageCounters),
+		readRoute("/domains/status", viewer, s.handleDomainStatus),
+		readRoute("/settings", viewer, s.handleSettings),
+		readRoute("/alerts", viewer, s.handleListAlerts),
+		readRoute("/alerts/status", viewer, s.handleAlertStatus), // before /alerts/{id}
+		readRoute("/alerts/{id}", viewer, s.handleGetAlert),
+		writeRoute(http.MethodPost, "/alerts/{id}/ack", operator, "alert.ack", s.handleAckAlert),
+		writeRoute(http.MethodPost, "/notifications/test", operator, "notification.test", s.handleTestNotification, "channel"),
+		// Users: admins only, but everybody changes their own password
+		// (giving the current one; the handler checks who may).
+		readRoute("/users", admin, s.handleListUsers),
+		writeRoute(http.MethodPost, "/users", admin, "user.add", s.handleCreateUser, "name", "role"),
+		writeRoute(http.MethodDelete, "/users/{name}", admin, "user.remove", s.handleDeleteUser),
+		writeRoute(http.MethodPut, "/users/{name}/password", viewer, "user.password", s.handleSetPassword),
+		writeRoute(http.MethodPut, "/users/{name}/role", admin, "user.role", s.handleSetRole, "role"),
+		// Tokens: everybody lists their own, operators make and revoke
+		// their own, admins everybody's (the handlers check whose).
+		readRoute("/tokens", viewer, s.handleListTokens),
+		writeRoute(http.MethodPost, "/tokens", operator, "token.create", s.handleCreateToken, "name", "user", "role", "expires_in", "expires_at"),
+		writeRoute(http.MethodDelete, "/tokens/{id}", operator, "token.revoke", s.handleDeleteToken),
+		readRoute("/audit", admin, s.handleAudit),
+	}
 }
 
 // handleHealthz says the process serves HTTP and the store writes: 200

@@ -53,6 +53,12 @@ type Server struct {
 	assetVersions map[string]string
 	setupMu       sync.Mutex // serialises the first-user creation
 	setupToken    string     // one-time token /setup asks for while no user exists (setupMu)
+	// routeRoles is the least role of each route ("METHOD /template"),
+	// from the tables of routes.go.
+	routeRoles     map[string]store.Role
+	auditRetention store.AuditRetention
+	auditMu        sync.Mutex
+	auditPruned    time.Time // when the audit log was last pruned (auditMu)
 }
 
 // New checks the configuration and dependencies and builds the server
@@ -86,7 +92,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now, auditRetention: deps.AuditRetention}
+	if s.auditRetention == (store.AuditRetention{}) {
+		s.auditRetention = store.DefaultAuditRetention()
+	}
 	var err error
 	s.metrics, err = newMetrics(deps.Registerer, func() float64 { return float64(s.sessions.count()) })
 	if err != nil {
@@ -237,7 +246,7 @@ func (s *Server) Bootstrap(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("admin-password: %w", err)
 	}
-	if _, err := s.deps.Users.CreateUser(ctx, "admin", hash); err != nil && !errors.Is(err, store.ErrExists) {
+	if _, err := s.deps.Users.CreateUser(ctx, "admin", hash, store.RoleAdmin); err != nil && !errors.Is(err, store.ErrExists) {
 		return fmt.Errorf("cannot create admin user: %w", err)
 	}
 	s.log.Info("created the admin user from the configured password")

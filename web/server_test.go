@@ -143,7 +143,7 @@ func (e *env) createAdmin() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if _, err := e.st.CreateUser(context.Background(), "admin", hash); err != nil {
+	if _, err := e.st.CreateUser(context.Background(), "admin", hash, store.RoleAdmin); err != nil {
 		e.t.Fatal(err)
 	}
 }

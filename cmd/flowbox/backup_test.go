@@ -66,6 +66,9 @@ func TestBackupCommand(t *testing.T) {
 		n := countFlows(st)
 		return n == len(flows), fmt.Sprintf("%d of %d", n, len(flows))
 	})
+	if _, _, err := runIn(t, "user", "add", "--name", "admin", "--role", "admin", "--password-file", writePassword(t, "long enough password"), "--data-dir", data); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := runIn(t, "token", "create", "--name", "ci", "--data-dir", data); err != nil {
 		t.Fatal(err)
 	}

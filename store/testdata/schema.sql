@@ -1,5 +1,7 @@
 CREATE INDEX alerts_active ON alerts (ended) WHERE ended IS NULL;
 CREATE INDEX alerts_started ON alerts (started);
+CREATE INDEX api_tokens_user ON api_tokens(user_id);
+CREATE INDEX audit_log_at ON audit_log(at);
 CREATE INDEX console_sessions_expires ON console_sessions(expires_at);
 CREATE INDEX console_sessions_user ON console_sessions(user_name);
 CREATE INDEX dns_names_valid_to ON dns_names(valid_to);
@@ -50,6 +52,16 @@ CREATE TABLE api_tokens (
 	prefix     TEXT    NOT NULL,        -- first characters, for display
 	created_at INTEGER NOT NULL,        -- unix ms
 	last_used  INTEGER NOT NULL DEFAULT 0 -- unix ms, 0 = never
+, user_id INTEGER REFERENCES users(id) ON DELETE CASCADE, role TEXT NOT NULL DEFAULT 'viewer' CHECK (role IN ('admin', 'operator', 'viewer')), expires_at INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE audit_log (
+	id     INTEGER PRIMARY KEY,
+	at     INTEGER NOT NULL,            -- unix ms
+	actor  TEXT    NOT NULL,            -- user name, token:<name> (user), cli, or what was tried
+	action TEXT    NOT NULL,            -- such as login, user.add, router.apply
+	target TEXT    NOT NULL DEFAULT '', -- such as a user or router name
+	detail TEXT    NOT NULL DEFAULT '',
+	client TEXT    NOT NULL DEFAULT '', -- client address, or "local" for the CLI
+	ok     INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE collector_stats (
 	exporter        TEXT    PRIMARY KEY,
@@ -286,4 +298,4 @@ CREATE TABLE users (
 	password_hash TEXT    NOT NULL,
 	created_at    INTEGER NOT NULL, -- unix ms
 	updated_at    INTEGER NOT NULL  -- unix ms
-);
+, role TEXT NOT NULL DEFAULT 'viewer' CHECK (role IN ('admin', 'operator', 'viewer')));

@@ -40,7 +40,7 @@
       return el("td", { class: "acked", title: when(a.acked_at) }, "acknowledged by " + a.acked_by);
     }
     if (a.ended) return el("td", { class: "muted" }, "—");
-    const btn = el("button", { type: "button", class: "ack", title: "Acknowledge: you are on it" }, "Acknowledge");
+    const btn = el("button", { type: "button", class: "ack needs-operator", title: "Acknowledge: you are on it" }, "Acknowledge");
     btn.addEventListener("click", () => ack(a, btn));
     return el("td", null, btn);
   }
@@ -135,7 +135,7 @@
     if (!list.length) { emptyRow(tb, 6, "No notification channel is configured."); return; }
     clear(tb);
     list.forEach((c) => {
-      const btn = el("button", { type: "button", class: "send-test", dataset: { channel: c.name } }, "Send test");
+      const btn = el("button", { type: "button", class: "send-test needs-operator", dataset: { channel: c.name } }, "Send test");
       btn.addEventListener("click", () => sendTest(c.name, btn));
       const err = c.last_error ? el("td", { class: "wrap error", title: when(c.last_error_at) }, c.last_error + (c.last_error_at ? " (" + ago(c.last_error_at) + ")" : "")) :
         el("td", { class: "muted" }, c.last_sent ? "none; last sent " + ago(c.last_sent) : "none");

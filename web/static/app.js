@@ -92,5 +92,13 @@
     return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + "T" + p(d.getHours()) + ":" + p(d.getMinutes());
   }
 
-  window.fb = { api, el, bits, bytes, count, ago, when, shortWhen, badge, show, clear, emptyRow, localInput };
+  // role is the user's role (layout.html's <body data-role>); can(r) says
+  // whether it may do what role r may. Scripts that build buttons for
+  // changes check it (or give them the class needs-operator/needs-admin,
+  // which app.css hides); the API refuses them anyway.
+  const roleRank = { viewer: 1, operator: 2, admin: 3 };
+  const role = document.body.dataset.role || "";
+  function can(r) { return (roleRank[role] || 0) >= (roleRank[r] || 99); }
+
+  window.fb = { api, el, bits, bytes, count, ago, when, shortWhen, badge, show, clear, emptyRow, localInput, role, can };
 })();

@@ -129,9 +129,9 @@
   }
 
   function unknownRow(x) {
-    const ob = el("button", { type: "button", class: "onboard", title: "Add it as a router: flowbox configures its traffic-flow" }, "Onboard");
+    const ob = el("button", { type: "button", class: "onboard needs-operator", title: "Add it as a router: flowbox configures its traffic-flow" }, "Onboard");
     ob.addEventListener("click", () => openAdd(x.exporter));
-    const ac = el("button", { type: "button", class: "accept", title: "Store its flows without onboarding it" }, "Accept");
+    const ac = el("button", { type: "button", class: "accept needs-operator", title: "Store its flows without onboarding it" }, "Accept");
     ac.addEventListener("click", () => accept(x, ac));
     // Phones show the last seen time under the address.
     return el("tr", { dataset: { exporter: x.exporter } },
