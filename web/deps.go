@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -88,6 +89,16 @@ type Duration time.Duration
 
 // MarshalText renders the duration in Go syntax.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText parses a duration in Go syntax (clients of the API).
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("cannot parse duration: %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}
 
 // FlowQuerier answers the dashboard's questions about stored flows
 // (implemented by store/flowdb, with SubscriberAt from store/inventory).

@@ -251,7 +251,7 @@ func TestPagesCarryTheRole(t *testing.T) {
 	}
 	// The settings page marks what a viewer may not use.
 	_, body := e.doWith(c, "", http.MethodGet, "/settings", nil)
-	for _, want := range []string{`id="users-card" class="card needs-admin"`, `id="token-form" class="grid-form needs-operator"`, `id="audit-card" class="card needs-admin"`} {
+	for _, want := range []string{`id="users-card" class="card needs-admin"`, `id="token-form" class="grid-form needs-operator"`, `id="audit-card" class="card wide needs-admin"`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("settings page lacks %s", want)
 		}
