@@ -280,3 +280,37 @@ func mustURL(t *testing.T, s string) *url.URL {
 	}
 	return u
 }
+
+// TestOpenAPINamesTheLeastRoles: every operation of the OpenAPI document
+// says its least role (x-min-role), as the route tables declare it.
+func TestOpenAPINamesTheLeastRoles(t *testing.T) {
+	e := newEnv(t)
+	e.addUser("view", store.RoleViewer)
+	c := e.clientAs("view")
+	var doc struct {
+		Paths map[string]map[string]struct {
+			MinRole   store.Role                 `json:"x-min-role"`
+			Responses map[string]json.RawMessage `json:"responses"`
+		} `json:"paths"`
+	}
+	code, b := e.doWith(c, "", http.MethodGet, "/api/v1/openapi.json", nil)
+	if code != http.StatusOK || json.Unmarshal(b, &doc) != nil {
+		t.Fatalf("openapi: %d", code)
+	}
+	n := 0
+	for p, ops := range doc.Paths {
+		for m, o := range ops {
+			want := e.srv.routeRoles[routeKey(strings.ToUpper(m), "/api/v1"+p)]
+			if o.MinRole != want {
+				t.Errorf("%s %s: x-min-role %q, want %q", m, p, o.MinRole, want)
+			}
+			if _, ok := o.Responses["403"]; ok != (want != store.RoleViewer || p == "/users/{name}/password") {
+				t.Errorf("%s %s: a 403 answer is described: %v", m, p, ok)
+			}
+			n++
+		}
+	}
+	if n < 40 {
+		t.Fatalf("only %d operations", n)
+	}
+}

@@ -5,7 +5,11 @@
 // works offline.
 //
 // Every page and API call needs a login: a session cookie from the login
-// form, or an API token sent as "Authorization: Bearer fbx_...". The first
+// form, or an API token sent as "Authorization: Bearer fbx_...". Each user
+// has a role (store.RoleAdmin, RoleOperator, RoleViewer) and each token a
+// role at most its owner's; every route declares its least role in the
+// tables of routes.go and answers 403 below it, and changes are written to
+// the audit log. The first
 // start asks for the admin password unless the configuration (or
 // FLOWBOX_ADMIN_PASSWORD) provides it. State-changing requests are protected
 // against cross-site forgery by http.CrossOriginProtection.
