@@ -12,12 +12,11 @@ import (
 // auditPruneEvery is how often writing the audit log also prunes it.
 const auditPruneEvery = time.Hour
 
-// auditNote lets an audited handler name its target more precisely, add a
-// detail, or write its own entries instead (skip).
+// auditNote lets an audited handler name its target more precisely and
+// add a detail.
 type auditNote struct {
 	target string
 	detail string
-	skip   bool
 }
 
 type auditKey struct{}
@@ -34,14 +33,6 @@ func noteAudit(r *http.Request, target, detail string) {
 			n.target = target
 		}
 		n.detail = detail
-	}
-}
-
-// skipAudit tells the route's guard that the handler wrote its own audit
-// entries.
-func skipAudit(r *http.Request) {
-	if n, ok := r.Context().Value(auditKey{}).(*auditNote); ok {
-		n.skip = true
 	}
 }
 
