@@ -192,7 +192,9 @@ func TestTokenOwnershipRoleAndExpiry(t *testing.T) {
 // written with who, what, when and from where, never a secret; the log is
 // admin only, paginated, and pruned (and counted) beyond its bound.
 func TestAuditLog(t *testing.T) {
-	e := newEnv(t, func(_ *Config, d *Deps) { d.AuditRetention = store.AuditRetention{MaxAge: 24 * time.Hour, MaxRows: 1000} })
+	e := newEnv(t, func(_ *Config, d *Deps) {
+		d.AuditRetention = store.AuditRetention{MaxAge: 24 * time.Hour, MaxRows: 1000}
+	})
 	e.addUser("admin", store.RoleAdmin)
 	e.addUser("noc", store.RoleOperator)
 	// A failed login, by a known and an unknown name (not kept: it may be
