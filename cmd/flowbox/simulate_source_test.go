@@ -20,7 +20,7 @@ func TestSimulateSource(t *testing.T) {
 
 	sources := func(args ...string) map[netip.Addr]int {
 		t.Helper()
-		full := append([]string{"simulate", "--target", target, "--routers", "1", "--rate", "500", "--duration", "300ms"}, args...)
+		full := append([]string{"simulate", "--target", target, "--routers", "1", "--rate", "500", "--duration", "2s"}, args...)
 		if out, err := runWithEnv(nil, full...); err != nil {
 			t.Fatalf("simulate %v: %v\n%s", args, err, out)
 		}

@@ -43,14 +43,14 @@
   // coverageCell shows a router's coverage health: flows over its
   // interface counters (the lower direction), the first cause when low.
   function coverageCell(c) {
-    if (!c) return el("td", { class: "coverage muted", title: "coverage is not available" }, "—");
+    if (!c) return el("td", { class: "coverage opt muted", title: "coverage is not available" }, "—");
     const vals = [c.coverage_in, c.coverage_out].filter((v) => v !== null && v !== undefined);
     const text = vals.length ? Math.min(...vals).toFixed(1) + " %" : "";
     const cls = c.health === "low" ? "warning" : c.health === "ok" ? "ok" : "new";
     let title = c.health === "unknown" ? (c.polls ? "no complete minute of counters yet" : "counters not polled yet") : "";
     if (c.causes && c.causes.length) title = c.causes.join("\n");
     if (c.failures) title += (title ? "\n" : "") + c.failures + " of " + c.polls + " counter polls failed" + (c.last_error ? ": " + c.last_error : "");
-    return el("td", { class: "coverage", title: title || null, dataset: { health: c.health } }, badge(c.health, cls), text ? " " + text : "");
+    return el("td", { class: "coverage opt", title: title || null, dataset: { health: c.health } }, badge(c.health, cls), text ? " " + text : "");
   }
 
   function row(r, cov) {
