@@ -16,12 +16,17 @@ import (
 // Bounds of the store queries the console runs. A router page asks for
 // eight answers at once and the appliance has two cores; the store's
 // reader pool is small too (4 connections), and a raw-flow scan holds a
-// connection for its whole run. Queries beyond the slots wait their turn;
-// beyond the waiting bound they are refused with 503.
+// connection for its whole run. Raw scans (a flow search, or a series or
+// top-N with a filter only raw flows answer) have slots of their own, so
+// that a slow scan never delays the rollup answers the other views need.
+// Queries beyond the slots wait their turn; beyond the waiting bound they
+// are refused with 503.
 const (
-	// maxDashboardQueries is how many series, top-N, search and lookup
+	// maxDashboardQueries is how many rollup series, top-N and lookup
 	// queries run at once.
 	maxDashboardQueries = 2
+	// maxRawQueries is how many raw scans run at once.
+	maxRawQueries = 1
 	// maxExportQueries is how many CSV exports stream at once (an export
 	// holds its slot until the client has read everything).
 	maxExportQueries = 1
@@ -74,14 +79,30 @@ func (l *queryLimiter) release() { <-l.slots }
 type limitedQuerier struct {
 	next      FlowQuerier
 	dashboard *queryLimiter
+	raw       *queryLimiter // raw scans; the dashboard's slots when nil
 	export    *queryLimiter
+}
+
+// scan returns the limiter of a query: raw scans have their own.
+func (q *limitedQuerier) scan(raw bool) *queryLimiter {
+	if raw && q.raw != nil {
+		return q.raw
+	}
+	return q.dashboard
+}
+
+// rawFilter reports whether a filter or resolution makes the store scan
+// raw flows.
+func rawFilter(f *store.Filter, res store.Resolution) bool {
+	return res == store.ResRaw || f.NeedsRaw()
 }
 
 var _ FlowQuerier = (*limitedQuerier)(nil)
 
-// TimeSeries runs the series query within a dashboard slot.
+// TimeSeries runs the series query within a dashboard slot, or a raw
+// slot when it scans raw flows.
 func (q *limitedQuerier) TimeSeries(ctx context.Context, sq store.SeriesQuery) (*store.Series, error) {
-	release, err := q.dashboard.acquire(ctx)
+	release, err := q.scan(rawFilter(&sq.Filter, sq.Resolution)).acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -89,9 +110,11 @@ func (q *limitedQuerier) TimeSeries(ctx context.Context, sq store.SeriesQuery) (
 	return q.next.TimeSeries(ctx, sq)
 }
 
-// Top runs the top-N query within a dashboard slot.
+// Top runs the top-N query within a dashboard slot, or a raw slot when it
+// scans raw flows (a raw-only filter or dimension).
 func (q *limitedQuerier) Top(ctx context.Context, tq store.TopQuery) (*store.TopResult, error) {
-	release, err := q.dashboard.acquire(ctx)
+	raw := rawFilter(&tq.Filter, tq.Resolution) || tq.Dimension == store.DimSrcPort || tq.Dimension == store.DimDstPort
+	release, err := q.scan(raw).acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -99,9 +122,9 @@ func (q *limitedQuerier) Top(ctx context.Context, tq store.TopQuery) (*store.Top
 	return q.next.Top(ctx, tq)
 }
 
-// SearchFlows runs the flow search within a dashboard slot.
+// SearchFlows runs the flow search within a raw slot.
 func (q *limitedQuerier) SearchFlows(ctx context.Context, sq store.SearchQuery) (*store.FlowPage, error) {
-	release, err := q.dashboard.acquire(ctx)
+	release, err := q.scan(true).acquire(ctx)
 	if err != nil {
 		return nil, err
 	}

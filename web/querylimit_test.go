@@ -177,3 +177,95 @@ func TestConcurrentRawQueriesWhileIngesting(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// blockingQuerier is a FlowQuerier whose raw scans (SearchFlows, and Top
+// with a raw-only filter) block until released; rollup queries answer at
+// once.
+type blockingQuerier struct {
+	FlowQuerier
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingQuerier) scan() {
+	b.started <- struct{}{}
+	<-b.release
+}
+
+func (b *blockingQuerier) SearchFlows(context.Context, store.SearchQuery) (*store.FlowPage, error) {
+	b.scan()
+	return &store.FlowPage{}, nil
+}
+
+func (b *blockingQuerier) Top(_ context.Context, q store.TopQuery) (*store.TopResult, error) {
+	if q.Filter.NeedsRaw() {
+		b.scan()
+	}
+	return &store.TopResult{}, nil
+}
+
+func (b *blockingQuerier) TimeSeries(_ context.Context, q store.SeriesQuery) (*store.Series, error) {
+	if q.Filter.NeedsRaw() {
+		b.scan()
+	}
+	return &store.Series{}, nil
+}
+
+// TestRawScansDoNotDelayRollups: while raw scans hold every raw slot (and
+// more wait), rollup series and top-N queries still answer at once; the
+// waiting scans run as the slots free.
+func TestRawScansDoNotDelayRollups(t *testing.T) {
+	t.Parallel()
+	newLimiter := func(n int) *queryLimiter {
+		return newQueryLimiter(n, prometheus.NewCounter(prometheus.CounterOpts{Name: "r"}), prometheus.NewHistogram(prometheus.HistogramOpts{Name: "w"}))
+	}
+	b := &blockingQuerier{started: make(chan struct{}), release: make(chan struct{})}
+	q := &limitedQuerier{next: b, dashboard: newLimiter(maxDashboardQueries), raw: newLimiter(maxRawQueries), export: newLimiter(1)}
+	ctx := context.Background()
+	const scans = 4
+	errs := make(chan error, scans)
+	for i := range scans {
+		go func() {
+			var err error
+			switch i % 3 {
+			case 0:
+				_, err = q.SearchFlows(ctx, store.SearchQuery{})
+			case 1:
+				_, err = q.Top(ctx, store.TopQuery{Dimension: store.DimLocalHost, Filter: store.Filter{Ports: []uint16{443}}})
+			default:
+				_, err = q.TimeSeries(ctx, store.SeriesQuery{Filter: store.Filter{Protocols: []uint8{17}}})
+			}
+			errs <- err
+		}()
+	}
+	<-b.started // one scan runs, the others wait for the raw slot
+	for range 2 * maxDashboardQueries {
+		done := make(chan error, 1)
+		go func() {
+			_, err := q.Top(ctx, store.TopQuery{Dimension: store.DimCountry})
+			if err == nil {
+				_, err = q.TimeSeries(ctx, store.SeriesQuery{})
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-b.started:
+			t.Fatal("a second raw scan ran beside the first")
+		case <-time.After(30 * time.Second): // a hang, not a speed measure
+			t.Fatal("a rollup query waited behind the raw scans")
+		}
+	}
+	close(b.release)
+	for range scans - 1 {
+		<-b.started
+	}
+	for range scans {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -107,6 +107,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	deps.Store = &limitedQuerier{next: deps.Store,
 		dashboard: newQueryLimiter(maxDashboardQueries, s.metrics.queryRejected.WithLabelValues("dashboard"), s.metrics.queryWait.WithLabelValues("dashboard")),
+		raw:       newQueryLimiter(maxRawQueries, s.metrics.queryRejected.WithLabelValues("raw"), s.metrics.queryWait.WithLabelValues("raw")),
 		export:    newQueryLimiter(maxExportQueries, s.metrics.queryRejected.WithLabelValues("export"), s.metrics.queryWait.WithLabelValues("export"))}
 	s.deps = deps
 	s.sessions = newSessions(cfg.MaxSessions, cfg.SessionTTL, s.metrics.sessionEvictions.Inc, deps.Users, s.metrics.sessionDBErrors.Inc, s.log)
