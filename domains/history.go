@@ -64,10 +64,17 @@ type DNSNameStore interface {
 }
 
 // nameInfo is an interned name with its registrable domain, shared by every
-// address that had the name.
+// address that had the name. dom is the domain's index in
+// History.domains (0 when that table is full).
 type nameInfo struct {
 	name, domain string
+	dom          uint16
 }
+
+// maxDomains bounds the table of registrable domains that spans index, so
+// that labelling a flow reads the domain without dereferencing the name
+// (one cache miss less); the domains beyond it are read through the name.
+const maxDomains = 1 << 16
 
 // span is one period during which an address had a name. Times are unix
 // milliseconds. from is immutable (it keys the stored row); to and seen
@@ -77,6 +84,7 @@ type span struct {
 	from, to int64
 	seen     int64
 	router   int32
+	dom      uint16 // info.dom, here to spare the dereference
 	reverse  bool
 }
 
@@ -159,6 +167,11 @@ type History struct {
 
 	imu    sync.Mutex
 	intern map[string]*nameInfo
+	// domains are the registrable domains by index (0 unused); written
+	// under imu before any span holds the index, read without a lock
+	// (the slice itself never changes). domainIDs indexes them.
+	domains   []string
+	domainIDs map[string]uint16
 
 	pmu     sync.Mutex
 	pending map[pendKey]store.DNSName
@@ -180,7 +193,8 @@ func NewHistory(cfg Config, st DNSNameStore, logger *slog.Logger, now func() tim
 		now = time.Now
 	}
 	h := &History{cfg: cfg, st: st, log: logger, now: now, linger: cfg.Linger.Milliseconds(),
-		intern: map[string]*nameInfo{}, pending: map[pendKey]store.DNSName{}}
+		intern: map[string]*nameInfo{}, pending: map[pendKey]store.DNSName{},
+		domains: make([]string, maxDomains), domainIDs: map[string]uint16{}}
 	return h, nil
 }
 
@@ -225,6 +239,49 @@ func (h *History) LabelRange(addr netip.Addr, fromMs, toMs int64) (Label, bool) 
 	}
 	sh.mu.RUnlock()
 	return l, best != nil
+}
+
+// Domain returns the registrable domain a router's DNS cache gave addr
+// during [fromMs, toMs] (the most recently seen name; reverse DNS names
+// are no visited domain): Label's answer for the flow path, which reads
+// the domain without touching the name (one cache miss less).
+func (h *History) Domain(addr netip.Addr, fromMs, toMs int64) (string, bool) {
+	if !addr.IsValid() {
+		return "", false
+	}
+	k := keyOf(addr)
+	hash := k.hash()
+	sh := h.shard(hash)
+	sh.mu.RLock()
+	e := sh.t.get(k, hash)
+	if e == nil {
+		sh.mu.RUnlock()
+		return "", false
+	}
+	var best *span
+	if s := &e.first; s.from <= toMs && fromMs <= s.to+h.linger {
+		best = s
+	}
+	if e.more != nil {
+		more := *e.more
+		for i := range more {
+			s := &more[i]
+			if s.from <= toMs && fromMs <= s.to+h.linger && (best == nil || later(s, best)) {
+				best = s
+			}
+		}
+	}
+	var d string
+	ok := best != nil && !best.reverse
+	if ok {
+		if best.dom != 0 {
+			d = h.domains[best.dom]
+		} else {
+			d = best.info.domain
+		}
+	}
+	sh.mu.RUnlock()
+	return d, ok
 }
 
 // later reports whether a wins over b: seen more recently, then a name
@@ -301,6 +358,13 @@ func (h *History) internName(name string) *nameInfo {
 	if ni.domain == name {
 		ni.domain = ni.name
 	}
+	if id, ok := h.domainIDs[ni.domain]; ok {
+		ni.dom = id
+	} else if n := len(h.domainIDs) + 1; n < maxDomains {
+		h.domains[n] = ni.domain
+		h.domainIDs[ni.domain] = uint16(n)
+		ni.dom = uint16(n)
+	}
 	h.intern[ni.name] = ni
 	return ni
 }
@@ -360,7 +424,7 @@ func (h *History) Add(s Sighting) error {
 		h.dropped.Add(1)
 		return ErrFull
 	default:
-		ns := span{info: info, from: from, to: until, seen: seen, router: routerID(s.RouterID), reverse: s.Reverse}
+		ns := span{info: info, from: from, to: until, seen: seen, router: routerID(s.RouterID), dom: info.dom, reverse: s.Reverse}
 		if e == nil {
 			e, _ = sh.t.put(k, hash)
 			e.first = ns
@@ -607,7 +671,7 @@ func (h *History) load(r store.DNSName) error {
 	sh := h.shard(hash)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	ns := span{info: info, from: r.From.UnixMilli(), to: r.To.UnixMilli(), seen: r.Seen.UnixMilli(), router: routerID(r.RouterID), reverse: r.Reverse}
+	ns := span{info: info, from: r.From.UnixMilli(), to: r.To.UnixMilli(), seen: r.Seen.UnixMilli(), router: routerID(r.RouterID), dom: info.dom, reverse: r.Reverse}
 	e, added := sh.t.put(k, hash)
 	if added {
 		e.first = ns

@@ -67,6 +67,20 @@ func TestHistoryByTime(t *testing.T) {
 		if l.Name != c.want || ok != (c.want != "") {
 			t.Errorf("Label at %v = %+v, %v; want %q", c.at.Sub(t0), l, ok, c.want)
 		}
+		// The flow path's Domain agrees with Label.
+		if d, dok := h.Domain(a, ms(c.at), ms(c.at)); d != l.Domain || dok != ok {
+			t.Errorf("Domain at %v = %q, %v; Label's %q, %v", c.at.Sub(t0), d, dok, l.Domain, ok)
+		}
+	}
+	// A reverse DNS name is no visited domain.
+	hr := newTestHistory(t, nil, nil)
+	r := netip.MustParseAddr("8.8.4.4")
+	mustAdd(t, hr, Sighting{Addr: r, Name: "dns.google", Reverse: true, From: t0, Seen: t0, Until: t0.Add(time.Hour)})
+	if d, ok := hr.Domain(r, ms(t0), ms(t0)); ok || d != "" {
+		t.Errorf("Domain of a reverse name: %q, %v", d, ok)
+	}
+	if l, ok := hr.Label(r, ms(t0)); !ok || !l.Reverse || l.Domain != "dns.google" {
+		t.Errorf("Label of a reverse name: %+v, %v", l, ok)
 	}
 	if l, _ := h.Label(a, ms(t1)); l.Domain != "other.co.uk" || l.Reverse {
 		t.Errorf("label %+v: want domain other.co.uk from the cache", l)
@@ -310,13 +324,21 @@ func BenchmarkLabel(b *testing.B) {
 	for _, c := range []struct {
 		name   string
 		skewed bool
-	}{{"uniform", false}, {"skewed", true}} {
+		domain bool // the flow path: Domain
+	}{{"uniform", false, false}, {"skewed", true, false}, {"domain/uniform", false, true}, {"domain/skewed", true, true}} {
 		b.Run(c.name, func(b *testing.B) {
 			as := order(c.skewed)
 			b.ReportAllocs()
 			i, hits := 0, 0
 			for b.Loop() {
-				if _, ok := h.Label(as[i&(len(as)-1)], at); ok {
+				a := as[i&(len(as)-1)]
+				var ok bool
+				if c.domain {
+					_, ok = h.Domain(a, at, at)
+				} else {
+					_, ok = h.Label(a, at)
+				}
+				if ok {
 					hits++
 				}
 				i++

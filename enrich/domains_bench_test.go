@@ -16,10 +16,8 @@ import (
 type historyLabeler struct{ h *domains.History }
 
 func (l historyLabeler) RemoteDomain(a netip.Addr, from, to int64) string {
-	if lb, ok := l.h.LabelRange(a, from, to); ok && !lb.Reverse {
-		return lb.Domain
-	}
-	return ""
+	d, _ := l.h.Domain(a, from, to)
+	return d
 }
 
 // BenchmarkEnrichDomains measures what labelling the remote side with its

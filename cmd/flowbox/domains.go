@@ -68,11 +68,8 @@ type domainLabeler struct{ hist *domains.History }
 
 // RemoteDomain implements enrich.DomainLabeler.
 func (d domainLabeler) RemoteDomain(a netip.Addr, fromMs, toMs int64) string {
-	l, ok := d.hist.LabelRange(a, fromMs, toMs)
-	if !ok || l.Reverse {
-		return ""
-	}
-	return l.Domain
+	dom, _ := d.hist.Domain(a, fromMs, toMs)
+	return dom
 }
 
 // domainService is the console's view of the domain components.
