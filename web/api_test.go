@@ -568,13 +568,13 @@ func TestHealthzAndMetrics(t *testing.T) {
 	}
 	// pprof is off by default, and loopback-only when on.
 	rec := httptest.NewRecorder()
-	e.srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/debug/pprof/", nil))
+	e.srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1/debug/pprof/", nil))
 	if rec.Code != http.StatusNotFound {
 		t.Fatalf("pprof without the option: %d", rec.Code)
 	}
 	p := newEnv(t, func(c *Config, d *Deps) { c.Pprof = true })
 	rec = httptest.NewRecorder()
-	req := httptest.NewRequest(http.MethodGet, "/debug/pprof/", nil)
+	req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1/debug/pprof/", nil)
 	req.RemoteAddr = "192.0.2.10:5555"
 	p.srv.Handler().ServeHTTP(rec, req)
 	if rec.Code != http.StatusForbidden {

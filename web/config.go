@@ -63,6 +63,12 @@ type Config struct {
 	// MaxConnections bounds the open connections; more wait to be
 	// accepted.
 	MaxConnections int `yaml:"max-connections"`
+	// Hosts lists the extra host names the console answers to (the name
+	// in the browser's address bar, e.g. "flowbox.example.net", or
+	// "*.example.net" for every name under it). Addresses, localhost and
+	// the machine's host name always work; a request for any other name
+	// is refused (421), against DNS rebinding.
+	Hosts []string `yaml:"hosts"`
 	// TrustedProxies lists the reverse proxies (addresses or CIDR
 	// prefixes) whose X-Forwarded-For names the client, for the login rate
 	// limit and the logs; empty: the peer is the client.
@@ -216,6 +222,11 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConnections < 1 {
 		errs = append(errs, errors.New("max-connections: must be at least 1"))
+	}
+	for i, h := range c.Hosts {
+		if err := validateHost(h); err != nil {
+			errs = append(errs, fmt.Errorf("hosts[%d]: %w", i, err))
+		}
 	}
 	for i, v := range c.TrustedProxies {
 		if _, err := parseProxy(v); err != nil {

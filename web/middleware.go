@@ -28,8 +28,9 @@ const sessionCookie = "flowbox_session"
 const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
-// wrap adds what every response gets: panic recovery, security headers and
-// cross-origin (CSRF) protection of state-changing requests.
+// wrap adds what every response gets: panic recovery, security headers, the
+// Host check (DNS rebinding) and cross-origin (CSRF) protection of
+// state-changing requests.
 func (s *Server) wrap(h http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -54,6 +55,9 @@ func (s *Server) wrap(h http.Handler) http.Handler {
 		hdr.Set("Referrer-Policy", "same-origin")
 		if s.cfg.TLS.Enabled() {
 			hdr.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		if !s.checkHost(w, r) {
+			return
 		}
 		protected.ServeHTTP(w, r)
 	})

@@ -49,6 +49,7 @@ type Server struct {
 	limiter  *limiter
 	backoff  *accountBackoff // per-account login backoff
 	proxies  []netip.Prefix  // web.trusted-proxies
+	hosts    *hostChecker    // the Host names the console answers (web.hosts)
 	router   *mux.Router
 	handler  http.Handler
 	pages    map[string]*template.Template
@@ -114,6 +115,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.limiter = newLimiter(cfg.LoginTrackedIPs, cfg.LoginAttempts, cfg.LoginWindow, s.metrics.limiterEvictions.Inc)
 	s.backoff = newAccountBackoff(cfg.LoginTrackedIPs, s.metrics.limiterEvictions.Inc)
 	s.proxies = cfg.trustedProxyPrefixes()
+	s.hosts = newHostChecker(cfg.Hosts, machineHostname())
 	assets, err := assetsFS(cfg.DevAssetsDir)
 	if err != nil {
 		return nil, err
