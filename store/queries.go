@@ -317,15 +317,20 @@ type TopQuery struct {
 	Metric     Metric // "" means bytes
 	Filter     Filter
 	Resolution Resolution // ResAuto or ResRaw
+	// Budget bounds a raw scan (0: none), as SeriesQuery.Budget does.
+	Budget time.Duration
 }
 
 // TopResult is a top-N answer: Entries plus Other add up to Total.
 type TopResult struct {
 	From, To   time.Time
 	Resolution Resolution
-	Dimension  Dimension
-	Metric     Metric
-	Entries    []TopEntry
+	// Partial is true when a raw scan spent its budget: From is then
+	// where it stopped (the newest part, From to To, was read).
+	Partial   bool
+	Dimension Dimension
+	Metric    Metric
+	Entries   []TopEntry
 	// Other sums everything not in Entries (including what the rollups
 	// already folded into their "other" rows).
 	Other TopEntry
@@ -398,6 +403,10 @@ type SeriesQuery struct {
 	// Resolution forces raw flows (ResRaw) or leaves the choice to the
 	// store (ResAuto): rollups when they can answer, else raw flows.
 	Resolution Resolution
+	// Budget bounds a raw scan (0: none): it reads the newest raw flows
+	// first and, once the budget is spent, answers with what it read
+	// (Series.Partial).
+	Budget time.Duration
 }
 
 // Series is a time series answer. Times[i] is the start of bucket i.
@@ -407,6 +416,10 @@ type Series struct {
 	Resolution Resolution
 	Times      []time.Time
 	Lines      []SeriesLine
+	// Partial is true when a raw scan spent its budget: only the flows
+	// from ScannedFrom to To were read (the buckets before are empty).
+	Partial     bool
+	ScannedFrom time.Time
 }
 
 // SeriesLine is one line of a series. Counters are scaled by sampling rate.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/flowbox/flowbox/store"
 )
@@ -393,45 +394,64 @@ func (s *FlowDB) fetchRows(ctx context.Context, p *rawPartition, cond string, ar
 // visitRaw calls fn for every raw flow in [from, to) (unix ms) that passes
 // the filter, in no particular order. fn returns false to stop.
 func (s *FlowDB) visitRaw(ctx context.Context, from, to int64, flt *store.Filter, fn func(*decodedRow) bool) error {
+	_, _, err := s.visitRawWithin(ctx, from, to, flt, 0, fn)
+	return err
+}
+
+// visitRawWithin is visitRaw with a time budget (0: none): it visits the
+// partitions newest first and, once the budget is spent, stops before the
+// next partition. It returns the start of the range it covered (unix ms,
+// from when it covered everything) and whether it stopped early (partial):
+// a slow scan answers with its newest part rather than time out.
+func (s *FlowDB) visitRawWithin(ctx context.Context, from, to int64, flt *store.Filter, budget time.Duration, fn func(*decodedRow) bool) (scannedFrom int64, partial bool, err error) {
 	parts, err := s.rawPartitions(ctx, from, to)
 	if err != nil {
-		return err
+		return from, false, err
 	}
 	rr := &rowReader{s: s, from: from, to: to, flt: flt}
 	hq := newHostQuery(flt)
-	for i := range parts {
+	deadline := time.Now().Add(budget)
+	scannedFrom = to
+	for i := len(parts) - 1; i >= 0; i-- {
 		p := &parts[i]
 		if err := ctx.Err(); err != nil {
-			return err
+			return scannedFrom, false, err
 		}
-		if p.format == formatV1 {
-			more, err := s.scanV1(ctx, rr, p, false, false, nil, fn)
-			if err != nil || !more {
-				return err
-			}
-			continue
+		if budget > 0 && i < len(parts)-1 && time.Now().After(deadline) {
+			return scannedFrom, true, nil
 		}
-		blocks, err := s.planV2(ctx, p, hq, from-p.start, to-p.start)
-		if err != nil {
-			return err
+		more, err := s.visitPartition(ctx, rr, hq, p, from, to, fn)
+		if err != nil || !more {
+			return max(from, p.start), false, err
 		}
-		stopped := false
-		err = s.fetchBatch(ctx, p, blocks, func(id int64, x []byte) (bool, error) {
-			ok, err := rr.accept(ctx, p, id, x)
-			if err != nil || !ok {
-				return err == nil, err
-			}
-			if !fn(&rr.row) {
-				stopped = true
-				return false, nil
-			}
-			return true, nil
-		})
-		if err != nil || stopped {
-			return err
-		}
+		scannedFrom = max(from, p.start)
 	}
-	return ctx.Err()
+	return from, false, ctx.Err()
+}
+
+// visitPartition calls fn for the rows of one partition that pass the
+// filter; it reports whether fn wanted more.
+func (s *FlowDB) visitPartition(ctx context.Context, rr *rowReader, hq *hostQuery, p *rawPartition, from, to int64, fn func(*decodedRow) bool) (bool, error) {
+	if p.format == formatV1 {
+		return s.scanV1(ctx, rr, p, false, false, nil, fn)
+	}
+	blocks, err := s.planV2(ctx, p, hq, from-p.start, to-p.start)
+	if err != nil {
+		return false, err
+	}
+	stopped := false
+	err = s.fetchBatch(ctx, p, blocks, func(id int64, x []byte) (bool, error) {
+		ok, err := rr.accept(ctx, p, id, x)
+		if err != nil || !ok {
+			return err == nil, err
+		}
+		if !fn(&rr.row) {
+			stopped = true
+			return false, nil
+		}
+		return true, nil
+	})
+	return !stopped && err == nil, err
 }
 
 // scanV1 reads a format 1 partition, in (t, id) order when ordered (desc

@@ -116,7 +116,7 @@ func (s *FlowDB) TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Se
 			return nil, s.rawWindowError(rawReason(&q.Filter, seriesRawReason(&q)))
 		}
 		out.Resolution = store.ResRaw
-		err := s.visitRaw(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, func(r *decodedRow) bool {
+		scanned, partial, err := s.visitRawWithin(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, q.Budget, func(r *decodedRow) bool {
 			c := counters{r.Scale(r.Bytes), r.Scale(r.Packets), 1}
 			src := r.RouterID
 			if src == 0 {
@@ -135,6 +135,9 @@ func (s *FlowDB) TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Se
 		})
 		if err != nil {
 			return nil, err
+		}
+		if partial {
+			out.Partial, out.ScannedFrom = true, time.UnixMilli(scanned).UTC()
 		}
 	} else {
 		segs, err := s.segments(ctx, from, to, stepS >= 3600, false)

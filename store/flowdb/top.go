@@ -59,7 +59,7 @@ func (s *FlowDB) Top(ctx context.Context, q store.TopQuery) (*store.TopResult, e
 		}
 		res.Resolution, res.From, res.To = store.ResRaw, q.From.UTC(), q.To.UTC()
 		entries = map[string]*store.TopEntry{}
-		err := s.visitRaw(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, func(r *decodedRow) bool {
+		scanned, partial, err := s.visitRawWithin(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, q.Budget, func(r *decodedRow) bool {
 			c := counters{r.Scale(r.Bytes), r.Scale(r.Packets), 1}
 			addCounters(&total, c)
 			k := rawTopKey(q.Dimension, r)
@@ -73,6 +73,9 @@ func (s *FlowDB) Top(ctx context.Context, q store.TopQuery) (*store.TopResult, e
 		})
 		if err != nil {
 			return nil, err
+		}
+		if partial {
+			res.Partial, res.From = true, time.UnixMilli(scanned).UTC()
 		}
 	} else {
 		from := q.From.Unix() / 60 * 60
