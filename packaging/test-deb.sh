@@ -10,9 +10,13 @@
 #   lintian (no errors), copyright lists every linked Go module;
 #   dpkg -i: user, data directory, conffiles, permissions, enabled unit,
 #     sysctl applied; systemd-analyze verify prints nothing; man page;
-#   the packaged command line serves /healthz with the packaged config,
-#     gets the full receive buffer, stores flows, answers the API with a
-#     token, backs up while running, stops cleanly on SIGTERM;
+#   the packaged command line serves HTTPS with the packaged config (the
+#     self-signed certificate's fingerprint logged and printed by flowbox
+#     web-fingerprint; curl trusts only that certificate), gets the full
+#     receive buffer; the fresh install cannot be claimed without the setup
+#     token (POST /setup without it, or with it through a foreign Host, is
+#     refused; with it the admin is created); it stores flows, answers the
+#     API with a token, backs up while running, stops cleanly on SIGTERM;
 #   upgrade to a higher version keeps the data and the edited conffile;
 #   dpkg --remove keeps data and config; dpkg --purge leaves nothing.
 # On exit the package is purged if still installed and net.core.rmem_max is
@@ -116,24 +120,29 @@ for unit in /usr/lib/systemd/system/flowbox.service packaging/systemd/flowbox.se
 	[ -z "$out" ] || fail "systemd-analyze verify $unit printed: $out"
 done
 
-# serve: run the unit's command line as the unit's user, on loopback ports
-# chosen by the kernel (logged by flowbox), with the packaged config.
-# setpriv execs flowbox itself as flowbox, as systemd's User= does (runuser
-# would stay in between and turn SIGTERM into exit status 143).
+# https: curl trusting only the console's self-signed certificate (it names
+# 127.0.0.1), i.e. pinned.
+https() { curl --cacert /var/lib/flowbox/web-selfsigned.crt "$@"; }
+# serve [ADMIN_PASSWORD]: run the unit's command line as the unit's user, on
+# loopback ports chosen by the kernel (logged by flowbox), with the packaged
+# config; with FLOWBOX_ADMIN_PASSWORD when given (as /etc/default/flowbox
+# may set it). setpriv execs flowbox itself as flowbox, as systemd's User=
+# does (runuser would stay in between and turn SIGTERM into exit status 143).
 serve() {
 	: >"$work/serve.log"
 	# The simulated exporter sends from loopback; only onboarded routers
 	# and allowed exporters are stored.
-	(cd /var/lib/flowbox && FLOWBOX_ADMIN_PASSWORD="$password" FLOWBOX_ALLOWED_EXPORTERS=127.0.0.0/8 exec setpriv \
+	(cd /var/lib/flowbox && export FLOWBOX_ALLOWED_EXPORTERS=127.0.0.0/8 &&
+		if [ -n "${1:-}" ]; then export FLOWBOX_ADMIN_PASSWORD="$1"; fi && exec setpriv \
 		--reuid=flowbox --regid=flowbox --init-groups --inh-caps=-all --bounding-set=-all \
 		/usr/bin/flowbox serve --config /etc/flowbox/flowbox.yaml \
 		--listen-web 127.0.0.1:0 --listen-netflow 127.0.0.1:0) >>"$work/serve.log" 2>&1 &
 	pid=$!
 	i=0
 	while :; do
-		web=$(sed -n 's|.*msg="web console listening".* url=\(http://127\.0\.0\.1:[0-9]*\)/.*|\1|p' "$work/serve.log" | head -1)
+		web=$(sed -n 's|.*msg="web console listening".* url=\(https://127\.0\.0\.1:[0-9]*\)/.*|\1|p' "$work/serve.log" | head -1)
 		nf=$(sed -n 's|.*msg="listening for flows".* bound=\(127\.0\.0\.1:[0-9]*\) .*|\1|p' "$work/serve.log" | head -1)
-		if [ -n "$web" ] && [ -n "$nf" ] && curl -fsS -m 2 "$web/healthz" >/dev/null 2>&1; then
+		if [ -n "$web" ] && [ -n "$nf" ] && https -fsS -m 2 "$web/healthz" >/dev/null 2>&1; then
 			break
 		fi
 		kill -0 "$pid" 2>/dev/null || fail "flowbox serve exited"
@@ -157,7 +166,7 @@ stop() {
 	[ "$rc" = 0 ] || fail "flowbox exited with $rc on SIGTERM"
 }
 apiflows() {
-	curl -fsS -m 10 -H "Authorization: Bearer $token" "$web/api/v1/flows?range=1h&limit=1000" |
+	https -fsS -m 10 -H "Authorization: Bearer $token" "$web/api/v1/flows?range=1h&limit=1000" |
 		grep -o '"exporter":' | wc -l
 }
 stored() {
@@ -165,15 +174,43 @@ stored() {
 		sed -n 's/^ *"flows_stored": \([0-9]*\),*$/\1/p' | awk '{s += $1} END {print s + 0}'
 }
 
-log "run the service's command as flowbox with the packaged config"
+log "run the service's command as flowbox with the packaged config (a fresh install: no admin password)"
 password=deb-test-$$-password
 serve
-log "healthz answers on $web; netflow on $nf"
+log "healthz answers on $web over HTTPS; netflow on $nf"
 if [ "$raised" = yes ] && grep -q 'smaller UDP receive buffer' "$work/serve.log"; then
 	fail "the collector did not get its receive buffer although rmem_max was raised"
 fi
-code=$(curl -s -o /dev/null -w '%{http_code}' -d username=admin -d "password=$password" "$web/login")
-[ "$code" = 303 ] || fail "admin login with FLOWBOX_ADMIN_PASSWORD answered $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://${web#https://}/healthz") || true
+[ "$code" != 200 ] || fail "the console answers plain HTTP by default"
+logged=$(sed -n 's|.*msg="web console listening".* tls_sha256=\([0-9A-F:]*\).*|\1|p' "$work/serve.log" | head -1)
+printed=$(runuser -u flowbox -- /usr/bin/flowbox web-fingerprint --config /etc/flowbox/flowbox.yaml 2>"$work/err") ||
+	fail "flowbox web-fingerprint failed: $(cat "$work/err")"
+[ -n "$logged" ] && [ "$logged" = "$printed" ] ||
+	fail "the logged certificate fingerprint '$logged' is not the one flowbox web-fingerprint prints '$printed'"
+
+log "the fresh install cannot be claimed without the setup token"
+setup_token=$(runuser -u flowbox -- /usr/bin/flowbox setup-token --config /etc/flowbox/flowbox.yaml 2>"$work/err") ||
+	fail "flowbox setup-token failed: $(cat "$work/err")"
+[ ${#setup_token} -ge 16 ] || fail "flowbox setup-token printed '$setup_token'"
+grep -q "$printed" "$work/err" || fail "flowbox setup-token does not show the certificate fingerprint: $(cat "$work/err")"
+# claim [TOKEN [HOST]]: POST /setup as a browser would; prints the status.
+claim() {
+	https -s -o /dev/null -w '%{http_code}' -H "Host: ${2:-${web#https://}}" \
+		--data-urlencode "token=${1:-}" -d username=admin \
+		--data-urlencode "password=$password" --data-urlencode "confirm=$password" "$web/setup"
+}
+code=$(claim) || true
+[ "$code" = 403 ] || fail "POST /setup without the setup token answered $code, want 403"
+code=$(claim "0123456789abcdef0123456789abcdef") || true
+[ "$code" = 403 ] || fail "POST /setup with a wrong setup token answered $code, want 403"
+code=$(claim "$setup_token" evil.example) || true
+[ "$code" = 421 ] || fail "POST /setup through the Host evil.example (DNS rebinding) answered $code, want 421"
+code=$(claim "$setup_token") || true
+[ "$code" = 303 ] || fail "POST /setup with the setup token answered $code, want 303"
+[ ! -e /var/lib/flowbox/setup-token ] || fail "the setup token file is still there after setup"
+code=$(https -s -o /dev/null -w '%{http_code}' -d username=admin -d "password=$password" "$web/login") || true
+[ "$code" = 303 ] || fail "admin login with the password chosen on /setup answered $code"
 token=$(runuser -u flowbox -- /usr/bin/flowbox token create --name deb-test --config /etc/flowbox/flowbox.yaml 2>"$work/err") ||
 	fail "flowbox token create as flowbox failed: $(cat "$work/err")"
 sent=$("$bin" simulate --target "$nf" --rate 2000 --duration 2s --json 2>/dev/null | sed -n 's/.*"flows":\([0-9]*\).*/\1/p')
@@ -216,7 +253,7 @@ grep -q '# edited$' /etc/default/flowbox || fail "the upgrade lost the /etc/defa
 [ "$(stored)" -ge "$before" ] || fail "after upgrade $(stored) flows stored, before $before"
 runuser -u flowbox -- /usr/bin/flowbox check --dump --config /etc/flowbox/flowbox.yaml | grep -q '^    level: debug$' ||
 	fail "the edited log level is not in effect after upgrade"
-serve
+serve "$password"
 [ "$(apiflows)" -gt 0 ] || fail "after upgrade the token lists no flows"
 stop
 

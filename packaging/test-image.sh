@@ -11,8 +11,10 @@
 #   - checks the image: non-root user, healthcheck, ports, volume;
 #   - runs it with a named volume and FLOWBOX_ADMIN_PASSWORD, the ports
 #     published on loopback as `podman run -p` does;
-#   - /healthz answers, `podman healthcheck run` is healthy, the admin can
-#     log in with the password from the environment;
+#   - /healthz answers over HTTPS with the self-signed certificate kept in
+#     the volume (curl trusts only that certificate; its fingerprint is the
+#     one `flowbox web-fingerprint` prints), `podman healthcheck run` is
+#     healthy, the admin can log in with the password from the environment;
 #   - an API token made with `podman exec ... flowbox token create`;
 #   - NetFlow v9 to the published 2055/udp and IPFIX to 4739/udp (flowbox
 #     simulate) shows up through GET /api/v1/flows and `flowbox stats`;
@@ -77,10 +79,13 @@ esac
 hostport() {
 	pm port "$1" "$2" | sed -n 's/^127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' | head -1
 }
+# https: curl trusting only the console's self-signed certificate in the
+# volume (it names 127.0.0.1), i.e. pinned.
+https() { curl --cacert "$(pm volume inspect --format '{{.Mountpoint}}' "$vol")/web-selfsigned.crt" "$@"; }
 # waithealth URL: wait up to 30 s for /healthz.
 waithealth() {
 	i=0
-	until curl -fsS -m 2 "$1/healthz" >/dev/null 2>&1; do
+	until https -fsS -m 2 "$1/healthz" >/dev/null 2>&1; do
 		i=$((i + 1))
 		[ "$i" -le 60 ] || fail "$1/healthz did not answer within 30 s"
 		if [ "$(pm inspect --format '{{.State.Running}}' "$ctr")" != true ]; then
@@ -103,7 +108,7 @@ stored() {
 }
 # apiflows URL TOKEN: how many flows GET /api/v1/flows?range=1h lists.
 apiflows() {
-	curl -fsS -m 10 -H "Authorization: Bearer $2" "$1/api/v1/flows?range=1h&limit=1000" |
+	https -fsS -m 10 -H "Authorization: Bearer $2" "$1/api/v1/flows?range=1h&limit=1000" |
 		grep -o '"exporter":' | wc -l
 }
 
@@ -118,18 +123,23 @@ pm run -d --name "$ctr" --health-interval=disable \
 	-v "$vol:/var/lib/flowbox" -e FLOWBOX_ADMIN_PASSWORD="$password" \
 	-e FLOWBOX_ALLOWED_EXPORTERS=0.0.0.0/0 \
 	"$image" >/dev/null 2>"$work/run.log" || fail "podman run failed: $(cat "$work/run.log")"
-web=http://127.0.0.1:$(hostport "$ctr" 8080/tcp)
+web=https://127.0.0.1:$(hostport "$ctr" 8080/tcp)
 nf=127.0.0.1:$(hostport "$ctr" 2055/udp)
 ipfix=127.0.0.1:$(hostport "$ctr" 4739/udp)
 waithealth "$web"
 log "healthz answers on $web; netflow on $nf, ipfix on $ipfix"
 healthy
+logged=$(pm logs "$ctr" 2>&1 | sed -n 's|.*msg="web console listening".* tls_sha256=\([0-9A-F:]*\).*|\1|p' | head -1)
+printed=$(pm exec "$ctr" /usr/bin/flowbox web-fingerprint --config /etc/flowbox/flowbox.yaml 2>&1) ||
+	fail "flowbox web-fingerprint in the container failed: $printed"
+[ -n "$logged" ] && [ "$logged" = "$printed" ] ||
+	fail "the logged certificate fingerprint '$logged' is not the one flowbox web-fingerprint prints '$printed'"
 
-code=$(curl -s -o /dev/null -w '%{http_code}' -d username=admin -d "password=$password" "$web/login")
+code=$(https -s -o /dev/null -w '%{http_code}' -d username=admin -d "password=$password" "$web/login")
 [ "$code" = 303 ] || fail "login with FLOWBOX_ADMIN_PASSWORD answered $code, want 303"
-code=$(curl -s -o /dev/null -w '%{http_code}' -d username=admin -d "password=wrong-$password" "$web/login")
+code=$(https -s -o /dev/null -w '%{http_code}' -d username=admin -d "password=wrong-$password" "$web/login")
 [ "$code" = 401 ] || fail "login with a wrong password answered $code, want 401"
-code=$(curl -s -o /dev/null -w '%{http_code}' "$web/api/v1/flows?range=1h")
+code=$(https -s -o /dev/null -w '%{http_code}' "$web/api/v1/flows?range=1h")
 [ "$code" = 401 ] || fail "the API without a token answered $code, want 401"
 token=$(pm exec "$ctr" /usr/bin/flowbox token create --name image-test --config /etc/flowbox/flowbox.yaml 2>/dev/null) ||
 	fail "flowbox token create in the container failed"
@@ -167,14 +177,14 @@ pm run -d --name "$ctr" --health-interval=disable \
 	-p 127.0.0.1::9090/tcp -p 127.0.0.1::2055/udp \
 	-v "$vol:/var/lib/flowbox" -e FLOWBOX_LISTEN_WEB=:9090 \
 	"$image" >/dev/null 2>"$work/run.log" || fail "podman run (second) failed: $(cat "$work/run.log")"
-web=http://127.0.0.1:$(hostport "$ctr" 9090/tcp)
+web=https://127.0.0.1:$(hostport "$ctr" 9090/tcp)
 waithealth "$web"
 healthy
 after=$(stored)
 [ "$after" -ge "$before" ] || fail "after restart $after flows stored, before $before"
 n=$(apiflows "$web" "$token")
 [ "$n" -gt 0 ] || fail "after restart the token lists no flows"
-code=$(curl -s -o /dev/null -w '%{http_code}' -d username=admin -d "password=$password" "$web/login")
+code=$(https -s -o /dev/null -w '%{http_code}' -d username=admin -d "password=$password" "$web/login")
 [ "$code" = 303 ] || fail "after restart the admin login answered $code"
 log "after restart: $after flows stored, the API lists $n, token and admin kept"
 

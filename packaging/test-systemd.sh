@@ -77,7 +77,7 @@ done
 waitactive() {
 	i=0
 	until [ "$(ct systemctl is-active flowbox.service 2>/dev/null)" = active ] &&
-		ct curl -fsS -m 2 http://127.0.0.1:8080/healthz >/dev/null 2>&1; do
+		ct curl -fsS -m 2 --cacert /var/lib/flowbox/web-selfsigned.crt https://127.0.0.1:8080/healthz >/dev/null 2>&1; do
 		i=$((i + 1))
 		[ "$i" -le 60 ] || fail "flowbox.service is not active and healthy: $(ct systemctl is-active flowbox.service)"
 		sleep 0.5

@@ -858,7 +858,7 @@ func assetRefs(html string) []string {
 
 func TestServeTLSSelfSigned(t *testing.T) {
 	dataDir := t.TempDir()
-	e := newEnv(t, func(c *Config, d *Deps) { c.TLS.SelfSigned = true; d.DataDir = dataDir })
+	e := newEnv(t, func(c *Config, d *Deps) { c.TLS = TLSConfig{Mode: TLSModeHTTPS, SelfSigned: true}; d.DataDir = dataDir })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -890,8 +890,8 @@ func TestServeTLSSelfSigned(t *testing.T) {
 		t.Fatalf("Serve after cancel: %v", err)
 	}
 	// A restart reuses the same certificate.
-	e2 := newEnv(t, func(c *Config, d *Deps) { c.TLS.SelfSigned = true; d.DataDir = dataDir })
-	tc, err := e2.srv.tlsConfig()
+	e2 := newEnv(t, func(c *Config, d *Deps) { c.TLS = TLSConfig{Mode: TLSModeHTTPS, SelfSigned: true}; d.DataDir = dataDir })
+	tc, _, err := e2.srv.tlsConfig()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,22 +78,46 @@ type Config struct {
 	DevAssetsDir string `yaml:"dev-assets-dir"`
 }
 
-// TLSConfig selects HTTPS. With Cert and Key, those files are used; with
-// SelfSigned, a certificate is generated once and kept in the data
-// directory.
+// TLS modes of the console (web.tls.mode).
+const (
+	// TLSModeHTTPS serves HTTPS (the default): with the files Cert and Key,
+	// or else with a self-signed certificate generated once in the data
+	// directory.
+	TLSModeHTTPS = "https"
+	// TLSModeProxy serves plain HTTP to a reverse proxy that terminates TLS
+	// in front of the console: cookies are marked Secure.
+	TLSModeProxy = "proxy"
+	// TLSModeOff serves plain HTTP (a trusted network, or a loopback demo).
+	TLSModeOff = "off"
+)
+
+// TLSConfig selects HTTPS. In mode "https" (the default) the console
+// serves HTTPS with Cert and Key when they are given, else with a
+// self-signed certificate kept in the data directory; "proxy" and "off"
+// serve plain HTTP.
 type TLSConfig struct {
-	Cert       string `yaml:"cert"`
-	Key        string `yaml:"key"`
-	SelfSigned bool   `yaml:"self-signed"`
+	// Mode is https (default), proxy (plain HTTP behind a TLS proxy,
+	// cookies marked Secure) or off (plain HTTP).
+	Mode string `yaml:"mode"`
+	// Cert and Key are the certificate and key files (PEM).
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// SelfSigned asks for the generated certificate; it is what mode https
+	// does without Cert and Key anyway (kept for older configurations).
+	SelfSigned bool `yaml:"self-signed"`
 }
 
-// Enabled reports whether HTTPS is on.
-func (t TLSConfig) Enabled() bool { return t.SelfSigned || t.Cert != "" }
+// Enabled reports whether the console's listener serves HTTPS.
+func (t TLSConfig) Enabled() bool { return t.Mode == TLSModeHTTPS || t.Mode == "" }
+
+// selfSigned reports whether the console serves the generated certificate.
+func (t TLSConfig) selfSigned() bool { return t.Enabled() && t.Cert == "" }
 
 // DefaultConfig returns the web defaults.
 func DefaultConfig() Config {
 	return Config{
 		Listen:          ":8080",
+		TLS:             TLSConfig{Mode: TLSModeHTTPS},
 		SessionTTL:      12 * time.Hour,
 		MaxSessions:     1000,
 		LoginAttempts:   10,
@@ -173,6 +197,15 @@ func (c *Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen: %q is not a host:port address: %w", c.Listen, err))
+	}
+	switch c.TLS.Mode {
+	case "", TLSModeHTTPS:
+	case TLSModeProxy, TLSModeOff:
+		if c.TLS.Cert != "" || c.TLS.Key != "" || c.TLS.SelfSigned {
+			errs = append(errs, fmt.Errorf("tls: cert, key and self-signed need mode https, not %s", c.TLS.Mode))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("tls.mode: %q is not https, proxy or off", c.TLS.Mode))
 	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		errs = append(errs, errors.New("tls: cert and key must be given together"))

@@ -53,7 +53,7 @@ func (s *Server) wrap(h http.Handler) http.Handler {
 		hdr.Set("X-Content-Type-Options", "nosniff")
 		hdr.Set("X-Frame-Options", "DENY")
 		hdr.Set("Referrer-Policy", "same-origin")
-		if s.cfg.TLS.Enabled() {
+		if r.TLS != nil {
 			hdr.Set("Strict-Transport-Security", "max-age=31536000")
 		}
 		if !s.checkHost(w, r) {

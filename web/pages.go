@@ -201,7 +201,7 @@ func (s *Server) setSession(w http.ResponseWriter, r *http.Request, user string)
 		Path:     "/",
 		MaxAge:   int(s.cfg.SessionTTL.Seconds()),
 		HttpOnly: true,
-		Secure:   s.cfg.TLS.Enabled() || r.TLS != nil,
+		Secure:   s.secureCookies(r),
 		SameSite: http.SameSiteLaxMode,
 	})
 	return nil
@@ -265,7 +265,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		s.sessions.delete(c.Value)
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
-		Secure: s.cfg.TLS.Enabled() || r.TLS != nil, SameSite: http.SameSiteLaxMode})
+		Secure: s.secureCookies(r), SameSite: http.SameSiteLaxMode})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 

@@ -165,15 +165,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
-	scheme := "http"
+	scheme, listening := "http", []any{}
 	if s.cfg.TLS.Enabled() {
-		tc, err := s.tlsConfig()
+		tc, fp, err := s.tlsConfig()
 		if err != nil {
 			ln.Close()
 			return err
 		}
 		ln = tls.NewListener(ln, tc)
 		scheme = "https"
+		// The fingerprint lets the operator check the self-signed
+		// certificate the browser shows (`flowbox web-fingerprint`).
+		listening = append(listening, "tls_sha256", fp)
+	} else if s.cfg.TLS.Mode == TLSModeOff {
+		s.log.Warn("the console serves plain HTTP (web.tls.mode off): logins, cookies and router passwords cross the network unencrypted")
 	}
 	var metricsDone chan error
 	if s.cfg.MetricsListen != "" {
@@ -185,7 +190,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		metricsDone = make(chan error, 1)
 		go func() { metricsDone <- s.serveMetrics(ctx, mln) }()
 	}
-	s.log.Info("web console listening", "url", fmt.Sprintf("%s://%s/", scheme, ln.Addr()))
+	s.log.Info("web console listening", append([]any{"url", fmt.Sprintf("%s://%s/", scheme, ln.Addr())}, listening...)...)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

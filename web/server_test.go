@@ -68,6 +68,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	e.prov = &fakeProv{st: e.st}
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
+	cfg.TLS.Mode = TLSModeOff // the test server is plain HTTP; HTTPS tests set the mode
 	deps := Deps{
 		Store: e.st, Routers: e.st, Provisioner: e.prov, Collector: e.coll, Users: e.st,
 		Gatherer: e.reg, Registerer: e.reg, Logger: testLogger(t), DataDir: t.TempDir(),

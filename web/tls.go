@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -12,8 +13,10 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -23,28 +26,76 @@ const (
 	selfSignedKey  = "web-selfsigned.key"
 )
 
-// tlsConfig loads the configured certificate, or the self-signed one from
-// the data directory, generating it on first use.
-func (s *Server) tlsConfig() (*tls.Config, error) {
-	certFile, keyFile := s.cfg.TLS.Cert, s.cfg.TLS.Key
-	if s.cfg.TLS.SelfSigned {
-		if s.deps.DataDir == "" {
-			return nil, errors.New("tls.self-signed: no data directory to keep the certificate in")
+// secureCookies reports whether the console's cookies get the Secure
+// attribute: on HTTPS, and behind a TLS proxy (tls.mode proxy).
+func (s *Server) secureCookies(r *http.Request) bool {
+	return r.TLS != nil || s.cfg.TLS.Mode == TLSModeProxy
+}
+
+// CertFiles returns the certificate and key files the console serves in
+// mode https: the configured ones, or the self-signed pair in dataDir.
+func (t TLSConfig) CertFiles(dataDir string) (certFile, keyFile string, err error) {
+	if !t.Enabled() {
+		return "", "", fmt.Errorf("tls.mode: %s serves plain HTTP, without a certificate", t.Mode)
+	}
+	if !t.selfSigned() {
+		return t.Cert, t.Key, nil
+	}
+	if dataDir == "" {
+		return "", "", errors.New("tls: no data directory to keep the self-signed certificate in (set tls.cert and tls.key, or tls.mode off)")
+	}
+	return filepath.Join(dataDir, selfSignedCert), filepath.Join(dataDir, selfSignedKey), nil
+}
+
+// CertFingerprint returns the SHA-256 fingerprint of the first certificate
+// of a PEM file, as colon-separated upper-case hex pairs (as browsers show
+// it).
+func CertFingerprint(certFile string) (string, error) {
+	b, err := os.ReadFile(certFile)
+	if err != nil {
+		return "", fmt.Errorf("cannot read the console's certificate: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return "", fmt.Errorf("cannot read the console's certificate: %s holds no PEM certificate", certFile)
+	}
+	return fingerprint(blk.Bytes), nil
+}
+
+// fingerprint formats the SHA-256 of a DER certificate.
+func fingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	var sb strings.Builder
+	for i, c := range sum {
+		if i > 0 {
+			sb.WriteByte(':')
 		}
-		certFile = filepath.Join(s.deps.DataDir, selfSignedCert)
-		keyFile = filepath.Join(s.deps.DataDir, selfSignedKey)
+		fmt.Fprintf(&sb, "%02X", c)
+	}
+	return sb.String()
+}
+
+// tlsConfig loads the configured certificate, or the self-signed one from
+// the data directory, generating it on first use. It returns the
+// certificate's SHA-256 fingerprint too.
+func (s *Server) tlsConfig() (*tls.Config, string, error) {
+	certFile, keyFile, err := s.cfg.TLS.CertFiles(s.deps.DataDir)
+	if err != nil {
+		return nil, "", err
+	}
+	if s.cfg.TLS.selfSigned() {
 		if _, err := os.Stat(certFile); errors.Is(err, os.ErrNotExist) {
 			if err := generateSelfSigned(certFile, keyFile, s.now()); err != nil {
-				return nil, err
+				return nil, "", err
 			}
 			s.log.Info("generated a self-signed certificate", "file", certFile)
 		}
 	}
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("cannot load TLS certificate: %w", err)
+		return nil, "", fmt.Errorf("cannot load TLS certificate: %w", err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, fingerprint(cert.Certificate[0]), nil
 }
 
 // generateSelfSigned writes a new ECDSA P-256 certificate valid for ten

@@ -18,6 +18,7 @@ import (
 	"github.com/flowbox/flowbox/provision"
 	"github.com/flowbox/flowbox/simulator"
 	"github.com/flowbox/flowbox/store"
+	"github.com/flowbox/flowbox/web"
 )
 
 // demoRouterPassword is the API password of the simulated routers. They
@@ -78,6 +79,13 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		// A demo is not for the network: addresses without a host (":8080")
 		// listen on loopback only, unless --open.
 		cfg.Web.Listen = loopbackIfAny(cfg.Web.Listen)
+		// On loopback nothing crosses the network: the demo keeps plain
+		// HTTP (no certificate warning) unless the configuration names a
+		// certificate. With --open, or on another address, it serves
+		// HTTPS, as serve does.
+		if cfg.Web.TLS.Cert == "" && !cfg.Web.TLS.SelfSigned && isLoopbackListen(cfg.Web.Listen) {
+			cfg.Web.TLS.Mode = web.TLSModeOff
+		}
 		for i, l := range cfg.Collector.Listen {
 			cfg.Collector.Listen[i] = loopbackIfAny(l)
 		}
@@ -138,7 +146,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	onboardFleet(runCtx, e, a.prov, a.enricher.PollRouter, fl, logger)
 
 	fmt.Fprintf(e.stdout, "\nflowbox demo is running (data in %s)\n", cfg.DataDir)
-	fmt.Fprintf(e.stdout, "  web console: %s\n", webURL(cfg.Web.Listen, cfg.Web.TLS.Cert != "" || cfg.Web.TLS.SelfSigned))
+	fmt.Fprintf(e.stdout, "  web console: %s\n", webURL(cfg.Web.Listen, cfg.Web.TLS.Enabled()))
 	fmt.Fprintf(e.stdout, "  login:       admin / %s\n", adminPassword)
 	fmt.Fprintf(e.stdout, "  routers:     %d simulated MikroTik routers, onboarded over the RouterOS API\n", len(fl.Routers()))
 	scenarios := newScenarioReporter(fl, clock, false, e.stdout, logger.With("component", "simulate"))
@@ -250,6 +258,19 @@ func demoAdminPassword(dataDir, configured string) (string, error) {
 		return "", fmt.Errorf("cannot save the demo password: %w", err)
 	}
 	return pw, nil
+}
+
+// isLoopbackListen reports whether a listen address is on loopback.
+func isLoopbackListen(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // webURL turns a listen address into the URL a browser on this machine

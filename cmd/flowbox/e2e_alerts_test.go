@@ -267,7 +267,7 @@ func TestAlertsThroughServe(t *testing.T) {
 		listed, state := victimListed()
 		return !listed, state
 	})
-	c := login(t, "http://"+srv.webAddr, "admin", "e2e-admin-pw")
+	c := login(t, srv.base, "admin", "e2e-admin-pw")
 	for _, r := range []*scenarioRun{ddos, spam} {
 		a := find(as, r)
 		var detail struct {

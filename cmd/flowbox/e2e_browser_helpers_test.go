@@ -22,6 +22,7 @@ import (
 
 	"github.com/flowbox/flowbox/internal/browsertest"
 	"github.com/flowbox/flowbox/internal/testutil"
+	fbweb "github.com/flowbox/flowbox/web"
 	"github.com/flowbox/flowbox/simulator"
 )
 
@@ -54,6 +55,9 @@ func startE2EApp(t *testing.T, logw io.Writer) *e2eApp {
 	cfg.Collector.Listen = []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(udp))}
 	cfg.Web.Listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(web))
 	cfg.Web.AdminPassword = e2eAdminPassword
+	// Plain HTTP, explicitly: the browser tests drive the console on
+	// loopback (startServeInProcess tests the HTTPS default).
+	cfg.Web.TLS.Mode = fbweb.TLSModeOff
 	cfg.Provision.VerifyTimeout = 30 * time.Second
 	cfg.reconcile()
 	if cfg.Provision.CollectorPort != udp {

@@ -70,7 +70,7 @@ func TestCoverageThroughServe(t *testing.T) {
 			t.Fatalf("router add %s: %v\n%s\n%s", r.name, err, out.String(), errOut.String())
 		}
 	}
-	c := login(t, "http://"+srv.webAddr, "admin", "e2e-admin-pw")
+	c := login(t, srv.base, "admin", "e2e-admin-pw")
 	byName := func(rep store.CoverageReport) map[string]store.RouterCoverage {
 		m := map[string]store.RouterCoverage{}
 		for _, r := range rep.Routers {
@@ -142,7 +142,7 @@ func TestCoverageThroughServe(t *testing.T) {
 	// The console shows the same, in a browser.
 	browsertest.Need(t)
 	bctx := browsertest.Start(t, 60*time.Second, nil)
-	base := "http://" + srv.webAddr
+	base := srv.base
 	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/login"), chromedp.WaitVisible(`#login-form`),
 		chromedp.SendKeys(`#username`, "admin"), chromedp.SendKeys(`#password`, "e2e-admin-pw"),
 		chromedp.Submit(`#login-form`), chromedp.WaitVisible(`#fleet`)); err != nil {

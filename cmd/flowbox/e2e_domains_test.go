@@ -55,7 +55,7 @@ func TestDomainsThroughServe(t *testing.T) {
 			t.Fatalf("router add: %v\n%s\n%s", err, out.String(), errOut.String())
 		}
 	}
-	c := login(t, "http://"+srv.webAddr, "admin", "e2e-admin-pw")
+	c := login(t, srv.base, "admin", "e2e-admin-pw")
 
 	// The routers' caches are read (at serve's first round, then every
 	// minute) and the flows after that are named.

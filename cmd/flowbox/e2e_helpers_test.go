@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -84,7 +88,7 @@ func login(t *testing.T, base, user, password string) *consoleClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &consoleClient{t: t, base: base, http: &http.Client{Jar: jar, Timeout: 30 * time.Second}}
+	c := &consoleClient{t: t, base: base, http: &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: consoleTransport("")}}
 	resp, err := c.http.PostForm(base+"/login", url.Values{"username": {user}, "password": {password}})
 	if err != nil {
 		t.Fatal(err)
@@ -140,8 +144,29 @@ type apiTop struct {
 	} `json:"rows"`
 }
 
+// consoleTransport talks to a console on loopback. Over HTTPS it accepts
+// the certificate whose SHA-256 fingerprint is pin (as `flowbox
+// web-fingerprint` prints it), or any certificate when pin is empty (the
+// console's own self-signed one; startServeInProcess has pinned it).
+func consoleTransport(pin string) *http.Transport {
+	tc := &tls.Config{InsecureSkipVerify: true}
+	if pin != "" {
+		tc.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+			sum := sha256.Sum256(raw[0])
+			got := strings.ToUpper(hex.EncodeToString(sum[:]))
+			if want := strings.ReplaceAll(pin, ":", ""); got != want {
+				return fmt.Errorf("console certificate %s, want %s", got, want)
+			}
+			return nil
+		}
+	}
+	return &http.Transport{TLSClientConfig: tc, Proxy: nil}
+}
+
 // servedApp is a `flowbox serve` started in-process by startServeInProcess.
 type servedApp struct {
+	// base is the console's URL, https://webAddr.
+	base                      string
 	cfgPath, dataDir, webAddr string
 	nfPort                    int
 	stderr                    *testutil.SyncBuffer
@@ -169,9 +194,20 @@ func startServeInProcess(t *testing.T, collectorExtra string, sections ...string
 	if err := os.WriteFile(a.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	a.base = "https://" + a.webAddr
 	_, a.stderr, a.stop = startCommand(t, "serve", "--config", a.cfgPath)
+	// serve generates its self-signed certificate at start: the console
+	// must answer with the one `flowbox web-fingerprint` names.
+	var pin string
+	testutil.WaitFor(t, 30*time.Second, "the console's certificate", func() (bool, string) {
+		out, err := runWithEnv(nil, "web-fingerprint", "--config", a.cfgPath)
+		pin = strings.TrimSpace(out)
+		return err == nil, fmt.Sprint(err) + a.stderr.String()
+	})
+	client := &http.Client{Transport: consoleTransport(pin), Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
 	testutil.WaitFor(t, 30*time.Second, "the console", func() (bool, string) {
-		resp, err := http.Get("http://" + a.webAddr + "/healthz")
+		resp, err := client.Get(a.base + "/healthz")
 		if err != nil {
 			return false, err.Error() + a.stderr.String()
 		}

@@ -123,7 +123,7 @@ func TestNATLookupThroughServe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := login(t, "http://"+srv.webAddr, "admin", "e2e-admin-pw")
+	c := login(t, srv.base, "admin", "e2e-admin-pw")
 	// viaAPI looks up through the console's API (serve's own process: it
 	// sees the mappings still in the writer's cache).
 	viaAPI := func(address, port, proto, at string) ([]store.NATMapping, string) {

@@ -27,8 +27,8 @@ func TestRouterAddWhileServing(t *testing.T) {
 		t.Skip("end-to-end test")
 	}
 	srv := startServeInProcess(t, "")
-	dir, webAddr, nfPort, cfgPath := filepath.Dir(srv.cfgPath), srv.webAddr, srv.nfPort, srv.cfgPath
-	c := login(t, "http://"+webAddr, "admin", "e2e-admin-pw")
+	dir, nfPort, cfgPath := filepath.Dir(srv.cfgPath), srv.nfPort, srv.cfgPath
+	c := login(t, srv.base, "admin", "e2e-admin-pw")
 
 	fl, err := simulator.New(simulator.Config{Routers: 1, Versions: "7", Password: "router-pw", Rate: 300, Seed: 7},
 		slog.New(slog.DiscardHandler))

@@ -33,8 +33,8 @@ func TestUntrustedExporterThroughServe(t *testing.T) {
 		t.Skip("end-to-end test")
 	}
 	srv := startServeInProcess(t, "  batch-age: 50ms\n")
-	cfgPath, webAddr, nf := srv.cfgPath, srv.webAddr, "127.0.0.1:"+strconv.Itoa(srv.nfPort)
-	c := login(t, "http://"+webAddr, "admin", "e2e-admin-pw")
+	cfgPath, nf := srv.cfgPath, "127.0.0.1:"+strconv.Itoa(srv.nfPort)
+	c := login(t, srv.base, "admin", "e2e-admin-pw")
 
 	blast := func() uint64 {
 		t.Helper()

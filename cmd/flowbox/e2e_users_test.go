@@ -22,7 +22,8 @@ func TestUserCommandsWhileServing(t *testing.T) {
 		t.Skip("end-to-end test")
 	}
 	srv := startServeInProcess(t, "")
-	base := "http://" + srv.webAddr
+	base := srv.base
+	tokenClient := &http.Client{Transport: consoleTransport("")}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cli := func(args ...string) string {
@@ -75,17 +76,17 @@ func TestUserCommandsWhileServing(t *testing.T) {
 		tv.Role != "viewer" || tv.Token == "" {
 		t.Fatalf("token create --json: %v %+v", err, tv)
 	}
-	if code, b := call(http.DefaultClient, tv.Token, http.MethodGet, "/api/v1/routers", ""); code != http.StatusOK {
+	if code, b := call(tokenClient, tv.Token, http.MethodGet, "/api/v1/routers", ""); code != http.StatusOK {
 		t.Fatalf("the viewer's token reads: %d %s", code, b)
 	}
-	if code, _ := call(http.DefaultClient, tv.Token, http.MethodDelete, "/api/v1/routers/1", ""); code != http.StatusForbidden {
+	if code, _ := call(tokenClient, tv.Token, http.MethodDelete, "/api/v1/routers/1", ""); code != http.StatusForbidden {
 		t.Fatalf("the viewer's token deletes: %d", code)
 	}
 	cli("user", "remove", "--name", "noc")
 	if code, _ := call(noc.http, "", http.MethodGet, "/api/v1/me", ""); code != http.StatusUnauthorized {
 		t.Fatalf("the session of a removed user: %d", code)
 	}
-	if code, _ := call(http.DefaultClient, tv.Token, http.MethodGet, "/api/v1/me", ""); code != http.StatusUnauthorized {
+	if code, _ := call(tokenClient, tv.Token, http.MethodGet, "/api/v1/me", ""); code != http.StatusUnauthorized {
 		t.Fatalf("the token of a removed user: %d", code)
 	}
 	if out := cli("user", "list"); strings.Contains(out, "noc") || !strings.Contains(out, "admin  admin") {

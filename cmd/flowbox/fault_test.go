@@ -94,8 +94,8 @@ func (f faultSetup) stored(t *testing.T) uint64 {
 // healthz returns the status of GET /healthz, 0 when the console does
 // not answer.
 func (f faultSetup) healthz() int {
-	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get("http://" + f.web + "/healthz")
+	c := &http.Client{Timeout: 10 * time.Second, Transport: consoleTransport("")}
+	resp, err := c.Get("https://" + f.web + "/healthz")
 	if err != nil {
 		return 0
 	}
@@ -456,7 +456,7 @@ func TestFaultDiskFullChild(t *testing.T) {
 	f := newFaultSetup(t, t.TempDir(), filepath.Join(root, "data"), "")
 	_, serveErr, _ := startCommand(t, "serve", "--config", f.path)
 	waitHealthyInProcess(t, f, serveErr)
-	c := login(t, "http://"+f.web, "admin", "fault-admin-pw") // before the disk fills: a login writes a session
+	c := login(t, "https://"+f.web, "admin", "fault-admin-pw") // before the disk fills: a login writes a session
 
 	simCtx, stopSim := context.WithCancel(context.Background())
 	simDone := make(chan error, 1)

@@ -52,13 +52,18 @@ func TestHealthcheck(t *testing.T) {
 	if err != nil || !strings.Contains(out, "healthy") {
 		t.Fatalf("healthy server: %v %q", err, out)
 	}
-	// The URL derived from FLOWBOX_LISTEN_WEB (unspecified host -> loopback).
-	if _, err := runWithEnv(map[string]string{EnvListenWeb: ":" + port}, "healthcheck"); err != nil {
+	// The URL derived from FLOWBOX_LISTEN_WEB (unspecified host ->
+	// loopback), with plain HTTP configured.
+	plainCfg := filepath.Join(t.TempDir(), "flowbox.yaml")
+	if err := os.WriteFile(plainCfg, []byte("web:\n  listen: \"127.0.0.1:1\"\n  tls:\n    mode: \"off\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runWithEnv(map[string]string{EnvListenWeb: ":" + port}, "healthcheck", "--config", plainCfg); err != nil {
 		t.Fatalf("derived from %s: %v", EnvListenWeb, err)
 	}
 	// The URL derived from the configuration file.
 	cfgFile := filepath.Join(t.TempDir(), "flowbox.yaml")
-	if err := os.WriteFile(cfgFile, []byte("web:\n  listen: \"0.0.0.0:"+port+"\"\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfgFile, []byte("web:\n  listen: \"0.0.0.0:"+port+"\"\n  tls:\n    mode: proxy\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := runWithEnv(nil, "healthcheck", "--config", cfgFile); err != nil {
@@ -110,6 +115,11 @@ func TestHealthcheckTLS(t *testing.T) {
 	out, err := runWithEnv(nil, "healthcheck", "--config", cfgFile)
 	if err != nil || !strings.Contains(out, "https://127.0.0.1:"+port+"/healthz") {
 		t.Fatalf("derived https: %v %q", err, out)
+	}
+	// HTTPS is the default: FLOWBOX_LISTEN_WEB alone derives https too.
+	out, err = runWithEnv(map[string]string{EnvListenWeb: ":" + port}, "healthcheck")
+	if err != nil || !strings.Contains(out, "https://127.0.0.1:"+port+"/healthz") {
+		t.Fatalf("derived from the default: %v %q", err, out)
 	}
 }
 

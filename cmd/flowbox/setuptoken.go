@@ -13,7 +13,8 @@ import (
 
 // runSetupToken prints the one-time setup token that the console's /setup
 // page asks for while no user exists (web.SetupTokenFile in the data
-// directory, written by serve at its first start).
+// directory, written by serve at its first start), and on stderr the
+// fingerprint of the console's certificate.
 func runSetupToken(_ context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "setup-token")
 	load := commonFlags(fs)
@@ -37,5 +38,10 @@ func runSetupToken(_ context.Context, e *env, args []string) error {
 		return fmt.Errorf("cannot read the setup token: %w", err)
 	}
 	fmt.Fprintln(e.stdout, strings.TrimSpace(string(b)))
+	// The browser's first visit shows the self-signed certificate: this
+	// is what it should show (stderr, so scripts read the token alone).
+	if fp, err := webFingerprint(cfg); err == nil {
+		fmt.Fprintf(e.stderr, "the console's HTTPS certificate has the SHA-256 fingerprint %s\n", fp)
+	}
 	return nil
 }

@@ -68,6 +68,9 @@ func Start(t testing.TB, timeout time.Duration, listen func(ev any)) context.Con
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("lang", "en-US"),
 		chromedp.Flag("hide-scrollbars", true),
+		// The console serves HTTPS with a self-signed certificate by
+		// default; the tests reach it on loopback only.
+		chromedp.Flag("ignore-certificate-errors", true),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 1000),
 	}
