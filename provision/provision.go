@@ -390,7 +390,7 @@ func (p *Provisioner) Add(ctx context.Context, req AddRequest) (*store.Router, *
 	p.metrics.duration.WithLabelValues("detect").Observe(time.Since(start).Seconds())
 	if err != nil {
 		p.metrics.operations.WithLabelValues("detect", "error").Inc()
-		return nil, nil, fmt.Errorf("cannot add router %s: %w", req.Name, err)
+		return nil, nil, fmt.Errorf("cannot add router %s: %w", req.Name, apiSSLHint(err, req.TLS))
 	}
 	p.metrics.operations.WithLabelValues("detect", "ok").Inc()
 	if req.DryRun {

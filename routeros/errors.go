@@ -50,7 +50,7 @@ type FingerprintError struct {
 
 // Error names the router and both fingerprints.
 func (e *FingerprintError) Error() string {
-	return fmt.Sprintf("TLS certificate of %s changed: pinned fingerprint %s, router presented %s (re-onboard the router if the certificate was replaced on purpose)",
+	return fmt.Sprintf("TLS certificate of %s changed: pinned fingerprint %s, router presented %s (if the certificate was replaced on purpose, re-pin it with Re-pin certificate on the router's page in the console)",
 		e.Address, e.Pinned, e.Got)
 }
 

@@ -48,6 +48,35 @@ func (s *Server) handleTraffic(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
+	ctx, cancel := contextWithTimeout(r, queryTimeout)
+	defer cancel()
+	// A router (or a fleet) newer than the range is drawn from its first
+	// minute with traffic, in buckets small enough to show its first
+	// minutes, instead of an empty range with the data in its last bucket.
+	// (Not when the range is refused for a filter beyond the raw window:
+	// the answer stays that refusal.)
+	var since time.Time
+	if q.Get("step") == "" && q.Get("from") == "" && s.checkRawWindow(&f, false) == nil && s.checkRawWindow(&f, true) == nil {
+		var sources []int64
+		if f.RouterID != 0 {
+			sources = []int64{f.RouterID}
+		}
+		start, ok, err := s.dataStart(ctx, sources, f.From, f.To)
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		if ok && start.After(f.From) {
+			newer, err := s.newerThan(ctx, sources, f.From, f.To)
+			if err != nil {
+				s.writeErr(w, r, err)
+				return
+			}
+			if newer {
+				f.From, since = start, start
+			}
+		}
+	}
 	step, err := chooseStep(q, f)
 	if err != nil {
 		s.writeErr(w, r, err)
@@ -68,8 +97,6 @@ func (s *Server) handleTraffic(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	ctx, cancel := contextWithTimeout(r, queryTimeout)
-	defer cancel()
 	sq := store.SeriesQuery{From: f.From, To: f.To, Step: step, Filter: f.storeFilter(), GroupBy: store.DimDirection}
 	if !byIf {
 		res, err := s.deps.Store.TimeSeries(ctx, sq)
@@ -78,7 +105,7 @@ func (s *Server) handleTraffic(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		out := seriesHead(res)
-		out.Now = s.now().Unix()
+		out.Now, out.Since = s.now().Unix(), unixOrZero(since)
 		out.BitsIn, out.BitsOut = make([]float64, len(out.Times)), make([]float64, len(out.Times))
 		// In and out are the router's traffic each way: its customers'
 		// downloads and uploads, and its own traffic.
@@ -111,7 +138,7 @@ func (s *Server) handleTraffic(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := seriesHead(in)
-	out.Now = s.now().Unix()
+	out.Now, out.Since = s.now().Unix(), unixOrZero(since)
 	n := len(out.Times)
 	out.BitsIn, out.BitsOut = make([]float64, n), make([]float64, n)
 	byIdx := map[uint32]*InterfaceSeries{}
@@ -134,6 +161,14 @@ func (s *Server) handleTraffic(w http.ResponseWriter, r *http.Request) {
 	}
 	slices.SortFunc(out.Interfaces, func(a, b InterfaceSeries) int { return int(a.Index) - int(b.Index) })
 	writeJSON(w, http.StatusOK, out)
+}
+
+// unixOrZero is t in unix seconds, 0 for the zero time.
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }
 
 // seriesHead copies the time axis of a store series.
@@ -167,7 +202,10 @@ var storeDims = map[string]store.Dimension{
 
 // TopResult is the answer to GET /api/v1/top/{dimension}.
 type TopResult struct {
-	Dimension  string   `json:"dimension"`
+	Dimension string `json:"dimension"`
+	// Seconds is the time with data within the range: from the first
+	// minute of traffic of the router (or of the fleet) when it is newer
+	// than the range, else the whole range; rates are bytes * 8 / Seconds.
 	Seconds    float64  `json:"seconds"`
 	Resolution string   `json:"resolution"`
 	Rows       []TopRow `json:"rows"`
@@ -240,7 +278,18 @@ func (s *Server) handleTop(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	out := TopResult{Dimension: dim, Seconds: f.To.Sub(f.From).Seconds(), Resolution: string(res.Resolution),
+	// Rates divide by the time that has data (a router added an hour ago
+	// has one hour of traffic in a 24-hour range), not the whole range.
+	var sources []int64
+	if f.RouterID != 0 {
+		sources = []int64{f.RouterID}
+	}
+	secs, err := s.coveredSeconds(ctx, sources, f.From, f.To)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	out := TopResult{Dimension: dim, Seconds: secs, Resolution: string(res.Resolution),
 		Rows: make([]TopRow, 0, len(res.Entries)), Other: topRow("", &res.Other), Total: topRow("", &res.Total)}
 	var rt *store.Router
 	if dim == DimInterface && f.RouterID != 0 {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -168,6 +169,9 @@ func (s *Server) routerView(rt store.Router, exps []store.ExporterStats, tot Rou
 	}
 	v.LastFlow = timePtr(last)
 	secs := rateWindow.Seconds()
+	if tot.Seconds > 0 {
+		secs = tot.Seconds
+	}
 	v.FlowsPerSec = float64(tot.Flows) / secs
 	v.BitsInPerSec = float64(tot.BytesIn) * 8 / secs
 	v.BitsOutPerSec = float64(tot.BytesOut) * 8 / secs
@@ -243,6 +247,24 @@ func (s *Server) routerTotals(ctx context.Context, now time.Time) (map[int64]Rou
 				t.BytesOut = e.Bytes
 			}
 			out[e.Source] = t
+		}
+	}
+	// A router whose first flows arrived within the window, after an hour
+	// without any, has rates over the minutes since then, not over the
+	// whole window (its rates would climb for five minutes after it
+	// starts).
+	res, err := s.deps.Store.TimeSeries(ctx, store.SeriesQuery{From: q.From.Add(-time.Hour), To: now, Step: time.Minute, GroupBy: store.DimRouter})
+	if err != nil {
+		return nil, fmt.Errorf("cannot find the routers' first traffic: %w", err)
+	}
+	for _, l := range res.Lines {
+		t, ok := out[l.Source]
+		if !ok {
+			continue
+		}
+		if i := slices.IndexFunc(l.Bytes, func(b uint64) bool { return b > 0 }); i >= 0 && !res.Times[i].Before(q.From) {
+			t.Seconds = min(rateWindow.Seconds(), max(60, now.Sub(res.Times[i]).Seconds()))
+			out[l.Source] = t
 		}
 	}
 	return out, nil

@@ -155,19 +155,43 @@ func TestBrowserFleetTrust(t *testing.T) {
 		t.Errorf("the form has the address and focus %q, want 203.0.113.4 and the password", form)
 	}
 	screenshot(t, ctx, art, "fleet-4-onboard")
+	// API-SSL and a least-privilege router user are the defaults; the
+	// plain API is an explicit choice that shows a warning.
+	defaults := `[document.getElementById("add-api-ssl").checked, document.getElementById("add-create-user").checked,
+		!document.getElementById("add-plain-warning").classList.contains("hidden")]`
+	if got := must(t, ctx, chromedp.Evaluate[[]bool](defaults)); !slices.Equal(got, []bool{true, true, false}) {
+		t.Errorf("form defaults (API-SSL, create user, plain warning shown) = %v, want [true true false]", got)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(`#add-api-plain`), chromedp.WaitVisible(`#add-plain-warning`)); err != nil {
+		t.Fatalf("choose the plain API: %v", err)
+	}
+	if w := must(t, ctx, chromedp.TextContent(`#add-plain-warning`)); !strings.Contains(w, "unencrypted") {
+		t.Errorf("the plain API warning says %q", w)
+	}
+	pin := strings.Repeat("ab", 32)
+	e.prov.setPresented(pin)
 	if err := chromedp.Do(ctx,
+		chromedp.Click(`#add-api-ssl`),
+		chromedp.WaitNotVisible(`#add-plain-warning`),
 		chromedp.SendKeys(`#add-password`, "router-secret"),
 		chromedp.Click(`#add-connect`),
 		chromedp.WaitVisible(`#add-plan-table tbody tr`),
+		chromedp.WaitVisible(`#add-fingerprint`),
 	); err != nil {
 		t.Fatalf("connect to the onboarded source: %v", err)
+	}
+	if fp := must(t, ctx, chromedp.TextContent(`#add-fingerprint`)); !strings.Contains(fp, pin) {
+		t.Errorf("after connecting the form shows %q, want the pinned fingerprint", fp)
+	}
+	if sp := e.prov.spec(); !sp.TLS || !sp.CreateUser {
+		t.Errorf("the form sent %+v, want tls and create_user", sp)
 	}
 	routers, err := e.st.ListRouters(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(routers, func(r store.Router) bool { return r.Address == "203.0.113.4:8728" }) {
-		t.Errorf("no router at 203.0.113.4:8728 after Onboard: %+v", routers)
+	if !slices.ContainsFunc(routers, func(r store.Router) bool { return r.Address == "203.0.113.4:8729" }) {
+		t.Errorf("no router at 203.0.113.4:8729 (API-SSL) after Onboard: %+v", routers)
 	}
 	t.Logf("screenshots in %s", art)
 }

@@ -287,6 +287,9 @@ type RouterSpec struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
 	TLS      bool   `json:"tls"`
+	// CreateUser creates a least-privilege flowbox user on the router
+	// (group policy api,read,write) and stores it instead of the login.
+	CreateUser bool `json:"create_user"`
 }
 
 // Plan is what provisioning would change on a router, as a diff.
@@ -390,7 +393,11 @@ type Series struct {
 	// ending after it is still open, and rollup buckets that ended within
 	// the last minute may not be written yet (the store writes the
 	// rollups once a minute).
-	Now        int64             `json:"now"`
+	Now int64 `json:"now"`
+	// Since is set (unix seconds) when the router (or the fleet) is newer
+	// than the range: the series starts at its first minute with traffic
+	// instead of the range's start.
+	Since      int64             `json:"since,omitempty"`
 	Times      []int64           `json:"times"`
 	BitsIn     []float64         `json:"bits_in"`
 	BitsOut    []float64         `json:"bits_out"`
@@ -454,4 +461,8 @@ type RouterTotal struct {
 	BytesIn  uint64
 	BytesOut uint64
 	LastFlow time.Time
+	// Seconds is the time of the rate window that has the router's
+	// traffic: the whole window, or less for a router whose first flows
+	// arrived within it (0 means the whole window).
+	Seconds float64
 }

@@ -19,6 +19,14 @@ type fakeProv struct {
 	st *storetest.Store
 	// failAdd makes Add fail with this error.
 	failAdd error
+	// mu guards lastSpec and presented (a browser test reads and sets
+	// them while the server runs).
+	mu sync.Mutex
+	// lastSpec is the last spec Add got.
+	lastSpec RouterSpec
+	// presented is the fingerprint of the certificate the routers present
+	// (repin_test.go).
+	presented string
 }
 
 func (f *fakeProv) plan() Plan {
@@ -31,6 +39,10 @@ func (f *fakeProv) plan() Plan {
 }
 
 func (f *fakeProv) Add(ctx context.Context, spec RouterSpec) (store.Router, Plan, error) {
+	f.mu.Lock()
+	f.lastSpec = spec
+	presented := f.presented
+	f.mu.Unlock()
 	if f.failAdd != nil {
 		return store.Router{}, Plan{}, f.failAdd
 	}
@@ -50,6 +62,9 @@ func (f *fakeProv) Add(ctx context.Context, spec RouterSpec) (store.Router, Plan
 	r := store.Router{Name: name, Address: spec.Address, TLS: spec.TLS, Username: spec.Username, Password: spec.Password,
 		Identity: name, Model: "RB4011iGS+", Board: "RB4011iGS+", Version: "7.16.2 (stable)", State: store.StateNew,
 		Interfaces: []store.Interface{{Index: 1, Name: "ether1"}, {Index: 2, Name: "ether2"}}}
+	if spec.TLS {
+		r.TLSFingerprint = presented // pinned on first use
+	}
 	if err := f.st.AddRouter(ctx, &r); err != nil {
 		return store.Router{}, Plan{}, err
 	}

@@ -102,6 +102,8 @@ func (s *Server) apiRoutes() []route {
 		writeRoute(http.MethodPost, "/routers/{id}/verify", operator, "router.verify", s.handleVerify),
 		writeRoute(http.MethodPost, "/routers/{id}/undo", operator, "router.undo", s.handleUndo),
 		readRoute("/routers/{id}/history", viewer, s.handleHistory),
+		readRoute("/routers/{id}/certificate", operator, s.handleCertificate),
+		writeRoute(http.MethodPost, "/routers/{id}/repin", operator, "router.repin", s.handleRepin, "fingerprint"),
 		readRoute("/exporters", viewer, s.handleExporters),
 		readRoute("/exporters/allowed", viewer, s.handleAllowedExporters),
 		writeRoute(http.MethodPost, "/exporters/allowed", operator, "exporter.allow", s.handleAllowExporter, "prefix"),

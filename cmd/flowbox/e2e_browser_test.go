@@ -86,6 +86,9 @@ func TestBrowserEndToEnd(t *testing.T) {
 		chromedp.Clear(`#add-username`),
 		chromedp.SendKeys(`#add-username`, r1.Username),
 		chromedp.SendKeys(`#add-password`, r1.Password),
+		// The simulated routers serve the plain API only (API-SSL is the
+		// form's default); flowbox creates its own user on the router.
+		chromedp.Click(`#add-api-plain`),
 		chromedp.Click(`#add-connect`))
 	b.waitJS(t, "add router: plan or error", `!document.getElementById("add-plan").classList.contains("hidden") ||
 		!document.getElementById("add-error").classList.contains("hidden")`, 30*time.Second)

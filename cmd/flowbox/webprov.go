@@ -25,7 +25,38 @@ type webProvisioner struct {
 	mitCfg mitigate.Config
 }
 
-var _ web.Provisioner = webProvisioner{}
+var (
+	_ web.Provisioner = webProvisioner{}
+	_ web.Repinner    = webProvisioner{}
+)
+
+// CheckRepin returns a router's pinned certificate fingerprint and the one
+// it presents now.
+func (w webProvisioner) CheckRepin(ctx context.Context, id int64) (web.CertificateView, error) {
+	name, err := w.name(ctx, id)
+	if err != nil {
+		return web.CertificateView{}, err
+	}
+	c, err := w.prov.CheckRepin(ctx, name)
+	if err != nil {
+		return web.CertificateView{}, err
+	}
+	return web.CertificateView{Pinned: c.Old, Presented: c.New, Changed: c.Old != c.New}, nil
+}
+
+// Repin pins the certificate the router presents now, when it has the
+// confirmed fingerprint.
+func (w webProvisioner) Repin(ctx context.Context, id int64, fingerprint string) (store.Router, error) {
+	name, err := w.name(ctx, id)
+	if err != nil {
+		return store.Router{}, err
+	}
+	r, err := w.prov.Repin(ctx, name, fingerprint)
+	if err != nil {
+		return store.Router{}, err
+	}
+	return *r, nil
+}
 
 func (w webProvisioner) name(ctx context.Context, id int64) (string, error) {
 	r, err := w.store.GetRouterByID(ctx, id)
@@ -75,7 +106,7 @@ func webPlan(p *provision.Plan) web.Plan {
 // name, the router is named after its identity (made unique).
 func (w webProvisioner) Add(ctx context.Context, spec web.RouterSpec) (store.Router, web.Plan, error) {
 	req := provision.AddRequest{Name: spec.Name, Address: spec.Address, TLS: spec.TLS,
-		Username: spec.Username, Password: spec.Password}
+		Username: spec.Username, Password: spec.Password, CreateUser: spec.CreateUser}
 	if req.Name == "" {
 		name, err := w.nameFromIdentity(ctx, req)
 		if err != nil {

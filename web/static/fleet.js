@@ -183,8 +183,13 @@
     });
   }
   function fail(msg) { errBox.textContent = msg; show(errBox, true); }
+  // The plain API is an explicit choice, with its warning.
+  const plainWarning = document.getElementById("add-plain-warning");
+  form.querySelectorAll('input[name="api"]').forEach((r) => r.addEventListener("change", () => {
+    show(plainWarning, form.api.value === "plain");
+  }));
   function reset() {
-    form.reset(); added = null; step(1);
+    form.reset(); added = null; step(1); show(plainWarning, false);
     show(form, true); show(planBox, false); show(result, false); show(errBox, false);
     document.getElementById("add-apply").disabled = false;
   }
@@ -214,7 +219,7 @@
     try {
       const res = await api("/routers", { method: "POST", body: {
         address: form.address.value.trim(), name: form.name.value.trim(), username: form.username.value,
-        password: form.password.value, tls: form.tls.checked } });
+        password: form.password.value, tls: form.api.value !== "plain", create_user: form.create_user.checked } });
       form.password.value = "";
       added = res.router;
       renderPlan(res.plan);
@@ -230,6 +235,10 @@
   function renderPlan(plan) {
     document.getElementById("add-plan-summary").textContent =
       (added.identity || added.name) + " (" + [added.model, added.version].filter(Boolean).join(", ") + "): " + (plan.summary || "");
+    // Trust on first use: the operator sees which certificate was pinned.
+    const fp = document.getElementById("add-fingerprint");
+    fp.textContent = added.tls_fingerprint ? "API-SSL certificate pinned, SHA-256 " + added.tls_fingerprint : "";
+    show(fp, !!added.tls_fingerprint);
     const tb = document.querySelector("#add-plan-table tbody");
     clear(tb);
     plan.changes.forEach((c) => {

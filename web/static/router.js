@@ -100,18 +100,7 @@
   let plot = null;
   const chartBox = document.getElementById("chart");
   const colors = ["#1f6feb", "#e8590c", "#2f9e44", "#ae3ec9", "#f59f00", "#0c8599", "#e03131", "#5c940d", "#364fc7", "#862e9c"];
-  // settled hides the buckets whose value is not known yet, so that the
-  // line does not dive at its right end: the bucket still open (it ends
-  // after the answer), and, from the rollups (written once a minute), a
-  // zero in a bucket that ended within the last minute.
-  function settled(series, values) {
-    const lag = series.resolution === "raw" ? 0 : 60;
-    return values.map((v, i) => {
-      const end = series.times[i] + series.step;
-      if (end > series.now || (v === 0 && end > series.now - lag)) return null;
-      return v;
-    });
-  }
+  const { settled, axisBits, yRange, sinceText, stepText } = window.fbChart;
 
   // counterLine averages the interface counters (everything the router
   // received, bits per second per minute or hour) over the chart's
@@ -147,23 +136,32 @@
       defs.push({ label: "Interface counters (all received)", stroke: "#6e7781", dash: [4, 4], width: 1.5, spanGaps: true, value: (u, v) => v == null ? "—" : bits(v) });
       chartBox.dataset.counters = String(line.filter((v) => v != null).length);
     }
-    const width = Math.max(280, chartBox.clientWidth);
-    const opts = {
-      width, height: width < 600 ? 220 : 300,
-      series: defs,
-      axes: [{}, { values: (u, vals) => vals.map((v) => bits(v)), size: 80 }],
-      scales: { y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
-      legend: { live: true },
-    };
-    if (plot) plot.destroy();
-    clear(chartBox);
-    plot = new uPlot(opts, data, chartBox);
     let points = 0;
     for (let i = 1; i < data.length; i++) points += data[i].filter((v) => v > 0).length;
     chartBox.dataset.points = String(points);
     chartBox.dataset.length = String(data[0].length);
-    document.getElementById("chart-note").textContent = "average per " + (series.step >= 3600 ? series.step / 3600 + " h" : series.step / 60 + " min") +
+    chartBox.dataset.since = series.since ? String(series.since) : "";
+    const since = series.since ? "collecting since " + sinceText(series.since) + " · " : "";
+    document.getElementById("chart-note").textContent = since + "average per " + stepText(series.step) +
       (chartBox.dataset.counters ? " · dashed: the router's interface counters, everything its interfaces received (compare with in + out)" : "");
+    if (plot) { plot.destroy(); plot = null; }
+    clear(chartBox);
+    if (!points) {
+      // No fake axis: say what is known instead.
+      chartBox.append(el("p", { class: "muted empty", id: "chart-empty" }, series.since
+        ? "Collecting since " + sinceText(series.since) + ": the chart draws each minute once it is written (within a minute)."
+        : "No traffic in this range."));
+      return;
+    }
+    const width = Math.max(280, chartBox.clientWidth);
+    const opts = {
+      width, height: width < 600 ? 220 : 300,
+      series: defs,
+      axes: [{}, { values: axisBits, size: 80 }],
+      scales: { y: { range: yRange } },
+      legend: { live: true },
+    };
+    plot = new uPlot(opts, data, chartBox);
   }
   window.addEventListener("resize", () => { if (plot) plot.setSize({ width: Math.max(280, chartBox.clientWidth), height: plot.height }); });
   document.getElementById("chart-mode").addEventListener("change", loadTraffic);
@@ -224,6 +222,19 @@
     return el("td", { class: "key", title }, label, " ", nm);
   }
 
+  // topHead names the columns of a top table: the rate is an average over
+  // the time with data (res.seconds: from the first minute of traffic
+  // when the router is newer than the range), the volume a sum.
+  function topHead(table, res) {
+    if (!table.tHead) table.createTHead();
+    clear(table.tHead);
+    const hours = res.seconds / 3600;
+    const over = hours >= 48 ? Math.round(hours / 24) + " d" : hours >= 1 ? (Math.round(hours * 10) / 10) + " h" : Math.round(res.seconds / 60) + " min";
+    table.tHead.append(el("tr", null, el("th", { class: "key" }), el("th", { class: "bar" }),
+      el("th", { class: "num", title: "bytes × 8 over the " + over + " with data in this range" }, "Avg rate"),
+      el("th", { class: "num", title: "bytes in this range" }, "Volume")));
+  }
+
   // Top-N tables.
   async function loadTop(table) {
     const dim = table.dataset.dim;
@@ -234,6 +245,7 @@
       if (!current()) return;
       if (!res.rows.length) { emptyRow(tbody, 4, "No traffic."); return; }
       clear(tbody);
+      topHead(table, res);
       const max = res.rows[0].bytes || 1;
       res.rows.forEach((r) => {
         const name = keyCell(dim, r);
