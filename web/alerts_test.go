@@ -391,7 +391,7 @@ func TestAlertsDisabled(t *testing.T) {
 		}
 	}
 	// The Fleet page still loads its banner script, which hides on 503.
-	code, b := e.do(http.MethodGet, "/", nil)
+	code, b := e.do(http.MethodGet, "/fleet", nil)
 	if code != http.StatusOK || !strings.Contains(string(b), `id="alerts-banner"`) || !strings.Contains(string(b), "/static/alertkit.js") {
 		t.Errorf("fleet page: %d, want the alerts banner and its script", code)
 	}

@@ -777,7 +777,8 @@ func TestPages(t *testing.T) {
 	}
 	res.Body.Close()
 	for path, want := range map[string]string{
-		"/":                                `id="fleet"`,
+		"/":                                `id="dashboard"`,
+		"/fleet":                           `id="fleet"`,
 		fmt.Sprintf("/routers/%d", r.ID):   `data-router-id="` + fmt.Sprint(r.ID) + `"`,
 		"/flows":                           `id="flows"`,
 		"/settings":                        `id="tokens"`,

@@ -95,7 +95,7 @@ func TestBrowserAlerts(t *testing.T) {
 
 	// The Alerts page: the attack first, the past scan below.
 	if err := chromedp.Do(ctx,
-		chromedp.Navigate(base+"/"),
+		chromedp.Navigate(base+"/fleet"),
 		browsertest.ClickJS(`#alerts-banner a.all`),
 		chromedp.WaitVisible(fmt.Sprintf(`#active-alerts tbody tr[data-id="%d"]`, attack.ID)),
 		chromedp.WaitVisible(`#past-alerts tbody tr[data-id]`),

@@ -34,7 +34,7 @@ func TestBrowserViewer(t *testing.T) {
 	login := func(user string) {
 		t.Helper()
 		if err := chromedp.Do(ctx,
-			chromedp.Navigate(base+"/login"),
+			chromedp.Navigate(base+"/login?next=%2Ffleet"),
 			chromedp.WaitVisible(`#login-form`),
 			chromedp.SendKeys(`#username`, user),
 			chromedp.SendKeys(`#password`, testPassword),

@@ -48,7 +48,7 @@ func TestBrowser(t *testing.T) {
 
 	// Log in through the form.
 	if err := chromedp.Do(ctx,
-		chromedp.Navigate(base+"/"),
+		chromedp.Navigate(base+"/fleet"),
 		chromedp.WaitVisible(`#login-form`),
 		chromedp.SendKeys(`#username`, "admin"),
 		chromedp.SendKeys(`#password`, testPassword),
@@ -303,7 +303,7 @@ func TestBrowser(t *testing.T) {
 func browserLogin(tb testing.TB, ctx context.Context, base string) {
 	tb.Helper()
 	if err := chromedp.Do(ctx,
-		chromedp.Navigate(base+"/login"),
+		chromedp.Navigate(base+"/login?next=%2Ffleet"),
 		chromedp.WaitVisible(`#login-form`),
 		chromedp.SendKeys(`#username`, "admin"),
 		chromedp.SendKeys(`#password`, testPassword),

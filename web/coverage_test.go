@@ -137,7 +137,7 @@ func TestBrowserCoverage(t *testing.T) {
 	art := browsertest.Artifacts(t, "web")
 	base := e.ts.URL
 	browserLogin(t, ctx, base)
-	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/"),
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/fleet"),
 		chromedp.WaitVisible(fmt.Sprintf(`#fleet tbody tr[data-id="%d"] td.coverage[data-health]`, ok.ID))); err != nil {
 		t.Fatal(err)
 	}

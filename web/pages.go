@@ -76,6 +76,13 @@ func (s *Server) handleFleetPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, http.StatusOK, "fleet", pageData{Title: "Fleet", User: userOf(r), Role: roleOf(r)})
 }
 
+// handleDashboardPage shows the landing page: the whole fleet's traffic
+// stacked by router, fleet-wide top lists, routers by traffic and the
+// alerts and health summary.
+func (s *Server) handleDashboardPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, http.StatusOK, "dashboard", pageData{Title: "Dashboard", User: userOf(r), Role: roleOf(r)})
+}
+
 // handleRouterPage shows one router's traffic, top-N tables, history and
 // counters.
 func (s *Server) handleRouterPage(w http.ResponseWriter, r *http.Request) {

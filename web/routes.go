@@ -76,7 +76,8 @@ const (
 // pageRoutes are the console's pages with the least role of each.
 func (s *Server) pageRoutes() []route {
 	return []route{
-		readRoute("/", viewer, s.handleFleetPage),
+		readRoute("/", viewer, s.handleDashboardPage),
+		readRoute("/fleet", viewer, s.handleFleetPage),
 		readRoute("/routers/{id}", viewer, s.handleRouterPage),
 		readRoute("/subscribers", viewer, s.handleSubscribersPage),
 		readRoute("/flows", viewer, s.handleFlowsPage),
@@ -111,6 +112,7 @@ func (s *Server) apiRoutes() []route {
 		readRoute("/status", viewer, s.handleStatus),
 		readRoute("/traffic", viewer, s.handleTraffic),
 		readRoute("/top/{dimension}", viewer, s.handleTop),
+		readRoute("/fleet/traffic", viewer, s.handleFleetTraffic),
 		readRoute("/flows", viewer, s.handleFlows),
 		readRoute("/flows.csv", viewer, s.handleFlowsCSV),
 		readRoute("/subscribers/usage", viewer, s.handleSubscriberUsage),

@@ -66,7 +66,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 
 	// Log in.
 	b.do(t, "login page",
-		chromedp.Navigate(a.base+"/"),
+		chromedp.Navigate(a.base+"/fleet"),
 		chromedp.WaitVisible(`#login-form`),
 		chromedp.SendKeys(`#username`, "admin"),
 		chromedp.SendKeys(`#password`, e2eAdminPassword))
@@ -367,7 +367,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 		t.Errorf("the router page is %d px wide on a 390 px phone", w)
 	}
 	b.screenshot(t, art, "10-router-phone")
-	b.do(t, "phone fleet", chromedp.Navigate(a.base+"/"), chromedp.WaitVisible(`#fleet tbody a.router-link`))
+	b.do(t, "phone fleet", chromedp.Navigate(a.base+"/fleet"), chromedp.WaitVisible(`#fleet tbody a.router-link`))
 	if w := e2eEval[int](t, b, `document.querySelector("#fleet").scrollWidth`); w > 390 {
 		t.Errorf("the fleet table is %d px wide on a 390 px phone", w)
 	}

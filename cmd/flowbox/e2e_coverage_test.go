@@ -143,7 +143,7 @@ func TestCoverageThroughServe(t *testing.T) {
 	browsertest.Need(t)
 	bctx := browsertest.Start(t, 60*time.Second, nil)
 	base := srv.base
-	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/login"), chromedp.WaitVisible(`#login-form`),
+	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/login?next=%2Ffleet"), chromedp.WaitVisible(`#login-form`),
 		chromedp.SendKeys(`#username`, "admin"), chromedp.SendKeys(`#password`, "e2e-admin-pw"),
 		chromedp.Submit(`#login-form`), chromedp.WaitVisible(`#fleet`)); err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@
   const removed = new URLSearchParams(location.search).get("removed");
   if (removed) {
     notice("Removed " + removed + ".");
-    history.replaceState(null, "", "/");
+    history.replaceState(null, "", location.pathname);
   }
 
   // rate shows a current rate. They come from the minute rollups, so a

@@ -357,7 +357,7 @@
     clear(out); out.append(el("p", { class: "muted" }, undo ? "undoing and removing…" : "removing…"));
     try {
       await api("/routers/" + id + "?undo=" + undo, { method: "DELETE" });
-      location.href = "/?removed=" + encodeURIComponent(document.getElementById("router-name").textContent);
+      location.href = "/fleet?removed=" + encodeURIComponent(document.getElementById("router-name").textContent);
     } catch (e) {
       btn.disabled = false;
       clear(out); out.append(el("p", { class: "error", role: "alert" }, "Cannot remove the router: " + e.message +
