@@ -374,6 +374,11 @@ type FlowView struct {
 	Domain            string `json:"domain,omitempty"`
 	RemoteName        string `json:"remote_name,omitempty"`
 	RemoteNameReverse bool   `json:"remote_name_reverse,omitempty"`
+	// PostNATDst (and its port) is the destination after the router's
+	// NAT, when the flow carries it: for a download, the customer's inside
+	// address (Dst is then the router's public address).
+	PostNATDst     string `json:"post_nat_dst,omitempty"`
+	PostNATDstPort uint16 `json:"post_nat_dst_port,omitempty"`
 }
 
 // nameRemote sets the remote address's name during the flow.
@@ -402,6 +407,9 @@ func flowView(f *store.Flow) FlowView {
 	}
 	if f.DstAddr.IsValid() {
 		v.Dst = f.DstAddr.String()
+	}
+	if a := f.PostNATDstAddr; a.IsValid() && !a.IsUnspecified() && a != f.DstAddr {
+		v.PostNATDst, v.PostNATDstPort = a.String(), f.PostNATDstPort
 	}
 	return v
 }

@@ -41,7 +41,8 @@ type UsageRow struct {
 	DownloadPackets uint64 `json:"download_packets"`
 	UploadPackets   uint64 `json:"upload_packets"`
 	Flows           uint64 `json:"flows"`
-	// LastSeen is the end of the last hour (or UTC day) with traffic.
+	// LastSeen is the end of the last hour (or UTC day) with traffic, and
+	// never after the answer's time (the hour under way ends later).
 	LastSeen *time.Time `json:"last_seen,omitempty"`
 }
 
@@ -154,11 +155,15 @@ func (s *Server) routerNames(ctx context.Context) (map[int64]string, error) {
 	return out, nil
 }
 
-// usageRow is the API's view of a usage row.
-func usageRow(names map[int64]string, u *store.SubscriberUsage) UsageRow {
+// usageRow is the API's view of a usage row at time now.
+func usageRow(names map[int64]string, u *store.SubscriberUsage, now time.Time) UsageRow {
+	last := u.LastSeen
+	if last.After(now) {
+		last = now
+	}
 	return UsageRow{RouterID: u.Source, Router: store.SourceName(names, u.Source), Subscriber: u.Subscriber,
 		DownloadBytes: u.DownloadBytes, UploadBytes: u.UploadBytes, DownloadPackets: u.DownloadPackets,
-		UploadPackets: u.UploadPackets, Flows: u.Flows, LastSeen: timePtr(u.LastSeen)}
+		UploadPackets: u.UploadPackets, Flows: u.Flows, LastSeen: timePtr(last)}
 }
 
 // handleSubscriberUsage returns the traffic of each subscriber per router
@@ -195,7 +200,7 @@ func (s *Server) handleSubscriberUsage(w http.ResponseWriter, r *http.Request) {
 			DownloadPackets: res.Total.DownloadPackets, UploadPackets: res.Total.UploadPackets, Flows: res.Total.Flows},
 		Rows: make([]UsageRow, 0, len(res.Rows))}
 	for i := range res.Rows {
-		out.Rows = append(out.Rows, usageRow(names, &res.Rows[i]))
+		out.Rows = append(out.Rows, usageRow(names, &res.Rows[i], s.now()))
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -1,8 +1,10 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -121,7 +123,26 @@ func TestRangeStartsWithData(t *testing.T) {
 // repeated ticks, and the top tables name their columns.
 func TestBrowserFirstMinutes(t *testing.T) {
 	browsertest.Need(t)
-	e, gw, fm := firstMinutesEnv(t)
+	e := newEnv(t)
+	e.login()
+	gw := e.addRouter(datasetRouter())
+	fm := newFirstMinutes(e.now, gw.ID, "127.0.0.2")
+	// The subscriber of 10.0.0.5 also has 2001:db8::5, with less traffic:
+	// two top-talker rows with one name.
+	v6 := fm.flows[0]
+	v6.DstAddr, v6.SrcAddr, v6.Bytes = netip.MustParseAddr("2001:db8::5"), netip.MustParseAddr("2606:2800:220:1::1"), 500_000
+	if _, err := e.st.ApplySubscriberChanges(context.Background(), nil, []store.Subscriber{
+		{Prefix: netip.MustParsePrefix("10.0.0.5/32"), Name: "Maria Garcia", Source: store.SourceCSV, ValidFrom: e.now.Add(-time.Hour)},
+		{Prefix: netip.MustParsePrefix("2001:db8::5/128"), Name: "Maria Garcia", Source: store.SourceCSV, ValidFrom: e.now.Add(-time.Hour)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A download through the router's NAT: the public destination before,
+	// the customer's address after.
+	nat := fm.flows[2]
+	nat.DstAddr, nat.PostNATDstAddr, nat.PostNATDstPort = netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("10.0.0.5"), 50001
+	nat.SrcPort = 8443
+	e.ingest(append(fm.flows, v6, nat))
 	ctx := browsertest.Start(t, 60*time.Second, nil)
 	art := browsertest.Artifacts(t, "web-first-minutes")
 	browserLogin(t, ctx, e.ts.URL)
@@ -151,6 +172,12 @@ func TestBrowserFirstMinutes(t *testing.T) {
 		}
 		screenshot(t, ctx, art, fmt.Sprintf("%d-router-%s", i, rng))
 	}
+	// The subscriber's IPv4 and IPv6 rows are told apart by their family,
+	// before the address (which a narrow table cuts off).
+	rows := must(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#top-local tbody tr[data-key] td.key")].map(td => td.textContent)`))
+	if want := []string{"Maria Garcia v4 10.0.0.5", "Maria Garcia v6 2001:db8::5"}; !slices.Equal(rows, want) {
+		t.Errorf("top talkers %q, want %q", rows, want)
+	}
 	// The y-axis labels of small and large scales never repeat.
 	for _, splits := range []string{"[0, 0.2, 0.4, 0.6, 0.8, 1]", "[0, 500, 1000, 1500]", "[0, 2000000, 4000000]", "[0, 250000000, 500000000, 750000000]"} {
 		labels := must(t, ctx, chromedp.Evaluate[[]string](`window.fbChart.axisBits(null, `+splits+`)`))
@@ -164,5 +191,37 @@ func TestBrowserFirstMinutes(t *testing.T) {
 	}
 	if got := must(t, ctx, chromedp.Evaluate[[]string](`window.fbChart.axisBits(null, [0, 0.5, 1])`)); strings.Join(got, ",") != "0.0 b/s,0.5 b/s,1.0 b/s" {
 		t.Errorf("y-axis labels %q", got)
+	}
+	// The flow search shows the inside address of the NATed download (the
+	// one searched for), and keeps the search in the URL across a reload.
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(e.ts.URL+"/flows"),
+		chromedp.WaitVisible(`#flows tbody tr td.num`),
+		chromedp.SetValue(`#f-range`, "1h"),
+		chromedp.SendKeys(`#f-local`, "10.0.0.5"),
+		chromedp.SendKeys(`#f-port`, "8443"),
+		browsertest.ClickJS(`#search button[type="submit"]`),
+	); err != nil {
+		t.Fatalf("flow search: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll("#flows tbody tr td.dst").length === 1 && location.search.includes("port=8443")`,
+		chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Fatalf("flow search: %v", err)
+	}
+	if q := must(t, ctx, chromedp.Evaluate[string](`location.search`)); q != "?range=1h&local=10.0.0.5&port=8443" {
+		t.Errorf("the search's URL is %q", q)
+	}
+	dst := func() (string, string) {
+		return must(t, ctx, chromedp.Text(`#flows tbody tr td.dst`)), must(t, ctx, chromedp.Evaluate[string](`document.querySelector("#flows tbody tr td.dst").title`))
+	}
+	if text, title := dst(); text != "10.0.0.5:50001 NAT" || title != "before NAT: 203.0.113.1:50000" {
+		t.Errorf("NATed download's destination %q (%q), want the inside address", text, title)
+	}
+	screenshot(t, ctx, art, "3-flows-nat")
+	if err := chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(`#flows tbody tr td.dst`)); err != nil {
+		t.Fatalf("reload the search: %v", err)
+	}
+	if port, text := must(t, ctx, chromedp.Evaluate[string](`document.getElementById("f-port").value`)), must(t, ctx, chromedp.Text(`#flows tbody tr td.dst`)); port != "8443" || text != "10.0.0.5:50001 NAT" {
+		t.Errorf("after a reload: port field %q, row %q", port, text)
 	}
 }

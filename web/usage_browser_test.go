@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,6 +66,13 @@ func TestBrowserSubscribers(t *testing.T) {
 	}
 	if !slices.Equal(got, wantRows) {
 		t.Errorf("the table shows %q, want %q", got, wantRows)
+	}
+	// "Last seen" has its date (the table spans days), in the browser's
+	// English: "Dec 6, 10:05 AM".
+	for _, seen := range must(t, ctx, chromedp.Evaluate[[]string](rows+`.map(r => r.lastElementChild.textContent)`)) {
+		if !regexp.MustCompile(`^[A-Z][a-z]{2} \d{1,2}, \d{2}:\d{2}`).MatchString(seen) {
+			t.Errorf("last seen %q, want a date and a time", seen)
+		}
 	}
 	if tot := must(t, ctx, chromedp.Evaluate[string](`document.getElementById("total-all").dataset.bytes`)); tot != strconv.FormatUint(wantTot.DownloadBytes+wantTot.UploadBytes, 10) {
 		t.Errorf("the totals row says %s bytes, want %d", tot, wantTot.DownloadBytes+wantTot.UploadBytes)

@@ -128,8 +128,12 @@
       res.rows.forEach((r) => {
         const bar = el("div", { class: "barfill" }); bar.style.width = Math.max(1, 100 * r.bytes / max) + "%";
         const name = r.name && r.name !== r.label ? r.name : "";
+        // A subscriber's IPv4 and IPv6 rows carry the same name: the
+        // family tells them apart even when the address is cut off.
+        const fam = r.label.includes(":") ? "v6" : "v4";
         const key = dim === "local" && name
-          ? el("td", { class: "key lead-name", title: r.label + " " + name }, el("span", { class: "name" }, name), " ", el("span", { class: "label" }, r.label))
+          ? el("td", { class: "key lead-name", title: r.label + " " + name }, el("span", { class: "name" }, name), " ",
+            el("span", { class: "badge family", title: fam === "v6" ? "IPv6" : "IPv4" }, fam), " ", el("span", { class: "label" }, r.label))
           : el("td", { class: "key", title: r.label + (name ? " " + name : "") }, el("span", { class: "label" }, r.label), name ? " " : "", name ? el("span", { class: "name" }, name) : "");
         tbody.append(el("tr", { dataset: { key: r.key } }, key, el("td", { class: "bar" }, el("div", { class: "barwrap" }, bar)),
           el("td", { class: "num" }, bits(r.bytes * 8 / res.seconds)), el("td", { class: "num" }, bytes(r.bytes))));

@@ -63,9 +63,20 @@
     return el("td", { class: "subscriber" }, f.subscriber || "");
   }
 
+  // destinationCell shows the inside address of a NATed flow (the
+  // customer a download reached, the one a search for it matches), with
+  // the public destination it had before the NAT on hover.
+  function destinationCell(f) {
+    if (!f.post_nat_dst) return el("td", { class: "dst" }, endpoint(f.dst, f.dst_port));
+    return el("td", { class: "dst", title: "before NAT: " + endpoint(f.dst, f.dst_port) },
+      endpoint(f.post_nat_dst, f.post_nat_dst_port || f.dst_port), " ", el("span", { class: "badge", title: "after the router's NAT" }, "NAT"));
+  }
+
   async function search() {
     show(errBox, false);
     const q = params();
+    // The search lives in the URL: it can be bookmarked, reloaded, shared.
+    history.replaceState(null, "", location.pathname + "?" + q.toString());
     document.getElementById("csv").href = "/api/v1/flows.csv?" + q.toString();
     const page = cursors.length - 1;
     q.set("limit", pageSize);
@@ -78,7 +89,7 @@
         const as = remoteAS(f);
         tbody.append(el("tr", null,
           el("td", { title: when(f.start) + " – " + when(f.end) }, shortWhen(f.start)), el("td", null, routerNames[f.router_id] || String(f.router_id || "")),
-          el("td", null, endpoint(f.src, f.src_port)), el("td", null, endpoint(f.dst, f.dst_port)),
+          el("td", null, endpoint(f.src, f.src_port)), destinationCell(f),
           el("td", null, f.proto), el("td", { class: "num" }, bytes(f.bytes)), el("td", { class: "num" }, count(f.packets)),
           el("td", null, f.direction), subscriberCell(f), el("td", null, f.application || ""), domainCell(f),
           el("td", { title: as }, el("span", { class: "clip" }, as))));

@@ -197,6 +197,12 @@
   // keyCell shows a row's label and its name: "AS15169 Google LLC",
   // "tcp/443", "Maria Garcia 100.64.1.7" (subscribers lead), "US United
   // States".
+  // family tags an address "v6" or "v4" (nothing for other labels).
+  function family(label) {
+    const v6 = label.includes(":"), v4 = /^\d+\.\d+\.\d+\.\d+$/.test(label);
+    if (!v6 && !v4) return "";
+    return el("span", { class: "badge family", title: v6 ? "IPv6" : "IPv4" }, v6 ? "v6" : "v4");
+  }
   const regions = typeof Intl.DisplayNames === "function" ? new Intl.DisplayNames(["en"], { type: "region" }) : null;
   function keyCell(dim, r) {
     let name = r.name && r.name !== r.label ? r.name : "";
@@ -218,7 +224,9 @@
       return el("td", { class: "key lead-name", title: title + " (reverse DNS, not a visited name)" }, nm, " ",
         el("span", { class: "badge", title: "reverse DNS: not a name a customer looked up" }, "rDNS"), " ", label);
     }
-    if (dim === "local" || dim === "remote") return el("td", { class: "key lead-name", title }, nm, " ", label);
+    // A subscriber's IPv4 and IPv6 rows carry the same name: the family
+    // tells them apart even when the address is cut off.
+    if (dim === "local" || dim === "remote") return el("td", { class: "key lead-name", title }, nm, " ", dim === "local" ? family(r.label) : "", " ", label);
     return el("td", { class: "key", title }, label, " ", nm);
   }
 

@@ -29,6 +29,12 @@
     const p = (n) => String(n).padStart(2, "0");
     return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate());
   }
+  // lastSeen shows a last-seen time with its date, always (the table
+  // spans days): "Mar 3, 14:05".
+  function lastSeen(s) {
+    if (!s) return "";
+    return new Date(s).toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  }
   function iso(d) { return d.toISOString().replace(/\.\d+Z$/, "Z"); }
 
   // span computes the period in the browser's local time: [from, to).
@@ -170,7 +176,7 @@
         el("td", { class: "sub" }, el("span", { class: "clip", title: r.subscriber }, r.subscriber)),
         el("td", { class: "opt" }, r.router),
         num(r.download_bytes), num(r.upload_bytes), num(total, "strong"),
-        el("td", { class: "opt", title: when(r.last_seen) }, shortWhen(r.last_seen))));
+        el("td", { class: "opt", title: when(r.last_seen) }, lastSeen(r.last_seen))));
       });
       const t = res.total;
       document.getElementById("total-label").textContent = "Total (" + count.toLocaleString() + ")";
