@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -25,6 +26,13 @@ func apiSSLHint(err error, useTLS bool) error {
 	}
 	if errors.Is(err, routeros.ErrRefused) || errors.Is(err, routeros.ErrDropped) {
 		return fmt.Errorf("%w; if API-SSL is not enabled with a certificate on the router, run in its terminal: %s", err, EnableAPISSL)
+	}
+	var plain tls.RecordHeaderError
+	if errors.As(err, &plain) || errors.Is(err, routeros.ErrTimeout) {
+		// A plain-API port answers the TLS greeting with garbage, or
+		// waits for the rest of what it takes for an API sentence.
+		return fmt.Errorf("%w; if that port is the plain API, not API-SSL: enable API-SSL on the router (in its terminal: %s) and give its port (8729), "+
+			"or choose the plain API explicitly (it sends the password in clear)", err, EnableAPISSL)
 	}
 	return err
 }

@@ -65,7 +65,7 @@ func TestCoverageThroughServe(t *testing.T) {
 		rt := fl.Routers()[0]
 		var out, errOut testutil.SyncBuffer
 		e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }}
-		if err := run(ctx, e, []string{"router", "add", "--config", cfgPath, "--name", r.name,
+		if err := run(ctx, e, []string{"router", "add", "--tls=false", "--config", cfgPath, "--name", r.name,
 			"--address", rt.APIAddr(), "--user", rt.Username, "--password-file", pwFile, "--timeout", "60s"}); err != nil {
 			t.Fatalf("router add %s: %v\n%s\n%s", r.name, err, out.String(), errOut.String())
 		}

@@ -50,7 +50,7 @@ func TestDomainsThroughServe(t *testing.T) {
 	for i, rt := range fl.Routers() {
 		var out, errOut testutil.SyncBuffer
 		e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }}
-		if err := run(ctx, e, []string{"router", "add", "--config", cfgPath, "--name", fmt.Sprintf("tower%d", i+1),
+		if err := run(ctx, e, []string{"router", "add", "--tls=false", "--config", cfgPath, "--name", fmt.Sprintf("tower%d", i+1),
 			"--address", rt.APIAddr(), "--user", rt.Username, "--password-file", pwFile, "--timeout", "60s"}); err != nil {
 			t.Fatalf("router add: %v\n%s\n%s", err, out.String(), errOut.String())
 		}

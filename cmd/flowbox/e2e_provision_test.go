@@ -50,7 +50,7 @@ func TestRouterAddWhileServing(t *testing.T) {
 	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := run(ctx, e, []string{"router", "add", "--config", cfgPath, "--name", "tower1",
+	if err := run(ctx, e, []string{"router", "add", "--tls=false", "--config", cfgPath, "--name", "tower1",
 		"--address", rt.APIAddr(), "--user", rt.Username, "--password-file", pwFile, "--timeout", "60s"}); err != nil {
 		t.Fatalf("router add: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
 	}

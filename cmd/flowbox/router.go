@@ -29,7 +29,7 @@ const passwordEnv = "FLOWBOX_ROUTER_PASSWORD"
 const routerUsage = `usage: flowbox router COMMAND [flags]
 
 commands:
-  add --name NAME --address HOST[:PORT] [--tls] --user USER [--password-file FILE] [--dry-run] [--create-user] [--no-verify]
+  add --name NAME --address HOST[:PORT] [--tls=false] --user USER [--password-file FILE] [--dry-run] [--create-user] [--no-verify]
                  connect, detect, store and provision a router (password from --password-file,
                  $` + passwordEnv + ` or a prompt)
   list           list the routers
@@ -112,8 +112,8 @@ func routerAdd(ctx context.Context, e *env, args []string) error {
 	load := commonFlags(fs)
 	var req provision.AddRequest
 	fs.StringVar(&req.Name, "name", "", "router `NAME` in flowbox")
-	fs.StringVar(&req.Address, "address", "", "API address `HOST[:PORT]` (port 8728, or 8729 with --tls)")
-	fs.BoolVar(&req.TLS, "tls", false, "use API-SSL; the certificate is pinned on first use")
+	fs.StringVar(&req.Address, "address", "", "API address `HOST[:PORT]` (port 8729 for API-SSL, 8728 with --tls=false)")
+	fs.BoolVar(&req.TLS, "tls", true, "use API-SSL (the default; the certificate is pinned on first use); --tls=false uses the plain API, which sends the password in clear")
 	fs.StringVar(&req.Username, "user", "", "RouterOS `USER` (an admin, or a user with policy api,read,write)")
 	pwFile := fs.String("password-file", "", "read the password from `FILE` (else $"+passwordEnv+", else a prompt)")
 	fs.BoolVar(&req.DryRun, "dry-run", false, "only connect, detect and print the plan")
@@ -138,6 +138,9 @@ func routerAdd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	req.Password = pw
+	if !req.TLS {
+		fmt.Fprintln(e.stderr, "warning: the plain API (--tls=false) sends the router's password in clear on every login; use API-SSL where the router has a certificate")
+	}
 	prov, closeStore, err := openProvisioner(ctx, e, cfg)
 	if err != nil {
 		return err

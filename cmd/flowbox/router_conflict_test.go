@@ -30,7 +30,7 @@ func TestRouterAddBehindOneAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	add := func(name string, s *routerostest.Server, extra ...string) (string, error) {
-		return cli.run(append([]string{"add", "--name", name, "--address", s.Addr(), "--user", "admin", "--password-file", pwFile, "--no-verify"}, extra...)...)
+		return cli.run(append([]string{"add", "--tls=false", "--name", name, "--address", s.Addr(), "--user", "admin", "--password-file", pwFile, "--no-verify"}, extra...)...)
 	}
 	if _, err := add("edge-a", a); err != nil {
 		t.Fatal(err)

@@ -65,7 +65,7 @@ func TestRouterCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out, err := c.run("add", "--name", "edge", "--address", s.Addr(), "--user", "admin", "--password-file", pwFile, "--dry-run")
+	out, err := c.run("add", "--tls=false", "--name", "edge", "--address", s.Addr(), "--user", "admin", "--password-file", pwFile, "--dry-run")
 	if err != nil {
 		t.Fatalf("add --dry-run: %v", err)
 	}
@@ -79,7 +79,7 @@ func TestRouterCommands(t *testing.T) {
 		t.Fatalf("dry run stored the router:\n%s", out)
 	}
 
-	out, err = c.run("add", "--name", "edge", "--address", s.Addr(), "--user", "admin", "--password-file", pwFile, "--no-verify")
+	out, err = c.run("add", "--tls=false", "--name", "edge", "--address", s.Addr(), "--user", "admin", "--password-file", pwFile, "--no-verify")
 	if err != nil {
 		t.Fatalf("add: %v", err)
 	}
@@ -136,16 +136,16 @@ func TestRouterCommands(t *testing.T) {
 func TestRouterAddPasswordSources(t *testing.T) {
 	s := testutil.StartRouter(t, withAdmin(routerostest.V6("old-1")))
 	c := &routerCLI{t: t, dataDir: t.TempDir(), env: map[string]string{passwordEnv: routerSecret}}
-	if _, err := c.run("add", "--name", "a", "--address", s.Addr(), "--user", "admin", "--dry-run"); err != nil {
+	if _, err := c.run("add", "--tls=false", "--name", "a", "--address", s.Addr(), "--user", "admin", "--dry-run"); err != nil {
 		t.Fatalf("password from the environment: %v", err)
 	}
 	c.env = nil
 	c.stdin = routerSecret + "\n"
-	if _, err := c.run("add", "--name", "a", "--address", s.Addr(), "--user", "admin", "--dry-run"); err != nil {
+	if _, err := c.run("add", "--tls=false", "--name", "a", "--address", s.Addr(), "--user", "admin", "--dry-run"); err != nil {
 		t.Fatalf("password from the prompt: %v", err)
 	}
 	c.stdin = "wrong\n"
-	_, err := c.run("add", "--name", "a", "--address", s.Addr(), "--user", "admin", "--no-verify")
+	_, err := c.run("add", "--tls=false", "--name", "a", "--address", s.Addr(), "--user", "admin", "--no-verify")
 	if !errors.Is(err, routeros.ErrAuth) {
 		t.Fatalf("wrong password: %v", err)
 	}
@@ -165,5 +165,26 @@ func TestRouterUsageErrors(t *testing.T) {
 	}
 	if _, err := c.run("show", "nope"); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("show of an unknown router = %v", err)
+	}
+}
+
+// TestRouterAddDefaultsToTLS: `router add` speaks API-SSL unless told
+// otherwise; to a router without it, the error says how to enable it; the
+// plain API is an explicit choice, with a warning.
+func TestRouterAddDefaultsToTLS(t *testing.T) {
+	s := testutil.StartRouter(t, withAdmin(routerostest.V7("plain-1")))
+	c := &routerCLI{t: t, dataDir: t.TempDir(), env: map[string]string{passwordEnv: routerSecret}}
+	_, err := c.run("add", "--name", "a", "--address", s.Addr(), "--user", "admin", "--dry-run")
+	if err == nil || !strings.Contains(err.Error(), "/ip service set api-ssl certificate=") {
+		t.Fatalf("API-SSL by default to a plain router: %v", err)
+	}
+	if strings.Contains(c.all.String(), "warning: the plain API") {
+		t.Error("warned about the plain API while using API-SSL")
+	}
+	if _, err := c.run("add", "--tls=false", "--name", "a", "--address", s.Addr(), "--user", "admin", "--dry-run"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(c.all.String(), "warning: the plain API (--tls=false) sends the router's password in clear") {
+		t.Errorf("no warning for the plain API:\n%s", c.all.String())
 	}
 }
