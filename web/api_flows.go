@@ -3,6 +3,7 @@ package web
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -16,6 +17,11 @@ import (
 
 // queryTimeout bounds one dashboard query.
 const queryTimeout = 30 * time.Second
+
+// rawScanBudget bounds a top-N that scans raw flows: past it, the answer
+// is what the scan read (the newest part of the range), marked partial,
+// well before queryTimeout.
+const rawScanBudget = 10 * time.Second
 
 // contextWithTimeout bounds a request's work.
 func contextWithTimeout(r *http.Request, d time.Duration) (context.Context, context.CancelFunc) {
@@ -212,6 +218,17 @@ type TopResult struct {
 	// Other sums everything not in Rows; Total everything.
 	Other TopRow `json:"other"`
 	Total TopRow `json:"total"`
+	// Partial is true when a raw scan ran out of time: only the flows
+	// since ScannedFrom were read; Note says so in a sentence.
+	Partial     bool       `json:"partial,omitempty"`
+	ScannedFrom *time.Time `json:"scanned_from,omitempty"`
+	Note        string     `json:"note,omitempty"`
+}
+
+// partialNote says how much of a range a partial scan read.
+func partialNote(from, scanned, to time.Time) string {
+	return fmt.Sprintf("scanned the last %s of %s; narrow the filter or the range for a complete answer",
+		humanDuration(to.Sub(scanned).Round(time.Minute)), humanDuration(to.Sub(from).Round(time.Minute)))
 }
 
 // topRow converts a store entry; Key is the click filter.
@@ -273,7 +290,7 @@ func (s *Server) handleTop(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := contextWithTimeout(r, queryTimeout)
 	defer cancel()
-	res, err := s.deps.Store.Top(ctx, store.TopQuery{From: f.From, To: f.To, Dimension: sd, N: limit, Filter: f.storeFilter()})
+	res, err := s.deps.Store.Top(ctx, store.TopQuery{From: f.From, To: f.To, Dimension: sd, N: limit, Filter: f.storeFilter(), Budget: cmp.Or(s.rawBudget, rawScanBudget)})
 	if err != nil {
 		s.writeErr(w, r, err)
 		return
@@ -291,6 +308,12 @@ func (s *Server) handleTop(w http.ResponseWriter, r *http.Request) {
 	}
 	out := TopResult{Dimension: dim, Seconds: secs, Resolution: string(res.Resolution),
 		Rows: make([]TopRow, 0, len(res.Entries)), Other: topRow("", &res.Other), Total: topRow("", &res.Total)}
+	if res.Partial {
+		// The scan read the newest part of the range only: rates over it.
+		scanned := res.From
+		out.Partial, out.ScannedFrom, out.Note = true, &scanned, partialNote(f.From, scanned, f.To)
+		out.Seconds = min(out.Seconds, f.To.Sub(scanned).Seconds())
+	}
 	var rt *store.Router
 	if dim == DimInterface && f.RouterID != 0 {
 		rt, _ = s.deps.Routers.GetRouterByID(ctx, f.RouterID)

@@ -131,3 +131,33 @@ func TestDomainsAPI(t *testing.T) {
 		t.Errorf("no namer: %d %s", code, body)
 	}
 }
+
+// TestTopPartial: a top-N whose raw scan runs out of its budget answers
+// with the newest part of the range, marked partial with a note, instead
+// of timing out.
+func TestTopPartial(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.login()
+	exp := netip.MustParseAddrPort("127.0.0.2:4000")
+	local, remote := netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("198.51.100.9")
+	var flows []store.Flow
+	for i := range 12 { // one flow every 5 minutes over the last hour: a raw partition each
+		end := e.now.Add(-time.Duration(i)*5*time.Minute - time.Minute).UnixMilli()
+		flows = append(flows, store.Flow{Exporter: exp, Version: 9, Start: end - 1000, End: end, SrcAddr: remote, DstAddr: local, Proto: 17,
+			SrcPort: 53, DstPort: 40000, Bytes: 1000, Packets: 1, Direction: store.DirDownload})
+	}
+	e.ingest(flows)
+	var top TopResult
+	e.getJSON("/api/v1/top/remote?range=1h&proto=udp", &top)
+	if top.Partial || top.Total.Bytes != 12000 {
+		t.Fatalf("no budget pressure: partial %v, %d bytes", top.Partial, top.Total.Bytes)
+	}
+	e.srv.rawBudget = time.Nanosecond // spent at once: the newest partition only
+	top = TopResult{}
+	e.getJSON("/api/v1/top/remote?range=1h&proto=udp", &top)
+	if !top.Partial || top.ScannedFrom == nil || top.Total.Bytes == 0 || top.Total.Bytes >= 12000 ||
+		!strings.HasPrefix(top.Note, "scanned the last ") || !strings.Contains(top.Note, "of 1 h") {
+		t.Fatalf("partial answer: %+v", top)
+	}
+}

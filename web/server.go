@@ -50,10 +50,13 @@ type Server struct {
 	backoff  *accountBackoff // per-account login backoff
 	proxies  []netip.Prefix  // web.trusted-proxies
 	hosts    *hostChecker    // the Host names the console answers (web.hosts)
-	router   *mux.Router
-	handler  http.Handler
-	pages    map[string]*template.Template
-	static   fs.FS
+	// rawBudget bounds a top-N's raw scan (rawScanBudget; tests shorten
+	// it).
+	rawBudget time.Duration
+	router    *mux.Router
+	handler   http.Handler
+	pages     map[string]*template.Template
+	static    fs.FS
 	// assetVersions maps each static file to its content hash.
 	assetVersions map[string]string
 	setupMu       sync.Mutex // serialises the first-user creation
