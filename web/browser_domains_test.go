@@ -114,3 +114,35 @@ func pollJS(expr string) chromedp.Action[chromedp.Void] {
 		return nil
 	})
 }
+
+// TestBrowserTopPartial: when a filtered view's raw scan runs out of its
+// budget, the router page's tables show the newest part of the range with
+// a note saying how much was scanned, not an error.
+func TestBrowserTopPartial(t *testing.T) {
+	browsertest.Need(t)
+	e := newEnv(t)
+	e.login()
+	gw := e.addRouter(datasetRouter())
+	exp := netip.MustParseAddrPort("127.0.0.2:4000")
+	local, remote := netip.MustParseAddr("10.0.1.7"), netip.MustParseAddr("198.51.100.9")
+	var flows []store.Flow
+	for i := range 12 {
+		end := e.now.Add(-time.Duration(i)*5*time.Minute - time.Minute).UnixMilli()
+		flows = append(flows, store.Flow{Exporter: exp, Version: 9, Start: end - 1000, End: end, SrcAddr: remote, DstAddr: local, Proto: 17,
+			SrcPort: 53, DstPort: 40000, Bytes: 1000, Packets: 1, Direction: store.DirDownload})
+	}
+	e.ingest(flows)
+	e.srv.rawBudget = time.Nanosecond // every raw scan stops after its newest partition
+	ctx := browsertest.Start(t, 60*time.Second, nil)
+	browserLogin(t, ctx, e.ts.URL)
+	if err := chromedp.Do(ctx, chromedp.Navigate(fmt.Sprintf("%s/routers/%d?range=1h&proto=udp", e.ts.URL, gw.ID)),
+		waitLoaded(), chromedp.WaitVisible(`#top-remote tbody tr.partial`)); err != nil {
+		t.Fatalf("router page: %v", err)
+	}
+	if note := must(t, ctx, chromedp.TextContent(`#top-remote tbody tr.partial`)); !strings.HasPrefix(note, "scanned the last ") || !strings.Contains(note, "of 1 h") {
+		t.Errorf("partial note %q", note)
+	}
+	if rows := must(t, ctx, rowsText(`#top-remote`)); len(rows) < 2 || !strings.Contains(rows[0], "198.51.100.9") {
+		t.Errorf("partial table %q", rows)
+	}
+}

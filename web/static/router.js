@@ -271,6 +271,11 @@
         tbody.append(el("tr", { class: "other" }, el("td", { class: "muted" }, "other"), el("td"),
           el("td", { class: "num muted" }, bits(res.other.bytes * 8 / res.seconds)), el("td", { class: "num muted" }, bytes(res.other.bytes))));
       }
+      if (res.partial) {
+        // The raw scan ran out of time: the table covers the newest part
+        // of the range only, and says so.
+        tbody.append(el("tr", { class: "partial" }, el("td", { colspan: "4", class: "muted note warning" }, res.note)));
+      }
     } catch (e) {
       if (!current()) return;
       emptyRow(tbody, 4, "—");
