@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/flowbox/flowbox/internal/poll"
 	"github.com/flowbox/flowbox/routeros"
 	"github.com/flowbox/flowbox/store"
 )
@@ -36,7 +37,7 @@ type API interface {
 // ErrUnavailable is wrapped by API errors when the router lacks a menu or
 // property (an older version, no switch chip): the poller then treats the
 // menu as empty.
-var ErrUnavailable = errors.New("menu or property not available on this router")
+var ErrUnavailable = routeros.ErrUnavailable
 
 // DialFunc opens an API session with a router of the inventory.
 type DialFunc func(ctx context.Context, r store.Router) (API, error)
@@ -129,16 +130,8 @@ func (p *Poller) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	t := time.NewTicker(p.cfg.Interval)
-	defer t.Stop()
-	for {
-		p.Round(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	poll.Every(ctx, p.cfg.Interval, p.Round)
+	return nil
 }
 
 // Round polls every router of the inventory once (Concurrency at a
@@ -150,17 +143,7 @@ func (p *Poller) Round(ctx context.Context) {
 		p.log.Warn("cannot list routers for the counter poll", "error", err)
 		return
 	}
-	sem := make(chan struct{}, p.cfg.Concurrency)
-	var wg sync.WaitGroup
-	for _, r := range routers {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			p.PollRouter(ctx, r)
-		}()
-	}
-	wg.Wait()
+	poll.Each(routers, p.cfg.Concurrency, func(r store.Router) { p.PollRouter(ctx, r) })
 	p.forget(routers)
 	now := p.now()
 	if now.Sub(p.rolled) >= 5*time.Minute || now.Truncate(time.Hour) != p.rolled.Truncate(time.Hour) {

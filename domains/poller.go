@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flowbox/flowbox/internal/poll"
 	"github.com/flowbox/flowbox/routeros"
 	"github.com/flowbox/flowbox/store"
 )
@@ -40,7 +41,7 @@ type API interface {
 }
 
 // ErrUnavailable is wrapped by API errors when the router lacks a menu.
-var ErrUnavailable = errors.New("menu or property not available on this router")
+var ErrUnavailable = routeros.ErrUnavailable
 
 // DialFunc opens an API session with a router of the inventory.
 type DialFunc func(ctx context.Context, r store.Router) (API, error)
@@ -173,16 +174,8 @@ func (p *Poller) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	t := time.NewTicker(p.cfg.PollInterval)
-	defer t.Stop()
-	for {
-		p.Round(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	poll.Every(ctx, p.cfg.PollInterval, p.Round)
+	return nil
 }
 
 // Round polls every router of the inventory once (Concurrency at a time).
@@ -192,17 +185,7 @@ func (p *Poller) Round(ctx context.Context) {
 		p.log.Warn("cannot list routers for the DNS cache poll", "error", err)
 		return
 	}
-	sem := make(chan struct{}, p.cfg.Concurrency)
-	var wg sync.WaitGroup
-	for _, r := range routers {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			p.PollRouter(ctx, r)
-		}()
-	}
-	wg.Wait()
+	poll.Each(routers, p.cfg.Concurrency, func(r store.Router) { p.PollRouter(ctx, r) })
 	keep := make(map[int64]bool, len(routers))
 	for _, r := range routers {
 		keep[r.ID] = true
@@ -531,26 +514,5 @@ func DialRouterOS(ctx context.Context, r store.Router) (API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot dial router %s: %w", r.Name, err)
 	}
-	return rosAPI{c}, nil
+	return c, nil
 }
-
-// rosAPI adapts *routeros.Conn to API.
-type rosAPI struct{ c *routeros.Conn }
-
-func (a rosAPI) Print(ctx context.Context, path string, proplist []string, query ...string) ([]map[string]string, error) {
-	words := append([]string{path + "/print", "=.proplist=" + strings.Join(proplist, ",")}, query...)
-	rep, err := a.c.Run(ctx, words...)
-	if errors.Is(err, routeros.ErrUnknown) {
-		return nil, fmt.Errorf("%s: %w: %w", path, ErrUnavailable, err)
-	}
-	if err != nil {
-		return nil, err
-	}
-	out := make([]map[string]string, len(rep.Re))
-	for i, r := range rep.Re {
-		out[i] = r
-	}
-	return out, nil
-}
-
-func (a rosAPI) Close() error { return a.c.Close() }

@@ -7,9 +7,9 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/flowbox/flowbox/internal/poll"
 	"github.com/flowbox/flowbox/routeros"
 	"github.com/flowbox/flowbox/store"
 )
@@ -26,7 +26,7 @@ type RouterAPI interface {
 // ErrUnavailable is wrapped by RouterAPI errors when the router lacks a
 // menu or property (an older version, a missing package). The poller then
 // treats the menu as empty.
-var ErrUnavailable = errors.New("menu or property not available on this router")
+var ErrUnavailable = routeros.ErrUnavailable
 
 // DialFunc opens an API session with a router of the inventory.
 type DialFunc func(ctx context.Context, r store.Router) (RouterAPI, error)
@@ -467,17 +467,7 @@ func (e *Enricher) pollAll(ctx context.Context) {
 	if !e.cfg.Poll || e.deps.Dial == nil {
 		return
 	}
-	sem := make(chan struct{}, e.cfg.PollConcurrency)
-	var wg sync.WaitGroup
-	for _, r := range routers {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			e.PollRouter(ctx, r)
-		}()
-	}
-	wg.Wait()
+	poll.Each(routers, e.cfg.PollConcurrency, func(r store.Router) { e.PollRouter(ctx, r) })
 }
 
 // FirstPollBackdate is how far back the subscribers found by the first

@@ -27,6 +27,10 @@ var (
 	// ErrUnknown means the router does not know a property or a command
 	// (older versions, or a menu absent on this board).
 	ErrUnknown = errors.New("unknown property or command")
+	// ErrUnavailable wraps the error of a Print of a menu or property the
+	// router lacks (an older version, a missing package or switch chip):
+	// pollers treat it as "not on this router", not as a failure.
+	ErrUnavailable = errors.New("menu or property not available on this router")
 	// ErrExists means the router already has such an entry.
 	ErrExists = errors.New("entry already exists")
 	// ErrInvalid means the router rejected a value.

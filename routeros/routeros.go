@@ -264,6 +264,25 @@ func (c *Conn) arm(ctx context.Context) func() {
 	}
 }
 
+// Print returns the rows of path/print with the properties of proplist
+// (query words narrow them). A menu or property the router lacks gives an
+// error wrapping ErrUnavailable.
+func (c *Conn) Print(ctx context.Context, path string, proplist []string, query ...string) ([]map[string]string, error) {
+	words := append([]string{path + "/print", "=.proplist=" + strings.Join(proplist, ",")}, query...)
+	rep, err := c.Run(ctx, words...)
+	if errors.Is(err, ErrUnknown) {
+		return nil, fmt.Errorf("%s: %w: %w", path, ErrUnavailable, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]map[string]string, len(rep.Re))
+	for i, r := range rep.Re {
+		out[i] = r
+	}
+	return out, nil
+}
+
 // Run sends one command (a command word followed by attribute and query
 // words) and returns its reply. A `!trap` gives a *TrapError and leaves the
 // Conn usable; any other failure marks it broken.

@@ -404,14 +404,23 @@ type FlowView struct {
 	PostNATDstPort uint16 `json:"post_nat_dst_port,omitempty"`
 }
 
-// nameRemote sets the remote address's name during the flow.
-func (s *Server) nameRemote(v *FlowView, f *store.Flow) {
+// namedFlowView is flowView with the names the console knows: the
+// ASes', and the remote address's during the flow.
+func (s *Server) namedFlowView(f *store.Flow) FlowView {
+	v := flowView(f)
+	if v.SrcAS != 0 {
+		v.SrcASName = s.asName(v.SrcAS)
+	}
+	if v.DstAS != 0 {
+		v.DstASName = s.asName(v.DstAS)
+	}
 	if s.deps.Domains == nil || f.Direction == store.DirInternal {
-		return
+		return v
 	}
 	if _, remote := f.LocalRemote(); remote.IsValid() {
 		v.RemoteName, v.RemoteNameReverse = s.deps.Domains.RemoteName(remote.Unmap(), time.UnixMilli(cmp.Or(f.Start, f.End)), time.UnixMilli(f.End))
 	}
+	return v
 }
 
 func flowView(f *store.Flow) FlowView {
@@ -474,15 +483,7 @@ func (s *Server) handleFlows(w http.ResponseWriter, r *http.Request) {
 	}
 	res := FlowsResult{Flows: make([]FlowView, 0, len(page.Flows)), Next: page.Next}
 	for i := range page.Flows {
-		v := flowView(&page.Flows[i])
-		s.nameRemote(&v, &page.Flows[i])
-		if v.SrcAS != 0 {
-			v.SrcASName = s.asName(v.SrcAS)
-		}
-		if v.DstAS != 0 {
-			v.DstASName = s.asName(v.DstAS)
-		}
-		res.Flows = append(res.Flows, v)
+		res.Flows = append(res.Flows, s.namedFlowView(&page.Flows[i]))
 	}
 	writeJSON(w, http.StatusOK, res)
 }

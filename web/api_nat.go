@@ -232,34 +232,38 @@ func natSentence(q store.NATQuery, matches []store.NATMapping) string {
 // used a public address and port around a time, who the subscriber was,
 // and the raw flows still kept.
 func (s *Server) handleNATLookup(w http.ResponseWriter, r *http.Request) {
-	if !s.natEnabled(w) {
+	_, ans := s.natAnswerFor(w, r)
+	if ans == nil {
 		return
+	}
+	res := NATLookupResult{NATAnswer: *ans, Flows: make([]FlowView, 0, len(ans.Flows))}
+	res.NATAnswer.Flows = nil
+	for i := range ans.Flows {
+		res.Flows = append(res.Flows, s.namedFlowView(&ans.Flows[i]))
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// natAnswerFor runs the abuse lookup a request asks for and returns it
+// with the parsed request; on failure it writes the error and the answer
+// is nil.
+func (s *Server) natAnswerFor(w http.ResponseWriter, r *http.Request) (natRequest, *store.NATAnswer) {
+	if !s.natEnabled(w) {
+		return natRequest{}, nil
 	}
 	nr, err := parseNATQuery(r)
 	if err != nil {
 		s.writeErr(w, r, err)
-		return
+		return nr, nil
 	}
 	ctx, cancel := contextWithTimeout(r, queryTimeout)
 	defer cancel()
 	ans, err := s.lookupNAT(ctx, nr)
 	if err != nil {
 		s.writeErr(w, r, err)
-		return
+		return nr, nil
 	}
-	res := NATLookupResult{NATAnswer: *ans, Flows: make([]FlowView, 0, len(ans.Flows))}
-	res.NATAnswer.Flows = nil
-	for i := range ans.Flows {
-		v := flowView(&ans.Flows[i])
-		if v.SrcAS != 0 {
-			v.SrcASName = s.asName(v.SrcAS)
-		}
-		if v.DstAS != 0 {
-			v.DstASName = s.asName(v.DstAS)
-		}
-		res.Flows = append(res.Flows, v)
-	}
-	writeJSON(w, http.StatusOK, res)
+	return nr, ans
 }
 
 // natCSVHeader is the column row of GET /api/v1/nat/lookup.csv.
@@ -303,19 +307,8 @@ func natCSVFilename(q store.NATQuery) string {
 // desk: comment lines (#) stating the query, the answer and when it was
 // made, then a header row and one row per match.
 func (s *Server) handleNATLookupCSV(w http.ResponseWriter, r *http.Request) {
-	if !s.natEnabled(w) {
-		return
-	}
-	nr, err := parseNATQuery(r)
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	ctx, cancel := contextWithTimeout(r, queryTimeout)
-	defer cancel()
-	ans, err := s.lookupNAT(ctx, nr)
-	if err != nil {
-		s.writeErr(w, r, err)
+	nr, ans := s.natAnswerFor(w, r)
+	if ans == nil {
 		return
 	}
 	var b strings.Builder

@@ -22,8 +22,8 @@ import (
 
 	"github.com/flowbox/flowbox/internal/browsertest"
 	"github.com/flowbox/flowbox/internal/testutil"
-	fbweb "github.com/flowbox/flowbox/web"
 	"github.com/flowbox/flowbox/simulator"
+	fbweb "github.com/flowbox/flowbox/web"
 )
 
 // e2eAdminPassword is the console password of the in-process app.

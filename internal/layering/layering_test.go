@@ -83,7 +83,11 @@ func TestLayering(t *testing.T) {
 	only("collector/netflow", "store")
 	only("collector", "collector/netflow", "store")
 	only("provision", "routeros", "store")
-	only("enrich", "enrich/geodata", "routeros", "store")
+	// The router pollers share their loops (internal/poll, a leaf).
+	only("internal/poll")
+	only("enrich", "enrich/geodata", "internal/poll", "routeros", "store")
+	only("coverage", "internal/poll", "routeros", "store")
+	only("domains", "internal/poll", "routeros", "store")
 	only("web", "store")
 	// Alerts: the detectors know only the nouns; notifications too;
 	// mitigation talks RouterOS.
