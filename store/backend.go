@@ -54,6 +54,11 @@ type FlowQueries interface {
 	SubscriberUsageSeries(ctx context.Context, q UsageSeriesQuery) (*UsageSeries, error)
 	// SubscriberDomains returns one subscriber's top remote domains.
 	SubscriberDomains(ctx context.Context, q SubscriberDomainsQuery) (*SubscriberDomains, error)
+	// RateSummaries returns the totals, peaks and percentiles of the
+	// 5-minute rates of every entity of a kind over a period.
+	RateSummaries(ctx context.Context, q RateQuery) ([]RateSummary, error)
+	// SubscriberApps returns each subscriber's largest applications.
+	SubscriberApps(ctx context.Context, q SubscriberAppsQuery) ([]SubscriberApps, error)
 	// ExporterSources maps the addresses of exporters that match no router
 	// to their source ids (negative in Filter.Sources).
 	ExporterSources(ctx context.Context) (map[netip.Addr]int64, error)

@@ -78,7 +78,9 @@ func (k valKey) other() valKey    { return valKey{b: k.b} }
 
 // subDomKey is a key of the subscriber-domain table: a subscriber's name
 // id and a domain's (domKind valName), or no domain (valUnknown); kind
-// valOther is the subscriber's "other" row.
+// valOther is the subscriber's "other" row. The subscriber-application
+// table uses it too, dom being the application's key (valName or
+// valBytes, as in the application rollup).
 type subDomKey struct {
 	b, sub, dom uint32
 	kind        uint8
@@ -297,6 +299,7 @@ type aggregator struct {
 	proto     *aggTable[valKey]
 	domain    *aggTable[valKey]
 	subdom    *aggTable[subDomKey]
+	subapp    *aggTable[subDomKey] // dom is the application key
 	names     aggNames
 	scratch   []uint64
 }
@@ -314,9 +317,10 @@ func (a *aggregator) reset() {
 		a.local, a.remote, a.conv = newAggTable[hostAggKey](), newAggTable[hostAggKey](), newAggTable[convKey]()
 		a.as, a.app, a.country, a.sub = newAggTable[valKey](), newAggTable[valKey](), newAggTable[valKey](), newAggTable[valKey]()
 		a.proto, a.domain = newAggTable[valKey](), newAggTable[valKey]()
-		a.subdom = newAggTable[subDomKey]()
+		a.subdom, a.subapp = newAggTable[subDomKey](), newAggTable[subDomKey]()
 	}
 	a.subdom.reset()
+	a.subapp.reset()
 	a.local.reset()
 	a.remote.reset()
 	a.conv.reset()
@@ -397,18 +401,22 @@ func (a *aggregator) add(flows []store.Flow, exporters map[netip.Addr]int64) {
 			as = f.SrcAS
 		}
 		a.as.add(valKey{b: b, v: as, kind: valBytes}, c)
+		var ak valKey
 		if f.Application != "" {
-			a.app.add(a.nameKey(b, f.Application), c)
+			ak = a.nameKey(b, f.Application)
 		} else {
-			port := servicePort(f)
-			a.app.add(valKey{b: b, v: 'P'<<24 | uint32(f.Proto)<<16 | uint32(port), kind: valBytes}, c)
+			ak = valKey{b: b, v: 'P'<<24 | uint32(f.Proto)<<16 | uint32(servicePort(f)), kind: valBytes}
 		}
+		a.app.add(ak, c)
 		a.country.add(a.nameKey(b, f.RemoteCountry()), c)
 		sk, dk := a.nameKey(b, f.Subscriber), a.nameKey(b, f.RemoteDomain)
 		a.sub.add(sk, c)
 		a.domain.add(dk, c)
 		if sk.kind == valName && (f.Direction == store.DirDownload || f.Direction == store.DirUpload) {
 			a.subdom.add(subDomKey{b: b, sub: sk.v, dom: dk.v, kind: dk.kind}, c)
+			if ak.kind != valUnknown {
+				a.subapp.add(subDomKey{b: b, sub: sk.v, dom: ak.v, kind: ak.kind}, c)
+			}
 		}
 		a.proto.add(valKey{b: b, v: uint32(f.Proto), kind: valBytes}, c)
 		a.bound()
@@ -443,6 +451,9 @@ func (a *aggregator) bound() {
 	}
 	if len(a.subdom.entries) > limit {
 		n += a.subdom.prune(keep, &a.scratch)
+	}
+	if len(a.subapp.entries) > limit {
+		n += a.subapp.prune(keep, &a.scratch)
 	}
 	for _, t := range []*aggTable[valKey]{a.as, a.app, a.country, a.sub, a.proto, a.domain} {
 		if len(t.entries) > limit {

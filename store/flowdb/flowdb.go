@@ -67,6 +67,9 @@ type FlowDB struct {
 	// read-only. natCount are its counters.
 	nat      *natCache
 	natCount natCounters
+	// rateGen counts the days of 5-minute samples packed (rates.go): a
+	// report summary read before a pack is not kept.
+	rateGen atomic.Uint64
 
 	// tails are the host index tails of the format 2 partitions, by
 	// partition name, published by the writer for readers.

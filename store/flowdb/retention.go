@@ -36,6 +36,10 @@ func (s *FlowDB) housekeep(ctx context.Context, now time.Time) {
 		s.setHealth(err)
 		return
 	}
+	if err := s.packRates(ctx, now); err != nil {
+		s.setHealth(err)
+		return
+	}
 	if err := s.closePartitions(ctx, now); err != nil {
 		s.setHealth(err)
 		return
@@ -156,6 +160,11 @@ func (s *FlowDB) applyRetention(ctx context.Context, now time.Time) error {
 		{"DELETE FROM usage_h WHERE t < ?", []any{now.Add(-s.cfg.UsageHourRetention).Unix()}},
 		{"DELETE FROM usage_d WHERE t < ?", []any{hourCut}},
 		{"DELETE FROM subdom_d WHERE t < ?", []any{hourCut}},
+		{"DELETE FROM subapp_d WHERE t < ?", []any{hourCut}},
+		{"DELETE FROM rate5 WHERE t < ?", []any{hourCut}},
+		{"DELETE FROM rate5_d WHERE d < ?", []any{hourCut - 86400}},
+		{"DELETE FROM rate_sum WHERE f < ?", []any{hourCut}},
+		{"DELETE FROM rate_done WHERE f < ?", []any{hourCut}},
 		{"DELETE FROM rollup_pending WHERE hour < ?", []any{minCut - 3600}},
 		{"DELETE FROM rollup_pending_day WHERE day < ?", []any{hourCut - 86400}},
 	}

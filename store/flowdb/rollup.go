@@ -190,6 +190,12 @@ func (a *aggregator) write(ctx context.Context, tx *sql.Tx) error {
 	if err := a.writeSubDomains(ctx, tx); err != nil {
 		return err
 	}
+	if err := a.writeSubApps(ctx, tx); err != nil {
+		return err
+	}
+	if err := a.writeRates(ctx, tx); err != nil {
+		return err
+	}
 	for h := range hours {
 		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO rollup_pending (hour) VALUES (?)", h); err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -32,22 +33,66 @@ type subDomSum struct {
 	down, up, flows uint64
 }
 
+// subPairs is a table of each subscriber's traffic per value of another
+// dimension, per router and UTC day: subdom_d (domains) and subapp_d
+// (applications).
+type subPairs struct {
+	table, col string
+	other      string // the stored value of the rest
+	blob       bool   // col is a BLOB
+	perDay     int    // values kept per subscriber, router and day
+}
+
+var (
+	subDomPairs = subPairs{table: "subdom_d", col: "dom", other: subDomainOther, perDay: subDomainsPerDay}
+	subAppPairs = subPairs{table: "subapp_d", col: "app", other: subDomainOther, blob: true, perDay: subAppsPerDay}
+)
+
+// subAppsPerDay is the applications kept per subscriber, router and day.
+const subAppsPerDay = 10
+
+// value returns v as stored in p's column.
+func (p subPairs) value(v string) any {
+	if p.blob {
+		return []byte(v)
+	}
+	return v
+}
+
 // writeSubDomains adds the flush's subscriber-domain traffic to subdom_d.
 func (a *aggregator) writeSubDomains(ctx context.Context, tx *sql.Tx) error {
+	return a.writeSubPairs(ctx, tx, subDomPairs, a.subdom, func(k subDomKey) string { return a.names.names[k.dom] })
+}
+
+// writeSubApps adds the flush's subscriber-application traffic to
+// subapp_d (the keys of the application rollups).
+func (a *aggregator) writeSubApps(ctx context.Context, tx *sql.Tx) error {
+	return a.writeSubPairs(ctx, tx, subAppPairs, a.subapp, func(k subDomKey) string {
+		if k.kind == valBytes {
+			return string(binary.BigEndian.AppendUint32(nil, k.dom))
+		}
+		return "A" + a.names.names[k.dom]
+	})
+}
+
+// writeSubPairs adds the entries of tbl to p's table; value names an
+// entry's second dimension (valName or valBytes keys; valOther rows are
+// p.other).
+func (a *aggregator) writeSubPairs(ctx context.Context, tx *sql.Tx, p subPairs, tbl *aggTable[subDomKey], value func(subDomKey) string) error {
 	type key struct {
-		t, src   int64
-		sub, dom string
+		t, src int64
+		sub, v string
 	}
 	sums := map[key]*subDomSum{}
-	for i := range a.subdom.entries {
-		e := &a.subdom.entries[i]
+	for i := range tbl.entries {
+		e := &tbl.entries[i]
 		b := a.buckets[e.key.b]
 		k := key{t: floorDiv(b.t, 86400) * 86400, src: b.src, sub: a.names.names[e.key.sub]}
 		switch e.key.kind {
-		case valName:
-			k.dom = a.names.names[e.key.dom]
+		case valName, valBytes:
+			k.v = value(e.key)
 		case valOther:
-			k.dom = subDomainOther
+			k.v = p.other
 		}
 		s := sums[k]
 		if s == nil {
@@ -64,34 +109,41 @@ func (a *aggregator) writeSubDomains(ctx context.Context, tx *sql.Tx) error {
 	if len(sums) == 0 {
 		return nil
 	}
-	st, err := tx.PrepareContext(ctx, "INSERT INTO subdom_d (src, sub, t, dom, down_bytes, up_bytes, flows) VALUES (?,?,?,?,?,?,?)"+
+	st, err := tx.PrepareContext(ctx, "INSERT INTO "+p.table+" (src, sub, t, "+p.col+", down_bytes, up_bytes, flows) VALUES (?,?,?,?,?,?,?)"+
 		" ON CONFLICT DO UPDATE SET down_bytes = down_bytes + excluded.down_bytes, up_bytes = up_bytes + excluded.up_bytes, flows = flows + excluded.flows")
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	for k, s := range sums {
-		if _, err := st.ExecContext(ctx, k.src, k.sub, k.t, k.dom, clampInt(s.down), clampInt(s.up), clampInt(s.flows)); err != nil {
+		if _, err := st.ExecContext(ctx, k.src, k.sub, k.t, p.value(k.v), clampInt(s.down), clampInt(s.up), clampInt(s.flows)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// subDomainsPrune keeps the subDomainsPerDay largest domains of every
-// subscriber of day d (unix seconds) and sums the rest into
-// subDomainOther.
+// subDomainsPrune keeps the largest domains and applications of every
+// subscriber of day d (unix seconds) and sums the rest into the "other"
+// row of each table.
 func subDomainsPrune(d int64) []stmt {
-	const ranked = `SELECT src, sub, dom, down_bytes, up_bytes, flows,
-		row_number() OVER (PARTITION BY src, sub ORDER BY down_bytes + up_bytes DESC, dom) AS rn
-		FROM subdom_d WHERE t = ?1 AND dom != '` + subDomainOther + `'`
+	return append(subDomPairs.prune(d), subAppPairs.prune(d)...)
+}
+
+// prune keeps the p.perDay largest values of every subscriber of day d
+// and sums the rest into p.other.
+func (p subPairs) prune(d int64) []stmt {
+	ranked := `SELECT src, sub, ` + p.col + `, down_bytes, up_bytes, flows,
+		row_number() OVER (PARTITION BY src, sub ORDER BY down_bytes + up_bytes DESC, ` + p.col + `) AS rn
+		FROM ` + p.table + ` WHERE t = ?1 AND ` + p.col + ` != ?3`
+	other := p.value(p.other)
 	return []stmt{
-		{`INSERT INTO subdom_d (src, sub, t, dom, down_bytes, up_bytes, flows)
-			SELECT src, sub, ?1, '` + subDomainOther + `', sum(down_bytes), sum(up_bytes), sum(flows) FROM (` + ranked + `) WHERE rn > ?2 GROUP BY src, sub
+		{`INSERT INTO ` + p.table + ` (src, sub, t, ` + p.col + `, down_bytes, up_bytes, flows)
+			SELECT src, sub, ?1, ?3, sum(down_bytes), sum(up_bytes), sum(flows) FROM (` + ranked + `) WHERE rn > ?2 GROUP BY src, sub
 			ON CONFLICT DO UPDATE SET down_bytes = down_bytes + excluded.down_bytes, up_bytes = up_bytes + excluded.up_bytes, flows = flows + excluded.flows`,
-			[]any{d, subDomainsPerDay}},
-		{`DELETE FROM subdom_d WHERE t = ?1 AND (src, sub, dom) IN (SELECT src, sub, dom FROM (` + ranked + `) WHERE rn > ?2)`,
-			[]any{d, subDomainsPerDay}},
+			[]any{d, p.perDay, other}},
+		{`DELETE FROM ` + p.table + ` WHERE t = ?1 AND (src, sub, ` + p.col + `) IN (SELECT src, sub, ` + p.col + ` FROM (` + ranked + `) WHERE rn > ?2)`,
+			[]any{d, p.perDay, other}},
 	}
 }
 
@@ -169,4 +221,54 @@ func addUsage(dst, u *store.DomainUsage) {
 	dst.DownloadBytes += u.DownloadBytes
 	dst.UploadBytes += u.UploadBytes
 	dst.Flows += u.Flows
+}
+
+// SubscriberApps returns each subscriber's q.N largest applications (by
+// bytes both ways) over the whole UTC days around [q.From, q.To), from
+// subapp_d: a day keeps its 10 largest per subscriber.
+func (s *FlowDB) SubscriberApps(ctx context.Context, q store.SubscriberAppsQuery) ([]store.SubscriberApps, error) {
+	if err := checkRange(q.From, q.To); err != nil {
+		return nil, err
+	}
+	if q.N < 1 || q.N > subAppsPerDay {
+		return nil, &store.QueryError{Field: "top_apps", Msg: fmt.Sprintf("%d is not within 1..%d", q.N, subAppsPerDay)}
+	}
+	f := floorDiv(q.From.Unix(), 86400) * 86400
+	t := -floorDiv(-q.To.Unix(), 86400) * 86400
+	var b strings.Builder
+	b.WriteString("SELECT src, sub, app, sum(down_bytes + up_bytes) AS n FROM subapp_d WHERE t >= ? AND t < ? AND app != ?")
+	args := []any{f, t, []byte(subDomainOther)}
+	if len(q.Sources) > 0 {
+		b.WriteString(" AND src IN (?" + strings.Repeat(",?", len(q.Sources)-1) + ")")
+		for _, src := range q.Sources {
+			args = append(args, src)
+		}
+	}
+	b.WriteString(" GROUP BY src, sub, app ORDER BY src, sub, n DESC")
+	rows, err := s.r.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read subscriber applications: %w", err)
+	}
+	defer rows.Close()
+	var out []store.SubscriberApps
+	for rows.Next() {
+		var src, n int64
+		var sub string
+		var app []byte
+		if err := rows.Scan(&src, &sub, &app, &n); err != nil {
+			return nil, fmt.Errorf("cannot read subscriber applications: %w", err)
+		}
+		if len(out) == 0 || out[len(out)-1].Source != src || out[len(out)-1].Subscriber != sub {
+			out = append(out, store.SubscriberApps{Source: src, Subscriber: sub})
+		}
+		last := &out[len(out)-1]
+		if len(last.Apps) < q.N {
+			_, _, _, label := appKey(string(app))
+			last.Apps = append(last.Apps, store.AppShare{App: label, Bytes: uint64(n)})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read subscriber applications: %w", err)
+	}
+	return out, nil
 }

@@ -319,12 +319,7 @@ func describeKey(d store.Dimension, k string, e *store.TopEntry) {
 		}
 		e.Label = fmt.Sprintf("AS%d", e.AS)
 	case store.DimApplication:
-		if strings.HasPrefix(k, "A") {
-			e.Name, e.Label = k[1:], k[1:]
-		} else if len(k) == 4 {
-			e.Proto, e.Port = k[1], binary.BigEndian.Uint16([]byte(k[2:]))
-			e.Label = fmt.Sprintf("%s/%d", store.ProtoName(e.Proto), e.Port)
-		}
+		e.Name, e.Proto, e.Port, e.Label = appKey(k)
 	case store.DimCountry, store.DimSubscriber, store.DimDomain:
 		e.Name = unstr(k)
 		e.Label = unknownIfEmpty(e.Name)
@@ -367,4 +362,17 @@ func topRawReason(q *store.TopQuery) string {
 		return "an interface filter on a top list not by interface"
 	}
 	return "a direction filter on a top list by interface"
+}
+
+// appKey reads a key of the application rollups: a name ("A" and the
+// name), or a protocol and service port ('P', protocol, 2-byte port).
+func appKey(k string) (name string, proto uint8, port uint16, label string) {
+	switch {
+	case strings.HasPrefix(k, "A"):
+		return k[1:], 0, 0, k[1:]
+	case len(k) == 4:
+		proto, port = k[1], binary.BigEndian.Uint16([]byte(k[2:]))
+		return "", proto, port, fmt.Sprintf("%s/%d", store.ProtoName(proto), port)
+	}
+	return "", 0, 0, ""
 }

@@ -10,8 +10,11 @@ CREATE INDEX interface_names_valid_to ON interface_names(valid_to);
 CREATE INDEX mitigation_actions_alert ON mitigation_actions (alert_id);
 CREATE INDEX notification_attempts_alert ON notification_attempts (alert_id);
 CREATE INDEX provision_runs_router ON provision_runs(router_id, ok, time);
+CREATE INDEX rate5_d_d ON rate5_d (d);
+CREATE INDEX rate5_t ON rate5 (t);
 CREATE INDEX raw_partitions_start ON raw_partitions (start);
 CREATE UNIQUE INDEX routers_exporter_addr ON routers (exporter_addr) WHERE exporter_addr <> '';
+CREATE INDEX subapp_d_t ON subapp_d (t);
 CREATE INDEX subdom_d_t ON subdom_d (t);
 CREATE INDEX subscribers_addr ON subscribers(first_addr, last_addr);
 CREATE INDEX subscribers_valid_to ON subscribers(valid_to);
@@ -191,6 +194,29 @@ CREATE TABLE provision_runs (
 	transcript TEXT    NOT NULL DEFAULT '[]',
 	error      TEXT    NOT NULL DEFAULT ''
 );
+CREATE TABLE rate5 (
+	kind INTEGER NOT NULL, src INTEGER NOT NULL, k TEXT NOT NULL, t INTEGER NOT NULL,
+	a INTEGER NOT NULL, b INTEGER NOT NULL,
+	PRIMARY KEY (kind, src, k, t)
+) WITHOUT ROWID;
+CREATE TABLE rate5_d (
+	kind INTEGER NOT NULL, src INTEGER NOT NULL, k TEXT NOT NULL, d INTEGER NOT NULL,
+	x BLOB NOT NULL,
+	PRIMARY KEY (kind, src, k, d)
+) WITHOUT ROWID;
+CREATE TABLE rate_done (
+	kind INTEGER NOT NULL, f INTEGER NOT NULL, t INTEGER NOT NULL, pct REAL NOT NULL,
+	made INTEGER NOT NULL,
+	PRIMARY KEY (kind, f, t, pct)
+) WITHOUT ROWID;
+CREATE TABLE rate_sum (
+	kind INTEGER NOT NULL, f INTEGER NOT NULL, t INTEGER NOT NULL, pct REAL NOT NULL,
+	src INTEGER NOT NULL, k TEXT NOT NULL,
+	a INTEGER NOT NULL, b INTEGER NOT NULL,
+	peak_a INTEGER NOT NULL, peak_a_t INTEGER NOT NULL, peak_b INTEGER NOT NULL, peak_b_t INTEGER NOT NULL,
+	pct_a INTEGER NOT NULL, pct_b INTEGER NOT NULL, samples INTEGER NOT NULL,
+	PRIMARY KEY (kind, f, t, pct, src, k)
+) WITHOUT ROWID;
 CREATE TABLE raw_partitions (
 	name   TEXT    PRIMARY KEY,
 	start  INTEGER NOT NULL,          -- unix seconds
@@ -237,6 +263,11 @@ CREATE TABLE routers (
 	updated_at      INTEGER NOT NULL, -- unix ms
 	last_contact    INTEGER NOT NULL DEFAULT 0 -- unix ms, 0 = never
 , exporter_addr TEXT NOT NULL DEFAULT '');
+CREATE TABLE subapp_d (
+	src INTEGER NOT NULL, sub TEXT NOT NULL, t INTEGER NOT NULL, app BLOB NOT NULL,
+	down_bytes INTEGER NOT NULL, up_bytes INTEGER NOT NULL, flows INTEGER NOT NULL,
+	PRIMARY KEY (src, sub, t, app)
+) WITHOUT ROWID;
 CREATE TABLE subdom_d (
 	src INTEGER NOT NULL, sub TEXT NOT NULL, t INTEGER NOT NULL, dom TEXT NOT NULL,
 	down_bytes INTEGER NOT NULL, up_bytes INTEGER NOT NULL, flows INTEGER NOT NULL,
