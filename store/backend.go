@@ -150,6 +150,7 @@ type Inventory interface {
 	Histories
 	Accounts
 	Alerts
+	ReportRunLog
 	AllowedExporters(ctx context.Context) ([]AllowedExporter, error)
 	AllowExporter(ctx context.Context, p netip.Prefix, by string) error
 	DisallowExporter(ctx context.Context, p netip.Prefix) (bool, error)

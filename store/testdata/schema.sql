@@ -13,6 +13,8 @@ CREATE INDEX provision_runs_router ON provision_runs(router_id, ok, time);
 CREATE INDEX rate5_d_d ON rate5_d (d);
 CREATE INDEX rate5_t ON rate5 (t);
 CREATE INDEX raw_partitions_start ON raw_partitions (start);
+CREATE UNIQUE INDEX report_runs_ok ON report_runs (schedule, period_from) WHERE ok = 1;
+CREATE INDEX report_runs_schedule ON report_runs (schedule, period_from);
 CREATE UNIQUE INDEX routers_exporter_addr ON routers (exporter_addr) WHERE exporter_addr <> '';
 CREATE INDEX subapp_d_t ON subapp_d (t);
 CREATE INDEX subdom_d_t ON subdom_d (t);
@@ -233,6 +235,20 @@ CREATE TABLE raw_segments (
 	blocks     BLOB    NOT NULL,
 	PRIMARY KEY (part, seg)
 ) WITHOUT ROWID;
+CREATE TABLE report_runs (
+	id          INTEGER PRIMARY KEY,
+	schedule    TEXT    NOT NULL,
+	period      TEXT    NOT NULL,
+	period_from INTEGER NOT NULL,
+	period_to   INTEGER NOT NULL,
+	started     INTEGER NOT NULL,
+	finished    INTEGER,
+	ok          INTEGER NOT NULL DEFAULT 0,
+	catch_up    INTEGER NOT NULL DEFAULT 0,
+	rows        INTEGER NOT NULL DEFAULT 0,
+	deliveries  TEXT    NOT NULL DEFAULT '[]',
+	error       TEXT    NOT NULL DEFAULT ''
+);
 CREATE TABLE rollup_pending (
 	hour INTEGER PRIMARY KEY -- unix seconds
 );
