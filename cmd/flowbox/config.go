@@ -22,6 +22,7 @@ import (
 	"github.com/flowbox/flowbox/domains"
 	"github.com/flowbox/flowbox/enrich"
 	"github.com/flowbox/flowbox/provision"
+	"github.com/flowbox/flowbox/report/scheduler"
 	"github.com/flowbox/flowbox/store"
 	"github.com/flowbox/flowbox/web"
 )
@@ -50,6 +51,9 @@ type Config struct {
 	// Domains names remote addresses from the routers' DNS caches
 	// (visited domains), with a reverse-DNS fallback for the busiest.
 	Domains domains.Config `yaml:"domains"`
+	// Reports are the scheduled reports: monthly or weekly CSV reports
+	// written to a folder, mailed or posted to a webhook.
+	Reports scheduler.Config `yaml:"reports"`
 }
 
 // LogConfig selects the log level and format.
@@ -93,6 +97,7 @@ func DefaultConfig() Config {
 		Mitigation:    mitigate.DefaultConfig(),
 		Coverage:      coverage.DefaultConfig(),
 		Domains:       domains.DefaultConfig(),
+		Reports:       scheduler.DefaultConfig(),
 	}
 }
 
@@ -131,6 +136,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, prefixErr("mitigation", c.Mitigation.Validate()))
 	errs = append(errs, prefixErr("coverage", c.Coverage.Validate()))
 	errs = append(errs, prefixErr("domains", c.Domains.Validate()))
+	errs = append(errs, prefixErr("reports", c.Reports.Validate()))
 	return errors.Join(errs...)
 }
 

@@ -107,7 +107,8 @@ func runStats(ctx context.Context, e *env, args []string) error {
 		}
 		fmt.Fprintln(e.stdout, line)
 	}
-	return nil
+	// The scheduled reports that failed (reportsched.go).
+	return printReportFailures(ctx, e.stdout, st.Inventory)
 }
 
 func printStatsTable(w io.Writer, rows []statsRow) error {
