@@ -154,4 +154,7 @@ type Inventory interface {
 	AllowedExporters(ctx context.Context) ([]AllowedExporter, error)
 	AllowExporter(ctx context.Context, p netip.Prefix, by string) error
 	DisallowExporter(ctx context.Context, p netip.Prefix) (bool, error)
+	// SubscriberCustomerIDs returns the customer id of each subscriber
+	// (router, name) with records overlapping [from, to), for reports.
+	SubscriberCustomerIDs(ctx context.Context, from, to time.Time) (map[SubscriberRef]string, error)
 }

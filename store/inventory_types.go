@@ -42,11 +42,18 @@ type Subscriber struct {
 	RouterID   int64
 	Prefix     netip.Prefix // a host prefix (/32, /128) for learned records
 	Name       string
-	CustomerID string // from the CSV import, "" otherwise
+	CustomerID string // from the CSV import, or found by enrich.customer-id-pattern; "" when unknown
 	MAC        uint64 // 48-bit, 0 when unknown
 	Source     string // one of the Source* constants
 	ValidFrom  time.Time
 	ValidTo    time.Time // zero while the record is current
+}
+
+// SubscriberRef names a subscriber as flows and reports do: the router
+// whose records name it (0 for imported CSV records) and the name.
+type SubscriberRef struct {
+	RouterID int64
+	Name     string
 }
 
 // SubscriberEnd closes the current record ID at At.

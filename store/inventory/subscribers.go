@@ -228,3 +228,101 @@ func subscriberBetter(a, b store.Subscriber) bool {
 	}
 	return a.ValidFrom.After(b.ValidFrom)
 }
+
+// SubscriberCustomerIDs returns, for each subscriber (router, name) whose
+// records overlap [from, to), the customer id of its latest such record
+// that has one (ids come from the CSV import and from
+// enrich.customer-id-pattern). Imported records are keyed with RouterID
+// 0. As for addresses (SubscriberAt), an imported record wins over the
+// routers': when an imported record with an id names the same subscriber
+// at an address of a router's record, at an overlapping time, the
+// router's key gets the imported id. Subscribers without any id are
+// absent.
+func (s *Inventory) SubscriberCustomerIDs(ctx context.Context, from, to time.Time) (map[store.SubscriberRef]string, error) {
+	f, t := from.UnixMilli(), to.UnixMilli()
+	overlap := "valid_from < ? AND (valid_to IS NULL OR valid_to > ?)"
+	rows, err := s.r.QueryContext(ctx, "SELECT "+subscriberColumns+" FROM subscribers WHERE "+overlap+
+		" AND (customer_id <> '' OR (router_id <> 0 AND name IN (SELECT name FROM subscribers"+
+		" WHERE router_id = 0 AND customer_id <> '' AND "+overlap+")))", t, f, t, f)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read subscriber customer ids: %w", err)
+	}
+	defer rows.Close()
+	var recs []store.Subscriber
+	for rows.Next() {
+		sub, err := scanSubscriber(rows)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read subscriber customer ids: %w", err)
+		}
+		recs = append(recs, sub)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read subscriber customer ids: %w", err)
+	}
+	return customerIDs(recs, from, to), nil
+}
+
+// customerIDs computes SubscriberCustomerIDs from the records that
+// overlap [from, to).
+func customerIDs(recs []store.Subscriber, from, to time.Time) map[store.SubscriberRef]string {
+	// later reports whether a is a later record than b.
+	later := func(a, b *store.Subscriber) bool {
+		if !a.ValidFrom.Equal(b.ValidFrom) {
+			return a.ValidFrom.After(b.ValidFrom)
+		}
+		return a.ID > b.ID
+	}
+	// within clips a record's validity to [from, to).
+	within := func(r *store.Subscriber) (time.Time, time.Time) {
+		start, end := r.ValidFrom, r.ValidTo
+		if start.Before(from) {
+			start = from
+		}
+		if end.IsZero() || end.After(to) {
+			end = to
+		}
+		return start, end
+	}
+	imported := map[string][]*store.Subscriber{} // imported records with an id, by name
+	for i := range recs {
+		if r := &recs[i]; r.RouterID == 0 && r.CustomerID != "" {
+			imported[r.Name] = append(imported[r.Name], r)
+		}
+	}
+	type pick struct {
+		own, csv *store.Subscriber // the latest own record with an id; the latest imported one that wins
+	}
+	picks := map[store.SubscriberRef]*pick{}
+	for i := range recs {
+		r := &recs[i]
+		key := store.SubscriberRef{RouterID: r.RouterID, Name: r.Name}
+		p := picks[key]
+		if p == nil {
+			p = &pick{}
+			picks[key] = p
+		}
+		if r.CustomerID != "" && (p.own == nil || later(r, p.own)) {
+			p.own = r
+		}
+		if r.RouterID == 0 {
+			continue
+		}
+		rs, re := within(r)
+		for _, c := range imported[r.Name] {
+			cs, ce := within(c)
+			if c.Prefix.Overlaps(r.Prefix) && cs.Before(re) && rs.Before(ce) && (p.csv == nil || later(c, p.csv)) {
+				p.csv = c
+			}
+		}
+	}
+	out := make(map[store.SubscriberRef]string, len(picks))
+	for key, p := range picks {
+		switch {
+		case p.csv != nil:
+			out[key] = p.csv.CustomerID
+		case p.own != nil:
+			out[key] = p.own.CustomerID
+		}
+	}
+	return out
+}
