@@ -271,7 +271,10 @@ func (s *Scheduler) pass(ctx context.Context, sc *schedule, atStart bool) {
 		if ctx.Err() != nil {
 			return
 		}
-		s.runPeriod(ctx, sc, p, atStart, priorDeliveries(recorded, p), log)
+		// A period before the last closed one is late: flowbox was not
+		// running (or the machine slept) when it closed.
+		catchUp := atStart || !p.from.Equal(last.from)
+		s.runPeriod(ctx, sc, p, catchUp, priorDeliveries(recorded, p), log)
 	}
 }
 
@@ -498,7 +501,7 @@ func (s *Scheduler) retry(ctx context.Context, log *slog.Logger, f func(context.
 			return attempt, err
 		}
 		s.metrics.retries.Inc()
-		log.Warn("report delivery failed, trying again", "attempt", attempt, "in", backoff, "err", err)
+		log.Warn("scheduled report attempt failed, trying again", "attempt", attempt, "in", backoff, "err", err)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():

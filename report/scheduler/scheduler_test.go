@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -546,6 +547,28 @@ func TestRoutersFilter(t *testing.T) {
 		all := runs.all()
 		if len(all) != 2 || !all[0].OK || all[1].OK || !strings.HasPrefix(all[1].Error, `cannot find router "tower-9" of the schedule: router "tower-9": `) {
 			t.Errorf("runs: %+v", all)
+		}
+	})
+}
+
+// TestClockJump: a machine that slept (the wall clock jumped two months
+// ahead) notices it within maxWait and runs the missed periods, late.
+func TestClockJump(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var offset atomic.Int64
+		now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+		runs := &memRuns{}
+		cfg := testConfig("UTC", ScheduleConfig{Name: "m", Every: EveryMonth, Folder: t.TempDir()})
+		s := start(t, cfg, Deps{Reporter: &fakeReporter{}, Runs: runs, Now: now})
+		defer s.stop(t)
+		sleepUntil(time.Date(2000, 1, 1, 1, 0, 0, 0, time.UTC)) // November at the start, December at 00:15
+		offset.Store(int64(time.Date(2000, 3, 10, 0, 0, 0, 0, time.UTC).Sub(time.Now())))
+		time.Sleep(maxWait) // fake clock (synctest)
+		synctest.Wait()
+		want := []runSummary{{"1999-11", "2000-01-01 00:00 UTC", true, true}, {"1999-12", "2000-01-01 00:15 UTC", false, true},
+			{"2000-01", "2000-03-10 00:15 UTC", true, true}, {"2000-02", "2000-03-10 00:15 UTC", false, true}}
+		if diff := cmp.Diff(summarize(runs.all(), time.UTC), want); diff != "" {
+			t.Errorf("runs (-got +want):\n%s", diff)
 		}
 	})
 }
