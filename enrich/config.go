@@ -34,6 +34,15 @@ type Config struct {
 	// MaxSubscribers bounds the subscriber records held in memory; records
 	// beyond it are dropped and counted.
 	MaxSubscribers int `yaml:"max-subscribers"`
+	// CustomerIDPattern is a Go regexp that finds a customer id (account
+	// number) in what the routers say of a subscriber: DHCP lease, ARP and
+	// DHCPv6 binding comments, simple queue names and comments, PPP logins
+	// and PPP secret comments. Its capture group is the id (with
+	// alternatives, the first group that matched), and the subscriber's
+	// name is the text without the matched part ("Maria Lopez #1042" is
+	// Maria Lopez, customer 1042). "" takes no ids from the routers.
+	// Default: DefaultCustomerIDPattern.
+	CustomerIDPattern string `yaml:"customer-id-pattern"`
 	// GeoIP selects the ASN and country databases.
 	GeoIP GeoIPConfig `yaml:"geoip"`
 	// Applications are extra application entries, checked before the
@@ -59,13 +68,14 @@ type GeoIPConfig struct {
 // DefaultConfig returns the enrichment defaults.
 func DefaultConfig() Config {
 	return Config{
-		Poll:            true,
-		PollInterval:    5 * time.Minute,
-		PollTimeout:     30 * time.Second,
-		PollConcurrency: 4,
-		HistoryWindow:   24 * time.Hour,
-		MaxSubscribers:  200000,
-		GeoIP:           GeoIPConfig{ReloadInterval: time.Minute},
+		Poll:              true,
+		PollInterval:      5 * time.Minute,
+		PollTimeout:       30 * time.Second,
+		PollConcurrency:   4,
+		HistoryWindow:     24 * time.Hour,
+		MaxSubscribers:    200000,
+		CustomerIDPattern: DefaultCustomerIDPattern,
+		GeoIP:             GeoIPConfig{ReloadInterval: time.Minute},
 	}
 }
 
@@ -96,6 +106,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxSubscribers < 1 || c.MaxSubscribers > 10_000_000 {
 		errs = append(errs, errors.New("max-subscribers: must be within 1..10000000"))
+	}
+	if _, err := CompileCustomerIDPattern(c.CustomerIDPattern); err != nil {
+		errs = append(errs, fmt.Errorf("customer-id-pattern: %w", err))
 	}
 	for _, f := range []struct{ key, path string }{{"asn-file", c.GeoIP.ASNFile}, {"country-file", c.GeoIP.CountryFile}} {
 		if f.path == "" {

@@ -14,8 +14,11 @@
 //     entries with a comment, DHCPv6 bindings (delegated prefixes, named
 //     by comment, PPPoE login or DUID); a queue or interface named
 //     "<pppoe-USER>" names USER), plus a CSV import for static customers.
-//     They are kept as a history (prefix -> name, MAC, source, valid from,
-//     valid to),
+//     A customer id (account number) written in those names and comments
+//     ("Maria Lopez #1042") is found by customer-id-pattern and kept
+//     beside the name, which loses it (SplitCustomerID).
+//     They are kept as a history (prefix -> name, customer id, MAC,
+//     source, valid from, valid to),
 //     persisted in the store and mirrored in memory for HistoryWindow, so a
 //     flow is attributed to whoever had its address when the flow started.
 //     When several sources name an address, the CSV import wins, then
@@ -94,6 +97,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -169,6 +173,9 @@ type Enricher struct {
 	apps   *Apps
 	subs   *history
 	ifaces *ifHistory
+	// custIDs finds customer ids in router texts (customer-id-pattern);
+	// nil when disabled.
+	custIDs *regexp.Regexp
 
 	mu         sync.Mutex
 	configured []addrRange
@@ -198,6 +205,9 @@ func New(cfg Config, deps Deps) (*Enricher, error) {
 		return nil, fmt.Errorf("cannot build enricher: %w", err)
 	}
 	if e.apps, err = newApps(cfg.Applications); err != nil {
+		return nil, fmt.Errorf("cannot build enricher: %w", err)
+	}
+	if e.custIDs, err = CompileCustomerIDPattern(cfg.CustomerIDPattern); err != nil {
 		return nil, fmt.Errorf("cannot build enricher: %w", err)
 	}
 	e.subs = newHistory(deps.Subscribers, cfg.HistoryWindow, cfg.MaxSubscribers, e.metrics)

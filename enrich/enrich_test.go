@@ -439,7 +439,7 @@ func TestParseSubscriberCSVErrors(t *testing.T) {
 	if err == nil {
 		t.Fatal("bad CSV accepted")
 	}
-	for _, want := range []string{"line 2: invalid address or prefix", "line 3: customer name", "line 4: want 2 or 3 fields"} {
+	for _, want := range []string{"line 2, column 1 (address): invalid address or prefix", "line 3, column 2 (name): customer name", "line 4: want 2 or 3 fields"} {
 		if !containsFold(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

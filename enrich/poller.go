@@ -45,9 +45,12 @@ var (
 	menuDHCPNet = menuSpec{"/ip/dhcp-server/network", []string{"address"}}
 	menuLease   = menuSpec{"/ip/dhcp-server/lease", []string{"address", "mac-address", "host-name", "comment", "status", "disabled"}}
 	menuPPP     = menuSpec{"/ppp/active", []string{"name", "address", "caller-id"}}
-	menuQueue   = menuSpec{"/queue/simple", []string{"name", "target", "comment", "dynamic", "disabled"}}
-	menuARP     = menuSpec{"/ip/arp", []string{"address", "mac-address", "comment", "disabled"}}
-	menuIface   = menuSpec{"/interface", []string{".id", "name", "type", "name.oid"}}
+	// menuPPPSecret is read only for customer ids (the comments of the
+	// active sessions' secrets), when customer-id-pattern is set.
+	menuPPPSecret = menuSpec{"/ppp/secret", []string{"name", "comment"}}
+	menuQueue     = menuSpec{"/queue/simple", []string{"name", "target", "comment", "dynamic", "disabled"}}
+	menuARP       = menuSpec{"/ip/arp", []string{"address", "mac-address", "comment", "disabled"}}
+	menuIface     = menuSpec{"/interface", []string{".id", "name", "type", "name.oid"}}
 
 	// IPv6 menus: absent (a trap) when the ipv6 package is disabled, as
 	// on many RouterOS 6 routers; the poller then treats them as empty.
@@ -265,17 +268,29 @@ func (e *Enricher) pollRouter(ctx context.Context, api RouterAPI) (pollResult, e
 			if name == "" {
 				continue
 			}
+			name, id := e.nameAndID(name, r["comment"])
 			for _, t := range strings.Split(r["target"], ",") {
 				p, err := parsePrefixOrAddr(strings.TrimSpace(t))
 				if err != nil {
 					continue // an interface target (<pppoe-USER>): PPP covers it
 				}
-				obs = append(obs, observation{prefix: p, source: store.SourceQueue, name: name})
+				obs = append(obs, observation{prefix: p, source: store.SourceQueue, name: name, customerID: id})
 			}
 		}
 		res.obs = append(res.obs, obs...)
 		res.sources = append(res.sources, store.SourceQueue)
 		res.prefixes[menuQueue.path] = hostRanges(obs)
+	}
+	var secretComments map[string]string // PPP login -> its secret's comment
+	if e.custIDs != nil {
+		if rows, ok := read(menuPPPSecret); ok {
+			secretComments = make(map[string]string, len(rows))
+			for _, r := range rows {
+				if r["name"] != "" && r["comment"] != "" {
+					secretComments[r["name"]] = r["comment"]
+				}
+			}
+		}
 	}
 	if rows, ok := read(menuPPP); ok {
 		var obs []observation
@@ -284,7 +299,9 @@ func (e *Enricher) pollRouter(ctx context.Context, api RouterAPI) (pollResult, e
 			if !ok || r["name"] == "" {
 				continue
 			}
-			obs = append(obs, observation{prefix: p, source: store.SourcePPP, name: r["name"], mac: parseMAC(r["caller-id"])})
+			name, id := e.nameAndID(r["name"], secretComments[r["name"]])
+			obs = append(obs, observation{prefix: p, source: store.SourcePPP, name: name, customerID: id,
+				mac: parseMAC(r["caller-id"])})
 		}
 		res.obs = append(res.obs, obs...)
 		res.sources = append(res.sources, store.SourcePPP)
@@ -297,14 +314,15 @@ func (e *Enricher) pollRouter(ctx context.Context, api RouterAPI) (pollResult, e
 				continue
 			}
 			p, ok := hostPrefix(r["address"])
-			name := r["comment"]
+			name, id := e.nameAndID(r["comment"])
 			if name == "" {
-				name = r["host-name"]
+				name = r["host-name"] // the device's: no customer id there
 			}
 			if !ok || name == "" {
 				continue
 			}
-			obs = append(obs, observation{prefix: p, source: store.SourceDHCP, name: name, mac: parseMAC(r["mac-address"])})
+			obs = append(obs, observation{prefix: p, source: store.SourceDHCP, name: name, customerID: id,
+				mac: parseMAC(r["mac-address"])})
 		}
 		res.obs = append(res.obs, obs...)
 		res.sources = append(res.sources, store.SourceDHCP)
@@ -321,11 +339,14 @@ func (e *Enricher) pollRouter(ctx context.Context, api RouterAPI) (pollResult, e
 				e.badRow(menuBinding6)
 				continue
 			}
-			name := bindingName(r)
+			name, id := bindingName(r), ""
 			if name == "" {
 				continue
 			}
-			obs = append(obs, observation{prefix: p, source: SourceDHCPv6, name: name})
+			if c := strings.TrimSpace(r["comment"]); c != "" {
+				name, id = e.nameAndID(c) // a comment names the binding
+			}
+			obs = append(obs, observation{prefix: p, source: SourceDHCPv6, name: name, customerID: id})
 		}
 		res.obs = append(res.obs, obs...)
 		res.sources = append(res.sources, SourceDHCPv6)
@@ -338,7 +359,9 @@ func (e *Enricher) pollRouter(ctx context.Context, api RouterAPI) (pollResult, e
 			if !ok || isTrue(r["disabled"]) || r["comment"] == "" {
 				continue // without a comment ARP names nobody
 			}
-			obs = append(obs, observation{prefix: p, source: store.SourceARP, name: r["comment"], mac: parseMAC(r["mac-address"])})
+			name, id := e.nameAndID(r["comment"])
+			obs = append(obs, observation{prefix: p, source: store.SourceARP, name: name, customerID: id,
+				mac: parseMAC(r["mac-address"])})
 		}
 		res.obs = append(res.obs, obs...)
 		res.sources = append(res.sources, store.SourceARP)
@@ -401,6 +424,22 @@ func bindingName(r map[string]string) string {
 		return user
 	}
 	return strings.TrimSpace(r["duid"])
+}
+
+// nameAndID splits what a router calls a subscriber (a comment, a queue
+// name, a PPP login) into the name and the customer id that
+// customer-id-pattern finds in it; when text holds no id, the first of
+// comments that does gives it (a queue's comment, a PPP secret's comment),
+// and the name stays text.
+func (e *Enricher) nameAndID(text string, comments ...string) (name, id string) {
+	name, id = SplitCustomerID(e.custIDs, text)
+	for _, c := range comments {
+		if id != "" {
+			break
+		}
+		_, id = SplitCustomerID(e.custIDs, c)
+	}
+	return name, id
 }
 
 // badRow counts a row of m skipped because a value could not be parsed.

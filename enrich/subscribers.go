@@ -10,10 +10,12 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/flowbox/flowbox/store"
 )
@@ -394,19 +396,56 @@ type ImportResult struct {
 	Dropped int // rows beyond max-subscribers
 }
 
-// ParseSubscriberCSV reads "prefix or IP, customer name, customer id" rows
-// (a header row and blank lines are skipped; the id is optional). Errors
-// name the line.
+// CSVColumns names the columns of a subscriber CSV file with a header
+// row (names are matched case-insensitively, ignoring spaces, "-" and
+// "_"). An empty field picks the first header among the usual names:
+// HeaderAddress, HeaderName, HeaderID.
+type CSVColumns struct {
+	Address string // the prefix or IP column
+	Name    string // the customer name column
+	ID      string // the customer id column (optional unless named)
+}
+
+// Usual header names of each column of a subscriber CSV file, in order of
+// preference (compared as CSVColumns says).
+var (
+	HeaderAddress = []string{"address", "ip", "ip address", "ipv4", "ipv6", "prefix", "subnet", "network", "cidr"}
+	HeaderName    = []string{"name", "customer name", "customer", "client name", "client", "subscriber name",
+		"subscriber", "full name"}
+	HeaderID = []string{"customer id", "id", "account id", "account", "account number", "account no",
+		"client id", "subscriber id", "cust id", "contract"}
+)
+
+// ParseSubscriberCSV is ParseSubscriberCSVColumns with the usual column
+// names.
 func ParseSubscriberCSV(r io.Reader) ([]store.Subscriber, error) {
+	return ParseSubscriberCSVColumns(r, CSVColumns{})
+}
+
+// ParseSubscriberCSVColumns reads static customers from CSV, in one of two
+// forms:
+//
+//   - rows of "prefix or IP, customer name[, customer id]", without a
+//     header row;
+//   - a header row naming the columns, in any order (a billing system's
+//     export): the address, name and id columns are those of cols, or
+//     the first among the usual names; other columns are ignored.
+//
+// The first row is a header when cols names a column or when one of its
+// fields is a usual column name. Blank lines and lines starting with "#"
+// are skipped; the id is optional. Every problem is reported, each naming
+// its line and column.
+func ParseSubscriberCSVColumns(r io.Reader, cols CSVColumns) ([]store.Subscriber, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	cr.TrimLeadingSpace = true
 	cr.Comment = '#'
 	var (
-		out  []store.Subscriber
-		errs []error
+		out    []store.Subscriber
+		errs   []error
+		layout *csvLayout
 	)
-	for line := 1; ; line++ {
+	for {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
 			break
@@ -418,29 +457,22 @@ func ParseSubscriberCSV(r io.Reader) ([]store.Subscriber, error) {
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue
 		}
-		if len(rec) < 2 || len(rec) > 3 {
-			errs = append(errs, fmt.Errorf("line %d: want 2 or 3 fields (prefix or IP, customer name, customer id), got %d", l, len(rec)))
-			continue
-		}
-		field := strings.TrimSpace(rec[0])
-		p, err := parsePrefixOrAddr(field)
-		if err != nil {
-			if len(out) == 0 && len(errs) == 0 && isHeader(field) {
+		if layout == nil {
+			var header bool
+			layout, header, err = newCSVLayout(rec, cols)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %w", l, err)
+			}
+			if header {
 				continue
 			}
-			errs = append(errs, fmt.Errorf("line %d: %w", l, err))
+		}
+		sub, rowErrs := layout.row(l, rec)
+		if len(rowErrs) > 0 {
+			errs = append(errs, rowErrs...)
 			continue
 		}
-		name := strings.TrimSpace(rec[1])
-		if name == "" {
-			errs = append(errs, fmt.Errorf("line %d: customer name must not be empty", l))
-			continue
-		}
-		id := ""
-		if len(rec) == 3 {
-			id = strings.TrimSpace(rec[2])
-		}
-		out = append(out, store.Subscriber{Prefix: p, Name: name, CustomerID: id, Source: store.SourceCSV})
+		out = append(out, sub)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -448,9 +480,168 @@ func ParseSubscriberCSV(r io.Reader) ([]store.Subscriber, error) {
 	return out, nil
 }
 
-func isHeader(s string) bool {
-	s = strings.ToLower(s)
-	return s == "prefix" || s == "ip" || s == "address" || strings.HasPrefix(s, "prefix") || strings.HasPrefix(s, "ip")
+// csvLayout is where a subscriber CSV file keeps its columns.
+type csvLayout struct {
+	header         []string // nil without a header row
+	addr, name, id int      // field indexes; id is -1 when there is none
+}
+
+// newCSVLayout reads the first row of a file: a header (header is true)
+// or the first data row of the header-less form.
+func newCSVLayout(rec []string, cols CSVColumns) (*csvLayout, bool, error) {
+	explicit := cols != CSVColumns{}
+	known := false
+	for _, f := range rec {
+		for _, names := range [][]string{HeaderAddress, HeaderName, HeaderID} {
+			if headerIndex([]string{f}, names) == 0 {
+				known = true
+			}
+		}
+	}
+	_, err := parsePrefixOrAddr(strings.TrimSpace(rec[0]))
+	isData := err == nil
+	switch {
+	case isData && explicit:
+		return nil, false, fmt.Errorf("columns are named (%s) but the file has no header row", cols.describe())
+	case isData || !known && !explicit:
+		return &csvLayout{addr: 0, name: 1, id: 2}, false, nil
+	}
+	lay := &csvLayout{header: rec, addr: -1, name: -1, id: -1}
+	var errs []error
+	taken := map[int]bool{}
+	for _, c := range []struct {
+		dst    *int
+		what   string
+		named  string
+		usual  []string
+		needed bool
+	}{
+		{&lay.addr, "address", cols.Address, HeaderAddress, true},
+		{&lay.name, "name", cols.Name, HeaderName, true},
+		{&lay.id, "id", cols.ID, HeaderID, cols.ID != ""},
+	} {
+		if c.named != "" {
+			i := headerIndex(rec, []string{c.named})
+			if i < 0 {
+				errs = append(errs, fmt.Errorf("no %s column %q in the header (%s)", c.what, c.named, quoteList(rec)))
+				continue
+			}
+			*c.dst, taken[i] = i, true
+			continue
+		}
+		for _, u := range c.usual {
+			if i := headerIndexExcept(rec, u, taken); i >= 0 {
+				*c.dst, taken[i] = i, true
+				break
+			}
+		}
+		if *c.dst < 0 && c.needed {
+			errs = append(errs, fmt.Errorf("no %s column in the header (%s): want one of %s", c.what, quoteList(rec), quoteList(c.usual)))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, false, err
+	}
+	return lay, true, nil
+}
+
+// describe lists the named columns.
+func (c CSVColumns) describe() string {
+	var parts []string
+	for _, p := range []struct{ what, name string }{{"address", c.Address}, {"name", c.Name}, {"id", c.ID}} {
+		if p.name != "" {
+			parts = append(parts, fmt.Sprintf("%s %q", p.what, p.name))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// column names field i for errors: its header, else its position and role.
+func (lay *csvLayout) column(i int, role string) string {
+	if lay.header != nil {
+		return fmt.Sprintf("column %q", strings.TrimSpace(lay.header[i]))
+	}
+	return fmt.Sprintf("column %d (%s)", i+1, role)
+}
+
+// row parses one data row found at line l.
+func (lay *csvLayout) row(l int, rec []string) (store.Subscriber, []error) {
+	if lay.header == nil {
+		if len(rec) < 2 || len(rec) > 3 {
+			return store.Subscriber{}, []error{fmt.Errorf("line %d: want 2 or 3 fields (prefix or IP, customer name, customer id), got %d", l, len(rec))}
+		}
+	}
+	var errs []error
+	field := func(i int, role string) (string, bool) {
+		if i >= len(rec) {
+			errs = append(errs, fmt.Errorf("line %d, %s: missing (the row has %d fields)", l, lay.column(i, role), len(rec)))
+			return "", false
+		}
+		return strings.TrimSpace(rec[i]), true
+	}
+	var sub store.Subscriber
+	if a, ok := field(lay.addr, "address"); ok {
+		p, err := parsePrefixOrAddr(a)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("line %d, %s: %w", l, lay.column(lay.addr, "address"), err))
+		}
+		sub.Prefix = p
+	}
+	if n, ok := field(lay.name, "name"); ok {
+		if n == "" {
+			errs = append(errs, fmt.Errorf("line %d, %s: customer name must not be empty", l, lay.column(lay.name, "name")))
+		}
+		sub.Name = n
+	}
+	if lay.id >= 0 && lay.id < len(rec) {
+		sub.CustomerID = strings.TrimSpace(rec[lay.id])
+	}
+	sub.Source = store.SourceCSV
+	return sub, errs
+}
+
+// normHeader folds a header name for comparison: lower case, without
+// spaces, "-" and "_".
+func normHeader(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', '-', '_', '\t':
+			return -1
+		}
+		return unicode.ToLower(r)
+	}, strings.TrimSpace(s))
+}
+
+// headerIndex returns the index of the first field of rec that is one of
+// names (the earliest name first), -1 when none is.
+func headerIndex(rec, names []string) int {
+	for _, n := range names {
+		if i := headerIndexExcept(rec, n, nil); i >= 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// headerIndexExcept returns the index of the first field of rec named
+// name that is not taken, -1 when there is none.
+func headerIndexExcept(rec []string, name string, taken map[int]bool) int {
+	n := normHeader(name)
+	for i, f := range rec {
+		if !taken[i] && normHeader(f) == n {
+			return i
+		}
+	}
+	return -1
+}
+
+// quoteList quotes and joins names for messages.
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(strings.TrimSpace(n))
+	}
+	return strings.Join(q, ", ")
 }
 
 func parsePrefixOrAddr(s string) (netip.Prefix, error) {

@@ -3,6 +3,7 @@ package simulator
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,7 +16,11 @@ import (
 // that what provisioning and enrichment read (interfaces with ifIndex,
 // addresses, DHCP leases, PPPoE sessions, simple queues, ARP, IPv6
 // addresses, the prefix-delegation pool and DHCPv6 bindings) matches the
-// flows the router exports.
+// flows the router exports. Three customers in four have a customer id
+// (CustomerID) in their comments, as WISPs write the account number there:
+// the DHCP lease and DHCPv6 binding comments of DHCP customers (which
+// keep their name: the comment without the id is the name), and the
+// simple queue comments of all of them.
 func personality(m *netflowtest.Model, major int, seed uint64, user, password string) routerostest.Personality {
 	var p routerostest.Personality
 	if major == 6 {
@@ -49,7 +54,12 @@ func personality(m *netflowtest.Model, major int, seed uint64, user, password st
 	}
 	p.IPv6Pools = []routerostest.IPv6Pool{{Name: "pd-customers", Prefix: m.IPv6Pool(), PrefixLength: netflowtest.Prefix6Bits}}
 	sectors := map[string]bool{}
-	for _, s := range m.Subscribers() {
+	for i, s := range m.Subscribers() {
+		id := CustomerID(m.Config().Index, i)
+		comment, queueComment := withCustomerID(s.Name, id, i), s.Login
+		if id != "" {
+			queueComment += " #" + id
+		}
 		mac := strings.ToUpper(store.FormatMAC(s.MAC))
 		server := "dhcp-" + s.Sector
 		target := netip.PrefixFrom(s.Addr, 32).String()
@@ -61,7 +71,7 @@ func personality(m *netflowtest.Model, major int, seed uint64, user, password st
 			if s.Kind == netflowtest.KindPPPoE {
 				b.Server, b.Dynamic = s.Interface, true
 			} else {
-				b.Server, b.Comment = "dhcp6-"+s.Sector, s.Name
+				b.Server, b.Comment = "dhcp6-"+s.Sector, comment
 			}
 			p.DHCPv6Bindings = append(p.DHCPv6Bindings, b)
 		}
@@ -69,16 +79,16 @@ func personality(m *netflowtest.Model, major int, seed uint64, user, password st
 		case netflowtest.KindDHCP:
 			sectors[s.Sector] = true
 			p.Leases = append(p.Leases, routerostest.Lease{Address: s.Addr, MAC: mac, HostName: s.HostName,
-				Server: server, Status: "bound", Comment: s.Name})
+				Server: server, Status: "bound", Comment: comment})
 			p.ARP = append(p.ARP, routerostest.ARPEntry{Address: s.Addr, MAC: mac, Interface: s.Interface, Dynamic: true})
 			p.Queues = append(p.Queues, routerostest.Queue{Name: s.Name, Target: target, MaxLimit: s.Plan,
-				Comment: s.Login})
+				Comment: queueComment})
 		case netflowtest.KindPPPoE:
 			up := time.Duration(1+int(s.SessionID)%240) * time.Hour / 4
 			p.PPP = append(p.PPP, routerostest.PPPSession{Name: s.Login, Service: "pppoe", CallerID: mac,
 				Address: s.Addr, Uptime: up})
 			p.Queues = append(p.Queues, routerostest.Queue{Name: s.Interface, Target: target, MaxLimit: s.Plan,
-				Comment: s.Name})
+				Comment: comment})
 		}
 	}
 	for _, a := range m.Addresses() {
@@ -91,6 +101,33 @@ func personality(m *netflowtest.Model, major int, seed uint64, user, password st
 		}
 	}
 	return p
+}
+
+// CustomerID returns the customer id of the i-th customer (in
+// netflowtest.Model.Subscribers order) of the router at index in a fleet:
+// "" for one customer in four, else a number unique in the fleet
+// (100001 for the first customer of the first router).
+func CustomerID(index, i int) string {
+	if i%4 == 3 {
+		return ""
+	}
+	return strconv.Itoa((index+1)*100000 + i + 1)
+}
+
+// withCustomerID writes a customer id into a comment beside the name, in
+// the forms WISPs use (and enrich's default customer-id-pattern finds):
+// "Maria Garcia #100001", "100002 - Maria Garcia", "Maria Garcia (cust
+// 100003)". Without an id the comment is the name.
+func withCustomerID(name, id string, i int) string {
+	switch {
+	case id == "":
+		return name
+	case i%4 == 1:
+		return id + " - " + name
+	case i%4 == 2:
+		return name + " (cust " + id + ")"
+	}
+	return name + " #" + id
 }
 
 // lastHost returns the last usable address of an IPv4 network.

@@ -19,6 +19,7 @@ import (
 	"github.com/go-routeros/routeros/v3"
 
 	"github.com/flowbox/flowbox/collector/netflow"
+	"github.com/flowbox/flowbox/enrich"
 	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/store"
 )
@@ -299,9 +300,14 @@ func TestSimulateScenario(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	// The victim is a subscriber of that router, under the name printed.
+	// The victim is a subscriber of that router, under the name printed
+	// (the lease comment may carry a customer id beside the name).
 	leases, err := c.Run("/ip/dhcp-server/lease/print", "?address="+sc.Address)
-	if err != nil || len(leases.Re) != 1 || leases.Re[0].Map["comment"] != sc.Subscriber {
+	idPattern, _ := enrich.CompileCustomerIDPattern(enrich.DefaultCustomerIDPattern)
+	if err != nil || len(leases.Re) != 1 {
+		t.Fatalf("lease of %s: %v %v, want one", sc.Address, leases, err)
+	}
+	if name, _ := enrich.SplitCustomerID(idPattern, leases.Re[0].Map["comment"]); name != sc.Subscriber {
 		t.Fatalf("lease of %s: %v %v, want one named %q", sc.Address, leases, err, sc.Subscriber)
 	}
 	_, port, _ := net.SplitHostPort(s.Addr().String())
