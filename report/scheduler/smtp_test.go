@@ -131,6 +131,35 @@ func TestMail(t *testing.T) {
 		check(t, srv, true, smtpUser)
 	})
 
+	t.Run("relay-starttls", func(t *testing.T) {
+		tlsCfg, _ := testCert(t)
+		srv := startSMTPServer(t, &smtpServer{tls: tlsCfg})
+		synctest.Test(t, func(t *testing.T) {
+			runs := &memRuns{}
+			// insecure: STARTTLS when offered, its certificate unchecked.
+			s := start(t, mailConfig(srv, SMTPConfig{Insecure: true}), Deps{Reporter: &fakeReporter{}, Runs: runs})
+			s.stop(t)
+			if all := runs.all(); len(all) != 1 || !all[0].OK {
+				t.Fatalf("runs: %+v", all)
+			}
+		})
+		check(t, srv, true, "")
+	})
+
+	t.Run("untrusted-certificate", func(t *testing.T) {
+		tlsCfg, _ := testCert(t)
+		srv := startSMTPServer(t, &smtpServer{tls: tlsCfg})
+		synctest.Test(t, func(t *testing.T) {
+			runs := &memRuns{}
+			s := start(t, mailConfig(srv, SMTPConfig{}), Deps{Reporter: &fakeReporter{}, Runs: runs})
+			s.stop(t)
+			all := runs.all()
+			if len(all) != 1 || all[0].OK || !strings.HasPrefix(all[0].Deliveries[0].Detail, "smtp 127.0.0.1:"+itoa(srv.port())+": STARTTLS failed: tls: failed to verify certificate") {
+				t.Fatalf("runs: %+v", all)
+			}
+		})
+	})
+
 	t.Run("retry", func(t *testing.T) {
 		srv := startSMTPServer(t, &smtpServer{failData: 1})
 		synctest.Test(t, func(t *testing.T) {
