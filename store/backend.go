@@ -57,8 +57,6 @@ type FlowQueries interface {
 	// RateSummaries returns the totals, peaks and percentiles of the
 	// 5-minute rates of every entity of a kind over a period.
 	RateSummaries(ctx context.Context, q RateQuery) ([]RateSummary, error)
-	// SubscriberApps returns each subscriber's largest applications.
-	SubscriberApps(ctx context.Context, q SubscriberAppsQuery) ([]SubscriberApps, error)
 	// ExporterSources maps the addresses of exporters that match no router
 	// to their source ids (negative in Filter.Sources).
 	ExporterSources(ctx context.Context) (map[netip.Addr]int64, error)

@@ -284,6 +284,9 @@ type RateQuery struct {
 	// hour ago) for the next asker of the same period and percentile:
 	// reports set it for calendar months.
 	Keep bool
+	// Apps is how many of each subscriber's largest applications (read
+	// by whole UTC days) the summaries list: 0..10, subscribers only.
+	Apps int
 }
 
 // RateSummary is one entity's traffic over the period of a RateQuery:
@@ -300,20 +303,6 @@ type RateSummary struct {
 	// Samples is how many 5-minute samples were read: from the source's
 	// first stored flow (or From) to the last finished 5 minutes (or To).
 	Samples int
-}
-
-// SubscriberAppsQuery asks for each subscriber's largest applications over
-// [From, To), read by whole UTC days.
-type SubscriberAppsQuery struct {
-	From, To time.Time
-	Sources  []int64
-	// N is how many applications per subscriber, 1..10.
-	N int
-}
-
-// SubscriberApps are one subscriber's largest applications on one router.
-type SubscriberApps struct {
-	Source     int64
-	Subscriber string
-	Apps       []AppShare
+	// Apps are a subscriber's largest applications (RateQuery.Apps).
+	Apps []AppShare
 }

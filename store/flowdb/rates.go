@@ -233,6 +233,12 @@ func (s *FlowDB) packRateDay(ctx context.Context, d int64) error {
 		return err
 	}
 	defer put.Close()
+	key, err := tx.PrepareContext(ctx, "INSERT INTO rate5_keys (kind, src, k, first, last) VALUES (?1,?2,?3,?4,?4)"+
+		" ON CONFLICT DO UPDATE SET first = min(first, excluded.first), last = max(last, excluded.last)")
+	if err != nil {
+		return err
+	}
+	defer key.Close()
 	var buf []byte
 	for k, day := range days {
 		var old []byte
@@ -247,6 +253,9 @@ func (s *FlowDB) packRateDay(ctx context.Context, d int64) error {
 		}
 		buf = encodeRateDay(buf[:0], day)
 		if _, err := put.ExecContext(ctx, k.kind, k.src, k.k, d, buf); err != nil {
+			return err
+		}
+		if _, err := key.ExecContext(ctx, k.kind, k.src, k.k, d); err != nil {
 			return err
 		}
 	}
@@ -290,6 +299,9 @@ func (s *FlowDB) RateSummaries(ctx context.Context, q store.RateQuery) ([]store.
 	if !(q.Percentile > 0 && q.Percentile <= 100) {
 		return nil, &store.QueryError{Field: "percentile", Msg: fmt.Sprintf("%g is not within (0, 100]", q.Percentile)}
 	}
+	if q.Apps < 0 || q.Apps > subAppsPerDay {
+		return nil, &store.QueryError{Field: "top_apps", Msg: fmt.Sprintf("%d is not within 0..%d", q.Apps, subAppsPerDay)}
+	}
 	now := s.now()
 	keep := q.Keep && !q.To.After(now.Add(-rateSettle))
 	conn, err := s.r.Conn(ctx)
@@ -300,7 +312,7 @@ func (s *FlowDB) RateSummaries(ctx context.Context, q store.RateQuery) ([]store.
 	if keep {
 		out, ok, err := keptRates(ctx, conn, kind, f, t, q.Percentile, q.Sources)
 		if err != nil || ok {
-			return out, err
+			return trimApps(out, q.Apps), err
 		}
 	}
 	gen := s.rateGen.Load()
@@ -323,11 +335,73 @@ func (s *FlowDB) RateSummaries(ctx context.Context, q store.RateQuery) ([]store.
 	} else if out, err = rr.each(ctx, kind, sources, q.Percentile); err != nil {
 		return nil, err
 	}
+	if kind == rateSubscriber && (keep || q.Apps > 0) {
+		n := q.Apps
+		if keep {
+			n = subAppsPerDay
+		}
+		apps, err := subscriberApps(ctx, conn, q.From, q.To, sources, n)
+		if err != nil {
+			return nil, err
+		}
+		by := make(map[rateKey][]store.AppShare, len(apps))
+		for _, a := range apps {
+			by[rateKey{src: a.Source, k: a.Subscriber}] = a.Apps
+		}
+		for i := range out {
+			out[i].Apps = by[rateKey{src: out[i].Source, k: out[i].Key}]
+		}
+	}
 	if keep {
 		if err := s.keepRates(ctx, gen, kind, f, t, q.Percentile, out); err != nil {
 			s.logger.Warn("cannot keep a report summary", "err", err)
 		}
 		out = filterSources(out, q.Sources)
+	}
+	return trimApps(out, q.Apps), nil
+}
+
+// trimApps keeps the n largest applications of each summary.
+func trimApps(out []store.RateSummary, n int) []store.RateSummary {
+	for i := range out {
+		if len(out[i].Apps) > n {
+			out[i].Apps = out[i].Apps[:n:n]
+		}
+		if n == 0 {
+			out[i].Apps = nil
+		}
+	}
+	return out
+}
+
+// encodeApps packs applications for rate_sum.apps: for each, its name's
+// length and name, and its bytes, as uvarints.
+func encodeApps(apps []store.AppShare) []byte {
+	out := []byte{}
+	for _, a := range apps {
+		out = binary.AppendUvarint(out, uint64(len(a.App)))
+		out = append(out, a.App...)
+		out = binary.AppendUvarint(out, a.Bytes)
+	}
+	return out
+}
+
+// decodeApps is the inverse of encodeApps.
+func decodeApps(x []byte) ([]store.AppShare, error) {
+	var out []store.AppShare
+	for len(x) > 0 {
+		l, n := binary.Uvarint(x)
+		if n <= 0 || uint64(len(x)-n) < l {
+			return nil, errors.New("damaged kept applications")
+		}
+		name := string(x[n : n+int(l)])
+		x = x[n+int(l):]
+		b, m := binary.Uvarint(x)
+		if m <= 0 {
+			return nil, errors.New("damaged kept applications")
+		}
+		x = x[m:]
+		out = append(out, store.AppShare{App: name, Bytes: b})
 	}
 	return out, nil
 }
@@ -350,7 +424,7 @@ func keptRates(ctx context.Context, conn *sql.Conn, kind int, f, t int64, pct fl
 	case err != nil:
 		return nil, false, fmt.Errorf("cannot read kept report summaries: %w", err)
 	}
-	rows, err := conn.QueryContext(ctx, `SELECT src, k, a, b, peak_a, peak_a_t, peak_b, peak_b_t, pct_a, pct_b, samples
+	rows, err := conn.QueryContext(ctx, `SELECT src, k, a, b, peak_a, peak_a_t, peak_b, peak_b_t, pct_a, pct_b, samples, apps
 		FROM rate_sum WHERE kind = ? AND f = ? AND t = ? AND pct = ? ORDER BY src, k`, kind, f, t, pct)
 	if err != nil {
 		return nil, false, fmt.Errorf("cannot read kept report summaries: %w", err)
@@ -360,7 +434,11 @@ func keptRates(ctx context.Context, conn *sql.Conn, kind int, f, t int64, pct fl
 	for rows.Next() {
 		var r store.RateSummary
 		var a, b, pa, pat, pb, pbt, qa, qb int64
-		if err := rows.Scan(&r.Source, &r.Key, &a, &b, &pa, &pat, &pb, &pbt, &qa, &qb, &r.Samples); err != nil {
+		var apps []byte
+		if err := rows.Scan(&r.Source, &r.Key, &a, &b, &pa, &pat, &pb, &pbt, &qa, &qb, &r.Samples, &apps); err != nil {
+			return nil, false, fmt.Errorf("cannot read kept report summaries: %w", err)
+		}
+		if r.Apps, err = decodeApps(apps); err != nil {
 			return nil, false, fmt.Errorf("cannot read kept report summaries: %w", err)
 		}
 		r.A, r.B = uint64(a), uint64(b)
@@ -387,7 +465,7 @@ func (s *FlowDB) keepRates(ctx context.Context, gen uint64, kind int, f, t int64
 		return nil
 	}
 	st, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO rate_sum (kind, f, t, pct, src, k, a, b,
-		peak_a, peak_a_t, peak_b, peak_b_t, pct_a, pct_b, samples) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		peak_a, peak_a_t, peak_b, peak_b_t, pct_a, pct_b, samples, apps) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	if err != nil {
 		return store.DescribeWriteError(err)
 	}
@@ -401,7 +479,7 @@ func (s *FlowDB) keepRates(ctx context.Context, gen uint64, kind int, f, t int64
 	for _, r := range out {
 		if _, err := st.ExecContext(ctx, kind, f, t, pct, r.Source, r.Key, clampInt(r.A), clampInt(r.B),
 			clampInt(bpsSlot(r.PeakA.BPS)), at(r.PeakA), clampInt(bpsSlot(r.PeakB.BPS)), at(r.PeakB),
-			clampInt(bpsSlot(r.PctA)), clampInt(bpsSlot(r.PctB)), r.Samples); err != nil {
+			clampInt(bpsSlot(r.PctA)), clampInt(bpsSlot(r.PctB)), r.Samples, encodeApps(r.Apps)); err != nil {
 			return store.DescribeWriteError(err)
 		}
 	}
@@ -430,10 +508,9 @@ func slotRate(bytes uint64, t int64) store.Rate {
 type rateReader struct {
 	f, t, end int64 // period; end: the end of the last finished sample
 	days, cur *sql.Stmt
-	nextD     *sql.Stmt // loose index scans: the next entity of a kind
-	nextC     *sql.Stmt
-	nextDSrc  *sql.Stmt // the same within one source
-	nextCSrc  *sql.Stmt
+	packed    *sql.Stmt // the entities of rate5_d with days in the period
+	nextSrc   *sql.Stmt // loose index scan of rate5: the next source
+	nextKey   *sql.Stmt // and the next entity of a source
 	firstSlot *sql.Stmt // a source's first router sample
 	firstCur  *sql.Stmt
 	a, b, tmp []uint64 // by sample of the period
@@ -460,10 +537,9 @@ func newRateReader(ctx context.Context, conn *sql.Conn, f, t, end int64) (*rateR
 	}{
 		{&rr.days, "SELECT d, x FROM rate5_d WHERE kind = ? AND src = ? AND k = ? AND d >= ? AND d < ?"},
 		{&rr.cur, "SELECT t, a, b FROM rate5 WHERE kind = ? AND src = ? AND k = ? AND t >= ? AND t < ?"},
-		{&rr.nextD, "SELECT src, k FROM rate5_d WHERE kind = ?1 AND (src, k) > (?2, ?3) ORDER BY src, k LIMIT 1"},
-		{&rr.nextC, "SELECT src, k FROM rate5 WHERE kind = ?1 AND (src, k) > (?2, ?3) ORDER BY src, k LIMIT 1"},
-		{&rr.nextDSrc, "SELECT src, k FROM rate5_d WHERE kind = ?1 AND src = ?2 AND k > ?3 ORDER BY k LIMIT 1"},
-		{&rr.nextCSrc, "SELECT src, k FROM rate5 WHERE kind = ?1 AND src = ?2 AND k > ?3 ORDER BY k LIMIT 1"},
+		{&rr.packed, "SELECT src, k FROM rate5_keys WHERE kind = ? AND last >= ? AND first < ?"},
+		{&rr.nextSrc, "SELECT src, k FROM rate5 WHERE kind = ?1 AND src > ?2 ORDER BY src, k LIMIT 1"},
+		{&rr.nextKey, "SELECT src, k FROM rate5 WHERE kind = ?1 AND src = ?2 AND k > ?3 ORDER BY k LIMIT 1"},
 		{&rr.firstSlot, "SELECT d, x FROM rate5_d WHERE kind = 1 AND src = ? AND k = '' ORDER BY d LIMIT 1"},
 		{&rr.firstCur, "SELECT min(t) FROM rate5 WHERE kind = 1 AND src = ? AND k = ''"},
 	} {
@@ -481,57 +557,66 @@ func (rr *rateReader) close() {
 	}
 }
 
-// keys returns the entities of a kind (of sources, or all), in order.
+// keys returns the entities of a kind with samples in the period (of
+// sources, or all), in order: those of rate5_d from rate5_keys, those of
+// rate5 (a day or two) by a loose index scan, two seeks per entity.
 func (rr *rateReader) keys(ctx context.Context, kind int, sources []int64) ([]rateKey, error) {
-	next := func(st *sql.Stmt, args ...any) (rateKey, bool, error) {
-		k := rateKey{kind: kind}
-		switch err := st.QueryRowContext(ctx, args...).Scan(&k.src, &k.k); {
-		case errors.Is(err, sql.ErrNoRows):
-			return k, false, nil
-		case err != nil:
-			return k, false, fmt.Errorf("cannot list report entities: %w", err)
-		}
-		return k, true, nil
-	}
 	var out []rateKey
-	for _, st := range [][2]*sql.Stmt{{rr.nextD, rr.nextDSrc}, {rr.nextC, rr.nextCSrc}} {
-		if len(sources) == 0 {
-			cur := rateKey{src: math.MinInt64}
-			for {
-				k, ok, err := next(st[0], kind, cur.src, cur.k)
-				if err != nil || !ok {
-					if err != nil {
-						return nil, err
-					}
-					break
-				}
-				out, cur = append(out, k), k
-			}
-			continue
+	keep := func(src int64) bool { return len(sources) == 0 || slices.Contains(sources, src) }
+	rows, err := rr.packed.QueryContext(ctx, kind, floorDiv(rr.f, 86400)*86400, rr.t)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list report entities: %w", err)
+	}
+	for rows.Next() {
+		k := rateKey{kind: kind}
+		if err := rows.Scan(&k.src, &k.k); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("cannot list report entities: %w", err)
 		}
+		if keep(k.src) {
+			out = append(out, k)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot list report entities: %w", err)
+	}
+	next := func(st *sql.Stmt, args ...any) (rateKey, bool, error) {
+		r := rateKey{kind: kind}
+		switch err := st.QueryRowContext(ctx, args...).Scan(&r.src, &r.k); {
+		case errors.Is(err, sql.ErrNoRows):
+			return r, false, nil
+		case err != nil:
+			return r, false, fmt.Errorf("cannot list report entities: %w", err)
+		}
+		return r, true, nil
+	}
+	src := int64(math.MinInt64)
+	for {
+		k, ok, err := next(rr.nextSrc, kind, src)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		src = k.src
+		for ok {
+			if keep(k.src) {
+				out = append(out, k)
+			}
+			if k, ok, err = next(rr.nextKey, kind, src, k.k); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if kind == rateRouter {
 		for _, src := range sources {
-			if kind == rateRouter {
-				out = append(out, rateKey{kind: kind, src: src}) // its one key, ""
-				continue
-			}
-			last := ""
-			for {
-				k, ok, err := next(st[1], kind, src, last)
-				if err != nil {
-					return nil, err
-				}
-				if !ok {
-					break
-				}
-				out, last = append(out, k), k.k
-			}
+			out = append(out, rateKey{kind: kind, src: src}) // a router asked for is a row
 		}
 	}
 	slices.SortFunc(out, func(x, y rateKey) int {
-		if c := cmp.Compare(x.src, y.src); c != 0 {
-			return c
-		}
-		return strings.Compare(x.k, y.k)
+		return cmp.Or(cmp.Compare(x.src, y.src), strings.Compare(x.k, y.k))
 	})
 	return slices.Compact(out), nil
 }

@@ -257,7 +257,7 @@ func TestRateDayCodec(t *testing.T) {
 }
 
 // TestSubscriberApps: each subscriber's largest applications over whole
-// days, from the flush, before and after the day's prune.
+// days, from the flush, before and after the day's prune, and kept.
 func TestSubscriberApps(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	now := testNow
@@ -275,30 +275,45 @@ func TestSubscriberApps(t *testing.T) {
 		Proto: 6, Bytes: 5000, Packets: 1, Direction: store.DirUpload, Application: "Netflix", Subscriber: "Maria",
 		SrcAddr: netip.MustParseAddr("100.64.0.9"), DstAddr: netip.MustParseAddr("142.250.1.1")})
 	feedAggregator(t, s, flows)
-	q := store.SubscriberAppsQuery{From: day0, To: day0.Add(24 * time.Hour), N: 3}
+	q := store.RateQuery{Kind: store.ReportBySubscriber, From: day0, To: day0.Add(24 * time.Hour), Percentile: 95, Apps: 3}
+	netflix := uint64(5000)
 	check := func(when string) {
 		t.Helper()
-		res, err := s.SubscriberApps(ctx, q)
+		res, err := s.RateSummaries(ctx, q)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(res) != 1 || res[0].Subscriber != "Maria" || len(res[0].Apps) != 3 {
+		if len(res) != 1 || res[0].Key != "Maria" || len(res[0].Apps) != 3 {
 			t.Fatalf("%s: %+v", when, res)
 		}
-		want := []store.AppShare{{App: "Netflix", Bytes: 5000}, {App: "tcp/1014", Bytes: 1500}, {App: "tcp/1013", Bytes: 1400}}
+		want := []store.AppShare{{App: "Netflix", Bytes: netflix}, {App: "tcp/1014", Bytes: 1500}, {App: "tcp/1013", Bytes: 1400}}
 		if !slices.Equal(res[0].Apps, want) {
 			t.Errorf("%s: %+v, want %+v", when, res[0].Apps, want)
 		}
 	}
 	check("open day")
 	s.maintain(ctx)
-	var rows int
+	var rows, packed int
 	s.r.QueryRow("SELECT count(*) FROM subapp_d").Scan(&rows)
-	if rows != subAppsPerDay+1 {
-		t.Errorf("%d rows after the prune, want %d", rows, subAppsPerDay+1)
+	s.r.QueryRow("SELECT count(*) FROM subapp_day").Scan(&packed)
+	if rows != 0 || packed != 1 {
+		t.Errorf("%d rows and %d packed after the day closed, want 0 and 1", rows, packed)
 	}
 	check("pruned day")
-	if _, err := s.SubscriberApps(ctx, store.SubscriberAppsQuery{From: day0, To: day0.Add(time.Hour), N: 11}); err == nil {
-		t.Error("N 11: no error")
+	// A late flow of the packed day adds to it.
+	late := flows[len(flows)-1]
+	late.Bytes = 100
+	feedAggregator(t, s, []store.Flow{late})
+	s.maintain(ctx)
+	netflix += 100
+	check("late flow")
+	// Kept with the applications, and the same.
+	now = testNow.Add(48 * time.Hour)
+	q.Keep = true
+	check("kept")
+	check("read from the kept summary")
+	q.Apps = 11
+	if _, err := s.RateSummaries(ctx, q); err == nil {
+		t.Error("11 applications: no error")
 	}
 }

@@ -319,6 +319,9 @@ func (s *FlowDB) rebuildDays(ctx context.Context, now time.Time) error {
 		if err := s.execTx(ctx, stmts); err != nil {
 			return fmt.Errorf("cannot rebuild day rollups: %w", err)
 		}
+		if err := s.packSubApps(ctx, d); err != nil {
+			return fmt.Errorf("cannot pack subscriber applications: %w", store.DescribeWriteError(err))
+		}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -45,7 +46,7 @@ type subPairs struct {
 
 var (
 	subDomPairs = subPairs{table: "subdom_d", col: "dom", other: subDomainOther, perDay: subDomainsPerDay}
-	subAppPairs = subPairs{table: "subapp_d", col: "app", other: subDomainOther, blob: true, perDay: subAppsPerDay}
+	subAppPairs = subPairs{table: "subapp_d", col: "app", other: subDomainOther, blob: true}
 )
 
 // subAppsPerDay is the applications kept per subscriber, router and day.
@@ -123,11 +124,105 @@ func (a *aggregator) writeSubPairs(ctx context.Context, tx *sql.Tx, p subPairs, 
 	return nil
 }
 
-// subDomainsPrune keeps the largest domains and applications of every
-// subscriber of day d (unix seconds) and sums the rest into the "other"
-// row of each table.
-func subDomainsPrune(d int64) []stmt {
-	return append(subDomPairs.prune(d), subAppPairs.prune(d)...)
+// subDomainsPrune keeps the subDomainsPerDay largest domains of every
+// subscriber of day d (unix seconds) and sums the rest into
+// subDomainOther.
+func subDomainsPrune(d int64) []stmt { return subDomPairs.prune(d) }
+
+// packSubApps packs the subapp_d rows of day d into one subapp_day row
+// per subscriber (adding to a row already there: late flows): its
+// subAppsPerDay largest applications and the rest as subDomainOther.
+func (s *FlowDB) packSubApps(ctx context.Context, d int64) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return store.DescribeWriteError(err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, "SELECT src, sub, app, down_bytes + up_bytes FROM subapp_d WHERE t = ?", d)
+	if err != nil {
+		return err
+	}
+	type subKey struct {
+		src int64
+		sub string
+	}
+	days := map[subKey]map[string]uint64{}
+	for rows.Next() {
+		var k subKey
+		var app []byte
+		var n int64
+		if err := rows.Scan(&k.src, &k.sub, &app, &n); err != nil {
+			rows.Close()
+			return err
+		}
+		m := days[k]
+		if m == nil {
+			m = map[string]uint64{}
+			days[k] = m
+		}
+		m[string(app)] += uint64(n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(days) == 0 {
+		return nil
+	}
+	get, err := tx.PrepareContext(ctx, "SELECT x FROM subapp_day WHERE t = ? AND src = ? AND sub = ?")
+	if err != nil {
+		return err
+	}
+	defer get.Close()
+	put, err := tx.PrepareContext(ctx, "INSERT OR REPLACE INTO subapp_day (t, src, sub, x) VALUES (?,?,?,?)")
+	if err != nil {
+		return err
+	}
+	defer put.Close()
+	for k, m := range days {
+		var old []byte
+		switch err := get.QueryRowContext(ctx, d, k.src, k.sub).Scan(&old); {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		default:
+			apps, derr := decodeApps(old)
+			if derr != nil {
+				s.logger.Warn("replacing damaged subscriber applications", "day", time.Unix(d, 0).UTC().Format(time.DateOnly), "subscriber", k.sub)
+			}
+			for _, a := range apps {
+				m[a.App] += a.Bytes
+			}
+		}
+		apps := make([]store.AppShare, 0, len(m))
+		var rest uint64
+		for a, n := range m {
+			if a == subDomainOther {
+				rest += n
+				continue
+			}
+			apps = append(apps, store.AppShare{App: a, Bytes: n})
+		}
+		slices.SortFunc(apps, func(x, y store.AppShare) int {
+			return cmp.Or(cmp.Compare(y.Bytes, x.Bytes), strings.Compare(x.App, y.App))
+		})
+		if len(apps) > subAppsPerDay {
+			for _, a := range apps[subAppsPerDay:] {
+				rest += a.Bytes
+			}
+			apps = apps[:subAppsPerDay]
+		}
+		if rest > 0 {
+			apps = append(apps, store.AppShare{App: subDomainOther, Bytes: rest})
+		}
+		if _, err := put.ExecContext(ctx, d, k.src, k.sub, encodeApps(apps)); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM subapp_d WHERE t = ?", d); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // prune keeps the p.perDay largest values of every subscriber of day d
@@ -223,52 +318,99 @@ func addUsage(dst, u *store.DomainUsage) {
 	dst.Flows += u.Flows
 }
 
-// SubscriberApps returns each subscriber's q.N largest applications (by
-// bytes both ways) over the whole UTC days around [q.From, q.To), from
-// subapp_d: a day keeps its 10 largest per subscriber.
-func (s *FlowDB) SubscriberApps(ctx context.Context, q store.SubscriberAppsQuery) ([]store.SubscriberApps, error) {
-	if err := checkRange(q.From, q.To); err != nil {
-		return nil, err
+// subscriberAppList is one subscriber's largest applications on one
+// router.
+type subscriberAppList struct {
+	Source     int64
+	Subscriber string
+	Apps       []store.AppShare
+}
+
+// queryer is a *sql.DB or a *sql.Conn.
+type queryer interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+// subscriberApps sums subapp_day (the days packed) and subapp_d (the days
+// still open) over whole UTC days and returns each subscriber's n
+// largest, in (source, subscriber) order.
+func subscriberApps(ctx context.Context, db queryer, from, to time.Time, sources []int64, n int) ([]subscriberAppList, error) {
+	f := floorDiv(from.Unix(), 86400) * 86400
+	t := -floorDiv(-to.Unix(), 86400) * 86400
+	type subKey struct {
+		src int64
+		sub string
 	}
-	if q.N < 1 || q.N > subAppsPerDay {
-		return nil, &store.QueryError{Field: "top_apps", Msg: fmt.Sprintf("%d is not within 1..%d", q.N, subAppsPerDay)}
-	}
-	f := floorDiv(q.From.Unix(), 86400) * 86400
-	t := -floorDiv(-q.To.Unix(), 86400) * 86400
-	var b strings.Builder
-	b.WriteString("SELECT src, sub, app, sum(down_bytes + up_bytes) AS n FROM subapp_d WHERE t >= ? AND t < ? AND app != ?")
-	args := []any{f, t, []byte(subDomainOther)}
-	if len(q.Sources) > 0 {
-		b.WriteString(" AND src IN (?" + strings.Repeat(",?", len(q.Sources)-1) + ")")
-		for _, src := range q.Sources {
-			args = append(args, src)
+	subs := map[subKey]map[string]uint64{}
+	var lastKey subKey
+	var last map[string]uint64
+	add := func(src int64, sub []byte, app string, n uint64) {
+		if app == subDomainOther || (len(sources) > 0 && !slices.Contains(sources, src)) {
+			return
 		}
+		if last == nil || src != lastKey.src || string(sub) != lastKey.sub {
+			lastKey = subKey{src, string(sub)}
+			if last = subs[lastKey]; last == nil {
+				last = map[string]uint64{}
+				subs[lastKey] = last
+			}
+		}
+		last[app] += n
 	}
-	b.WriteString(" GROUP BY src, sub, app ORDER BY src, sub, n DESC")
-	rows, err := s.r.QueryContext(ctx, b.String(), args...)
+	rows, err := db.QueryContext(ctx, "SELECT src, sub, x FROM subapp_day WHERE t >= ? AND t < ?", f, t)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read subscriber applications: %w", err)
 	}
 	defer rows.Close()
-	var out []store.SubscriberApps
+	var sub, x sql.RawBytes
 	for rows.Next() {
-		var src, n int64
-		var sub string
-		var app []byte
-		if err := rows.Scan(&src, &sub, &app, &n); err != nil {
+		var src int64
+		if err := rows.Scan(&src, &sub, &x); err != nil {
 			return nil, fmt.Errorf("cannot read subscriber applications: %w", err)
 		}
-		if len(out) == 0 || out[len(out)-1].Source != src || out[len(out)-1].Subscriber != sub {
-			out = append(out, store.SubscriberApps{Source: src, Subscriber: sub})
+		apps, err := decodeApps(x)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read the applications of %s: %w", sub, err)
 		}
-		last := &out[len(out)-1]
-		if len(last.Apps) < q.N {
-			_, _, _, label := appKey(string(app))
-			last.Apps = append(last.Apps, store.AppShare{App: label, Bytes: uint64(n)})
+		for _, a := range apps {
+			add(src, sub, a.App, a.Bytes)
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("cannot read subscriber applications: %w", err)
 	}
+	rows.Close()
+	if rows, err = db.QueryContext(ctx, "SELECT src, sub, app, down_bytes + up_bytes FROM subapp_d WHERE t >= ? AND t < ?", f, t); err != nil {
+		return nil, fmt.Errorf("cannot read subscriber applications: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var src, n int64
+		if err := rows.Scan(&src, &sub, &x, &n); err != nil {
+			return nil, fmt.Errorf("cannot read subscriber applications: %w", err)
+		}
+		add(src, sub, string(x), uint64(n))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read subscriber applications: %w", err)
+	}
+	out := make([]subscriberAppList, 0, len(subs))
+	for k, apps := range subs {
+		r := subscriberAppList{Source: k.src, Subscriber: k.sub}
+		for a, b := range apps {
+			r.Apps = append(r.Apps, store.AppShare{App: a, Bytes: b})
+		}
+		slices.SortFunc(r.Apps, func(x, y store.AppShare) int {
+			return cmp.Or(cmp.Compare(y.Bytes, x.Bytes), strings.Compare(x.App, y.App))
+		})
+		r.Apps = r.Apps[:min(n, len(r.Apps))]
+		for i := range r.Apps {
+			_, _, _, r.Apps[i].App = appKey(r.Apps[i].App)
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(x, y subscriberAppList) int {
+		return cmp.Or(cmp.Compare(x.Source, y.Source), strings.Compare(x.Subscriber, y.Subscriber))
+	})
 	return out, nil
 }

@@ -20,6 +20,13 @@ CREATE TABLE rate5_d (
 	PRIMARY KEY (kind, src, k, d)
 ) WITHOUT ROWID;
 CREATE INDEX rate5_d_d ON rate5_d (d);
+-- Every entity of rate5_d and the first and last day it has samples, so
+-- that a report reads only the entities of its period.
+CREATE TABLE rate5_keys (
+	kind INTEGER NOT NULL, src INTEGER NOT NULL, k TEXT NOT NULL,
+	first INTEGER NOT NULL, last INTEGER NOT NULL,
+	PRIMARY KEY (kind, src, k)
+) WITHOUT ROWID;
 
 -- The summaries of closed periods (calendar months of reports), computed
 -- once: per kind, period [f, t) and percentile, one row per entity, and a
@@ -31,6 +38,7 @@ CREATE TABLE rate_sum (
 	a INTEGER NOT NULL, b INTEGER NOT NULL,
 	peak_a INTEGER NOT NULL, peak_a_t INTEGER NOT NULL, peak_b INTEGER NOT NULL, peak_b_t INTEGER NOT NULL,
 	pct_a INTEGER NOT NULL, pct_b INTEGER NOT NULL, samples INTEGER NOT NULL,
+	apps BLOB NOT NULL, -- a subscriber's 10 largest applications: (uvarint length, key, uvarint bytes)...
 	PRIMARY KEY (kind, f, t, pct, src, k)
 ) WITHOUT ROWID;
 CREATE TABLE rate_done (
@@ -39,13 +47,19 @@ CREATE TABLE rate_done (
 	PRIMARY KEY (kind, f, t, pct)
 ) WITHOUT ROWID;
 
--- Each subscriber's traffic per application, per router and UTC day, like
--- subdom_d: once a day is over only its 10 largest applications per
--- subscriber stay, the rest summed in app = x'2a' ('*'). app is the key of
--- the application rollups.
+-- Each subscriber's traffic per application, per router and UTC day,
+-- written additively at each rollup flush (app is the key of the
+-- application rollups). Once a day is over its rows are packed into one
+-- subapp_day row per subscriber: x holds the day's 10 largest
+-- applications and the rest (app '*'), each as (uvarint key length, key,
+-- uvarint bytes both ways), a month of a thousand subscribers being 30 000
+-- rows instead of 330 000.
 CREATE TABLE subapp_d (
-	src INTEGER NOT NULL, sub TEXT NOT NULL, t INTEGER NOT NULL, app BLOB NOT NULL,
+	t INTEGER NOT NULL, src INTEGER NOT NULL, sub TEXT NOT NULL, app BLOB NOT NULL,
 	down_bytes INTEGER NOT NULL, up_bytes INTEGER NOT NULL, flows INTEGER NOT NULL,
-	PRIMARY KEY (src, sub, t, app)
+	PRIMARY KEY (t, src, sub, app)
 ) WITHOUT ROWID;
-CREATE INDEX subapp_d_t ON subapp_d (t);
+CREATE TABLE subapp_day (
+	t INTEGER NOT NULL, src INTEGER NOT NULL, sub TEXT NOT NULL, x BLOB NOT NULL,
+	PRIMARY KEY (t, src, sub)
+) WITHOUT ROWID;

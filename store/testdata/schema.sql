@@ -16,7 +16,6 @@ CREATE INDEX raw_partitions_start ON raw_partitions (start);
 CREATE UNIQUE INDEX report_runs_ok ON report_runs (schedule, period_from) WHERE ok = 1;
 CREATE INDEX report_runs_schedule ON report_runs (schedule, period_from);
 CREATE UNIQUE INDEX routers_exporter_addr ON routers (exporter_addr) WHERE exporter_addr <> '';
-CREATE INDEX subapp_d_t ON subapp_d (t);
 CREATE INDEX subdom_d_t ON subdom_d (t);
 CREATE INDEX subscribers_addr ON subscribers(first_addr, last_addr);
 CREATE INDEX subscribers_valid_to ON subscribers(valid_to);
@@ -206,6 +205,11 @@ CREATE TABLE rate5_d (
 	x BLOB NOT NULL,
 	PRIMARY KEY (kind, src, k, d)
 ) WITHOUT ROWID;
+CREATE TABLE rate5_keys (
+	kind INTEGER NOT NULL, src INTEGER NOT NULL, k TEXT NOT NULL,
+	first INTEGER NOT NULL, last INTEGER NOT NULL,
+	PRIMARY KEY (kind, src, k)
+) WITHOUT ROWID;
 CREATE TABLE rate_done (
 	kind INTEGER NOT NULL, f INTEGER NOT NULL, t INTEGER NOT NULL, pct REAL NOT NULL,
 	made INTEGER NOT NULL,
@@ -217,6 +221,7 @@ CREATE TABLE rate_sum (
 	a INTEGER NOT NULL, b INTEGER NOT NULL,
 	peak_a INTEGER NOT NULL, peak_a_t INTEGER NOT NULL, peak_b INTEGER NOT NULL, peak_b_t INTEGER NOT NULL,
 	pct_a INTEGER NOT NULL, pct_b INTEGER NOT NULL, samples INTEGER NOT NULL,
+	apps BLOB NOT NULL, -- a subscriber's 10 largest applications: (uvarint length, key, uvarint bytes)...
 	PRIMARY KEY (kind, f, t, pct, src, k)
 ) WITHOUT ROWID;
 CREATE TABLE raw_partitions (
@@ -280,9 +285,13 @@ CREATE TABLE routers (
 	last_contact    INTEGER NOT NULL DEFAULT 0 -- unix ms, 0 = never
 , exporter_addr TEXT NOT NULL DEFAULT '');
 CREATE TABLE subapp_d (
-	src INTEGER NOT NULL, sub TEXT NOT NULL, t INTEGER NOT NULL, app BLOB NOT NULL,
+	t INTEGER NOT NULL, src INTEGER NOT NULL, sub TEXT NOT NULL, app BLOB NOT NULL,
 	down_bytes INTEGER NOT NULL, up_bytes INTEGER NOT NULL, flows INTEGER NOT NULL,
-	PRIMARY KEY (src, sub, t, app)
+	PRIMARY KEY (t, src, sub, app)
+) WITHOUT ROWID;
+CREATE TABLE subapp_day (
+	t INTEGER NOT NULL, src INTEGER NOT NULL, sub TEXT NOT NULL, x BLOB NOT NULL,
+	PRIMARY KEY (t, src, sub)
 ) WITHOUT ROWID;
 CREATE TABLE subdom_d (
 	src INTEGER NOT NULL, sub TEXT NOT NULL, t INTEGER NOT NULL, dom TEXT NOT NULL,
