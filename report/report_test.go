@@ -190,3 +190,27 @@ func TestParseReportPeriod(t *testing.T) {
 		}
 	}
 }
+
+// TestWarm: the months that are over in the zone, every kind, kept.
+func TestWarm(t *testing.T) {
+	sp, err := time.LoadLocation("America/Sao_Paulo")
+	if err != nil {
+		t.Skipf("no time zone database: %v", err)
+	}
+	ff := &fakeFlows{}
+	now := time.Date(2026, 5, 1, 1, 0, 0, 0, time.UTC) // still April in São Paulo
+	b := New(Deps{Flows: ff, Inventory: fakeInventory{}, Now: func() time.Time { return now }})
+	if err := b.Warm(context.Background(), sp, 2); err != nil {
+		t.Fatal(err)
+	}
+	if len(ff.queries) != 8 {
+		t.Fatalf("%d queries, want 2 months × 4 kinds", len(ff.queries))
+	}
+	q := ff.queries[0]
+	if !q.Keep || q.Percentile != 95 || !q.From.Equal(time.Date(2026, 3, 1, 0, 0, 0, 0, sp)) || !q.To.Equal(time.Date(2026, 4, 1, 0, 0, 0, 0, sp)) {
+		t.Errorf("first query %+v", q)
+	}
+	if last := ff.queries[7]; last.Kind != store.ReportByFleet || !last.From.Equal(time.Date(2026, 2, 1, 0, 0, 0, 0, sp)) {
+		t.Errorf("last query %+v", last)
+	}
+}
