@@ -19,7 +19,7 @@ import (
 var embedded embed.FS
 
 // pageNames are the templates of templates/ rendered inside layout.html.
-var pageNames = []string{"login", "setup", "dashboard", "fleet", "router", "subscribers", "flows", "settings", "alerts", "alert", "abuse"}
+var pageNames = []string{"login", "setup", "dashboard", "fleet", "router", "subscribers", "flows", "settings", "alerts", "alert", "abuse", "reports"}
 
 // assetsFS returns the embedded assets, or the directory dir (the source
 // tree's web/) when set, for editing templates without rebuilding.

@@ -54,6 +54,13 @@ type Deps struct {
 	// resolver (optional: without it remote hosts have no names and
 	// /api/v1/domains/status answers 503).
 	Domains DomainNamer
+	// Reports makes the traffic reports (optional: nil makes the Reports
+	// page say reports are unavailable and /api/v1/reports answer 503).
+	Reports store.Reporter
+	// ReportRuns lists the runs of the scheduled reports (optional: nil
+	// means none is scheduled, which /api/v1/reports/runs and the Reports
+	// page say).
+	ReportRuns ReportRuns
 	// Gatherer is served on /metrics; nil serves an empty registry.
 	Gatherer prometheus.Gatherer
 	// Registerer receives the web metrics; nil registers nothing.

@@ -148,6 +148,23 @@ func buildOpenAPI() openAPI {
 	natCSV := op("The abuse lookup as CSV for the reply to the abuse desk: # comment lines stating the query and the answer, "+
 		"then one row per match (times in UTC RFC 3339)", "200", nil, natParams, nil, "400", "503")
 	natCSV["responses"].(openAPI)["200"] = openAPI{"description": "CSV", "content": openAPI{"text/csv": openAPI{"schema": str}}}
+	reportParams := []any{
+		qp("period", str, "a calendar month (2026-11), a day (2026-11-05), or FROM..TO where each end is a month or a day, both included "+
+			"(2026-01..2026-12, 2026-11-15..2026-12-14), in tz; at most 400 days; default the previous calendar month"),
+		qp("tz", str, "the IANA time zone of the period's calendar (Europe/Berlin); default UTC"),
+		qp("by", openAPI{"type": "string", "enum": reportKinds}, "a row per subscriber and router (default), router, router interface, or one for the fleet"),
+		qp("percentile", openAPI{"type": "number", "exclusiveMinimum": 0, "maximum": 100}, "the percentile of the 5-minute rates (default 95)"),
+		qp("split", openAPI{"type": "string", "enum": []string{"month", "none"}}, "a row per calendar month, or one over the period; default month when the period spans months"),
+		qp("router", str, "only this router (its name or id)"),
+		qp("search", str, "only the subscribers (or interfaces) whose name contains this, ignoring case"),
+		qp("top_apps", openAPI{"type": "integer", "minimum": 0, "maximum": maxReportTopApps}, "applications listed per row (default 3)"),
+		qp("format", openAPI{"type": "string", "enum": []string{"json", "csv"}}, "json (default) or csv (a download, flowbox-report-<by>-<period>.csv)"),
+		qp("download", boo, "1: the JSON as a download (flowbox-report-<by>-<period>.json)"),
+	}
+	reportOp := op("A traffic report for billing and planning: per subscriber (with the customer id), router, interface or the fleet, "+
+		"download, upload, total, the peak 5-minute rates and when, a percentile of the 5-minute rates per direction and the billable "+
+		"(larger) one, and the top applications (503 without a report builder)", "200", ref("Report"), reportParams, nil, "400", "503", "504")
+	reportOp["responses"].(openAPI)["200"].(openAPI)["content"].(openAPI)["text/csv"] = openAPI{"schema": str}
 	holderParams := append([]any{openAPI{"name": "address", "in": "query", "required": true, "schema": str,
 		"description": "an inside address, or a public address without NAT"}}, atParams...)
 
@@ -205,6 +222,10 @@ func buildOpenAPI() openAPI {
 				ref("Alert"), withID, nil, "400", "404", "503")},
 			"/notifications/test": openAPI{"post": op("Send a test message to a notification channel and wait for its delivery (502: the delivery failed, with why)",
 				"200", ref("TestNotificationResult"), nil, ref("TestNotificationRequest"), "400", "502", "503")},
+			"/reports": openAPI{"get": reportOp},
+			"/reports/runs": openAPI{"get": op("The runs of the scheduled reports, newest first, with each delivery's outcome "+
+				"(configured false, with a message, when no report is scheduled)", "200", ref("ReportRuns"),
+				[]any{qp("limit", openAPI{"type": "integer", "minimum": 1, "maximum": maxReportRuns}, "at most this many (default 50)")}, nil, "400")},
 			"/subscribers/at": openAPI{"get": op("Who had this address at a time, from the subscriber history (found=false with the message when nobody had it; 503 without the NAT store)",
 				"200", ref("AddressHolder"), holderParams, nil, "400", "503")},
 			"/nat/lookup": openAPI{"get": op("Abuse lookup: which inside address, port and subscriber used a public address (and port) around a time, "+
@@ -396,6 +417,21 @@ func buildOpenAPI() openAPI {
 					"kept_since":       openAPI{"type": "string", "format": "date-time", "description": "start of the oldest day of NAT mappings kept (absent before the first is written)"},
 					"mappings_dropped": openAPI{"type": "integer", "description": "NAT mappings the server could not write since it started (the lookup may miss them)"},
 					"message":          openAPI{"type": "string", "description": "what was found, or why nothing was"}}),
+				"Rate":     obj(openAPI{"bps": num, "at": openAPI{"type": "string", "format": "date-time", "description": "the start of the 5-minute sample"}}),
+				"AppShare": obj(openAPI{"app": str, "bytes": integ}),
+				"ReportRow": obj(openAPI{"period": str, "from": ts, "to": ts, "router_id": integ, "router": str, "if_index": integ, "interface": str,
+					"subscriber": str, "customer_id": str, "download_bytes": integ, "upload_bytes": integ, "total_bytes": integ,
+					"peak_download": ref("Rate"), "peak_upload": ref("Rate"),
+					"percentile_download_bps": num, "percentile_upload_bps": num,
+					"percentile_billable_bps": openAPI{"type": "number", "description": "the larger of the two directions' percentiles"},
+					"samples":                 openAPI{"type": "integer", "description": "the 5-minute samples the percentiles read"}, "top_apps": arrayOf("AppShare")}),
+				"Report": obj(openAPI{"by": openAPI{"type": "string", "enum": reportKinds}, "period": str, "from": ts, "to": ts, "tz": str,
+					"percentile": num, "rows": arrayOf("ReportRow"), "generated": ts,
+					"note": openAPI{"type": "string", "description": "what the numbers cannot show (a period before the first flow...)"}}),
+				"ReportDelivery": obj(openAPI{"target": str, "ok": boo, "detail": str}),
+				"ReportRun": obj(openAPI{"id": integ, "schedule": str, "period": str, "from": ts, "to": ts, "started": ts, "finished": ts,
+					"ok": boo, "catch_up": boo, "rows": integ, "deliveries": arrayOf("ReportDelivery"), "error": str}),
+				"ReportRuns": obj(openAPI{"configured": boo, "message": str, "runs": arrayOf("ReportRun")}),
 				"AddressHolder": obj(openAPI{"address": str, "at": ts, "found": boo, "subscriber": str, "customer_id": str,
 					"source": openAPI{"type": "string", "description": "how the history learned it (dhcp, pppoe, queue, import...)"},
 					"router": str, "prefix": str, "from": ts,

@@ -38,6 +38,9 @@ type pageData struct {
 	// NATDisabled says the server has no NAT-mapping store (the Abuse
 	// lookup page says the lookup is unavailable).
 	NATDisabled bool
+	// ReportsDisabled says the server has no report builder (the Reports
+	// page says reports are unavailable).
+	ReportsDisabled bool
 }
 
 // render executes a page into a buffer first, so that a template error

@@ -85,6 +85,7 @@ func (s *Server) pageRoutes() []route {
 		readRoute("/alerts", viewer, s.handleAlertsPage),
 		readRoute("/alerts/{id}", viewer, s.handleAlertPage),
 		readRoute("/abuse", viewer, s.handleAbusePage),
+		readRoute("/reports", viewer, s.handleReportsPage),
 	}
 }
 
@@ -120,6 +121,9 @@ func (s *Server) apiRoutes() []route {
 		readRoute("/subscribers/usage/series", viewer, s.handleSubscriberUsageSeries),
 		readRoute("/subscribers/at", viewer, s.handleAddressHolder),
 		readRoute("/subscribers/domains", viewer, s.handleSubscriberDomains),
+		// Reports carry customers' traffic, like the usage above.
+		readRoute("/reports", viewer, s.handleReport),
+		readRoute("/reports/runs", viewer, s.handleReportRuns),
 		readRoute("/nat/lookup", viewer, s.handleNATLookup),
 		readRoute("/nat/lookup.csv", viewer, s.handleNATLookupCSV),
 		readRoute("/coverage", viewer, s.handleCoverage),
