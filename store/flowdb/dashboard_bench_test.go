@@ -284,3 +284,48 @@ func BenchmarkSubscriberUsage(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/series")
 	})
 }
+
+// BenchmarkRawFiltered1h measures the views a filter sends to the raw
+// flows, over the last hour of the dashboard dataset (about 17 million
+// flows, written at the evening peak): the traffic of one protocol, and
+// the countries of one port. It reports the flows scanned per second
+// (issue 20's target is 20 million per second per core).
+func BenchmarkRawFiltered1h(b *testing.B) {
+	s := dashboardStore(b)
+	ctx := context.Background()
+	from, to := dashNow.Add(-time.Hour), dashNow
+	all, err := s.TimeSeries(ctx, store.SeriesQuery{From: from, To: to, Step: time.Minute}) // rollups: every flow of the hour
+	if err != nil {
+		b.Fatal(err)
+	}
+	var flows float64
+	for _, l := range all.Lines {
+		for _, n := range l.Flows {
+			flows += float64(n)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		run  func() error
+	}{
+		{"traffic-udp", func() error {
+			_, err := s.TimeSeries(ctx, store.SeriesQuery{From: from, To: to, Step: time.Minute, GroupBy: store.DimDirection,
+				Filter: store.Filter{Protocols: []uint8{17}}})
+			return err
+		}},
+		{"top-country-port443", func() error {
+			_, err := s.Top(ctx, store.TopQuery{From: from, To: to, Dimension: store.DimCountry, N: 10,
+				Filter: store.Filter{Ports: []uint16{443}}})
+			return err
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if err := c.run(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(flows*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mflows/s")
+		})
+	}
+}
