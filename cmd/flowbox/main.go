@@ -47,6 +47,7 @@ func commands() []command {
 		{"stats", "print per-exporter flow statistics from the data directory (--json); works while serve runs", runStats},
 		{"alerts", "print the active alerts (--all: the history too; --json), or acknowledge one (alerts ack ID); works while serve runs", runAlerts},
 		{"subscribers", "import static customers from CSV (subscribers import [--replace] FILE), report their usage (subscribers usage [--month YYYY-MM] [--format table|csv|json]), or say who had an address (subscribers at --address IP --at TIME)", runSubscribers},
+		{"report", "traffic report of a period for billing and planning: totals, peaks, percentiles and top applications per subscriber, router, interface or the fleet (report [--period YYYY-MM|FROM..TO] [--tz ZONE] [--by subscriber|router|interface|fleet] [--percentile P] [--format table|csv|json]; report runs [--json]); works while serve runs", runReport},
 		{"coverage", "compare each router's flows with its interface counters, per interface and direction, with the likely cause of a shortfall (coverage [--router NAME] [--since DUR] [--json]); works while serve runs", runCoverage},
 		{"nat", "abuse lookup behind CGNAT: which customer used a public address and port at a time (nat lookup --address IP [--port N] [--proto tcp|udp] --at TIME [--window DUR] [--json]); works while serve runs", runNAT},
 		{"router", "manage routers: router add|list|show|provision|verify|undo|remove|create-user (works while serve runs)", runRouter},

@@ -22,6 +22,7 @@ import (
 	"github.com/flowbox/flowbox/coverage"
 	"github.com/flowbox/flowbox/enrich"
 	"github.com/flowbox/flowbox/provision"
+	"github.com/flowbox/flowbox/report"
 	"github.com/flowbox/flowbox/store"
 	storagepkg "github.com/flowbox/flowbox/store/storage"
 	"github.com/flowbox/flowbox/web"
@@ -174,6 +175,10 @@ func (a *app) build() error {
 	if dom != nil {
 		domainsWeb = domainService{dom}
 	}
+	var reportRuns web.ReportRuns // nil: the console says none is scheduled
+	if len(cfg.Reports.Schedules) > 0 {
+		reportRuns = st.Inventory
+	}
 	srv, err := web.New(cfg.Web, web.Deps{
 		Store:       st, // the flow database, and the inventory's subscriber names
 		Routers:     st.Inventory,
@@ -188,6 +193,8 @@ func (a *app) build() error {
 		NAT:         natService{st},
 		Coverage:    coverageService{st: st, cov: cov, minute: cfg.Store.MinuteRetention},
 		Domains:     domainsWeb,
+		Reports:     report.New(report.Deps{Flows: st.FlowDB, Inventory: st.Inventory, Logger: logger.With("component", "report")}),
+		ReportRuns:  reportRuns,
 		Gatherer:    a.reg,
 		Registerer:  a.reg,
 		Logger:      logger.With("component", "web"),
