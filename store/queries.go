@@ -188,10 +188,7 @@ func (f *Filter) Match(fl *Flow, src int64, local, remote netip.Addr) bool {
 	if len(f.Sources) > 0 && !slices.Contains(f.Sources, src) {
 		return false
 	}
-	if len(f.Directions) > 0 && !slices.Contains(f.Directions, fl.Direction) {
-		return false
-	}
-	if len(f.Interfaces) > 0 && !slices.Contains(f.Interfaces, fl.InIf) && !slices.Contains(f.Interfaces, fl.OutIf) {
+	if !f.MatchNumbers(fl) {
 		return false
 	}
 	if len(f.Hosts) > 0 && !anyContains(f.Hosts, local) && !anyContains(f.Hosts, remote) {
@@ -201,15 +198,6 @@ func (f *Filter) Match(fl *Flow, src int64, local, remote netip.Addr) bool {
 		return false
 	}
 	if len(f.RemoteHosts) > 0 && !anyContains(f.RemoteHosts, remote) {
-		return false
-	}
-	if len(f.AS) > 0 && !slices.Contains(f.AS, fl.SrcAS) && !slices.Contains(f.AS, fl.DstAS) {
-		return false
-	}
-	if len(f.Ports) > 0 && !slices.Contains(f.Ports, fl.SrcPort) && !slices.Contains(f.Ports, fl.DstPort) {
-		return false
-	}
-	if len(f.Protocols) > 0 && !slices.Contains(f.Protocols, fl.Proto) {
 		return false
 	}
 	if len(f.Applications) > 0 && !slices.Contains(f.Applications, fl.Application) {
@@ -222,6 +210,30 @@ func (f *Filter) Match(fl *Flow, src int64, local, remote netip.Addr) bool {
 		return false
 	}
 	if len(f.Domains) > 0 && !slices.Contains(f.Domains, fl.RemoteDomain) {
+		return false
+	}
+	return true
+}
+
+// MatchNumbers reports whether fl passes the fields of the filter that
+// are numbers in the flow itself (directions, interfaces, AS, ports,
+// protocols): a raw scan tests them before it looks up names and
+// addresses, which most rows of a selective filter then skip. Match
+// includes it.
+func (f *Filter) MatchNumbers(fl *Flow) bool {
+	if len(f.Directions) > 0 && !slices.Contains(f.Directions, fl.Direction) {
+		return false
+	}
+	if len(f.Interfaces) > 0 && !slices.Contains(f.Interfaces, fl.InIf) && !slices.Contains(f.Interfaces, fl.OutIf) {
+		return false
+	}
+	if len(f.AS) > 0 && !slices.Contains(f.AS, fl.SrcAS) && !slices.Contains(f.AS, fl.DstAS) {
+		return false
+	}
+	if len(f.Ports) > 0 && !slices.Contains(f.Ports, fl.SrcPort) && !slices.Contains(f.Ports, fl.DstPort) {
+		return false
+	}
+	if len(f.Protocols) > 0 && !slices.Contains(f.Protocols, fl.Proto) {
 		return false
 	}
 	return true

@@ -3,6 +3,7 @@ package flowdb
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -298,7 +299,7 @@ func (rr *rowReader) acceptV1(ctx context.Context, p *rawPartition, id, t int64,
 }
 
 func (rr *rowReader) check(ctx context.Context, r *decodedRow) (bool, error) {
-	if r.End < rr.from || r.End >= rr.to {
+	if r.End < rr.from || r.End >= rr.to || !rr.flt.MatchNumbers(&r.Flow) {
 		return false, nil
 	}
 	if err := rr.s.lookupNames(ctx, r); err != nil {
@@ -374,9 +375,9 @@ func (s *FlowDB) fetchRows(ctx context.Context, p *rawPartition, cond string, ar
 		return false, fmt.Errorf("cannot read raw flows: %w", err)
 	}
 	defer rows.Close()
+	var x sql.RawBytes // fn keeps nothing of x: no copy per row
 	for rows.Next() {
 		var id int64
-		var x []byte
 		if err := rows.Scan(&id, &x); err != nil {
 			return false, fmt.Errorf("cannot read raw flows: %w", err)
 		}
