@@ -199,4 +199,24 @@ func TestBrowserReportsPrint(t *testing.T) {
 	if err := chromedp.Do(ctx, browsertest.EmulatePrint(false), chromedp.EmulateViewport(1280, 1000)); err != nil {
 		t.Fatal(err)
 	}
+
+	// A custom period over two months: a row per month, a Period column;
+	// the custom dates reach the API as FROM..TO.
+	rep.mu.Lock()
+	rep.rows = manyReportRows(gw.ID, 2)
+	rep.rows[1].Period = "2026-10"
+	rep.mu.Unlock()
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/reports?period=custom&from=2026-10-15&to=2026-11-14&tz=UTC&by=subscriber")); err != nil {
+		t.Fatal(err)
+	}
+	waitReport(t, ctx)
+	if q := rep.last(t); q.Label != "2026-10-15..2026-11-14" || q.Location != time.UTC {
+		t.Errorf("the custom period asked for %+v", q)
+	}
+	if heads := must(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#report thead th")].map((h) => h.textContent)`)); len(heads) == 0 || heads[0] != "Period" {
+		t.Errorf("two months' rows have the columns %q, want Period first", heads)
+	}
+	if from, to := must(t, ctx, chromedp.Evaluate[string](`document.getElementById("f-from").value`)), must(t, ctx, chromedp.Evaluate[string](`document.getElementById("f-to").value`)); from != "2026-10-15" || to != "2026-11-14" {
+		t.Errorf("the custom fields say %s to %s", from, to)
+	}
 }

@@ -121,6 +121,16 @@ func TestBrowserReportsFromStore(t *testing.T) {
 	if !slices.Contains(keys, gw1.Name) || !slices.Contains(keys, "gw2") {
 		t.Errorf("per router the table lists %q", keys)
 	}
+	// Per interface: gw1's two named interfaces, in and out.
+	open("interface")
+	keys = must(t, ctx, chromedp.Evaluate[[]string](rows+`.map((r) => r.dataset.key)`))
+	if !slices.Contains(keys, "gw1/ether1-wan") || !slices.Contains(keys, "gw1/bridge-lan") {
+		t.Errorf("per interface the table lists %q", keys)
+	}
+	if heads := must(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#report thead th")].map((h) => h.textContent)`)); len(heads) < 4 ||
+		heads[0] != "Router" || heads[1] != "Interface" || heads[2] != "In" || heads[3] != "Out" {
+		t.Errorf("per interface the columns are %q", heads)
+	}
 	// The fleet: one row, no totals row.
 	open("fleet")
 	if n := must(t, ctx, chromedp.Evaluate[int](rows+`.length`)); n != 1 {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -75,10 +77,9 @@ func reportRequest(f reportFlags, now time.Time) (store.ReportRequest, error) {
 // runReport implements `flowbox report`: the traffic report of a period
 // (calendar months by default) per subscriber, router, interface or the
 // whole fleet, with totals, peaks, a percentile of the 5-minute rates and
-// the top applications, as a table, CSV or JSON. It reads the data
-// directory read-only, so it works while `flowbox serve` runs (from cron
-// on the first of the month, say). `flowbox report runs` lists the runs
-// of the scheduled reports.
+// the top applications, as a table, CSV or JSON. It works while `flowbox
+// serve` runs (from cron on the first of the month, say). `flowbox report
+// runs` lists the runs of the scheduled reports (read-only).
 func runReport(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 && args[0] == "runs" {
 		return runReportRuns(ctx, e, args[1:])
@@ -109,7 +110,14 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := storagepkg.Open(ctx, cfg.DataDir, cfg.Store, storagepkg.ReadOnly, nil, nil)
+	// The builder keeps the summaries of the calendar months that are over
+	// in the database, for the next report of the same month (the
+	// console's, a schedule's): the store is opened beside serve as a
+	// short-lived writer (as `router add` does), once it is known to exist.
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, store.DBFile)); err != nil {
+		return fmt.Errorf("cannot open the data directory %s: %w", cfg.DataDir, err)
+	}
+	st, err := storagepkg.Open(ctx, cfg.DataDir, cfg.Store, storagepkg.Shared, nil, nil)
 	if err != nil {
 		return fmt.Errorf("cannot open the data directory %s: %w", cfg.DataDir, err)
 	}

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +71,14 @@ func TestReportRequest(t *testing.T) {
 		if !errors.As(err, &ue) || exitCode(err) != 2 {
 			t.Errorf("report %v: %v, want a usage error", args, err)
 		}
+	}
+	// A data directory without a database is an error, and stays empty.
+	missing := filepath.Join(t.TempDir(), "nothing-here")
+	if _, err := runWithEnv(nil, "report", "--data-dir", missing); err == nil || !strings.Contains(err.Error(), "cannot open the data directory") {
+		t.Errorf("report on a missing data directory: %v", err)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("report created the missing data directory: %v", err)
 	}
 }
 
