@@ -23,8 +23,9 @@ const (
 	defaultReportRuns = 50
 	maxReportRuns     = 500
 	// reportTimeout bounds one report: a year of 5-minute samples of every
-	// subscriber is a long read on a small box.
-	reportTimeout = 2 * time.Minute
+	// subscriber is a long read on a small box. It leaves a quarter of
+	// web.response-timeout to write the answer.
+	reportTimeout = 90 * time.Second
 )
 
 // errReportsDisabled is the answer of GET /reports when the server has no
@@ -192,7 +193,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	ctx, cancel := contextWithTimeout(r, reportTimeout)
+	ctx, cancel := contextWithTimeout(r, min(reportTimeout, s.cfg.ResponseTimeout*3/4))
 	defer cancel()
 	if rq.router != "" {
 		id, err := s.reportSource(ctx, rq.router)

@@ -219,4 +219,14 @@ func TestBrowserReportsPrint(t *testing.T) {
 	if from, to := must(t, ctx, chromedp.Evaluate[string](`document.getElementById("f-from").value`)), must(t, ctx, chromedp.Evaluate[string](`document.getElementById("f-to").value`)); from != "2026-10-15" || to != "2026-11-14" {
 		t.Errorf("the custom fields say %s to %s", from, to)
 	}
+
+	// A phone: the page does not scroll sideways (the table scrolls in its
+	// card).
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844)); err != nil {
+		t.Fatal(err)
+	}
+	if w := must(t, ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); w > 390 {
+		t.Errorf("on a phone the page is %dpx wide", w)
+	}
+	screenshot(t, ctx, art, "reports-3-phone")
 }

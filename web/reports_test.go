@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -313,5 +315,39 @@ func TestReportRoles(t *testing.T) {
 	}
 	if code, _ := e.doWith(e.clientAs("view"), "", http.MethodPost, "/api/v1/reports", map[string]string{}); code != http.StatusMethodNotAllowed {
 		t.Errorf("POST /api/v1/reports: %d, want 405", code)
+	}
+}
+
+// TestOpenAPIReportSchemas: the reports' schemas in the OpenAPI document
+// name the fields the store's types write.
+func TestOpenAPIReportSchemas(t *testing.T) {
+	t.Parallel()
+	schemas := buildOpenAPI()["components"].(openAPI)["schemas"].(openAPI)
+	for name, v := range map[string]any{
+		"Report": store.Report{}, "ReportRow": store.ReportRow{}, "Rate": store.Rate{}, "AppShare": store.AppShare{},
+		"ReportRun": store.ReportRun{}, "ReportDelivery": store.ReportDelivery{}, "ReportRuns": ReportRunsResult{},
+	} {
+		sc, ok := schemas[name].(openAPI)
+		if !ok {
+			t.Errorf("no schema %s", name)
+			continue
+		}
+		var props []string
+		for p := range sc["properties"].(openAPI) {
+			props = append(props, p)
+		}
+		slices.Sort(props)
+		var fields []string
+		rt := reflect.TypeOf(v)
+		for i := range rt.NumField() {
+			tag, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+			if tag != "" && tag != "-" {
+				fields = append(fields, tag)
+			}
+		}
+		slices.Sort(fields)
+		if !slices.Equal(props, fields) {
+			t.Errorf("schema %s has %v, the Go type %T writes %v", name, props, v, fields)
+		}
 	}
 }
