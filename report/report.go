@@ -286,8 +286,12 @@ func (b *Builder) periodRows(ctx context.Context, q store.ReportRequest, p perio
 func (b *Builder) topApps(ctx context.Context, q store.ReportRequest, p period, rows []store.ReportRow) error {
 	switch q.Kind {
 	case store.ReportByRouter, store.ReportByFleet:
+		to := p.to
+		if now := b.d.Now(); to.After(now) {
+			to = now.Truncate(time.Minute).Add(time.Minute) // a period not over: up to now
+		}
 		for i := range rows {
-			tq := store.TopQuery{From: p.from, To: p.to, Dimension: store.DimApplication, N: q.TopApps}
+			tq := store.TopQuery{From: p.from, To: to, Dimension: store.DimApplication, N: q.TopApps}
 			if q.Kind == store.ReportByRouter {
 				tq.Filter.Sources = []int64{rows[i].RouterID}
 			} else {

@@ -127,6 +127,9 @@ func TestReportKinds(t *testing.T) {
 	if err != nil || len(rep.Rows) != 2 || len(ff.top) != 2 || ff.top[1].Filter.Sources[0] != 2 || rep.Rows[0].TopApps[0].App != "tcp/443" {
 		t.Errorf("routers: %+v %+v %v", rep, ff.top, err)
 	}
+	if to := ff.top[0].To; to.After(now.Add(time.Minute)) {
+		t.Errorf("the applications of a month not over are asked up to %s, after now", to)
+	}
 	ff.sums[from] = []store.RateSummary{{A: 7}}
 	rep, err = b.Report(context.Background(), store.ReportRequest{From: from, To: to, Kind: store.ReportByFleet})
 	if err != nil || len(rep.Rows) != 1 || rep.Rows[0].Router != "" || rep.Rows[0].TotalBytes != 7 {

@@ -7,8 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -110,14 +108,9 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	// The builder keeps the summaries of the calendar months that are over
-	// in the database, for the next report of the same month (the
-	// console's, a schedule's): the store is opened beside serve as a
-	// short-lived writer (as `router add` does), once it is known to exist.
-	if _, err := os.Stat(filepath.Join(cfg.DataDir, store.DBFile)); err != nil {
-		return fmt.Errorf("cannot open the data directory %s: %w", cfg.DataDir, err)
-	}
-	st, err := storagepkg.Open(ctx, cfg.DataDir, cfg.Store, storagepkg.Shared, nil, nil)
+	// Read only, beside serve: the months serve (or a report there) kept
+	// are read, the others computed from the samples.
+	st, err := storagepkg.Open(ctx, cfg.DataDir, cfg.Store, storagepkg.ReadOnly, nil, nil)
 	if err != nil {
 		return fmt.Errorf("cannot open the data directory %s: %w", cfg.DataDir, err)
 	}

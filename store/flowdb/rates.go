@@ -303,7 +303,10 @@ func (s *FlowDB) RateSummaries(ctx context.Context, q store.RateQuery) ([]store.
 		return nil, &store.QueryError{Field: "top_apps", Msg: fmt.Sprintf("%d is not within 0..%d", q.Apps, subAppsPerDay)}
 	}
 	now := s.now()
+	// A read-only store (flowbox report beside serve) reads kept
+	// summaries but keeps none: it has no writer.
 	keep := q.Keep && !q.To.After(now.Add(-rateSettle))
+	keeping := keep && !s.readOnly
 	conn, err := s.r.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read 5-minute samples: %w", err)
@@ -322,7 +325,7 @@ func (s *FlowDB) RateSummaries(ctx context.Context, q store.RateQuery) ([]store.
 	}
 	defer rr.close()
 	sources := q.Sources
-	if keep {
+	if keeping {
 		sources = nil // keep every entity; filter below
 	}
 	var out []store.RateSummary
@@ -335,9 +338,9 @@ func (s *FlowDB) RateSummaries(ctx context.Context, q store.RateQuery) ([]store.
 	} else if out, err = rr.each(ctx, kind, sources, q.Percentile); err != nil {
 		return nil, err
 	}
-	if kind == rateSubscriber && (keep || q.Apps > 0) {
+	if kind == rateSubscriber && (keeping || q.Apps > 0) {
 		n := q.Apps
-		if keep {
+		if keeping {
 			n = subAppsPerDay
 		}
 		apps, err := subscriberApps(ctx, conn, q.From, q.To, sources, n)
@@ -352,7 +355,7 @@ func (s *FlowDB) RateSummaries(ctx context.Context, q store.RateQuery) ([]store.
 			out[i].Apps = by[rateKey{src: out[i].Source, k: out[i].Key}]
 		}
 	}
-	if keep {
+	if keeping {
 		if err := s.keepRates(ctx, gen, kind, f, t, q.Percentile, out); err != nil {
 			s.logger.Warn("cannot keep a report summary", "err", err)
 		}

@@ -57,7 +57,8 @@ func TestRatePercentilesAcrossDST(t *testing.T) {
 	if got := int(to.Sub(from) / (5 * time.Minute)); got != n {
 		t.Fatalf("March 2026 in Berlin has %d samples", got)
 	}
-	s := openTest(t, t.TempDir())
+	dir := t.TempDir()
+	s := openTest(t, dir)
 	now := to.Add(30 * time.Minute)
 	s.now = func() time.Time { return now }
 	ctx := context.Background()
@@ -224,6 +225,26 @@ func TestRatePercentilesAcrossDST(t *testing.T) {
 		if r.Key == "Maria" && r.A != wantDown+375 {
 			t.Errorf("after a late flow: %d bytes, want %d", r.A, wantDown+375)
 		}
+	}
+	// A read-only store (flowbox report beside serve) reads the kept
+	// summaries and computes the others, keeping nothing.
+	ro, err := OpenReadOnly(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll(ro)
+	ro.now = s.now
+	q99 := q
+	q99.Percentile = 99
+	for _, rq := range []store.RateQuery{q, q99} {
+		res, err := ro.RateSummaries(ctx, rq)
+		if err != nil || len(res) != 3 {
+			t.Fatalf("read-only, percentile %g: %d rows, %v", rq.Percentile, len(res), err)
+		}
+	}
+	s.r.QueryRow("SELECT count(*) FROM rate_done").Scan(&done)
+	if done != 1 {
+		t.Errorf("%d kept periods after the read-only reads, want 1", done)
 	}
 	// Bad queries.
 	for _, bad := range []store.RateQuery{
