@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/flowbox/flowbox/report"
 	"github.com/flowbox/flowbox/report/scheduler"
 	"github.com/flowbox/flowbox/store"
 )
@@ -36,11 +37,11 @@ func newReportScheduler(cfg scheduler.Config, rep store.Reporter, inv reportInve
 	return s, nil
 }
 
-// runWithReports runs the app with its scheduled reports beside it, made
-// by rep: the scheduler is built first (a bad password file stops serve
-// before anything starts) and stops when the app does, before the store
-// closes.
-func runWithReports(ctx context.Context, a *app, rep store.Reporter) error {
+// runWithReports runs the app with its scheduled reports beside it: the
+// scheduler is built first (a bad password file stops serve before
+// anything starts) and stops when the app does, before the store closes.
+func runWithReports(ctx context.Context, a *app) error {
+	rep := report.New(report.Deps{Flows: a.store.FlowDB, Inventory: a.store.Inventory, Logger: a.logger.With("component", "report")})
 	sched, err := newReportScheduler(a.cfg.Reports, rep, a.store.Inventory, a.reg, a.logger)
 	if err != nil {
 		return err

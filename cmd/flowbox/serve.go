@@ -28,7 +28,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer a.close()
-	return a.run(ctx)
+	return runWithReports(ctx, a) // a.run, with the scheduled reports beside it
 }
 
 // loadServeConfig loads the configuration and applies the command-line and
