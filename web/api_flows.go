@@ -18,10 +18,40 @@ import (
 // queryTimeout bounds one dashboard query.
 const queryTimeout = 30 * time.Second
 
-// rawScanBudget bounds a top-N that scans raw flows: past it, the answer
-// is what the scan read (the newest part of the range), marked partial,
-// well before queryTimeout.
+// rawScanBudget bounds a top-N or a series that scans raw flows: past
+// it, the answer is what the scan read (the newest part of the range),
+// marked partial, well before queryTimeout.
 const rawScanBudget = 10 * time.Second
+
+// quickScanBudget bounds the raw scan of a request with quick=1: the
+// console asks a filtered view quickly first (its newest part within 2 s,
+// with a note), then whole.
+const quickScanBudget = 2 * time.Second
+
+// scanBudget returns the raw scan budget of a request: quickScanBudget
+// with quick=1 (or true), else rawScanBudget.
+func (s *Server) scanBudget(q url.Values) (time.Duration, error) {
+	v := q.Get("quick")
+	if v == "" {
+		return cmp.Or(s.rawBudget, rawScanBudget), nil
+	}
+	quick, err := strconv.ParseBool(v)
+	if err != nil {
+		return 0, badf("quick: %q is not a boolean", v)
+	}
+	if quick {
+		return cmp.Or(s.quickBudget, quickScanBudget), nil
+	}
+	return cmp.Or(s.rawBudget, rawScanBudget), nil
+}
+
+// markPartial sets the partial answer of a series whose raw scan stopped
+// at scanned (the latest of its scans).
+func markPartial(out *Series, from, scanned, to time.Time) {
+	if out.ScannedFrom == nil || scanned.After(*out.ScannedFrom) {
+		out.Partial, out.ScannedFrom, out.Note = true, &scanned, partialNote(from, scanned, to)
+	}
+}
 
 // contextWithTimeout bounds a request's work.
 func contextWithTimeout(r *http.Request, d time.Duration) (context.Context, context.CancelFunc) {
@@ -103,7 +133,12 @@ func (s *Server) handleTraffic(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	sq := store.SeriesQuery{From: f.From, To: f.To, Step: step, Filter: f.storeFilter(), GroupBy: store.DimDirection}
+	budget, err := s.scanBudget(q)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	sq := store.SeriesQuery{From: f.From, To: f.To, Step: step, Filter: f.storeFilter(), GroupBy: store.DimDirection, Budget: budget}
 	if !byIf {
 		res, err := s.deps.Store.TimeSeries(ctx, sq)
 		if err != nil {
@@ -112,6 +147,9 @@ func (s *Server) handleTraffic(w http.ResponseWriter, r *http.Request) {
 		}
 		out := seriesHead(res)
 		out.Now, out.Since = s.now().Unix(), unixOrZero(since)
+		if res.Partial {
+			markPartial(&out, f.From, res.ScannedFrom, f.To)
+		}
 		out.BitsIn, out.BitsOut = make([]float64, len(out.Times)), make([]float64, len(out.Times))
 		// In and out are the router's traffic each way: its customers'
 		// downloads and uploads, and its own traffic.
@@ -145,6 +183,11 @@ func (s *Server) handleTraffic(w http.ResponseWriter, r *http.Request) {
 	}
 	out := seriesHead(in)
 	out.Now, out.Since = s.now().Unix(), unixOrZero(since)
+	for _, res := range []*store.Series{in, outS} {
+		if res.Partial {
+			markPartial(&out, f.From, res.ScannedFrom, f.To)
+		}
+	}
 	n := len(out.Times)
 	out.BitsIn, out.BitsOut = make([]float64, n), make([]float64, n)
 	byIdx := map[uint32]*InterfaceSeries{}
@@ -288,9 +331,14 @@ func (s *Server) handleTop(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
+	budget, err := s.scanBudget(q)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
 	ctx, cancel := contextWithTimeout(r, queryTimeout)
 	defer cancel()
-	res, err := s.deps.Store.Top(ctx, store.TopQuery{From: f.From, To: f.To, Dimension: sd, N: limit, Filter: f.storeFilter(), Budget: cmp.Or(s.rawBudget, rawScanBudget)})
+	res, err := s.deps.Store.Top(ctx, store.TopQuery{From: f.From, To: f.To, Dimension: sd, N: limit, Filter: f.storeFilter(), Budget: budget})
 	if err != nil {
 		s.writeErr(w, r, err)
 		return

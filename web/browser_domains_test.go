@@ -132,7 +132,7 @@ func TestBrowserTopPartial(t *testing.T) {
 			SrcPort: 53, DstPort: 40000, Bytes: 1000, Packets: 1, Direction: store.DirDownload})
 	}
 	e.ingest(flows)
-	e.srv.rawBudget = time.Nanosecond // every raw scan stops after its newest partition
+	e.srv.rawBudget, e.srv.quickBudget = time.Nanosecond, time.Nanosecond // every raw scan stops after its newest partition
 	ctx := browsertest.Start(t, 60*time.Second, nil)
 	browserLogin(t, ctx, e.ts.URL)
 	if err := chromedp.Do(ctx, chromedp.Navigate(fmt.Sprintf("%s/routers/%d?range=1h&proto=udp", e.ts.URL, gw.ID)),
@@ -144,5 +144,47 @@ func TestBrowserTopPartial(t *testing.T) {
 	}
 	if rows := must(t, ctx, rowsText(`#top-remote`)); len(rows) < 2 || !strings.Contains(rows[0], "198.51.100.9") {
 		t.Errorf("partial table %q", rows)
+	}
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(`#top-remote[data-passes="partial partial"]`)); err != nil {
+		t.Errorf("the table was not asked quickly, then whole: %v", err)
+	}
+	if note := must(t, ctx, chromedp.TextContent(`#chart-note.warning`)); !strings.Contains(note, "scanned the last ") || strings.Contains(note, "scanning the rest") {
+		t.Errorf("chart note %q", note)
+	}
+}
+
+// TestBrowserProgressive: a filtered view that scans raw flows is asked
+// quickly first (its newest part, with the note and "scanning the
+// rest"), then whole: the chart and the tables end complete, without the
+// note, having drawn both answers.
+func TestBrowserProgressive(t *testing.T) {
+	browsertest.Need(t)
+	e := newEnv(t)
+	e.login()
+	gw := e.addRouter(datasetRouter())
+	exp := netip.MustParseAddrPort("127.0.0.2:4000")
+	local, remote := netip.MustParseAddr("10.0.1.7"), netip.MustParseAddr("198.51.100.9")
+	var flows []store.Flow
+	for i := range 12 {
+		end := e.now.Add(-time.Duration(i)*5*time.Minute - time.Minute).UnixMilli()
+		flows = append(flows, store.Flow{Exporter: exp, Version: 9, Start: end - 1000, End: end, SrcAddr: remote, DstAddr: local, Proto: 17,
+			SrcPort: 53, DstPort: 40000, Bytes: 1000, Packets: 1, Direction: store.DirDownload})
+	}
+	e.ingest(flows)
+	e.srv.quickBudget = time.Nanosecond // the quick answer: the newest partition only
+	ctx := browsertest.Start(t, 60*time.Second, nil)
+	browserLogin(t, ctx, e.ts.URL)
+	if err := chromedp.Do(ctx, chromedp.Navigate(fmt.Sprintf("%s/routers/%d?range=1h&proto=udp", e.ts.URL, gw.ID)),
+		waitLoaded(), chromedp.WaitVisible(`#top-remote[data-passes="partial full"]`), chromedp.WaitVisible(`#chart[data-passes="partial full"]`)); err != nil {
+		t.Fatalf("router page: %v", err)
+	}
+	if n := must(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll("tr.partial").length`)); n != 0 {
+		t.Errorf("%d partial notes left in the tables", n)
+	}
+	if rows := must(t, ctx, rowsText(`#top-remote`)); len(rows) < 1 || !strings.Contains(rows[0], "198.51.100.9") || !strings.Contains(rows[0], "12.0 kB") {
+		t.Errorf("the whole table %q, want 12 flows of 1 kB", rows)
+	}
+	if note := must(t, ctx, chromedp.TextContent(`#chart-note`)); strings.Contains(note, "scanned the last") {
+		t.Errorf("chart note %q after the whole answer", note)
 	}
 }

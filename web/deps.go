@@ -409,6 +409,12 @@ type Series struct {
 	BitsIn     []float64         `json:"bits_in"`
 	BitsOut    []float64         `json:"bits_out"`
 	Interfaces []InterfaceSeries `json:"interfaces,omitempty"`
+	// Partial is true when a raw scan ran out of time: only the flows
+	// since ScannedFrom were read (the buckets before are empty); Note
+	// says so in a sentence.
+	Partial     bool       `json:"partial,omitempty"`
+	ScannedFrom *time.Time `json:"scanned_from,omitempty"`
+	Note        string     `json:"note,omitempty"`
 }
 
 // InterfaceSeries is the traffic of one interface, aligned with Series.Times.

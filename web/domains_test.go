@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -134,11 +135,13 @@ func TestDomainsAPI(t *testing.T) {
 
 // TestTopPartial: a top-N whose raw scan runs out of its budget answers
 // with the newest part of the range, marked partial with a note, instead
-// of timing out.
+// of timing out; so does the traffic chart; quick=1 uses the quick
+// budget.
 func TestTopPartial(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.login()
+	gw := e.addRouter(datasetRouter())
 	exp := netip.MustParseAddrPort("127.0.0.2:4000")
 	local, remote := netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("198.51.100.9")
 	var flows []store.Flow
@@ -152,6 +155,42 @@ func TestTopPartial(t *testing.T) {
 	e.getJSON("/api/v1/top/remote?range=1h&proto=udp", &top)
 	if top.Partial || top.Total.Bytes != 12000 {
 		t.Fatalf("no budget pressure: partial %v, %d bytes", top.Partial, top.Total.Bytes)
+	}
+	// quick=1 uses the quick budget; the traffic chart answers partially
+	// the same way, each interface series too.
+	e.srv.quickBudget = time.Nanosecond
+	top = TopResult{}
+	e.getJSON("/api/v1/top/remote?range=1h&proto=udp&quick=1", &top)
+	if !top.Partial || top.Total.Bytes >= 12000 {
+		t.Fatalf("quick answer: %+v", top)
+	}
+	var sum float64
+	for _, path := range []string{"/api/v1/traffic?range=1h&proto=udp&quick=1", fmt.Sprintf("/api/v1/traffic?range=1h&proto=udp&quick=1&interfaces=true&router=%d", gw.ID)} {
+		var series Series
+		e.getJSON(path, &series)
+		if !series.Partial || series.ScannedFrom == nil || !strings.HasPrefix(series.Note, "scanned the last ") {
+			t.Errorf("%s: partial %v %v %q", path, series.Partial, series.ScannedFrom, series.Note)
+		}
+		if strings.Contains(path, "interfaces") {
+			continue
+		}
+		for i, v := range series.BitsIn {
+			if series.Times[i] < series.ScannedFrom.Unix()-series.Step && v != 0 {
+				t.Errorf("%s: traffic at %d, before the scan's start %s", path, series.Times[i], series.ScannedFrom)
+			}
+			sum += v
+		}
+	}
+	if sum == 0 {
+		t.Error("the partial traffic is empty")
+	}
+	var series Series
+	e.getJSON("/api/v1/traffic?range=1h&proto=udp", &series)
+	if series.Partial {
+		t.Errorf("the whole answer is partial: %q", series.Note)
+	}
+	if code, _ := e.do(http.MethodGet, "/api/v1/traffic?range=1h&proto=udp&quick=maybe", nil); code != http.StatusBadRequest {
+		t.Errorf("quick=maybe: %d, want 400", code)
 	}
 	e.srv.rawBudget = time.Nanosecond // spent at once: the newest partition only
 	top = TopResult{}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/flowbox/flowbox/store"
@@ -86,9 +87,11 @@ func buildOpenAPI() openAPI {
 	role := openAPI{"type": "string", "enum": []string{"viewer", "operator", "admin"}}
 	ts := openAPI{"type": "string", "format": "date-time"}
 	withID := []any{idParam()}
+	quick := openAPI{"name": "quick", "in": "query", "schema": boo,
+		"description": "bound a raw scan (a filter the rollups cannot answer) to 2 s instead of 10 s: the newest part of the range, marked partial, for a first answer"}
 	top := append([]any{openAPI{"name": "dimension", "in": "path", "required": true,
 		"schema": openAPI{"type": "string", "enum": ValidDimensions()}},
-		openAPI{"name": "limit", "in": "query", "schema": openAPI{"type": "integer", "minimum": 1, "maximum": 100}}}, filterParams()...)
+		openAPI{"name": "limit", "in": "query", "schema": openAPI{"type": "integer", "minimum": 1, "maximum": 100}}, quick}, filterParams()...)
 	traffic := append([]any{
 		openAPI{"name": "step", "in": "query", "schema": openAPI{"type": "string"}, "description": "bucket size (Go duration, at least 1m)"},
 		openAPI{"name": "interfaces", "in": "query", "schema": boo, "description": "per-interface series (needs router)"},
@@ -203,7 +206,7 @@ func buildOpenAPI() openAPI {
 					"description": "the accepted prefix, e.g. 192.0.2.7/32"}}, nil, "400", "404", "501"),
 			},
 			"/status":          openAPI{"get": op("The store writer's health and the unknown exporters", "200", ref("Status"), nil, nil)},
-			"/traffic":         openAPI{"get": op("Traffic over time in bits/s", "200", ref("Series"), traffic, nil, "400", "503")},
+			"/traffic":         openAPI{"get": op("Traffic over time in bits/s", "200", ref("Series"), append(slices.Clone(traffic), quick), nil, "400", "503")},
 			"/top/{dimension}": openAPI{"get": op("Top entries of a dimension by bytes", "200", ref("Top"), top, nil, "400", "503")},
 			"/fleet/traffic": openAPI{"get": op("The whole fleet's traffic over time, one line per router (largest first), with each router's volumes "+
 				"and average rates over the time with data (the dashboard's stacked chart and routers by traffic)", "200", ref("FleetSeries"), traffic, nil, "400", "503")},
@@ -322,7 +325,9 @@ func buildOpenAPI() openAPI {
 				"Series": obj(openAPI{"step": integ, "resolution": str, "now": integ,
 					"since":   openAPI{"type": "integer", "description": "set (unix seconds) when the router (or fleet) is newer than the range: the series starts at its first minute with traffic"},
 					"times":   openAPI{"type": "array", "items": integ},
-					"bits_in": openAPI{"type": "array", "items": num}, "bits_out": openAPI{"type": "array", "items": num}, "interfaces": arrayOf("IfSeries")}),
+					"bits_in": openAPI{"type": "array", "items": num}, "bits_out": openAPI{"type": "array", "items": num}, "interfaces": arrayOf("IfSeries"),
+					"partial":      openAPI{"type": "boolean", "description": "a raw scan ran out of time: only the flows since scanned_from were read (the buckets before are empty)"},
+					"scanned_from": openAPI{"type": "string", "format": "date-time"}, "note": openAPI{"type": "string", "description": "the partial answer in a sentence"}}),
 				"TopRow": obj(openAPI{"key": openAPI{"type": "string", "description": "filter value of a click (host, as, app or proto/port, country, local|remote, iface, proto by dimension); empty when not filterable"},
 					"label": str, "name": str, "router": openAPI{"type": "boolean", "description": "name is a router's: the host is one of its own addresses"},
 					"reverse": openAPI{"type": "boolean", "description": "name (of a remote host) came from reverse DNS, not from a router's DNS cache: not a name a customer visited"},

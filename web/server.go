@@ -50,13 +50,14 @@ type Server struct {
 	backoff  *accountBackoff // per-account login backoff
 	proxies  []netip.Prefix  // web.trusted-proxies
 	hosts    *hostChecker    // the Host names the console answers (web.hosts)
-	// rawBudget bounds a top-N's raw scan (rawScanBudget; tests shorten
-	// it).
-	rawBudget time.Duration
-	router    *mux.Router
-	handler   http.Handler
-	pages     map[string]*template.Template
-	static    fs.FS
+	// rawBudget and quickBudget bound a top-N's or a series' raw scan
+	// (rawScanBudget, quickScanBudget with quick=1; tests shorten them).
+	rawBudget   time.Duration
+	quickBudget time.Duration
+	router      *mux.Router
+	handler     http.Handler
+	pages       map[string]*template.Template
+	static      fs.FS
 	// assetVersions maps each static file to its content hash.
 	assetVersions map[string]string
 	setupMu       sync.Mutex // serialises the first-user creation

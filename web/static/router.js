@@ -116,7 +116,7 @@
     return out;
   }
 
-  function drawChart(series, counters) {
+  function drawChart(series, counters, more) {
     const mode = document.getElementById("chart-mode").value;
     const data = [series.times];
     const defs = [{}];
@@ -142,8 +142,11 @@
     chartBox.dataset.length = String(data[0].length);
     chartBox.dataset.since = series.since ? String(series.since) : "";
     const since = series.since ? "collecting since " + sinceText(series.since) + " · " : "";
-    document.getElementById("chart-note").textContent = since + "average per " + stepText(series.step) +
+    const note = document.getElementById("chart-note");
+    note.textContent = since + "average per " + stepText(series.step) +
       (chartBox.dataset.counters ? " · dashed: the router's interface counters, everything its interfaces received (compare with in + out)" : "");
+    note.classList.toggle("warning", !!series.partial);
+    if (series.partial) note.textContent += " · " + series.note + (more ? " (scanning the rest…)" : "");
     if (plot) { plot.destroy(); plot = null; }
     clear(chartBox);
     if (!points) {
@@ -181,10 +184,8 @@
     const current = ticket("chart");
     const overlay = totals && counterSince[state.range] && !Object.keys(state.filters).length;
     try {
-      const [series, counters] = await Promise.all([api("/traffic?" + query(extra)),
-        overlay ? api("/coverage/counters?router=" + id + "&since=" + counterSince[state.range]).catch(() => null) : null]);
-      if (!current()) return;
-      drawChart(series, counters);
+      const counters = overlay ? api("/coverage/counters?router=" + id + "&since=" + counterSince[state.range]).catch(() => null) : null;
+      await progressive("/traffic", extra, current, chartBox, async (series, more) => drawChart(series, await counters, more));
     } catch (e) {
       if (!current()) return;
       if (plot) { plot.destroy(); plot = null; }
@@ -243,43 +244,61 @@
       el("th", { class: "num", title: "bytes in this range" }, "Volume")));
   }
 
+  // progressive asks a view that may scan raw flows (a filter the rollups
+  // cannot answer) quickly first: quick=1 bounds the scan to 2 s and
+  // answers its newest part, marked partial, which is drawn with its note
+  // at once; then the whole answer replaces it. box.dataset.passes records
+  // what was drawn ("full", or "partial full").
+  async function progressive(path, params, current, box, draw) {
+    let res = await api(path + "?" + query(Object.assign({ quick: "1" }, params)));
+    if (!current()) return;
+    box.dataset.passes = res.partial ? "partial" : "full";
+    await draw(res, !!res.partial);
+    if (!res.partial) return;
+    res = await api(path + "?" + query(params));
+    if (!current()) return;
+    box.dataset.passes += res.partial ? " partial" : " full";
+    await draw(res, false);
+  }
+
   // Top-N tables.
   async function loadTop(table) {
-    const dim = table.dataset.dim;
-    const tbody = table.tBodies[0];
     const current = ticket(table);
     try {
-      const res = await api("/top/" + dim + "?" + query({ limit: 10 }));
-      if (!current()) return;
-      if (!res.rows.length) { emptyRow(tbody, 4, "No traffic."); return; }
-      clear(tbody);
-      topHead(table, res);
-      const max = res.rows[0].bytes || 1;
-      res.rows.forEach((r) => {
-        const name = keyCell(dim, r);
-        const bar = el("div", { class: "barfill" }); bar.style.width = Math.max(1, 100 * r.bytes / max) + "%";
-        const attrs = { dataset: { key: r.key } };
-        if (r.key) {
-          attrs.class = "click"; attrs.title = "filter the page by this";
-          attrs.onclick = () => { Object.assign(state.filters, filterFor(dim, r.key)); refresh(); };
-        }
-        tbody.append(el("tr", attrs,
-          name, el("td", { class: "bar" }, el("div", { class: "barwrap" }, bar)),
-          el("td", { class: "num" }, bits(r.bytes * 8 / res.seconds)), el("td", { class: "num" }, bytes(r.bytes))));
-      });
-      if (res.other.bytes > 0) {
-        tbody.append(el("tr", { class: "other" }, el("td", { class: "muted" }, "other"), el("td"),
-          el("td", { class: "num muted" }, bits(res.other.bytes * 8 / res.seconds)), el("td", { class: "num muted" }, bytes(res.other.bytes))));
-      }
-      if (res.partial) {
-        // The raw scan ran out of time: the table covers the newest part
-        // of the range only, and says so.
-        tbody.append(el("tr", { class: "partial" }, el("td", { colspan: "4", class: "muted note warning" }, res.note)));
-      }
+      await progressive("/top/" + table.dataset.dim, { limit: 10 }, current, table, (res, more) => drawTop(table, res, more));
     } catch (e) {
       if (!current()) return;
-      emptyRow(tbody, 4, "—");
+      emptyRow(table.tBodies[0], 4, "—");
       problem(e.message);
+    }
+  }
+  function drawTop(table, res, more) {
+    const dim = table.dataset.dim;
+    const tbody = table.tBodies[0];
+    if (!res.rows.length) { emptyRow(tbody, 4, more ? "No traffic in the newest part yet (scanning the rest…)" : "No traffic."); return; }
+    clear(tbody);
+    topHead(table, res);
+    const max = res.rows[0].bytes || 1;
+    res.rows.forEach((r) => {
+      const name = keyCell(dim, r);
+      const bar = el("div", { class: "barfill" }); bar.style.width = Math.max(1, 100 * r.bytes / max) + "%";
+      const attrs = { dataset: { key: r.key } };
+      if (r.key) {
+        attrs.class = "click"; attrs.title = "filter the page by this";
+        attrs.onclick = () => { Object.assign(state.filters, filterFor(dim, r.key)); refresh(); };
+      }
+      tbody.append(el("tr", attrs,
+        name, el("td", { class: "bar" }, el("div", { class: "barwrap" }, bar)),
+        el("td", { class: "num" }, bits(r.bytes * 8 / res.seconds)), el("td", { class: "num" }, bytes(r.bytes))));
+    });
+    if (res.other.bytes > 0) {
+      tbody.append(el("tr", { class: "other" }, el("td", { class: "muted" }, "other"), el("td"),
+        el("td", { class: "num muted" }, bits(res.other.bytes * 8 / res.seconds)), el("td", { class: "num muted" }, bytes(res.other.bytes))));
+    }
+    if (res.partial) {
+      // The raw scan ran out of time: the table covers the newest part
+      // of the range only, and says so.
+      tbody.append(el("tr", { class: "partial" }, el("td", { colspan: "4", class: "muted note warning" }, res.note + (more ? " (scanning the rest…)" : ""))));
     }
   }
   // Router header and counters.
