@@ -50,6 +50,16 @@ func runWithReports(ctx context.Context, a *app) error {
 	defer stop()
 	done := make(chan error, 1)
 	go func() { done <- sched.Run(sctx) }()
+	// The calendar months that are over in the reports' zone are kept
+	// summarized, so that the first report of a month that just closed
+	// answers from them (the console's, the CLI's, a schedule's).
+	loc, err := time.LoadLocation(a.cfg.Reports.TimeZone)
+	if err != nil {
+		loc = time.Local // the config check has refused a bad zone already
+	}
+	warmed := make(chan struct{})
+	go func() { defer close(warmed); rep.WarmEvery(sctx, loc, 6*time.Hour) }()
+	defer func() { <-warmed }()
 	err = a.run(ctx)
 	stop()
 	if serr := <-done; serr != nil && err == nil {
