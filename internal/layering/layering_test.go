@@ -59,7 +59,7 @@ func imports(t *testing.T) map[string][]string {
 // TestLayering checks the import rules of the module's packages.
 func TestLayering(t *testing.T) {
 	deps := imports(t)
-	for _, must := range []string{"store", "store/flowdb", "store/inventory", "store/storage", "store/storetest", "collector", "collector/netflow", "routeros", "provision", "enrich", "web", "simulator", "alerts", "alerts/notify", "cmd/flowbox"} {
+	for _, must := range []string{"store", "store/flowdb", "store/inventory", "store/storage", "store/storetest", "collector", "collector/netflow", "routeros", "provision", "enrich", "web", "simulator", "alerts", "alerts/notify", "report", "report/scheduler", "cmd/flowbox"} {
 		if _, ok := deps[must]; !ok {
 			t.Fatalf("package %s not found: the walk is broken", must)
 		}
@@ -89,6 +89,10 @@ func TestLayering(t *testing.T) {
 	only("coverage", "internal/poll", "routeros", "store")
 	only("domains", "internal/poll", "routeros", "store")
 	only("web", "store")
+	// Reports: the builder reads the store's interfaces; the scheduler
+	// only asks a store.Reporter.
+	only("report", "store")
+	only("report/scheduler", "store")
 	// Alerts: the detectors know only the nouns; notifications too;
 	// mitigation talks RouterOS.
 	only("alerts", "store")
