@@ -182,3 +182,34 @@ func TestReadOnlyCommandsChild(t *testing.T) {
 		t.Errorf("store.Open:\n got %v\nwant %s", err, roErr)
 	}
 }
+
+// TestCheckReportFiles: a scheduled report whose SMTP password file is
+// missing fails the check (as it would fail serve's start), naming it.
+func TestCheckReportFiles(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "flowbox.yaml")
+	missing := filepath.Join(dir, "smtp-password")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`reports:
+  smtp:
+    host: mail.example.net
+    from: flowbox@example.net
+    username: flowbox
+    password-file: %s
+  schedules:
+    - name: billing
+      every: month
+      mail-to: [billing@example.net]
+`, missing)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := runIn(t, "check", "--config", cfg, "--data-dir", filepath.Join(dir, "data"))
+	if err == nil || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("check: %v, want the missing password file named", err)
+	}
+	if err := os.WriteFile(missing, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := runIn(t, "check", "--config", cfg, "--data-dir", filepath.Join(dir, "data")); err != nil || !strings.Contains(out, "configuration OK") {
+		t.Fatalf("check with the file: %q %v", out, err)
+	}
+}
