@@ -107,7 +107,7 @@ func openDB(ctx context.Context, dataDir string, exclusive bool) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.r, err = openConns(d.path, "mode=ro&_busy_timeout=5000&_cache_size=-16384")
+	d.r, err = openConns(d.path, "mode=ro&_busy_timeout=5000&_cache_size=-4096")
 	if err != nil {
 		return nil, err
 	}

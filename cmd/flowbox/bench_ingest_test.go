@@ -5,13 +5,19 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,8 +43,13 @@ import (
 // serve and the simulator (taskset CPU lists; `make bench-ingest-1cpu`);
 // FLOWBOX_BENCH_BINARY uses an already built binary;
 // FLOWBOX_BENCH_NAT_RETENTION sets store.nat-retention (0 turns the NAT
-// store off). The
-// benchmark fails when a flow is lost. Run it alone:
+// store off); FLOWBOX_BENCH_WEB_CLIENTS (default 0) runs that many console
+// clients while the load runs, each asking in turn rollup views (fleet
+// traffic, top talkers, applications over 1 h and 24 h) and raw-filtered
+// ones (UDP traffic, the countries of port 443 over 1 h, as the router
+// page asks them: quick first, then whole), and reports each kind's
+// latencies and the answers of status 500 or more. The benchmark fails
+// when a flow is lost. Run it alone:
 //
 //	go test -run '^$' -bench BenchmarkIngestEndToEnd -benchtime 1x ./cmd/flowbox
 func BenchmarkIngestEndToEnd(b *testing.B) {
@@ -62,6 +73,20 @@ func BenchmarkIngestEndToEnd(b *testing.B) {
 		if r.Stored > 0 {
 			b.ReportMetric(r.CPU*1e9/r.Stored, "serve-cpu-ns/flow")
 		}
+		if r.Web != nil {
+			w := r.Web
+			b.ReportMetric(float64(w.requests), "web-requests")
+			b.ReportMetric(float64(w.errors5xx), "web-5xx")
+			b.ReportMetric(float64(w.partial), "web-partial")
+			b.ReportMetric(w.pct("rollup", 50), "rollup-p50-ms")
+			b.ReportMetric(w.pct("rollup", 99), "rollup-p99-ms")
+			b.ReportMetric(w.pct("raw", 50), "raw-p50-ms")
+			b.ReportMetric(w.pct("raw", 99), "raw-p99-ms")
+			if w.errors5xx > 0 || w.pct("rollup", 99) > 500 {
+				b.Errorf("console under load: %d answers of status 500 or more, rollup p99 %.0f ms (want none, under 500 ms): %v",
+					w.errors5xx, w.pct("rollup", 99), w.codes)
+			}
+		}
 		b.ReportMetric(0, "ns/op")
 		b.Logf("%+v", r)
 		if r.Sent == 0 || r.Stored != r.Sent || r.Dropped != 0 {
@@ -77,6 +102,95 @@ type ingestResult struct {
 	MaxRSS, HWM                             float64 // bytes
 	CPU, Wall                               float64 // seconds of the serve process
 	Drain                                   time.Duration
+	Web                                     *webLoad // FLOWBOX_BENCH_WEB_CLIENTS
+}
+
+// webLoad is what the console clients of a run saw.
+type webLoad struct {
+	mu        sync.Mutex
+	ms        map[string][]float64 // latencies by kind (rollup, raw)
+	codes     map[int]int
+	requests  int
+	errors5xx int
+	partial   int
+}
+
+// pct returns the p-th percentile of a kind's latencies, in ms.
+func (w *webLoad) pct(kind string, p float64) float64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	v := slices.Clone(w.ms[kind])
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[min(len(v)-1, int(math.Ceil(p/100*float64(len(v))))-1)]
+}
+
+// consoleLoad runs clients console clients against base until ctx is
+// done: each logs in, then asks the views in turn.
+func consoleLoad(ctx context.Context, b *testing.B, base, password string, clients int) *webLoad {
+	w := &webLoad{ms: map[string][]float64{}, codes: map[int]int{}}
+	views := []struct{ kind, path string }{
+		{"rollup", "/api/v1/fleet/traffic?range=1h"},
+		{"rollup", "/api/v1/top/local?range=1h"},
+		{"rollup", "/api/v1/top/port?range=24h"},
+		{"rollup", "/api/v1/traffic?range=24h"},
+		{"raw", "/api/v1/traffic?range=1h&proto=udp&quick=1"},
+		{"raw", "/api/v1/traffic?range=1h&proto=udp"},
+		{"raw", "/api/v1/top/country?range=1h&port=443&quick=1"},
+		{"raw", "/api/v1/top/country?range=1h&port=443"},
+	}
+	// One login (logins are rate-limited), shared by the clients as by
+	// the tabs of a browser; each client has its own connections.
+	jar, _ := cookiejar.New(nil)
+	client := func() *http.Client {
+		return &http.Client{Jar: jar, Timeout: 40 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, Proxy: nil}}
+	}
+	resp, err := client().PostForm(base+"/login", url.Values{"username": {"admin"}, "password": {password}})
+	if err != nil {
+		b.Fatalf("console login: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b.Fatalf("console login: status %d", resp.StatusCode)
+	}
+	var wg sync.WaitGroup
+	for i := range clients {
+		c := client()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := i; ctx.Err() == nil; j++ {
+				v := views[j%len(views)]
+				start := time.Now()
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+v.path, nil)
+				resp, err := c.Do(req)
+				if err != nil {
+					continue // the load ended (ctx), or a timeout: counted as no answer
+				}
+				var body struct {
+					Partial bool `json:"partial"`
+				}
+				_ = json.NewDecoder(resp.Body).Decode(&body)
+				resp.Body.Close()
+				ms := float64(time.Since(start).Microseconds()) / 1000
+				w.mu.Lock()
+				w.requests++
+				w.codes[resp.StatusCode]++
+				if resp.StatusCode >= 500 {
+					w.errors5xx++
+				}
+				if body.Partial {
+					w.partial++
+				}
+				w.ms[v.kind] = append(w.ms[v.kind], ms)
+				w.mu.Unlock()
+			}
+		}()
+	}
+	b.Cleanup(wg.Wait)
+	return w
 }
 
 func envOr(k, def string) string {
@@ -84,6 +198,15 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// envIntOr is envInt that accepts 0.
+func envIntOr(b *testing.B, k string, def int) int {
+	v, err := strconv.Atoi(envOr(k, strconv.Itoa(def)))
+	if err != nil || v < 0 {
+		b.Fatalf("%s: want a number, 0 or more", k)
+	}
+	return v
 }
 
 func envInt(b *testing.B, k string, def int) int {
@@ -118,6 +241,8 @@ func ingestRun(b *testing.B, bin string, rate int, dur time.Duration) ingestResu
 		// The simulated subscribers are local: flows get their directions
 		// (download, upload), as on a real network.
 		"enrich:\n  prefixes: [\"100.64.0.0/10\"]\ndomains:\n  reverse:\n    enabled: false\n", data, nf, web)
+	const adminPassword = "bench-admin-pw"
+	yaml = strings.Replace(yaml, "web:\n", "web:\n  admin-password: "+adminPassword+"\n", 1)
 	// FLOWBOX_BENCH_NAT_RETENTION sets store.nat-retention (0: the NAT
 	// store off, to measure its cost).
 	if v := os.Getenv("FLOWBOX_BENCH_NAT_RETENTION"); v != "" {
@@ -166,6 +291,12 @@ func ingestRun(b *testing.B, bin string, rate int, dur time.Duration) ingestResu
 	}()
 	cpu0, _ := procCPU(serve.Process.Pid)
 	start := time.Now()
+	var load *webLoad
+	loadCtx, stopLoad := context.WithCancel(context.Background())
+	defer stopLoad()
+	if n := envIntOr(b, "FLOWBOX_BENCH_WEB_CLIENTS", 0); n > 0 {
+		load = consoleLoad(loadCtx, b, fmt.Sprintf("https://127.0.0.1:%d", web), adminPassword, n)
+	}
 
 	var sim struct {
 		Flows  float64 `json:"flows"`
@@ -183,6 +314,7 @@ func ingestRun(b *testing.B, bin string, rate int, dur time.Duration) ingestResu
 		b.Fatalf("simulate output %q: %v", out, err)
 	}
 	sent := time.Now()
+	stopLoad()
 	// The store keeps writing the queued flows: wait until the stored count
 	// stops moving (the collector's counters are saved every 5 s).
 	var stored float64
@@ -216,7 +348,7 @@ func ingestRun(b *testing.B, bin string, rate int, dur time.Duration) ingestResu
 	<-sampled
 	st := benchStats(b, bin, cfg)
 	return ingestResult{Sent: sim.Flows, Lagged: sim.Lagged, Received: st.received, Stored: st.stored, Dropped: st.dropped,
-		DroppedBy: st.by, MaxRSS: maxRSS, HWM: hwm, CPU: cpu1 - cpu0, Wall: wall, Drain: drain}
+		DroppedBy: st.by, MaxRSS: maxRSS, HWM: hwm, CPU: cpu1 - cpu0, Wall: wall, Drain: drain, Web: load}
 }
 
 // pinned returns the command bin args, run on the CPUs listed in the

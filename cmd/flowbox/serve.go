@@ -48,8 +48,13 @@ func loadServeConfig(e *env, load configLoader, listenNetflow, listenWeb string,
 // defaultMemoryLimit is the Go runtime's soft memory limit for serve when
 // GOMEMLIMIT is not set: the garbage collector works harder near it, so a
 // burst that fills the bounded queues does not double the heap of a small
-// appliance.
-const defaultMemoryLimit = 256 << 20
+// appliance. The process's budget is 256 MiB: the Go heap gets 200 MiB,
+// the rest is SQLite's page caches (the writer's 16 MiB, four readers' 4
+// MiB each) and C allocations. Measured with
+// FLOWBOX_BENCH_WEB_CLIENTS=20 FLOWBOX_BENCH_INGEST_RATE=150000
+// FLOWBOX_BENCH_INGEST_DURATION=30s make bench-ingest: 241 MB RSS (302 MB
+// with a 256 MiB Go limit and 16 MiB reader caches).
+const defaultMemoryLimit = 200 << 20
 
 // setMemoryLimit applies defaultMemoryLimit unless GOMEMLIMIT is set.
 func setMemoryLimit(getenv func(string) string, logger *slog.Logger) {
