@@ -1,6 +1,9 @@
 package store
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // ReportRunLog records the runs of scheduled reports (report/scheduler):
 // a run is added when it starts and finished when its deliveries are done,
@@ -24,4 +27,20 @@ type ReportRunLog interface {
 	// LastReportRuns returns, for each schedule that has runs, its latest
 	// successful run (by period), in schedule name order.
 	LastReportRuns(ctx context.Context) ([]ReportRun, error)
+}
+
+// ReportSchedule describes a configured report schedule: what it reports,
+// where it delivers, when its next run is due, and its latest run.
+type ReportSchedule struct {
+	Name     string   `json:"name"`
+	Every    string   `json:"every"`
+	By       string   `json:"by"`
+	TimeZone string   `json:"tz"`
+	Targets  []string `json:"targets"`
+	// NextPeriod is the next period to report and NextDue when its run is
+	// due.
+	NextPeriod string    `json:"next_period"`
+	NextDue    time.Time `json:"next_due"`
+	// LastRun is the schedule's latest run, nil before its first.
+	LastRun *ReportRun `json:"last_run,omitempty"`
 }

@@ -43,12 +43,22 @@ type ReportRuns interface {
 	ReportRuns(ctx context.Context, limit int) ([]store.ReportRun, error)
 }
 
+// ReportSchedules describes the configured report schedules (the
+// scheduler implements it).
+type ReportSchedules interface {
+	// ReportSchedules returns the schedules in configuration order, with
+	// their next due run and latest run.
+	ReportSchedules() []store.ReportSchedule
+}
+
 // ReportRunsResult is the answer of GET /api/v1/reports/runs. Configured
 // is false (with a Message and no runs) when no report is scheduled.
+// Schedules are the configured schedules, when the server knows them.
 type ReportRunsResult struct {
-	Configured bool              `json:"configured"`
-	Message    string            `json:"message,omitempty"`
-	Runs       []store.ReportRun `json:"runs"`
+	Configured bool                   `json:"configured"`
+	Message    string                 `json:"message,omitempty"`
+	Schedules  []store.ReportSchedule `json:"schedules"`
+	Runs       []store.ReportRun      `json:"runs"`
 }
 
 // reportKinds are the valid by= values, in the order the page lists them.
@@ -256,8 +266,12 @@ func (s *Server) handleReportRuns(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.deps.ReportRuns == nil {
-		writeJSON(w, http.StatusOK, ReportRunsResult{Message: msgNoSchedules, Runs: []store.ReportRun{}})
+		writeJSON(w, http.StatusOK, ReportRunsResult{Message: msgNoSchedules, Schedules: []store.ReportSchedule{}, Runs: []store.ReportRun{}})
 		return
+	}
+	schedules := []store.ReportSchedule{}
+	if s.deps.ReportSchedules != nil {
+		schedules = append(schedules, s.deps.ReportSchedules.ReportSchedules()...)
 	}
 	ctx, cancel := contextWithTimeout(r, queryTimeout)
 	defer cancel()
@@ -274,7 +288,7 @@ func (s *Server) handleReportRuns(w http.ResponseWriter, r *http.Request) {
 			runs[i].Deliveries = []store.ReportDelivery{}
 		}
 	}
-	writeJSON(w, http.StatusOK, ReportRunsResult{Configured: true, Runs: runs})
+	writeJSON(w, http.StatusOK, ReportRunsResult{Configured: true, Schedules: schedules, Runs: runs})
 }
 
 // handleReportsPage shows the traffic reports: a period, a time zone, per

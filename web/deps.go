@@ -61,6 +61,9 @@ type Deps struct {
 	// means none is scheduled, which /api/v1/reports/runs and the Reports
 	// page say).
 	ReportRuns ReportRuns
+	// ReportSchedules describes the configured schedules, with their next
+	// due run (optional: nil lists none).
+	ReportSchedules ReportSchedules
 	// Gatherer is served on /metrics; nil serves an empty registry.
 	Gatherer prometheus.Gatherer
 	// Registerer receives the web metrics; nil registers nothing.

@@ -64,6 +64,9 @@ func TestBrowserReportsPrint(t *testing.T) {
 		{ID: 1, Schedule: "monthly-billing", Period: "2026-10", Started: at.AddDate(0, -1, 0), OK: true, CatchUp: true, Rows: 58,
 			Deliveries: []store.ReportDelivery{{Target: "folder /var/lib/flowbox/reports", OK: true}}},
 	}}
+	runs.schedules = []store.ReportSchedule{{Name: "monthly-billing", Every: "month", By: "subscriber", TimeZone: "Europe/Berlin",
+		Targets: []string{"folder /var/lib/flowbox/reports", "mail to billing@example.net"}, NextPeriod: "2026-12",
+		NextDue: time.Date(2026, 12, 31, 23, 15, 0, 0, time.UTC), LastRun: &runs.runs[0]}}
 	e := newEnv(t, withReports(rep, runs))
 	e.login()
 	gw := e.addRouter(datasetRouter())
@@ -148,7 +151,12 @@ func TestBrowserReportsPrint(t *testing.T) {
 			t.Errorf("the %s link is %q", id, href)
 		}
 	}
-	// The scheduled runs.
+	// The schedules, then the scheduled runs.
+	schedRows := must(t, ctx, rowsText("#schedules"))
+	if len(schedRows) != 1 || !strings.Contains(schedRows[0], "monthly-billing | month (Europe/Berlin) | per subscriber | folder /var/lib/flowbox/reports, mail to billing@example.net | 2026-12, due ") ||
+		!strings.Contains(schedRows[0], "failed 2026-11") {
+		t.Errorf("the schedules read %q", schedRows)
+	}
 	runRows := must(t, ctx, rowsText("#runs"))
 	if len(runRows) != 2 || !strings.Contains(runRows[0], "monthly-billing | 2026-11") || !strings.Contains(runRows[0], "failed") ||
 		!strings.Contains(runRows[0], "✗ mail to billing@example.net: dial tcp: connection refused") || !strings.Contains(runRows[1], "catch-up") ||

@@ -53,19 +53,27 @@ func (f *fakeReporter) last(t *testing.T) store.ReportRequest {
 	return f.reqs[len(f.reqs)-1]
 }
 
-// fakeRuns is a ReportRuns.
+// fakeRuns is a ReportRuns and a ReportSchedules.
 type fakeRuns struct {
-	runs  []store.ReportRun
-	limit int
+	runs      []store.ReportRun
+	schedules []store.ReportSchedule
+	limit     int
 }
+
+func (f *fakeRuns) ReportSchedules() []store.ReportSchedule { return f.schedules }
 
 func (f *fakeRuns) ReportRuns(_ context.Context, limit int) ([]store.ReportRun, error) {
 	f.limit = limit
 	return f.runs[:min(limit, len(f.runs))], nil
 }
 
-func withReports(r store.Reporter, runs ReportRuns) envOption {
-	return func(_ *Config, d *Deps) { d.Reports, d.ReportRuns = r, runs }
+func withReports(r store.Reporter, runs *fakeRuns) envOption {
+	return func(_ *Config, d *Deps) {
+		d.Reports = r
+		if runs != nil {
+			d.ReportRuns, d.ReportSchedules = runs, runs
+		}
+	}
 }
 
 // reportRows are two subscribers of November 2026 on gw1.
@@ -259,8 +267,9 @@ func TestReportsDisabled(t *testing.T) {
 	}
 }
 
-// TestReportRuns lists the scheduled runs, newest first as the scheduler
-// gives them, bounded by limit.
+// TestReportRuns lists the schedules with their next due run, and the
+// scheduled runs, newest first as the scheduler gives them, bounded by
+// limit.
 func TestReportRuns(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 12, 1, 0, 5, 0, 0, time.UTC)
@@ -268,7 +277,8 @@ func TestReportRuns(t *testing.T) {
 		{ID: 2, Schedule: "monthly-billing", Period: "2026-11", Started: at, Finished: at.Add(time.Minute), OK: false, Rows: 120,
 			Deliveries: []store.ReportDelivery{{Target: "folder /var/lib/flowbox/reports", OK: true}, {Target: "mail to billing@example.net", Detail: "dial tcp: connection refused"}}},
 		{ID: 1, Schedule: "monthly-billing", Period: "2026-10", Started: at.AddDate(0, -1, 0), OK: true, CatchUp: true},
-	}}
+	}, schedules: []store.ReportSchedule{{Name: "monthly-billing", Every: "month", By: "subscriber", TimeZone: "Europe/Berlin",
+		Targets: []string{"folder /var/lib/flowbox/reports"}, NextPeriod: "2026-12", NextDue: time.Date(2026, 12, 31, 23, 15, 0, 0, time.UTC)}}}
 	e := newEnv(t, withReports(&fakeReporter{}, runs))
 	e.login()
 	var got ReportRunsResult
@@ -276,6 +286,9 @@ func TestReportRuns(t *testing.T) {
 	if !got.Configured || got.Message != "" || len(got.Runs) != 2 || runs.limit != defaultReportRuns || got.Runs[0].Deliveries[1].Detail == "" ||
 		got.Runs[1].Deliveries == nil || !got.Runs[1].CatchUp {
 		t.Errorf("runs: %+v (limit %d)", got, runs.limit)
+	}
+	if len(got.Schedules) != 1 || got.Schedules[0].NextPeriod != "2026-12" || !got.Schedules[0].NextDue.Equal(runs.schedules[0].NextDue) {
+		t.Errorf("schedules: %+v", got.Schedules)
 	}
 	e.getJSON("/api/v1/reports/runs?limit=1", &got)
 	if len(got.Runs) != 1 || got.Runs[0].ID != 2 {
@@ -325,7 +338,7 @@ func TestOpenAPIReportSchemas(t *testing.T) {
 	schemas := buildOpenAPI()["components"].(openAPI)["schemas"].(openAPI)
 	for name, v := range map[string]any{
 		"Report": store.Report{}, "ReportRow": store.ReportRow{}, "Rate": store.Rate{}, "AppShare": store.AppShare{},
-		"ReportRun": store.ReportRun{}, "ReportDelivery": store.ReportDelivery{}, "ReportRuns": ReportRunsResult{},
+		"ReportRun": store.ReportRun{}, "ReportDelivery": store.ReportDelivery{}, "ReportRuns": ReportRunsResult{}, "ReportSchedule": store.ReportSchedule{},
 	} {
 		sc, ok := schemas[name].(openAPI)
 		if !ok {

@@ -10,7 +10,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/flowbox/flowbox/report"
 	"github.com/flowbox/flowbox/store"
 )
 
@@ -85,11 +84,6 @@ func buildInScratch(ctx context.Context, cfg Config, logger *slog.Logger) error 
 	a, err := buildApp(ctx, scratch, logger)
 	if err != nil {
 		return err
-	}
-	// The report scheduler reads its password, secret and CA files.
-	rep := report.New(report.Deps{Flows: a.store.FlowDB, Inventory: a.store.Inventory})
-	if _, err := newReportScheduler(cfg.Reports, rep, a.store.Inventory, nil, logger); err != nil {
-		return errors.Join(err, a.close())
 	}
 	return a.close()
 }

@@ -57,8 +57,9 @@ func TestE2EReports(t *testing.T) {
 
 	// The schedule catches up on the last closed months at the start.
 	var runs struct {
-		Configured bool              `json:"configured"`
-		Runs       []store.ReportRun `json:"runs"`
+		Configured bool                   `json:"configured"`
+		Schedules  []store.ReportSchedule `json:"schedules"`
+		Runs       []store.ReportRun      `json:"runs"`
 	}
 	testutil.WaitFor(t, 60*time.Second, "the catch-up runs", func() (bool, string) {
 		if code := c.get("/api/v1/reports/runs", &runs); code != http.StatusOK {
@@ -72,6 +73,10 @@ func TestE2EReports(t *testing.T) {
 		}
 		return runs.Configured && done > 0, fmt.Sprintf("%+v\n%s", runs, a.stderr.String())
 	})
+	if len(runs.Schedules) != 1 || runs.Schedules[0].Name != "monthly-billing" || !runs.Schedules[0].NextDue.After(time.Now().Add(-time.Hour)) ||
+		len(runs.Schedules[0].Targets) != 1 || runs.Schedules[0].LastRun == nil {
+		t.Errorf("the schedules: %+v", runs.Schedules)
+	}
 	r := runs.Runs[len(runs.Runs)-1]
 	if r.Schedule != "monthly-billing" || !r.CatchUp || len(r.Deliveries) == 0 || !strings.HasPrefix(r.Deliveries[0].Target, "folder ") {
 		t.Errorf("the oldest run: %+v", r)

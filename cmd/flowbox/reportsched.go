@@ -9,7 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/flowbox/flowbox/report"
 	"github.com/flowbox/flowbox/report/scheduler"
 	"github.com/flowbox/flowbox/store"
 )
@@ -37,15 +36,11 @@ func newReportScheduler(cfg scheduler.Config, rep store.Reporter, inv reportInve
 	return s, nil
 }
 
-// runWithReports runs the app with its scheduled reports beside it: the
-// scheduler is built first (a bad password file stops serve before
-// anything starts) and stops when the app does, before the store closes.
+// runWithReports runs the app with its scheduled reports beside it (the
+// scheduler is built with the app: a bad password file stops serve before
+// anything starts); they stop when the app does, before the store closes.
 func runWithReports(ctx context.Context, a *app) error {
-	rep := report.New(report.Deps{Flows: a.store.FlowDB, Inventory: a.store.Inventory, Logger: a.logger.With("component", "report")})
-	sched, err := newReportScheduler(a.cfg.Reports, rep, a.store.Inventory, a.reg, a.logger)
-	if err != nil {
-		return err
-	}
+	rep, sched := a.report, a.sched
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan error, 1)
@@ -114,3 +109,10 @@ func printReportFailures(ctx context.Context, w io.Writer, runs store.ReportRunL
 	}
 	return nil
 }
+
+// scheduleList gives the console the scheduler's schedules
+// (web.ReportSchedules).
+type scheduleList struct{ s *scheduler.Scheduler }
+
+// ReportSchedules implements web.ReportSchedules.
+func (l scheduleList) ReportSchedules() []store.ReportSchedule { return l.s.Schedules() }

@@ -23,6 +23,7 @@ import (
 	"github.com/flowbox/flowbox/enrich"
 	"github.com/flowbox/flowbox/provision"
 	"github.com/flowbox/flowbox/report"
+	"github.com/flowbox/flowbox/report/scheduler"
 	"github.com/flowbox/flowbox/store"
 	storagepkg "github.com/flowbox/flowbox/store/storage"
 	"github.com/flowbox/flowbox/web"
@@ -48,6 +49,8 @@ type app struct {
 	collector *collector.Collector
 	trust     *collector.Allowlist
 	prov      *provision.Provisioner
+	report    *report.Builder      // the console's, the schedules' and the kept months'
+	sched     *scheduler.Scheduler // the reports section's schedules
 	web       *web.Server
 }
 
@@ -175,30 +178,39 @@ func (a *app) build() error {
 	if dom != nil {
 		domainsWeb = domainService{dom}
 	}
+	a.report = report.New(report.Deps{Flows: st.FlowDB, Inventory: st.Inventory, Logger: logger.With("component", "report")})
+	// The scheduler reads its password, secret and CA files here, so a
+	// missing one stops serve (and fails flowbox check) before anything
+	// starts.
+	if a.sched, err = newReportScheduler(cfg.Reports, a.report, st.Inventory, a.reg, logger); err != nil {
+		return err
+	}
 	var reportRuns web.ReportRuns // nil: the console says none is scheduled
+	var reportSchedules web.ReportSchedules
 	if len(cfg.Reports.Schedules) > 0 {
-		reportRuns = st.Inventory
+		reportRuns, reportSchedules = st.Inventory, scheduleList{a.sched}
 	}
 	srv, err := web.New(cfg.Web, web.Deps{
-		Store:       st, // the flow database, and the inventory's subscriber names
-		Routers:     st.Inventory,
-		Provisioner: webProvisioner{prov: prov, store: st, learn: enr.PollRouter, mit: mit, mitCfg: cfg.Mitigation},
-		Collector:   coll,
-		Users:       st.Inventory,
-		Names:       enr,
-		Trust:       exporterTrust{a},
-		Health:      st.FlowDB,
-		Alerts:      st.Inventory,
-		AlertStatus: alertStatus{a},
-		NAT:         natService{st},
-		Coverage:    coverageService{st: st, cov: cov, minute: cfg.Store.MinuteRetention},
-		Domains:     domainsWeb,
-		Reports:     report.New(report.Deps{Flows: st.FlowDB, Inventory: st.Inventory, Logger: logger.With("component", "report")}),
-		ReportRuns:  reportRuns,
-		Gatherer:    a.reg,
-		Registerer:  a.reg,
-		Logger:      logger.With("component", "web"),
-		DataDir:     cfg.DataDir,
+		Store:           st, // the flow database, and the inventory's subscriber names
+		Routers:         st.Inventory,
+		Provisioner:     webProvisioner{prov: prov, store: st, learn: enr.PollRouter, mit: mit, mitCfg: cfg.Mitigation},
+		Collector:       coll,
+		Users:           st.Inventory,
+		Names:           enr,
+		Trust:           exporterTrust{a},
+		Health:          st.FlowDB,
+		Alerts:          st.Inventory,
+		AlertStatus:     alertStatus{a},
+		NAT:             natService{st},
+		Coverage:        coverageService{st: st, cov: cov, minute: cfg.Store.MinuteRetention},
+		Domains:         domainsWeb,
+		Reports:         a.report,
+		ReportRuns:      reportRuns,
+		ReportSchedules: reportSchedules,
+		Gatherer:        a.reg,
+		Registerer:      a.reg,
+		Logger:          logger.With("component", "web"),
+		DataDir:         cfg.DataDir,
 		Settings: web.Settings{
 			CollectorListen: cfg.Collector.Listen,
 			RawRetention:    web.Duration(cfg.Store.RawRetention),

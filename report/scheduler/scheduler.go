@@ -51,20 +51,8 @@ type Deps struct {
 	Now func() time.Time
 }
 
-// ScheduleInfo describes a schedule for the console and the CLI.
-type ScheduleInfo struct {
-	Name     string   `json:"name"`
-	Every    string   `json:"every"`
-	By       string   `json:"by"`
-	TimeZone string   `json:"tz"`
-	Targets  []string `json:"targets"`
-	// NextPeriod is the next period to report and NextDue when its run is
-	// due.
-	NextPeriod string    `json:"next_period"`
-	NextDue    time.Time `json:"next_due"`
-	// LastRun is the schedule's latest run, nil before its first.
-	LastRun *store.ReportRun `json:"last_run,omitempty"`
-}
+// ScheduleInfo describes a configured schedule (store.ReportSchedule).
+type ScheduleInfo = store.ReportSchedule
 
 // Scheduler runs the scheduled reports.
 type Scheduler struct {

@@ -315,10 +315,29 @@
     if (!r.finished && !r.ok && !r.error) return el("span", { class: "badge waiting" }, "running");
     return el("span", { class: "badge " + (r.ok ? "ok" : "error") }, r.ok ? "ok" : "failed");
   }
+  // loadSchedules lists the configured schedules: what each reports,
+  // where it delivers, its next period and when that run is due, and how
+  // its latest run ended.
+  function loadSchedules(res) {
+    const tbody = document.getElementById("schedules").tBodies[0];
+    if (!res.schedules || !res.schedules.length) { emptyRow(tbody, 6, res.configured ? "—" : "No scheduled reports are configured (reports: in the configuration)."); return; }
+    clear(tbody);
+    res.schedules.forEach((s) => {
+      const last = s.last_run;
+      tbody.append(el("tr", { dataset: { name: s.name } },
+        el("td", null, s.name),
+        el("td", null, s.every + " (" + s.tz + ")"),
+        el("td", null, s.by === "fleet" ? "the fleet" : "per " + s.by),
+        el("td", { class: "wrap" }, s.targets.join(", ")),
+        el("td", { title: when(s.next_due) }, s.next_period + ", due " + when(s.next_due)),
+        last ? el("td", { class: "wrap" }, runBadge(last), " " + last.period) : el("td", { class: "muted" }, "none yet")));
+    });
+  }
   async function loadRuns() {
     const tbody = document.getElementById("runs").tBodies[0];
     try {
       const res = await api("/reports/runs?limit=50");
+      loadSchedules(res);
       if (!res.runs.length) { emptyRow(tbody, 6, res.configured ? "No scheduled report has run yet." : "No scheduled reports are configured."); return; }
       clear(tbody);
       res.runs.forEach((r) => {
