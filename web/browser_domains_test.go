@@ -135,7 +135,7 @@ func TestBrowserTopPartial(t *testing.T) {
 	e.srv.rawBudget, e.srv.quickBudget = time.Nanosecond, time.Nanosecond // every raw scan stops after its newest partition
 	ctx := browsertest.Start(t, 60*time.Second, nil)
 	browserLogin(t, ctx, e.ts.URL)
-	if err := chromedp.Do(ctx, chromedp.Navigate(fmt.Sprintf("%s/routers/%d?range=1h&proto=udp", e.ts.URL, gw.ID)),
+	if err := chromedp.Do(ctx, chromedp.Navigate(fmt.Sprintf("%s/routers/%d?range=1h&port=53", e.ts.URL, gw.ID)),
 		waitLoaded(), chromedp.WaitVisible(`#top-remote tbody tr.partial`)); err != nil {
 		t.Fatalf("router page: %v", err)
 	}
@@ -174,7 +174,7 @@ func TestBrowserProgressive(t *testing.T) {
 	e.srv.quickBudget = time.Nanosecond // the quick answer: the newest partition only
 	ctx := browsertest.Start(t, 60*time.Second, nil)
 	browserLogin(t, ctx, e.ts.URL)
-	if err := chromedp.Do(ctx, chromedp.Navigate(fmt.Sprintf("%s/routers/%d?range=1h&proto=udp", e.ts.URL, gw.ID)),
+	if err := chromedp.Do(ctx, chromedp.Navigate(fmt.Sprintf("%s/routers/%d?range=1h&port=53", e.ts.URL, gw.ID)),
 		waitLoaded(), chromedp.WaitVisible(`#top-remote[data-passes="partial full"]`), chromedp.WaitVisible(`#chart[data-passes="partial full"]`)); err != nil {
 		t.Fatalf("router page: %v", err)
 	}

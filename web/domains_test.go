@@ -165,7 +165,7 @@ func TestTopPartial(t *testing.T) {
 		t.Fatalf("quick answer: %+v", top)
 	}
 	var sum float64
-	for _, path := range []string{"/api/v1/traffic?range=1h&proto=udp&quick=1", fmt.Sprintf("/api/v1/traffic?range=1h&proto=udp&quick=1&interfaces=true&router=%d", gw.ID)} {
+	for _, path := range []string{"/api/v1/traffic?range=1h&port=53&quick=1", fmt.Sprintf("/api/v1/traffic?range=1h&port=53&quick=1&interfaces=true&router=%d", gw.ID)} {
 		var series Series
 		e.getJSON(path, &series)
 		if !series.Partial || series.ScannedFrom == nil || !strings.HasPrefix(series.Note, "scanned the last ") {
@@ -185,11 +185,11 @@ func TestTopPartial(t *testing.T) {
 		t.Error("the partial traffic is empty")
 	}
 	var series Series
-	e.getJSON("/api/v1/traffic?range=1h&proto=udp", &series)
+	e.getJSON("/api/v1/traffic?range=1h&port=53", &series)
 	if series.Partial {
 		t.Errorf("the whole answer is partial: %q", series.Note)
 	}
-	if code, _ := e.do(http.MethodGet, "/api/v1/traffic?range=1h&proto=udp&quick=maybe", nil); code != http.StatusBadRequest {
+	if code, _ := e.do(http.MethodGet, "/api/v1/traffic?range=1h&port=53&quick=maybe", nil); code != http.StatusBadRequest {
 		t.Errorf("quick=maybe: %d, want 400", code)
 	}
 	e.srv.rawBudget = time.Nanosecond // spent at once: the newest partition only

@@ -46,7 +46,7 @@ import (
 // store off); FLOWBOX_BENCH_WEB_CLIENTS (default 0) runs that many console
 // clients while the load runs, each asking in turn rollup views (fleet
 // traffic, top talkers, applications over 1 h and 24 h) and raw-filtered
-// ones (UDP traffic, the countries of port 443 over 1 h, as the router
+// ones (the traffic and the countries of port 443 over 1 h, as the router
 // page asks them: quick first, then whole), and reports each kind's
 // latencies and the answers of status 500 or more. The benchmark fails
 // when a flow is lost. Run it alone:
@@ -136,8 +136,8 @@ func consoleLoad(ctx context.Context, b *testing.B, base, password string, clien
 		{"rollup", "/api/v1/top/local?range=1h"},
 		{"rollup", "/api/v1/top/port?range=24h"},
 		{"rollup", "/api/v1/traffic?range=24h"},
-		{"raw", "/api/v1/traffic?range=1h&proto=udp&quick=1"},
-		{"raw", "/api/v1/traffic?range=1h&proto=udp"},
+		{"raw", "/api/v1/traffic?range=1h&port=443&quick=1"},
+		{"raw", "/api/v1/traffic?range=1h&port=443"},
 		{"raw", "/api/v1/top/country?range=1h&port=443&quick=1"},
 		{"raw", "/api/v1/top/country?range=1h&port=443"},
 	}

@@ -313,6 +313,11 @@ func BenchmarkRawFiltered1h(b *testing.B) {
 				Filter: store.Filter{Protocols: []uint8{17}}})
 			return err
 		}},
+		{"traffic-port443", func() error {
+			_, err := s.TimeSeries(ctx, store.SeriesQuery{From: from, To: to, Step: time.Minute, GroupBy: store.DimDirection,
+				Filter: store.Filter{Ports: []uint16{443}}})
+			return err
+		}},
 		{"top-country-port443", func() error {
 			_, err := s.Top(ctx, store.TopQuery{From: from, To: to, Dimension: store.DimCountry, N: 10,
 				Filter: store.Filter{Ports: []uint16{443}}})

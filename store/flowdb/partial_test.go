@@ -54,7 +54,7 @@ func TestRawScanBudget(t *testing.T) {
 	if !part.Partial || !part.From.After(newest) || part.Total.Bytes != b || part.Total.Flows != n || n == 0 {
 		t.Fatalf("budget spent: partial %v from %v (want within the partition of %v), %d bytes %d flows, want %d, %d", part.Partial, part.From, newest, part.Total.Bytes, part.Total.Flows, b, n)
 	}
-	ser, err := s.TimeSeries(ctx, store.SeriesQuery{From: from, To: to, Filter: raw, Budget: time.Nanosecond})
+	ser, err := s.TimeSeries(ctx, store.SeriesQuery{From: from, To: to, Filter: raw, Budget: time.Nanosecond, Resolution: store.ResRaw})
 	if err != nil {
 		t.Fatal(err)
 	}

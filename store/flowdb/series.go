@@ -2,6 +2,7 @@ package flowdb
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"sort"
 	"time"
@@ -63,6 +64,23 @@ func (s *FlowDB) TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Se
 	ifGroup := q.GroupBy == store.DimInInterface || q.GroupBy == store.DimOutInterface
 	raw := q.Resolution == store.ResRaw || q.Filter.NeedsRaw() || (len(q.Filter.Interfaces) > 0 && !ifGroup) ||
 		(ifGroup && len(q.Filter.Directions) > 0)
+	// A filter on one dimension the rollups rank (protocols, countries,
+	// named applications, subscribers, domains) is answered from that
+	// dimension's rollup rows when they are exact for it.
+	var keyed *keyedFilter
+	if raw && q.Resolution != store.ResRaw && !ifGroup && len(q.Filter.Interfaces) == 0 {
+		if keyed = keyedFilterOf(&q.Filter); keyed != nil {
+			exact, err := s.keyedExact(ctx, keyed, from, to, stepS, &q.Filter)
+			if err != nil {
+				return nil, err
+			}
+			if exact {
+				raw = false
+			} else {
+				keyed = nil
+			}
+		}
+	}
 	if q.Resolution != store.ResAuto && q.Resolution != store.ResRaw {
 		return nil, &store.QueryError{Field: "resolution", Msg: fmt.Sprintf("unknown resolution %q (want raw or empty)", q.Resolution)}
 	}
@@ -151,7 +169,13 @@ func (s *FlowDB) TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Se
 		srcSQL, srcArgs := sqlIn("src", q.Filter.Sources)
 		for _, sg := range segs {
 			table, cols, extra, extraArgs := "tot_", "src, dir, 0", "", []any(nil)
-			if ifGroup {
+			if keyed != nil {
+				table = "top_"
+				dirSQL, dirArgs := sqlIn("dir", q.Filter.Directions)
+				keySQL, keyArgs := sqlIn("k", keyed.keys)
+				extra = " AND dim = ?" + dirSQL + keySQL
+				extraArgs = append(append([]any{keyed.dim}, dirArgs...), keyArgs...)
+			} else if ifGroup {
 				side := 0
 				if q.GroupBy == store.DimOutInterface {
 					side = 1
@@ -216,4 +240,88 @@ func seriesRawReason(q *store.SeriesQuery) string {
 		return "an interface filter on a series not grouped by interface"
 	}
 	return "a direction filter on an interface series"
+}
+
+// keyedFilter is a filter on values of one rollup dimension: the rows of
+// those keys in top_m and top_h answer a series exactly when nothing of
+// that dimension was folded into "other" over the range. (A key present
+// in a bucket is not enough: each flush cuts its own top-K, so a minute
+// flushed twice may hold part of a key in "other".)
+type keyedFilter struct {
+	dim  store.Dimension
+	keys []any // the rollup keys ([]byte)
+}
+
+// keyedFilterOf returns the keyed form of a filter whose only raw field
+// is one of protocols, countries, named applications, subscribers or
+// domains (the rollups key them as the raw filter matches them), or nil.
+func keyedFilterOf(f *store.Filter) *keyedFilter {
+	raw := f.RawFields()
+	if len(raw) != 1 {
+		return nil
+	}
+	str := func(v string) []byte {
+		if v == "" {
+			return []byte{0} // an unknown name
+		}
+		return []byte(v)
+	}
+	var k keyedFilter
+	switch {
+	case len(f.Protocols) > 0:
+		k.dim = store.DimProtocol
+		for _, p := range f.Protocols {
+			k.keys = append(k.keys, binary.BigEndian.AppendUint32(nil, uint32(p)))
+		}
+	case len(f.Countries) > 0:
+		k.dim = store.DimCountry
+		for _, c := range f.Countries {
+			k.keys = append(k.keys, str(c))
+		}
+	case len(f.Applications) > 0:
+		k.dim = store.DimApplication
+		for _, a := range f.Applications {
+			if a == "" {
+				return nil // flows without a name are ranked by port: many keys
+			}
+			k.keys = append(k.keys, []byte("A"+a))
+		}
+	case len(f.Subscribers) > 0:
+		k.dim = store.DimSubscriber
+		for _, v := range f.Subscribers {
+			k.keys = append(k.keys, str(v))
+		}
+	case len(f.Domains) > 0:
+		k.dim = store.DimDomain
+		for _, v := range f.Domains {
+			k.keys = append(k.keys, str(v))
+		}
+	default:
+		return nil
+	}
+	return &k
+}
+
+// keyedExact reports whether the rollups of k's dimension are exact over
+// [from, to): no bucket within the filter's sources and directions has an
+// "other" row (which exists only when keys were folded into it).
+func (s *FlowDB) keyedExact(ctx context.Context, k *keyedFilter, from, to, stepS int64, f *store.Filter) (bool, error) {
+	segs, err := s.segments(ctx, from, to, stepS >= 3600, false)
+	if err != nil {
+		return false, err
+	}
+	for _, sg := range segs {
+		srcSQL, srcArgs := sqlIn("src", f.Sources)
+		dirSQL, dirArgs := sqlIn("dir", f.Directions)
+		q := "SELECT EXISTS (SELECT 1 FROM top_" + string(sg.table) + " WHERE dim = ? AND t >= ? AND t < ? AND k = x''" + srcSQL + dirSQL + ")"
+		args := append(append([]any{k.dim, sg.from, sg.to}, srcArgs...), dirArgs...)
+		var folded bool
+		if err := s.r.QueryRowContext(ctx, q, args...).Scan(&folded); err != nil {
+			return false, fmt.Errorf("cannot read rollups: %w", err)
+		}
+		if folded {
+			return false, nil
+		}
+	}
+	return true, nil
 }
