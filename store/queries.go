@@ -132,6 +132,23 @@ func (f *Filter) RawFields() []string {
 // NeedsRaw reports whether a set field is one only raw flows answer.
 func (f *Filter) NeedsRaw() bool { return len(f.RawFields()) > 0 }
 
+// RollupKeyed reports whether a time series with this filter may be
+// answered from the rollups although the filter needs raw flows: its only
+// raw field is one the rollups rank the way the filter matches
+// (protocols, countries, named applications, subscribers, domains), with
+// no interface filter. The store answers so when the rollups of that
+// dimension folded nothing into "other" over the range (they are exact),
+// beyond the raw window too, and from raw flows otherwise.
+func (f *Filter) RollupKeyed() bool {
+	if len(f.RawFields()) != 1 || len(f.Interfaces) > 0 {
+		return false
+	}
+	if len(f.Applications) > 0 {
+		return !slices.Contains(f.Applications, "") // flows without a name are ranked by port
+	}
+	return len(f.Protocols) > 0 || len(f.Countries) > 0 || len(f.Subscribers) > 0 || len(f.Domains) > 0
+}
+
 // Validate checks the prefixes and directions; errors are *QueryError.
 func (f *Filter) Validate() error {
 	for _, l := range []struct {

@@ -3,6 +3,7 @@ package web
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -129,9 +130,17 @@ func (s *Server) handleTraffic(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Beyond the raw window a filter the rollups rank (a protocol, a
+	// country, an application, a subscriber) may still be answered from
+	// them: the store tries, and its refusal is this one.
+	var beyondRaw error
 	if err := s.checkRawWindow(&f, byIf); err != nil {
-		s.writeErr(w, r, err)
-		return
+		sf := f.storeFilter()
+		if byIf || !sf.RollupKeyed() {
+			s.writeErr(w, r, err)
+			return
+		}
+		beyondRaw = err
 	}
 	budget, err := s.scanBudget(q)
 	if err != nil {
@@ -141,6 +150,10 @@ func (s *Server) handleTraffic(w http.ResponseWriter, r *http.Request) {
 	sq := store.SeriesQuery{From: f.From, To: f.To, Step: step, Filter: f.storeFilter(), GroupBy: store.DimDirection, Budget: budget}
 	if !byIf {
 		res, err := s.deps.Store.TimeSeries(ctx, sq)
+		var qe *store.QueryError
+		if beyondRaw != nil && errors.As(err, &qe) && qe.Field == "filter" {
+			err = beyondRaw
+		}
 		if err != nil {
 			s.writeErr(w, r, err)
 			return

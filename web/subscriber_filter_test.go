@@ -74,7 +74,6 @@ func TestSubscriberFilterAPI(t *testing.T) {
 	// Refusals: beyond the raw window, and a name too long.
 	for _, tc := range []struct{ path, want string }{
 		{"/api/v1/top/remote?subscriber=bob&range=7d", "filters on subscribers work on the last 48 h; pick a shorter range"},
-		{"/api/v1/traffic?subscriber=bob&range=7d", "filters on subscribers work on the last 48 h; pick a shorter range"},
 		{"/api/v1/top/remote?subscriber=bob&app=https&range=7d", "filters on applications and subscribers work on the last 48 h; pick a shorter range"},
 		{"/api/v1/flows?subscriber=" + strings.Repeat("a", 201), "subscriber: longer than 200 characters"},
 		{"/api/v1/top/remote?subscriber=" + strings.Repeat("a", 201), "subscriber: longer than 200 characters"},
@@ -85,6 +84,38 @@ func TestSubscriberFilterAPI(t *testing.T) {
 		if code != http.StatusBadRequest || eb.Error != tc.want {
 			t.Errorf("%s: %d %s, want 400 %q", tc.path[:min(len(tc.path), 60)], code, body, tc.want)
 		}
+	}
+	// Over 7 days bob's traffic comes from the subscriber rollups (they
+	// folded nobody into "other"): the same bytes.
+	var week Series
+	e.getJSON("/api/v1/traffic?subscriber=bob&range=7d", &week)
+	var weekIn float64
+	for i := range week.Times {
+		weekIn += week.BitsIn[i] * float64(week.Step) / 8
+	}
+	if uint64(weekIn+0.5) != wantIn || week.Resolution == string(store.ResRaw) {
+		t.Errorf("7 days of bob: %v bytes in from %s, want %d from the rollups", weekIn, week.Resolution, wantIn)
+	}
+	// Once a minute ranks more subscribers than the rollups keep (some
+	// folded into "other"), only raw flows answer a subscriber over 7
+	// days: refused, as before.
+	busy := flows[0]
+	busy.End = e.now.Add(-time.Hour).UnixMilli() // e2's clock is e's
+	busy.Start = busy.End - 1000
+	var crowd []store.Flow
+	for i := range 120 {
+		f := busy
+		f.Subscriber, f.Bytes = fmt.Sprintf("crowd-%d", i), uint64(1000+i)
+		crowd = append(crowd, f)
+	}
+	e2 := newEnv(t)
+	e2.login()
+	e2.ingest(crowd)
+	code, body := e2.do(http.MethodGet, "/api/v1/traffic?subscriber=crowd-1&range=7d", nil)
+	var eb errorBody
+	_ = json.Unmarshal(body, &eb)
+	if want := "filters on subscribers work on the last 48 h; pick a shorter range"; code != http.StatusBadRequest || eb.Error != want {
+		t.Errorf("7 days of a folded subscriber: %d %s, want 400 %q", code, body, want)
 	}
 	// 200 characters are accepted.
 	if code, body := e.do(http.MethodGet, "/api/v1/flows?subscriber="+strings.Repeat("a", 200), nil); code != http.StatusOK {

@@ -68,7 +68,7 @@ func (s *FlowDB) TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Se
 	// named applications, subscribers, domains) is answered from that
 	// dimension's rollup rows when they are exact for it.
 	var keyed *keyedFilter
-	if raw && q.Resolution != store.ResRaw && !ifGroup && len(q.Filter.Interfaces) == 0 {
+	if raw && q.Resolution != store.ResRaw && !ifGroup {
 		if keyed = keyedFilterOf(&q.Filter); keyed != nil {
 			exact, err := s.keyedExact(ctx, keyed, from, to, stepS, &q.Filter)
 			if err != nil {
@@ -256,8 +256,7 @@ type keyedFilter struct {
 // is one of protocols, countries, named applications, subscribers or
 // domains (the rollups key them as the raw filter matches them), or nil.
 func keyedFilterOf(f *store.Filter) *keyedFilter {
-	raw := f.RawFields()
-	if len(raw) != 1 {
+	if !f.RollupKeyed() {
 		return nil
 	}
 	str := func(v string) []byte {
@@ -281,9 +280,6 @@ func keyedFilterOf(f *store.Filter) *keyedFilter {
 	case len(f.Applications) > 0:
 		k.dim = store.DimApplication
 		for _, a := range f.Applications {
-			if a == "" {
-				return nil // flows without a name are ranked by port: many keys
-			}
 			k.keys = append(k.keys, []byte("A"+a))
 		}
 	case len(f.Subscribers) > 0:
