@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowbox/flowbox/internal/smtpmail"
 	"github.com/flowbox/flowbox/store"
 )
 
@@ -30,11 +31,11 @@ var types = []string{TypeWebhook, TypeSlack, TypeDiscord, TypeTelegram, TypeEmai
 const (
 	// StartTLSRequired refuses to send when the server does not offer
 	// STARTTLS (the default).
-	StartTLSRequired = "required"
+	StartTLSRequired = smtpmail.StartTLSRequired
 	// StartTLSOpportunistic uses STARTTLS when the server offers it.
-	StartTLSOpportunistic = "opportunistic"
+	StartTLSOpportunistic = smtpmail.StartTLSOpportunistic
 	// StartTLSNone never uses STARTTLS (a relay on the same host).
-	StartTLSNone = "none"
+	StartTLSNone = smtpmail.StartTLSNone
 )
 
 // DefaultTelegramAPI is the Telegram Bot API's base URL.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowbox/flowbox/internal/smtpmail"
 	"github.com/flowbox/flowbox/store"
 )
 
@@ -80,7 +81,7 @@ func (s *httpSender) send(ctx context.Context, m *message) error {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return &deliveryError{err: fmt.Errorf("cannot post to %s: %w", redactURL(s.url), err), permanent: isCertError(err)}
+		return &deliveryError{err: fmt.Errorf("cannot post to %s: %w", redactURL(s.url), err), permanent: smtpmail.IsCertError(err)}
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

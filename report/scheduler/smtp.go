@@ -3,11 +3,8 @@ package scheduler
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"mime"
@@ -15,38 +12,35 @@ import (
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
-	"net/smtp"
 	"net/textproto"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flowbox/flowbox/internal/smtpmail"
 )
 
 // smtpSender sends reports through the configured mail server, one SMTP
-// session per message.
+// session per message (internal/smtpmail).
 type smtpSender struct {
-	addr, host string
-	insecure   bool
-	tlsConfig  *tls.Config
-	username   string
-	password   string
-	from       *mail.Address
-	helo       string
-	now        func() time.Time
+	srv  smtpmail.Server
+	from *mail.Address
+	now  func() time.Time
 }
 
 // newSMTPSender builds the sender; it reads the password and CA files.
 func newSMTPSender(c SMTPConfig, now func() time.Time) (*smtpSender, error) {
-	s := &smtpSender{
-		addr: net.JoinHostPort(c.Host, strconv.Itoa(c.Port)), host: c.Host, insecure: c.Insecure,
-		username: c.Username, helo: heloName(), now: now,
-		tlsConfig: &tls.Config{ServerName: c.Host, MinVersion: tls.VersionTLS12},
-	}
+	s := &smtpSender{now: now, srv: smtpmail.Server{
+		Addr: net.JoinHostPort(c.Host, strconv.Itoa(c.Port)), StartTLS: smtpmail.StartTLSRequired,
+		NoStartTLSHint: "set reports.smtp.insecure: true for a relay on this host",
+		TLS:            &tls.Config{ServerName: c.Host, MinVersion: tls.VersionTLS12},
+		Username:       c.Username, Helo: smtpmail.HeloName(),
+	}}
 	if c.Insecure {
 		// A relay on this host: STARTTLS when offered, its (often
 		// self-signed) certificate unchecked.
-		s.tlsConfig.InsecureSkipVerify = true
+		s.srv.StartTLS, s.srv.TLS.InsecureSkipVerify = smtpmail.StartTLSOpportunistic, true
 	}
 	var err error
 	if s.from, err = mail.ParseAddress(c.From); err != nil {
@@ -57,18 +51,12 @@ func newSMTPSender(c SMTPConfig, now func() time.Time) (*smtpSender, error) {
 		if err != nil {
 			return nil, fmt.Errorf("password-file: cannot read it: %w", err)
 		}
-		s.password = strings.TrimRight(string(b), "\r\n")
+		s.srv.Password = strings.TrimRight(string(b), "\r\n")
 	}
 	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("ca-file: cannot read it: %w", err)
+		if s.srv.TLS.RootCAs, err = smtpmail.CertPool(c.CAFile); err != nil {
+			return nil, err
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca-file: %s holds no PEM certificate", c.CAFile)
-		}
-		s.tlsConfig.RootCAs = pool
 	}
 	return s, nil
 }
@@ -95,18 +83,6 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// heloName is the host's name when it is a plausible domain name,
-// "localhost" otherwise.
-func heloName() string {
-	h, err := os.Hostname()
-	if err != nil || h == "" || len(h) > 253 || strings.ContainsFunc(h, func(r rune) bool {
-		return !(r == '.' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
-	}) {
-		return "localhost"
-	}
-	return h
-}
-
 // mailTarget mails a schedule's reports to its recipients.
 type mailTarget struct {
 	s  *smtpSender
@@ -123,99 +99,22 @@ func (t *mailTarget) name() string {
 
 func (t *mailTarget) kind() string { return "mail" }
 
-// smtpError wraps a failed SMTP step: a 5xx reply (RFC 5321) and a
-// rejected certificate are permanent, anything else (4xx, network) is
-// worth another attempt.
-func smtpError(err error, format string, args ...any) error {
-	err = fmt.Errorf(format+": %w", append(args, err)...)
-	var te *textproto.Error
-	var ce *tls.CertificateVerificationError
-	if errors.As(err, &te) && te.Code >= 500 || errors.As(err, &ce) {
-		return &permanentError{err}
-	}
-	return err
-}
-
 // deliver sends the report in one SMTP session: STARTTLS (required
 // unless insecure), AUTH PLAIN when a username is set, MAIL, RCPT, DATA.
 func (t *mailTarget) deliver(ctx context.Context, d *delivery) error {
-	s := t.s
-	var dialer net.Dialer
-	conn, err := dialer.DialContext(ctx, "tcp", s.addr)
-	if err != nil {
-		return fmt.Errorf("cannot connect to %s: %w", s.addr, err)
-	}
-	defer conn.Close()
-	// Cancelling ctx (shutdown, timeout) closes the connection under
-	// whatever step is waiting.
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
-	defer stop()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	err = t.session(conn, d)
-	if err != nil && ctx.Err() != nil {
-		return fmt.Errorf("%w (%w)", err, ctx.Err())
-	}
-	return err
-}
-
-// session speaks SMTP on an open connection.
-func (t *mailTarget) session(conn net.Conn, d *delivery) error {
-	s := t.s
-	c, err := smtp.NewClient(conn, s.host)
-	if err != nil {
-		return smtpError(err, "smtp %s: no greeting", s.addr)
-	}
-	defer c.Close()
-	if err := c.Hello(s.helo); err != nil {
-		return smtpError(err, "smtp %s: HELO refused", s.addr)
-	}
-	if ok, _ := c.Extension("STARTTLS"); ok {
-		if err := c.StartTLS(s.tlsConfig); err != nil {
-			return smtpError(err, "smtp %s: STARTTLS failed", s.addr)
-		}
-	} else if !s.insecure {
-		return &permanentError{fmt.Errorf("smtp %s: the server does not offer STARTTLS "+
-			"(set reports.smtp.insecure: true for a relay on this host)", s.addr)}
-	}
-	if s.username != "" {
-		if ok, _ := c.Extension("AUTH"); !ok {
-			return &permanentError{fmt.Errorf("smtp %s: the server offers no authentication (AUTH) but username is set", s.addr)}
-		}
-		if err := c.Auth(smtp.PlainAuth("", s.username, s.password, s.host)); err != nil {
-			wrapped := smtpError(err, "smtp %s: cannot authenticate as %q", s.addr, s.username)
-			if m := err.Error(); m == "unencrypted connection" || m == "wrong host name" {
-				// Refused by net/smtp itself, before sending the password.
-				return &permanentError{wrapped}
-			}
-			return wrapped
-		}
-	}
-	if err := c.Mail(s.from.Address); err != nil {
-		return smtpError(err, "smtp %s: sender %s refused", s.addr, s.from.Address)
-	}
-	for _, to := range t.to {
-		if err := c.Rcpt(to.Address); err != nil {
-			return smtpError(err, "smtp %s: recipient %s refused", s.addr, to.Address)
-		}
-	}
-	w, err := c.Data()
-	if err != nil {
-		return smtpError(err, "smtp %s: DATA refused", s.addr)
-	}
 	msg, err := t.compose(d)
 	if err != nil {
 		return err
 	}
-	if _, err := w.Write(msg); err != nil {
-		return smtpError(err, "smtp %s: cannot send the message", s.addr)
+	to := make([]string, len(t.to))
+	for i, a := range t.to {
+		to[i] = a.Address
 	}
-	if err := w.Close(); err != nil {
-		return smtpError(err, "smtp %s: message refused", s.addr)
+	err = t.s.srv.Send(ctx, t.s.from.Address, to, msg)
+	if me := (*smtpmail.Error)(nil); errors.As(err, &me) && me.Permanent {
+		return &permanentError{me.Err}
 	}
-	_ = c.Quit() // the message is accepted; a failing QUIT changes nothing
-	return nil
+	return err
 }
 
 // compose writes the message: a short text (period, rows, totals) and
@@ -233,7 +132,7 @@ func (t *mailTarget) compose(d *delivery) ([]byte, error) {
 	header("To", strings.Join(to, ", "))
 	header("Subject", mime.QEncoding.Encode("utf-8", fmt.Sprintf("flowbox report %s: %s", d.schedule, d.period.label)))
 	header("Date", now.Format(time.RFC1123Z))
-	header("Message-ID", messageID(now, s.from.Address))
+	header("Message-ID", smtpmail.MessageID(now, s.from.Address))
 	header("MIME-Version", "1.0")
 	header("Auto-Submitted", "auto-generated")
 	header("X-Flowbox-Schedule", d.schedule)
@@ -312,15 +211,4 @@ func humanBytes(n uint64) string {
 		return fmt.Sprintf("%d B", n)
 	}
 	return fmt.Sprintf("%.2f %s (%d bytes)", v, units[i], n)
-}
-
-// messageID returns a unique Message-ID in the sender's domain.
-func messageID(now time.Time, from string) string {
-	domain := "flowbox.invalid"
-	if i := strings.LastIndexByte(from, '@'); i >= 0 && i < len(from)-1 {
-		domain = from[i+1:]
-	}
-	var r [8]byte
-	_, _ = rand.Read(r[:])
-	return fmt.Sprintf("<%d.%s.flowbox@%s>", now.UnixNano(), hex.EncodeToString(r[:]), domain)
 }
