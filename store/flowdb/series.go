@@ -68,9 +68,14 @@ func (s *FlowDB) TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Se
 	// named applications, subscribers, domains) is answered from that
 	// dimension's rollup rows when they are exact for it.
 	var keyed *keyedFilter
+	var segs []segment // the rollup tables of the range, once read
 	if raw && q.Resolution != store.ResRaw && !ifGroup {
 		if keyed = keyedFilterOf(&q.Filter); keyed != nil {
-			exact, err := s.keyedExact(ctx, keyed, from, to, stepS, &q.Filter)
+			var err error
+			if segs, err = s.segments(ctx, from, to, stepS >= 3600, false); err != nil {
+				return nil, err
+			}
+			exact, err := s.keyedExact(ctx, keyed, segs, &q.Filter)
 			if err != nil {
 				return nil, err
 			}
@@ -158,9 +163,11 @@ func (s *FlowDB) TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Se
 			out.Partial, out.ScannedFrom = true, time.UnixMilli(scanned).UTC()
 		}
 	} else {
-		segs, err := s.segments(ctx, from, to, stepS >= 3600, false)
-		if err != nil {
-			return nil, err
+		if segs == nil {
+			var err error
+			if segs, err = s.segments(ctx, from, to, stepS >= 3600, false); err != nil {
+				return nil, err
+			}
 		}
 		out.Resolution = segResolution(segs)
 		if out.Resolution == store.ResHour && stepS < 3600 {
@@ -299,13 +306,9 @@ func keyedFilterOf(f *store.Filter) *keyedFilter {
 }
 
 // keyedExact reports whether the rollups of k's dimension are exact over
-// [from, to): no bucket within the filter's sources and directions has an
-// "other" row (which exists only when keys were folded into it).
-func (s *FlowDB) keyedExact(ctx context.Context, k *keyedFilter, from, to, stepS int64, f *store.Filter) (bool, error) {
-	segs, err := s.segments(ctx, from, to, stepS >= 3600, false)
-	if err != nil {
-		return false, err
-	}
+// the segments: no bucket within the filter's sources and directions has
+// an "other" row (which exists only when keys were folded into it).
+func (s *FlowDB) keyedExact(ctx context.Context, k *keyedFilter, segs []segment, f *store.Filter) (bool, error) {
 	for _, sg := range segs {
 		srcSQL, srcArgs := sqlIn("src", f.Sources)
 		dirSQL, dirArgs := sqlIn("dir", f.Directions)
