@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowbox/flowbox/store"
@@ -77,6 +78,15 @@ type FlowDB struct {
 	tails   map[string]*hostTail
 
 	cache nameCache // names and exporters for raw reads
+
+	// zenc and zdec compress and decompress packed blocks (rawpack.go);
+	// both are safe for concurrent EncodeAll and DecodeAll.
+	zenc *zstd.Encoder
+	zdec *zstd.Decoder
+	// packRows is the number of rows of a packed block (a field for tests);
+	// packEnc is the packer goroutine's encoder.
+	packRows int
+	packEnc  packEncoder
 }
 
 // New builds the flow database on db. On a writable db it loads the
@@ -110,12 +120,19 @@ func New(ctx context.Context, db *store.DB, cfg store.Config, logger *slog.Logge
 		exporterTS: make(map[netip.Addr]time.Time),
 		routerTS:   make(map[int64]time.Time),
 		tails:      make(map[string]*hostTail),
+		packRows:   packRowsDefault,
+	}
+	var err error
+	if s.zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(4), zstd.WithDecoderMaxMemory(64<<20)); err != nil {
+		return nil, fmt.Errorf("cannot build the flow database: %w", err)
+	}
+	if s.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1)); err != nil {
+		return nil, fmt.Errorf("cannot build the flow database: %w", err)
 	}
 	if s.readOnly {
 		s.metrics = newUnregisteredMetrics()
 		return s, nil
 	}
-	var err error
 	if s.metrics, err = newMetrics(reg, s); err != nil {
 		return nil, err
 	}

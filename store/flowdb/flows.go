@@ -255,8 +255,9 @@ func newWriterState(ctx context.Context, s *FlowDB) (*writerState, error) {
 // restart: its next row id, its segment count and, from the rows that no
 // segment covers (lost with the process), its host index tail.
 func (s *FlowDB) loadTail(ctx context.Context, w *writerState, p *partition) error {
-	var maxID, covered, segs int64
-	if err := s.w.QueryRowContext(ctx, "SELECT coalesce(max(id), 0) FROM "+p.name).Scan(&maxID); err != nil {
+	var covered, segs int64
+	maxID, err := maxRowID(ctx, s.w, p.name) // packed rows too (rawpack.go)
+	if err != nil {
 		return fmt.Errorf("cannot load partition %s: %w", p.name, err)
 	}
 	if err := s.w.QueryRowContext(ctx, "SELECT coalesce(max(last_id), 0), count(*) FROM raw_segments WHERE part = ?", p.name).
@@ -352,6 +353,18 @@ func (s *FlowDB) Run(ctx context.Context) error {
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
 	bg := context.WithoutCancel(ctx)
+	// The packer moves closed partitions' rows into blocks (rawpack.go)
+	// beside the writer; it stops with ctx, and Run returns after it.
+	packCtx, stopPack := context.WithCancel(ctx)
+	packDone := make(chan struct{})
+	go func() {
+		defer close(packDone)
+		s.packLoop(packCtx)
+	}()
+	defer func() {
+		stopPack()
+		<-packDone
+	}()
 	s.startReplay(bg)
 	// The first maintenance runs at once: it closes partitions and applies
 	// retention after a restart (the rollups, empty or being replayed, are

@@ -25,6 +25,9 @@ type metrics struct {
 	segments       prometheus.Counter
 	spillSeconds   prometheus.Histogram
 	tailPostings   prometheus.Gauge
+	packedRows     prometheus.Counter
+	packedBlocks   prometheus.Counter
+	packErrors     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *FlowDB) (*metrics, error) {
@@ -39,7 +42,8 @@ func newMetrics(reg prometheus.Registerer, s *FlowDB) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.written, m.dropped, m.batchesDropped, m.writeSeconds, m.flushSeconds,
-		m.healthy, m.rollupPruned, m.untracked, m.namesOverflow, m.addrsOverflow, m.partitions, m.indexSeconds, m.segments, m.spillSeconds, m.tailPostings, queue, queueCap} {
+		m.healthy, m.rollupPruned, m.untracked, m.namesOverflow, m.addrsOverflow, m.partitions, m.indexSeconds, m.segments, m.spillSeconds, m.tailPostings,
+		m.packedRows, m.packedBlocks, m.packErrors, queue, queueCap} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("cannot register store metrics: %w", err)
 		}
@@ -102,6 +106,15 @@ func newUnregisteredMetrics() *metrics {
 		}),
 		tailPostings: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "flowbox_store_host_index_tail_postings", Help: "Postings (address, row) of the host index held in memory, bounded by the store.",
+		}),
+		packedRows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flowbox_store_raw_rows_packed_total", Help: "Raw flow rows moved into packed blocks (closed partitions).",
+		}),
+		packedBlocks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flowbox_store_raw_blocks_packed_total", Help: "Packed blocks of raw flows written.",
+		}),
+		packErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flowbox_store_raw_pack_errors_total", Help: "Failed attempts to pack raw flows into blocks (the rows stay rows and are retried).",
 		}),
 	}
 	m.healthy.Set(1)

@@ -204,6 +204,7 @@ func (s *FlowDB) dropPartition(ctx context.Context, p *partition) error {
 	qs := []stmt{{"DROP TABLE IF EXISTS " + p.name, nil}}
 	if p.format == formatV2 {
 		qs = append(qs, stmt{"DROP TABLE IF EXISTS " + indexTable(p.name), nil},
+			stmt{"DROP TABLE IF EXISTS " + packTable(p.name), nil},
 			stmt{"DELETE FROM raw_segments WHERE part = ?", []any{p.name}})
 	}
 	qs = append(qs, stmt{"DELETE FROM raw_partitions WHERE name = ?", []any{p.name}})

@@ -314,43 +314,179 @@ func (rr *rowReader) check(ctx context.Context, r *decodedRow) (bool, error) {
 }
 
 // fetchBatch calls fn with the id and x of the rows of blocks (format 2),
-// each block in id order. fn returns false to stop.
-func (s *FlowDB) fetchBatch(ctx context.Context, p *rawPartition, blocks []rawBlock, fn func(id int64, x []byte) (bool, error)) error {
-	var ids []int64
-	flushIDs := func() (bool, error) {
-		for len(ids) > 0 {
-			n := min(len(ids), 8192)
-			more, err := s.fetchRows(ctx, p, "id IN (SELECT value FROM json_each(?))", []any{jsonIDs(ids[:n])}, fn)
-			if err != nil || !more {
-				return false, err
-			}
-			ids = ids[n:]
-		}
-		return true, nil
+// each block in id order, whether they are rows or in packed blocks
+// (rawpack.go), all read in one read transaction. pre (nil: none) skips
+// packed rows that cannot pass the filter without decoding them; fn
+// checks the rows it gets whole. fn returns false to stop. fetchBatch
+// returns the number of rows it looked at.
+func (s *FlowDB) fetchBatch(ctx context.Context, p *rawPartition, blocks []rawBlock, pre *rowPre, fn func(id int64, x []byte) (bool, error)) (int64, error) {
+	if len(blocks) == 0 {
+		return 0, nil
 	}
+	tx, err := s.r.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("cannot read raw flows: %w", err)
+	}
+	defer tx.Rollback()
+	lo, hi := blocks[0].lo, blocks[0].hi
+	for i := range blocks {
+		lo, hi = min(lo, blocks[i].lo), max(hi, blocks[i].hi)
+	}
+	packed, err := packedBlocks(ctx, tx, p.name, lo, hi)
+	if err != nil {
+		return 0, err
+	}
+	f := &fetcher{s: s, q: tx, p: p, pre: pre, fn: fn, packed: packed}
+	more, err := f.blocks(ctx, blocks)
+	if err == nil && more {
+		_, err = f.flushIDs(ctx)
+	}
+	return f.scanned, err
+}
+
+// fetcher reads the rows of a fetchBatch.
+type fetcher struct {
+	s       *FlowDB
+	q       querier
+	p       *rawPartition
+	pre     *rowPre
+	fn      func(id int64, x []byte) (bool, error)
+	packed  []packedBlock
+	pi      int     // the first packed block that may hold the next ids
+	ids     []int64 // ids of rows (not packed) to fetch together
+	cur     packedRows
+	curOK   bool
+	x       []byte
+	scanned int64
+}
+
+func (f *fetcher) blocks(ctx context.Context, blocks []rawBlock) (bool, error) {
 	for i := 0; i < len(blocks); i++ {
 		b := &blocks[i]
 		// A block mostly made of candidates is read whole.
 		if b.all || len(b.ids) > blockRows/4 {
-			if more, err := flushIDs(); err != nil || !more {
-				return err
-			}
 			lo, hi := b.lo, b.hi
 			// Merge the following whole blocks that continue this one.
 			for i+1 < len(blocks) && blocks[i+1].all && blocks[i+1].lo == hi+1 {
 				i++
 				hi = blocks[i].hi
 			}
-			more, err := s.fetchRows(ctx, p, "id BETWEEN ? AND ?", []any{lo, hi}, fn)
-			if err != nil || !more {
-				return err
+			if more, err := f.span(ctx, lo, hi, nil); err != nil || !more {
+				return false, err
 			}
 			continue
 		}
-		ids = append(ids, b.ids...)
+		if more, err := f.span(ctx, b.lo, b.hi, b.ids); err != nil || !more {
+			return false, err
+		}
 	}
-	_, err := flushIDs()
-	return err
+	return true, nil
+}
+
+// span reads the rows lo..hi (all of them when ids is nil, else those of
+// ids), from packed blocks where they are packed.
+func (f *fetcher) span(ctx context.Context, lo, hi int64, ids []int64) (bool, error) {
+	for lo <= hi {
+		for f.pi < len(f.packed) && f.packed[f.pi].hi < lo {
+			f.pi++
+		}
+		if f.pi < len(f.packed) && f.packed[f.pi].lo <= lo {
+			b := &f.packed[f.pi]
+			end := min(hi, b.hi)
+			if more, err := f.fromBlock(ctx, b, lo, end, ids); err != nil || !more {
+				return false, err
+			}
+			lo = end + 1
+			continue
+		}
+		end := hi
+		if f.pi < len(f.packed) {
+			end = min(hi, f.packed[f.pi].lo-1)
+		}
+		if ids == nil {
+			if more, err := f.flushIDs(ctx); err != nil || !more {
+				return false, err
+			}
+			more, err := f.s.fetchRows(ctx, f.q, f.p, "id BETWEEN ? AND ?", []any{lo, end}, f.counted)
+			if err != nil || !more {
+				return false, err
+			}
+		} else {
+			f.ids = append(f.ids, idsIn(ids, lo, end)...)
+			if len(f.ids) >= 8192 {
+				if more, err := f.flushIDs(ctx); err != nil || !more {
+					return false, err
+				}
+			}
+		}
+		lo = end + 1
+	}
+	return true, nil
+}
+
+func (f *fetcher) counted(id int64, x []byte) (bool, error) {
+	f.scanned++
+	return f.fn(id, x)
+}
+
+func (f *fetcher) flushIDs(ctx context.Context) (bool, error) {
+	for len(f.ids) > 0 {
+		n := min(len(f.ids), 8192)
+		more, err := f.s.fetchRows(ctx, f.q, f.p, "id IN (SELECT value FROM json_each(?))", []any{jsonIDs(f.ids[:n])}, f.counted)
+		if err != nil || !more {
+			return false, err
+		}
+		f.ids = f.ids[n:]
+	}
+	return true, nil
+}
+
+// fromBlock reads the rows lo..hi (or those of ids) of packed block b.
+func (f *fetcher) fromBlock(ctx context.Context, b *packedBlock, lo, hi int64, ids []int64) (bool, error) {
+	if f.pre != nil && f.pre.skipBlock(b.tlo, b.thi, &b.sum) {
+		return true, nil
+	}
+	if ids != nil {
+		if ids = idsIn(ids, lo, hi); len(ids) == 0 {
+			return true, nil
+		}
+	}
+	pr := &f.cur
+	if !f.curOK || pr.lo != b.lo {
+		f.curOK = false
+		if err := f.s.readBlock(ctx, f.q, f.p.name, b, pr); err != nil {
+			return false, err
+		}
+		f.curOK = true
+	}
+	row := func(i int) (bool, error) {
+		f.scanned++
+		if f.pre != nil && !f.pre.pass(pr, i) {
+			return true, nil
+		}
+		if err := f.s.loadX(pr); err != nil {
+			return false, fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", f.p.name, b.lo, err)
+		}
+		f.x = pr.rowX(i, f.x)
+		return f.fn(pr.ids[i], f.x)
+	}
+	if ids != nil {
+		for _, id := range ids {
+			if i, ok := pr.index(id); ok {
+				if more, err := row(i); err != nil || !more {
+					return false, err
+				}
+			}
+		}
+		return true, nil
+	}
+	i, _ := pr.index(lo)
+	for ; i < pr.n && pr.ids[i] <= hi; i++ {
+		if more, err := row(i); err != nil || !more {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 func jsonIDs(ids []int64) string {
@@ -367,8 +503,8 @@ func jsonIDs(ids []int64) string {
 
 // fetchRows runs SELECT id, x on partition p with the condition cond and
 // calls fn for each row. It reports whether fn wanted more.
-func (s *FlowDB) fetchRows(ctx context.Context, p *rawPartition, cond string, args []any, fn func(id int64, x []byte) (bool, error)) (bool, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT id, x FROM "+p.name+" WHERE "+cond, args...)
+func (s *FlowDB) fetchRows(ctx context.Context, q querier, p *rawPartition, cond string, args []any, fn func(id int64, x []byte) (bool, error)) (bool, error) {
+	rows, err := q.QueryContext(ctx, "SELECT id, x FROM "+p.name+" WHERE "+cond, args...)
 	if err != nil {
 		if isNoTable(err) {
 			return true, nil // dropped by retention meanwhile
@@ -480,8 +616,8 @@ func (s *FlowDB) visitPartition(ctx context.Context, rr *rowReader, hq *hostQuer
 		}
 	}
 	stopped := false
-	err = s.fetchBatch(ctx, p, blocks, func(id int64, x []byte) (bool, error) {
-		read++
+	pre := newRowPre(rr.flt, rr.from, rr.to, p.start)
+	read, err = s.fetchBatch(ctx, p, blocks, pre, func(id int64, x []byte) (bool, error) {
 		ok, err := rr.accept(ctx, p, id, x)
 		if err != nil || !ok {
 			return err == nil, err
@@ -759,6 +895,7 @@ func (s *FlowDB) searchPartition(ctx context.Context, rr *rowReader, p *rawParti
 	if err != nil {
 		return nil, err
 	}
+	pre := newRowPre(rr.flt, rr.from, rr.to, p.start)
 	// best is the best key a block's rows can have, worst the worst.
 	best := func(b *rawBlock) rowKey {
 		if desc {
@@ -809,7 +946,7 @@ func (s *FlowDB) searchPartition(ctx context.Context, rr *rowReader, p *rawParti
 		batch := slices.Clone(blocks[:j])
 		blocks = blocks[j:]
 		slices.SortFunc(batch, func(a, b rawBlock) int { return cmp.Compare(a.lo, b.lo) })
-		err := s.fetchBatch(ctx, p, batch, func(id int64, x []byte) (bool, error) {
+		_, err := s.fetchBatch(ctx, p, batch, pre, func(id int64, x []byte) (bool, error) {
 			ok, err := rr.accept(ctx, p, id, x)
 			if err != nil || !ok {
 				return err == nil, err
@@ -840,71 +977,260 @@ func (s *FlowDB) scanRawOrdered(ctx context.Context, from, to int64, flt *store.
 	}
 	rr := &rowReader{s: s, from: from, to: to, flt: flt}
 	hq := newHostQuery(flt)
-	order := "ASC"
-	if desc {
-		order = "DESC"
-	}
 	for i := range parts {
 		p := &parts[i]
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		var more bool
 		if p.format == formatV1 {
-			more, err := s.scanV1(ctx, rr, p, true, desc, nil, fn)
-			if err != nil || !more {
-				return err
-			}
-			continue
+			more, err = s.scanV1(ctx, rr, p, true, desc, nil, fn)
+		} else {
+			more, err = s.orderedPartition(ctx, rr, p, hq, desc, fn)
 		}
-		tfrom, tto := max(from-p.start, 0), min(to-p.start, maxRowT+1)
-		if tfrom >= tto {
-			continue
-		}
-		cond := "substr(x, 1, 3) >= ? AND substr(x, 1, 3) < ?"
-		args := []any{t24(tfrom), t24(tto)}
-		if tto > maxRowT {
-			cond, args = "substr(x, 1, 3) >= ?", []any{t24(tfrom)}
-		}
-		if hq != nil {
-			blocks, err := s.planV2(ctx, p, hq, tfrom, tto)
-			if err != nil {
-				return err
-			}
-			var ids []int64
-			scanFrom := int64(-1)
-			for _, b := range blocks {
-				if b.all {
-					scanFrom = b.lo // only the uncovered rows at the end are read whole
-					continue
-				}
-				ids = append(ids, b.ids...)
-			}
-			if len(ids) == 0 && scanFrom < 0 {
-				continue
-			}
-			cond += " AND (id IN (SELECT value FROM json_each(?)) OR id >= ?)"
-			if scanFrom < 0 {
-				scanFrom = 1 << 62
-			}
-			args = append(args, jsonIDs(ids), scanFrom)
-		}
-		stopped := false
-		_, err := s.fetchRows(ctx, p, cond+" ORDER BY substr(x, 1, 3) "+order+", id "+order, args, func(id int64, x []byte) (bool, error) {
-			ok, err := rr.accept(ctx, p, id, x)
-			if err != nil || !ok {
-				return err == nil, err
-			}
-			if !fn(&rr.row) {
-				stopped = true
-				return false, nil
-			}
-			return true, nil
-		})
-		if err != nil || stopped {
+		if err != nil || !more {
 			return err
 		}
 	}
 	return ctx.Err()
+}
+
+// ordRow is a row of a sorted run of orderedPartition.
+type ordRow struct {
+	key rowKey
+	x   []byte
+}
+
+// ordRun is a sorted run: the passing rows of a packed block, or the rows
+// not packed as SQLite returns them sorted (rows non-nil).
+type ordRun struct {
+	buf  []ordRow
+	i    int
+	rows *sql.Rows
+	head ordRow
+}
+
+func (r *ordRun) done() bool {
+	if r.rows != nil {
+		return false
+	}
+	return r.i >= len(r.buf)
+}
+
+func (r *ordRun) peek() *ordRow {
+	if r.rows != nil {
+		return &r.head
+	}
+	return &r.buf[r.i]
+}
+
+// next advances the run; a SQL run reads its next row.
+func (r *ordRun) next() error {
+	if r.rows == nil {
+		r.i++
+		return nil
+	}
+	if !r.rows.Next() {
+		err := r.rows.Err()
+		r.rows.Close()
+		r.rows = nil
+		if err != nil {
+			return fmt.Errorf("cannot read raw flows: %w", err)
+		}
+		return nil
+	}
+	var x sql.RawBytes
+	if err := r.rows.Scan(&r.head.key.id, &x); err != nil {
+		return fmt.Errorf("cannot read raw flows: %w", err)
+	}
+	if len(x) < 3 {
+		return fmt.Errorf("cannot read raw flow %d: %w", r.head.key.id, errBadRow)
+	}
+	r.head.key.t = int64(x[0])<<16 | int64(x[1])<<8 | int64(x[2])
+	r.head.x = append(r.head.x[:0], x...)
+	return nil
+}
+
+// orderedPartition calls fn for the rows of format 2 partition p that
+// pass the filter, in (t, id) order (desc: the reverse). It merges sorted
+// runs: the passing rows of each packed block, sorted in memory, and the
+// rows not packed, sorted by SQLite. A block is read only when the merge
+// reaches its t range, so memory holds the blocks whose t ranges overlap
+// the current time (a few), not the partition. It reports whether fn
+// wanted more.
+func (s *FlowDB) orderedPartition(ctx context.Context, rr *rowReader, p *rawPartition, hq *hostQuery, desc bool, fn func(*decodedRow) bool) (bool, error) {
+	tfrom, tto := max(rr.from-p.start, 0), min(rr.to-p.start, maxRowT+1)
+	if tfrom >= tto {
+		return true, nil
+	}
+	// With a host filter, the host index's candidates: of packed rows
+	// (covered by segments) their ids, and the rows no index covers.
+	var cand []int64
+	scanFrom := int64(-1)
+	if hq != nil {
+		blocks, err := s.planV2(ctx, p, hq, tfrom, tto)
+		if err != nil {
+			return false, err
+		}
+		for _, b := range blocks {
+			if b.all {
+				scanFrom = b.lo // only the uncovered rows at the end are read whole
+				continue
+			}
+			cand = append(cand, b.ids...)
+		}
+		if len(cand) == 0 && scanFrom < 0 {
+			return true, nil
+		}
+		slices.Sort(cand)
+	}
+	tx, err := s.r.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("cannot read raw flows: %w", err)
+	}
+	defer tx.Rollback()
+	packed, err := packedBlocks(ctx, tx, p.name, 1, 1<<62)
+	if err != nil {
+		return false, err
+	}
+	var packedHi int64
+	if len(packed) > 0 {
+		packedHi = packed[len(packed)-1].hi
+	}
+	pre := newRowPre(rr.flt, rr.from, rr.to, p.start)
+	k := 0
+	for _, b := range packed {
+		if !pre.skipBlock(b.tlo, b.thi, &b.sum) && (hq == nil || len(idsIn(cand, b.lo, b.hi)) > 0) {
+			packed[k] = b
+			k++
+		}
+	}
+	packed = packed[:k]
+	// Blocks in the order the merge needs them: by their best time.
+	if desc {
+		slices.SortFunc(packed, func(a, b packedBlock) int { return cmp.Compare(b.thi, a.thi) })
+	} else {
+		slices.SortFunc(packed, func(a, b packedBlock) int { return cmp.Compare(a.tlo, b.tlo) })
+	}
+	better := func(a, b rowKey) bool {
+		if desc {
+			return b.less(a)
+		}
+		return a.less(b)
+	}
+
+	// The rows not packed, sorted by SQLite.
+	order := "ASC"
+	if desc {
+		order = "DESC"
+	}
+	cond := "id > ? AND substr(x, 1, 3) >= ? AND substr(x, 1, 3) < ?"
+	args := []any{packedHi, t24(tfrom), t24(tto)}
+	if tto > maxRowT {
+		cond, args = "id > ? AND substr(x, 1, 3) >= ?", []any{packedHi, t24(tfrom)}
+	}
+	if hq != nil {
+		cond += " AND (id IN (SELECT value FROM json_each(?)) OR id >= ?)"
+		if scanFrom < 0 {
+			scanFrom = 1 << 62
+		}
+		args = append(args, jsonIDs(idsIn(cand, packedHi+1, 1<<62)), scanFrom)
+	}
+	var runs []*ordRun
+	rows, err := tx.QueryContext(ctx, "SELECT id, x FROM "+p.name+" WHERE "+cond+" ORDER BY substr(x, 1, 3) "+order+", id "+order, args...)
+	switch {
+	case isNoTable(err):
+		return true, nil // dropped by retention meanwhile
+	case err != nil:
+		return false, fmt.Errorf("cannot read raw flows: %w", err)
+	}
+	sqlRun := &ordRun{rows: rows}
+	defer func() {
+		if sqlRun.rows != nil {
+			sqlRun.rows.Close()
+		}
+	}()
+	if err := sqlRun.next(); err != nil {
+		return false, err
+	}
+	if !sqlRun.done() {
+		runs = append(runs, sqlRun)
+	}
+
+	var pr packedRows
+	load := func(b *packedBlock) error {
+		if err := s.readBlock(ctx, tx, p.name, b, &pr); err != nil {
+			return err
+		}
+		run := &ordRun{}
+		for i := range pr.n {
+			if !pre.pass(&pr, i) || (hq != nil && len(idsIn(cand, pr.ids[i], pr.ids[i])) == 0) {
+				continue
+			}
+			if err := s.loadX(&pr); err != nil {
+				return fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", p.name, b.lo, err)
+			}
+			run.buf = append(run.buf, ordRow{rowKey{pr.ts[i], pr.ids[i]}, pr.rowX(i, nil)})
+		}
+		if len(run.buf) == 0 {
+			return nil
+		}
+		slices.SortFunc(run.buf, func(a, b ordRow) int {
+			switch {
+			case better(a.key, b.key):
+				return -1
+			case better(b.key, a.key):
+				return 1
+			}
+			return 0
+		})
+		runs = append(runs, run)
+		return nil
+	}
+	bi := 0
+	for {
+		// The run with the best head.
+		best := -1
+		for i, r := range runs {
+			if best < 0 || better(r.peek().key, runs[best].peek().key) {
+				best = i
+			}
+		}
+		// Blocks that may hold a better row are read first.
+		if bi < len(packed) {
+			b := &packed[bi]
+			reach := best < 0
+			if !reach {
+				t := runs[best].peek().key.t
+				reach = (!desc && b.tlo <= t) || (desc && b.thi >= t)
+			}
+			if reach {
+				bi++
+				if err := load(b); err != nil {
+					return false, err
+				}
+				continue
+			}
+		}
+		if best < 0 {
+			return true, nil
+		}
+		r := runs[best]
+		h := r.peek()
+		ok, err := rr.accept(ctx, p, h.key.id, h.x)
+		if err != nil {
+			return false, err
+		}
+		if ok && !fn(&rr.row) {
+			return false, nil
+		}
+		if err := r.next(); err != nil {
+			return false, err
+		}
+		if r.done() {
+			runs = slices.Delete(runs, best, best+1)
+		}
+	}
 }
 
 // t24 is the 3-byte big-endian form of t that starts x.

@@ -1,0 +1,636 @@
+package flowdb
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/flowbox/flowbox/store"
+)
+
+// Packed raw blocks. The writer stores every flow as one row of its
+// partition (codec.go): cheap to append and at once visible, but SQLite
+// pays its row and B-tree costs per flow, on disk and again at every scan
+// (about 0.5 µs a row, which caps a scan near 1-2 M flows/s). Once a
+// partition is closed, its host index written and its rows counted into
+// the rollups, the packer (a goroutine of Run) moves its rows, a few
+// thousand at a time, into blocks of table rawk_NAME:
+//
+//	rawk_NAME (lo INTEGER PRIMARY KEY, hi, tlo, thi, n, s, c)
+//
+// A block holds the rows with ids lo..hi (the ranges of a partition's
+// blocks follow each other from id 1: every row at or below the last hi is
+// packed, every row above it is a row). tlo and thi are the range of the
+// rows' t, s their summary (the protocols and directions present) and c
+// the rows by column, each column compressed with zstd:
+//
+//	c: version byte (1), uvarint n, then four sections, each a uvarint
+//	   length and a zstd frame:
+//	   ids: uvarint id - previous id (the first from lo - 1)
+//	   t:   uvarint zigzag(t - previous t) (the first from 0)
+//	   key: 8 bytes a row: protocol, x[3] (address kinds, direction),
+//	        source and destination ports (big endian), router id
+//	        (little endian, 0xffff for 65535 and above)
+//	   x:   uvarint length and x[3:] of each row (x without its t)
+//
+// A scan thus skips a block by its t range and summary without reading c,
+// and of a block it reads decompresses the ids, t and key columns (a few
+// bytes a flow) and tests the filter's time range, protocols, ports,
+// directions and routers on them: the x column is decompressed only when
+// a row passes, and only the rows that pass are decoded whole. The host
+// index still finds rows by id, in blocks as in rows.
+//
+// A move is one transaction (insert the block, delete its rows), and a
+// reader reads a partition's blocks and rows in one read transaction, so
+// it sees every row once, before or after a move. The last row of the
+// newest block stays in the table as well (readers read only the rows
+// above the blocks): SQLite numbers new rows after the largest id, and the
+// writer's late flows must continue the partition's ids.
+
+const (
+	// packRowsDefault is the number of rows of a packed block.
+	packRowsDefault = 4096
+	// packSettle is how long after its end a partition's last rows, fewer
+	// than a block, are packed too.
+	packSettle = 30 * time.Minute
+	// packVersion is the version byte of c.
+	packVersion = 1
+	// packKeyLen is the size of a row of the key column.
+	packKeyLen = 8
+	// packMaxRows bounds the rows of a block a reader accepts.
+	packMaxRows = 1 << 16
+	// packSumLen is the size of s: 32 bytes of protocol bitmap, one of
+	// directions.
+	packSumLen = 33
+)
+
+// packTable returns the name of the packed-block table of a partition.
+func packTable(part string) string { return "rawk_" + strings.TrimPrefix(part, "raw_") }
+
+// blockSummary is what a packed block holds, for skipping it whole.
+type blockSummary struct {
+	protos [4]uint64
+	dirs   uint8
+}
+
+func (b *blockSummary) add(proto byte, dir store.Direction) {
+	b.protos[proto>>6] |= 1 << (proto & 63)
+	b.dirs |= 1 << (dir & 7)
+}
+
+func (b *blockSummary) encode() []byte {
+	out := make([]byte, 0, packSumLen)
+	for _, w := range b.protos {
+		out = binary.LittleEndian.AppendUint64(out, w)
+	}
+	return append(out, b.dirs)
+}
+
+func decodeSummary(s []byte) (blockSummary, bool) {
+	var b blockSummary
+	if len(s) != packSumLen {
+		return b, false
+	}
+	for i := range b.protos {
+		b.protos[i] = binary.LittleEndian.Uint64(s[8*i:])
+	}
+	b.dirs = s[32]
+	return b, true
+}
+
+// packEncoder builds the columns of one block.
+type packEncoder struct {
+	ids, ts, keys, xs []byte
+	sum               blockSummary
+	n                 int
+	prevID, prevT     int64
+	tlo, thi          int64
+	row               decodedRow
+}
+
+func (e *packEncoder) reset(lo int64) {
+	e.ids, e.ts, e.keys, e.xs = e.ids[:0], e.ts[:0], e.keys[:0], e.xs[:0]
+	e.sum = blockSummary{}
+	e.n, e.prevID, e.prevT = 0, lo-1, 0
+	e.tlo, e.thi = maxRowT, 0
+}
+
+// add appends a format 2 row; ids must ascend.
+func (e *packEncoder) add(id int64, x []byte) error {
+	if id <= e.prevID {
+		return fmt.Errorf("raw flow %d out of order", id)
+	}
+	r := &e.row
+	if err := decodeRaw(r, id, 0, x); err != nil {
+		return fmt.Errorf("cannot pack raw flow %d: %w", id, err)
+	}
+	f := &r.Flow
+	e.ids = binary.AppendUvarint(e.ids, uint64(id-e.prevID))
+	d := r.t - e.prevT
+	e.ts = binary.AppendUvarint(e.ts, uint64(d<<1)^uint64(d>>63))
+	router := uint16(0xffff)
+	if f.RouterID >= 0 && f.RouterID < 0xffff {
+		router = uint16(f.RouterID)
+	}
+	e.keys = append(e.keys, f.Proto, x[3], byte(f.SrcPort>>8), byte(f.SrcPort), byte(f.DstPort>>8), byte(f.DstPort), byte(router), byte(router>>8))
+	e.xs = binary.AppendUvarint(e.xs, uint64(len(x)-3))
+	e.xs = append(e.xs, x[3:]...)
+	e.sum.add(f.Proto, f.Direction)
+	e.tlo, e.thi = min(e.tlo, r.t), max(e.thi, r.t)
+	e.prevID, e.prevT = id, r.t
+	e.n++
+	return nil
+}
+
+// finish returns c.
+func (e *packEncoder) finish(enc *zstd.Encoder) []byte {
+	c := []byte{packVersion}
+	c = binary.AppendUvarint(c, uint64(e.n))
+	var z []byte
+	for _, sec := range [][]byte{e.ids, e.ts, e.keys, e.xs} {
+		z = enc.EncodeAll(sec, z[:0])
+		c = binary.AppendUvarint(c, uint64(len(z)))
+		c = append(c, z...)
+	}
+	return c
+}
+
+var errBadBlock = errors.New("damaged packed block")
+
+// packedRows is a decoded block: its ids, t and key columns, and its x
+// column once needed (loadX).
+type packedRows struct {
+	lo, hi int64
+	n      int
+	ids    []int64
+	ts     []int64
+	keys   []byte
+	xz     []byte // the compressed x section (owned)
+	x      []byte // decompressed x column, valid when xok
+	xoff   []int32 // start and end of each row in x
+	xok    bool
+	seq    bool // ids are lo, lo+1, ...: row i has id lo+i
+	buf    []byte
+}
+
+// decodeBlock decodes c (the block lo..hi) into pr, all but its x column.
+func (s *FlowDB) decodeBlock(c []byte, lo, hi int64, pr *packedRows) error {
+	pr.lo, pr.hi, pr.xok = lo, hi, false
+	if len(c) < 2 || c[0] != packVersion {
+		return errBadBlock
+	}
+	d := rawDecoder{b: c[1:]}
+	n := d.uvarint()
+	if d.err != nil || n > packMaxRows {
+		return errBadBlock
+	}
+	pr.n = int(n)
+	var secs [4][]byte
+	for i := range secs {
+		l := d.uvarint()
+		if d.err != nil || l > uint64(len(d.b)) {
+			return errBadBlock
+		}
+		secs[i], d.b = d.b[:l], d.b[l:]
+	}
+	if len(d.b) != 0 {
+		return errBadBlock
+	}
+	var err error
+	if pr.buf, err = s.zdec.DecodeAll(secs[0], pr.buf[:0]); err != nil {
+		return fmt.Errorf("%w: %w", errBadBlock, err)
+	}
+	pr.ids = pr.ids[:0]
+	id := lo - 1
+	rd := rawDecoder{b: pr.buf}
+	for range pr.n {
+		id += int64(rd.uvarint())
+		pr.ids = append(pr.ids, id)
+	}
+	if rd.err != nil || len(rd.b) != 0 || (pr.n > 0 && (pr.ids[0] < lo || id > hi || !slices.IsSorted(pr.ids))) {
+		return errBadBlock
+	}
+	pr.seq = pr.n == 0 || (pr.ids[0] == lo && id == lo+int64(pr.n)-1)
+	if pr.buf, err = s.zdec.DecodeAll(secs[1], pr.buf[:0]); err != nil {
+		return fmt.Errorf("%w: %w", errBadBlock, err)
+	}
+	pr.ts = pr.ts[:0]
+	var t int64
+	rd = rawDecoder{b: pr.buf}
+	for range pr.n {
+		z := rd.uvarint()
+		t += int64(z>>1) ^ -int64(z&1)
+		pr.ts = append(pr.ts, t)
+	}
+	if rd.err != nil || len(rd.b) != 0 {
+		return errBadBlock
+	}
+	if pr.keys, err = s.zdec.DecodeAll(secs[2], pr.keys[:0]); err != nil {
+		return fmt.Errorf("%w: %w", errBadBlock, err)
+	}
+	if len(pr.keys) != pr.n*packKeyLen {
+		return errBadBlock
+	}
+	pr.xz = append(pr.xz[:0], secs[3]...)
+	return nil
+}
+
+// loadX decompresses the x column.
+func (s *FlowDB) loadX(pr *packedRows) error {
+	if pr.xok {
+		return nil
+	}
+	var err error
+	if pr.x, err = s.zdec.DecodeAll(pr.xz, pr.x[:0]); err != nil {
+		return fmt.Errorf("%w: %w", errBadBlock, err)
+	}
+	pr.xoff = pr.xoff[:0]
+	rd := rawDecoder{b: pr.x}
+	for range pr.n {
+		l := rd.uvarint()
+		if rd.err != nil || l > uint64(len(rd.b)) {
+			return errBadBlock
+		}
+		at := int32(len(pr.x) - len(rd.b))
+		pr.xoff = append(pr.xoff, at, at+int32(l))
+		rd.b = rd.b[l:]
+	}
+	if len(rd.b) != 0 {
+		return errBadBlock
+	}
+	pr.xok = true
+	return nil
+}
+
+// index returns the row of id in the block.
+func (pr *packedRows) index(id int64) (int, bool) {
+	if pr.seq {
+		i := int(id - pr.lo)
+		return i, i >= 0 && i < pr.n
+	}
+	return slices.BinarySearch(pr.ids, id)
+}
+
+// rowX returns the format 2 x of row i (its t, then the rest) in dst's
+// storage. loadX must have been called.
+func (pr *packedRows) rowX(i int, dst []byte) []byte {
+	t := pr.ts[i]
+	dst = append(dst[:0], byte(t>>16), byte(t>>8), byte(t))
+	return append(dst, pr.x[pr.xoff[2*i]:pr.xoff[2*i+1]]...)
+}
+
+// rowPre is the part of a filter that the key column of packed blocks
+// answers: a necessary condition, every row passing it is checked whole.
+type rowPre struct {
+	tfrom, tto int64 // t range, ms from the partition start
+	protos     *blockSummary
+	dirs       uint8
+	ports      []uint16
+	routers    []int64 // nil: any; the ids of Sources (negatives: unknown exporters)
+	anyRouter0 bool    // Sources has an unknown exporter: router 0 passes
+}
+
+func newRowPre(flt *store.Filter, from, to, partStart int64) *rowPre {
+	p := &rowPre{tfrom: from - partStart, tto: to - partStart}
+	if len(flt.Protocols) > 0 {
+		p.protos = &blockSummary{}
+		for _, pr := range flt.Protocols {
+			p.protos.add(pr, 0)
+		}
+	}
+	for _, d := range flt.Directions {
+		p.dirs |= 1 << (d & 7)
+	}
+	p.ports = flt.Ports
+	if len(flt.Sources) > 0 {
+		p.routers = flt.Sources
+		for _, s := range flt.Sources {
+			if s < 0 {
+				p.anyRouter0 = true
+			}
+		}
+	}
+	return p
+}
+
+// skipBlock reports whether no row of a block with this t range and
+// summary can pass.
+func (p *rowPre) skipBlock(tlo, thi int64, sum *blockSummary) bool {
+	if thi < p.tfrom || tlo >= p.tto {
+		return true
+	}
+	if p.protos != nil {
+		hit := false
+		for i := range sum.protos {
+			hit = hit || sum.protos[i]&p.protos.protos[i] != 0
+		}
+		if !hit {
+			return true
+		}
+	}
+	return p.dirs != 0 && sum.dirs&p.dirs == 0
+}
+
+// pass tests row i of a block.
+func (p *rowPre) pass(pr *packedRows, i int) bool {
+	if t := pr.ts[i]; t < p.tfrom || t >= p.tto {
+		return false
+	}
+	k := pr.keys[i*packKeyLen : i*packKeyLen+packKeyLen]
+	if p.protos != nil && p.protos.protos[k[0]>>6]&(1<<(k[0]&63)) == 0 {
+		return false
+	}
+	if p.dirs != 0 && p.dirs&(1<<(k[1]>>4&7)) == 0 {
+		return false
+	}
+	if len(p.ports) > 0 {
+		sp, dp := uint16(k[2])<<8|uint16(k[3]), uint16(k[4])<<8|uint16(k[5])
+		if !slices.Contains(p.ports, sp) && !slices.Contains(p.ports, dp) {
+			return false
+		}
+	}
+	if p.routers != nil {
+		r := int64(k[6]) | int64(k[7])<<8
+		switch {
+		case r == 0xffff:
+		case r == 0:
+			if !p.anyRouter0 {
+				return false
+			}
+		default:
+			if !slices.Contains(p.routers, r) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// packedBlock is a block's row in rawk_NAME, without c.
+type packedBlock struct {
+	lo, hi, tlo, thi int64
+	sum              blockSummary
+}
+
+// querier runs the read queries of a scan: a read transaction, so that a
+// partition's blocks and rows are seen at one instant.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// packedBlocks lists the blocks of partition part overlapping ids lo..hi,
+// in id order (none when the partition has no packed block).
+func packedBlocks(ctx context.Context, q querier, part string, lo, hi int64) ([]packedBlock, error) {
+	rows, err := q.QueryContext(ctx, "SELECT lo, hi, tlo, thi, s FROM "+packTable(part)+" WHERE lo <= ? AND hi >= ? ORDER BY lo", hi, lo)
+	if err != nil {
+		if isNoTable(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("cannot read packed raw flows of %s: %w", part, err)
+	}
+	defer rows.Close()
+	var out []packedBlock
+	for rows.Next() {
+		var b packedBlock
+		var sum []byte
+		if err := rows.Scan(&b.lo, &b.hi, &b.tlo, &b.thi, &sum); err != nil {
+			return nil, fmt.Errorf("cannot read packed raw flows of %s: %w", part, err)
+		}
+		var ok bool
+		if b.sum, ok = decodeSummary(sum); !ok {
+			return nil, fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", part, b.lo, errBadBlock)
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read packed raw flows of %s: %w", part, err)
+	}
+	return out, nil
+}
+
+// readBlock reads and decodes block b of partition part into pr (all but
+// its x column).
+func (s *FlowDB) readBlock(ctx context.Context, q querier, part string, b *packedBlock, pr *packedRows) error {
+	var c []byte
+	if err := q.QueryRowContext(ctx, "SELECT c FROM "+packTable(part)+" WHERE lo = ?", b.lo).Scan(&c); err != nil {
+		return fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", part, b.lo, err)
+	}
+	if err := s.decodeBlock(c, b.lo, b.hi, pr); err != nil {
+		return fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", part, b.lo, err)
+	}
+	return nil
+}
+
+// maxRowID returns the last id of a partition, packed or not (0: none).
+func maxRowID(ctx context.Context, q querier, part string) (int64, error) {
+	var rowsMax, packMax int64
+	if err := q.QueryRowContext(ctx, "SELECT coalesce(max(id), 0) FROM "+part).Scan(&rowsMax); err != nil {
+		return 0, err
+	}
+	if err := q.QueryRowContext(ctx, "SELECT coalesce(max(hi), 0) FROM "+packTable(part)).Scan(&packMax); err != nil && !isNoTable(err) {
+		return 0, err
+	}
+	return max(rowsMax, packMax), nil
+}
+
+// The packer.
+
+// packCandidate is a closed partition with rows to pack.
+type packCandidate struct {
+	name   string
+	start  int64 // unix ms
+	limit  int64 // the last id both indexed and rolled up
+	packed int64 // the last id packed
+}
+
+// packCandidates lists the closed format 2 partitions with rows that the
+// host index covers and the rollups count but no block holds, oldest
+// first.
+func (s *FlowDB) packCandidates(ctx context.Context) ([]packCandidate, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT p.name, p.start, coalesce(p.rolled, -1),
+		coalesce((SELECT max(g.last_id) FROM raw_segments g WHERE g.part = p.name), 0)
+		FROM raw_partitions p WHERE p.format = ? AND p.closed = 1 ORDER BY p.start`, formatV2)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list partitions to pack: %w", err)
+	}
+	var out []packCandidate
+	for rows.Next() {
+		var c packCandidate
+		var rolled, covered int64
+		if err := rows.Scan(&c.name, &c.start, &rolled, &covered); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("cannot list partitions to pack: %w", err)
+		}
+		c.start *= 1000
+		c.limit = min(rolled, covered)
+		out = append(out, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot list partitions to pack: %w", err)
+	}
+	k := 0
+	for _, c := range out {
+		if err := s.r.QueryRowContext(ctx, "SELECT coalesce(max(hi), 0) FROM "+packTable(c.name)).Scan(&c.packed); err != nil && !isNoTable(err) {
+			return nil, fmt.Errorf("cannot list partitions to pack: %w", err)
+		}
+		if c.packed < c.limit {
+			out[k] = c
+			k++
+		}
+	}
+	return out[:k], nil
+}
+
+// packStep packs up to maxBlocks blocks of closed partitions, oldest
+// first: full blocks, and the last rows of a partition that ended
+// packSettle before now. It returns the number of blocks packed.
+func (s *FlowDB) packStep(ctx context.Context, now time.Time, maxBlocks int) (int, error) {
+	cands, err := s.packCandidates(ctx)
+	if err != nil {
+		return 0, err
+	}
+	done := 0
+	for i := range cands {
+		c := &cands[i]
+		settled := c.start+partitionSpan.Milliseconds()+packSettle.Milliseconds() <= now.UnixMilli()
+		for done < maxBlocks && c.packed < c.limit {
+			if err := ctx.Err(); err != nil {
+				return done, err
+			}
+			hi, err := s.packChunk(ctx, c, settled)
+			if err != nil {
+				return done, err
+			}
+			if hi == 0 {
+				break
+			}
+			c.packed = hi
+			done++
+		}
+		if done >= maxBlocks {
+			break
+		}
+	}
+	return done, nil
+}
+
+// packChunk moves the next rows of c (a block's worth, or fewer when
+// settled) into a block. It returns the block's last id, 0 when it packed
+// nothing.
+func (s *FlowDB) packChunk(ctx context.Context, c *packCandidate, settled bool) (int64, error) {
+	// The rows are read outside the write transaction: rows at or below
+	// the limit are never changed, only moved by this goroutine or dropped
+	// with their partition (which the transaction checks).
+	rows, err := s.r.QueryContext(ctx, "SELECT id, x FROM "+c.name+" WHERE id > ? AND id <= ? ORDER BY id LIMIT ?", c.packed, c.limit, s.packRows)
+	if err != nil {
+		if isNoTable(err) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("cannot pack raw flows of %s: %w", c.name, err)
+	}
+	e := &s.packEnc
+	e.reset(c.packed + 1)
+	var x sql.RawBytes
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id, &x); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("cannot pack raw flows of %s: %w", c.name, err)
+		}
+		if err := e.add(id, x); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("cannot pack raw flows of %s: %w", c.name, err)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("cannot pack raw flows of %s: %w", c.name, err)
+	}
+	if e.n < s.packRows && !settled {
+		return 0, nil // wait for a full block
+	}
+	if e.n == 0 {
+		return 0, nil
+	}
+	hi := e.prevID
+	blob := e.finish(s.zenc)
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("cannot pack raw flows of %s: %w", c.name, store.DescribeWriteError(err))
+	}
+	defer tx.Rollback()
+	var exists int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM raw_partitions WHERE name = ?", c.name).Scan(&exists); err != nil {
+		return 0, fmt.Errorf("cannot pack raw flows of %s: %w", c.name, store.DescribeWriteError(err))
+	}
+	if exists == 0 {
+		return 0, nil // dropped by retention meanwhile
+	}
+	for _, q := range []stmt{
+		{"CREATE TABLE IF NOT EXISTS " + packTable(c.name) + " (lo INTEGER PRIMARY KEY, hi INTEGER NOT NULL, tlo INTEGER NOT NULL, thi INTEGER NOT NULL, n INTEGER NOT NULL, s BLOB NOT NULL, c BLOB NOT NULL)", nil},
+		{"INSERT INTO " + packTable(c.name) + " (lo, hi, tlo, thi, n, s, c) VALUES (?, ?, ?, ?, ?, ?, ?)", []any{c.packed + 1, hi, e.tlo, e.thi, e.n, e.sum.encode(), blob}},
+		// The block's last row stays, a copy no reader reads (they read
+		// rows above the blocks only): SQLite numbers the writer's next
+		// rows after the table's largest id.
+		{"DELETE FROM " + c.name + " WHERE id >= ? AND id < ?", []any{c.packed, hi}},
+	} {
+		if _, err := tx.ExecContext(ctx, q.q, q.args...); err != nil {
+			return 0, fmt.Errorf("cannot pack raw flows of %s: %w", c.name, store.DescribeWriteError(err))
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("cannot pack raw flows of %s: %w", c.name, store.DescribeWriteError(err))
+	}
+	s.metrics.packedRows.Add(float64(e.n))
+	s.metrics.packedBlocks.Inc()
+	return hi, nil
+}
+
+// packLoop runs the packer until ctx ends: it packs while there is work
+// and the writer's queue is not filling, then waits.
+func (s *FlowDB) packLoop(ctx context.Context) {
+	const (
+		idle    = 15 * time.Second
+		backoff = time.Minute
+		chunk   = 8
+	)
+	wait := func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	for ctx.Err() == nil {
+		n, err := s.packStep(ctx, s.now(), chunk)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.metrics.packErrors.Inc()
+			s.logger.Warn("cannot pack raw flows into blocks; they stay rows and are retried", "err", err)
+			if !wait(backoff) {
+				return
+			}
+		case n == 0:
+			if !wait(idle) {
+				return
+			}
+		case len(s.queue) > cap(s.queue)/4:
+			// Flows are waiting: the writer goes first.
+			if !wait(time.Second) {
+				return
+			}
+		}
+	}
+}
