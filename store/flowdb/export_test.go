@@ -45,6 +45,32 @@ func AggregateFlows(s *FlowDB, flows []store.Flow) {
 	}
 }
 
+// PackAll packs the closed partitions into blocks as the packer does, at
+// the store's clock, until nothing is left to pack; it returns the blocks
+// written. Call it only while Run is not running.
+func PackAll(ctx context.Context, s *FlowDB) (int, error) {
+	total := 0
+	for {
+		n, err := s.packStep(ctx, s.now(), 1000)
+		total += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
+}
+
+// FileInUse returns the bytes of the database file's pages in use (the
+// file less its free pages, which SQLite reuses before growing it).
+func FileInUse(ctx context.Context, s *FlowDB) (int64, error) {
+	if _, err := s.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		return 0, fmt.Errorf("cannot checkpoint: %w", err)
+	}
+	var pages, free, size int64
+	err := s.w.QueryRowContext(ctx, "SELECT (SELECT page_count FROM pragma_page_count), (SELECT freelist_count FROM pragma_freelist_count), (SELECT page_size FROM pragma_page_size)").
+		Scan(&pages, &free, &size)
+	return (pages - free) * size, err
+}
+
 // CloseAllPartitions writes the host index of every raw partition as if
 // they had all ended. Call it only while Run is not running.
 func CloseAllPartitions(ctx context.Context, s *FlowDB) error {
@@ -94,7 +120,7 @@ func (s *FlowDB) diskUsage(ctx context.Context, also ...string) (raw, file, flow
 	defer db.Close()
 	db.SetMaxOpenConns(1)
 	rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT GLOB 'raw_[0-9]*'
-		AND name NOT GLOB 'rawx_[0-9]*' AND name NOT GLOB 'flows_[0-9]*' AND name != 'raw_segments' AND name NOT LIKE 'sqlite%'`)
+		AND name NOT GLOB 'rawx_[0-9]*' AND name NOT GLOB 'rawk_[0-9]*' AND name NOT GLOB 'flows_[0-9]*' AND name != 'raw_segments' AND name NOT LIKE 'sqlite%'`)
 	if err != nil {
 		return 0, 0, 0, err
 	}

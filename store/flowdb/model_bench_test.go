@@ -171,7 +171,10 @@ func benchLogger(tb testing.TB) *slog.Logger {
 // raw partitions, their host index and the rollups, in batches of 4,096
 // (the collector's batch size). It reports flows/s, allocations per flow,
 // and the bytes on disk per raw flow of the raw partitions alone (rows and
-// host index), of their host index, and of the whole database file.
+// host index), of their host index, and of the whole database file; then
+// the same once the partitions are packed into blocks (rawpack.go): the
+// raw partitions, and the file's pages in use (the pages the rows left are
+// free, and SQLite reuses them before the file grows).
 func BenchmarkInsertModelFlows(b *testing.B) {
 	ctx := context.Background()
 	end := time.Date(2026, 1, 14, 21, 30, 0, 0, time.UTC)
@@ -218,4 +221,19 @@ func BenchmarkInsertModelFlows(b *testing.B) {
 	b.ReportMetric(float64(raw)/float64(stored), "raw-disk-B/flow")
 	b.ReportMetric(float64(index)/float64(stored), "host-index-B/flow")
 	b.ReportMetric(float64(file)/float64(stored), "file-B/flow")
+	// The same flows once the packer has moved them into blocks.
+	flowdb.SetClock(s.FlowDB, func() time.Time { return end.Add(48 * time.Hour) })
+	if _, err := flowdb.PackAll(ctx, s.FlowDB); err != nil {
+		b.Fatal(err)
+	}
+	raw, _, _, _, err = flowdb.DiskUsage(ctx, s.FlowDB)
+	if err != nil {
+		b.Fatal(err)
+	}
+	used, err := flowdb.FileInUse(ctx, s.FlowDB)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(raw)/float64(stored), "packed-raw-disk-B/flow")
+	b.ReportMetric(float64(used)/float64(stored), "packed-file-B/flow")
 }

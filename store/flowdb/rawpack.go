@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -23,29 +24,38 @@ import (
 // the rollups, the packer (a goroutine of Run) moves its rows, a few
 // thousand at a time, into blocks of table rawk_NAME:
 //
-//	rawk_NAME (lo INTEGER PRIMARY KEY, hi, tlo, thi, n, s, c)
+//	rawk_NAME (lo INTEGER PRIMARY KEY, hi, tlo, thi, n, s, h, k, a, x)
 //
 // A block holds the rows with ids lo..hi (the ranges of a partition's
 // blocks follow each other from id 1: every row at or below the last hi is
 // packed, every row above it is a row). tlo and thi are the range of the
-// rows' t, s their summary (the protocols and directions present) and c
-// the rows by column, each column compressed with zstd:
+// rows' t, s their summary (the protocols and directions present), and
+// the rows are stored by column in blobs, the columns compressed with
+// zstd:
 //
-//	c: version byte (1), uvarint n, then four sections, each a uvarint
+//	k: version byte (1), uvarint n, then three sections, each a uvarint
 //	   length and a zstd frame:
 //	   ids: uvarint id - previous id (the first from lo - 1)
 //	   t:   uvarint zigzag(t - previous t) (the first from 0)
 //	   key: 8 bytes a row: protocol, x[3] (address kinds, direction),
 //	        source and destination ports (big endian), router id
 //	        (little endian, 0xffff for 65535 and above)
-//	   x:   uvarint length and x[3:] of each row (x without its t)
+//	h: a Bloom filter of the rows' local and remote addresses (8 bits an
+//	   address, 3 hashes, a power of two of 512 bits or more)
+//	a: a zstd frame of x[3:6] and the a and b addresses of each row (their
+//	   kinds in x[3] give their lengths)
+//	x: a zstd frame of a uvarint length and the rest of x of each row
 //
-// A scan thus skips a block by its t range and summary without reading c,
-// and of a block it reads decompresses the ids, t and key columns (a few
-// bytes a flow) and tests the filter's time range, protocols, ports,
-// directions and routers on them: the x column is decompressed only when
-// a row passes, and only the rows that pass are decoded whole. The host
-// index still finds rows by id, in blocks as in rows.
+// A scan skips a block by its t range and summary without reading it. Of
+// a block it reads, it decompresses k (a few bytes a flow) and tests the
+// filter's time range, protocols, ports, directions and routers on it;
+// with a host filter it first tests the Bloom filter (the host index's
+// candidates are many: it keys buckets, not addresses), then reads a and
+// tests the addresses; x is read
+// and decompressed only when a row passes, and only the rows that pass
+// are decoded whole. SQLite reads a row's blobs in order, so a block read
+// for k only does not read x's pages. The host index still finds rows by
+// id, in blocks as in rows.
 //
 // A move is one transaction (insert the block, delete its rows), and a
 // reader reads a partition's blocks and rows in one read transaction, so
@@ -107,7 +117,8 @@ func decodeSummary(s []byte) (blockSummary, bool) {
 
 // packEncoder builds the columns of one block.
 type packEncoder struct {
-	ids, ts, keys, xs []byte
+	ids, ts, keys, as, xs []byte
+	hosts                 []uint64 // hashes of the rows' addresses
 	sum               blockSummary
 	n                 int
 	prevID, prevT     int64
@@ -116,7 +127,8 @@ type packEncoder struct {
 }
 
 func (e *packEncoder) reset(lo int64) {
-	e.ids, e.ts, e.keys, e.xs = e.ids[:0], e.ts[:0], e.keys[:0], e.xs[:0]
+	e.ids, e.ts, e.keys, e.as, e.xs = e.ids[:0], e.ts[:0], e.keys[:0], e.as[:0], e.xs[:0]
+	e.hosts = e.hosts[:0]
 	e.sum = blockSummary{}
 	e.n, e.prevID, e.prevT = 0, lo-1, 0
 	e.tlo, e.thi = maxRowT, 0
@@ -140,8 +152,15 @@ func (e *packEncoder) add(id int64, x []byte) error {
 		router = uint16(f.RouterID)
 	}
 	e.keys = append(e.keys, f.Proto, x[3], byte(f.SrcPort>>8), byte(f.SrcPort), byte(f.DstPort>>8), byte(f.DstPort), byte(router), byte(router>>8))
-	e.xs = binary.AppendUvarint(e.xs, uint64(len(x)-3))
-	e.xs = append(e.xs, x[3:]...)
+	head := rawHeadLen + kindLen(x[3]&3) + kindLen(x[3]>>2&3) // checked by decodeRaw
+	e.as = append(e.as, x[3:head]...)
+	e.xs = binary.AppendUvarint(e.xs, uint64(len(x)-head))
+	e.xs = append(e.xs, x[head:]...)
+	for _, a := range [2]netip.Addr{r.local, r.remote} {
+		if a.IsValid() {
+			e.hosts = append(e.hosts, bloomHash(hostKey(a.Unmap())))
+		}
+	}
 	e.sum.add(f.Proto, f.Direction)
 	e.tlo, e.thi = min(e.tlo, r.t), max(e.thi, r.t)
 	e.prevID, e.prevT = id, r.t
@@ -149,50 +168,117 @@ func (e *packEncoder) add(id int64, x []byte) error {
 	return nil
 }
 
-// finish returns c.
-func (e *packEncoder) finish(enc *zstd.Encoder) []byte {
-	c := []byte{packVersion}
-	c = binary.AppendUvarint(c, uint64(e.n))
+// finish returns the k, a and x blobs of the block.
+func (e *packEncoder) finish(enc *zstd.Encoder) (k, a, x []byte) {
+	k = []byte{packVersion}
+	k = binary.AppendUvarint(k, uint64(e.n))
 	var z []byte
-	for _, sec := range [][]byte{e.ids, e.ts, e.keys, e.xs} {
+	for _, sec := range [][]byte{e.ids, e.ts, e.keys} {
 		z = enc.EncodeAll(sec, z[:0])
-		c = binary.AppendUvarint(c, uint64(len(z)))
-		c = append(c, z...)
+		k = binary.AppendUvarint(k, uint64(len(z)))
+		k = append(k, z...)
 	}
-	return c
+	return k, enc.EncodeAll(e.as, nil), enc.EncodeAll(e.xs, nil)
+}
+
+// bloom returns the Bloom filter of the rows' addresses.
+func (e *packEncoder) bloom() []byte {
+	slices.Sort(e.hosts)
+	keys := slices.Compact(e.hosts)
+	m := 512
+	for m < 8*len(keys) {
+		m *= 2
+	}
+	h := make([]byte, m/8)
+	for _, k := range keys {
+		for _, b := range bloomBits(k, m) {
+			h[b>>3] |= 1 << (b & 7)
+		}
+	}
+	return h
+}
+
+// bloomHash hashes an address (hostKey) for the blocks' Bloom filters; it
+// is stored, so it never changes.
+func bloomHash(k [16]byte) uint64 {
+	mix := func(z uint64) uint64 { // splitmix64's finalizer
+		z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+		z = (z ^ z>>27) * 0x94d049bb133111eb
+		return z ^ z>>31
+	}
+	return mix(binary.LittleEndian.Uint64(k[:8]) ^ mix(binary.LittleEndian.Uint64(k[8:])+0x9e3779b97f4a7c15))
+}
+
+// bloomBits returns the 3 bits of hash k in a filter of m bits (a power
+// of two), by double hashing.
+func bloomBits(k uint64, m int) [3]uint {
+	h1, h2 := uint(k), uint(k>>32)|1
+	mask := uint(m - 1)
+	return [3]uint{h1 & mask, (h1 + h2) & mask, (h1 + 2*h2) & mask}
+}
+
+// bloomHas reports whether filter h may hold hash k; a damaged filter
+// (not a power of two of 512 bits or more) may hold anything.
+func bloomHas(h []byte, k uint64) bool {
+	m := 8 * len(h)
+	if m < 512 || m&(m-1) != 0 {
+		return true
+	}
+	for _, b := range bloomBits(k, m) {
+		if h[b>>3]&(1<<(b&7)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// kindLen is the length of an address of kind k (kindNone...).
+func kindLen(k byte) int {
+	switch k {
+	case kindV4:
+		return 4
+	case kindV6:
+		return 16
+	}
+	return 0
 }
 
 var errBadBlock = errors.New("damaged packed block")
 
-// packedRows is a decoded block: its ids, t and key columns, and its x
-// column once needed (loadX).
+// packedRows is a decoded block: its k columns, and its a and x columns
+// once read and decompressed (loadA, loadX).
 type packedRows struct {
 	lo, hi int64
 	n      int
 	ids    []int64
 	ts     []int64
 	keys   []byte
-	xz     []byte // the compressed x section (owned)
+	seq    bool   // ids are lo, lo+1, ...: row i has id lo+i
+	az, xz []byte // the compressed a and x blobs, once read
+	a      []byte // decompressed a column, valid when aok
+	aoff   []int32
+	aok    bool
 	x      []byte // decompressed x column, valid when xok
 	xoff   []int32 // start and end of each row in x
 	xok    bool
-	seq    bool // ids are lo, lo+1, ...: row i has id lo+i
 	buf    []byte
 }
 
-// decodeBlock decodes c (the block lo..hi) into pr, all but its x column.
-func (s *FlowDB) decodeBlock(c []byte, lo, hi int64, pr *packedRows) error {
-	pr.lo, pr.hi, pr.xok = lo, hi, false
-	if len(c) < 2 || c[0] != packVersion {
+// decodeBlock decodes k (of the block lo..hi) into pr; its a and x
+// columns are left to read.
+func (s *FlowDB) decodeBlock(k []byte, lo, hi int64, pr *packedRows) error {
+	pr.lo, pr.hi, pr.aok, pr.xok = lo, hi, false, false
+	pr.az, pr.xz = pr.az[:0], pr.xz[:0]
+	if len(k) < 2 || k[0] != packVersion {
 		return errBadBlock
 	}
-	d := rawDecoder{b: c[1:]}
+	d := rawDecoder{b: k[1:]}
 	n := d.uvarint()
 	if d.err != nil || n > packMaxRows {
 		return errBadBlock
 	}
 	pr.n = int(n)
-	var secs [4][]byte
+	var secs [3][]byte
 	for i := range secs {
 		l := d.uvarint()
 		if d.err != nil || l > uint64(len(d.b)) {
@@ -227,6 +313,9 @@ func (s *FlowDB) decodeBlock(c []byte, lo, hi int64, pr *packedRows) error {
 	for range pr.n {
 		z := rd.uvarint()
 		t += int64(z>>1) ^ -int64(z&1)
+		if t < 0 || t > maxRowT {
+			return errBadBlock
+		}
 		pr.ts = append(pr.ts, t)
 	}
 	if rd.err != nil || len(rd.b) != 0 {
@@ -238,15 +327,38 @@ func (s *FlowDB) decodeBlock(c []byte, lo, hi int64, pr *packedRows) error {
 	if len(pr.keys) != pr.n*packKeyLen {
 		return errBadBlock
 	}
-	pr.xz = append(pr.xz[:0], secs[3]...)
 	return nil
 }
 
-// loadX decompresses the x column.
-func (s *FlowDB) loadX(pr *packedRows) error {
-	if pr.xok {
-		return nil
+// decodeA decompresses the a column from pr.az.
+func (s *FlowDB) decodeA(pr *packedRows) error {
+	var err error
+	if pr.a, err = s.zdec.DecodeAll(pr.az, pr.a[:0]); err != nil {
+		return fmt.Errorf("%w: %w", errBadBlock, err)
 	}
+	pr.aoff = pr.aoff[:0]
+	at := 0
+	for range pr.n {
+		if at+3 > len(pr.a) {
+			return errBadBlock
+		}
+		pr.aoff = append(pr.aoff, int32(at))
+		kinds := pr.a[at]
+		if kinds&3 == 3 || kinds>>2&3 == 3 {
+			return errBadBlock
+		}
+		at += 3 + kindLen(kinds&3) + kindLen(kinds>>2&3)
+	}
+	if at != len(pr.a) {
+		return errBadBlock
+	}
+	pr.aoff = append(pr.aoff, int32(at))
+	pr.aok = true
+	return nil
+}
+
+// decodeX decompresses the x column from pr.xz.
+func (s *FlowDB) decodeX(pr *packedRows) error {
 	var err error
 	if pr.x, err = s.zdec.DecodeAll(pr.xz, pr.x[:0]); err != nil {
 		return fmt.Errorf("%w: %w", errBadBlock, err)
@@ -278,12 +390,117 @@ func (pr *packedRows) index(id int64) (int, bool) {
 	return slices.BinarySearch(pr.ids, id)
 }
 
-// rowX returns the format 2 x of row i (its t, then the rest) in dst's
-// storage. loadX must have been called.
+// addrs returns the local and remote addresses of row i (the a column
+// must be decoded).
+func (pr *packedRows) addrs(i int) (local, remote netip.Addr) {
+	r := pr.a[pr.aoff[i]:pr.aoff[i+1]]
+	d := rawDecoder{b: r[3:]}
+	local = d.kindAddr(r[0] & 3)
+	remote = d.kindAddr(r[0] >> 2 & 3)
+	return local, remote
+}
+
+// rowX returns the format 2 x of row i (its t, its a column, the rest) in
+// dst's storage. Both columns must be decoded.
 func (pr *packedRows) rowX(i int, dst []byte) []byte {
 	t := pr.ts[i]
 	dst = append(dst[:0], byte(t>>16), byte(t>>8), byte(t))
+	dst = append(dst, pr.a[pr.aoff[i]:pr.aoff[i+1]]...)
 	return append(dst, pr.x[pr.xoff[2*i]:pr.xoff[2*i+1]]...)
+}
+
+// blockReader reads the blocks of one partition in a read transaction,
+// its statements prepared once.
+type blockReader struct {
+	s     *FlowDB
+	tx    *sql.Tx
+	part  string
+	stmts [4]*sql.Stmt // by blob column: h, k, a, x
+}
+
+// Blob columns of a block.
+const (
+	colH = iota
+	colK
+	colA
+	colX
+)
+
+var blobCols = [4]string{"h", "k", "a", "x"}
+
+func newBlockReader(s *FlowDB, tx *sql.Tx, part string) *blockReader {
+	return &blockReader{s: s, tx: tx, part: part}
+}
+
+// blob reads column col of block lo into *dst.
+func (br *blockReader) blob(ctx context.Context, col int, lo int64, dst *[]byte) error {
+	if br.stmts[col] == nil {
+		st, err := br.tx.PrepareContext(ctx, "SELECT "+blobCols[col]+" FROM "+packTable(br.part)+" WHERE lo = ?")
+		if err != nil {
+			return fmt.Errorf("cannot read packed raw flows of %s: %w", br.part, err)
+		}
+		br.stmts[col] = st
+	}
+	if err := br.stmts[col].QueryRowContext(ctx, lo).Scan(dst); err != nil {
+		return fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", br.part, lo, err)
+	}
+	return nil
+}
+
+func (br *blockReader) close() {
+	for _, st := range br.stmts {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+// blockCols reads what is missing of the a column, and of the x column
+// when x, of block pr.
+func (br *blockReader) blockCols(ctx context.Context, pr *packedRows, x bool) error {
+	if !pr.aok {
+		if err := br.blob(ctx, colA, pr.lo, &pr.az); err != nil {
+			return err
+		}
+		if err := br.s.decodeA(pr); err != nil {
+			return fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", br.part, pr.lo, err)
+		}
+	}
+	if x && !pr.xok {
+		if err := br.blob(ctx, colX, pr.lo, &pr.xz); err != nil {
+			return err
+		}
+		if err := br.s.decodeX(pr); err != nil {
+			return fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", br.part, pr.lo, err)
+		}
+	}
+	return nil
+}
+
+// skipsHosts reports whether block b has none of the filter's hosts, by
+// its Bloom filter.
+func (br *blockReader) skipsHosts(ctx context.Context, b *packedBlock, pre *rowPre) (bool, error) {
+	if pre == nil || len(pre.hostSets) == 0 {
+		return false, nil
+	}
+	var h []byte
+	if err := br.blob(ctx, colH, b.lo, &h); err != nil {
+		return false, err
+	}
+	return pre.skipHosts(h), nil
+}
+
+// read reads and decodes the k column of block b into pr (blockCols
+// reads the others when needed).
+func (br *blockReader) read(ctx context.Context, b *packedBlock, pr *packedRows) error {
+	var k []byte
+	if err := br.blob(ctx, colK, b.lo, &k); err != nil {
+		return err
+	}
+	if err := br.s.decodeBlock(k, b.lo, b.hi, pr); err != nil {
+		return fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", br.part, b.lo, err)
+	}
+	return nil
 }
 
 // rowPre is the part of a filter that the key column of packed blocks
@@ -295,6 +512,12 @@ type rowPre struct {
 	ports      []uint16
 	routers    []int64 // nil: any; the ids of Sources (negatives: unknown exporters)
 	anyRouter0 bool    // Sources has an unknown exporter: router 0 passes
+	// hosts is the filter's host part (nil: none), tested on the a column.
+	hosts *store.Filter
+	// hostSets are the hashes of the addresses of each host set of the
+	// filter the host index answers (hostQuery): a block whose Bloom
+	// filter has none of a set's is skipped.
+	hostSets [][]uint64
 }
 
 func newRowPre(flt *store.Filter, from, to, partStart int64) *rowPre {
@@ -309,6 +532,18 @@ func newRowPre(flt *store.Filter, from, to, partStart int64) *rowPre {
 		p.dirs |= 1 << (d & 7)
 	}
 	p.ports = flt.Ports
+	if len(flt.Hosts)+len(flt.LocalHosts)+len(flt.RemoteHosts) > 0 {
+		p.hosts = &store.Filter{Hosts: flt.Hosts, LocalHosts: flt.LocalHosts, RemoteHosts: flt.RemoteHosts}
+	}
+	if hq := newHostQuery(flt); hq != nil {
+		for _, set := range hq.sets {
+			hs := make([]uint64, len(set))
+			for i, k := range set {
+				hs[i] = bloomHash(k)
+			}
+			p.hostSets = append(p.hostSets, hs)
+		}
+	}
 	if len(flt.Sources) > 0 {
 		p.routers = flt.Sources
 		for _, s := range flt.Sources {
@@ -336,6 +571,24 @@ func (p *rowPre) skipBlock(tlo, thi int64, sum *blockSummary) bool {
 		}
 	}
 	return p.dirs != 0 && sum.dirs&p.dirs == 0
+}
+
+// skipHosts reports whether a block whose Bloom filter is h has no row
+// of the filter's hosts.
+func (p *rowPre) skipHosts(h []byte) bool {
+	for _, set := range p.hostSets {
+		hit := false
+		for _, k := range set {
+			if bloomHas(h, k) {
+				hit = true
+				break
+			}
+		}
+		if !hit {
+			return true
+		}
+	}
+	return false
 }
 
 // pass tests row i of a block.
@@ -373,7 +626,26 @@ func (p *rowPre) pass(pr *packedRows, i int) bool {
 	return true
 }
 
-// packedBlock is a block's row in rawk_NAME, without c.
+// row reports whether row i of block pr may pass, and when it may,
+// decodes its a and x columns (reading them with br): the key column
+// first, then with a host filter the addresses.
+func (p *rowPre) row(ctx context.Context, br *blockReader, pr *packedRows, i int) (bool, error) {
+	if !p.pass(pr, i) {
+		return false, nil
+	}
+	if p.hosts != nil {
+		if err := br.blockCols(ctx, pr, false); err != nil {
+			return false, err
+		}
+		local, remote := pr.addrs(i)
+		if !p.hosts.Match(&store.Flow{}, 0, local.Unmap(), remote.Unmap()) {
+			return false, nil
+		}
+	}
+	return true, br.blockCols(ctx, pr, true)
+}
+
+// packedBlock is a block's row in rawk_NAME, without its columns.
 type packedBlock struct {
 	lo, hi, tlo, thi int64
 	sum              blockSummary
@@ -386,14 +658,12 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// packedBlocks lists the blocks of partition part overlapping ids lo..hi,
-// in id order (none when the partition has no packed block).
-func packedBlocks(ctx context.Context, q querier, part string, lo, hi int64) ([]packedBlock, error) {
-	rows, err := q.QueryContext(ctx, "SELECT lo, hi, tlo, thi, s FROM "+packTable(part)+" WHERE lo <= ? AND hi >= ? ORDER BY lo", hi, lo)
+// packedBlocks lists the blocks of the partition that hold ids lo..hi,
+// in id order, with the statement st of packedBlocksQuery (none when the
+// partition has no packed block).
+func packedBlocks(ctx context.Context, st *sql.Stmt, part string, lo, hi int64) ([]packedBlock, error) {
+	rows, err := st.QueryContext(ctx, lo, hi, lo)
 	if err != nil {
-		if isNoTable(err) {
-			return nil, nil
-		}
 		return nil, fmt.Errorf("cannot read packed raw flows of %s: %w", part, err)
 	}
 	defer rows.Close()
@@ -416,17 +686,11 @@ func packedBlocks(ctx context.Context, q querier, part string, lo, hi int64) ([]
 	return out, nil
 }
 
-// readBlock reads and decodes block b of partition part into pr (all but
-// its x column).
-func (s *FlowDB) readBlock(ctx context.Context, q querier, part string, b *packedBlock, pr *packedRows) error {
-	var c []byte
-	if err := q.QueryRowContext(ctx, "SELECT c FROM "+packTable(part)+" WHERE lo = ?", b.lo).Scan(&c); err != nil {
-		return fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", part, b.lo, err)
-	}
-	if err := s.decodeBlock(c, b.lo, b.hi, pr); err != nil {
-		return fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", part, b.lo, err)
-	}
-	return nil
+// packedBlocksQuery is the query of packedBlocks on table t: the block
+// holding lo starts at or before it, and the range is one of the primary
+// key (in the covering index of the blocks' list).
+func packedBlocksQuery(t string) string {
+	return "SELECT lo, hi, tlo, thi, s FROM " + t + " WHERE lo >= coalesce((SELECT max(lo) FROM " + t + " WHERE lo <= ?1), 0) AND lo <= ?2 AND hi >= ?3 ORDER BY lo"
 }
 
 // maxRowID returns the last id of a partition, packed or not (0: none).
@@ -562,7 +826,7 @@ func (s *FlowDB) packChunk(ctx context.Context, c *packCandidate, settled bool) 
 		return 0, nil
 	}
 	hi := e.prevID
-	blob := e.finish(s.zenc)
+	kb, ab, xb := e.finish(s.zenc)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("cannot pack raw flows of %s: %w", c.name, store.DescribeWriteError(err))
@@ -576,8 +840,10 @@ func (s *FlowDB) packChunk(ctx context.Context, c *packCandidate, settled bool) 
 		return 0, nil // dropped by retention meanwhile
 	}
 	for _, q := range []stmt{
-		{"CREATE TABLE IF NOT EXISTS " + packTable(c.name) + " (lo INTEGER PRIMARY KEY, hi INTEGER NOT NULL, tlo INTEGER NOT NULL, thi INTEGER NOT NULL, n INTEGER NOT NULL, s BLOB NOT NULL, c BLOB NOT NULL)", nil},
-		{"INSERT INTO " + packTable(c.name) + " (lo, hi, tlo, thi, n, s, c) VALUES (?, ?, ?, ?, ?, ?, ?)", []any{c.packed + 1, hi, e.tlo, e.thi, e.n, e.sum.encode(), blob}},
+		{"CREATE TABLE IF NOT EXISTS " + packTable(c.name) + " (lo INTEGER PRIMARY KEY, hi INTEGER NOT NULL, tlo INTEGER NOT NULL, thi INTEGER NOT NULL, n INTEGER NOT NULL, s BLOB NOT NULL, h BLOB NOT NULL, k BLOB NOT NULL, a BLOB NOT NULL, x BLOB NOT NULL)", nil},
+		// The blocks' list without their blobs (a block's row spans pages).
+		{"CREATE INDEX IF NOT EXISTS " + packTable(c.name) + "_m ON " + packTable(c.name) + " (lo, hi, tlo, thi, s)", nil},
+		{"INSERT INTO " + packTable(c.name) + " (lo, hi, tlo, thi, n, s, h, k, a, x) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", []any{c.packed + 1, hi, e.tlo, e.thi, e.n, e.sum.encode(), e.bloom(), kb, ab, xb}},
 		// The block's last row stays, a copy no reader reads (they read
 		// rows above the blocks only): SQLite numbers the writer's next
 		// rows after the table's largest id.

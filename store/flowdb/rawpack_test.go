@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -227,12 +228,20 @@ func TestPackBlockCodec(t *testing.T) {
 		if err := e.add(ids[len(ids)-1], xs[0]); err == nil {
 			t.Fatal("a row out of order was packed")
 		}
-		c := e.finish(s.zenc)
-		var pr packedRows
-		if err := s.decodeBlock(c, 10, ids[len(ids)-1], &pr); err != nil {
-			t.Fatal(err)
+		k, a, x := e.finish(s.zenc)
+		decode := func(k, a, x []byte, pr *packedRows) error {
+			if err := s.decodeBlock(k, 10, ids[len(ids)-1], pr); err != nil {
+				return err
+			}
+			pr.az = a
+			if err := s.decodeA(pr); err != nil {
+				return err
+			}
+			pr.xz = x
+			return s.decodeX(pr)
 		}
-		if err := s.loadX(&pr); err != nil {
+		var pr packedRows
+		if err := decode(k, a, x, &pr); err != nil {
 			t.Fatal(err)
 		}
 		if pr.n != len(xs) || pr.seq == gaps {
@@ -243,27 +252,31 @@ func TestPackBlockCodec(t *testing.T) {
 			if !ok || j != i || !bytes.Equal(pr.rowX(j, nil), x) {
 				t.Fatalf("gaps %v: row %d (id %d): index %d %v, x differs", gaps, i, ids[i], j, ok)
 			}
+			_, l, r, _ := rawHead(x)
+			if gl, gr := pr.addrs(j); gl != l || gr != r {
+				t.Fatalf("gaps %v: row %d: addresses %v %v, want %v %v", gaps, i, gl, gr, l, r)
+			}
 		}
 		if _, ok := pr.index(ids[len(ids)-1] + 1); ok {
 			t.Fatal("an id after the block was found")
 		}
-		// Every truncation and a flipped byte in each section are errors.
-		for cut := 0; cut < len(c); cut += max(1, len(c)/50) {
-			var bad packedRows
-			err := s.decodeBlock(c[:cut], 10, ids[len(ids)-1], &bad)
-			if err == nil {
-				err = s.loadX(&bad)
+		// Every truncation of each blob is an error; flipped bytes never
+		// panic.
+		blobs := [][]byte{k, a, x}
+		for b := range blobs {
+			c := blobs[b]
+			for cut := 0; cut < len(c); cut += max(1, len(c)/50) {
+				bad := slices.Clone(blobs)
+				bad[b] = c[:cut]
+				if err := decode(bad[0], bad[1], bad[2], &packedRows{}); err == nil {
+					t.Fatalf("blob %d cut at %d of %d decoded", b, cut, len(c))
+				}
 			}
-			if err == nil {
-				t.Fatalf("a block cut at %d of %d decoded", cut, len(c))
-			}
-		}
-		for at := 1; at < len(c); at += 7 {
-			d := bytes.Clone(c)
-			d[at] ^= 0x5a
-			var bad packedRows
-			if err := s.decodeBlock(d, 10, ids[len(ids)-1], &bad); err == nil {
-				_ = s.loadX(&bad) // may pass (a flipped bit zstd cannot see): no panic is the test
+			for at := 1; at < len(c); at += 7 {
+				bad := slices.Clone(blobs)
+				bad[b] = bytes.Clone(c)
+				bad[b][at] ^= 0x5a
+				_ = decode(bad[0], bad[1], bad[2], &packedRows{}) // may pass (zstd cannot see every flip): no panic is the test
 			}
 		}
 	}
@@ -288,20 +301,32 @@ func TestPackedBlockDamaged(t *testing.T) {
 	if err != nil || len(parts) < 2 {
 		t.Fatalf("%d partitions (%v)", len(parts), err)
 	}
-	if _, err := s.w.Exec("UPDATE " + packTable(parts[0].name) + " SET c = substr(c, 1, length(c) - 5) WHERE lo = 1"); err != nil {
+	// The first block of the fullest partition.
+	bad := parts[0]
+	var most int
+	for _, p := range parts {
+		var n int
+		if err := s.r.QueryRow("SELECT n FROM " + packTable(p.name) + " WHERE lo = 1").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > most {
+			bad, most = p, n
+		}
+	}
+	if _, err := s.w.Exec("UPDATE " + packTable(bad.name) + " SET x = substr(x, 1, length(x) - 5) WHERE lo = 1"); err != nil {
 		t.Fatal(err)
 	}
 	from, to := testNow.Add(-time.Hour), testNow.Add(time.Hour)
 	_, err = s.Top(ctx, store.TopQuery{From: from, To: to, Dimension: store.DimRemoteHost, Filter: store.Filter{Ports: []uint16{53}}, Resolution: store.ResRaw})
-	if err == nil || !errors.Is(err, errBadBlock) || !strings.Contains(err.Error(), parts[0].name) {
-		t.Fatalf("top over a damaged block: %v, want a damaged packed block error naming %s", err, parts[0].name)
+	if err == nil || !errors.Is(err, errBadBlock) || !strings.Contains(err.Error(), bad.name) {
+		t.Fatalf("top over a damaged block: %v, want a damaged packed block error naming %s", err, bad.name)
 	}
 	var buf bytes.Buffer
 	if err := s.ExportCSV(ctx, store.SearchQuery{From: from, To: to}, &buf); err == nil || !errors.Is(err, errBadBlock) {
 		t.Fatalf("export over a damaged block: %v", err)
 	}
 	// The partitions after it still answer.
-	later := time.UnixMilli(parts[1].start).UTC()
+	later := time.UnixMilli(bad.start + partitionSpan.Milliseconds()).UTC()
 	if _, err := s.Top(ctx, store.TopQuery{From: later, To: to, Dimension: store.DimRemoteHost, Filter: store.Filter{Ports: []uint16{53}}, Resolution: store.ResRaw}); err != nil {
 		t.Fatalf("top after the damaged partition: %v", err)
 	}

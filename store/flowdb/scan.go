@@ -313,30 +313,75 @@ func (rr *rowReader) check(ctx context.Context, r *decodedRow) (bool, error) {
 	return rr.flt.Match(&r.Flow, src, r.local.Unmap(), r.remote.Unmap()), nil
 }
 
+// partReader reads one format 2 partition in a read transaction: its
+// rows and its packed blocks (rawpack.go), so that every row is seen
+// once, as a row or in a block.
+type partReader struct {
+	tx     *sql.Tx
+	br     *blockReader
+	list   *sql.Stmt // packedBlocksQuery; nil when the partition has none
+	packed bool
+}
+
+func (s *FlowDB) openPart(ctx context.Context, p *rawPartition) (*partReader, error) {
+	tx, err := s.r.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read raw flows: %w", err)
+	}
+	r := &partReader{tx: tx, br: newBlockReader(s, tx, p.name)}
+	// This first read fixes the transaction's snapshot: the packer may
+	// create the table and move rows into it at any time before.
+	var tables int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?", packTable(p.name)).Scan(&tables); err != nil {
+		r.close()
+		return nil, fmt.Errorf("cannot read raw flows: %w", err)
+	}
+	if tables == 0 {
+		return r, nil
+	}
+	if r.list, err = tx.PrepareContext(ctx, packedBlocksQuery(packTable(p.name))); err != nil {
+		r.close()
+		return nil, fmt.Errorf("cannot read packed raw flows of %s: %w", p.name, err)
+	}
+	r.packed = true
+	return r, nil
+}
+
+// blocks lists the packed blocks holding ids lo..hi.
+func (r *partReader) blocks(ctx context.Context, part string, lo, hi int64) ([]packedBlock, error) {
+	if !r.packed {
+		return nil, nil
+	}
+	return packedBlocks(ctx, r.list, part, lo, hi)
+}
+
+func (r *partReader) close() {
+	if r.list != nil {
+		r.list.Close()
+	}
+	r.br.close()
+	r.tx.Rollback()
+}
+
 // fetchBatch calls fn with the id and x of the rows of blocks (format 2),
-// each block in id order, whether they are rows or in packed blocks
-// (rawpack.go), all read in one read transaction. pre (nil: none) skips
-// packed rows that cannot pass the filter without decoding them; fn
-// checks the rows it gets whole. fn returns false to stop. fetchBatch
-// returns the number of rows it looked at.
-func (s *FlowDB) fetchBatch(ctx context.Context, p *rawPartition, blocks []rawBlock, pre *rowPre, fn func(id int64, x []byte) (bool, error)) (int64, error) {
+// each block in id order, whether they are rows or in packed blocks,
+// read with pr. pre (nil: none) skips packed rows that cannot pass the
+// filter without decoding them; fn checks the rows it gets whole. fn
+// returns false to stop. fetchBatch returns the number of rows it looked
+// at.
+func (s *FlowDB) fetchBatch(ctx context.Context, pr *partReader, p *rawPartition, blocks []rawBlock, pre *rowPre, fn func(id int64, x []byte) (bool, error)) (int64, error) {
 	if len(blocks) == 0 {
 		return 0, nil
 	}
-	tx, err := s.r.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("cannot read raw flows: %w", err)
-	}
-	defer tx.Rollback()
 	lo, hi := blocks[0].lo, blocks[0].hi
 	for i := range blocks {
 		lo, hi = min(lo, blocks[i].lo), max(hi, blocks[i].hi)
 	}
-	packed, err := packedBlocks(ctx, tx, p.name, lo, hi)
+	packed, err := pr.blocks(ctx, p.name, lo, hi)
 	if err != nil {
 		return 0, err
 	}
-	f := &fetcher{s: s, q: tx, p: p, pre: pre, fn: fn, packed: packed}
+	f := &fetcher{s: s, q: pr.tx, br: pr.br, p: p, pre: pre, fn: fn, packed: packed}
 	more, err := f.blocks(ctx, blocks)
 	if err == nil && more {
 		_, err = f.flushIDs(ctx)
@@ -348,6 +393,7 @@ func (s *FlowDB) fetchBatch(ctx context.Context, p *rawPartition, blocks []rawBl
 type fetcher struct {
 	s       *FlowDB
 	q       querier
+	br      *blockReader
 	p       *rawPartition
 	pre     *rowPre
 	fn      func(id int64, x []byte) (bool, error)
@@ -454,18 +500,22 @@ func (f *fetcher) fromBlock(ctx context.Context, b *packedBlock, lo, hi int64, i
 	pr := &f.cur
 	if !f.curOK || pr.lo != b.lo {
 		f.curOK = false
-		if err := f.s.readBlock(ctx, f.q, f.p.name, b, pr); err != nil {
+		if skip, err := f.br.skipsHosts(ctx, b, f.pre); err != nil || skip {
+			return err == nil, err
+		}
+		if err := f.br.read(ctx, b, pr); err != nil {
 			return false, err
 		}
 		f.curOK = true
 	}
 	row := func(i int) (bool, error) {
 		f.scanned++
-		if f.pre != nil && !f.pre.pass(pr, i) {
-			return true, nil
-		}
-		if err := f.s.loadX(pr); err != nil {
-			return false, fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", f.p.name, b.lo, err)
+		if f.pre != nil {
+			if ok, err := f.pre.row(ctx, f.br, pr, i); err != nil || !ok {
+				return err == nil, err
+			}
+		} else if err := f.br.blockCols(ctx, pr, true); err != nil {
+			return false, err
 		}
 		f.x = pr.rowX(i, f.x)
 		return f.fn(pr.ids[i], f.x)
@@ -617,7 +667,12 @@ func (s *FlowDB) visitPartition(ctx context.Context, rr *rowReader, hq *hostQuer
 	}
 	stopped := false
 	pre := newRowPre(rr.flt, rr.from, rr.to, p.start)
-	read, err = s.fetchBatch(ctx, p, blocks, pre, func(id int64, x []byte) (bool, error) {
+	pr, err := s.openPart(ctx, p)
+	if err != nil {
+		return false, 0, cut, err
+	}
+	defer pr.close()
+	read, err = s.fetchBatch(ctx, pr, p, blocks, pre, func(id int64, x []byte) (bool, error) {
 		ok, err := rr.accept(ctx, p, id, x)
 		if err != nil || !ok {
 			return err == nil, err
@@ -896,6 +951,11 @@ func (s *FlowDB) searchPartition(ctx context.Context, rr *rowReader, p *rawParti
 		return nil, err
 	}
 	pre := newRowPre(rr.flt, rr.from, rr.to, p.start)
+	pr, err := s.openPart(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	defer pr.close()
 	// best is the best key a block's rows can have, worst the worst.
 	best := func(b *rawBlock) rowKey {
 		if desc {
@@ -946,7 +1006,7 @@ func (s *FlowDB) searchPartition(ctx context.Context, rr *rowReader, p *rawParti
 		batch := slices.Clone(blocks[:j])
 		blocks = blocks[j:]
 		slices.SortFunc(batch, func(a, b rawBlock) int { return cmp.Compare(a.lo, b.lo) })
-		_, err := s.fetchBatch(ctx, p, batch, pre, func(id int64, x []byte) (bool, error) {
+		_, err := s.fetchBatch(ctx, pr, p, batch, pre, func(id int64, x []byte) (bool, error) {
 			ok, err := rr.accept(ctx, p, id, x)
 			if err != nil || !ok {
 				return err == nil, err
@@ -1084,12 +1144,13 @@ func (s *FlowDB) orderedPartition(ctx context.Context, rr *rowReader, p *rawPart
 		}
 		slices.Sort(cand)
 	}
-	tx, err := s.r.BeginTx(ctx, nil)
+	part, err := s.openPart(ctx, p)
 	if err != nil {
-		return false, fmt.Errorf("cannot read raw flows: %w", err)
+		return false, err
 	}
-	defer tx.Rollback()
-	packed, err := packedBlocks(ctx, tx, p.name, 1, 1<<62)
+	defer part.close()
+	tx, br := part.tx, part.br
+	packed, err := part.blocks(ctx, p.name, 1, 1<<62)
 	if err != nil {
 		return false, err
 	}
@@ -1159,16 +1220,22 @@ func (s *FlowDB) orderedPartition(ctx context.Context, rr *rowReader, p *rawPart
 
 	var pr packedRows
 	load := func(b *packedBlock) error {
-		if err := s.readBlock(ctx, tx, p.name, b, &pr); err != nil {
+		if skip, err := br.skipsHosts(ctx, b, pre); err != nil || skip {
+			return err
+		}
+		if err := br.read(ctx, b, &pr); err != nil {
 			return err
 		}
 		run := &ordRun{}
 		for i := range pr.n {
-			if !pre.pass(&pr, i) || (hq != nil && len(idsIn(cand, pr.ids[i], pr.ids[i])) == 0) {
+			if hq != nil && len(idsIn(cand, pr.ids[i], pr.ids[i])) == 0 {
 				continue
 			}
-			if err := s.loadX(&pr); err != nil {
-				return fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", p.name, b.lo, err)
+			if ok, err := pre.row(ctx, br, &pr, i); err != nil || !ok {
+				if err != nil {
+					return err
+				}
+				continue
 			}
 			run.buf = append(run.buf, ordRow{rowKey{pr.ts[i], pr.ids[i]}, pr.rowX(i, nil)})
 		}
