@@ -119,11 +119,11 @@ func decodeSummary(s []byte) (blockSummary, bool) {
 type packEncoder struct {
 	ids, ts, keys, as, xs []byte
 	hosts                 []uint64 // hashes of the rows' addresses
-	sum               blockSummary
-	n                 int
-	prevID, prevT     int64
-	tlo, thi          int64
-	row               decodedRow
+	sum                   blockSummary
+	n                     int
+	prevID, prevT         int64
+	tlo, thi              int64
+	row                   decodedRow
 }
 
 func (e *packEncoder) reset(lo int64) {
@@ -258,7 +258,7 @@ type packedRows struct {
 	a      []byte // decompressed a column, valid when aok
 	aoff   []int32
 	aok    bool
-	x      []byte // decompressed x column, valid when xok
+	x      []byte  // decompressed x column, valid when xok
 	xoff   []int32 // start and end of each row in x
 	xok    bool
 	buf    []byte

@@ -42,7 +42,7 @@ func rowsLeft(t *testing.T, s *FlowDB) (rows, blocks int) {
 	for _, p := range parts {
 		var n, b int
 		var hi int64
-		if err := s.r.QueryRow("SELECT count(*), coalesce(max(hi), 0) FROM " + packTable(p.name)).Scan(&b, &hi); err != nil && !isNoTable(err) {
+		if err := s.r.QueryRow("SELECT count(*), coalesce(max(hi), 0) FROM "+packTable(p.name)).Scan(&b, &hi); err != nil && !isNoTable(err) {
 			t.Fatal(err)
 		}
 		// The last packed row stays as a copy (see rawpack.go).
