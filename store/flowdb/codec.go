@@ -235,6 +235,11 @@ type rawDecoder struct {
 }
 
 func (d *rawDecoder) uvarint() uint64 {
+	if len(d.b) > 0 && d.b[0] < 0x80 { // most are one byte
+		v := d.b[0]
+		d.b = d.b[1:]
+		return uint64(v)
+	}
 	if d.err != nil {
 		return 0
 	}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +88,11 @@ type FlowDB struct {
 	// packEnc is the packer goroutine's encoder.
 	packRows int
 	packEnc  packEncoder
+	packWake chan struct{} // capacity 1: the writer's maintenance wakes the packer
+	// scanSlots are the cores a raw scan may use beyond its own
+	// (GOMAXPROCS-1), taken only when free (scan.go, splitScan).
+	scanSlots   chan struct{}
+	parallelMin int
 }
 
 // New builds the flow database on db. On a writable db it loads the
@@ -105,22 +111,25 @@ func New(ctx context.Context, db *store.DB, cfg store.Config, logger *slog.Logge
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &FlowDB{
-		db:         db,
-		cfg:        cfg,
-		logger:     logger,
-		path:       db.Path(),
-		readOnly:   db.ReadOnly(),
-		routers:    routers,
-		w:          db.Writer(),
-		r:          db.Reader(),
-		meta:       db.Meta(),
-		now:        time.Now,
-		queue:      make(chan *store.Batch, cfg.QueueSize),
-		free:       make(chan *store.Batch, freeBatches),
-		exporterTS: make(map[netip.Addr]time.Time),
-		routerTS:   make(map[int64]time.Time),
-		tails:      make(map[string]*hostTail),
-		packRows:   packRowsDefault,
+		db:          db,
+		cfg:         cfg,
+		logger:      logger,
+		path:        db.Path(),
+		readOnly:    db.ReadOnly(),
+		routers:     routers,
+		w:           db.Writer(),
+		r:           db.Reader(),
+		meta:        db.Meta(),
+		now:         time.Now,
+		queue:       make(chan *store.Batch, cfg.QueueSize),
+		free:        make(chan *store.Batch, freeBatches),
+		exporterTS:  make(map[netip.Addr]time.Time),
+		routerTS:    make(map[int64]time.Time),
+		tails:       make(map[string]*hostTail),
+		packRows:    packRowsDefault,
+		scanSlots:   make(chan struct{}, runtime.GOMAXPROCS(0)-1),
+		parallelMin: parallelMinRows,
+		packWake:    make(chan struct{}, 1),
 	}
 	var err error
 	if s.zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(4), zstd.WithDecoderMaxMemory(64<<20)); err != nil {

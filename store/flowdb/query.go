@@ -150,66 +150,140 @@ func (s *FlowDB) segments(ctx context.Context, from, to int64, preferHour, prefe
 }
 
 // nameCache resolves interned name ids, exporter ids and interned
-// addresses for raw reads.
+// addresses for raw reads. Raw scans look up every row's ids: they are
+// dense (assigned from 1, bounded by maxNames, maxExporters and
+// maxAddrs), so slices hold them, under a read lock.
 type nameCache struct {
-	mu        sync.Mutex
-	names     map[int64]string
-	exporters map[int64]netip.Addr
-	addrs     map[uint64]netip.Addr
+	mu        sync.RWMutex
+	init      bool
+	names     idTable[string]
+	exporters idTable[netip.Addr]
+	addrs     idTable[netip.Addr]
+}
+
+// idTable maps ids to values: a slice for ids up to its bound, a map
+// beyond (never used while ids stay within their tables' bounds).
+type idTable[V any] struct {
+	dense  []V
+	ok     []bool
+	sparse map[uint64]V
+	n      int
+	max    uint64
+}
+
+// idTableDense bounds the ids an idTable keeps in its slice.
+const idTableDense = maxNames + 1
+
+func (t *idTable[V]) get(id uint64) (V, bool) {
+	if id < uint64(len(t.dense)) {
+		return t.dense[id], t.ok[id]
+	}
+	v, ok := t.sparse[id]
+	return v, ok
+}
+
+func (t *idTable[V]) set(id uint64, v V) {
+	t.max = max(t.max, id)
+	if id < idTableDense {
+		if id >= uint64(len(t.dense)) {
+			n := max(2*len(t.dense), int(id)+1, 64)
+			n = min(n, idTableDense)
+			t.dense = append(t.dense, make([]V, n-len(t.dense))...)
+			t.ok = append(t.ok, make([]bool, n-len(t.ok))...)
+		}
+		if !t.ok[id] {
+			t.n++
+		}
+		t.dense[id], t.ok[id] = v, true
+		return
+	}
+	if t.sparse == nil {
+		t.sparse = map[uint64]V{}
+	}
+	if _, ok := t.sparse[id]; !ok {
+		t.n++
+	}
+	t.sparse[id] = v
+}
+
+// resolve fills the names, exporter and interned addresses of r; it
+// reports false when an id is not in the cache (the caller loads the
+// tables and calls fill).
+func (c *nameCache) resolve(r *decodedRow) bool {
+	ids := [5]uint64{r.names.sub, r.names.app, r.names.scc, r.names.dcc, r.names.dom}
+	var names [5]string
+	for i, id := range ids {
+		n, ok := c.names.get(id)
+		if !ok {
+			return false
+		}
+		names[i] = n
+	}
+	exp, ok := c.exporters.get(uint64(r.expID))
+	if !ok && r.expID != 0 {
+		return false
+	}
+	if r.dictMask != 0 {
+		for i, id := range r.dictIDs {
+			if r.dictMask&(1<<i) != 0 {
+				if _, ok := c.addrs.get(id); !ok {
+					return false
+				}
+			}
+		}
+		r.fillAddrs(func(id uint64) netip.Addr { a, _ := c.addrs.get(id); return a })
+	}
+	r.Subscriber, r.Application, r.SrcCountry, r.DstCountry, r.RemoteDomain = names[0], names[1], names[2], names[3], names[4]
+	r.Exporter = netip.AddrPortFrom(exp, 0)
+	return true
 }
 
 func (s *FlowDB) lookupNames(ctx context.Context, r *decodedRow) error {
 	c := &s.cache
+	c.mu.RLock()
+	ok := c.init && c.resolve(r)
+	c.mu.RUnlock()
+	if ok {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.names == nil {
-		c.names = map[int64]string{0: ""}
-		c.exporters = map[int64]netip.Addr{}
-		c.addrs = map[uint64]netip.Addr{}
+	if !c.init {
+		c.names.set(0, "")
+		c.init = true
 	}
-	ids := [5]uint64{r.names.sub, r.names.app, r.names.scc, r.names.dcc, r.names.dom}
-	for _, id := range ids {
-		if _, ok := c.names[int64(id)]; !ok {
-			if err := s.loadNames(ctx); err != nil {
-				return err
-			}
-			break
-		}
+	if c.resolve(r) {
+		return nil
 	}
-	if _, ok := c.exporters[r.expID]; !ok && r.expID != 0 {
-		if err := s.loadExporters(ctx); err != nil {
-			return err
-		}
+	// Something new: read what the tables added since.
+	if err := s.loadNames(ctx); err != nil {
+		return err
+	}
+	if err := s.loadExporters(ctx); err != nil {
+		return err
+	}
+	if err := s.loadAddrs(ctx); err != nil {
+		return err
 	}
 	if r.dictMask != 0 {
 		for i, id := range r.dictIDs {
-			if r.dictMask&(1<<i) == 0 {
-				continue
-			}
-			if _, ok := c.addrs[id]; !ok {
-				if err := s.loadAddrs(ctx); err != nil {
-					return err
-				}
-				if _, ok := c.addrs[id]; !ok {
-					return fmt.Errorf("damaged raw flow row %d: unknown address id %d", r.id, id)
-				}
+			if _, ok := c.addrs.get(id); r.dictMask&(1<<i) != 0 && !ok {
+				return fmt.Errorf("damaged raw flow row %d: unknown address id %d", r.id, id)
 			}
 		}
-		r.fillAddrs(func(id uint64) netip.Addr { return c.addrs[id] })
+		r.fillAddrs(func(id uint64) netip.Addr { a, _ := c.addrs.get(id); return a })
 	}
-	r.Subscriber, r.Application = c.names[int64(ids[0])], c.names[int64(ids[1])]
-	r.SrcCountry, r.DstCountry = c.names[int64(ids[2])], c.names[int64(ids[3])]
-	r.RemoteDomain = c.names[int64(ids[4])]
-	r.Exporter = netip.AddrPortFrom(c.exporters[r.expID], 0)
+	// Names beyond the names table (damaged rows) read as "".
+	get := func(id uint64) string { n, _ := c.names.get(id); return n }
+	r.Subscriber, r.Application = get(r.names.sub), get(r.names.app)
+	r.SrcCountry, r.DstCountry, r.RemoteDomain = get(r.names.scc), get(r.names.dcc), get(r.names.dom)
+	exp, _ := c.exporters.get(uint64(r.expID))
+	r.Exporter = netip.AddrPortFrom(exp, 0)
 	return nil
 }
 
 func (s *FlowDB) loadNames(ctx context.Context) error {
-	var maxID int64
-	for id := range s.cache.names {
-		maxID = max(maxID, id)
-	}
-	rows, err := s.meta.QueryContext(ctx, "SELECT id, name FROM names WHERE id > ?", maxID)
+	rows, err := s.meta.QueryContext(ctx, "SELECT id, name FROM names WHERE id > ?", int64(s.cache.names.max))
 	if err != nil {
 		return fmt.Errorf("cannot read names: %w", err)
 	}
@@ -220,8 +294,8 @@ func (s *FlowDB) loadNames(ctx context.Context) error {
 		if err := rows.Scan(&id, &n); err != nil {
 			return fmt.Errorf("cannot read names: %w", err)
 		}
-		if len(s.cache.names) < maxNames {
-			s.cache.names[id] = n
+		if s.cache.names.n <= maxNames {
+			s.cache.names.set(uint64(id), n)
 		}
 	}
 	return rows.Err()
@@ -240,17 +314,13 @@ func (s *FlowDB) loadExporters(ctx context.Context) error {
 			return fmt.Errorf("cannot read exporters: %w", err)
 		}
 		a, _ := netip.AddrFromSlice(raw)
-		s.cache.exporters[id] = a
+		s.cache.exporters.set(uint64(id), a)
 	}
 	return rows.Err()
 }
 
 func (s *FlowDB) loadAddrs(ctx context.Context) error {
-	var maxID uint64
-	for id := range s.cache.addrs {
-		maxID = max(maxID, id)
-	}
-	rows, err := s.meta.QueryContext(ctx, "SELECT id, addr FROM addrs WHERE id > ?", int64(maxID))
+	rows, err := s.meta.QueryContext(ctx, "SELECT id, addr FROM addrs WHERE id > ?", int64(s.cache.addrs.max))
 	if err != nil {
 		return fmt.Errorf("cannot read addresses: %w", err)
 	}
@@ -261,8 +331,8 @@ func (s *FlowDB) loadAddrs(ctx context.Context) error {
 		if err := rows.Scan(&id, &raw); err != nil {
 			return fmt.Errorf("cannot read addresses: %w", err)
 		}
-		if a, ok := netip.AddrFromSlice(raw); ok && len(s.cache.addrs) < maxAddrs {
-			s.cache.addrs[uint64(id)] = a
+		if a, ok := netip.AddrFromSlice(raw); ok && s.cache.addrs.n < maxAddrs {
+			s.cache.addrs.set(uint64(id), a)
 		}
 	}
 	return rows.Err()

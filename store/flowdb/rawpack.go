@@ -861,8 +861,17 @@ func (s *FlowDB) packChunk(ctx context.Context, c *packCandidate, settled bool) 
 	return hi, nil
 }
 
+// wakePacker tells the packer that partitions may have rows to pack.
+func (s *FlowDB) wakePacker() {
+	select {
+	case s.packWake <- struct{}{}:
+	default: // already told
+	}
+}
+
 // packLoop runs the packer until ctx ends: it packs while there is work
-// and the writer's queue is not filling, then waits.
+// and the writer's queue is not filling, then waits for the writer's
+// maintenance (wakePacker) or a while.
 func (s *FlowDB) packLoop(ctx context.Context) {
 	const (
 		idle    = 15 * time.Second
@@ -876,8 +885,9 @@ func (s *FlowDB) packLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return false
 		case <-t.C:
-			return true
+		case <-s.packWake: // the writer closed partitions or flushed rollups
 		}
+		return true
 	}
 	for ctx.Err() == nil {
 		n, err := s.packStep(ctx, s.now(), chunk)

@@ -179,6 +179,14 @@ func TestPackedPartitions(t *testing.T) {
 	checkQueries(t, s, flows, from, to, "late rows packed")
 	checkPackFilters(t, s, flows, from, to, "late rows packed")
 
+	// Partitions read by several goroutines, whatever the machine's cores.
+	s.scanSlots, s.parallelMin = make(chan struct{}, 3), 64
+	checkQueries(t, s, flows, from, to, "parallel")
+	checkPackFilters(t, s, flows, from, to, "parallel")
+	if len(s.scanSlots) != 0 {
+		t.Fatalf("%d scan slots still taken", len(s.scanSlots))
+	}
+
 	// Another process reads the blocks.
 	ro, err := OpenReadOnly(ctx, dir)
 	if err != nil {
@@ -401,5 +409,73 @@ func TestPackDuringSearches(t *testing.T) {
 	}
 	if rows, _ := rowsLeft(t, s); rows != 0 {
 		t.Fatalf("%d rows left", rows)
+	}
+}
+
+// TestPackerInRun: the writer's Run packs closed partitions in the
+// background, and queries answer the same meanwhile and after.
+func TestPackerInRun(t *testing.T) {
+	s := openAt(t, t.TempDir(), testNow.Add(2*time.Hour))
+	s.packRows = 100
+	ctx := context.Background()
+	from, to := testNow.Add(-time.Hour), testNow.Add(time.Hour)
+	flows := packFlows(6, 3000, testNow, 20*time.Minute)
+	writeDirect(t, s, flows)
+	if err := s.flushRollups(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		rows, blocks := rowsLeft(t, s)
+		if rows == 0 && blocks > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the packer left %d rows (%d blocks) after a minute", rows, blocks)
+		}
+		checkPackFilters(t, s, flows, from, to, "while packing")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	checkPackFilters(t, s, flows, from, to, "packed by Run")
+}
+
+// TestBlockBloom: every address of a block is in its filter, and about
+// 3 % of others are (8 bits an address, 3 hashes).
+func TestBlockBloom(t *testing.T) {
+	var e packEncoder
+	e.reset(1)
+	in := map[uint64]bool{}
+	for i := range 3000 {
+		k := bloomHash(hostKey(netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)})))
+		e.hosts = append(e.hosts, k, k) // duplicates count once
+		in[k] = true
+	}
+	h := e.bloom()
+	if len(h)*8 < 8*len(in) || len(h)*8 >= 16*len(in) {
+		t.Fatalf("filter of %d bits for %d addresses", len(h)*8, len(in))
+	}
+	for k := range in {
+		if !bloomHas(h, k) {
+			t.Fatal("an address of the block is not in its filter")
+		}
+	}
+	var fp int
+	const probes = 20000
+	for i := range probes {
+		if bloomHas(h, bloomHash(hostKey(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})))) {
+			fp++
+		}
+	}
+	if rate := float64(fp) / probes; rate > 0.06 {
+		t.Fatalf("false positive rate %.3f, want about 0.03", rate)
+	}
+	if !bloomHas(h[:100], 1) {
+		t.Fatal("a damaged filter must let everything through")
 	}
 }

@@ -51,6 +51,7 @@ func (s *FlowDB) housekeep(ctx context.Context, now time.Time) {
 	if err := s.natRetention(ctx, now); err != nil {
 		s.setHealth(err)
 	}
+	s.wakePacker()
 }
 
 // closePartitions writes the host index tail of format 2 partitions that

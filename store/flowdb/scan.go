@@ -4,12 +4,15 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flowbox/flowbox/store"
@@ -665,8 +668,12 @@ func (s *FlowDB) visitPartition(ctx context.Context, rr *rowReader, hq *hostQuer
 			defer func() { rr.from = saved }()
 		}
 	}
-	stopped := false
 	pre := newRowPre(rr.flt, rr.from, rr.to, p.start)
+	if chunks := s.splitScan(blocks); len(chunks) > 1 {
+		more, read, err = s.visitParallel(ctx, rr, p, chunks, pre, fn)
+		return more, read, cut, err
+	}
+	stopped := false
 	pr, err := s.openPart(ctx, p)
 	if err != nil {
 		return false, 0, cut, err
@@ -684,6 +691,127 @@ func (s *FlowDB) visitPartition(ctx context.Context, rr *rowReader, hq *hostQuer
 		return true, nil
 	})
 	return !stopped && err == nil, read, cut, err
+}
+
+// parallelMinRows is the fewest rows of a partition read by more than
+// one goroutine (FlowDB.parallelMin, a field for tests).
+const parallelMinRows = 64 * 1024
+
+// splitScan splits the blocks of a partition's scan into one chunk per
+// core it may use: its own, and those of scanSlots free at this moment (a
+// busy machine scans on one core). Each chunk is a run of blocks with
+// about as many rows as the others. With one chunk, nothing is taken.
+func (s *FlowDB) splitScan(blocks []rawBlock) [][]rawBlock {
+	var rows int
+	for i := range blocks {
+		rows += blocks[i].rows()
+	}
+	if rows < s.parallelMin {
+		return nil
+	}
+	n := 1
+	for n < 1+cap(s.scanSlots) && rows/(n+1) >= s.parallelMin/2 {
+		select {
+		case s.scanSlots <- struct{}{}:
+			n++
+			continue
+		default:
+		}
+		break
+	}
+	if n == 1 {
+		return nil
+	}
+	chunks := make([][]rawBlock, 0, n)
+	per, acc, start := (rows+n-1)/n, 0, 0
+	for i := range blocks {
+		acc += blocks[i].rows()
+		if acc >= per && len(chunks) < n-1 {
+			chunks = append(chunks, blocks[start:i+1])
+			start, acc = i+1, 0
+		}
+	}
+	if start < len(blocks) {
+		chunks = append(chunks, blocks[start:])
+	}
+	// Slots taken beyond the chunks made are given back.
+	for range n - len(chunks) {
+		<-s.scanSlots
+	}
+	return chunks
+}
+
+// visitParallel is visitPartition's read of chunks (from splitScan) by
+// one goroutine each, the calling one included: each decodes and checks
+// its rows in its own read transaction (the chunks' ids are disjoint, so
+// every row is still seen once) and hands them to fn in batches, one
+// goroutine at a time. It gives back the slots of splitScan.
+func (s *FlowDB) visitParallel(ctx context.Context, rr *rowReader, p *rawPartition, chunks [][]rawBlock, pre *rowPre, fn func(*decodedRow) bool) (more bool, read int64, err error) {
+	var (
+		mu      sync.Mutex // serializes fn
+		stopped atomic.Bool
+		wg      sync.WaitGroup
+		reads   = make([]int64, len(chunks))
+		errs    = make([]error, len(chunks))
+	)
+	work := func(i int) {
+		wrr := &rowReader{s: s, from: rr.from, to: rr.to, flt: rr.flt}
+		batch := make([]decodedRow, 0, 256)
+		flush := func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for j := range batch {
+				if stopped.Load() {
+					break
+				}
+				if !fn(&batch[j]) {
+					stopped.Store(true)
+				}
+			}
+			batch = batch[:0]
+			return !stopped.Load()
+		}
+		pr, err := s.openPart(ctx, p)
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		defer pr.close()
+		reads[i], errs[i] = s.fetchBatch(ctx, pr, p, chunks[i], pre, func(id int64, x []byte) (bool, error) {
+			if stopped.Load() {
+				return false, nil
+			}
+			ok, err := wrr.accept(ctx, p, id, x)
+			if err != nil || !ok {
+				return err == nil, err
+			}
+			batch = append(batch, wrr.row)
+			if len(batch) == cap(batch) {
+				return flush(), nil
+			}
+			return true, nil
+		})
+		if errs[i] == nil {
+			flush()
+		}
+	}
+	for i := 1; i < len(chunks); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-s.scanSlots }()
+			work(i)
+		}()
+	}
+	work(0)
+	wg.Wait()
+	for i := range chunks {
+		read += reads[i]
+	}
+	if err := errors.Join(errs...); err != nil {
+		return false, read, err
+	}
+	return !stopped.Load(), read, nil
 }
 
 // newestBlocks keeps the blocks with the newest rows, up to maxRows rows
