@@ -39,6 +39,11 @@ type Health struct {
 	// be written while they waited (the abuse lookup will not find them);
 	// NATEvicted those written early because the NAT cache was full.
 	NATMappingsDropped, NATEvicted uint64
+	// PackErrors counts the failed attempts to pack closed raw partitions
+	// into blocks, and PackError is the last one while packing fails (the
+	// rows stay rows: readable, but larger and slower to scan).
+	PackErrors uint64
+	PackError  string
 }
 
 // ErrBadQuery is wrapped by every *QueryError, so callers can answer 400

@@ -32,6 +32,10 @@ type StoreHealthView struct {
 	// because the NAT cache was full.
 	NATMappingsDropped uint64 `json:"nat_mappings_dropped"`
 	NATEvicted         uint64 `json:"nat_evicted"`
+	// PackErrors counts failed attempts to pack closed raw partitions into
+	// blocks; PackError is the last one while packing fails.
+	PackErrors uint64 `json:"pack_errors"`
+	PackError  string `json:"pack_error,omitempty"`
 }
 
 // handleStatus returns the store's health and the unknown exporters.
@@ -41,7 +45,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		h := s.deps.Health.Health()
 		out.Store = StoreHealthView{OK: h.OK, Error: h.Error, Since: timePtr(h.Since), DroppedFlows: h.DroppedFlows,
 			DroppedBatches: h.DroppedBatches, QueueLength: h.QueueLength, QueueCapacity: h.QueueCapacity,
-			NATMappingsDropped: h.NATMappingsDropped, NATEvicted: h.NATEvicted}
+			NATMappingsDropped: h.NATMappingsDropped, NATEvicted: h.NATEvicted, PackErrors: h.PackErrors, PackError: h.PackError}
 	}
 	for _, e := range s.deps.Collector.Exporters() {
 		if !e.Trusted {

@@ -107,13 +107,19 @@ func TestBrowserFleetTrust(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The store writes again and a fourth source appears: the next
-	// auto-refresh (every 10 s) shows both.
-	health.set(store.Health{OK: true, Since: time.Now(), DroppedFlows: 512, DroppedBatches: 2, QueueCapacity: 64})
+	// The store writes again, but cannot pack closed partitions into
+	// blocks, and a fourth source appears: the next auto-refresh (every
+	// 10 s) shows both, the banner saying what packing does not do.
+	health.set(store.Health{OK: true, Since: time.Now(), DroppedFlows: 512, DroppedBatches: 2, QueueCapacity: 64,
+		PackErrors: 3, PackError: "cannot pack raw flows of raw_202612061010: damaged raw flow row"})
 	e.coll.set(append(unknown, untrusted("192.0.2.77", 1, 5, time.Now(), time.Now())))
-	poll := `document.getElementById("store-alert").classList.contains("hidden") && ` + rows + `.length === 4`
+	poll := `!document.getElementById("store-alert").classList.contains("hidden") && document.getElementById("store-alert").textContent.startsWith("Raw flows") && ` +
+		rows + `.length === 4`
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](poll, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
-		t.Fatalf("the auto-refresh does not clear the banner or list the new source: %v", err)
+		t.Fatalf("the auto-refresh does not replace the banner or list the new source: %v", err)
+	}
+	if banner := must(t, ctx, chromedp.TextContent(`#store-alert`)); banner != "Raw flows are not being packed: cannot pack raw flows of raw_202612061010: damaged raw flow row (3 failed attempts). They stay readable, but take more disk and scan slower." {
+		t.Errorf("the packing banner says %q", banner)
 	}
 
 	// Accept: the /32 (and an IPv6 source's /128) is allowed, the row goes

@@ -89,6 +89,9 @@ type FlowDB struct {
 	packRows int
 	packEnc  packEncoder
 	packWake chan struct{} // capacity 1: the writer's maintenance wakes the packer
+	// packFailed are the partitions the packer failed to pack, with when
+	// to try again (packer-owned).
+	packFailed map[string]time.Time
 	// scanSlots are the cores a raw scan may use beyond its own
 	// (GOMAXPROCS-1), taken only when free (scan.go, splitScan).
 	scanSlots   chan struct{}
@@ -185,6 +188,8 @@ type healthState struct {
 	since          time.Time
 	droppedBatches uint64
 	droppedFlows   uint64
+	packErrors     uint64
+	packError      string
 }
 
 // Health returns the writer's current status.
@@ -200,6 +205,7 @@ func (s *FlowDB) Health() store.Health {
 		QueueCapacity:  cap(s.queue),
 	}
 	h.NATMappingsDropped, h.NATEvicted = s.natCount.dropped.Load(), s.natCount.evicted.Load()
+	h.PackErrors, h.PackError = s.health.packErrors, s.health.packError
 	if s.health.err != nil {
 		h.Error = s.health.err.Error()
 	}

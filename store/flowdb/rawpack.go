@@ -70,6 +70,9 @@ const (
 	// packSettle is how long after its end a partition's last rows, fewer
 	// than a block, are packed too.
 	packSettle = 30 * time.Minute
+	// packRetry is how long the packer leaves a partition it failed to
+	// pack.
+	packRetry = 10 * time.Minute
 	// packVersion is the version byte of c.
 	packVersion = 1
 	// packKeyLen is the size of a row of the key column.
@@ -756,15 +759,26 @@ func (s *FlowDB) packCandidates(ctx context.Context) ([]packCandidate, error) {
 
 // packStep packs up to maxBlocks blocks of closed partitions, oldest
 // first: full blocks, and the last rows of a partition that ended
-// packSettle before now. It returns the number of blocks packed.
+// packSettle before now. It returns the number of blocks packed and the
+// errors met: a partition that fails is left for packRetry (its rows stay
+// rows, readable) and the others are packed.
 func (s *FlowDB) packStep(ctx context.Context, now time.Time, maxBlocks int) (int, error) {
 	cands, err := s.packCandidates(ctx)
 	if err != nil {
 		return 0, err
 	}
+	if s.packFailed == nil {
+		s.packFailed = map[string]time.Time{}
+	}
+	live := make(map[string]bool, len(cands))
+	var errs []error
 	done := 0
 	for i := range cands {
 		c := &cands[i]
+		live[c.name] = true
+		if until, ok := s.packFailed[c.name]; ok && now.Before(until) {
+			continue
+		}
 		settled := c.start+partitionSpan.Milliseconds()+packSettle.Milliseconds() <= now.UnixMilli()
 		for done < maxBlocks && c.packed < c.limit {
 			if err := ctx.Err(); err != nil {
@@ -772,8 +786,11 @@ func (s *FlowDB) packStep(ctx context.Context, now time.Time, maxBlocks int) (in
 			}
 			hi, err := s.packChunk(ctx, c, settled)
 			if err != nil {
-				return done, err
+				errs = append(errs, err)
+				s.packFailed[c.name] = now.Add(packRetry)
+				break
 			}
+			delete(s.packFailed, c.name)
 			if hi == 0 {
 				break
 			}
@@ -784,7 +801,36 @@ func (s *FlowDB) packStep(ctx context.Context, now time.Time, maxBlocks int) (in
 			break
 		}
 	}
-	return done, nil
+	for name := range s.packFailed {
+		if !live[name] {
+			delete(s.packFailed, name) // dropped, or packed meanwhile
+		}
+	}
+	return done, errors.Join(errs...)
+}
+
+// notePack records the outcome of a packStep for Health: failures are
+// counted, and the last one shown until no partition is left failed. It
+// logs changes only. Only the packer calls it.
+func (s *FlowDB) notePack(err error) {
+	s.health.mu.Lock()
+	defer s.health.mu.Unlock()
+	if err == nil && len(s.packFailed) > 0 {
+		return // a failed partition waits for its retry: its error stays
+	}
+	if err == nil {
+		if s.health.packError != "" {
+			s.logger.Info("raw flows are packed into blocks again")
+		}
+		s.health.packError = ""
+		return
+	}
+	s.health.packErrors++
+	s.metrics.packErrors.Inc()
+	if msg := err.Error(); msg != s.health.packError {
+		s.logger.Warn("cannot pack raw flows into blocks; they stay rows (readable, larger, slower to scan) and are retried", "err", err)
+		s.health.packError = msg
+	}
 }
 
 // packChunk moves the next rows of c (a block's worth, or fewer when
@@ -891,10 +937,12 @@ func (s *FlowDB) packLoop(ctx context.Context) {
 	}
 	for ctx.Err() == nil {
 		n, err := s.packStep(ctx, s.now(), chunk)
+		if ctx.Err() != nil {
+			return
+		}
+		s.notePack(err)
 		switch {
-		case err != nil && ctx.Err() == nil:
-			s.metrics.packErrors.Inc()
-			s.logger.Warn("cannot pack raw flows into blocks; they stay rows and are retried", "err", err)
+		case n == 0 && err != nil:
 			if !wait(backoff) {
 				return
 			}

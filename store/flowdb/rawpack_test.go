@@ -479,3 +479,56 @@ func TestBlockBloom(t *testing.T) {
 		t.Fatal("a damaged filter must let everything through")
 	}
 }
+
+// TestPackDamagedRow: a damaged row stops the packing of its partition
+// only; the failure is counted and shown in Health until the partition is
+// packed, and the partition is tried again after packRetry.
+func TestPackDamagedRow(t *testing.T) {
+	s := openAt(t, t.TempDir(), testNow)
+	s.packRows = 64
+	ctx := context.Background()
+	flows := packFlows(7, 2000, testNow, 20*time.Minute)
+	writeDirect(t, s, flows)
+	if err := s.flushRollups(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.closePartitions(ctx, testNow.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	parts, err := s.rawPartitions(ctx, 0, 1<<62)
+	if err != nil || len(parts) < 3 {
+		t.Fatalf("%d partitions (%v)", len(parts), err)
+	}
+	bad := parts[1].name
+	if _, err := s.w.Exec("UPDATE " + bad + " SET x = x'00' WHERE id = 5"); err != nil {
+		t.Fatal(err)
+	}
+	now := testNow.Add(2 * time.Hour)
+	n, err := s.packStep(ctx, now, 1000)
+	if err == nil || !strings.Contains(err.Error(), bad) || n == 0 {
+		t.Fatalf("packed %d blocks, error %v: want the others packed and an error naming %s", n, err, bad)
+	}
+	s.notePack(err)
+	if h := s.Health(); h.PackErrors != 1 || !strings.Contains(h.PackError, bad) || !h.OK {
+		t.Fatalf("health after a failed pack: %+v", h)
+	}
+	// Until its retry, the partition is left alone and its error shown.
+	n, err = s.packStep(ctx, now.Add(time.Minute), 1000)
+	s.notePack(err)
+	if h := s.Health(); err != nil || n != 0 || h.PackErrors != 1 || h.PackError == "" {
+		t.Fatalf("before the retry: %d blocks, %v, health %+v", n, err, s.Health())
+	}
+	// Repaired (here: the row deleted), it is packed at its retry and the
+	// error goes.
+	if _, err := s.w.Exec("DELETE FROM " + bad + " WHERE id = 5"); err != nil {
+		t.Fatal(err)
+	}
+	n, err = s.packStep(ctx, now.Add(packRetry+time.Minute), 1000)
+	s.notePack(err)
+	if h := s.Health(); err != nil || n == 0 || h.PackError != "" || h.PackErrors != 1 {
+		t.Fatalf("after the retry: %d blocks, %v, health %+v", n, err, h)
+	}
+	if rows, _ := rowsLeft(t, s); rows != 0 {
+		t.Fatalf("%d rows left", rows)
+	}
+}

@@ -90,9 +90,15 @@
   // The store banner: shown only while the store's writer fails.
   const storeAlert = document.getElementById("store-alert");
   function renderStore(st) {
-    show(storeAlert, !st.ok);
-    if (st.ok) return;
+    show(storeAlert, !st.ok || !!st.pack_error);
     clear(storeAlert);
+    if (st.ok) {
+      if (st.pack_error) {
+        storeAlert.append(el("strong", null, "Raw flows are not being packed: "), st.pack_error,
+          " (" + Number(st.pack_errors).toLocaleString() + " failed attempts). They stay readable, but take more disk and scan slower.");
+      }
+      return;
+    }
     storeAlert.append(el("strong", null, "Flows are not being stored: "), st.error || "the store does not write",
       st.since ? el("span", { title: st.since }, " since " + when(st.since) + " (" + ago(st.since) + ")") : "",
       "; " + Number(st.dropped_flows).toLocaleString() + " flows dropped.");
