@@ -210,6 +210,14 @@ func (h *History) Label(addr netip.Addr, atMs int64) (Label, bool) {
 // LabelRange is Label for a flow that lasted from fromMs to toMs: among
 // the names whose time range overlaps the flow, the most recently seen.
 func (h *History) LabelRange(addr netip.Addr, fromMs, toMs int64) (Label, bool) {
+	return h.LabelIn(addr, fromMs, toMs, "")
+}
+
+// LabelIn is LabelRange preferring the names of registrable domain dom
+// ("": any): a stored flow carries the domain its address had when it was
+// written, and a name seen since (an address that serves several domains)
+// must not contradict it.
+func (h *History) LabelIn(addr netip.Addr, fromMs, toMs int64, dom string) (Label, bool) {
 	if !addr.IsValid() {
 		return Label{}, false
 	}
@@ -222,16 +230,25 @@ func (h *History) LabelRange(addr netip.Addr, fromMs, toMs int64) (Label, bool) 
 		sh.mu.RUnlock()
 		return Label{}, false
 	}
-	var best *span
-	if s := &e.first; s.from <= toMs && fromMs <= s.to+h.linger {
-		best = s
-	}
-	more := e.extra()
-	for i := range more {
-		s := &more[i]
-		if s.from <= toMs && fromMs <= s.to+h.linger && (best == nil || later(s, best)) {
+	var best, bestIn *span
+	consider := func(s *span) {
+		if s.from > toMs || fromMs > s.to+h.linger {
+			return
+		}
+		if best == nil || later(s, best) {
 			best = s
 		}
+		if dom != "" && !s.reverse && h.spanDomain(s) == dom && (bestIn == nil || later(s, bestIn)) {
+			bestIn = s
+		}
+	}
+	consider(&e.first)
+	more := e.extra()
+	for i := range more {
+		consider(&more[i])
+	}
+	if bestIn != nil {
+		best = bestIn
 	}
 	var l Label
 	if best != nil {
@@ -282,6 +299,14 @@ func (h *History) Domain(addr netip.Addr, fromMs, toMs int64) (string, bool) {
 	}
 	sh.mu.RUnlock()
 	return d, ok
+}
+
+// spanDomain is the registrable domain of span s's name.
+func (h *History) spanDomain(s *span) string {
+	if s.dom != 0 {
+		return h.domains[s.dom]
+	}
+	return s.info.domain
 }
 
 // later reports whether a wins over b: seen more recently, then a name

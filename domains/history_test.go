@@ -103,6 +103,14 @@ func TestHistoryByTime(t *testing.T) {
 	if l, ok := h.LabelRange(a, ms(t0), ms(t1)); !ok || l.Name != "cdn.other.co.uk" {
 		t.Errorf("LabelRange = %+v", l)
 	}
+	// A flow stored with the first name's domain is shown with that name;
+	// with a domain the address never had, with the latest.
+	if l, ok := h.LabelIn(a, ms(t0), ms(t1), "example.com"); !ok || l.Name != "www.example.com" {
+		t.Errorf("LabelIn example.com = %+v", l)
+	}
+	if l, ok := h.LabelIn(a, ms(t0), ms(t1), "nowhere.net"); !ok || l.Name != "cdn.other.co.uk" {
+		t.Errorf("LabelIn nowhere.net = %+v", l)
+	}
 	// IPv4-mapped form of the address is the same address.
 	if _, ok := h.Label(netip.AddrFrom16(a.As16()), ms(t0)); !ok {
 		t.Error("the IPv4-mapped address is not labelled")

@@ -399,7 +399,7 @@ func (s *Server) handleTop(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 			if s.deps.Domains != nil {
-				row.Name, row.Reverse = s.deps.Domains.RemoteName(e.Addr, f.From, f.To)
+				row.Name, row.Reverse = s.deps.Domains.RemoteName(e.Addr, f.From, f.To, "")
 			}
 		case dim == DimInterface && rt != nil:
 			row.Name = interfaceName(rt.Interfaces, e.Interface)
@@ -479,7 +479,7 @@ func (s *Server) namedFlowView(f *store.Flow) FlowView {
 		return v
 	}
 	if _, remote := f.LocalRemote(); remote.IsValid() {
-		v.RemoteName, v.RemoteNameReverse = s.deps.Domains.RemoteName(remote.Unmap(), time.UnixMilli(cmp.Or(f.Start, f.End)), time.UnixMilli(f.End))
+		v.RemoteName, v.RemoteNameReverse = s.deps.Domains.RemoteName(remote.Unmap(), time.UnixMilli(cmp.Or(f.Start, f.End)), time.UnixMilli(f.End), f.RemoteDomain)
 	}
 	return v
 }

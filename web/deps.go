@@ -177,10 +177,10 @@ type Namer interface {
 // domains history and poller).
 type DomainNamer interface {
 	// RemoteName returns the name an address had during [from, to] (the
-	// latest seen): from a router's DNS cache, or from reverse DNS
-	// (reverse true, which is not a name a customer visited); "" when
-	// unknown.
-	RemoteName(a netip.Addr, from, to time.Time) (name string, reverse bool)
+	// latest seen, one of registrable domain dom first when dom is not
+	// ""): from a router's DNS cache, or from reverse DNS (reverse true,
+	// which is not a name a customer visited); "" when unknown.
+	RemoteName(a netip.Addr, from, to time.Time, dom string) (name string, reverse bool)
 	// DomainStatus returns, per router, how its DNS cache is read and
 	// whether it is its customers' resolver.
 	DomainStatus() any

@@ -19,7 +19,7 @@ type fakeDomains struct {
 	status  any
 }
 
-func (f *fakeDomains) RemoteName(a netip.Addr, _, _ time.Time) (string, bool) {
+func (f *fakeDomains) RemoteName(a netip.Addr, _, _ time.Time, _ string) (string, bool) {
 	if n, ok := f.names[a]; ok {
 		return n, false
 	}

@@ -76,8 +76,8 @@ func (d domainLabeler) RemoteDomain(a netip.Addr, fromMs, toMs int64) string {
 type domainService struct{ p *domainParts }
 
 // RemoteName implements web.DomainNamer.
-func (d domainService) RemoteName(a netip.Addr, from, to time.Time) (string, bool) {
-	l, ok := d.p.hist.LabelRange(a, from.UnixMilli(), to.UnixMilli())
+func (d domainService) RemoteName(a netip.Addr, from, to time.Time, dom string) (string, bool) {
+	l, ok := d.p.hist.LabelIn(a, from.UnixMilli(), to.UnixMilli(), dom)
 	if !ok {
 		return "", false
 	}
