@@ -267,21 +267,10 @@ func (s *FlowDB) loadTail(ctx context.Context, w *writerState, p *partition) err
 	p.nextID, p.segs = maxID+1, int(segs)
 	p.tail = newHostTail(covered + 1)
 	if maxID > covered {
-		rows, err := s.w.QueryContext(ctx, "SELECT id, x FROM "+p.name+" WHERE id > ? ORDER BY id", covered)
-		if err != nil {
-			return fmt.Errorf("cannot rebuild host index of %s: %w", p.name, err)
-		}
-		defer rows.Close()
 		batch := make([]tailRow, 0, 4096)
 		next := covered + 1
-		for rows.Next() {
-			var id int64
-			var x []byte
-			if err := rows.Scan(&id, &x); err != nil {
-				return fmt.Errorf("cannot rebuild host index of %s: %w", p.name, err)
-			}
-			t, local, remote, err := rawHead(x)
-			if err != nil || id != next {
+		add := func(id, t int64, local, remote netip.Addr) error {
+			if id != next {
 				return fmt.Errorf("cannot rebuild host index of %s: damaged row %d", p.name, id)
 			}
 			next++
@@ -289,6 +278,32 @@ func (s *FlowDB) loadTail(ctx context.Context, w *writerState, p *partition) err
 			if len(batch) == cap(batch) {
 				p.tail.add(batch, time.Time{}, &w.chunks)
 				batch = batch[:0]
+			}
+			return nil
+		}
+		// The packer may have moved some of these rows into blocks
+		// (rawpack.go): those first, then the rows after them.
+		packedHi, err := s.tailFromBlocks(ctx, p.name, covered, add)
+		if err != nil {
+			return err
+		}
+		rows, err := s.w.QueryContext(ctx, "SELECT id, x FROM "+p.name+" WHERE id > ? ORDER BY id", max(covered, packedHi))
+		if err != nil {
+			return fmt.Errorf("cannot rebuild host index of %s: %w", p.name, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			var x []byte
+			if err := rows.Scan(&id, &x); err != nil {
+				return fmt.Errorf("cannot rebuild host index of %s: %w", p.name, err)
+			}
+			t, local, remote, err := rawHead(x)
+			if err != nil {
+				return fmt.Errorf("cannot rebuild host index of %s: damaged row %d", p.name, id)
+			}
+			if err := add(id, t, local, remote); err != nil {
+				return err
 			}
 		}
 		if err := rows.Err(); err != nil {

@@ -19,10 +19,12 @@ import (
 // Packed raw blocks. The writer stores every flow as one row of its
 // partition (codec.go): cheap to append and at once visible, but SQLite
 // pays its row and B-tree costs per flow, on disk and again at every scan
-// (about 0.5 µs a row, which caps a scan near 1-2 M flows/s). Once a
-// partition is closed, its host index written and its rows counted into
-// the rollups, the packer (a goroutine of Run) moves its rows, a few
-// thousand at a time, into blocks of table rawk_NAME:
+// (about 0.5 µs a row, which caps a scan near 1-2 M flows/s). Once rows
+// are counted into the rollups (raw_partitions.rolled, at most a minute
+// after they are written; a crash replays the rows after it, which stay
+// rows), the packer (a goroutine of Run) moves them, 4,096 at a time, into
+// blocks of table rawk_NAME; a partition's last rows, fewer than a block,
+// follow packSettle after it ends:
 //
 //	rawk_NAME (lo INTEGER PRIMARY KEY, hi, tlo, thi, n, s, h, k, a, x)
 //
@@ -42,9 +44,12 @@ import (
 //	        (little endian, 0xffff for 65535 and above)
 //	h: a Bloom filter of the rows' local and remote addresses (8 bits an
 //	   address, 3 hashes, a power of two of 512 bits or more)
-//	a: a zstd frame of x[3:6] and the a and b addresses of each row (their
-//	   kinds in x[3] give their lengths)
-//	x: a zstd frame of a uvarint length and the rest of x of each row
+//	a: x[3:6] and the a and b addresses of each row (their kinds in x[3]
+//	   give their lengths)
+//	x: a uvarint length and the rest of x of each row
+//	   (a and x in frames of 256 rows, a uvarint count, then each frame's
+//	   uvarint length and zstd frame: a search decompresses the frames of
+//	   its rows only)
 //
 // A scan skips a block by its t range and summary without reading it. Of
 // a block it reads, it decompresses k (a few bytes a flow) and tests the
@@ -62,7 +67,9 @@ import (
 // it sees every row once, before or after a move. The last row of the
 // newest block stays in the table as well (readers read only the rows
 // above the blocks): SQLite numbers new rows after the largest id, and the
-// writer's late flows must continue the partition's ids.
+// writer's late flows must continue the partition's ids. A restart
+// rebuilds the host index tail of the rows no segment covers from the
+// blocks and rows alike (tailFromBlocks).
 
 const (
 	// packRowsDefault is the number of rows of a packed block.
@@ -82,6 +89,10 @@ const (
 	// packSumLen is the size of s: 32 bytes of protocol bitmap, one of
 	// directions.
 	packSumLen = 33
+	// packFrameRows is the number of rows of a frame of the a and x
+	// columns (a host index block's): a search reads a few rows of a block,
+	// and decompresses only their frames.
+	packFrameRows = blockRows
 )
 
 // packTable returns the name of the packed-block table of a partition.
@@ -121,6 +132,7 @@ func decodeSummary(s []byte) (blockSummary, bool) {
 // packEncoder builds the columns of one block.
 type packEncoder struct {
 	ids, ts, keys, as, xs []byte
+	aEnd, xEnd            []int    // end of each row in as and xs
 	hosts                 []uint64 // hashes of the rows' addresses
 	sum                   blockSummary
 	n                     int
@@ -132,6 +144,7 @@ type packEncoder struct {
 func (e *packEncoder) reset(lo int64) {
 	e.ids, e.ts, e.keys, e.as, e.xs = e.ids[:0], e.ts[:0], e.keys[:0], e.as[:0], e.xs[:0]
 	e.hosts = e.hosts[:0]
+	e.aEnd, e.xEnd = e.aEnd[:0], e.xEnd[:0]
 	e.sum = blockSummary{}
 	e.n, e.prevID, e.prevT = 0, lo-1, 0
 	e.tlo, e.thi = maxRowT, 0
@@ -159,6 +172,7 @@ func (e *packEncoder) add(id int64, x []byte) error {
 	e.as = append(e.as, x[3:head]...)
 	e.xs = binary.AppendUvarint(e.xs, uint64(len(x)-head))
 	e.xs = append(e.xs, x[head:]...)
+	e.aEnd, e.xEnd = append(e.aEnd, len(e.as)), append(e.xEnd, len(e.xs))
 	for _, a := range [2]netip.Addr{r.local, r.remote} {
 		if a.IsValid() {
 			e.hosts = append(e.hosts, bloomHash(hostKey(a.Unmap())))
@@ -181,7 +195,25 @@ func (e *packEncoder) finish(enc *zstd.Encoder) (k, a, x []byte) {
 		k = binary.AppendUvarint(k, uint64(len(z)))
 		k = append(k, z...)
 	}
-	return k, enc.EncodeAll(e.as, nil), enc.EncodeAll(e.xs, nil)
+	return k, e.frames(enc, e.as, e.aEnd), e.frames(enc, e.xs, e.xEnd)
+}
+
+// frames returns column col (rows ending at ends) as frames of
+// packFrameRows rows, each compressed on its own: a uvarint count, then
+// each frame's uvarint length and zstd frame.
+func (e *packEncoder) frames(enc *zstd.Encoder, col []byte, ends []int) []byte {
+	nf := (e.n + packFrameRows - 1) / packFrameRows
+	out := binary.AppendUvarint(nil, uint64(nf))
+	var z []byte
+	start := 0
+	for f := range nf {
+		end := ends[min(e.n, (f+1)*packFrameRows)-1]
+		z = enc.EncodeAll(col[start:end], z[:0])
+		out = binary.AppendUvarint(out, uint64(len(z)))
+		out = append(out, z...)
+		start = end
+	}
+	return out
 }
 
 // bloom returns the Bloom filter of the rows' addresses.
@@ -249,29 +281,66 @@ func kindLen(k byte) int {
 var errBadBlock = errors.New("damaged packed block")
 
 // packedRows is a decoded block: its k columns, and its a and x columns
-// once read and decompressed (loadA, loadX).
+// once read (blockCols), each frame decompressed when a row of it is
+// needed (rowReady).
 type packedRows struct {
 	lo, hi int64
 	n      int
 	ids    []int64
 	ts     []int64
 	keys   []byte
-	seq    bool   // ids are lo, lo+1, ...: row i has id lo+i
-	az, xz []byte // the compressed a and x blobs, once read
-	a      []byte // decompressed a column, valid when aok
-	aoff   []int32
-	aok    bool
-	x      []byte  // decompressed x column, valid when xok
-	xoff   []int32 // start and end of each row in x
-	xok    bool
+	seq    bool // ids are lo, lo+1, ...: row i has id lo+i
+	a, x   frameCol
 	buf    []byte
+}
+
+// frameCol is the a or the x column of a block, in frames.
+type frameCol struct {
+	z    []byte   // the blob, once read
+	fr   [][]byte // its compressed frames, when ok
+	dec  [][]byte // decompressed frames
+	offs [][]int32
+	done []bool // dec and offs hold frame f
+	ok   bool   // z is read and split into frames
+}
+
+func (c *frameCol) reset() {
+	c.z, c.fr, c.ok = c.z[:0], c.fr[:0], false
+	clear(c.done)
+}
+
+// split splits the blob into the n rows' frames.
+func (c *frameCol) split(n int) error {
+	d := rawDecoder{b: c.z}
+	nf := d.uvarint()
+	if d.err != nil || nf != uint64((n+packFrameRows-1)/packFrameRows) {
+		return errBadBlock
+	}
+	c.fr = c.fr[:0]
+	for range nf {
+		l := d.uvarint()
+		if d.err != nil || l > uint64(len(d.b)) {
+			return errBadBlock
+		}
+		c.fr, d.b = append(c.fr, d.b[:l]), d.b[l:]
+	}
+	if len(d.b) != 0 {
+		return errBadBlock
+	}
+	for len(c.dec) < int(nf) {
+		c.dec, c.offs, c.done = append(c.dec, nil), append(c.offs, nil), append(c.done, false)
+	}
+	clear(c.done)
+	c.ok = true
+	return nil
 }
 
 // decodeBlock decodes k (of the block lo..hi) into pr; its a and x
 // columns are left to read.
 func (s *FlowDB) decodeBlock(k []byte, lo, hi int64, pr *packedRows) error {
-	pr.lo, pr.hi, pr.aok, pr.xok = lo, hi, false, false
-	pr.az, pr.xz = pr.az[:0], pr.xz[:0]
+	pr.lo, pr.hi = lo, hi
+	pr.a.reset()
+	pr.x.reset()
 	if len(k) < 2 || k[0] != packVersion {
 		return errBadBlock
 	}
@@ -333,54 +402,84 @@ func (s *FlowDB) decodeBlock(k []byte, lo, hi int64, pr *packedRows) error {
 	return nil
 }
 
-// decodeA decompresses the a column from pr.az.
-func (s *FlowDB) decodeA(pr *packedRows) error {
+// rowReady decompresses the frames of row i: of the a column, and of the
+// x column when x. The columns must have been read (blockCols).
+func (s *FlowDB) rowReady(pr *packedRows, i int, x bool) error {
+	f := i / packFrameRows
+	if !pr.a.ok || (x && !pr.x.ok) {
+		return errBadBlock
+	}
+	if !pr.a.done[f] {
+		if err := s.frameA(pr, f); err != nil {
+			return err
+		}
+	}
+	if x && !pr.x.done[f] {
+		return s.frameX(pr, f)
+	}
+	return nil
+}
+
+// frameRows returns the first row of frame f and its number of rows.
+func (pr *packedRows) frameRows(f int) (int, int) {
+	return f * packFrameRows, min(pr.n-f*packFrameRows, packFrameRows)
+}
+
+// frameA decompresses frame f of the a column: x[3:6] and the addresses
+// of each row, their kinds giving their lengths.
+func (s *FlowDB) frameA(pr *packedRows, f int) error {
+	c := &pr.a
 	var err error
-	if pr.a, err = s.zdec.DecodeAll(pr.az, pr.a[:0]); err != nil {
+	if c.dec[f], err = s.zdec.DecodeAll(c.fr[f], c.dec[f][:0]); err != nil {
 		return fmt.Errorf("%w: %w", errBadBlock, err)
 	}
-	pr.aoff = pr.aoff[:0]
+	b := c.dec[f]
+	offs := c.offs[f][:0]
 	at := 0
-	for range pr.n {
-		if at+3 > len(pr.a) {
+	_, rows := pr.frameRows(f)
+	for range rows {
+		if at+3 > len(b) {
 			return errBadBlock
 		}
-		pr.aoff = append(pr.aoff, int32(at))
-		kinds := pr.a[at]
+		offs = append(offs, int32(at))
+		kinds := b[at]
 		if kinds&3 == 3 || kinds>>2&3 == 3 {
 			return errBadBlock
 		}
 		at += 3 + kindLen(kinds&3) + kindLen(kinds>>2&3)
 	}
-	if at != len(pr.a) {
+	if at != len(b) {
 		return errBadBlock
 	}
-	pr.aoff = append(pr.aoff, int32(at))
-	pr.aok = true
+	c.offs[f], c.done[f] = append(offs, int32(at)), true
 	return nil
 }
 
-// decodeX decompresses the x column from pr.xz.
-func (s *FlowDB) decodeX(pr *packedRows) error {
+// frameX decompresses frame f of the x column: a uvarint length and the
+// rest of x of each row.
+func (s *FlowDB) frameX(pr *packedRows, f int) error {
+	c := &pr.x
 	var err error
-	if pr.x, err = s.zdec.DecodeAll(pr.xz, pr.x[:0]); err != nil {
+	if c.dec[f], err = s.zdec.DecodeAll(c.fr[f], c.dec[f][:0]); err != nil {
 		return fmt.Errorf("%w: %w", errBadBlock, err)
 	}
-	pr.xoff = pr.xoff[:0]
-	rd := rawDecoder{b: pr.x}
-	for range pr.n {
+	b := c.dec[f]
+	offs := c.offs[f][:0]
+	rd := rawDecoder{b: b}
+	_, rows := pr.frameRows(f)
+	for range rows {
 		l := rd.uvarint()
 		if rd.err != nil || l > uint64(len(rd.b)) {
 			return errBadBlock
 		}
-		at := int32(len(pr.x) - len(rd.b))
-		pr.xoff = append(pr.xoff, at, at+int32(l))
+		at := int32(len(b) - len(rd.b))
+		offs = append(offs, at, at+int32(l))
 		rd.b = rd.b[l:]
 	}
 	if len(rd.b) != 0 {
 		return errBadBlock
 	}
-	pr.xok = true
+	c.offs[f], c.done[f] = offs, true
 	return nil
 }
 
@@ -393,23 +492,31 @@ func (pr *packedRows) index(id int64) (int, bool) {
 	return slices.BinarySearch(pr.ids, id)
 }
 
-// addrs returns the local and remote addresses of row i (the a column
-// must be decoded).
+// addrs returns the local and remote addresses of row i (rowReady
+// first).
 func (pr *packedRows) addrs(i int) (local, remote netip.Addr) {
-	r := pr.a[pr.aoff[i]:pr.aoff[i+1]]
+	r := pr.aRow(i)
 	d := rawDecoder{b: r[3:]}
 	local = d.kindAddr(r[0] & 3)
 	remote = d.kindAddr(r[0] >> 2 & 3)
 	return local, remote
 }
 
+func (pr *packedRows) aRow(i int) []byte {
+	f, j := i/packFrameRows, i%packFrameRows
+	o := pr.a.offs[f]
+	return pr.a.dec[f][o[j]:o[j+1]]
+}
+
 // rowX returns the format 2 x of row i (its t, its a column, the rest) in
-// dst's storage. Both columns must be decoded.
+// dst's storage (rowReady with x first).
 func (pr *packedRows) rowX(i int, dst []byte) []byte {
 	t := pr.ts[i]
 	dst = append(dst[:0], byte(t>>16), byte(t>>8), byte(t))
-	dst = append(dst, pr.a[pr.aoff[i]:pr.aoff[i+1]]...)
-	return append(dst, pr.x[pr.xoff[2*i]:pr.xoff[2*i+1]]...)
+	dst = append(dst, pr.aRow(i)...)
+	f, j := i/packFrameRows, i%packFrameRows
+	o := pr.x.offs[f]
+	return append(dst, pr.x.dec[f][o[2*j]:o[2*j+1]]...)
 }
 
 // blockReader reads the blocks of one partition in a read transaction,
@@ -458,22 +565,21 @@ func (br *blockReader) close() {
 	}
 }
 
-// blockCols reads what is missing of the a column, and of the x column
-// when x, of block pr.
+// blockCols reads the a column, and the x column when x, of block pr if
+// not read yet (rowReady decompresses a row's frames).
 func (br *blockReader) blockCols(ctx context.Context, pr *packedRows, x bool) error {
-	if !pr.aok {
-		if err := br.blob(ctx, colA, pr.lo, &pr.az); err != nil {
+	for _, c := range []struct {
+		col  *frameCol
+		id   int
+		want bool
+	}{{&pr.a, colA, true}, {&pr.x, colX, x}} {
+		if !c.want || c.col.ok {
+			continue
+		}
+		if err := br.blob(ctx, c.id, pr.lo, &c.col.z); err != nil {
 			return err
 		}
-		if err := br.s.decodeA(pr); err != nil {
-			return fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", br.part, pr.lo, err)
-		}
-	}
-	if x && !pr.xok {
-		if err := br.blob(ctx, colX, pr.lo, &pr.xz); err != nil {
-			return err
-		}
-		if err := br.s.decodeX(pr); err != nil {
+		if err := c.col.split(pr.n); err != nil {
 			return fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", br.part, pr.lo, err)
 		}
 	}
@@ -637,7 +743,7 @@ func (p *rowPre) row(ctx context.Context, br *blockReader, pr *packedRows, i int
 		return false, nil
 	}
 	if p.hosts != nil {
-		if err := br.blockCols(ctx, pr, false); err != nil {
+		if err := br.rowCols(ctx, pr, i, false); err != nil {
 			return false, err
 		}
 		local, remote := pr.addrs(i)
@@ -645,7 +751,19 @@ func (p *rowPre) row(ctx context.Context, br *blockReader, pr *packedRows, i int
 			return false, nil
 		}
 	}
-	return true, br.blockCols(ctx, pr, true)
+	return true, br.rowCols(ctx, pr, i, true)
+}
+
+// rowCols makes row i of block pr readable: its a frame, and its x frame
+// when x (reading the columns first if needed).
+func (br *blockReader) rowCols(ctx context.Context, pr *packedRows, i int, x bool) error {
+	if err := br.blockCols(ctx, pr, x); err != nil {
+		return err
+	}
+	if err := br.s.rowReady(pr, i, x); err != nil {
+		return fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", br.part, pr.lo, err)
+	}
+	return nil
 }
 
 // packedBlock is a block's row in rawk_NAME, without its columns.
@@ -708,36 +826,80 @@ func maxRowID(ctx context.Context, q querier, part string) (int64, error) {
 	return max(rowsMax, packMax), nil
 }
 
+// tailFromBlocks calls add with the id, t and addresses of the packed
+// rows of partition part after id after (for the host index tail of a
+// restart), in id order, and returns the last id packed (0: none).
+func (s *FlowDB) tailFromBlocks(ctx context.Context, part string, after int64, add func(id, t int64, local, remote netip.Addr) error) (int64, error) {
+	rows, err := s.w.QueryContext(ctx, "SELECT lo, hi, k, a FROM "+packTable(part)+" WHERE hi > ? ORDER BY lo", after)
+	if err != nil {
+		if isNoTable(err) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("cannot rebuild host index of %s: %w", part, err)
+	}
+	defer rows.Close()
+	var pr packedRows
+	var hi int64
+	for rows.Next() {
+		var lo int64
+		var k, a []byte
+		if err := rows.Scan(&lo, &hi, &k, &a); err != nil {
+			return 0, fmt.Errorf("cannot rebuild host index of %s: %w", part, err)
+		}
+		if err := s.decodeBlock(k, lo, hi, &pr); err != nil {
+			return 0, fmt.Errorf("cannot rebuild host index of %s: block %d: %w", part, lo, err)
+		}
+		pr.a.z = a
+		if err := pr.a.split(pr.n); err != nil {
+			return 0, fmt.Errorf("cannot rebuild host index of %s: block %d: %w", part, lo, err)
+		}
+		for i := range pr.n {
+			if pr.ids[i] <= after {
+				continue
+			}
+			if err := s.rowReady(&pr, i, false); err != nil {
+				return 0, fmt.Errorf("cannot rebuild host index of %s: block %d: %w", part, lo, err)
+			}
+			local, remote := pr.addrs(i)
+			if err := add(pr.ids[i], pr.ts[i], local, remote); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("cannot rebuild host index of %s: %w", part, err)
+	}
+	return hi, nil
+}
+
 // The packer.
 
-// packCandidate is a closed partition with rows to pack.
+// packCandidate is a partition with rows to pack.
 type packCandidate struct {
 	name   string
 	start  int64 // unix ms
-	limit  int64 // the last id both indexed and rolled up
+	limit  int64 // the last id rolled up
 	packed int64 // the last id packed
 }
 
-// packCandidates lists the closed format 2 partitions with rows that the
-// host index covers and the rollups count but no block holds, oldest
-// first.
+// packCandidates lists the format 2 partitions, the one being written
+// too, with rows that the rollups count (raw_partitions.rolled: a crash
+// replays the rows after it, which must still be rows) but no block
+// holds, oldest first.
 func (s *FlowDB) packCandidates(ctx context.Context) ([]packCandidate, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT p.name, p.start, coalesce(p.rolled, -1),
-		coalesce((SELECT max(g.last_id) FROM raw_segments g WHERE g.part = p.name), 0)
-		FROM raw_partitions p WHERE p.format = ? AND p.closed = 1 ORDER BY p.start`, formatV2)
+	rows, err := s.r.QueryContext(ctx, `SELECT p.name, p.start, coalesce(p.rolled, -1)
+		FROM raw_partitions p WHERE p.format = ? ORDER BY p.start`, formatV2)
 	if err != nil {
 		return nil, fmt.Errorf("cannot list partitions to pack: %w", err)
 	}
 	var out []packCandidate
 	for rows.Next() {
 		var c packCandidate
-		var rolled, covered int64
-		if err := rows.Scan(&c.name, &c.start, &rolled, &covered); err != nil {
+		if err := rows.Scan(&c.name, &c.start, &c.limit); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("cannot list partitions to pack: %w", err)
 		}
 		c.start *= 1000
-		c.limit = min(rolled, covered)
 		out = append(out, c)
 	}
 	rows.Close()

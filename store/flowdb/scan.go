@@ -332,21 +332,22 @@ func (s *FlowDB) openPart(ctx context.Context, p *rawPartition) (*partReader, er
 		return nil, fmt.Errorf("cannot read raw flows: %w", err)
 	}
 	r := &partReader{tx: tx, br: newBlockReader(s, tx, p.name)}
-	// This first read fixes the transaction's snapshot: the packer may
-	// create the table and move rows into it at any time before.
-	var tables int
-	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?", packTable(p.name)).Scan(&tables); err != nil {
+	// This first read fixes the transaction's snapshot, its schema
+	// included: the packer may create the table and move rows into it at
+	// any time before, not after.
+	var one int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM raw_partitions WHERE name = ?", p.name).Scan(&one); err != nil {
 		r.close()
 		return nil, fmt.Errorf("cannot read raw flows: %w", err)
 	}
-	if tables == 0 {
-		return r, nil
-	}
-	if r.list, err = tx.PrepareContext(ctx, packedBlocksQuery(packTable(p.name))); err != nil {
+	switch r.list, err = tx.PrepareContext(ctx, packedBlocksQuery(packTable(p.name))); {
+	case isNoTable(err): // no block
+	case err != nil:
 		r.close()
 		return nil, fmt.Errorf("cannot read packed raw flows of %s: %w", p.name, err)
+	default:
+		r.packed = true
 	}
-	r.packed = true
 	return r, nil
 }
 
@@ -517,7 +518,7 @@ func (f *fetcher) fromBlock(ctx context.Context, b *packedBlock, lo, hi int64, i
 			if ok, err := f.pre.row(ctx, f.br, pr, i); err != nil || !ok {
 				return err == nil, err
 			}
-		} else if err := f.br.blockCols(ctx, pr, true); err != nil {
+		} else if err := f.br.rowCols(ctx, pr, i, true); err != nil {
 			return false, err
 		}
 		f.x = pr.rowX(i, f.x)
@@ -1124,7 +1125,7 @@ func (s *FlowDB) searchPartition(ctx context.Context, rr *rowReader, p *rawParti
 		// Read a batch of blocks at once: at least n rows, or a few
 		// hundred candidates.
 		j, rows := 0, 0
-		for j < len(blocks) && (j == 0 || rows < max(n, 256)) && j < 64 {
+		for j < len(blocks) && (j == 0 || rows < max(n, 256)) && j < 1024 {
 			if top.full() && !top.worse(top.h[0].key, best(&blocks[j])) {
 				break
 			}
@@ -1288,8 +1289,14 @@ func (s *FlowDB) orderedPartition(ctx context.Context, rr *rowReader, p *rawPart
 	}
 	pre := newRowPre(rr.flt, rr.from, rr.to, p.start)
 	k := 0
+	// With a host filter, a packed row is read when it is a candidate or
+	// no index covers it (from scanFrom on: the packer moves rows before
+	// their segment is written).
+	wanted := func(lo, hi int64) bool {
+		return hq == nil || (scanFrom >= 0 && hi >= scanFrom) || len(idsIn(cand, lo, hi)) > 0
+	}
 	for _, b := range packed {
-		if !pre.skipBlock(b.tlo, b.thi, &b.sum) && (hq == nil || len(idsIn(cand, b.lo, b.hi)) > 0) {
+		if !pre.skipBlock(b.tlo, b.thi, &b.sum) && wanted(b.lo, b.hi) {
 			packed[k] = b
 			k++
 		}
@@ -1356,7 +1363,7 @@ func (s *FlowDB) orderedPartition(ctx context.Context, rr *rowReader, p *rawPart
 		}
 		run := &ordRun{}
 		for i := range pr.n {
-			if hq != nil && len(idsIn(cand, pr.ids[i], pr.ids[i])) == 0 {
+			if !wanted(pr.ids[i], pr.ids[i]) {
 				continue
 			}
 			if ok, err := pre.row(ctx, br, &pr, i); err != nil || !ok {
