@@ -99,14 +99,39 @@ func rawFilter(f *store.Filter, res store.Resolution) bool {
 
 var _ FlowQuerier = (*limitedQuerier)(nil)
 
+// budgetMargin is the time a raw scan's budget leaves before the
+// request's deadline, to answer with what it read.
+const budgetMargin = 2 * time.Second
+
+// minBudget is the least budget of a raw scan that waited for its slot
+// until near its deadline: it reads the newest blocks and answers
+// partially.
+const minBudget = 100 * time.Millisecond
+
+// fitBudget shortens a raw scan's budget (0: none) to what is left of
+// ctx's deadline less budgetMargin (minBudget at least), once its slot is
+// acquired: a scan that waited behind others answers with its newest part
+// in time, instead of timing out.
+func fitBudget(ctx context.Context, budget time.Duration) time.Duration {
+	dl, ok := ctx.Deadline()
+	if budget <= 0 || !ok {
+		return budget
+	}
+	return min(budget, max(time.Until(dl)-budgetMargin, minBudget))
+}
+
 // TimeSeries runs the series query within a dashboard slot, or a raw
 // slot when it scans raw flows.
 func (q *limitedQuerier) TimeSeries(ctx context.Context, sq store.SeriesQuery) (*store.Series, error) {
-	release, err := q.scan(rawFilter(&sq.Filter, sq.Resolution)).acquire(ctx)
+	raw := rawFilter(&sq.Filter, sq.Resolution)
+	release, err := q.scan(raw).acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
+	if raw {
+		sq.Budget = fitBudget(ctx, sq.Budget)
+	}
 	return q.next.TimeSeries(ctx, sq)
 }
 
@@ -119,6 +144,9 @@ func (q *limitedQuerier) Top(ctx context.Context, tq store.TopQuery) (*store.Top
 		return nil, err
 	}
 	defer release()
+	if raw {
+		tq.Budget = fitBudget(ctx, tq.Budget)
+	}
 	return q.next.Top(ctx, tq)
 }
 

@@ -269,3 +269,31 @@ func TestRawScansDoNotDelayRollups(t *testing.T) {
 		}
 	}
 }
+
+// TestFitBudget: a raw scan that acquired its slot late gets what is left
+// of its request's deadline less the margin, never less than minBudget;
+// no budget or no deadline leaves it as it is.
+func TestFitBudget(t *testing.T) {
+	bg := context.Background()
+	if got := fitBudget(bg, 10*time.Second); got != 10*time.Second {
+		t.Errorf("no deadline: %v", got)
+	}
+	far, cancel := context.WithTimeout(bg, time.Hour)
+	defer cancel()
+	if got := fitBudget(far, 10*time.Second); got != 10*time.Second {
+		t.Errorf("a far deadline: %v", got)
+	}
+	if got := fitBudget(far, 0); got != 0 {
+		t.Errorf("no budget: %v", got)
+	}
+	near, cancel2 := context.WithTimeout(bg, 5*time.Second)
+	defer cancel2()
+	if got := fitBudget(near, 10*time.Second); got > 3*time.Second || got < 2*time.Second {
+		t.Errorf("5 s left: budget %v, want about 3 s", got)
+	}
+	gone, cancel3 := context.WithDeadline(bg, time.Now().Add(-time.Second))
+	defer cancel3()
+	if got := fitBudget(gone, 10*time.Second); got != minBudget {
+		t.Errorf("past the deadline: %v, want %v", got, minBudget)
+	}
+}
