@@ -288,7 +288,9 @@ type packedRows struct {
 	n      int
 	ids    []int64
 	ts     []int64
-	keys   []byte
+	keys   []byte // when keysOK (keysReady)
+	keysZ  []byte
+	keysOK bool
 	seq    bool // ids are lo, lo+1, ...: row i has id lo+i
 	a, x   frameCol
 	buf    []byte
@@ -393,12 +395,24 @@ func (s *FlowDB) decodeBlock(k []byte, lo, hi int64, pr *packedRows) error {
 	if rd.err != nil || len(rd.b) != 0 {
 		return errBadBlock
 	}
-	if pr.keys, err = s.zdec.DecodeAll(secs[2], pr.keys[:0]); err != nil {
+	// The key column is decompressed when a filter tests it (keysReady).
+	pr.keysZ, pr.keysOK = append(pr.keysZ[:0], secs[2]...), false
+	return nil
+}
+
+// keysReady decompresses the key column of pr.
+func (s *FlowDB) keysReady(pr *packedRows) error {
+	if pr.keysOK {
+		return nil
+	}
+	var err error
+	if pr.keys, err = s.zdec.DecodeAll(pr.keysZ, pr.keys[:0]); err != nil {
 		return fmt.Errorf("%w: %w", errBadBlock, err)
 	}
 	if len(pr.keys) != pr.n*packKeyLen {
 		return errBadBlock
 	}
+	pr.keysOK = true
 	return nil
 }
 
@@ -700,10 +714,18 @@ func (p *rowPre) skipHosts(h []byte) bool {
 	return false
 }
 
-// pass tests row i of a block.
+// needsKeys reports whether pass tests the key column.
+func (p *rowPre) needsKeys() bool {
+	return p.protos != nil || p.dirs != 0 || len(p.ports) > 0 || p.routers != nil
+}
+
+// pass tests row i of a block (keysReady first when needsKeys).
 func (p *rowPre) pass(pr *packedRows, i int) bool {
 	if t := pr.ts[i]; t < p.tfrom || t >= p.tto {
 		return false
+	}
+	if !p.needsKeys() {
+		return true
 	}
 	k := pr.keys[i*packKeyLen : i*packKeyLen+packKeyLen]
 	if p.protos != nil && p.protos.protos[k[0]>>6]&(1<<(k[0]&63)) == 0 {
@@ -739,6 +761,11 @@ func (p *rowPre) pass(pr *packedRows, i int) bool {
 // decodes its a and x columns (reading them with br): the key column
 // first, then with a host filter the addresses.
 func (p *rowPre) row(ctx context.Context, br *blockReader, pr *packedRows, i int) (bool, error) {
+	if p.needsKeys() {
+		if err := br.s.keysReady(pr); err != nil {
+			return false, fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", br.part, pr.lo, err)
+		}
+	}
 	if !p.pass(pr, i) {
 		return false, nil
 	}

@@ -253,6 +253,9 @@ func TestPackBlockCodec(t *testing.T) {
 			if err := s.decodeBlock(k, 10, ids[len(ids)-1], pr); err != nil {
 				return err
 			}
+			if err := s.keysReady(pr); err != nil {
+				return err
+			}
 			pr.a.z, pr.x.z = a, x
 			if err := pr.a.split(pr.n); err != nil {
 				return err
