@@ -84,14 +84,10 @@ type FlowDB struct {
 	// both are safe for concurrent EncodeAll and DecodeAll.
 	zenc *zstd.Encoder
 	zdec *zstd.Decoder
-	// packRows is the number of rows of a packed block (a field for tests);
-	// packEnc is the packer goroutine's encoder.
+	// packRows is the number of rows of a packed block (a field for tests).
 	packRows int
-	packEnc  packEncoder
 	packWake chan struct{} // capacity 1: the writer's maintenance wakes the packer
-	// packFailed are the partitions the packer failed to pack, with when
-	// to try again (packer-owned).
-	packFailed map[string]time.Time
+	pk       packerState   // the packer goroutine's own
 	// scanSlots are the cores a raw scan may use beyond its own
 	// (GOMAXPROCS-1), taken only when free (scan.go, splitScan).
 	scanSlots   chan struct{}

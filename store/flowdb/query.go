@@ -208,19 +208,21 @@ func (t *idTable[V]) set(id uint64, v V) {
 
 // resolve fills the names, exporter and interned addresses of r; it
 // reports false when an id is not in the cache (the caller loads the
-// tables and calls fill).
-func (c *nameCache) resolve(r *decodedRow) bool {
+// tables and tries again). lenient, an unknown name or exporter (a
+// damaged row) reads as "" or the zero address, and only an unknown
+// address id fails.
+func (c *nameCache) resolve(r *decodedRow, lenient bool) bool {
 	ids := [5]uint64{r.names.sub, r.names.app, r.names.scc, r.names.dcc, r.names.dom}
 	var names [5]string
 	for i, id := range ids {
 		n, ok := c.names.get(id)
-		if !ok {
+		if !ok && !lenient {
 			return false
 		}
 		names[i] = n
 	}
 	exp, ok := c.exporters.get(uint64(r.expID))
-	if !ok && r.expID != 0 {
+	if !ok && r.expID != 0 && !lenient {
 		return false
 	}
 	if r.dictMask != 0 {
@@ -241,7 +243,7 @@ func (c *nameCache) resolve(r *decodedRow) bool {
 func (s *FlowDB) lookupNames(ctx context.Context, r *decodedRow) error {
 	c := &s.cache
 	c.mu.RLock()
-	ok := c.init && c.resolve(r)
+	ok := c.init && c.resolve(r, false)
 	c.mu.RUnlock()
 	if ok {
 		return nil
@@ -252,7 +254,7 @@ func (s *FlowDB) lookupNames(ctx context.Context, r *decodedRow) error {
 		c.names.set(0, "")
 		c.init = true
 	}
-	if c.resolve(r) {
+	if c.resolve(r, false) {
 		return nil
 	}
 	// Something new: read what the tables added since.
@@ -265,20 +267,9 @@ func (s *FlowDB) lookupNames(ctx context.Context, r *decodedRow) error {
 	if err := s.loadAddrs(ctx); err != nil {
 		return err
 	}
-	if r.dictMask != 0 {
-		for i, id := range r.dictIDs {
-			if _, ok := c.addrs.get(id); r.dictMask&(1<<i) != 0 && !ok {
-				return fmt.Errorf("damaged raw flow row %d: unknown address id %d", r.id, id)
-			}
-		}
-		r.fillAddrs(func(id uint64) netip.Addr { a, _ := c.addrs.get(id); return a })
+	if !c.resolve(r, true) {
+		return fmt.Errorf("damaged raw flow row %d: unknown address id", r.id)
 	}
-	// Names beyond the names table (damaged rows) read as "".
-	get := func(id uint64) string { n, _ := c.names.get(id); return n }
-	r.Subscriber, r.Application = get(r.names.sub), get(r.names.app)
-	r.SrcCountry, r.DstCountry, r.RemoteDomain = get(r.names.scc), get(r.names.dcc), get(r.names.dom)
-	exp, _ := c.exporters.get(uint64(r.expID))
-	r.Exporter = netip.AddrPortFrom(exp, 0)
 	return nil
 }
 

@@ -434,9 +434,9 @@ func (s *FlowDB) rowReady(pr *packedRows, i int, x bool) error {
 	return nil
 }
 
-// frameRows returns the first row of frame f and its number of rows.
-func (pr *packedRows) frameRows(f int) (int, int) {
-	return f * packFrameRows, min(pr.n-f*packFrameRows, packFrameRows)
+// frameRows returns the number of rows of frame f.
+func (pr *packedRows) frameRows(f int) int {
+	return min(pr.n-f*packFrameRows, packFrameRows)
 }
 
 // frameA decompresses frame f of the a column: x[3:6] and the addresses
@@ -450,7 +450,7 @@ func (s *FlowDB) frameA(pr *packedRows, f int) error {
 	b := c.dec[f]
 	offs := c.offs[f][:0]
 	at := 0
-	_, rows := pr.frameRows(f)
+	rows := pr.frameRows(f)
 	for range rows {
 		if at+3 > len(b) {
 			return errBadBlock
@@ -480,7 +480,7 @@ func (s *FlowDB) frameX(pr *packedRows, f int) error {
 	b := c.dec[f]
 	offs := c.offs[f][:0]
 	rd := rawDecoder{b: b}
-	_, rows := pr.frameRows(f)
+	rows := pr.frameRows(f)
 	for range rows {
 		l := rd.uvarint()
 		if rd.err != nil || l > uint64(len(rd.b)) {
@@ -603,7 +603,7 @@ func (br *blockReader) blockCols(ctx context.Context, pr *packedRows, x bool) er
 // skipsHosts reports whether block b has none of the filter's hosts, by
 // its Bloom filter.
 func (br *blockReader) skipsHosts(ctx context.Context, b *packedBlock, pre *rowPre) (bool, error) {
-	if pre == nil || len(pre.hostSets) == 0 {
+	if len(pre.hostSets) == 0 {
 		return false, nil
 	}
 	var h []byte
@@ -843,14 +843,26 @@ func packedBlocksQuery(t string) string {
 
 // maxRowID returns the last id of a partition, packed or not (0: none).
 func maxRowID(ctx context.Context, q querier, part string) (int64, error) {
-	var rowsMax, packMax int64
+	var rowsMax int64
 	if err := q.QueryRowContext(ctx, "SELECT coalesce(max(id), 0) FROM "+part).Scan(&rowsMax); err != nil {
 		return 0, err
 	}
-	if err := q.QueryRowContext(ctx, "SELECT coalesce(max(hi), 0) FROM "+packTable(part)).Scan(&packMax); err != nil && !isNoTable(err) {
+	packMax, err := lastPacked(ctx, q, part)
+	if err != nil {
 		return 0, err
 	}
 	return max(rowsMax, packMax), nil
+}
+
+// lastPacked returns the last id packed of a partition (0: none): the hi
+// of its last block, the blocks following each other.
+func lastPacked(ctx context.Context, q querier, part string) (int64, error) {
+	var hi int64
+	err := q.QueryRowContext(ctx, "SELECT hi FROM "+packTable(part)+" ORDER BY lo DESC LIMIT 1").Scan(&hi)
+	if errors.Is(err, sql.ErrNoRows) || isNoTable(err) {
+		return 0, nil
+	}
+	return hi, err
 }
 
 // tailFromBlocks calls add with the id, t and addresses of the packed
@@ -901,6 +913,17 @@ func (s *FlowDB) tailFromBlocks(ctx context.Context, part string, after int64, a
 
 // The packer.
 
+// packerState is what the packer goroutine keeps between its steps.
+type packerState struct {
+	enc packEncoder
+	// packed is the last id packed of each partition, read from its table
+	// once, then kept as the packer packs.
+	packed map[string]int64
+	// failed are the partitions the packer failed to pack, with when to
+	// try again.
+	failed map[string]time.Time
+}
+
 // packCandidate is a partition with rows to pack.
 type packCandidate struct {
 	name   string
@@ -933,12 +956,28 @@ func (s *FlowDB) packCandidates(ctx context.Context) ([]packCandidate, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("cannot list partitions to pack: %w", err)
 	}
+	if s.pk.packed == nil {
+		s.pk.packed = map[string]int64{}
+	}
+	listed := make(map[string]bool, len(out))
+	for _, c := range out {
+		listed[c.name] = true
+	}
+	for name := range s.pk.packed {
+		if !listed[name] {
+			delete(s.pk.packed, name) // dropped by retention
+		}
+	}
 	k := 0
 	for _, c := range out {
-		if err := s.r.QueryRowContext(ctx, "SELECT coalesce(max(hi), 0) FROM "+packTable(c.name)).Scan(&c.packed); err != nil && !isNoTable(err) {
-			return nil, fmt.Errorf("cannot list partitions to pack: %w", err)
+		hi, ok := s.pk.packed[c.name]
+		if !ok {
+			if hi, err = lastPacked(ctx, s.r, c.name); err != nil {
+				return nil, fmt.Errorf("cannot list partitions to pack: %w", err)
+			}
+			s.pk.packed[c.name] = hi
 		}
-		if c.packed < c.limit {
+		if c.packed = hi; c.packed < c.limit {
 			out[k] = c
 			k++
 		}
@@ -946,18 +985,18 @@ func (s *FlowDB) packCandidates(ctx context.Context) ([]packCandidate, error) {
 	return out[:k], nil
 }
 
-// packStep packs up to maxBlocks blocks of closed partitions, oldest
-// first: full blocks, and the last rows of a partition that ended
-// packSettle before now. It returns the number of blocks packed and the
-// errors met: a partition that fails is left for packRetry (its rows stay
-// rows, readable) and the others are packed.
+// packStep packs up to maxBlocks blocks, oldest partitions first: full
+// blocks, and the last rows of a partition that ended packSettle before
+// now. It returns the number of blocks packed and the errors met: a
+// partition that fails is left for packRetry (its rows stay rows,
+// readable) and the others are packed.
 func (s *FlowDB) packStep(ctx context.Context, now time.Time, maxBlocks int) (int, error) {
 	cands, err := s.packCandidates(ctx)
 	if err != nil {
 		return 0, err
 	}
-	if s.packFailed == nil {
-		s.packFailed = map[string]time.Time{}
+	if s.pk.failed == nil {
+		s.pk.failed = map[string]time.Time{}
 	}
 	live := make(map[string]bool, len(cands))
 	var errs []error
@@ -965,34 +1004,36 @@ func (s *FlowDB) packStep(ctx context.Context, now time.Time, maxBlocks int) (in
 	for i := range cands {
 		c := &cands[i]
 		live[c.name] = true
-		if until, ok := s.packFailed[c.name]; ok && now.Before(until) {
+		if until, ok := s.pk.failed[c.name]; ok && now.Before(until) {
 			continue
 		}
 		settled := c.start+partitionSpan.Milliseconds()+packSettle.Milliseconds() <= now.UnixMilli()
-		for done < maxBlocks && c.packed < c.limit {
+		// Ids follow each other: fewer ids than a block cannot fill one, and
+		// are not read until the partition settles.
+		for done < maxBlocks && c.packed < c.limit && (settled || c.limit-c.packed >= int64(s.packRows)) {
 			if err := ctx.Err(); err != nil {
 				return done, err
 			}
 			hi, err := s.packChunk(ctx, c, settled)
 			if err != nil {
 				errs = append(errs, err)
-				s.packFailed[c.name] = now.Add(packRetry)
+				s.pk.failed[c.name] = now.Add(packRetry)
 				break
 			}
-			delete(s.packFailed, c.name)
+			delete(s.pk.failed, c.name)
 			if hi == 0 {
 				break
 			}
-			c.packed = hi
+			c.packed, s.pk.packed[c.name] = hi, hi
 			done++
 		}
 		if done >= maxBlocks {
 			break
 		}
 	}
-	for name := range s.packFailed {
+	for name := range s.pk.failed {
 		if !live[name] {
-			delete(s.packFailed, name) // dropped, or packed meanwhile
+			delete(s.pk.failed, name) // dropped, or packed meanwhile
 		}
 	}
 	return done, errors.Join(errs...)
@@ -1004,7 +1045,7 @@ func (s *FlowDB) packStep(ctx context.Context, now time.Time, maxBlocks int) (in
 func (s *FlowDB) notePack(err error) {
 	s.health.mu.Lock()
 	defer s.health.mu.Unlock()
-	if err == nil && len(s.packFailed) > 0 {
+	if err == nil && len(s.pk.failed) > 0 {
 		return // a failed partition waits for its retry: its error stays
 	}
 	if err == nil {
@@ -1036,7 +1077,7 @@ func (s *FlowDB) packChunk(ctx context.Context, c *packCandidate, settled bool) 
 		}
 		return 0, fmt.Errorf("cannot pack raw flows of %s: %w", c.name, err)
 	}
-	e := &s.packEnc
+	e := &s.pk.enc
 	e.reset(c.packed + 1)
 	var x sql.RawBytes
 	for rows.Next() {

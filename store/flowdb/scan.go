@@ -369,9 +369,9 @@ func (r *partReader) close() {
 
 // fetchBatch calls fn with the id and x of the rows of blocks (format 2),
 // each block in id order, whether they are rows or in packed blocks,
-// read with pr. pre (nil: none) skips packed rows that cannot pass the
-// filter without decoding them; fn checks the rows it gets whole. fn
-// returns false to stop. fetchBatch returns the number of rows it looked
+// read with pr. pre skips packed rows that cannot pass the filter without
+// decoding them; fn checks the rows it gets whole. fn returns false to
+// stop. fetchBatch returns the number of rows it looked
 // at.
 func (s *FlowDB) fetchBatch(ctx context.Context, pr *partReader, p *rawPartition, blocks []rawBlock, pre *rowPre, fn func(id int64, x []byte) (bool, error)) (int64, error) {
 	if len(blocks) == 0 {
@@ -493,7 +493,7 @@ func (f *fetcher) flushIDs(ctx context.Context) (bool, error) {
 
 // fromBlock reads the rows lo..hi (or those of ids) of packed block b.
 func (f *fetcher) fromBlock(ctx context.Context, b *packedBlock, lo, hi int64, ids []int64) (bool, error) {
-	if f.pre != nil && f.pre.skipBlock(b.tlo, b.thi, &b.sum) {
+	if f.pre.skipBlock(b.tlo, b.thi, &b.sum) {
 		return true, nil
 	}
 	if ids != nil {
@@ -514,12 +514,8 @@ func (f *fetcher) fromBlock(ctx context.Context, b *packedBlock, lo, hi int64, i
 	}
 	row := func(i int) (bool, error) {
 		f.scanned++
-		if f.pre != nil {
-			if ok, err := f.pre.row(ctx, f.br, pr, i); err != nil || !ok {
-				return err == nil, err
-			}
-		} else if err := f.br.rowCols(ctx, pr, i, true); err != nil {
-			return false, err
+		if ok, err := f.pre.row(ctx, f.br, pr, i); err != nil || !ok {
+			return err == nil, err
 		}
 		f.x = pr.rowX(i, f.x)
 		return f.fn(pr.ids[i], f.x)
@@ -1252,8 +1248,8 @@ func (s *FlowDB) orderedPartition(ctx context.Context, rr *rowReader, p *rawPart
 	if tfrom >= tto {
 		return true, nil
 	}
-	// With a host filter, the host index's candidates: of packed rows
-	// (covered by segments) their ids, and the rows no index covers.
+	// With a host filter, the host index's candidates, and where the rows
+	// no index covers start (scanFrom).
 	var cand []int64
 	scanFrom := int64(-1)
 	if hq != nil {
