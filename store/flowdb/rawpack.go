@@ -35,32 +35,49 @@ import (
 // the rows are stored by column in blobs, the columns compressed with
 // zstd:
 //
-//	k: version byte (1), uvarint n, then three sections, each a uvarint
+//	k: version byte (2), uvarint n, then five sections, each a uvarint
 //	   length and a zstd frame:
 //	   ids: uvarint id - previous id (the first from lo - 1)
 //	   t:   uvarint zigzag(t - previous t) (the first from 0)
 //	   key: 8 bytes a row: protocol, x[3] (address kinds, direction),
 //	        source and destination ports (big endian), router id
 //	        (little endian, 0xffff for 65535 and above)
+//	   cnt: the counters by column (bytes, packets, sampling rate, 0 for
+//	        none), each a uvarint base (the column's least value), a
+//	        width byte (0, 1, 2, 4 or 8) and each row's value less the
+//	        base in that many bytes, little endian: a row's value is read
+//	        in place, without decoding the column
+//	   dim: the dimensions by column, the same way (exporter id, router
+//	        id, in and out interface, source and destination AS, and the
+//	        name ids of subscriber, application, source and destination
+//	        country, remote domain)
 //	h: a Bloom filter of the rows' local and remote addresses (8 bits an
 //	   address, 3 hashes, a power of two of 512 bits or more)
 //	a: x[3:6] and the a and b addresses of each row (their kinds in x[3]
 //	   give their lengths)
-//	x: a uvarint length and the rest of x of each row
+//	x: a uvarint length and the rest of each row: the address fields
+//	   x[4:6]'s modes do not give (name ids or literal addresses), the
+//	   duration (uvarint zigzag), TCP flags, explicit post-NAT ports
 //	   (a and x in frames of 256 rows, a uvarint count, then each frame's
 //	   uvarint length and zstd frame: a search decompresses the frames of
 //	   its rows only)
 //
+// Version 1 blocks (flowbox 0.7) have no cnt and dim sections: their x
+// holds the whole rest of x. They are read as they are.
+//
 // A scan skips a block by its t range and summary without reading it. Of
-// a block it reads, it decompresses k (a few bytes a flow) and tests the
-// filter's time range, protocols, ports, directions and routers on it;
-// with a host filter it first tests the Bloom filter (the host index's
-// candidates are many: it keys buckets, not addresses), then reads a and
-// tests the addresses; x is read
-// and decompressed only when a row passes, and only the rows that pass
-// are decoded whole. SQLite reads a row's blobs in order, so a block read
-// for k only does not read x's pages. The host index still finds rows by
-// id, in blocks as in rows.
+// a block it reads, it decompresses k's sections as the query needs them
+// (ids and t always, the keys for a filter that tests them, the counters
+// and dimensions for the aggregations that read them) and tests the
+// filter's time range, protocols, ports, directions and routers on the
+// keys; with a host filter it first tests the Bloom filter (the host
+// index's candidates are many: it keys buckets, not addresses), then reads
+// a and tests the addresses. A series or top-N list reads its columns
+// without building rows whole (columnar reads, rowNeed); x is read and
+// decompressed only for the rows that pass a query that wants them whole
+// (a search, the export). SQLite reads a row's blobs in order, so a block
+// read for k only does not read x's pages. The host index still finds rows
+// by id, in blocks as in rows.
 //
 // A move is one transaction (insert the block, delete its rows), and a
 // reader reads a partition's blocks and rows in one read transaction, so
@@ -80,8 +97,8 @@ const (
 	// packRetry is how long the packer leaves a partition it failed to
 	// pack.
 	packRetry = 10 * time.Minute
-	// packVersion is the version byte of c.
-	packVersion = 1
+	// packVersion is the version byte of k of the blocks written.
+	packVersion = 2
 	// packKeyLen is the size of a row of the key column.
 	packKeyLen = 8
 	// packMaxRows bounds the rows of a block a reader accepts.
@@ -129,9 +146,38 @@ func decodeSummary(s []byte) (blockSummary, bool) {
 	return b, true
 }
 
+// Columns of the cnt and dim sections of a version 2 block.
+const (
+	cntBytes = iota
+	cntPackets
+	cntSampling
+	numCntCols
+)
+
+const (
+	dimExp = iota
+	dimRouter
+	dimInIf
+	dimOutIf
+	dimSrcAS
+	dimDstAS
+	dimSub
+	dimApp
+	dimSrcCC
+	dimDstCC
+	dimDom
+	numDimCols
+)
+
 // packEncoder builds the columns of one block.
 type packEncoder struct {
+	// version is the block version written (packVersion; tests write 1,
+	// as flowbox 0.7 did).
+	version               byte
 	ids, ts, keys, as, xs []byte
+	cnt                   [numCntCols][]uint64
+	dim                   [numDimCols][]uint64
+	rest                  []byte
 	aEnd, xEnd            []int    // end of each row in as and xs
 	hosts                 []uint64 // hashes of the rows' addresses
 	sum                   blockSummary
@@ -142,7 +188,16 @@ type packEncoder struct {
 }
 
 func (e *packEncoder) reset(lo int64) {
+	if e.version == 0 {
+		e.version = packVersion
+	}
 	e.ids, e.ts, e.keys, e.as, e.xs = e.ids[:0], e.ts[:0], e.keys[:0], e.as[:0], e.xs[:0]
+	for i := range e.cnt {
+		e.cnt[i] = e.cnt[i][:0]
+	}
+	for i := range e.dim {
+		e.dim[i] = e.dim[i][:0]
+	}
 	e.hosts = e.hosts[:0]
 	e.aEnd, e.xEnd = e.aEnd[:0], e.xEnd[:0]
 	e.sum = blockSummary{}
@@ -170,8 +225,20 @@ func (e *packEncoder) add(id int64, x []byte) error {
 	e.keys = append(e.keys, f.Proto, x[3], byte(f.SrcPort>>8), byte(f.SrcPort), byte(f.DstPort>>8), byte(f.DstPort), byte(router), byte(router>>8))
 	head := rawHeadLen + kindLen(x[3]&3) + kindLen(x[3]>>2&3) // checked by decodeRaw
 	e.as = append(e.as, x[3:head]...)
-	e.xs = binary.AppendUvarint(e.xs, uint64(len(x)-head))
-	e.xs = append(e.xs, x[head:]...)
+	rest := x[head:]
+	if e.version >= 2 {
+		for i, v := range [numCntCols]uint64{f.Bytes, f.Packets, uint64(f.SamplingRate)} {
+			e.cnt[i] = append(e.cnt[i], v)
+		}
+		for i, v := range [numDimCols]uint64{uint64(r.expID), uint64(f.RouterID), uint64(f.InIf), uint64(f.OutIf),
+			uint64(f.SrcAS), uint64(f.DstAS), r.names.sub, r.names.app, r.names.scc, r.names.dcc, r.names.dom} {
+			e.dim[i] = append(e.dim[i], v)
+		}
+		e.rest = appendRest(e.rest[:0], r)
+		rest = e.rest
+	}
+	e.xs = binary.AppendUvarint(e.xs, uint64(len(rest)))
+	e.xs = append(e.xs, rest...)
 	e.aEnd, e.xEnd = append(e.aEnd, len(e.as)), append(e.xEnd, len(e.xs))
 	for _, a := range [2]netip.Addr{r.local, r.remote} {
 		if a.IsValid() {
@@ -185,17 +252,85 @@ func (e *packEncoder) add(id int64, x []byte) error {
 	return nil
 }
 
+// appendRest appends the x column's part of decoded row r (version 2):
+// the address fields in modes addrDict, addrV4 and addrV6, the duration,
+// the TCP flags and the explicit post-NAT ports.
+func appendRest(dst []byte, r *decodedRow) []byte {
+	for i := range r.lits {
+		switch (r.modes >> (3 * i)) & 7 {
+		case addrDict:
+			dst = binary.AppendUvarint(dst, r.dictIDs[i])
+		case addrV4, addrV6:
+			dst = append(dst, r.lits[i].AsSlice()...)
+		}
+	}
+	d := r.End - r.Start
+	dst = binary.AppendUvarint(dst, uint64(d<<1)^uint64(d>>63))
+	dst = append(dst, r.TCPFlags)
+	if r.modes>>12&3 == portExplicit {
+		dst = append(dst, byte(r.PostNATSrcPort>>8), byte(r.PostNATSrcPort))
+	}
+	if r.modes>>14&3 == portExplicit {
+		dst = append(dst, byte(r.PostNATDstPort>>8), byte(r.PostNATDstPort))
+	}
+	return dst
+}
+
 // finish returns the k, a and x blobs of the block.
 func (e *packEncoder) finish(enc *zstd.Encoder) (k, a, x []byte) {
-	k = []byte{packVersion}
+	k = []byte{e.version}
 	k = binary.AppendUvarint(k, uint64(e.n))
+	secs := [][]byte{e.ids, e.ts, e.keys}
+	if e.version >= 2 {
+		secs = append(secs, joinCols(e.cnt[:]), joinCols(e.dim[:]))
+	}
 	var z []byte
-	for _, sec := range [][]byte{e.ids, e.ts, e.keys} {
+	for _, sec := range secs {
 		z = enc.EncodeAll(sec, z[:0])
 		k = binary.AppendUvarint(k, uint64(len(z)))
 		k = append(k, z...)
 	}
 	return k, e.frames(enc, e.as, e.aEnd), e.frames(enc, e.xs, e.xEnd)
+}
+
+// joinCols returns columns of numbers as one section: each a uvarint
+// base, a width byte and the values less the base in that width.
+func joinCols(cols [][]uint64) []byte {
+	var out []byte
+	for _, c := range cols {
+		lo, hi := uint64(0), uint64(0)
+		if len(c) > 0 {
+			lo, hi = slices.Min(c), slices.Max(c)
+		}
+		w := 0
+		switch d := hi - lo; {
+		case d == 0:
+		case d <= 0xff:
+			w = 1
+		case d <= 0xffff:
+			w = 2
+		case d <= 0xffffffff:
+			w = 4
+		default:
+			w = 8
+		}
+		out = binary.AppendUvarint(out, lo)
+		out = append(out, byte(w))
+		for _, v := range c {
+			v -= lo
+			switch w {
+			case 1:
+				out = append(out, byte(v))
+			case 2:
+				out = binary.LittleEndian.AppendUint16(out, uint16(v))
+			case 4:
+				out = binary.LittleEndian.AppendUint32(out, uint32(v))
+			case 8:
+				out = binary.LittleEndian.AppendUint64(out, v)
+			}
+		}
+	}
+	return out
 }
 
 // frames returns column col (rows ending at ends) as frames of
@@ -294,6 +429,78 @@ type packedRows struct {
 	seq    bool // ids are lo, lo+1, ...: row i has id lo+i
 	a, x   frameCol
 	buf    []byte
+	// version is the block's version (packVersion); cnt and dim are its
+	// counters and dimensions (version 2), decompressed when read.
+	version  byte
+	cnt, dim valSection
+}
+
+// valSection is the cnt or the dim section of a version 2 block,
+// decompressed when a query first reads one of its columns.
+type valSection struct {
+	z    []byte // compressed
+	buf  []byte // decompressed
+	cols []valCol
+	ok   bool // buf is split into cols
+}
+
+// valCol is a column of a valSection: row i's value is base plus the
+// w bytes of b at i*w.
+type valCol struct {
+	base uint64
+	w    int
+	b    []byte
+}
+
+// at returns the value of row i (which the section's checks bound).
+func (c *valCol) at(i int) uint64 {
+	switch c.w {
+	case 0:
+		return c.base
+	case 1:
+		return c.base + uint64(c.b[i])
+	case 2:
+		return c.base + uint64(binary.LittleEndian.Uint16(c.b[2*i:]))
+	case 4:
+		return c.base + uint64(binary.LittleEndian.Uint32(c.b[4*i:]))
+	}
+	return c.base + binary.LittleEndian.Uint64(c.b[8*i:])
+}
+
+func (v *valSection) reset(z []byte) {
+	v.z, v.ok = append(v.z[:0], z...), false
+}
+
+// ready decompresses the section (ncols columns of n rows) if not done
+// yet.
+func (v *valSection) ready(s *FlowDB, ncols, n int) error {
+	if v.ok {
+		return nil
+	}
+	var err error
+	if v.buf, err = s.zdec.DecodeAll(v.z, v.buf[:0]); err != nil {
+		return fmt.Errorf("%w: %w", errBadBlock, err)
+	}
+	d := rawDecoder{b: v.buf}
+	v.cols = v.cols[:0]
+	for range ncols {
+		c := valCol{base: d.uvarint(), w: int(d.byte())}
+		switch c.w {
+		case 0, 1, 2, 4, 8:
+		default:
+			return errBadBlock
+		}
+		if d.err != nil || c.w*n > len(d.b) {
+			return errBadBlock
+		}
+		c.b, d.b = d.b[:c.w*n], d.b[c.w*n:]
+		v.cols = append(v.cols, c)
+	}
+	if len(d.b) != 0 {
+		return errBadBlock
+	}
+	v.ok = true
+	return nil
 }
 
 // frameCol is the a or the x column of a block, in frames.
@@ -343,17 +550,22 @@ func (s *FlowDB) decodeBlock(k []byte, lo, hi int64, pr *packedRows) error {
 	pr.lo, pr.hi = lo, hi
 	pr.a.reset()
 	pr.x.reset()
-	if len(k) < 2 || k[0] != packVersion {
+	if len(k) < 2 || k[0] < 1 || k[0] > packVersion {
 		return errBadBlock
 	}
+	pr.version = k[0]
 	d := rawDecoder{b: k[1:]}
 	n := d.uvarint()
 	if d.err != nil || n > packMaxRows {
 		return errBadBlock
 	}
 	pr.n = int(n)
-	var secs [3][]byte
-	for i := range secs {
+	var secs [5][]byte
+	nsec := 3
+	if pr.version >= 2 {
+		nsec = 5
+	}
+	for i := range nsec {
 		l := d.uvarint()
 		if d.err != nil || l > uint64(len(d.b)) {
 			return errBadBlock
@@ -395,9 +607,28 @@ func (s *FlowDB) decodeBlock(k []byte, lo, hi int64, pr *packedRows) error {
 	if rd.err != nil || len(rd.b) != 0 {
 		return errBadBlock
 	}
-	// The key column is decompressed when a filter tests it (keysReady).
+	// The key column is decompressed when a filter tests it (keysReady),
+	// the counters and dimensions when a query reads them.
 	pr.keysZ, pr.keysOK = append(pr.keysZ[:0], secs[2]...), false
+	pr.cnt.reset(secs[3])
+	pr.dim.reset(secs[4])
 	return nil
+}
+
+// cntCols returns the counter columns of a version 2 block.
+func (s *FlowDB) cntCols(pr *packedRows) ([]valCol, error) {
+	if err := pr.cnt.ready(s, numCntCols, pr.n); err != nil {
+		return nil, err
+	}
+	return pr.cnt.cols, nil
+}
+
+// dimCols returns the dimension columns of a version 2 block.
+func (s *FlowDB) dimCols(pr *packedRows) ([]valCol, error) {
+	if err := pr.dim.ready(s, numDimCols, pr.n); err != nil {
+		return nil, err
+	}
+	return pr.dim.cols, nil
 }
 
 // keysReady decompresses the key column of pr.
@@ -523,14 +754,76 @@ func (pr *packedRows) aRow(i int) []byte {
 }
 
 // rowX returns the format 2 x of row i (its t, its a column, the rest) in
-// dst's storage (rowReady with x first).
-func (pr *packedRows) rowX(i int, dst []byte) []byte {
+// dst's storage (rowReady with x first). A version 2 block's row is
+// rebuilt from its columns.
+func (s *FlowDB) rowX(pr *packedRows, i int, dst []byte) ([]byte, error) {
 	t := pr.ts[i]
 	dst = append(dst[:0], byte(t>>16), byte(t>>8), byte(t))
-	dst = append(dst, pr.aRow(i)...)
+	a := pr.aRow(i)
+	dst = append(dst, a...)
 	f, j := i/packFrameRows, i%packFrameRows
 	o := pr.x.offs[f]
-	return append(dst, pr.x.dec[f][o[2*j]:o[2*j+1]]...)
+	rest := pr.x.dec[f][o[2*j]:o[2*j+1]]
+	if pr.version < 2 {
+		return append(dst, rest...), nil
+	}
+	if err := s.keysReady(pr); err != nil {
+		return nil, err
+	}
+	cnt, err := s.cntCols(pr)
+	if err != nil {
+		return nil, err
+	}
+	dim, err := s.dimCols(pr)
+	if err != nil {
+		return nil, err
+	}
+	modes := uint16(a[1]) | uint16(a[2])<<8
+	d := rawDecoder{b: rest}
+	for fld := range 4 {
+		switch modes >> (3 * fld) & 7 {
+		case addrDict:
+			d.uvarint()
+		case addrV4:
+			d.raw(4)
+		case addrV6:
+			d.raw(16)
+		}
+	}
+	dst = append(dst, rest[:len(rest)-len(d.b)]...)
+	dur := d.uvarint()
+	flags := d.byte()
+	nat := 0
+	for _, m := range [2]uint16{modes >> 12 & 3, modes >> 14 & 3} {
+		if m == portExplicit {
+			nat += 2
+		}
+	}
+	if d.err != nil || len(d.b) != nat {
+		return nil, errBadBlock
+	}
+	k := pr.keys[i*packKeyLen : i*packKeyLen+packKeyLen]
+	dst = binary.AppendUvarint(dst, dur)
+	dst = binary.AppendUvarint(dst, dim[dimExp].at(i))
+	dst = binary.AppendUvarint(dst, dim[dimRouter].at(i))
+	dst = append(dst, k[2], k[3], k[4], k[5], k[0], flags)
+	for _, c := range []int{dimInIf, dimOutIf, dimSrcAS, dimDstAS} {
+		dst = binary.AppendUvarint(dst, dim[c].at(i))
+	}
+	dst = binary.AppendUvarint(dst, cnt[cntBytes].at(i))
+	dst = binary.AppendUvarint(dst, cnt[cntPackets].at(i))
+	if a[0]&flagSampled != 0 {
+		dst = binary.AppendUvarint(dst, cnt[cntSampling].at(i))
+	}
+	for _, c := range []int{dimSub, dimApp, dimSrcCC, dimDstCC} {
+		dst = binary.AppendUvarint(dst, dim[c].at(i))
+	}
+	dst = append(dst, d.b...)
+	if dom := dim[dimDom].at(i); dom != 0 {
+		dst = append(dst, rawTagDomain)
+		dst = binary.AppendUvarint(dst, dom)
+	}
+	return dst, nil
 }
 
 // blockReader reads the blocks of one partition in a read transaction,
@@ -757,10 +1050,10 @@ func (p *rowPre) pass(pr *packedRows, i int) bool {
 	return true
 }
 
-// row reports whether row i of block pr may pass, and when it may,
-// decodes its a and x columns (reading them with br): the key column
-// first, then with a host filter the addresses.
-func (p *rowPre) row(ctx context.Context, br *blockReader, pr *packedRows, i int) (bool, error) {
+// test reports whether row i of block pr may pass: the key column
+// first, then with a host filter the addresses (reading the a column with
+// br).
+func (p *rowPre) test(ctx context.Context, br *blockReader, pr *packedRows, i int) (bool, error) {
 	if p.needsKeys() {
 		if err := br.s.keysReady(pr); err != nil {
 			return false, fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", br.part, pr.lo, err)
@@ -778,7 +1071,96 @@ func (p *rowPre) row(ctx context.Context, br *blockReader, pr *packedRows, i int
 			return false, nil
 		}
 	}
+	return true, nil
+}
+
+// row is test, and when the row may pass, decodes its a and x columns.
+func (p *rowPre) row(ctx context.Context, br *blockReader, pr *packedRows, i int) (bool, error) {
+	if ok, err := p.test(ctx, br, pr, i); err != nil || !ok {
+		return false, err
+	}
 	return true, br.rowCols(ctx, pr, i, true)
+}
+
+// rowNeed is what a query reads of the rows of version 2 blocks besides
+// their id, time, protocol, direction and ports: their columns are read
+// and decompressed only when needed, and the rows not built whole.
+type rowNeed uint8
+
+const (
+	needCounters rowNeed = 1 << iota // bytes, packets, sampling rate
+	needDims                         // exporter, router, interfaces, AS, name ids
+	needNames                        // the names of the name ids (with needDims)
+	needAddrs                        // the local and remote addresses
+	// needWhole is every field: the row decoded whole (rowX).
+	needWhole
+)
+
+// filterNeed is what filter f tests of a row (its time, protocols,
+// directions and ports are always read).
+func filterNeed(f *store.Filter) rowNeed {
+	var n rowNeed
+	if len(f.Sources)+len(f.Interfaces)+len(f.AS) > 0 {
+		n |= needDims
+	}
+	if len(f.Applications)+len(f.Countries)+len(f.Subscribers)+len(f.Domains) > 0 {
+		n |= needDims | needNames
+	}
+	if len(f.Hosts)+len(f.LocalHosts)+len(f.RemoteHosts) > 0 {
+		n |= needAddrs
+	}
+	return n
+}
+
+// colView are the columns of a version 2 block a columnar read reads.
+type colView struct {
+	cnt, dim []valCol
+}
+
+// load reads the columns of need of block pr.
+func (v *colView) load(s *FlowDB, pr *packedRows, need rowNeed) error {
+	if err := s.keysReady(pr); err != nil {
+		return err
+	}
+	var err error
+	if need&needCounters != 0 {
+		if v.cnt, err = s.cntCols(pr); err != nil {
+			return err
+		}
+	}
+	if need&needDims != 0 {
+		if v.dim, err = s.dimCols(pr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fill sets r to row i of block pr (of the partition starting at
+// partStart, unix ms), the fields of need only (the columns loaded).
+// Its name ids are not resolved.
+func (v *colView) fill(pr *packedRows, i int, partStart int64, need rowNeed, r *decodedRow) {
+	*r = decodedRow{id: pr.ids[i], t: pr.ts[i]}
+	f := &r.Flow
+	f.End = partStart + r.t
+	f.Start = f.End
+	k := pr.keys[i*packKeyLen : i*packKeyLen+packKeyLen]
+	f.Proto, f.Direction = k[0], store.Direction(k[1]>>4&7)
+	f.SrcPort, f.DstPort = uint16(k[2])<<8|uint16(k[3]), uint16(k[4])<<8|uint16(k[5])
+	if need&needCounters != 0 {
+		c := v.cnt[:numCntCols]
+		f.Bytes, f.Packets, f.SamplingRate = c[cntBytes].at(i), c[cntPackets].at(i), uint32(c[cntSampling].at(i))
+	}
+	if need&needDims != 0 {
+		d := v.dim[:numDimCols]
+		r.expID, f.RouterID = int64(d[dimExp].at(i)), int64(d[dimRouter].at(i))
+		f.InIf, f.OutIf = uint32(d[dimInIf].at(i)), uint32(d[dimOutIf].at(i))
+		f.SrcAS, f.DstAS = uint32(d[dimSrcAS].at(i)), uint32(d[dimDstAS].at(i))
+		r.names = rawNames{sub: d[dimSub].at(i), app: d[dimApp].at(i), scc: d[dimSrcCC].at(i), dcc: d[dimDstCC].at(i), dom: d[dimDom].at(i)}
+	}
+	if need&needAddrs != 0 {
+		r.local, r.remote = pr.addrs(i)
+	}
 }
 
 // rowCols makes row i of block pr readable: its a frame, and its x frame

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"reflect"
 	"testing"
 	"time"
 
@@ -227,11 +228,29 @@ func TestPackBlockCodec(t *testing.T) {
 	for i := range flows {
 		f := rowOf(flows[i])
 		f.RouterID = int64(i % 3 * 40000) // 0, 40000 and 80000 (beyond the key's 16 bits)
+		// Every optional part of a row, in turn.
+		if i%4 == 1 {
+			f.SamplingRate = uint32(i * 1000)
+		}
+		f.TCPFlags = byte(i)
+		if i%6 == 2 {
+			f.PostNATSrcPort, f.PostNATDstPort = uint16(1000+i), uint16(60000-i)
+		}
+		f.SrcAS, f.DstAS, f.InIf, f.OutIf = uint32(i*70000), uint32(i), uint32(i%7), uint32(i*3)
+		names := rawNames{sub: uint64(i), app: uint64(i % 4), scc: uint64(i % 5), dcc: 300, dom: uint64(i % 3 * 200)}
+		var dict addrDicter
+		if i%5 == 4 {
+			dict = testDict{f.PostNATSrcAddr: 77, f.DstAddr: 100000}
+		}
 		l, r := f.LocalRemote()
-		xs = append(xs, encodeRaw(nil, &f, int64(i*997%maxRowT), l.Unmap(), r.Unmap(), 1, rawNames{sub: uint64(i)}, nil))
+		xs = append(xs, encodeRaw(nil, &f, int64(i*997%maxRowT), l.Unmap(), r.Unmap(), int64(i%2), names, dict))
 	}
-	for _, gaps := range []bool{false, true} {
-		var e packEncoder
+	for _, c := range []struct {
+		gaps    bool
+		version byte
+	}{{false, 2}, {true, 2}, {false, 1}, {true, 1}} {
+		gaps := c.gaps
+		e := packEncoder{version: c.version}
 		e.reset(10)
 		var ids []int64
 		id := int64(10)
@@ -277,14 +296,42 @@ func TestPackBlockCodec(t *testing.T) {
 		if pr.n != len(xs) || pr.seq == gaps {
 			t.Fatalf("gaps %v: %d rows (seq %v), want %d", gaps, pr.n, pr.seq, len(xs))
 		}
+		if pr.version != c.version {
+			t.Fatalf("block version %d, want %d", pr.version, c.version)
+		}
+		var view colView
+		all := needCounters | needDims | needAddrs
+		if c.version >= 2 {
+			if err := view.load(s, &pr, all); err != nil {
+				t.Fatal(err)
+			}
+		}
 		for i, x := range xs {
 			j, ok := pr.index(ids[i])
-			if !ok || j != i || !bytes.Equal(pr.rowX(j, nil), x) {
-				t.Fatalf("gaps %v: row %d (id %d): index %d %v, x differs", gaps, i, ids[i], j, ok)
+			got, err := s.rowX(&pr, j, nil)
+			if !ok || j != i || err != nil || !bytes.Equal(got, x) {
+				t.Fatalf("%+v: row %d (id %d): index %d %v, x differs (%v)\n got %x\nwant %x", c, i, ids[i], j, ok, err, got, x)
 			}
 			_, l, r, _ := rawHead(x)
 			if gl, gr := pr.addrs(j); gl != l || gr != r {
-				t.Fatalf("gaps %v: row %d: addresses %v %v, want %v %v", gaps, i, gl, gr, l, r)
+				t.Fatalf("%+v: row %d: addresses %v %v, want %v %v", c, i, gl, gr, l, r)
+			}
+			if c.version < 2 {
+				continue
+			}
+			// The columnar read gives the fields of the row as decodeRaw
+			// does (all but the address fields, duration, TCP flags and
+			// post-NAT ports, which only whole rows have).
+			var want, light decodedRow
+			if err := decodeRaw(&want, ids[i], 5000, x); err != nil {
+				t.Fatal(err)
+			}
+			view.fill(&pr, j, 5000, all, &light)
+			w, g := want.Flow, light.Flow
+			w.Start, w.TCPFlags, w.PostNATSrcPort, w.PostNATDstPort = g.End, 0, 0, 0
+			w.SrcAddr, w.DstAddr, w.PostNATSrcAddr, w.PostNATDstAddr = netip.Addr{}, netip.Addr{}, netip.Addr{}, netip.Addr{}
+			if g != w || light.expID != want.expID || light.names != want.names || light.local != want.local || light.remote != want.remote || light.t != want.t || light.id != want.id {
+				t.Fatalf("%+v: row %d: columnar %+v, want %+v", c, i, light, want)
 			}
 		}
 		if _, ok := pr.index(ids[len(ids)-1] + 1); ok {
@@ -347,13 +394,21 @@ func TestPackedBlockDamaged(t *testing.T) {
 		t.Fatal(err)
 	}
 	from, to := testNow.Add(-time.Hour), testNow.Add(time.Hour)
-	_, err = s.Top(ctx, store.TopQuery{From: from, To: to, Dimension: store.DimRemoteHost, Filter: store.Filter{Ports: []uint16{53}}, Resolution: store.ResRaw})
+	var buf bytes.Buffer
+	if err := s.ExportCSV(ctx, store.SearchQuery{From: from, To: to}, &buf); err == nil || !errors.Is(err, errBadBlock) || !strings.Contains(err.Error(), bad.name) {
+		t.Fatalf("export over a damaged block: %v, want a damaged packed block error naming %s", err, bad.name)
+	}
+	// A top-N list reads the columns it needs, not x.
+	top := store.TopQuery{From: from, To: to, Dimension: store.DimRemoteHost, Filter: store.Filter{Ports: []uint16{53}}, Resolution: store.ResRaw}
+	if _, err := s.Top(ctx, top); err != nil {
+		t.Fatalf("top over a block whose x is damaged: %v", err)
+	}
+	if _, err := s.w.Exec("UPDATE " + packTable(bad.name) + " SET k = substr(k, 1, length(k) - 5) WHERE lo = 1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Top(ctx, top)
 	if err == nil || !errors.Is(err, errBadBlock) || !strings.Contains(err.Error(), bad.name) {
 		t.Fatalf("top over a damaged block: %v, want a damaged packed block error naming %s", err, bad.name)
-	}
-	var buf bytes.Buffer
-	if err := s.ExportCSV(ctx, store.SearchQuery{From: from, To: to}, &buf); err == nil || !errors.Is(err, errBadBlock) {
-		t.Fatalf("export over a damaged block: %v", err)
 	}
 	// The partitions after it still answer.
 	later := time.UnixMilli(bad.start + partitionSpan.Milliseconds()).UTC()
@@ -552,5 +607,129 @@ func TestPackDamagedRow(t *testing.T) {
 	}
 	if rows, _ := rowsLeft(t, s); rows != 0 {
 		t.Fatalf("%d rows left", rows)
+	}
+}
+
+// testDict interns the addresses it holds.
+type testDict map[netip.Addr]uint64
+
+func (d testDict) addrID(a netip.Addr) (uint64, bool) {
+	id, ok := d[a]
+	return id, ok && a.IsValid()
+}
+
+// TestColumnarReads: series and top-N lists read from the columns of
+// version 2 blocks (decoding only what they need) give exactly what whole
+// rows give, for every dimension and grouping and with filters on every
+// field, over partitions holding version 1 blocks (flowbox 0.7), version
+// 2 blocks and rows together.
+func TestColumnarReads(t *testing.T) {
+	s := openAt(t, t.TempDir(), testNow)
+	s.packRows = 128
+	ctx := context.Background()
+	flows := packFlows(11, 6000, testNow, 30*time.Minute)
+	for i := range flows {
+		f := &flows[i]
+		f.InIf, f.OutIf = uint32(i%5), uint32(i%3+7)
+		f.SrcAS, f.DstAS = uint32(64500+i%4), uint32(i%3*15169)
+		if i%9 == 0 {
+			f.SamplingRate = 100
+		}
+		if i%4 == 0 {
+			f.RemoteDomain = "example.com"
+		}
+	}
+	writeDirect(t, s, flows[:3000])
+	if err := s.flushRollups(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.pk.enc.version = 1 // blocks as flowbox 0.7 wrote them
+	if n := packAll(t, s, testNow); n == 0 {
+		t.Fatal("nothing packed")
+	}
+	s.pk.enc.version = packVersion
+	writeDirect(t, s, flows[3000:5000])
+	if err := s.flushRollups(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := packAll(t, s, testNow); n == 0 {
+		t.Fatal("nothing packed in version 2")
+	}
+	writeDirect(t, s, flows[5000:]) // rows
+	var v1, v2 int
+	parts, err := s.rawPartitions(ctx, 0, 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range parts {
+		var a, b int
+		if err := s.r.QueryRow("SELECT count(*) FILTER (WHERE substr(k, 1, 1) = x'01'), count(*) FILTER (WHERE substr(k, 1, 1) = x'02') FROM "+packTable(p.name)).Scan(&a, &b); err != nil && !isNoTable(err) {
+			t.Fatal(err)
+		}
+		v1, v2 = v1+a, v2+b
+	}
+	if rows, _ := rowsLeft(t, s); v1 == 0 || v2 == 0 || rows == 0 {
+		t.Fatalf("%d version 1 blocks, %d version 2, %d rows: want all three", v1, v2, rows)
+	}
+
+	from, to := testNow.Add(-40*time.Minute), testNow.Add(time.Minute)
+	one := func(s string) []netip.Prefix { return []netip.Prefix{netip.MustParsePrefix(s)} }
+	filters := map[string]store.Filter{
+		"none":        {},
+		"dns":         {Ports: []uint16{53}},
+		"udp up":      {Protocols: []uint8{17}, Directions: []store.Direction{store.DirUpload}},
+		"router":      {Sources: []int64{1}},
+		"exporter":    {Sources: []int64{-1}},
+		"interface":   {Interfaces: []uint32{3}},
+		"as":          {AS: []uint32{15169}},
+		"country":     {Countries: []string{"FR"}},
+		"application": {Applications: []string{"netflix", ""}, Ports: []uint16{443}},
+		"subscriber":  {Subscribers: []string{"sub-1"}},
+		"domain":      {Domains: []string{"example.com"}},
+		"host":        {Hosts: one("100.64.0.1/32")},
+		"remote cidr": {RemoteHosts: one("1.0.0.0/8"), Protocols: []uint8{6}},
+	}
+	type answer struct {
+		tops   []*store.TopResult
+		series []*store.Series
+	}
+	run := func(flt store.Filter) answer {
+		var a answer
+		for _, d := range store.Dimensions() {
+			for _, m := range []store.Metric{store.MetricBytes, store.MetricFlows} {
+				top, err := s.Top(ctx, store.TopQuery{From: from, To: to, Dimension: d, Metric: m, N: 20, Filter: flt, Resolution: store.ResRaw})
+				if err != nil {
+					t.Fatal(err)
+				}
+				a.tops = append(a.tops, top)
+			}
+		}
+		for _, g := range []store.Dimension{0, store.DimRouter, store.DimDirection, store.DimInInterface, store.DimOutInterface} {
+			ser, err := s.TimeSeries(ctx, store.SeriesQuery{From: from, To: to, Step: time.Minute, GroupBy: g, Filter: flt, Resolution: store.ResRaw})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.series = append(a.series, ser)
+		}
+		return a
+	}
+	for name, flt := range filters {
+		s.wholeRows = true
+		want := run(flt)
+		s.wholeRows = false
+		got := run(flt)
+		if want.tops[0].Total.Flows == 0 && name != "exporter" {
+			t.Fatalf("%s: no flow passes: the test data has none", name)
+		}
+		for i := range want.tops {
+			if !reflect.DeepEqual(got.tops[i], want.tops[i]) {
+				t.Fatalf("%s: top %s: columnar\n%+v\nwant\n%+v", name, want.tops[i].Dimension, got.tops[i], want.tops[i])
+			}
+		}
+		for i := range want.series {
+			if !reflect.DeepEqual(got.series[i], want.series[i]) {
+				t.Fatalf("%s: series %d: columnar\n%+v\nwant\n%+v", name, i, got.series[i], want.series[i])
+			}
+		}
 	}
 }

@@ -280,6 +280,35 @@ type rowReader struct {
 	from, to int64 // unix ms
 	flt      *store.Filter
 	row      decodedRow
+	// need is what the query reads of the rows, its filter included
+	// (needWhole: every field).
+	need rowNeed
+}
+
+// light returns the columnar read of rows for fn (nil when the query
+// reads rows whole): the rows that pass go to fn.
+func (rr *rowReader) light(ctx context.Context, fn func(r *decodedRow) (bool, error)) *lightRows {
+	if rr.need&needWhole != 0 {
+		return nil
+	}
+	return &lightRows{need: rr.need, fn: func(r *decodedRow) (bool, error) {
+		if r.End < rr.from || r.End >= rr.to || !rr.flt.MatchNumbers(&r.Flow) {
+			return true, nil
+		}
+		if rr.need&needNames != 0 {
+			if err := rr.s.lookupNames(ctx, r); err != nil {
+				return false, err
+			}
+		}
+		src := r.RouterID
+		if src == 0 {
+			src = -r.expID
+		}
+		if !rr.flt.Match(&r.Flow, src, r.local.Unmap(), r.remote.Unmap()) {
+			return true, nil
+		}
+		return fn(r)
+	}}
 }
 
 // accept decodes a format 2 row and reports whether it passes the range
@@ -373,7 +402,10 @@ func (r *partReader) close() {
 // decoding them; fn checks the rows it gets whole. fn returns false to
 // stop. fetchBatch returns the number of rows it looked
 // at.
-func (s *FlowDB) fetchBatch(ctx context.Context, pr *partReader, p *rawPartition, blocks []rawBlock, pre *rowPre, fn func(id int64, x []byte) (bool, error)) (int64, error) {
+//
+// With light, the rows of version 2 blocks that may pass go instead to
+// light.fn, decoded in part (light.need, from the columns; not checked).
+func (s *FlowDB) fetchBatch(ctx context.Context, pr *partReader, p *rawPartition, blocks []rawBlock, pre *rowPre, fn func(id int64, x []byte) (bool, error), light *lightRows) (int64, error) {
 	if len(blocks) == 0 {
 		return 0, nil
 	}
@@ -385,7 +417,7 @@ func (s *FlowDB) fetchBatch(ctx context.Context, pr *partReader, p *rawPartition
 	if err != nil {
 		return 0, err
 	}
-	f := &fetcher{s: s, q: pr.tx, br: pr.br, p: p, pre: pre, fn: fn, packed: packed}
+	f := &fetcher{s: s, q: pr.tx, br: pr.br, p: p, pre: pre, fn: fn, light: light, packed: packed}
 	more, err := f.blocks(ctx, blocks)
 	if err == nil && more {
 		_, err = f.flushIDs(ctx)
@@ -401,6 +433,7 @@ type fetcher struct {
 	p       *rawPartition
 	pre     *rowPre
 	fn      func(id int64, x []byte) (bool, error)
+	light   *lightRows
 	packed  []packedBlock
 	pi      int     // the first packed block that may hold the next ids
 	ids     []int64 // ids of rows (not packed) to fetch together
@@ -408,6 +441,16 @@ type fetcher struct {
 	curOK   bool
 	x       []byte
 	scanned int64
+	view    colView // of cur, when viewOK
+	viewOK  bool
+	row     decodedRow
+}
+
+// lightRows is the columnar read of a fetchBatch: the rows of version 2
+// blocks decoded in part.
+type lightRows struct {
+	need rowNeed
+	fn   func(r *decodedRow) (bool, error)
 }
 
 func (f *fetcher) blocks(ctx context.Context, blocks []rawBlock) (bool, error) {
@@ -503,7 +546,7 @@ func (f *fetcher) fromBlock(ctx context.Context, b *packedBlock, lo, hi int64, i
 	}
 	pr := &f.cur
 	if !f.curOK || pr.lo != b.lo {
-		f.curOK = false
+		f.curOK, f.viewOK = false, false
 		if skip, err := f.br.skipsHosts(ctx, b, f.pre); err != nil || skip {
 			return err == nil, err
 		}
@@ -514,10 +557,16 @@ func (f *fetcher) fromBlock(ctx context.Context, b *packedBlock, lo, hi int64, i
 	}
 	row := func(i int) (bool, error) {
 		f.scanned++
+		if f.light != nil && pr.version >= 2 {
+			return f.lightRow(ctx, pr, i)
+		}
 		if ok, err := f.pre.row(ctx, f.br, pr, i); err != nil || !ok {
 			return err == nil, err
 		}
-		f.x = pr.rowX(i, f.x)
+		var err error
+		if f.x, err = f.s.rowX(pr, i, f.x); err != nil {
+			return false, fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", f.p.name, pr.lo, err)
+		}
 		return f.fn(pr.ids[i], f.x)
 	}
 	if ids != nil {
@@ -537,6 +586,28 @@ func (f *fetcher) fromBlock(ctx context.Context, b *packedBlock, lo, hi int64, i
 		}
 	}
 	return true, nil
+}
+
+// lightRow hands row i of version 2 block pr to the columnar read if it
+// may pass, decoded from the columns it needs.
+func (f *fetcher) lightRow(ctx context.Context, pr *packedRows, i int) (bool, error) {
+	if ok, err := f.pre.test(ctx, f.br, pr, i); err != nil || !ok {
+		return err == nil, err
+	}
+	need := f.light.need
+	if !f.viewOK {
+		if err := f.view.load(f.s, pr, need); err != nil {
+			return false, fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", f.p.name, pr.lo, err)
+		}
+		f.viewOK = true
+	}
+	if need&needAddrs != 0 {
+		if err := f.br.rowCols(ctx, pr, i, false); err != nil {
+			return false, err
+		}
+	}
+	f.view.fill(pr, i, f.p.start, need, &f.row)
+	return f.light.fn(&f.row)
 }
 
 func jsonIDs(ids []int64) string {
@@ -582,11 +653,13 @@ func (s *FlowDB) fetchRows(ctx context.Context, q querier, p *rawPartition, cond
 // visitRaw calls fn for every raw flow in [from, to) (unix ms) that passes
 // the filter, in no particular order. fn returns false to stop.
 func (s *FlowDB) visitRaw(ctx context.Context, from, to int64, flt *store.Filter, fn func(*decodedRow) bool) error {
-	_, _, err := s.visitRawWithin(ctx, from, to, flt, 0, fn)
+	_, _, err := s.visitRawWithin(ctx, from, to, flt, 0, needWhole, fn)
 	return err
 }
 
-// visitRawWithin is visitRaw with a time budget (0: none): it visits the
+// visitRawWithin is visitRaw with a time budget (0: none) and what fn
+// reads of the rows (need: a columnar read of the packed blocks fills the
+// fields of need and of the filter, and leaves the others zero). It visits the
 // partitions newest first and, once the budget is spent, stops. It returns
 // the start of the range it covered (unix ms, from when it covered
 // everything) and whether it stopped early (partial): a slow scan answers
@@ -599,12 +672,15 @@ func (s *FlowDB) visitRaw(ctx context.Context, from, to int64, flt *store.Filter
 // newest time of the blocks left out. Every row after that time is in a
 // block read, so the answer counts exactly the flows after the point
 // where it stopped, inside a partition too.
-func (s *FlowDB) visitRawWithin(ctx context.Context, from, to int64, flt *store.Filter, budget time.Duration, fn func(*decodedRow) bool) (scannedFrom int64, partial bool, err error) {
+func (s *FlowDB) visitRawWithin(ctx context.Context, from, to int64, flt *store.Filter, budget time.Duration, need rowNeed, fn func(*decodedRow) bool) (scannedFrom int64, partial bool, err error) {
 	parts, err := s.rawPartitions(ctx, from, to)
 	if err != nil {
 		return from, false, err
 	}
-	rr := &rowReader{s: s, from: from, to: to, flt: flt}
+	if s.wholeRows {
+		need = needWhole
+	}
+	rr := &rowReader{s: s, from: from, to: to, flt: flt, need: need | filterNeed(flt)}
 	hq := newHostQuery(flt)
 	began := time.Now()
 	deadline := began.Add(budget)
@@ -676,17 +752,20 @@ func (s *FlowDB) visitPartition(ctx context.Context, rr *rowReader, hq *hostQuer
 		return false, 0, cut, err
 	}
 	defer pr.close()
+	emit := func(r *decodedRow) (bool, error) {
+		if !fn(r) {
+			stopped = true
+			return false, nil
+		}
+		return true, nil
+	}
 	read, err = s.fetchBatch(ctx, pr, p, blocks, pre, func(id int64, x []byte) (bool, error) {
 		ok, err := rr.accept(ctx, p, id, x)
 		if err != nil || !ok {
 			return err == nil, err
 		}
-		if !fn(&rr.row) {
-			stopped = true
-			return false, nil
-		}
-		return true, nil
-	})
+		return emit(&rr.row)
+	}, rr.light(ctx, emit))
 	return !stopped && err == nil, read, cut, err
 }
 
@@ -752,7 +831,7 @@ func (s *FlowDB) visitParallel(ctx context.Context, rr *rowReader, p *rawPartiti
 		errs    = make([]error, len(chunks))
 	)
 	work := func(i int) {
-		wrr := &rowReader{s: s, from: rr.from, to: rr.to, flt: rr.flt}
+		wrr := &rowReader{s: s, from: rr.from, to: rr.to, flt: rr.flt, need: rr.need}
 		batch := make([]decodedRow, 0, 256)
 		flush := func() bool {
 			mu.Lock()
@@ -774,6 +853,16 @@ func (s *FlowDB) visitParallel(ctx context.Context, rr *rowReader, p *rawPartiti
 			return
 		}
 		defer pr.close()
+		add := func(r *decodedRow) (bool, error) {
+			if stopped.Load() {
+				return false, nil
+			}
+			batch = append(batch, *r)
+			if len(batch) == cap(batch) {
+				return flush(), nil
+			}
+			return true, nil
+		}
 		reads[i], errs[i] = s.fetchBatch(ctx, pr, p, chunks[i], pre, func(id int64, x []byte) (bool, error) {
 			if stopped.Load() {
 				return false, nil
@@ -782,12 +871,8 @@ func (s *FlowDB) visitParallel(ctx context.Context, rr *rowReader, p *rawPartiti
 			if err != nil || !ok {
 				return err == nil, err
 			}
-			batch = append(batch, wrr.row)
-			if len(batch) == cap(batch) {
-				return flush(), nil
-			}
-			return true, nil
-		})
+			return add(&wrr.row)
+		}, wrr.light(ctx, add))
 		if errs[i] == nil {
 			flush()
 		}
@@ -1141,7 +1226,7 @@ func (s *FlowDB) searchPartition(ctx context.Context, rr *rowReader, p *rawParti
 				top.push(k, &rr.row.Flow)
 			}
 			return true, nil
-		})
+		}, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -1368,7 +1453,11 @@ func (s *FlowDB) orderedPartition(ctx context.Context, rr *rowReader, p *rawPart
 				}
 				continue
 			}
-			run.buf = append(run.buf, ordRow{rowKey{pr.ts[i], pr.ids[i]}, pr.rowX(i, nil)})
+			x, err := s.rowX(&pr, i, nil)
+			if err != nil {
+				return fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", p.name, pr.lo, err)
+			}
+			run.buf = append(run.buf, ordRow{rowKey{pr.ts[i], pr.ids[i]}, x})
 		}
 		if len(run.buf) == 0 {
 			return nil

@@ -139,7 +139,11 @@ func (s *FlowDB) TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Se
 			return nil, s.rawWindowError(rawReason(&q.Filter, seriesRawReason(&q)))
 		}
 		out.Resolution = store.ResRaw
-		scanned, partial, err := s.visitRawWithin(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, q.Budget, func(r *decodedRow) bool {
+		need := needCounters
+		if q.GroupBy != 0 && q.GroupBy != store.DimDirection {
+			need |= needDims // the router, and its interfaces
+		}
+		scanned, partial, err := s.visitRawWithin(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, q.Budget, need, func(r *decodedRow) bool {
 			c := counters{r.Scale(r.Bytes), r.Scale(r.Packets), 1}
 			src := r.RouterID
 			if src == 0 {

@@ -59,7 +59,7 @@ func (s *FlowDB) Top(ctx context.Context, q store.TopQuery) (*store.TopResult, e
 		}
 		res.Resolution, res.From, res.To = store.ResRaw, q.From.UTC(), q.To.UTC()
 		entries = map[string]*store.TopEntry{}
-		scanned, partial, err := s.visitRawWithin(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, q.Budget, func(r *decodedRow) bool {
+		scanned, partial, err := s.visitRawWithin(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, q.Budget, topNeed(q.Dimension), func(r *decodedRow) bool {
 			c := counters{r.Scale(r.Bytes), r.Scale(r.Packets), 1}
 			addCounters(&total, c)
 			k := rawTopKey(q.Dimension, r)
@@ -248,13 +248,29 @@ func (s *FlowDB) readTopRows(ctx context.Context, query string, args []any, m st
 	return entries, vals, nil
 }
 
+// topNeed is what rawTopKey reads of a row for dimension d, with its
+// counters.
+func topNeed(d store.Dimension) rowNeed {
+	switch d {
+	case store.DimDirection, store.DimProtocol, store.DimSrcPort, store.DimDstPort:
+		return needCounters
+	case store.DimRemoteAS, store.DimRouter, store.DimInInterface, store.DimOutInterface:
+		return needCounters | needDims
+	case store.DimApplication, store.DimCountry, store.DimSubscriber, store.DimDomain:
+		return needCounters | needDims | needNames
+	case store.DimLocalHost, store.DimRemoteHost, store.DimConversation:
+		return needCounters | needAddrs
+	}
+	return needWhole
+}
+
 // rawTopKey is the map key of a raw flow for dimension d: the rollup key for
 // rollup dimensions, an 8-byte integer for the others.
 func rawTopKey(d store.Dimension, r *decodedRow) string {
 	f := &r.Flow
 	if d.InRollups() {
-		l, rm := f.LocalRemote()
-		return dimKeyOf(d, f, l, rm)
+		// local and remote are f.LocalRemote() as the row was stored.
+		return dimKeyOf(d, f, r.local, r.remote)
 	}
 	src := f.RouterID
 	if src == 0 {
