@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"reflect"
 	"testing"
 	"time"
 
