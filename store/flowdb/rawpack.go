@@ -1,6 +1,8 @@
 package flowdb
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/binary"
@@ -581,12 +583,27 @@ func (s *FlowDB) decodeBlock(k []byte, lo, hi int64, pr *packedRows) error {
 	}
 	pr.ids = pr.ids[:0]
 	id := lo - 1
-	rd := rawDecoder{b: pr.buf}
-	for range pr.n {
-		id += int64(rd.uvarint())
-		pr.ids = append(pr.ids, id)
+	if len(pr.buf) == pr.n && bytes.Count(pr.buf, []byte{1}) == pr.n {
+		// Ids in sequence (most blocks): every delta is 1.
+		for range pr.n {
+			id++
+			pr.ids = append(pr.ids, id)
+		}
+	} else {
+		b := pr.buf
+		for range pr.n {
+			d, ok := uvarintAt(&b)
+			if !ok {
+				return errBadBlock
+			}
+			id += int64(d)
+			pr.ids = append(pr.ids, id)
+		}
+		if len(b) != 0 {
+			return errBadBlock
+		}
 	}
-	if rd.err != nil || len(rd.b) != 0 || (pr.n > 0 && (pr.ids[0] < lo || id > hi || !slices.IsSorted(pr.ids))) {
+	if pr.n > 0 && (pr.ids[0] < lo || id > hi || !slices.IsSorted(pr.ids)) {
 		return errBadBlock
 	}
 	pr.seq = pr.n == 0 || (pr.ids[0] == lo && id == lo+int64(pr.n)-1)
@@ -595,16 +612,19 @@ func (s *FlowDB) decodeBlock(k []byte, lo, hi int64, pr *packedRows) error {
 	}
 	pr.ts = pr.ts[:0]
 	var t int64
-	rd = rawDecoder{b: pr.buf}
+	b := pr.buf
 	for range pr.n {
-		z := rd.uvarint()
+		z, ok := uvarintAt(&b)
+		if !ok {
+			return errBadBlock
+		}
 		t += int64(z>>1) ^ -int64(z&1)
 		if t < 0 || t > maxRowT {
 			return errBadBlock
 		}
 		pr.ts = append(pr.ts, t)
 	}
-	if rd.err != nil || len(rd.b) != 0 {
+	if len(b) != 0 {
 		return errBadBlock
 	}
 	// The key column is decompressed when a filter tests it (keysReady),
@@ -613,6 +633,20 @@ func (s *FlowDB) decodeBlock(k []byte, lo, hi int64, pr *packedRows) error {
 	pr.cnt.reset(secs[3])
 	pr.dim.reset(secs[4])
 	return nil
+}
+
+// uvarintAt reads a uvarint at the start of *b and moves *b past it.
+func uvarintAt(b *[]byte) (uint64, bool) {
+	if c := *b; len(c) > 0 && c[0] < 0x80 {
+		*b = c[1:]
+		return uint64(c[0]), true
+	}
+	v, k := binary.Uvarint(*b)
+	if k <= 0 {
+		return 0, false
+	}
+	*b = (*b)[k:]
+	return v, true
 }
 
 // cntCols returns the counter columns of a version 2 block.
@@ -833,6 +867,7 @@ type blockReader struct {
 	tx    *sql.Tx
 	part  string
 	stmts [4]*sql.Stmt // by blob column: h, k, a, x
+	k, h  []byte       // the last k and h read (decodeBlock copies what it keeps)
 }
 
 // Blob columns of a block.
@@ -858,10 +893,26 @@ func (br *blockReader) blob(ctx context.Context, col int, lo int64, dst *[]byte)
 		}
 		br.stmts[col] = st
 	}
-	if err := br.stmts[col].QueryRowContext(ctx, lo).Scan(dst); err != nil {
+	// Scanned as RawBytes into *dst's storage: database/sql would copy
+	// the blob (after the driver's copy) into a new slice each time.
+	rows, err := br.stmts[col].QueryContext(ctx, lo)
+	if err != nil {
 		return fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", br.part, lo, err)
 	}
-	return nil
+	defer rows.Close()
+	if !rows.Next() {
+		err := rows.Err()
+		if err == nil {
+			err = sql.ErrNoRows
+		}
+		return fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", br.part, lo, err)
+	}
+	var raw sql.RawBytes
+	if err := rows.Scan(&raw); err != nil {
+		return fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", br.part, lo, err)
+	}
+	*dst = append((*dst)[:0], raw...)
+	return rows.Close()
 }
 
 func (br *blockReader) close() {
@@ -899,21 +950,83 @@ func (br *blockReader) skipsHosts(ctx context.Context, b *packedBlock, pre *rowP
 	if len(pre.hostSets) == 0 {
 		return false, nil
 	}
-	var h []byte
-	if err := br.blob(ctx, colH, b.lo, &h); err != nil {
+	if err := br.blob(ctx, colH, b.lo, &br.h); err != nil {
 		return false, err
 	}
-	return pre.skipHosts(h), nil
+	return pre.skipHosts(br.h), nil
+}
+
+// bloomSkips reads in one query the Bloom filters of the packed blocks
+// (of the list packed, in id order) that hold rows of blocks and that the
+// filter's time range and summary do not skip, and returns those that
+// have none of the filter's hosts, by lo (a block not in the map is read).
+func (br *blockReader) bloomSkips(ctx context.Context, packed []packedBlock, blocks []rawBlock, pre *rowPre) (map[int64]bool, error) {
+	var los []int64
+	seen := make(map[int64]bool)
+	add := func(i int) {
+		b := &packed[i]
+		if !seen[b.lo] && !pre.skipBlock(b.tlo, b.thi, &b.sum) {
+			los = append(los, b.lo)
+		}
+		seen[b.lo] = true
+	}
+	// find returns the first packed block whose hi is at or after id.
+	find := func(id int64) int {
+		i, _ := slices.BinarySearchFunc(packed, id, func(b packedBlock, id int64) int { return cmp.Compare(b.hi, id) })
+		return i
+	}
+	for bi := range blocks {
+		b := &blocks[bi]
+		if b.all {
+			for i := find(b.lo); i < len(packed) && packed[i].lo <= b.hi; i++ {
+				add(i)
+			}
+			continue
+		}
+		for _, id := range b.ids {
+			if i := find(id); i < len(packed) && packed[i].lo <= id {
+				add(i)
+			}
+		}
+	}
+	skip := make(map[int64]bool, len(seen))
+	for lo := range seen {
+		skip[lo] = true // skipped by time or summary, or read below
+	}
+	if len(los) == 0 {
+		return skip, nil
+	}
+	rows, err := br.tx.QueryContext(ctx, "SELECT lo, h FROM "+packTable(br.part)+" WHERE lo IN (SELECT value FROM json_each(?))", jsonIDs(los))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read packed raw flows of %s: %w", br.part, err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var lo int64
+		var h sql.RawBytes
+		if err := rows.Scan(&lo, &h); err != nil {
+			return nil, fmt.Errorf("cannot read packed raw flows of %s: %w", br.part, err)
+		}
+		skip[lo] = pre.skipHosts(h)
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read packed raw flows of %s: %w", br.part, err)
+	}
+	if n != len(los) {
+		return nil, fmt.Errorf("cannot read packed raw flows of %s: %d of %d blocks listed: %w", br.part, n, len(los), errBadBlock)
+	}
+	return skip, nil
 }
 
 // read reads and decodes the k column of block b into pr (blockCols
 // reads the others when needed).
 func (br *blockReader) read(ctx context.Context, b *packedBlock, pr *packedRows) error {
-	var k []byte
-	if err := br.blob(ctx, colK, b.lo, &k); err != nil {
+	if err := br.blob(ctx, colK, b.lo, &br.k); err != nil {
 		return err
 	}
-	if err := br.s.decodeBlock(k, b.lo, b.hi, pr); err != nil {
+	if err := br.s.decodeBlock(br.k, b.lo, b.hi, pr); err != nil {
 		return fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", br.part, b.lo, err)
 	}
 	return nil
@@ -1136,11 +1249,13 @@ func (v *colView) load(s *FlowDB, pr *packedRows, need rowNeed) error {
 	return nil
 }
 
-// fill sets r to row i of block pr (of the partition starting at
-// partStart, unix ms), the fields of need only (the columns loaded).
-// Its name ids are not resolved.
+// fill sets the fields of need of r (and its id, time, protocol,
+// direction and ports) to those of row i of block pr (of the partition
+// starting at partStart, unix ms; the columns loaded). It writes no other
+// field: r starts zero, and a caller passing the same need each time has
+// them stay zero. Name ids are not resolved.
 func (v *colView) fill(pr *packedRows, i int, partStart int64, need rowNeed, r *decodedRow) {
-	*r = decodedRow{id: pr.ids[i], t: pr.ts[i]}
+	r.id, r.t = pr.ids[i], pr.ts[i]
 	f := &r.Flow
 	f.End = partStart + r.t
 	f.Start = f.End

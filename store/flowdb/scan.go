@@ -418,6 +418,12 @@ func (s *FlowDB) fetchBatch(ctx context.Context, pr *partReader, p *rawPartition
 		return 0, err
 	}
 	f := &fetcher{s: s, q: pr.tx, br: pr.br, p: p, pre: pre, fn: fn, light: light, packed: packed}
+	if len(pre.hostSets) > 0 && len(packed) > 0 {
+		// The Bloom filters of the blocks the rows are in, in one query.
+		if f.bloomSkip, err = pr.br.bloomSkips(ctx, packed, blocks, pre); err != nil {
+			return 0, err
+		}
+	}
 	more, err := f.blocks(ctx, blocks)
 	if err == nil && more {
 		_, err = f.flushIDs(ctx)
@@ -443,6 +449,9 @@ type fetcher struct {
 	scanned int64
 	view    colView // of cur, when viewOK
 	viewOK  bool
+	// bloomSkip are the packed blocks (by lo) whose Bloom filter has none
+	// of the filter's hosts, when read for the batch (nil: not read).
+	bloomSkip map[int64]bool
 	row     decodedRow
 }
 
@@ -547,7 +556,11 @@ func (f *fetcher) fromBlock(ctx context.Context, b *packedBlock, lo, hi int64, i
 	pr := &f.cur
 	if !f.curOK || pr.lo != b.lo {
 		f.curOK, f.viewOK = false, false
-		if skip, err := f.br.skipsHosts(ctx, b, f.pre); err != nil || skip {
+		if f.bloomSkip != nil {
+			if f.bloomSkip[b.lo] {
+				return true, nil
+			}
+		} else if skip, err := f.br.skipsHosts(ctx, b, f.pre); err != nil || skip {
 			return err == nil, err
 		}
 		if err := f.br.read(ctx, b, pr); err != nil {

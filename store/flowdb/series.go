@@ -124,12 +124,19 @@ func (s *FlowDB) TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Se
 		}
 		return lineKey{}
 	}
+	var lastK lineKey
+	var lastL *store.SeriesLine
 	addAt := func(t int64, k lineKey, c counters) {
 		i := (t - from) / stepS
 		if i < 0 || int(i) >= n {
 			return
 		}
-		l := get(k)
+		// Raw rows come in runs of a line (a direction, a router).
+		l := lastL
+		if l == nil || k != lastK {
+			l = get(k)
+			lastK, lastL = k, l
+		}
 		l.Bytes[i] += c.bytes
 		l.Packets[i] += c.packets
 		l.Flows[i] += c.flows
