@@ -452,7 +452,7 @@ type fetcher struct {
 	// bloomSkip are the packed blocks (by lo) whose Bloom filter has none
 	// of the filter's hosts, when read for the batch (nil: not read).
 	bloomSkip map[int64]bool
-	row     decodedRow
+	row       decodedRow
 }
 
 // lightRows is the columnar read of a fetchBatch: the rows of version 2
