@@ -43,12 +43,16 @@ import (
 //	   t:   uvarint zigzag(t - previous t) (the first from 0)
 //	   key: 8 bytes a row: protocol, x[3] (address kinds, direction),
 //	        source and destination ports (big endian), router id
-//	        (little endian, 0xffff for 65535 and above)
+//	        (little endian, 0xffff for 65535 and above), stored by byte
+//	        plane: the first byte of every row, then the second...
 //	   cnt: the counters by column (bytes, packets, sampling rate, 0 for
 //	        none), each a uvarint base (the column's least value), a
 //	        width byte (0, 1, 2, 4 or 8) and each row's value less the
-//	        base in that many bytes, little endian: a row's value is read
-//	        in place, without decoding the column
+//	        base in that many bytes, little endian, by byte plane (the
+//	        low bytes of every row, then the next...): a row's value is
+//	        read in place, without decoding the column, and zstd finds
+//	        the runs of zero high bytes, which it both packs and decodes
+//	        faster than interleaved bytes
 //	   dim: the dimensions by column, the same way (exporter id, router
 //	        id, in and out interface, source and destination AS, and the
 //	        name ids of subscriber, application, source and destination
@@ -284,7 +288,7 @@ func (e *packEncoder) finish(enc *zstd.Encoder) (k, a, x []byte) {
 	k = binary.AppendUvarint(k, uint64(e.n))
 	secs := [][]byte{e.ids, e.ts, e.keys}
 	if e.version >= 2 {
-		secs = append(secs, joinCols(e.cnt[:]), joinCols(e.dim[:]))
+		secs = [][]byte{e.ids, e.ts, toPlanes(e.keys, packKeyLen), joinCols(e.cnt[:]), joinCols(e.dim[:])}
 	}
 	var z []byte
 	for _, sec := range secs {
@@ -318,21 +322,39 @@ func joinCols(cols [][]uint64) []byte {
 		}
 		out = binary.AppendUvarint(out, lo)
 		out = append(out, byte(w))
-		for _, v := range c {
-			v -= lo
-			switch w {
-			case 1:
-				out = append(out, byte(v))
-			case 2:
-				out = binary.LittleEndian.AppendUint16(out, uint16(v))
-			case 4:
-				out = binary.LittleEndian.AppendUint32(out, uint32(v))
-			case 8:
-				out = binary.LittleEndian.AppendUint64(out, v)
+		for j := range w {
+			for _, v := range c {
+				out = append(out, byte((v-lo)>>(8*j)))
 			}
 		}
 	}
 	return out
+}
+
+// toPlanes returns rows of w bytes each by byte plane: byte 0 of every
+// row, then byte 1...
+func toPlanes(rows []byte, w int) []byte {
+	n := len(rows) / w
+	out := make([]byte, len(rows))
+	for i := range n {
+		for j := range w {
+			out[j*n+i] = rows[i*w+j]
+		}
+	}
+	return out
+}
+
+// fromPlanes is toPlanes undone, into dst's storage.
+func fromPlanes(dst, planes []byte, w int) []byte {
+	n := len(planes) / w
+	dst = slices.Grow(dst[:0], len(planes))[:len(planes)]
+	for j := range w {
+		p := planes[j*n : j*n+n]
+		for i, c := range p {
+			dst[i*w+j] = c
+		}
+	}
+	return dst
 }
 
 // frames returns column col (rows ending at ends) as frames of
@@ -427,6 +449,7 @@ type packedRows struct {
 	ts     []int64
 	keys   []byte // when keysOK (keysReady)
 	keysZ  []byte
+	planes []byte // the key column by byte plane (version 2), decompressed
 	keysOK bool
 	seq    bool // ids are lo, lo+1, ...: row i has id lo+i
 	a, x   frameCol
@@ -446,27 +469,32 @@ type valSection struct {
 	ok   bool // buf is split into cols
 }
 
-// valCol is a column of a valSection: row i's value is base plus the
-// w bytes of b at i*w.
+// valCol is a column of a valSection: row i's value is base plus its w
+// bytes, byte j at b[j*n+i].
 type valCol struct {
 	base uint64
-	w    int
+	w, n int
 	b    []byte
 }
 
 // at returns the value of row i (which the section's checks bound).
 func (c *valCol) at(i int) uint64 {
+	b, n := c.b, c.n
 	switch c.w {
 	case 0:
 		return c.base
 	case 1:
-		return c.base + uint64(c.b[i])
+		return c.base + uint64(b[i])
 	case 2:
-		return c.base + uint64(binary.LittleEndian.Uint16(c.b[2*i:]))
+		return c.base + (uint64(b[i]) | uint64(b[n+i])<<8)
 	case 4:
-		return c.base + uint64(binary.LittleEndian.Uint32(c.b[4*i:]))
+		return c.base + (uint64(b[i]) | uint64(b[n+i])<<8 | uint64(b[2*n+i])<<16 | uint64(b[3*n+i])<<24)
 	}
-	return c.base + binary.LittleEndian.Uint64(c.b[8*i:])
+	v := uint64(0)
+	for j := range 8 {
+		v |= uint64(b[j*n+i]) << (8 * j)
+	}
+	return c.base + v
 }
 
 func (v *valSection) reset(z []byte) {
@@ -486,7 +514,7 @@ func (v *valSection) ready(s *FlowDB, ncols, n int) error {
 	d := rawDecoder{b: v.buf}
 	v.cols = v.cols[:0]
 	for range ncols {
-		c := valCol{base: d.uvarint(), w: int(d.byte())}
+		c := valCol{base: d.uvarint(), w: int(d.byte()), n: n}
 		switch c.w {
 		case 0, 1, 2, 4, 8:
 		default:
@@ -671,8 +699,18 @@ func (s *FlowDB) keysReady(pr *packedRows) error {
 		return nil
 	}
 	var err error
-	if pr.keys, err = s.zdec.DecodeAll(pr.keysZ, pr.keys[:0]); err != nil {
-		return fmt.Errorf("%w: %w", errBadBlock, err)
+	if pr.version < 2 {
+		if pr.keys, err = s.zdec.DecodeAll(pr.keysZ, pr.keys[:0]); err != nil {
+			return fmt.Errorf("%w: %w", errBadBlock, err)
+		}
+	} else {
+		if pr.planes, err = s.zdec.DecodeAll(pr.keysZ, pr.planes[:0]); err != nil {
+			return fmt.Errorf("%w: %w", errBadBlock, err)
+		}
+		if len(pr.planes) != pr.n*packKeyLen {
+			return errBadBlock
+		}
+		pr.keys = fromPlanes(pr.keys, pr.planes, packKeyLen)
 	}
 	if len(pr.keys) != pr.n*packKeyLen {
 		return errBadBlock
