@@ -1085,6 +1085,12 @@ type rowPre struct {
 	// filter the host index answers (hostQuery): a block whose Bloom
 	// filter has none of a set's is skipped.
 	hostSets [][]uint64
+	// keyed: pass tests the key column (protocols, directions, ports or
+	// routers).
+	keyed bool
+	// exact: a row that passes (test) passes the whole filter: it has no
+	// field but the time range, protocols, directions, ports and hosts.
+	exact bool
 }
 
 func newRowPre(flt *store.Filter, from, to, partStart int64) *rowPre {
@@ -1119,6 +1125,10 @@ func newRowPre(flt *store.Filter, from, to, partStart int64) *rowPre {
 			}
 		}
 	}
+	p.keyed = p.protos != nil || p.dirs != 0 || len(p.ports) > 0 || p.routers != nil
+	// TestRowPreExact sets each field of Filter in turn.
+	p.exact = len(flt.Sources)+len(flt.Interfaces)+len(flt.AS)+len(flt.Applications)+
+		len(flt.Countries)+len(flt.Subscribers)+len(flt.Domains) == 0
 	return p
 }
 
@@ -1159,9 +1169,7 @@ func (p *rowPre) skipHosts(h []byte) bool {
 }
 
 // needsKeys reports whether pass tests the key column.
-func (p *rowPre) needsKeys() bool {
-	return p.protos != nil || p.dirs != 0 || len(p.ports) > 0 || p.routers != nil
-}
+func (p *rowPre) needsKeys() bool { return p.keyed }
 
 // pass tests row i of a block (keysReady first when needsKeys).
 func (p *rowPre) pass(pr *packedRows, i int) bool {

@@ -733,3 +733,28 @@ func TestColumnarReads(t *testing.T) {
 		}
 	}
 }
+
+// TestRowPreExact: a filter is exact on the key and address columns
+// (rowPre.exact: its rows are not checked again) only when it has no
+// field but those; a field added to store.Filter fails this test until
+// rowPre knows it.
+func TestRowPreExact(t *testing.T) {
+	exact := map[string]bool{"Protocols": true, "Directions": true, "Ports": true, "Hosts": true, "LocalHosts": true, "RemoteHosts": true}
+	known := map[string]bool{"Sources": true, "Interfaces": true, "AS": true, "Applications": true, "Countries": true, "Subscribers": true, "Domains": true}
+	typ := reflect.TypeFor[store.Filter]()
+	for i := range typ.NumField() {
+		name := typ.Field(i).Name
+		if !exact[name] && !known[name] {
+			t.Fatalf("store.Filter has a field %s that newRowPre does not know", name)
+		}
+		var f store.Filter
+		v := reflect.ValueOf(&f).Elem().Field(i)
+		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+		if got := newRowPre(&f, 0, 1, 0).exact; got != exact[name] {
+			t.Errorf("a filter on %s: exact %v, want %v", name, got, exact[name])
+		}
+	}
+	if !newRowPre(&store.Filter{}, 0, 1, 0).exact {
+		t.Error("no filter is not exact")
+	}
+}

@@ -291,9 +291,9 @@ func (rr *rowReader) light(ctx context.Context, fn func(r *decodedRow) (bool, er
 	if rr.need&needWhole != 0 {
 		return nil
 	}
-	return &lightRows{need: rr.need, fn: func(r *decodedRow) (bool, error) {
+	return &lightRows{need: rr.need, fn: fn, check: func(r *decodedRow) (bool, error) {
 		if r.End < rr.from || r.End >= rr.to || !rr.flt.MatchNumbers(&r.Flow) {
-			return true, nil
+			return false, nil
 		}
 		if rr.need&needNames != 0 {
 			if err := rr.s.lookupNames(ctx, r); err != nil {
@@ -304,10 +304,7 @@ func (rr *rowReader) light(ctx context.Context, fn func(r *decodedRow) (bool, er
 		if src == 0 {
 			src = -r.expID
 		}
-		if !rr.flt.Match(&r.Flow, src, r.local.Unmap(), r.remote.Unmap()) {
-			return true, nil
-		}
-		return fn(r)
+		return rr.flt.Match(&r.Flow, src, r.local.Unmap(), r.remote.Unmap()), nil
 	}}
 }
 
@@ -456,10 +453,13 @@ type fetcher struct {
 }
 
 // lightRows is the columnar read of a fetchBatch: the rows of version 2
-// blocks decoded in part.
+// blocks decoded in part (need), checked against the filter (check, its
+// names looked up: skipped when the key and address columns answer the
+// filter exactly), and handed to fn.
 type lightRows struct {
-	need rowNeed
-	fn   func(r *decodedRow) (bool, error)
+	need  rowNeed
+	check func(r *decodedRow) (bool, error)
+	fn    func(r *decodedRow) (bool, error)
 }
 
 func (f *fetcher) blocks(ctx context.Context, blocks []rawBlock) (bool, error) {
@@ -568,11 +568,11 @@ func (f *fetcher) fromBlock(ctx context.Context, b *packedBlock, lo, hi int64, i
 		}
 		f.curOK = true
 	}
+	if f.light != nil && pr.version >= 2 {
+		return f.lightRows(ctx, pr, lo, hi, ids)
+	}
 	row := func(i int) (bool, error) {
 		f.scanned++
-		if f.light != nil && pr.version >= 2 {
-			return f.lightRow(ctx, pr, i)
-		}
 		if ok, err := f.pre.row(ctx, f.br, pr, i); err != nil || !ok {
 			return err == nil, err
 		}
@@ -601,26 +601,68 @@ func (f *fetcher) fromBlock(ctx context.Context, b *packedBlock, lo, hi int64, i
 	return true, nil
 }
 
-// lightRow hands row i of version 2 block pr to the columnar read if it
-// may pass, decoded from the columns it needs.
+// lightRows hands the rows lo..hi (or those of ids) of version 2 block
+// pr that pass to the columnar read, decoded from the columns it needs.
+func (f *fetcher) lightRows(ctx context.Context, pr *packedRows, lo, hi int64, ids []int64) (bool, error) {
+	if err := f.s.keysReady(pr); err != nil {
+		return false, fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", f.p.name, pr.lo, err)
+	}
+	if ids != nil {
+		for _, id := range ids {
+			if i, ok := pr.index(id); ok {
+				if more, err := f.lightRow(ctx, pr, i); err != nil || !more {
+					return false, err
+				}
+			}
+		}
+		return true, nil
+	}
+	i, _ := pr.index(lo)
+	for ; i < pr.n && pr.ids[i] <= hi; i++ {
+		if more, err := f.lightRow(ctx, pr, i); err != nil || !more {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// lightRow is lightRows' for row i (keysReady done).
 func (f *fetcher) lightRow(ctx context.Context, pr *packedRows, i int) (bool, error) {
-	if ok, err := f.pre.test(ctx, f.br, pr, i); err != nil || !ok {
-		return err == nil, err
+	f.scanned++
+	pre := f.pre
+	if !pre.pass(pr, i) {
+		return true, nil
 	}
 	need := f.light.need
+	if pre.hosts != nil || need&needAddrs != 0 {
+		if err := f.br.rowCols(ctx, pr, i, false); err != nil {
+			return false, err
+		}
+		if pre.hosts != nil {
+			local, remote := pr.addrs(i)
+			if !pre.hosts.Match(&store.Flow{}, 0, local.Unmap(), remote.Unmap()) {
+				return true, nil
+			}
+		}
+	}
 	if !f.viewOK {
 		if err := f.view.load(f.s, pr, need); err != nil {
 			return false, fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", f.p.name, pr.lo, err)
 		}
 		f.viewOK = true
 	}
-	if need&needAddrs != 0 {
-		if err := f.br.rowCols(ctx, pr, i, false); err != nil {
+	r := &f.row
+	f.view.fill(pr, i, f.p.start, need, r)
+	if !pre.exact {
+		if ok, err := f.light.check(r); err != nil || !ok {
+			return err == nil, err
+		}
+	} else if need&needNames != 0 {
+		if err := f.s.lookupNames(ctx, r); err != nil {
 			return false, err
 		}
 	}
-	f.view.fill(pr, i, f.p.start, need, &f.row)
-	return f.light.fn(&f.row)
+	return f.light.fn(r)
 }
 
 func jsonIDs(ids []int64) string {
