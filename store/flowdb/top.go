@@ -59,20 +59,42 @@ func (s *FlowDB) Top(ctx context.Context, q store.TopQuery) (*store.TopResult, e
 		}
 		res.Resolution, res.From, res.To = store.ResRaw, q.From.UTC(), q.To.UTC()
 		entries = map[string]*store.TopEntry{}
+		// Dimensions of numbers and name ids are counted by number, and
+		// their keys made once at the end (rawNumKey).
+		nums := map[uint64]*store.TopEntry{}
+		byNum := numKeyed(q.Dimension)
 		scanned, partial, err := s.visitRawWithin(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, q.Budget, topNeed(q.Dimension), func(r *decodedRow) bool {
 			c := counters{r.Scale(r.Bytes), r.Scale(r.Packets), 1}
 			addCounters(&total, c)
-			k := rawTopKey(q.Dimension, r)
-			e := entries[k]
-			if e == nil {
-				e = &store.TopEntry{}
-				entries[k] = e
+			var e *store.TopEntry
+			if byNum {
+				k := rawNumKey(q.Dimension, r)
+				if e = nums[k]; e == nil {
+					e = &store.TopEntry{}
+					nums[k] = e
+				}
+			} else {
+				k := rawTopKey(q.Dimension, r)
+				if e = entries[k]; e == nil {
+					e = &store.TopEntry{}
+					entries[k] = e
+				}
 			}
 			addCounters(e, c)
 			return true
 		})
 		if err != nil {
 			return nil, err
+		}
+		for n, e := range nums {
+			k, err := s.numTopKey(ctx, q.Dimension, n)
+			if err != nil {
+				return nil, err
+			}
+			if o := entries[k]; o != nil {
+				e.Bytes, e.Packets, e.Flows = e.Bytes+o.Bytes, e.Packets+o.Packets, e.Flows+o.Flows
+			}
+			entries[k] = e
 		}
 		if partial {
 			res.Partial, res.From = true, time.UnixMilli(scanned).UTC()
@@ -248,20 +270,95 @@ func (s *FlowDB) readTopRows(ctx context.Context, query string, args []any, m st
 	return entries, vals, nil
 }
 
-// topNeed is what rawTopKey reads of a row for dimension d, with its
-// counters.
+// topNeed is what a raw top-N list reads of a row for dimension d, with
+// its counters: name ids, not names (rawNumKey).
 func topNeed(d store.Dimension) rowNeed {
 	switch d {
 	case store.DimDirection, store.DimProtocol, store.DimSrcPort, store.DimDstPort:
 		return needCounters
-	case store.DimRemoteAS, store.DimRouter, store.DimInInterface, store.DimOutInterface:
+	case store.DimRemoteAS, store.DimRouter, store.DimInInterface, store.DimOutInterface,
+		store.DimApplication, store.DimCountry, store.DimSubscriber, store.DimDomain:
 		return needCounters | needDims
-	case store.DimApplication, store.DimCountry, store.DimSubscriber, store.DimDomain:
-		return needCounters | needDims | needNames
 	case store.DimLocalHost, store.DimRemoteHost, store.DimConversation:
 		return needCounters | needAddrs
 	}
 	return needWhole
+}
+
+// numKeyed reports whether a raw top-N list of d counts rows by
+// rawNumKey rather than rawTopKey.
+func numKeyed(d store.Dimension) bool {
+	switch d {
+	case store.DimLocalHost, store.DimRemoteHost, store.DimConversation:
+		return false
+	}
+	return d.Valid()
+}
+
+// rawNumKey is the number a raw flow is counted under for a dimension of
+// numKeyed: the dimension's number, or its name id (the application's
+// with bit 63 set, else its protocol and service port).
+func rawNumKey(d store.Dimension, r *decodedRow) uint64 {
+	f := &r.Flow
+	switch d {
+	case store.DimRemoteAS:
+		if f.Direction.Inbound() {
+			return uint64(f.SrcAS)
+		}
+		return uint64(f.DstAS)
+	case store.DimApplication:
+		// Flows of an application, else of a protocol and service port
+		// (numTopKey sees which once it has the name).
+		return r.names.app<<24 | uint64(f.Proto)<<16 | uint64(servicePort(f))
+	case store.DimCountry:
+		if f.Direction.Inbound() {
+			return r.names.scc
+		}
+		return r.names.dcc
+	case store.DimSubscriber:
+		return r.names.sub
+	case store.DimDomain:
+		return r.names.dom
+	case store.DimProtocol:
+		return uint64(f.Proto)
+	}
+	return uint64(rawDimValue(d, r))
+}
+
+// numTopKey returns the key (rawTopKey's) of rawNumKey n of dimension d,
+// looking its name up.
+func (s *FlowDB) numTopKey(ctx context.Context, d store.Dimension, n uint64) (string, error) {
+	name := func(id uint64) (string, error) {
+		r := decodedRow{names: rawNames{sub: id}}
+		if err := s.lookupNames(ctx, &r); err != nil {
+			return "", err
+		}
+		return r.Subscriber, nil
+	}
+	var f store.Flow
+	switch d {
+	case store.DimRemoteAS:
+		f.Direction, f.SrcAS = store.DirDownload, uint32(n)
+	case store.DimApplication:
+		app, err := name(n >> 24)
+		if err != nil {
+			return "", err
+		}
+		f.Application, f.Direction, f.Proto, f.SrcPort = app, store.DirDownload, uint8(n>>16), uint16(n)
+	case store.DimCountry, store.DimSubscriber, store.DimDomain:
+		v, err := name(n)
+		if err != nil {
+			return "", err
+		}
+		f.Direction, f.SrcCountry, f.Subscriber, f.RemoteDomain = store.DirDownload, v, v, v
+	case store.DimProtocol:
+		f.Proto = uint8(n)
+	default:
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], n)
+		return string(b[:]), nil
+	}
+	return dimKeyOf(d, &f, netip.Addr{}, netip.Addr{}), nil
 }
 
 // rawTopKey is the map key of a raw flow for dimension d: the rollup key for
@@ -272,6 +369,15 @@ func rawTopKey(d store.Dimension, r *decodedRow) string {
 		// local and remote are f.LocalRemote() as the row was stored.
 		return dimKeyOf(d, f, r.local, r.remote)
 	}
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(rawDimValue(d, r)))
+	return string(b[:])
+}
+
+// rawDimValue is the number of a raw flow for a dimension not in the
+// rollups.
+func rawDimValue(d store.Dimension, r *decodedRow) int64 {
+	f := &r.Flow
 	src := f.RouterID
 	if src == 0 {
 		src = -r.expID
@@ -291,9 +397,7 @@ func rawTopKey(d store.Dimension, r *decodedRow) string {
 	case store.DimDstPort:
 		v = int64(f.Proto)<<16 | int64(f.DstPort)
 	}
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(v))
-	return string(b[:])
+	return v
 }
 
 func unknownIfEmpty(s string) string {
