@@ -288,7 +288,7 @@ func (e *packEncoder) finish(enc *zstd.Encoder) (k, a, x []byte) {
 	k = binary.AppendUvarint(k, uint64(e.n))
 	secs := [][]byte{e.ids, e.ts, e.keys}
 	if e.version >= 2 {
-		secs = [][]byte{e.ids, e.ts, toPlanes(e.keys, packKeyLen), joinCols(e.cnt[:]), joinCols(e.dim[:])}
+		secs = [][]byte{e.ids, e.ts, toPlanes(nil, e.keys, packKeyLen), joinCols(e.cnt[:]), joinCols(e.dim[:])}
 	}
 	var z []byte
 	for _, sec := range secs {
@@ -331,27 +331,14 @@ func joinCols(cols [][]uint64) []byte {
 	return out
 }
 
-// toPlanes returns rows of w bytes each by byte plane: byte 0 of every
-// row, then byte 1...
-func toPlanes(rows []byte, w int) []byte {
+// toPlanes returns rows of w bytes each by byte plane (byte 0 of every
+// row, then byte 1...), in dst's storage.
+func toPlanes(dst, rows []byte, w int) []byte {
 	n := len(rows) / w
-	out := make([]byte, len(rows))
+	dst = slices.Grow(dst[:0], len(rows))[:len(rows)]
 	for i := range n {
 		for j := range w {
-			out[j*n+i] = rows[i*w+j]
-		}
-	}
-	return out
-}
-
-// fromPlanes is toPlanes undone, into dst's storage.
-func fromPlanes(dst, planes []byte, w int) []byte {
-	n := len(planes) / w
-	dst = slices.Grow(dst[:0], len(planes))[:len(planes)]
-	for j := range w {
-		p := planes[j*n : j*n+n]
-		for i, c := range p {
-			dst[i*w+j] = c
+			dst[j*n+i] = rows[i*w+j]
 		}
 	}
 	return dst
@@ -449,7 +436,7 @@ type packedRows struct {
 	ts     []int64
 	keys   []byte // when keysOK (keysReady)
 	keysZ  []byte
-	planes []byte // the key column by byte plane (version 2), decompressed
+	planes []byte // scratch of a version 1 block's keys
 	keysOK bool
 	seq    bool // ids are lo, lo+1, ...: row i has id lo+i
 	a, x   frameCol
@@ -495,6 +482,37 @@ func (c *valCol) at(i int) uint64 {
 		v |= uint64(b[j*n+i]) << (8 * j)
 	}
 	return c.base + v
+}
+
+// decode returns the column's values in dst's storage.
+func (c *valCol) decode(dst []uint64) []uint64 {
+	dst = slices.Grow(dst[:0], c.n)[:c.n]
+	b, n, base := c.b, c.n, c.base
+	switch c.w {
+	case 0:
+		for i := range dst {
+			dst[i] = base
+		}
+	case 1:
+		for i, x := range b[:n] {
+			dst[i] = base + uint64(x)
+		}
+	case 2:
+		lo, hi := b[:n], b[n:2*n]
+		for i := range dst {
+			dst[i] = base + (uint64(lo[i]) | uint64(hi[i])<<8)
+		}
+	case 4:
+		p0, p1, p2, p3 := b[:n], b[n:2*n], b[2*n:3*n], b[3*n:4*n]
+		for i := range dst {
+			dst[i] = base + (uint64(p0[i]) | uint64(p1[i])<<8 | uint64(p2[i])<<16 | uint64(p3[i])<<24)
+		}
+	default:
+		for i := range dst {
+			dst[i] = c.at(i)
+		}
+	}
+	return dst
 }
 
 func (v *valSection) reset(z []byte) {
@@ -699,24 +717,33 @@ func (s *FlowDB) keysReady(pr *packedRows) error {
 		return nil
 	}
 	var err error
-	if pr.version < 2 {
-		if pr.keys, err = s.zdec.DecodeAll(pr.keysZ, pr.keys[:0]); err != nil {
-			return fmt.Errorf("%w: %w", errBadBlock, err)
-		}
-	} else {
-		if pr.planes, err = s.zdec.DecodeAll(pr.keysZ, pr.planes[:0]); err != nil {
-			return fmt.Errorf("%w: %w", errBadBlock, err)
-		}
-		if len(pr.planes) != pr.n*packKeyLen {
-			return errBadBlock
-		}
-		pr.keys = fromPlanes(pr.keys, pr.planes, packKeyLen)
+	if pr.keys, err = s.zdec.DecodeAll(pr.keysZ, pr.keys[:0]); err != nil {
+		return fmt.Errorf("%w: %w", errBadBlock, err)
 	}
 	if len(pr.keys) != pr.n*packKeyLen {
 		return errBadBlock
 	}
+	if pr.version < 2 {
+		// Version 1 stores the keys row by row.
+		pr.planes = toPlanes(pr.planes, pr.keys, packKeyLen)
+		pr.keys, pr.planes = pr.planes, pr.keys
+	}
 	pr.keysOK = true
 	return nil
+}
+
+// Fields of a row's key (keysReady first): the key column by byte plane.
+
+func (pr *packedRows) proto(i int) uint8 { return pr.keys[i] }
+func (pr *packedRows) kinds(i int) byte  { return pr.keys[pr.n+i] }
+func (pr *packedRows) srcPort(i int) uint16 {
+	return uint16(pr.keys[2*pr.n+i])<<8 | uint16(pr.keys[3*pr.n+i])
+}
+func (pr *packedRows) dstPort(i int) uint16 {
+	return uint16(pr.keys[4*pr.n+i])<<8 | uint16(pr.keys[5*pr.n+i])
+}
+func (pr *packedRows) router(i int) int64 {
+	return int64(pr.keys[6*pr.n+i]) | int64(pr.keys[7*pr.n+i])<<8
 }
 
 // rowReady decompresses the frames of row i: of the a column, and of the
@@ -874,11 +901,11 @@ func (s *FlowDB) rowX(pr *packedRows, i int, dst []byte) ([]byte, error) {
 	if d.err != nil || len(d.b) != nat {
 		return nil, errBadBlock
 	}
-	k := pr.keys[i*packKeyLen : i*packKeyLen+packKeyLen]
 	dst = binary.AppendUvarint(dst, dur)
 	dst = binary.AppendUvarint(dst, dim[dimExp].at(i))
 	dst = binary.AppendUvarint(dst, dim[dimRouter].at(i))
-	dst = append(dst, k[2], k[3], k[4], k[5], k[0], flags)
+	sp, dp := pr.srcPort(i), pr.dstPort(i)
+	dst = append(dst, byte(sp>>8), byte(sp), byte(dp>>8), byte(dp), pr.proto(i), flags)
 	for _, c := range []int{dimInIf, dimOutIf, dimSrcAS, dimDstAS} {
 		dst = binary.AppendUvarint(dst, dim[c].at(i))
 	}
@@ -1179,21 +1206,21 @@ func (p *rowPre) pass(pr *packedRows, i int) bool {
 	if !p.needsKeys() {
 		return true
 	}
-	k := pr.keys[i*packKeyLen : i*packKeyLen+packKeyLen]
-	if p.protos != nil && p.protos.protos[k[0]>>6]&(1<<(k[0]&63)) == 0 {
-		return false
+	if p.protos != nil {
+		if pt := pr.proto(i); p.protos.protos[pt>>6]&(1<<(pt&63)) == 0 {
+			return false
+		}
 	}
-	if p.dirs != 0 && p.dirs&(1<<(k[1]>>4&7)) == 0 {
+	if p.dirs != 0 && p.dirs&(1<<(pr.kinds(i)>>4&7)) == 0 {
 		return false
 	}
 	if len(p.ports) > 0 {
-		sp, dp := uint16(k[2])<<8|uint16(k[3]), uint16(k[4])<<8|uint16(k[5])
-		if !slices.Contains(p.ports, sp) && !slices.Contains(p.ports, dp) {
+		if sp, dp := pr.srcPort(i), pr.dstPort(i); !slices.Contains(p.ports, sp) && !slices.Contains(p.ports, dp) {
 			return false
 		}
 	}
 	if p.routers != nil {
-		r := int64(k[6]) | int64(k[7])<<8
+		r := pr.router(i)
 		switch {
 		case r == 0xffff:
 		case r == 0:
@@ -1244,12 +1271,15 @@ func (p *rowPre) row(ctx context.Context, br *blockReader, pr *packedRows, i int
 // rowNeed is what a query reads of the rows of version 2 blocks besides
 // their id, time, protocol, direction and ports: their columns are read
 // and decompressed only when needed, and the rows not built whole.
-type rowNeed uint8
+type rowNeed uint16
 
 const (
 	needCounters rowNeed = 1 << iota // bytes, packets, sampling rate
-	needDims                         // exporter, router, interfaces, AS, name ids
-	needNames                        // the names of the name ids (with needDims)
+	needRouter                       // exporter and router ids
+	needIfs                          // in and out interfaces
+	needAS                           // source and destination AS
+	needNameIDs                      // the name ids
+	needNames                        // the names of the name ids (with needNameIDs)
 	needAddrs                        // the local and remote addresses
 	// needWhole is every field: the row decoded whole (rowX).
 	needWhole
@@ -1259,11 +1289,17 @@ const (
 // directions and ports are always read).
 func filterNeed(f *store.Filter) rowNeed {
 	var n rowNeed
-	if len(f.Sources)+len(f.Interfaces)+len(f.AS) > 0 {
-		n |= needDims
+	if len(f.Sources) > 0 {
+		n |= needRouter
+	}
+	if len(f.Interfaces) > 0 {
+		n |= needIfs
+	}
+	if len(f.AS) > 0 {
+		n |= needAS
 	}
 	if len(f.Applications)+len(f.Countries)+len(f.Subscribers)+len(f.Domains) > 0 {
-		n |= needDims | needNames
+		n |= needNameIDs | needNames
 	}
 	if len(f.Hosts)+len(f.LocalHosts)+len(f.RemoteHosts) > 0 {
 		n |= needAddrs
@@ -1271,25 +1307,49 @@ func filterNeed(f *store.Filter) rowNeed {
 	return n
 }
 
-// colView are the columns of a version 2 block a columnar read reads.
+// colView are the columns of a version 2 block a columnar read reads,
+// each decoded once for the block.
 type colView struct {
-	cnt, dim []valCol
+	cnt [numCntCols][]uint64
+	dim [numDimCols][]uint64
 }
 
-// load reads the columns of need of block pr.
+// needCols are the dim columns of each need.
+var needCols = [...]struct {
+	need rowNeed
+	cols []int
+}{
+	{needRouter, []int{dimExp, dimRouter}},
+	{needIfs, []int{dimInIf, dimOutIf}},
+	{needAS, []int{dimSrcAS, dimDstAS}},
+	{needNameIDs, []int{dimSub, dimApp, dimSrcCC, dimDstCC, dimDom}},
+}
+
+// load decodes the columns of need of block pr.
 func (v *colView) load(s *FlowDB, pr *packedRows, need rowNeed) error {
 	if err := s.keysReady(pr); err != nil {
 		return err
 	}
-	var err error
 	if need&needCounters != 0 {
-		if v.cnt, err = s.cntCols(pr); err != nil {
+		cols, err := s.cntCols(pr)
+		if err != nil {
 			return err
 		}
+		for c := range v.cnt {
+			v.cnt[c] = cols[c].decode(v.cnt[c])
+		}
 	}
-	if need&needDims != 0 {
-		if v.dim, err = s.dimCols(pr); err != nil {
+	if need&(needRouter|needIfs|needAS|needNameIDs) != 0 {
+		cols, err := s.dimCols(pr)
+		if err != nil {
 			return err
+		}
+		for _, nc := range needCols {
+			if need&nc.need != 0 {
+				for _, c := range nc.cols {
+					v.dim[c] = cols[c].decode(v.dim[c])
+				}
+			}
 		}
 	}
 	return nil
@@ -1305,19 +1365,23 @@ func (v *colView) fill(pr *packedRows, i int, partStart int64, need rowNeed, r *
 	f := &r.Flow
 	f.End = partStart + r.t
 	f.Start = f.End
-	k := pr.keys[i*packKeyLen : i*packKeyLen+packKeyLen]
-	f.Proto, f.Direction = k[0], store.Direction(k[1]>>4&7)
-	f.SrcPort, f.DstPort = uint16(k[2])<<8|uint16(k[3]), uint16(k[4])<<8|uint16(k[5])
+	f.Proto, f.Direction = pr.proto(i), store.Direction(pr.kinds(i)>>4&7)
+	f.SrcPort, f.DstPort = pr.srcPort(i), pr.dstPort(i)
 	if need&needCounters != 0 {
-		c := v.cnt[:numCntCols]
-		f.Bytes, f.Packets, f.SamplingRate = c[cntBytes].at(i), c[cntPackets].at(i), uint32(c[cntSampling].at(i))
+		f.Bytes, f.Packets, f.SamplingRate = v.cnt[cntBytes][i], v.cnt[cntPackets][i], uint32(v.cnt[cntSampling][i])
 	}
-	if need&needDims != 0 {
-		d := v.dim[:numDimCols]
-		r.expID, f.RouterID = int64(d[dimExp].at(i)), int64(d[dimRouter].at(i))
-		f.InIf, f.OutIf = uint32(d[dimInIf].at(i)), uint32(d[dimOutIf].at(i))
-		f.SrcAS, f.DstAS = uint32(d[dimSrcAS].at(i)), uint32(d[dimDstAS].at(i))
-		r.names = rawNames{sub: d[dimSub].at(i), app: d[dimApp].at(i), scc: d[dimSrcCC].at(i), dcc: d[dimDstCC].at(i), dom: d[dimDom].at(i)}
+	d := &v.dim
+	if need&needRouter != 0 {
+		r.expID, f.RouterID = int64(d[dimExp][i]), int64(d[dimRouter][i])
+	}
+	if need&needIfs != 0 {
+		f.InIf, f.OutIf = uint32(d[dimInIf][i]), uint32(d[dimOutIf][i])
+	}
+	if need&needAS != 0 {
+		f.SrcAS, f.DstAS = uint32(d[dimSrcAS][i]), uint32(d[dimDstAS][i])
+	}
+	if need&needNameIDs != 0 {
+		r.names = rawNames{sub: d[dimSub][i], app: d[dimApp][i], scc: d[dimSrcCC][i], dcc: d[dimDstCC][i], dom: d[dimDom][i]}
 	}
 	if need&needAddrs != 0 {
 		r.local, r.remote = pr.addrs(i)

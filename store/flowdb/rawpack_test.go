@@ -300,7 +300,7 @@ func TestPackBlockCodec(t *testing.T) {
 			t.Fatalf("block version %d, want %d", pr.version, c.version)
 		}
 		var view colView
-		all := needCounters | needDims | needAddrs
+		all := needCounters | needRouter | needIfs | needAS | needNameIDs | needAddrs
 		if c.version >= 2 {
 			if err := view.load(s, &pr, all); err != nil {
 				t.Fatal(err)

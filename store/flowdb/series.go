@@ -124,18 +124,20 @@ func (s *FlowDB) TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Se
 		}
 		return lineKey{}
 	}
-	var lastK lineKey
-	var lastL *store.SeriesLine
+	var byDir [8]*store.SeriesLine // the lines of keys with a direction only
 	addAt := func(t int64, k lineKey, c counters) {
 		i := (t - from) / stepS
 		if i < 0 || int(i) >= n {
 			return
 		}
-		// Raw rows come in runs of a line (a direction, a router).
-		l := lastL
-		if l == nil || k != lastK {
+		var l *store.SeriesLine
+		if k.src == 0 && k.ifx == 0 && k.dir < 8 {
+			if l = byDir[k.dir]; l == nil {
+				l = get(k)
+				byDir[k.dir] = l
+			}
+		} else {
 			l = get(k)
-			lastK, lastL = k, l
 		}
 		l.Bytes[i] += c.bytes
 		l.Packets[i] += c.packets
@@ -147,8 +149,11 @@ func (s *FlowDB) TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Se
 		}
 		out.Resolution = store.ResRaw
 		need := needCounters
-		if q.GroupBy != 0 && q.GroupBy != store.DimDirection {
-			need |= needDims // the router, and its interfaces
+		switch q.GroupBy {
+		case store.DimRouter:
+			need |= needRouter
+		case store.DimInInterface, store.DimOutInterface:
+			need |= needRouter | needIfs
 		}
 		scanned, partial, err := s.visitRawWithin(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, q.Budget, need, func(r *decodedRow) bool {
 			c := counters{r.Scale(r.Bytes), r.Scale(r.Packets), 1}

@@ -276,9 +276,14 @@ func topNeed(d store.Dimension) rowNeed {
 	switch d {
 	case store.DimDirection, store.DimProtocol, store.DimSrcPort, store.DimDstPort:
 		return needCounters
-	case store.DimRemoteAS, store.DimRouter, store.DimInInterface, store.DimOutInterface,
-		store.DimApplication, store.DimCountry, store.DimSubscriber, store.DimDomain:
-		return needCounters | needDims
+	case store.DimRemoteAS:
+		return needCounters | needAS
+	case store.DimRouter:
+		return needCounters | needRouter
+	case store.DimInInterface, store.DimOutInterface:
+		return needCounters | needRouter | needIfs
+	case store.DimApplication, store.DimCountry, store.DimSubscriber, store.DimDomain:
+		return needCounters | needNameIDs
 	case store.DimLocalHost, store.DimRemoteHost, store.DimConversation:
 		return needCounters | needAddrs
 	}
