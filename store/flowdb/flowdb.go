@@ -84,6 +84,9 @@ type FlowDB struct {
 	// both are safe for concurrent EncodeAll and DecodeAll.
 	zenc *zstd.Encoder
 	zdec *zstd.Decoder
+	// zraw compresses without entropy coding the block sections whose
+	// reads must be fastest.
+	zraw *zstd.Encoder
 	// packRows is the number of rows of a packed block (a field for tests).
 	packRows int
 	packWake chan struct{} // capacity 1: the writer's maintenance wakes the packer
@@ -138,6 +141,10 @@ func New(ctx context.Context, db *store.DB, cfg store.Config, logger *slog.Logge
 		return nil, fmt.Errorf("cannot build the flow database: %w", err)
 	}
 	if s.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false)); err != nil {
+		return nil, fmt.Errorf("cannot build the flow database: %w", err)
+	}
+	if s.zraw, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false),
+		zstd.WithNoEntropyCompression(true)); err != nil {
 		return nil, fmt.Errorf("cannot build the flow database: %w", err)
 	}
 	if s.readOnly {

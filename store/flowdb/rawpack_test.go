@@ -267,7 +267,7 @@ func TestPackBlockCodec(t *testing.T) {
 		if err := e.add(ids[len(ids)-1], xs[0]); err == nil {
 			t.Fatal("a row out of order was packed")
 		}
-		k, a, x := e.finish(s.zenc)
+		k, a, x := e.finish(s.zenc, s.zraw)
 		decode := func(k, a, x []byte, pr *packedRows) error {
 			if err := s.decodeBlock(k, 10, ids[len(ids)-1], pr); err != nil {
 				return err
