@@ -49,7 +49,7 @@ import (
 // rows per bucket, direction and dimension for the busy dimensions, every
 // key for the small ones (countries, applications).
 //
-// Generating takes 7 to 8 minutes on 2 cores; the store is kept in
+// Generating takes about 13 minutes on 2 cores; the store is kept in
 // $TMPDIR/flowbox-bench-dashboard-v<dashGenVersion> and reused by the next
 // runs. Remove that directory to regenerate it (a change of the generator
 // or of the store format bumps dashGenVersion, which picks a new
@@ -76,7 +76,7 @@ func dashboardStore(b *testing.B) *storetest.Store {
 		if testing.Short() {
 			b.Skip("the dashboard dataset is not generated yet and -short is set")
 		}
-		b.Logf("generating the dashboard dataset in %s (7 to 8 minutes, once)", dir)
+		b.Logf("generating the dashboard dataset in %s (about 13 minutes, once)", dir)
 		if err := generateDashboard(b, dir); err != nil {
 			b.Fatal(err)
 		}
