@@ -37,7 +37,7 @@ import (
 // the rows are stored by column in blobs, the columns compressed with
 // zstd:
 //
-//	k: version byte (2), uvarint n, then five sections, each a uvarint
+//	k: version byte (2), uvarint n, then eight sections, each a uvarint
 //	   length and a zstd frame:
 //	   ids: uvarint id - previous id (the first from lo - 1)
 //	   t:   the column of t as cnt's columns below (version 1: uvarint
@@ -57,10 +57,11 @@ import (
 //	        no entropy coding (its literals are stored as they are), which
 //	        costs 0.9 byte a flow and halves its decoding, the one every
 //	        series and top-N list does
-//	   dim: the dimensions by column, the same way (exporter id, router
-//	        id, in and out interface, source and destination AS, and the
-//	        name ids of subscriber, application, source and destination
-//	        country, remote domain)
+//	   dim: four sections, of the dimensions by column the same way: the
+//	        exporter and router ids; the in and out interfaces; the source
+//	        and destination AS; the name ids of subscriber, application,
+//	        source and destination country, remote domain (a query
+//	        decompresses the groups it reads only)
 //	h: a Bloom filter of the rows' local and remote addresses (8 bits an
 //	   address, 3 hashes, a power of two of 512 bits or more)
 //	a: x[3:6] and the a and b addresses of each row (their kinds in x[3]
@@ -297,7 +298,14 @@ func (e *packEncoder) finish(enc, raw *zstd.Encoder) (k, a, x []byte) {
 	k = binary.AppendUvarint(k, uint64(e.n))
 	secs := [][]byte{e.ids, e.ts, e.keys}
 	if e.version >= 2 {
-		secs = [][]byte{e.ids, joinCols([][]uint64{e.tcol}), toPlanes(nil, e.keys, packKeyLen), joinCols(e.cnt[:]), joinCols(e.dim[:])}
+		secs = [][]byte{e.ids, joinCols([][]uint64{e.tcol}), toPlanes(nil, e.keys, packKeyLen), joinCols(e.cnt[:])}
+		for _, g := range needCols {
+			cols := make([][]uint64, len(g.cols))
+			for i, c := range g.cols {
+				cols[i] = e.dim[c]
+			}
+			secs = append(secs, joinCols(cols))
+		}
 	}
 	var z []byte
 	for i, sec := range secs {
@@ -456,9 +464,10 @@ type packedRows struct {
 	buf    []byte
 	// version is the block's version (packVersion); cnt and dim are its
 	// counters and dimensions (version 2), decompressed when read.
-	version  byte
-	cnt, dim valSection
-	tcol     []uint64 // scratch of t
+	version byte
+	cnt     valSection
+	dim     [len(needCols)]valSection
+	tcol    []uint64 // scratch of t
 }
 
 // valSection is the cnt or the dim section of a version 2 block,
@@ -628,10 +637,10 @@ func (s *FlowDB) decodeBlock(k []byte, lo, hi int64, pr *packedRows) error {
 		return errBadBlock
 	}
 	pr.n = int(n)
-	var secs [5][]byte
+	var secs [4 + len(needCols)][]byte
 	nsec := 3
 	if pr.version >= 2 {
-		nsec = 5
+		nsec = len(secs)
 	}
 	for i := range nsec {
 		l := d.uvarint()
@@ -712,7 +721,9 @@ func (s *FlowDB) decodeBlock(k []byte, lo, hi int64, pr *packedRows) error {
 	// the counters and dimensions when a query reads them.
 	pr.keysZ, pr.keysOK = append(pr.keysZ[:0], secs[2]...), false
 	pr.cnt.reset(secs[3])
-	pr.dim.reset(secs[4])
+	for g := range pr.dim {
+		pr.dim[g].reset(secs[4+g])
+	}
 	return nil
 }
 
@@ -738,12 +749,22 @@ func (s *FlowDB) cntCols(pr *packedRows) ([]valCol, error) {
 	return pr.cnt.cols, nil
 }
 
-// dimCols returns the dimension columns of a version 2 block.
-func (s *FlowDB) dimCols(pr *packedRows) ([]valCol, error) {
-	if err := pr.dim.ready(s, numDimCols, pr.n); err != nil {
-		return nil, err
+// dimCols returns the dimension columns of a version 2 block, of the
+// groups of need (needCols), the others zero.
+func (s *FlowDB) dimCols(pr *packedRows, need rowNeed) ([numDimCols]valCol, error) {
+	var out [numDimCols]valCol
+	for g, nc := range needCols {
+		if need&nc.need == 0 {
+			continue
+		}
+		if err := pr.dim[g].ready(s, len(nc.cols), pr.n); err != nil {
+			return out, err
+		}
+		for i, c := range nc.cols {
+			out[c] = pr.dim[g].cols[i]
+		}
 	}
-	return pr.dim.cols, nil
+	return out, nil
 }
 
 // keysReady decompresses the key column of pr.
@@ -908,7 +929,7 @@ func (s *FlowDB) rowX(pr *packedRows, i int, dst []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	dim, err := s.dimCols(pr)
+	dim, err := s.dimCols(pr, needRouter|needIfs|needAS|needNameIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -1349,7 +1370,8 @@ type colView struct {
 	dim [numDimCols][]uint64
 }
 
-// needCols are the dim columns of each need.
+// needCols are the dim columns of each need: the groups of columns of a
+// version 2 block, each a section of k of its own, in this order.
 var needCols = [...]struct {
 	need rowNeed
 	cols []int
@@ -1375,7 +1397,7 @@ func (v *colView) load(s *FlowDB, pr *packedRows, need rowNeed) error {
 		}
 	}
 	if need&(needRouter|needIfs|needAS|needNameIDs) != 0 {
-		cols, err := s.dimCols(pr)
+		cols, err := s.dimCols(pr, need)
 		if err != nil {
 			return err
 		}
