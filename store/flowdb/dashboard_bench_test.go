@@ -57,7 +57,7 @@ import (
 
 // dashGenVersion names the cached dataset; bump it when the generator or
 // the store format changes.
-const dashGenVersion = 10
+const dashGenVersion = 11
 
 var dashNow = time.Date(2026, 1, 14, 21, 30, 0, 0, time.UTC)
 

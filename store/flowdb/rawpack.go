@@ -37,7 +37,7 @@ import (
 // the rows are stored by column in blobs, the columns compressed with
 // zstd:
 //
-//	k: version byte (2), uvarint n, then eight sections, each a uvarint
+//	k: version byte (2), uvarint n, then eleven sections, each a uvarint
 //	   length and a zstd frame:
 //	   ids: uvarint id - previous id (the first from lo - 1)
 //	   t:   the column of t as cnt's columns below (version 1: uvarint
@@ -57,11 +57,12 @@ import (
 //	        no entropy coding (its literals are stored as they are), which
 //	        costs 0.9 byte a flow and halves its decoding, the one every
 //	        series and top-N list does
-//	   dim: four sections, of the dimensions by column the same way: the
-//	        exporter and router ids; the in and out interfaces; the source
-//	        and destination AS; the name ids of subscriber, application,
-//	        source and destination country, remote domain (a query
-//	        decompresses the groups it reads only)
+//	   dim: seven sections, of the dimensions by column the same way:
+//	        the exporter and router ids; the in and out interfaces; the
+//	        source and destination AS; the name ids of the subscriber; of
+//	        the application; of the source and destination countries; of
+//	        the remote domain (a query decompresses the groups it reads
+//	        only)
 //	h: a Bloom filter of the rows' local and remote addresses (8 bits an
 //	   address, 3 hashes, a power of two of 512 bits or more)
 //	a: x[3:6] and the a and b addresses of each row (their kinds in x[3]
@@ -929,7 +930,7 @@ func (s *FlowDB) rowX(pr *packedRows, i int, dst []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	dim, err := s.dimCols(pr, needRouter|needIfs|needAS|needNameIDs)
+	dim, err := s.dimCols(pr, needDims)
 	if err != nil {
 		return nil, err
 	}
@@ -1334,11 +1335,19 @@ const (
 	needRouter                       // exporter and router ids
 	needIfs                          // in and out interfaces
 	needAS                           // source and destination AS
-	needNameIDs                      // the name ids
-	needNames                        // the names of the name ids (with needNameIDs)
+	needSubID                        // the subscriber's name id
+	needAppID                        // the application's name id
+	needCCIDs                        // the source and destination countries' name ids
+	needDomID                        // the remote domain's name id
+	needNames                        // the names of the name ids read
 	needAddrs                        // the local and remote addresses
 	// needWhole is every field: the row decoded whole (rowX).
 	needWhole
+
+	// needNameIDs is every name id.
+	needNameIDs = needSubID | needAppID | needCCIDs | needDomID
+	// needDims is every dimension column.
+	needDims = needRouter | needIfs | needAS | needNameIDs
 )
 
 // filterNeed is what filter f tests of a row (its time, protocols,
@@ -1355,7 +1364,15 @@ func filterNeed(f *store.Filter) rowNeed {
 		n |= needAS
 	}
 	if len(f.Applications)+len(f.Countries)+len(f.Subscribers)+len(f.Domains) > 0 {
-		n |= needNameIDs | needNames
+		n |= needNames
+		for _, c := range []struct {
+			n    int
+			need rowNeed
+		}{{len(f.Applications), needAppID}, {len(f.Countries), needCCIDs}, {len(f.Subscribers), needSubID}, {len(f.Domains), needDomID}} {
+			if c.n > 0 {
+				n |= c.need
+			}
+		}
 	}
 	if len(f.Hosts)+len(f.LocalHosts)+len(f.RemoteHosts) > 0 {
 		n |= needAddrs
@@ -1379,7 +1396,10 @@ var needCols = [...]struct {
 	{needRouter, []int{dimExp, dimRouter}},
 	{needIfs, []int{dimInIf, dimOutIf}},
 	{needAS, []int{dimSrcAS, dimDstAS}},
-	{needNameIDs, []int{dimSub, dimApp, dimSrcCC, dimDstCC, dimDom}},
+	{needSubID, []int{dimSub}},
+	{needAppID, []int{dimApp}},
+	{needCCIDs, []int{dimSrcCC, dimDstCC}},
+	{needDomID, []int{dimDom}},
 }
 
 // load decodes the columns of need of block pr.
@@ -1396,7 +1416,7 @@ func (v *colView) load(s *FlowDB, pr *packedRows, need rowNeed) error {
 			v.cnt[c] = cols[c].decode(v.cnt[c])
 		}
 	}
-	if need&(needRouter|needIfs|needAS|needNameIDs) != 0 {
+	if need&needDims != 0 {
 		cols, err := s.dimCols(pr, need)
 		if err != nil {
 			return err
@@ -1437,8 +1457,17 @@ func (v *colView) fill(pr *packedRows, i int, partStart int64, need rowNeed, r *
 	if need&needAS != 0 {
 		f.SrcAS, f.DstAS = uint32(d[dimSrcAS][i]), uint32(d[dimDstAS][i])
 	}
-	if need&needNameIDs != 0 {
-		r.names = rawNames{sub: d[dimSub][i], app: d[dimApp][i], scc: d[dimSrcCC][i], dcc: d[dimDstCC][i], dom: d[dimDom][i]}
+	if need&needSubID != 0 {
+		r.names.sub = d[dimSub][i]
+	}
+	if need&needAppID != 0 {
+		r.names.app = d[dimApp][i]
+	}
+	if need&needCCIDs != 0 {
+		r.names.scc, r.names.dcc = d[dimSrcCC][i], d[dimDstCC][i]
+	}
+	if need&needDomID != 0 {
+		r.names.dom = d[dimDom][i]
 	}
 	if need&needAddrs != 0 {
 		r.local, r.remote = pr.addrs(i)

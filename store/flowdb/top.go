@@ -282,8 +282,14 @@ func topNeed(d store.Dimension) rowNeed {
 		return needCounters | needRouter
 	case store.DimInInterface, store.DimOutInterface:
 		return needCounters | needRouter | needIfs
-	case store.DimApplication, store.DimCountry, store.DimSubscriber, store.DimDomain:
-		return needCounters | needNameIDs
+	case store.DimApplication:
+		return needCounters | needAppID
+	case store.DimCountry:
+		return needCounters | needCCIDs
+	case store.DimSubscriber:
+		return needCounters | needSubID
+	case store.DimDomain:
+		return needCounters | needDomID
 	case store.DimLocalHost, store.DimRemoteHost, store.DimConversation:
 		return needCounters | needAddrs
 	}
