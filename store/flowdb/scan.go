@@ -292,19 +292,7 @@ func (rr *rowReader) light(ctx context.Context, fn func(r *decodedRow) (bool, er
 		return nil
 	}
 	return &lightRows{need: rr.need, fn: fn, check: func(r *decodedRow) (bool, error) {
-		if r.End < rr.from || r.End >= rr.to || !rr.flt.MatchNumbers(&r.Flow) {
-			return false, nil
-		}
-		if rr.need&needNames != 0 {
-			if err := rr.s.lookupNames(ctx, r); err != nil {
-				return false, err
-			}
-		}
-		src := r.RouterID
-		if src == 0 {
-			src = -r.expID
-		}
-		return rr.flt.Match(&r.Flow, src, r.local.Unmap(), r.remote.Unmap()), nil
+		return rr.checkRow(ctx, r, rr.need&needNames != 0)
 	}}
 }
 
@@ -329,11 +317,19 @@ func (rr *rowReader) acceptV1(ctx context.Context, p *rawPartition, id, t int64,
 }
 
 func (rr *rowReader) check(ctx context.Context, r *decodedRow) (bool, error) {
+	return rr.checkRow(ctx, r, true)
+}
+
+// checkRow reports whether r passes the range and the filter, looking up
+// its names (and interned addresses) first when names.
+func (rr *rowReader) checkRow(ctx context.Context, r *decodedRow, names bool) (bool, error) {
 	if r.End < rr.from || r.End >= rr.to || !rr.flt.MatchNumbers(&r.Flow) {
 		return false, nil
 	}
-	if err := rr.s.lookupNames(ctx, r); err != nil {
-		return false, err
+	if names {
+		if err := rr.s.lookupNames(ctx, r); err != nil {
+			return false, err
+		}
 	}
 	src := r.RouterID
 	if src == 0 {
@@ -447,7 +443,7 @@ type fetcher struct {
 	view    colView // of cur, when viewOK
 	viewOK  bool
 	// bloomSkip are the packed blocks (by lo) whose Bloom filter has none
-	// of the filter's hosts, when read for the batch (nil: not read).
+	// of the filter's hosts, read for the batch when the filter has hosts.
 	bloomSkip map[int64]bool
 	row       decodedRow
 }
@@ -556,12 +552,9 @@ func (f *fetcher) fromBlock(ctx context.Context, b *packedBlock, lo, hi int64, i
 	pr := &f.cur
 	if !f.curOK || pr.lo != b.lo {
 		f.curOK, f.viewOK = false, false
-		if f.bloomSkip != nil {
-			if f.bloomSkip[b.lo] {
-				return true, nil
-			}
-		} else if skip, err := f.br.skipsHosts(ctx, b, f.pre); err != nil || skip {
-			return err == nil, err
+		// With hosts to find, fetchBatch read the Bloom filters first.
+		if f.bloomSkip[b.lo] {
+			return true, nil
 		}
 		if err := f.br.read(ctx, b, pr); err != nil {
 			return false, err
@@ -630,19 +623,13 @@ func (f *fetcher) lightRows(ctx context.Context, pr *packedRows, lo, hi int64, i
 func (f *fetcher) lightRow(ctx context.Context, pr *packedRows, i int) (bool, error) {
 	f.scanned++
 	pre := f.pre
-	if !pre.pass(pr, i) {
-		return true, nil
+	if ok, err := pre.test(ctx, f.br, pr, i); err != nil || !ok {
+		return err == nil, err
 	}
 	need := f.light.need
-	if pre.hosts != nil || need&needAddrs != 0 {
+	if need&needAddrs != 0 {
 		if err := f.br.rowCols(ctx, pr, i, false); err != nil {
 			return false, err
-		}
-		if pre.hosts != nil {
-			local, remote := pr.addrs(i)
-			if !pre.hosts.Match(&store.Flow{}, 0, local.Unmap(), remote.Unmap()) {
-				return true, nil
-			}
 		}
 	}
 	if !f.viewOK {
