@@ -157,7 +157,7 @@ func TestAggregatorPrune(t *testing.T) {
 	if testutil.ToFloat64(a.metrics.rollupPruned) == 0 {
 		t.Fatal("nothing pruned")
 	}
-	if n := len(a.remote.entries); n > a.maxKeys+len(a.buckets) {
+	if n := a.remote.n; n > a.maxKeys+len(a.buckets) {
 		t.Fatalf("%d remote host keys, bound %d + %d buckets", n, a.maxKeys, len(a.buckets))
 	}
 	want := map[totKey]counters{}

@@ -97,15 +97,15 @@ func (a *aggregator) writeRates(ctx context.Context, tx *sql.Tx) error {
 			add(key{rateRouter, b.src, "", slot(b.t)}, b.dir == store.DirDownload, a.tot[id].bytes)
 		}
 	}
-	for k, c := range a.ifs {
+	for e := range a.ifs.all() {
+		k, c := e.key, &e.c
 		if k.ifx == 0 || k.ifx == otherIf {
 			continue // the router itself, or interfaces beyond the bound
 		}
 		ts := a.ts[k.ts]
 		add(key{rateInterface, ts.src, strconv.FormatUint(uint64(k.ifx), 10), slot(ts.t)}, k.side == 0, c.bytes)
 	}
-	for i := range a.sub.entries {
-		e := &a.sub.entries[i]
+	for e := range a.sub.all() {
 		if e.key.kind != valName {
 			continue
 		}

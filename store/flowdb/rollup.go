@@ -163,7 +163,8 @@ func (a *aggregator) write(ctx context.Context, tx *sql.Tx) error {
 		return err
 	}
 	defer ifs.Close()
-	for k, c := range a.ifs {
+	for e := range a.ifs.all() {
+		k, c := e.key, &e.c
 		ts := a.ts[k.ts]
 		if _, err := ifs.ExecContext(ctx, ts.t, ts.src, int64(k.ifx), k.side, clampInt(c.bytes), clampInt(c.packets), clampInt(c.flows)); err != nil {
 			return err

@@ -85,8 +85,7 @@ func (a *aggregator) writeSubPairs(ctx context.Context, tx *sql.Tx, p subPairs, 
 		sub, v string
 	}
 	sums := map[key]*subDomSum{}
-	for i := range tbl.entries {
-		e := &tbl.entries[i]
+	for e := range tbl.all() {
 		b := a.buckets[e.key.b]
 		k := key{t: floorDiv(b.t, 86400) * 86400, src: b.src, sub: a.names.names[e.key.sub]}
 		switch e.key.kind {

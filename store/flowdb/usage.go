@@ -32,8 +32,7 @@ type usageCounters struct {
 // writeUsage adds the flush's subscriber traffic to usage_h and usage_d.
 func (a *aggregator) writeUsage(ctx context.Context, tx *sql.Tx) error {
 	sums := map[usageKey]*usageCounters{}
-	for i := range a.sub.entries {
-		e := &a.sub.entries[i]
+	for e := range a.sub.all() {
 		if e.key.kind != valName {
 			continue // no subscriber, or folded into "other" (counted by rollupPruned)
 		}
