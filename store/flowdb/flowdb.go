@@ -79,6 +79,8 @@ type FlowDB struct {
 	tails   map[string]*hostTail
 
 	cache nameCache // names and exporters for raw reads
+	// lists caches the lists of packed blocks of the partitions read.
+	lists *blockLists
 
 	// zenc and zdec compress and decompress packed blocks (rawpack.go);
 	// both are safe for concurrent EncodeAll and DecodeAll.
@@ -149,11 +151,13 @@ func New(ctx context.Context, db *store.DB, cfg store.Config, logger *slog.Logge
 	}
 	if s.readOnly {
 		s.metrics = newUnregisteredMetrics()
+		s.lists = newBlockLists(s.metrics)
 		return s, nil
 	}
 	if s.metrics, err = newMetrics(reg, s); err != nil {
 		return nil, err
 	}
+	s.lists = newBlockLists(s.metrics)
 	if s.wr, err = newWriterState(ctx, s); err != nil {
 		return nil, err
 	}

@@ -28,6 +28,9 @@ type metrics struct {
 	packedRows     prometheus.Counter
 	packedBlocks   prometheus.Counter
 	packErrors     prometheus.Counter
+	// blockListEvictions counts the packed blocks forgotten by the cache
+	// of block lists (blocklist.go) beyond its bound.
+	blockListEvictions prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *FlowDB) (*metrics, error) {
@@ -43,7 +46,7 @@ func newMetrics(reg prometheus.Registerer, s *FlowDB) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{m.written, m.dropped, m.batchesDropped, m.writeSeconds, m.flushSeconds,
 		m.healthy, m.rollupPruned, m.untracked, m.namesOverflow, m.addrsOverflow, m.partitions, m.indexSeconds, m.segments, m.spillSeconds, m.tailPostings,
-		m.packedRows, m.packedBlocks, m.packErrors, queue, queueCap} {
+		m.packedRows, m.packedBlocks, m.packErrors, m.blockListEvictions, queue, queueCap} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("cannot register store metrics: %w", err)
 		}
@@ -115,6 +118,9 @@ func newUnregisteredMetrics() *metrics {
 		}),
 		packErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "flowbox_store_raw_pack_errors_total", Help: "Failed attempts to pack raw flows into blocks (the rows stay rows and are retried).",
+		}),
+		blockListEvictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flowbox_store_block_list_evictions_total", Help: "Packed blocks whose cached listing was evicted because the cache of block lists was full (they are listed again from the database when read).",
 		}),
 	}
 	m.healthy.Set(1)

@@ -1499,41 +1499,6 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// packedBlocks lists the blocks of the partition that hold ids lo..hi,
-// in id order, with the statement st of packedBlocksQuery (none when the
-// partition has no packed block).
-func packedBlocks(ctx context.Context, st *sql.Stmt, part string, lo, hi int64) ([]packedBlock, error) {
-	rows, err := st.QueryContext(ctx, lo, hi, lo)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read packed raw flows of %s: %w", part, err)
-	}
-	defer rows.Close()
-	var out []packedBlock
-	for rows.Next() {
-		var b packedBlock
-		var sum []byte
-		if err := rows.Scan(&b.lo, &b.hi, &b.tlo, &b.thi, &sum); err != nil {
-			return nil, fmt.Errorf("cannot read packed raw flows of %s: %w", part, err)
-		}
-		var ok bool
-		if b.sum, ok = decodeSummary(sum); !ok {
-			return nil, fmt.Errorf("cannot read packed raw flows of %s: block %d: %w", part, b.lo, errBadBlock)
-		}
-		out = append(out, b)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("cannot read packed raw flows of %s: %w", part, err)
-	}
-	return out, nil
-}
-
-// packedBlocksQuery is the query of packedBlocks on table t: the block
-// holding lo starts at or before it, and the range is one of the primary
-// key (in the covering index of the blocks' list).
-func packedBlocksQuery(t string) string {
-	return "SELECT lo, hi, tlo, thi, s FROM " + t + " WHERE lo >= coalesce((SELECT max(lo) FROM " + t + " WHERE lo <= ?1), 0) AND lo <= ?2 AND hi >= ?3 ORDER BY lo"
-}
-
 // maxRowID returns the last id of a partition, packed or not (0: none).
 func maxRowID(ctx context.Context, q querier, part string) (int64, error) {
 	var rowsMax int64

@@ -217,6 +217,7 @@ func (s *FlowDB) dropPartition(ctx context.Context, p *partition) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("cannot drop partition %s: %w", p.name, store.DescribeWriteError(err))
 	}
+	s.lists.drop(p.name)
 	if p.tail != nil {
 		s.wr.postings -= p.tail.postings
 		p.tail.reset(0, &s.wr.chunks)

@@ -344,8 +344,7 @@ func (rr *rowReader) checkRow(ctx context.Context, r *decodedRow, names bool) (b
 type partReader struct {
 	tx     *sql.Tx
 	br     *blockReader
-	list   *sql.Stmt // packedBlocksQuery; nil when the partition has none
-	packed bool
+	packed []packedBlock // the partition's blocks in tx (s.lists): shared, read-only
 }
 
 func (s *FlowDB) openPart(ctx context.Context, p *rawPartition) (*partReader, error) {
@@ -357,34 +356,17 @@ func (s *FlowDB) openPart(ctx context.Context, p *rawPartition) (*partReader, er
 	// This first read fixes the transaction's snapshot, its schema
 	// included: the packer may create the table and move rows into it at
 	// any time before, not after.
-	var one int
-	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM raw_partitions WHERE name = ?", p.name).Scan(&one); err != nil {
+	if r.packed, err = s.partBlocks(ctx, tx, p.name); err != nil {
 		r.close()
-		return nil, fmt.Errorf("cannot read raw flows: %w", err)
-	}
-	switch r.list, err = tx.PrepareContext(ctx, packedBlocksQuery(packTable(p.name))); {
-	case isNoTable(err): // no block
-	case err != nil:
-		r.close()
-		return nil, fmt.Errorf("cannot read packed raw flows of %s: %w", p.name, err)
-	default:
-		r.packed = true
+		return nil, err
 	}
 	return r, nil
 }
 
 // blocks lists the packed blocks holding ids lo..hi.
-func (r *partReader) blocks(ctx context.Context, part string, lo, hi int64) ([]packedBlock, error) {
-	if !r.packed {
-		return nil, nil
-	}
-	return packedBlocks(ctx, r.list, part, lo, hi)
-}
+func (r *partReader) blocks(lo, hi int64) []packedBlock { return blocksIn(r.packed, lo, hi) }
 
 func (r *partReader) close() {
-	if r.list != nil {
-		r.list.Close()
-	}
 	r.br.close()
 	r.tx.Rollback()
 }
@@ -406,10 +388,8 @@ func (s *FlowDB) fetchBatch(ctx context.Context, pr *partReader, p *rawPartition
 	for i := range blocks {
 		lo, hi = min(lo, blocks[i].lo), max(hi, blocks[i].hi)
 	}
-	packed, err := pr.blocks(ctx, p.name, lo, hi)
-	if err != nil {
-		return 0, err
-	}
+	packed := pr.blocks(lo, hi)
+	var err error
 	f := &fetcher{s: s, q: pr.tx, br: pr.br, p: p, pre: pre, fn: fn, light: light, packed: packed}
 	if len(pre.hostSets) > 0 && len(packed) > 0 {
 		// The Bloom filters of the blocks the rows are in, in one query.
@@ -1402,29 +1382,23 @@ func (s *FlowDB) orderedPartition(ctx context.Context, rr *rowReader, p *rawPart
 	}
 	defer part.close()
 	tx, br := part.tx, part.br
-	packed, err := part.blocks(ctx, p.name, 1, 1<<62)
-	if err != nil {
-		return false, err
-	}
 	var packedHi int64
-	if len(packed) > 0 {
-		packedHi = packed[len(packed)-1].hi
+	if n := len(part.packed); n > 0 {
+		packedHi = part.packed[n-1].hi
 	}
 	pre := newRowPre(rr.flt, rr.from, rr.to, p.start)
-	k := 0
 	// With a host filter, a packed row is read when it is a candidate or
 	// no index covers it (from scanFrom on: the packer moves rows before
 	// their segment is written).
 	wanted := func(lo, hi int64) bool {
 		return hq == nil || (scanFrom >= 0 && hi >= scanFrom) || len(idsIn(cand, lo, hi)) > 0
 	}
-	for _, b := range packed {
+	var packed []packedBlock // a copy: part.packed is shared (blockLists)
+	for _, b := range part.packed {
 		if !pre.skipBlock(b.tlo, b.thi, &b.sum) && wanted(b.lo, b.hi) {
-			packed[k] = b
-			k++
+			packed = append(packed, b)
 		}
 	}
-	packed = packed[:k]
 	// Blocks in the order the merge needs them: by their best time.
 	if desc {
 		slices.SortFunc(packed, func(a, b packedBlock) int { return cmp.Compare(b.thi, a.thi) })
