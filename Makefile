@@ -5,7 +5,7 @@ TAGS    := netgo osusergo sqlite_omit_load_extension
 FUZZTIME ?= 30s
 BIN     := bin/flowbox
 
-.PHONY: help build demo run test test-race test-short test-integration fuzz bench bench-ingest bench-ingest-1cpu lint fmt clean version
+.PHONY: help build demo run test test-race test-short test-integration fuzz bench bench-ingest bench-ingest-1cpu lint fmt clean version chdb
 .PHONY: build-arm64 deb deb-arm64 image image-arm64 deb-test image-test systemd-test arm64-test packages
 
 # Packaging (packaging/README.md): the host's architecture and arm64.
@@ -76,6 +76,14 @@ test-short: ## quick tests
 
 test-integration: ## tests with optional tools required (no skips)
 	FLOWBOX_FUNCTIONAL_TESTS=1 CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
+
+# chDB (ClickHouse as a library) for the ClickHouse store's tests
+# (store/clickhouse/chtest): libchdb.so of the npm package chdb.
+CHDB_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/flowbox/chdb
+chdb: ## install chDB (npm chdb 3.4.0, ClickHouse 26.7, ~550 MB) where the ClickHouse tests find it (needs npm)
+	mkdir -p $(CHDB_DIR)
+	cd $(CHDB_DIR) && npm install --no-audit --no-fund --loglevel=error chdb@3.4.0
+	test -f $(CHDB_DIR)/node_modules/@chdb/lib-linux-x64-gnu/libchdb.so
 
 fuzz: ## fuzz the decoder for FUZZTIME (default 30s)
 	$(GO) test -run '^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./collector/netflow

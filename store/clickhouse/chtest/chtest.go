@@ -1,0 +1,136 @@
+// Package chtest starts, for tests, a loopback endpoint that speaks
+// ClickHouse's HTTP interface and runs what it receives on chDB, the
+// ClickHouse engine as a library (chdbhttp). chDB is libchdb.so of the npm
+// package chdb 3.4.0 (ClickHouse 26.7): CHDB_LIB_PATH names it, or `make
+// chdb` installs it where LibPath looks. Without it a test skips, or fails
+// when FLOWBOX_FUNCTIONAL_TESTS=1 (CI installs it).
+package chtest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Server is a running chdbhttp endpoint.
+type Server struct {
+	// Addr is its host:port on loopback.
+	Addr string
+	// User and Password are the credentials it accepts.
+	User, Password string
+	// LibPath is the libchdb.so it runs.
+	LibPath string
+}
+
+// LibPath returns the libchdb.so to use: CHDB_LIB_PATH, or where `make
+// chdb` installs it (~/.cache/flowbox/chdb); "" when neither exists.
+func LibPath() string {
+	if p := os.Getenv("CHDB_LIB_PATH"); p != "" {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		return ""
+	}
+	home, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(home, "flowbox", "chdb", "node_modules", "@chdb", "lib-linux-x64-gnu", "libchdb.so")
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
+}
+
+// Start builds and starts chdbhttp with a fresh chDB data directory, and
+// stops it when the test ends. It skips the test when chDB is missing
+// (fails with FLOWBOX_FUNCTIONAL_TESTS=1).
+func Start(t testing.TB) *Server {
+	t.Helper()
+	lib := LibPath()
+	if lib == "" {
+		msg := "chDB is missing: set CHDB_LIB_PATH to libchdb.so, or run `make chdb` (npm package chdb 3.4.0)"
+		if os.Getenv("FLOWBOX_FUNCTIONAL_TESTS") == "1" {
+			t.Fatal(msg + " (FLOWBOX_FUNCTIONAL_TESTS=1)")
+		}
+		t.Skip(msg)
+	}
+	_, self, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("cannot find chtest's source directory")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "chdbhttp")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = filepath.Join(filepath.Dir(self), "chdbhttp")
+	build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("cannot build chdbhttp: %v\n%s", err, out)
+	}
+	s := &Server{User: "flowbox", Password: "test-password", LibPath: lib}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "-listen", "127.0.0.1:0", "-dir", filepath.Join(dir, "data"),
+		"-user", s.User, "-password", s.Password)
+	cmd.Env = append(os.Environ(), "CHDB_LIB_PATH="+lib)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("cannot start chdbhttp: %v", err)
+	}
+	t.Cleanup(func() {
+		stdin.Close() // chdbhttp stops when its input closes
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cancel()
+			<-done
+		}
+		cancel()
+	})
+	// The first line is the address (chDB takes a second or two to load).
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			line <- sc.Text()
+		}
+		close(line)
+	}()
+	var l string
+	select {
+	case l, ok = <-line:
+	case <-time.After(2 * time.Minute): // a guard against a hang, not a timing
+		ok = false
+	}
+	if !ok {
+		cancel()
+	}
+	addr, found := strings.CutPrefix(l, "listening on ")
+	if !ok || !found {
+		cmd.Wait()
+		t.Fatalf("chdbhttp did not start: %q\n%s", l, stderr.String())
+	}
+	s.Addr = addr
+	return s
+}
+
+// URL returns the endpoint's base URL.
+func (s *Server) URL() string { return fmt.Sprintf("http://%s/", s.Addr) }
