@@ -59,7 +59,7 @@ func imports(t *testing.T) map[string][]string {
 // TestLayering checks the import rules of the module's packages.
 func TestLayering(t *testing.T) {
 	deps := imports(t)
-	for _, must := range []string{"store", "store/flowdb", "store/inventory", "store/storage", "store/storetest", "collector", "collector/netflow", "routeros", "provision", "enrich", "web", "simulator", "alerts", "alerts/notify", "report", "report/scheduler", "cmd/flowbox"} {
+	for _, must := range []string{"store", "store/flowdb", "store/inventory", "store/storage", "store/storetest", "store/clickhouse", "store/clickhouse/chtest", "collector", "collector/netflow", "routeros", "provision", "enrich", "web", "simulator", "alerts", "alerts/notify", "report", "report/scheduler", "cmd/flowbox"} {
 		if _, ok := deps[must]; !ok {
 			t.Fatalf("package %s not found: the walk is broken", must)
 		}
@@ -79,6 +79,11 @@ func TestLayering(t *testing.T) {
 	only("store/inventory", "store")
 	only("store/storage", "store", "store/flowdb", "store/inventory")
 	only("store/storetest", "store", "store/storage")
+	// The ClickHouse store is built on the nouns only; its test endpoint
+	// (chtest, and the chdbhttp command it runs) on nothing of flowbox's.
+	only("store/clickhouse", "store")
+	only("store/clickhouse/chtest")
+	only("store/clickhouse/chtest/chdbhttp")
 	only("routeros")
 	only("collector/netflow", "store")
 	only("collector", "collector/netflow", "store")
@@ -100,7 +105,7 @@ func TestLayering(t *testing.T) {
 	only("alerts", "store")
 	only("alerts/notify", "internal/smtpmail", "store")
 	only("alerts/mitigate", "routeros", "store")
-	testSupport := []string{"collector/netflowtest", "routeros/routerostest", "store/storetest", "internal/testutil", "internal/browsertest"}
+	testSupport := []string{"collector/netflowtest", "routeros/routerostest", "store/storetest", "internal/testutil", "internal/browsertest", "store/clickhouse/chtest"}
 	for pkg, ds := range deps {
 		for _, d := range ds {
 			switch {

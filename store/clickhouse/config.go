@@ -1,0 +1,88 @@
+// Package clickhouse is flowbox's second flow store: ClickHouse, for WISPs
+// that outgrow one box. It talks to ClickHouse over its HTTP interface
+// (no driver: requests of SQL and RowBinary data), manages its schema with
+// numbered migrations (migrations/), and writes raw flows in batches.
+//
+// This package is being built (issue 21): it has the client, the schema of
+// raw flows and their inserts; the rollups, the queries and the wiring into
+// `flowbox serve` (store.backend) follow.
+package clickhouse
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"time"
+)
+
+// Config is how flowbox reaches ClickHouse and what it keeps there.
+type Config struct {
+	// Addresses are the host:port of the servers' HTTP interface (8123,
+	// or 8443 with TLS), tried in turn when one cannot be reached.
+	Addresses []string `yaml:"addresses"`
+	// Database is the database flowbox owns (created if missing).
+	Database string `yaml:"database"`
+	// User is the ClickHouse user, PasswordFile the file holding its
+	// password (its first line; empty: no password).
+	User         string `yaml:"user"`
+	PasswordFile string `yaml:"password-file"`
+	// TLS turns HTTPS on.
+	TLS TLSConfig `yaml:"tls"`
+	// RawTTL is how long ClickHouse keeps raw flows.
+	RawTTL time.Duration `yaml:"raw-ttl"`
+	// Timeout bounds one request (a query or a batch insert).
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// TLSConfig is the HTTPS setup of the connection to ClickHouse.
+type TLSConfig struct {
+	// Enabled turns HTTPS on.
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM file of the CAs to trust (empty: the system's).
+	CAFile string `yaml:"ca-file"`
+	// ServerName overrides the name checked in the server's certificate.
+	ServerName string `yaml:"server-name"`
+}
+
+// DefaultConfig returns the defaults: a local server, database flowbox.
+func DefaultConfig() Config {
+	return Config{
+		Addresses: []string{"127.0.0.1:8123"},
+		Database:  "flowbox",
+		User:      "default",
+		RawTTL:    30 * 24 * time.Hour,
+		Timeout:   30 * time.Second,
+	}
+}
+
+var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Validate checks the configuration and says what is wrong with it.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Addresses) == 0 {
+		errs = append(errs, errors.New("clickhouse.addresses: at least one host:port is needed"))
+	}
+	for _, a := range c.Addresses {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("clickhouse.addresses: %q is not host:port", a))
+		}
+	}
+	if !identifier.MatchString(c.Database) {
+		errs = append(errs, fmt.Errorf("clickhouse.database: %q is not a plain identifier (letters, digits, _)", c.Database))
+	}
+	if c.User == "" {
+		errs = append(errs, errors.New("clickhouse.user: empty"))
+	}
+	if c.RawTTL < time.Hour {
+		errs = append(errs, fmt.Errorf("clickhouse.raw-ttl: %s is below the minimum of 1h", c.RawTTL))
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("clickhouse.timeout: %s must be positive", c.Timeout))
+	}
+	if c.TLS.CAFile != "" && !c.TLS.Enabled {
+		errs = append(errs, errors.New("clickhouse.tls.ca-file: set, but tls.enabled is false"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,61 @@
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/flowbox/flowbox/store"
+)
+
+// maxSiteLen bounds a site name (it is in every row).
+const maxSiteLen = 64
+
+// FlowWriter inserts raw flows of one site into the flows table, a batch
+// a request in RowBinary. It is safe for concurrent use.
+type FlowWriter struct {
+	c    *Client
+	site string
+	stmt string
+	bufs sync.Pool // *[]byte, the RowBinary of a batch
+}
+
+// NewFlowWriter returns the writer of site's flows (site names this
+// collector in a shared cluster; not empty).
+func NewFlowWriter(c *Client, site string) (*FlowWriter, error) {
+	if site == "" || len(site) > maxSiteLen {
+		return nil, fmt.Errorf("clickhouse site %q: want 1 to %d bytes", site, maxSiteLen)
+	}
+	return &FlowWriter{c: c, site: site,
+		stmt: "INSERT INTO " + c.cfg.Database + ".flows (" + flowColumns + ") FORMAT RowBinary"}, nil
+}
+
+// Insert writes flows in one request: all of them or, on error, none
+// (ClickHouse inserts a block atomically).
+func (w *FlowWriter) Insert(ctx context.Context, flows []store.Flow) error {
+	if len(flows) == 0 {
+		return nil
+	}
+	bp, _ := w.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	b := (*bp)[:0]
+	for i := range flows {
+		b = appendFlow(b, w.site, &flows[i])
+	}
+	err := w.c.Insert(ctx, w.stmt, b)
+	*bp = b
+	if cap(b) <= 64<<20 {
+		w.bufs.Put(bp)
+	}
+	if err != nil {
+		var se *ServerError
+		if errors.As(err, &se) {
+			return fmt.Errorf("clickhouse refused %d flows: %w", len(flows), err)
+		}
+		return fmt.Errorf("cannot insert %d flows into clickhouse: %w", len(flows), err)
+	}
+	return nil
+}

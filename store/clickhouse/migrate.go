@@ -1,0 +1,146 @@
+package clickhouse
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"text/template"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// migration is one numbered file of migrations/, rendered for a Config.
+type migration struct {
+	version int
+	name    string
+	stmts   []string
+}
+
+// schemaParams are what the migrations' templates use.
+type schemaParams struct {
+	DB     string // the database, a plain identifier
+	RawTTL int64  // seconds
+}
+
+var migrationName = regexp.MustCompile(`^(\d{4})_([a-z0-9_]+)\.sql$`)
+
+// migrations returns the migrations rendered for cfg, in version order.
+func migrations(cfg *Config) ([]migration, error) {
+	p := schemaParams{DB: cfg.Database, RawTTL: int64(cfg.RawTTL.Seconds())}
+	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("cannot list clickhouse migrations: %w", err)
+	}
+	var out []migration
+	for _, e := range entries {
+		m := migrationName.FindStringSubmatch(e.Name())
+		if m == nil {
+			return nil, fmt.Errorf("clickhouse migration %s: not NNNN_name.sql", e.Name())
+		}
+		v, _ := strconv.Atoi(m[1])
+		text, err := fs.ReadFile(migrationFiles, "migrations/"+e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("cannot read clickhouse migration %s: %w", e.Name(), err)
+		}
+		tmpl, err := template.New(e.Name()).Option("missingkey=error").Parse(string(text))
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse migration %s: %w", e.Name(), err)
+		}
+		var b bytes.Buffer
+		if err := tmpl.Execute(&b, p); err != nil {
+			return nil, fmt.Errorf("clickhouse migration %s: %w", e.Name(), err)
+		}
+		out = append(out, migration{version: v, name: m[2], stmts: splitStatements(b.String())})
+	}
+	slices.SortFunc(out, func(a, b migration) int { return a.version - b.version })
+	for i := 1; i < len(out); i++ {
+		if out[i].version == out[i-1].version {
+			return nil, fmt.Errorf("clickhouse migrations: version %d twice", out[i].version)
+		}
+	}
+	return out, nil
+}
+
+// splitStatements splits a migration's text into statements: each ends
+// with a line that ends with ";", or with the text. Comment lines are
+// dropped (ClickHouse's HTTP interface takes one statement a request).
+func splitStatements(text string) []string {
+	var out []string
+	var cur []string
+	flush := func() {
+		if s := strings.TrimSpace(strings.Join(cur, "\n")); s != "" {
+			out = append(out, strings.TrimSuffix(s, ";"))
+		}
+		cur = cur[:0]
+	}
+	for line := range strings.Lines(text) {
+		t := strings.TrimSpace(line)
+		if strings.HasPrefix(t, "--") {
+			continue
+		}
+		cur = append(cur, strings.TrimRight(line, "\n"))
+		if strings.HasSuffix(t, ";") {
+			flush()
+		}
+	}
+	flush()
+	return out
+}
+
+// Migrate brings flowbox's database on ClickHouse to the newest schema:
+// it creates the database and the table of applied migrations, then runs
+// the migrations not applied yet, in order, each recorded once done. It
+// returns the number applied. A database migrated by a newer flowbox is
+// an error: this one would not know its tables.
+func Migrate(ctx context.Context, c *Client) (int, error) {
+	ms, err := migrations(&c.cfg)
+	if err != nil {
+		return 0, err
+	}
+	db := c.cfg.Database
+	if err := c.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+db); err != nil {
+		return 0, fmt.Errorf("cannot create clickhouse database %s: %w", db, err)
+	}
+	if err := c.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+db+".flowbox_migrations (version UInt32, name String, applied DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY version"); err != nil {
+		return 0, fmt.Errorf("cannot create the clickhouse migrations table: %w", err)
+	}
+	out, err := c.Query(ctx, "SELECT DISTINCT version FROM "+db+".flowbox_migrations ORDER BY version FORMAT TabSeparated")
+	if err != nil {
+		return 0, fmt.Errorf("cannot read the clickhouse migrations applied: %w", err)
+	}
+	done := map[int]bool{}
+	newest := 0
+	for line := range strings.Lines(string(out)) {
+		v, err := strconv.Atoi(strings.TrimSpace(line))
+		if err != nil {
+			return 0, fmt.Errorf("cannot read the clickhouse migrations applied: %q", line)
+		}
+		done[v], newest = true, max(newest, v)
+	}
+	if known := ms[len(ms)-1].version; newest > known {
+		return 0, fmt.Errorf("clickhouse database %s has schema version %d, newer than this flowbox knows (%d): upgrade flowbox", db, newest, known)
+	}
+	applied := 0
+	for _, m := range ms {
+		if done[m.version] {
+			continue
+		}
+		for i, s := range m.stmts {
+			if err := c.Exec(ctx, s); err != nil {
+				return applied, fmt.Errorf("clickhouse migration %04d_%s, statement %d: %w", m.version, m.name, i+1, err)
+			}
+		}
+		if err := c.Exec(ctx, fmt.Sprintf("INSERT INTO %s.flowbox_migrations (version, name) VALUES (%d, '%s')", db, m.version, m.name)); err != nil {
+			return applied, fmt.Errorf("cannot record clickhouse migration %04d_%s: %w", m.version, m.name, err)
+		}
+		applied++
+	}
+	return applied, nil
+}

@@ -1,0 +1,44 @@
+-- Raw flows, one row a flow, as the SQLite store keeps them (the fields of
+-- store.Flow it stores). site names the collector: several may share a
+-- cluster. t is the flow's end (its filing time) in ms, duration its
+-- length. Addresses are IPv6 (IPv4 as ::ffff:a.b.c.d; :: when absent).
+-- Partitions are UTC days; the order serves the dashboard's queries (a
+-- time range, a router, a direction or protocol); TTL drops what is older
+-- than clickhouse.raw-ttl.
+CREATE TABLE IF NOT EXISTS {{.DB}}.flows
+(
+    site LowCardinality(String),
+    t DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
+    duration UInt32 CODEC(T64, ZSTD(1)),
+    router Int64 CODEC(T64, ZSTD(1)),
+    exporter IPv6 CODEC(ZSTD(1)),
+    exporter_port UInt16 CODEC(T64, ZSTD(1)),
+    version UInt8,
+    dir UInt8,
+    proto UInt8,
+    src_addr IPv6 CODEC(ZSTD(1)),
+    dst_addr IPv6 CODEC(ZSTD(1)),
+    src_port UInt16 CODEC(T64, ZSTD(1)),
+    dst_port UInt16 CODEC(T64, ZSTD(1)),
+    nat_src_addr IPv6 CODEC(ZSTD(1)),
+    nat_dst_addr IPv6 CODEC(ZSTD(1)),
+    nat_src_port UInt16 CODEC(T64, ZSTD(1)),
+    nat_dst_port UInt16 CODEC(T64, ZSTD(1)),
+    in_if UInt32 CODEC(T64, ZSTD(1)),
+    out_if UInt32 CODEC(T64, ZSTD(1)),
+    src_as UInt32 CODEC(T64, ZSTD(1)),
+    dst_as UInt32 CODEC(T64, ZSTD(1)),
+    bytes UInt64 CODEC(T64, ZSTD(1)),
+    packets UInt64 CODEC(T64, ZSTD(1)),
+    sampling UInt32 CODEC(T64, ZSTD(1)),
+    tcp_flags UInt8,
+    subscriber LowCardinality(String),
+    application LowCardinality(String),
+    src_country LowCardinality(String),
+    dst_country LowCardinality(String),
+    domain LowCardinality(String)
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMMDD(t)
+ORDER BY (site, toStartOfFiveMinutes(t), router, dir, proto)
+TTL toDateTime(t) + INTERVAL {{.RawTTL}} SECOND
