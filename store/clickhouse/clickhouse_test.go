@@ -123,7 +123,7 @@ func TestMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := strings.TrimSpace(string(out)), "MergeTree\ttoYYYYMMDD(t)\tsite, toStartOfFiveMinutes(t), router, dir, proto\t1"; got != want {
+	if got, want := strings.TrimSpace(string(out)), "MergeTree\ttoYYYYMMDD(t)\tsite, toStartOfFiveMinutes(t), src, dir, proto\t1"; got != want {
 		t.Fatalf("flows: %q, want %q", got, want)
 	}
 	// Every column of flowColumns exists, in that order.
@@ -147,7 +147,7 @@ func TestMigrate(t *testing.T) {
 // (some empty, some not ASCII), the router's own interface 0.
 func testFlows(n int, end time.Time) []store.Flow {
 	rng := rand.New(rand.NewPCG(5, 6))
-	subs := []string{"", "Ana Lucía", "customer-0042", "Łukasz"}
+	subs := []string{"", "Ana Lucía", "customer-0042", "Łukasz", `O'Brien \ Co`}
 	apps := []string{"", "youtube", "dns"}
 	ccs := []string{"", "US", "private", "DE"}
 	out := make([]store.Flow, n)
@@ -177,6 +177,12 @@ func testFlows(n int, end time.Time) []store.Flow {
 		}
 		f.SrcPort, f.DstPort = uint16(rng.IntN(65536)), uint16(rng.IntN(65536))
 		f.InIf, f.OutIf = uint32(i%3), uint32(rng.IntN(1<<20))
+		if i%13 == 0 {
+			f.OutIf = 2
+		}
+		if i%17 == 0 {
+			f.DstAddr = netip.Addr{} // absent (a template without it)
+		}
 		f.SrcAS, f.DstAS = uint32(rng.IntN(400000)), 4200000000
 		f.Bytes, f.Packets = rng.Uint64()>>rng.IntN(64), uint64(rng.IntN(1<<30))
 		if i%6 == 0 {
@@ -192,6 +198,17 @@ func testFlows(n int, end time.Time) []store.Flow {
 	return out
 }
 
+// testExporters gives the exporters of testFlows their ids.
+func testExporters(a netip.Addr) int64 { return int64(a.As4()[3]) * 10 }
+
+// testSource is the source of a flow of testFlows.
+func testSource(f *store.Flow) int64 {
+	if f.RouterID != 0 {
+		return f.RouterID
+	}
+	return -testExporters(f.Exporter.Addr())
+}
+
 // TestInsertFlows writes flows in RowBinary through the HTTP interface
 // and reads them back from ClickHouse (chDB) equal, field by field; flows
 // older than the raw TTL are dropped.
@@ -201,7 +218,7 @@ func TestInsertFlows(t *testing.T) {
 	if _, err := Migrate(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	w, err := NewFlowWriter(c, "wisp-north")
+	w, err := NewFlowWriter(c, "wisp-north", testExporters)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,17 +234,22 @@ func TestInsertFlows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, sites, err := readFlows(out)
+	stored, err := readFlows(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != len(flows) {
-		t.Fatalf("%d flows read back, %d written", len(got), len(flows))
+	if len(stored) != len(flows) {
+		t.Fatalf("%d flows read back, %d written", len(stored), len(flows))
 	}
-	for _, s := range sites {
-		if s != "wisp-north" {
-			t.Fatalf("site %q", s)
+	var got []store.Flow
+	for _, sf := range stored {
+		if sf.site != "wisp-north" {
+			t.Fatalf("site %q", sf.site)
 		}
+		if want := testSource(&sf.Flow); sf.src != want {
+			t.Fatalf("source %d, want %d (router %d, exporter %v)", sf.src, want, sf.RouterID, sf.Exporter)
+		}
+		got = append(got, sf.Flow)
 	}
 	key := func(f store.Flow) string {
 		return fmt.Sprintf("%d %v %v %d %d", f.End, f.SrcAddr, f.DstAddr, f.SrcPort, f.DstPort)
@@ -254,10 +276,10 @@ func TestInsertFlows(t *testing.T) {
 		t.Fatalf("after the TTL: %s flows (%v), want %d", n, err, len(flows))
 	}
 	// A truncated answer is an error, not a short list.
-	if _, _, err := readFlows(out[:len(out)-3]); !errors.Is(err, errShortRow) {
+	if _, err := readFlows(out[:len(out)-3]); !errors.Is(err, errShortRow) {
 		t.Fatalf("truncated answer: %v", err)
 	}
-	if _, err := NewFlowWriter(c, ""); err == nil {
+	if _, err := NewFlowWriter(c, "", nil); err == nil {
 		t.Fatal("empty site accepted")
 	}
 }

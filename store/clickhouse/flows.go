@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 
 	"github.com/flowbox/flowbox/store"
@@ -15,20 +16,31 @@ const maxSiteLen = 64
 // FlowWriter inserts raw flows of one site into the flows table, a batch
 // a request in RowBinary. It is safe for concurrent use.
 type FlowWriter struct {
-	c    *Client
-	site string
-	stmt string
-	bufs sync.Pool // *[]byte, the RowBinary of a batch
+	c       *Client
+	site    string
+	stmt    string
+	sources func(netip.Addr) int64
+	bufs    sync.Pool // *[]byte, the RowBinary of a batch
 }
 
 // NewFlowWriter returns the writer of site's flows (site names this
-// collector in a shared cluster; not empty).
-func NewFlowWriter(c *Client, site string) (*FlowWriter, error) {
+// collector in a shared cluster; not empty). exporters gives the id of
+// an exporter address, for the source of flows no router matched (-id;
+// nil: 0).
+func NewFlowWriter(c *Client, site string, exporters func(netip.Addr) int64) (*FlowWriter, error) {
 	if site == "" || len(site) > maxSiteLen {
 		return nil, fmt.Errorf("clickhouse site %q: want 1 to %d bytes", site, maxSiteLen)
 	}
-	return &FlowWriter{c: c, site: site,
+	return &FlowWriter{c: c, site: site, sources: exporters,
 		stmt: "INSERT INTO " + c.cfg.Database + ".flows (" + flowColumns + ") FORMAT RowBinary"}, nil
+}
+
+// source returns the source of f: its router, or minus its exporter's id.
+func (w *FlowWriter) source(f *store.Flow) int64 {
+	if f.RouterID != 0 || w.sources == nil {
+		return f.RouterID
+	}
+	return -w.sources(f.Exporter.Addr().Unmap())
 }
 
 // Insert writes flows in one request: all of them or, on error, none
@@ -43,7 +55,7 @@ func (w *FlowWriter) Insert(ctx context.Context, flows []store.Flow) error {
 	}
 	b := (*bp)[:0]
 	for i := range flows {
-		b = appendFlow(b, w.site, &flows[i])
+		b = appendFlow(b, w.site, w.source(&flows[i]), &flows[i])
 	}
 	err := w.c.Insert(ctx, w.stmt, b)
 	*bp = b

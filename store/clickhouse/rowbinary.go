@@ -11,19 +11,20 @@ import (
 
 // flowColumns are the columns of the flows table that inserts and reads
 // of whole flows name, in the order of their RowBinary rows.
-const flowColumns = "site, t, duration, router, exporter, exporter_port, version, dir, proto, " +
+const flowColumns = "site, t, duration, src, router, exporter, exporter_port, version, dir, proto, " +
 	"src_addr, dst_addr, src_port, dst_port, nat_src_addr, nat_dst_addr, nat_src_port, nat_dst_port, " +
 	"in_if, out_if, src_as, dst_as, bytes, packets, sampling, tcp_flags, " +
-	"subscriber, application, src_country, dst_country, domain"
+	"subscriber, application, src_country, dst_country, domain, local, remote, remote_as, remote_country"
 
-// appendFlow appends flow f of site as a RowBinary row of flowColumns
-// (integers little-endian, IPv6 16 bytes in network order, strings
-// prefixed by their uvarint length).
-func appendFlow(b []byte, site string, f *store.Flow) []byte {
+// appendFlow appends flow f of site and source src as a RowBinary row of
+// flowColumns (integers little-endian, IPv6 16 bytes in network order,
+// strings prefixed by their uvarint length).
+func appendFlow(b []byte, site string, src int64, f *store.Flow) []byte {
 	b = appendString(b, site)
 	b = binary.LittleEndian.AppendUint64(b, uint64(f.End))
 	dur := f.End - f.Start
 	b = binary.LittleEndian.AppendUint32(b, uint32(min(max(dur, 0), 1<<32-1)))
+	b = binary.LittleEndian.AppendUint64(b, uint64(src))
 	b = binary.LittleEndian.AppendUint64(b, uint64(f.RouterID))
 	b = appendAddr(b, f.Exporter.Addr())
 	b = binary.LittleEndian.AppendUint16(b, f.Exporter.Port())
@@ -48,7 +49,16 @@ func appendFlow(b []byte, site string, f *store.Flow) []byte {
 	b = appendString(b, f.Application)
 	b = appendString(b, f.SrcCountry)
 	b = appendString(b, f.DstCountry)
-	return appendString(b, f.RemoteDomain)
+	b = appendString(b, f.RemoteDomain)
+	local, remote := f.LocalRemote()
+	b = appendAddr(b, local)
+	b = appendAddr(b, remote)
+	as := f.DstAS
+	if f.Direction.Inbound() {
+		as = f.SrcAS
+	}
+	b = binary.LittleEndian.AppendUint32(b, as)
+	return appendString(b, f.RemoteCountry())
 }
 
 func appendString(b []byte, s string) []byte {
@@ -116,18 +126,26 @@ func (r *rowReader) str(names map[string]string) string {
 	return s
 }
 
-// readFlows decodes a RowBinary answer of flowColumns into flows,
-// returning them and the sites of each.
-func readFlows(b []byte) ([]store.Flow, []string, error) {
+// storedFlow is a flow read back, with what was stored beside it.
+type storedFlow struct {
+	store.Flow
+	site string
+	src  int64
+}
+
+// readFlows decodes a RowBinary answer of flowColumns (the derived
+// columns are read and checked against the flow's own fields).
+func readFlows(b []byte) ([]storedFlow, error) {
 	r := &rowReader{b: b}
 	names := map[string]string{}
-	var flows []store.Flow
-	var sites []string
+	var flows []storedFlow
 	for len(r.b) > 0 {
-		var f store.Flow
-		sites = append(sites, r.str(names))
+		var sf storedFlow
+		f := &sf.Flow
+		sf.site = r.str(names)
 		f.End = int64(r.u64())
 		f.Start = f.End - int64(r.u32())
+		sf.src = int64(r.u64())
 		f.RouterID = int64(r.u64())
 		exp := r.addr()
 		f.Exporter = netip.AddrPortFrom(exp, r.u16())
@@ -146,10 +164,20 @@ func readFlows(b []byte) ([]store.Flow, []string, error) {
 		f.Subscriber, f.Application = r.str(names), r.str(names)
 		f.SrcCountry, f.DstCountry = r.str(names), r.str(names)
 		f.RemoteDomain = r.str(names)
+		local, remote := r.addr(), r.addr()
+		remoteAS, remoteCC := r.u32(), r.str(names)
 		if r.err != nil {
-			return nil, nil, fmt.Errorf("cannot read flows from clickhouse: row %d: %w", len(flows)+1, r.err)
+			return nil, fmt.Errorf("cannot read flows from clickhouse: row %d: %w", len(flows)+1, r.err)
 		}
-		flows = append(flows, f)
+		l, rm := f.LocalRemote()
+		as := f.DstAS
+		if f.Direction.Inbound() {
+			as = f.SrcAS
+		}
+		if local != l.Unmap() || remote != rm.Unmap() || remoteAS != as || remoteCC != f.RemoteCountry() {
+			return nil, fmt.Errorf("cannot read flows from clickhouse: row %d: derived columns (%v %v %d %q) do not match the flow's", len(flows)+1, local, remote, remoteAS, remoteCC)
+		}
+		flows = append(flows, sf)
 	}
-	return flows, sites, nil
+	return flows, nil
 }

@@ -1,15 +1,20 @@
 -- Raw flows, one row a flow, as the SQLite store keeps them (the fields of
 -- store.Flow it stores). site names the collector: several may share a
 -- cluster. t is the flow's end (its filing time) in ms, duration its
--- length. Addresses are IPv6 (IPv4 as ::ffff:a.b.c.d; :: when absent).
--- Partitions are UTC days; the order serves the dashboard's queries (a
--- time range, a router, a direction or protocol); TTL drops what is older
--- than clickhouse.raw-ttl.
+-- length. src is the flow's source as the queries filter and group it:
+-- its router's id, or minus its exporter's id when no router matched.
+-- local, remote, remote_as and remote_country are derived at insert
+-- (store.Flow.LocalRemote, RemoteCountry), so that filters and rankings
+-- read one column. Addresses are IPv6 (IPv4 as ::ffff:a.b.c.d; :: when
+-- absent). Partitions are UTC days; the order serves the dashboard's
+-- queries (a time range, a source, a direction or protocol); TTL drops
+-- what is older than clickhouse.raw-ttl.
 CREATE TABLE IF NOT EXISTS {{.DB}}.flows
 (
     site LowCardinality(String),
     t DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
     duration UInt32 CODEC(T64, ZSTD(1)),
+    src Int64 CODEC(T64, ZSTD(1)),
     router Int64 CODEC(T64, ZSTD(1)),
     exporter IPv6 CODEC(ZSTD(1)),
     exporter_port UInt16 CODEC(T64, ZSTD(1)),
@@ -36,9 +41,13 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.flows
     application LowCardinality(String),
     src_country LowCardinality(String),
     dst_country LowCardinality(String),
-    domain LowCardinality(String)
+    domain LowCardinality(String),
+    local IPv6 CODEC(ZSTD(1)),
+    remote IPv6 CODEC(ZSTD(1)),
+    remote_as UInt32 CODEC(T64, ZSTD(1)),
+    remote_country LowCardinality(String)
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMMDD(t)
-ORDER BY (site, toStartOfFiveMinutes(t), router, dir, proto)
+ORDER BY (site, toStartOfFiveMinutes(t), src, dir, proto)
 TTL toDateTime(t) + INTERVAL {{.RawTTL}} SECOND
