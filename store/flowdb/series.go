@@ -4,32 +4,10 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/flowbox/flowbox/store"
 )
-
-// maxPoints bounds the buckets of a series.
-const maxPoints = 20000
-
-func autoStep(d time.Duration) time.Duration {
-	switch {
-	case d <= 6*time.Hour:
-		return time.Minute
-	case d <= 24*time.Hour:
-		return 5 * time.Minute
-	case d <= 31*24*time.Hour:
-		return time.Hour
-	}
-	return 24 * time.Hour
-}
-
-type lineKey struct {
-	src int64
-	dir store.Direction
-	ifx uint32
-}
 
 // TimeSeries answers a series query from the rollups or raw flows.
 func (s *FlowDB) TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Series, error) {
@@ -39,28 +17,18 @@ func (s *FlowDB) TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Se
 	if err := q.Filter.Validate(); err != nil {
 		return nil, err
 	}
-	switch q.GroupBy {
-	case 0, store.DimRouter, store.DimDirection, store.DimInInterface, store.DimOutInterface:
-	default:
-		return nil, &store.QueryError{Field: "group-by", Msg: fmt.Sprintf("cannot group a series by %s", q.GroupBy)}
-	}
 	step := q.Step
 	if step == 0 {
-		step = autoStep(q.To.Sub(q.From))
+		step = store.AutoSeriesStep(q.To.Sub(q.From))
 		if step < time.Hour && q.From.Before(s.now().Add(-s.cfg.MinuteRetention)) && q.Resolution != store.ResRaw {
 			step = time.Hour
 		}
 	}
-	if step < time.Minute || step%time.Minute != 0 {
-		return nil, &store.QueryError{Field: "step", Msg: fmt.Sprintf("step %s is not a positive multiple of 1m", step)}
+	b, err := store.NewSeriesBuilder(&q, step)
+	if err != nil {
+		return nil, err
 	}
-	stepS := int64(step / time.Second)
-	from := q.From.Unix() / stepS * stepS
-	to := (q.To.Unix() + stepS - 1) / stepS * stepS
-	n := int((to - from) / stepS)
-	if n > maxPoints {
-		return nil, &store.QueryError{Field: "step", Msg: fmt.Sprintf("%d points is more than %d: use a larger step", n, maxPoints)}
-	}
+	stepS, from, to := b.Step(), b.From(), b.To()
 	ifGroup := q.GroupBy == store.DimInInterface || q.GroupBy == store.DimOutInterface
 	raw := q.Resolution == store.ResRaw || q.Filter.NeedsRaw() || (len(q.Filter.Interfaces) > 0 && !ifGroup) ||
 		(ifGroup && len(q.Filter.Directions) > 0)
@@ -89,59 +57,9 @@ func (s *FlowDB) TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Se
 	if q.Resolution != store.ResAuto && q.Resolution != store.ResRaw {
 		return nil, &store.QueryError{Field: "resolution", Msg: fmt.Sprintf("unknown resolution %q (want raw or empty)", q.Resolution)}
 	}
-	out := &store.Series{From: time.Unix(from, 0).UTC(), To: time.Unix(to, 0).UTC(), Step: step}
-	for i := range n {
-		out.Times = append(out.Times, time.Unix(from+int64(i)*stepS, 0).UTC())
-	}
-	lines := map[lineKey]*store.SeriesLine{}
-	get := func(k lineKey) *store.SeriesLine {
-		l := lines[k]
-		if l == nil {
-			l = &store.SeriesLine{Bytes: make([]uint64, n), Packets: make([]uint64, n), Flows: make([]uint64, n)}
-			switch q.GroupBy {
-			case 0:
-				l.Label = "total"
-			case store.DimRouter:
-				l.Source, l.Label = k.src, sourceLabel(k.src)
-			case store.DimDirection:
-				l.Direction, l.Label = k.dir, k.dir.String()
-			default:
-				l.Source, l.Interface = k.src, k.ifx
-				l.Label = fmt.Sprintf("%s if %d", sourceLabel(k.src), k.ifx)
-			}
-			lines[k] = l
-		}
-		return l
-	}
-	keyOf := func(src int64, dir store.Direction, ifx uint32) lineKey {
-		switch q.GroupBy {
-		case store.DimRouter:
-			return lineKey{src: src}
-		case store.DimDirection:
-			return lineKey{dir: dir}
-		case store.DimInInterface, store.DimOutInterface:
-			return lineKey{src: src, ifx: ifx}
-		}
-		return lineKey{}
-	}
-	var byDir [8]*store.SeriesLine // the lines of keys with a direction only
-	addAt := func(t int64, k lineKey, c counters) {
-		i := (t - from) / stepS
-		if i < 0 || int(i) >= n {
-			return
-		}
-		var l *store.SeriesLine
-		if k.src == 0 && k.ifx == 0 && k.dir < 8 {
-			if l = byDir[k.dir]; l == nil {
-				l = get(k)
-				byDir[k.dir] = l
-			}
-		} else {
-			l = get(k)
-		}
-		l.Bytes[i] += c.bytes
-		l.Packets[i] += c.packets
-		l.Flows[i] += c.flows
+	var out store.Series // its resolution and partial scan; b has the lines
+	addAt := func(t, src int64, dir store.Direction, ifx uint32, c counters) {
+		b.Add(t, src, dir, ifx, c.bytes, c.packets, c.flows)
 	}
 	if raw {
 		if q.From.Before(s.rawWindowStart()) {
@@ -164,11 +82,11 @@ func (s *FlowDB) TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Se
 			t := r.End / 1000
 			switch q.GroupBy {
 			case store.DimInInterface:
-				addAt(t, keyOf(src, r.Direction, r.InIf), c)
+				addAt(t, src, r.Direction, r.InIf, c)
 			case store.DimOutInterface:
-				addAt(t, keyOf(src, r.Direction, r.OutIf), c)
+				addAt(t, src, r.Direction, r.OutIf, c)
 			default:
-				addAt(t, keyOf(src, r.Direction, 0), c)
+				addAt(t, src, r.Direction, 0, c)
 			}
 			return true
 		})
@@ -228,7 +146,7 @@ func (s *FlowDB) TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Se
 					rows.Close()
 					return nil, fmt.Errorf("cannot read rollups: %w", err)
 				}
-				addAt(t, keyOf(src, dir, ifx), counters{uint64(by), uint64(pk), uint64(fl)})
+				addAt(t, src, dir, ifx, counters{uint64(by), uint64(pk), uint64(fl)})
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {
@@ -236,21 +154,9 @@ func (s *FlowDB) TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Se
 			}
 		}
 	}
-	if q.GroupBy == 0 && len(lines) == 0 {
-		get(lineKey{})
-	}
-	for _, l := range lines {
-		out.Lines = append(out.Lines, *l)
-	}
-	sort.Slice(out.Lines, func(i, j int) bool { return out.Lines[i].Label < out.Lines[j].Label })
-	return out, nil
-}
-
-func sourceLabel(src int64) string {
-	if src < 0 {
-		return fmt.Sprintf("exporter %d", -src)
-	}
-	return fmt.Sprintf("router %d", src)
+	res := b.Series()
+	res.Resolution, res.Partial, res.ScannedFrom = out.Resolution, out.Partial, out.ScannedFrom
+	return res, nil
 }
 
 // seriesRawReason names what makes a series without raw-only filters need

@@ -462,14 +462,14 @@ func describeKey(d store.Dimension, k string, e *store.TopEntry) {
 		e.Label = showAddr(e.Addr) + " ↔ " + showAddr(e.Peer)
 	case store.DimRouter:
 		e.Source = v
-		e.Label = sourceLabel(v)
+		e.Label = store.SourceLabel(v)
 	case store.DimDirection:
 		e.Direction = store.Direction(v)
 		e.Label = e.Direction.String()
 	case store.DimInInterface, store.DimOutInterface:
 		e.Source = v >> 32 // floor division: ifx is in [0, 2^32)
 		e.Interface = uint32(v)
-		e.Label = fmt.Sprintf("%s if %d", sourceLabel(e.Source), e.Interface)
+		e.Label = fmt.Sprintf("%s if %d", store.SourceLabel(e.Source), e.Interface)
 	case store.DimProtocol:
 		if len(k) == 4 {
 			e.Proto = k[3]
