@@ -6,6 +6,27 @@ import (
 	"time"
 )
 
+// MaxQueryRange bounds any query range (longer than any retention).
+const MaxQueryRange = 800 * 24 * time.Hour
+
+// CheckRange checks a query's range [from, to) at now: both set, not
+// empty, at most MaxQueryRange, ending at most a day after now.
+func CheckRange(from, to, now time.Time) error {
+	switch {
+	case from.IsZero() || to.IsZero():
+		return &QueryError{Field: "from", Msg: "from and to are required"}
+	case !from.Before(to):
+		return &QueryError{Field: "to", Msg: fmt.Sprintf("range is empty or inverted (%s >= %s)", from.Format(time.RFC3339), to.Format(time.RFC3339))}
+	case to.Sub(from) > MaxQueryRange:
+		return &QueryError{Field: "from", Msg: fmt.Sprintf("range of %s is longer than the %s limit", to.Sub(from), MaxQueryRange)}
+	case to.After(now.Add(24 * time.Hour)):
+		return &QueryError{Field: "to", Msg: "range ends more than a day in the future"}
+	case from.Before(now.Add(-MaxQueryRange)):
+		return &QueryError{Field: "from", Msg: "range starts before any data kept"}
+	}
+	return nil
+}
+
 // MaxSeriesPoints bounds the buckets of a series.
 const MaxSeriesPoints = 20000
 

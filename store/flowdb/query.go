@@ -40,24 +40,7 @@ func sqlIn[T any](col string, vals []T) (string, []any) {
 	return " AND " + col + " IN (" + strings.TrimSuffix(strings.Repeat("?,", len(vals)), ",") + ")", args
 }
 
-// maxRange bounds any query range (longer than any retention).
-const maxRange = 800 * 24 * time.Hour
-
-func (s *FlowDB) checkRange(from, to time.Time) error {
-	switch {
-	case from.IsZero() || to.IsZero():
-		return &store.QueryError{Field: "from", Msg: "from and to are required"}
-	case !from.Before(to):
-		return &store.QueryError{Field: "to", Msg: fmt.Sprintf("range is empty or inverted (%s >= %s)", from.Format(time.RFC3339), to.Format(time.RFC3339))}
-	case to.Sub(from) > maxRange:
-		return &store.QueryError{Field: "from", Msg: fmt.Sprintf("range of %s is longer than the %s limit", to.Sub(from), maxRange)}
-	case to.After(s.now().Add(24 * time.Hour)):
-		return &store.QueryError{Field: "to", Msg: "range ends more than a day in the future"}
-	case from.Before(s.now().Add(-maxRange)):
-		return &store.QueryError{Field: "from", Msg: "range starts before any data kept"}
-	}
-	return nil
-}
+func (s *FlowDB) checkRange(from, to time.Time) error { return store.CheckRange(from, to, s.now()) }
 
 // segment is a time range [from, to) (unix seconds) answered from one
 // rollup table: 'm' (minutes), 'h' (hours) or 'd' (days, top-K only).
