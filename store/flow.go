@@ -181,6 +181,22 @@ func FormatMAC(m uint64) string {
 		byte(m>>40), byte(m>>32), byte(m>>24), byte(m>>16), byte(m>>8), byte(m))
 }
 
+// ServicePort is the port a flow's application is known by when it has no
+// label: the remote side's port for downloads, uploads and a router's own
+// traffic, else the lower port (0 counting as none).
+func (f *Flow) ServicePort() uint16 {
+	switch f.Direction {
+	case DirDownload, DirRouterIn:
+		return f.SrcPort
+	case DirUpload, DirRouterOut:
+		return f.DstPort
+	}
+	if f.SrcPort != 0 && (f.DstPort == 0 || f.SrcPort < f.DstPort) {
+		return f.SrcPort
+	}
+	return f.DstPort
+}
+
 // RemoteCountry is the country of the remote side, the one DimCountry
 // ranks a flow under: the source country of inbound flows, else the
 // destination country.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -388,6 +389,63 @@ type TopEntry struct {
 	Bytes     uint64
 	Packets   uint64
 	Flows     uint64
+}
+
+// TopLabel is the display form of entry e of dimension d, from its
+// typed fields: "192.0.2.1" (or "unknown"), "AS64500", "youtube" or
+// "tcp/443", "FR" (or "unknown"), "192.0.2.1 ↔ 198.51.100.7", "router 3",
+// "download", "router 3 if 12", "tcp", "udp/53".
+func TopLabel(d Dimension, e *TopEntry) string {
+	addr := func(a netip.Addr) string {
+		if !a.IsValid() {
+			return "unknown"
+		}
+		return a.String()
+	}
+	switch d {
+	case DimLocalHost, DimRemoteHost:
+		return addr(e.Addr)
+	case DimRemoteAS:
+		return fmt.Sprintf("AS%d", e.AS)
+	case DimApplication:
+		if e.Name != "" {
+			return e.Name
+		}
+		return fmt.Sprintf("%s/%d", ProtoName(e.Proto), e.Port)
+	case DimCountry, DimSubscriber, DimDomain:
+		if e.Name == "" {
+			return "unknown"
+		}
+		return e.Name
+	case DimConversation:
+		return addr(e.Addr) + " ↔ " + addr(e.Peer)
+	case DimRouter:
+		return SourceLabel(e.Source)
+	case DimDirection:
+		return e.Direction.String()
+	case DimInInterface, DimOutInterface:
+		return fmt.Sprintf("%s if %d", SourceLabel(e.Source), e.Interface)
+	case DimProtocol:
+		return ProtoName(e.Proto)
+	case DimSrcPort, DimDstPort:
+		return fmt.Sprintf("%s/%d", ProtoName(e.Proto), e.Port)
+	}
+	return ""
+}
+
+// RankTop sorts entries by metric m, largest first, ties by label, and
+// returns the first n.
+func RankTop(list []TopEntry, m Metric, n int) []TopEntry {
+	slices.SortFunc(list, func(a, b TopEntry) int {
+		if c := cmp.Compare(b.Value(m), a.Value(m)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Label, b.Label)
+	})
+	if len(list) > n {
+		list = list[:n]
+	}
+	return list
 }
 
 // Value is the entry's count of metric m.

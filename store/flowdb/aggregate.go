@@ -494,7 +494,7 @@ func (a *aggregator) add(flows []store.Flow, exporters map[netip.Addr]int64) {
 		if f.Application != "" {
 			ak = a.nameKey(b, f.Application)
 		} else {
-			ak = valKey{b: b, v: 'P'<<24 | uint32(f.Proto)<<16 | uint32(servicePort(f)), kind: valBytes}
+			ak = valKey{b: b, v: 'P'<<24 | uint32(f.Proto)<<16 | uint32(f.ServicePort()), kind: valBytes}
 		}
 		a.app.add(ak, c)
 		a.country.add(a.nameKey(b, f.RemoteCountry()), c)

@@ -48,7 +48,7 @@ func dimKeyOf(d store.Dimension, f *store.Flow, local, remote netip.Addr) string
 		if f.Application != "" {
 			return "A" + f.Application
 		}
-		port := servicePort(f)
+		port := f.ServicePort()
 		return string([]byte{'P', f.Proto, byte(port >> 8), byte(port)})
 	case store.DimCountry:
 		if f.Direction.Inbound() {
@@ -66,21 +66,6 @@ func dimKeyOf(d store.Dimension, f *store.Flow, local, remote netip.Addr) string
 		return string([]byte{0, 0, 0, f.Proto})
 	}
 	return "\x00"
-}
-
-// servicePort is the remote side's port for downloads, uploads and a
-// router's own traffic, else the lower port.
-func servicePort(f *store.Flow) uint16 {
-	switch f.Direction {
-	case store.DirDownload, store.DirRouterIn:
-		return f.SrcPort
-	case store.DirUpload, store.DirRouterOut:
-		return f.DstPort
-	}
-	if f.SrcPort != 0 && (f.DstPort == 0 || f.SrcPort < f.DstPort) {
-		return f.SrcPort
-	}
-	return f.DstPort
 }
 
 // counters are scaled bytes and packets and a flow count.

@@ -404,7 +404,7 @@ func subscriberApps(ctx context.Context, db queryer, from, to time.Time, sources
 		})
 		r.Apps = r.Apps[:min(n, len(r.Apps))]
 		for i := range r.Apps {
-			_, _, _, r.Apps[i].App = appKey(r.Apps[i].App)
+			r.Apps[i].App = appLabel(r.Apps[i].App)
 		}
 		out = append(out, r)
 	}

@@ -1,12 +1,10 @@
 package flowdb
 
 import (
-	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
@@ -146,16 +144,7 @@ func rankTop(entries map[string]*store.TopEntry, d store.Dimension, m store.Metr
 		describeKey(d, k, e)
 		list = append(list, *e)
 	}
-	slices.SortFunc(list, func(a, b store.TopEntry) int {
-		if c := cmp.Compare(b.Value(m), a.Value(m)); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Label, b.Label)
-	})
-	if len(list) > n {
-		list = list[:n]
-	}
-	return list
+	return store.RankTop(list, m, n)
 }
 
 // rollupUnion returns the UNION ALL of the rollup rows of the segments for
@@ -320,7 +309,7 @@ func rawNumKey(d store.Dimension, r *decodedRow) uint64 {
 	case store.DimApplication:
 		// Flows of an application, else of a protocol and service port
 		// (numTopKey sees which once it has the name).
-		return r.names.app<<24 | uint64(f.Proto)<<16 | uint64(servicePort(f))
+		return r.names.app<<24 | uint64(f.Proto)<<16 | uint64(f.ServicePort())
 	case store.DimCountry:
 		if f.Direction.Inbound() {
 			return r.names.scc
@@ -411,13 +400,6 @@ func rawDimValue(d store.Dimension, r *decodedRow) int64 {
 	return v
 }
 
-func unknownIfEmpty(s string) string {
-	if s == "" {
-		return "unknown"
-	}
-	return s
-}
-
 // describeKey fills the typed fields and the label of e from key k.
 func describeKey(d store.Dimension, k string, e *store.TopEntry) {
 	unstr := func(k string) string {
@@ -430,12 +412,6 @@ func describeKey(d store.Dimension, k string, e *store.TopEntry) {
 		a, _ := netip.AddrFromSlice([]byte(k))
 		return a
 	}
-	showAddr := func(a netip.Addr) string {
-		if !a.IsValid() {
-			return "unknown"
-		}
-		return a.String()
-	}
 	var v int64
 	if len(k) == 8 && !d.InRollups() {
 		v = int64(binary.BigEndian.Uint64([]byte(k)))
@@ -443,42 +419,34 @@ func describeKey(d store.Dimension, k string, e *store.TopEntry) {
 	switch d {
 	case store.DimLocalHost, store.DimRemoteHost:
 		e.Addr = addr(k)
-		e.Label = showAddr(e.Addr)
 	case store.DimRemoteAS:
 		if len(k) == 4 {
 			e.AS = binary.BigEndian.Uint32([]byte(k))
 		}
-		e.Label = fmt.Sprintf("AS%d", e.AS)
 	case store.DimApplication:
-		e.Name, e.Proto, e.Port, e.Label = appKey(k)
+		e.Name, e.Proto, e.Port = appKey(k)
 	case store.DimCountry, store.DimSubscriber, store.DimDomain:
 		e.Name = unstr(k)
-		e.Label = unknownIfEmpty(e.Name)
 	case store.DimConversation:
 		if len(k) > 0 && int(k[0]) < len(k) {
 			n := int(k[0])
 			e.Addr, e.Peer = addr(k[1:1+n]), addr(k[1+n:])
 		}
-		e.Label = showAddr(e.Addr) + " ↔ " + showAddr(e.Peer)
 	case store.DimRouter:
 		e.Source = v
-		e.Label = store.SourceLabel(v)
 	case store.DimDirection:
 		e.Direction = store.Direction(v)
-		e.Label = e.Direction.String()
 	case store.DimInInterface, store.DimOutInterface:
 		e.Source = v >> 32 // floor division: ifx is in [0, 2^32)
 		e.Interface = uint32(v)
-		e.Label = fmt.Sprintf("%s if %d", store.SourceLabel(e.Source), e.Interface)
 	case store.DimProtocol:
 		if len(k) == 4 {
 			e.Proto = k[3]
 		}
-		e.Label = store.ProtoName(e.Proto)
 	case store.DimSrcPort, store.DimDstPort:
 		e.Proto, e.Port = uint8(v>>16), uint16(v)
-		e.Label = fmt.Sprintf("%s/%d", store.ProtoName(e.Proto), e.Port)
 	}
+	e.Label = store.TopLabel(d, e)
 }
 
 // topRawReason names what makes a top without raw-only filters need raw
@@ -497,13 +465,25 @@ func topRawReason(q *store.TopQuery) string {
 
 // appKey reads a key of the application rollups: a name ("A" and the
 // name), or a protocol and service port ('P', protocol, 2-byte port).
-func appKey(k string) (name string, proto uint8, port uint16, label string) {
+func appKey(k string) (name string, proto uint8, port uint16) {
 	switch {
 	case strings.HasPrefix(k, "A"):
-		return k[1:], 0, 0, k[1:]
+		return k[1:], 0, 0
 	case len(k) == 4:
-		proto, port = k[1], binary.BigEndian.Uint16([]byte(k[2:]))
-		return "", proto, port, fmt.Sprintf("%s/%d", store.ProtoName(proto), port)
+		return "", k[1], binary.BigEndian.Uint16([]byte(k[2:]))
 	}
-	return "", 0, 0, ""
+	return "", 0, 0
+}
+
+// appLabel is the label of a key of the application rollups ("" for a
+// key of neither form).
+func appLabel(k string) string {
+	switch {
+	case strings.HasPrefix(k, "A"):
+		return k[1:]
+	case len(k) == 4:
+		name, proto, port := appKey(k)
+		return store.TopLabel(store.DimApplication, &store.TopEntry{Name: name, Proto: proto, Port: port})
+	}
+	return ""
 }
