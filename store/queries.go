@@ -356,6 +356,31 @@ type TopQuery struct {
 	Budget time.Duration
 }
 
+// Check checks a top-N query's dimension, n, metric and resolution, and
+// sets the defaults: n 10, metric bytes.
+func (q *TopQuery) Check() error {
+	if !q.Dimension.Valid() {
+		return &QueryError{Field: "dimension", Msg: fmt.Sprintf("unknown dimension %d", q.Dimension)}
+	}
+	if q.N == 0 {
+		q.N = 10
+	}
+	if q.N < 0 || q.N > 1000 {
+		return &QueryError{Field: "n", Msg: fmt.Sprintf("n=%d is outside 1..1000", q.N)}
+	}
+	switch q.Metric {
+	case "":
+		q.Metric = MetricBytes
+	case MetricBytes, MetricPackets, MetricFlows:
+	default:
+		return &QueryError{Field: "metric", Msg: fmt.Sprintf("unknown metric %q (want bytes, packets or flows)", q.Metric)}
+	}
+	if q.Resolution != ResAuto && q.Resolution != ResRaw {
+		return &QueryError{Field: "resolution", Msg: fmt.Sprintf("unknown resolution %q (want raw or empty)", q.Resolution)}
+	}
+	return nil
+}
+
 // TopResult is a top-N answer: Entries plus Other add up to Total.
 type TopResult struct {
 	From, To   time.Time

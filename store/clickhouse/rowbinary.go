@@ -14,7 +14,7 @@ import (
 const flowColumns = "site, t, duration, src, router, exporter, exporter_port, version, dir, proto, " +
 	"src_addr, dst_addr, src_port, dst_port, nat_src_addr, nat_dst_addr, nat_src_port, nat_dst_port, " +
 	"in_if, out_if, src_as, dst_as, bytes, packets, sampling, tcp_flags, " +
-	"subscriber, application, src_country, dst_country, domain, local, remote, remote_as, remote_country"
+	"subscriber, application, src_country, dst_country, domain, local, remote, remote_as, remote_country, service_port"
 
 // appendFlow appends flow f of site and source src as a RowBinary row of
 // flowColumns (integers little-endian, IPv6 16 bytes in network order,
@@ -58,7 +58,8 @@ func appendFlow(b []byte, site string, src int64, f *store.Flow) []byte {
 		as = f.SrcAS
 	}
 	b = binary.LittleEndian.AppendUint32(b, as)
-	return appendString(b, f.RemoteCountry())
+	b = appendString(b, f.RemoteCountry())
+	return binary.LittleEndian.AppendUint16(b, f.ServicePort())
 }
 
 func appendString(b []byte, s string) []byte {
@@ -165,7 +166,7 @@ func readFlows(b []byte) ([]storedFlow, error) {
 		f.SrcCountry, f.DstCountry = r.str(names), r.str(names)
 		f.RemoteDomain = r.str(names)
 		local, remote := r.addr(), r.addr()
-		remoteAS, remoteCC := r.u32(), r.str(names)
+		remoteAS, remoteCC, svc := r.u32(), r.str(names), r.u16()
 		if r.err != nil {
 			return nil, fmt.Errorf("cannot read flows from clickhouse: row %d: %w", len(flows)+1, r.err)
 		}
@@ -174,8 +175,8 @@ func readFlows(b []byte) ([]storedFlow, error) {
 		if f.Direction.Inbound() {
 			as = f.SrcAS
 		}
-		if local != l.Unmap() || remote != rm.Unmap() || remoteAS != as || remoteCC != f.RemoteCountry() {
-			return nil, fmt.Errorf("cannot read flows from clickhouse: row %d: derived columns (%v %v %d %q) do not match the flow's", len(flows)+1, local, remote, remoteAS, remoteCC)
+		if local != l.Unmap() || remote != rm.Unmap() || remoteAS != as || remoteCC != f.RemoteCountry() || svc != f.ServicePort() {
+			return nil, fmt.Errorf("cannot read flows from clickhouse: row %d: derived columns (%v %v %d %q %d) do not match the flow's", len(flows)+1, local, remote, remoteAS, remoteCC, svc)
 		}
 		flows = append(flows, sf)
 	}

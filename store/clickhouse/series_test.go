@@ -12,10 +12,10 @@ import (
 	"github.com/flowbox/flowbox/store/storetest"
 )
 
-// TestSeriesMatchesSQLite writes the same flows to the SQLite flow
-// database and to ClickHouse (chDB) and wants the same series from both,
-// for every grouping and a set of filters, read from raw flows.
-func TestSeriesMatchesSQLite(t *testing.T) {
+// bothStores writes the same flows to the SQLite flow database and to
+// ClickHouse (chDB), and returns both and the flows' end.
+func bothStores(t *testing.T) (*storetest.Store, *Reader, []store.Flow, time.Time) {
+	t.Helper()
 	c, _ := newTestClient(t)
 	ctx := context.Background()
 	if _, err := Migrate(ctx, c); err != nil {
@@ -37,7 +37,7 @@ func TestSeriesMatchesSQLite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sq.Close()
+	t.Cleanup(func() { sq.Close() })
 	run, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- sq.Run(run) }()
@@ -48,7 +48,14 @@ func TestSeriesMatchesSQLite(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	ch := NewReader(c, "s", nil)
+	return sq, NewReader(c, "s", nil), flows, end
+}
+
+// TestSeriesMatchesSQLite wants the same series from both stores, for
+// every grouping and a set of filters, read from raw flows.
+func TestSeriesMatchesSQLite(t *testing.T) {
+	sq, ch, flows, end := bothStores(t)
+	ctx := context.Background()
 	pfx := netip.MustParsePrefix
 	filters := []store.Filter{
 		{},
@@ -99,4 +106,54 @@ func sum(v []uint64) uint64 {
 		n += x
 	}
 	return n
+}
+
+// TestTopMatchesSQLite wants the same top-N lists from both stores, for
+// every dimension and metric and a set of filters, read from raw flows.
+func TestTopMatchesSQLite(t *testing.T) {
+	sq, ch, flows, end := bothStores(t)
+	ctx := context.Background()
+	filters := []store.Filter{
+		{},
+		{Protocols: []uint8{17}},
+		{Directions: []store.Direction{store.DirDownload}, Hosts: []netip.Prefix{netip.MustParsePrefix("100.64.0.0/23")}},
+		{Sources: []int64{3}, Ports: []uint16{flows[4].SrcPort, flows[9].DstPort, 443}},
+	}
+	dims := []store.Dimension{store.DimRouter, store.DimDirection, store.DimInInterface, store.DimOutInterface, store.DimSrcPort, store.DimDstPort}
+	for d := store.DimLocalHost; d < store.DimLocalHost+store.NumRollupDims; d++ {
+		dims = append(dims, d)
+	}
+	for _, d := range dims {
+		for _, m := range []store.Metric{store.MetricBytes, store.MetricFlows} {
+			for fi, flt := range filters {
+				q := store.TopQuery{From: end.Add(-45 * time.Minute), To: end, Dimension: d, N: 7, Metric: m, Filter: flt, Resolution: store.ResRaw}
+				want, err := sq.Top(ctx, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := ch.Top(ctx, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("%s by %s, filter %d: clickhouse\n%+v\nsqlite\n%+v", d, m, fi, got, want)
+				}
+				if fi == 0 && len(want.Entries) == 0 {
+					t.Fatalf("%s: no entry", d)
+				}
+			}
+		}
+	}
+	for _, q := range []store.TopQuery{
+		{From: end.Add(-time.Hour), To: end, Dimension: 99},
+		{From: end.Add(-time.Hour), To: end, Dimension: store.DimCountry, N: 5000},
+		{From: end.Add(-time.Hour), To: end, Dimension: store.DimCountry, Metric: "bits"},
+		{From: end, To: end},
+	} {
+		_, want := sq.Top(ctx, q)
+		_, got := ch.Top(ctx, q)
+		if want == nil || got == nil || got.Error() != want.Error() {
+			t.Errorf("%+v: clickhouse %v, sqlite %v", q, got, want)
+		}
+	}
 }

@@ -26,24 +26,8 @@ func (s *FlowDB) Top(ctx context.Context, q store.TopQuery) (*store.TopResult, e
 	if err := q.Filter.Validate(); err != nil {
 		return nil, err
 	}
-	if !q.Dimension.Valid() {
-		return nil, &store.QueryError{Field: "dimension", Msg: fmt.Sprintf("unknown dimension %d", q.Dimension)}
-	}
-	if q.N == 0 {
-		q.N = 10
-	}
-	if q.N < 0 || q.N > 1000 {
-		return nil, &store.QueryError{Field: "n", Msg: fmt.Sprintf("n=%d is outside 1..1000", q.N)}
-	}
-	switch q.Metric {
-	case "":
-		q.Metric = store.MetricBytes
-	case store.MetricBytes, store.MetricPackets, store.MetricFlows:
-	default:
-		return nil, &store.QueryError{Field: "metric", Msg: fmt.Sprintf("unknown metric %q (want bytes, packets or flows)", q.Metric)}
-	}
-	if q.Resolution != store.ResAuto && q.Resolution != store.ResRaw {
-		return nil, &store.QueryError{Field: "resolution", Msg: fmt.Sprintf("unknown resolution %q (want raw or empty)", q.Resolution)}
+	if err := q.Check(); err != nil {
+		return nil, err
 	}
 	isIf := q.Dimension == store.DimInInterface || q.Dimension == store.DimOutInterface
 	raw := q.Resolution == store.ResRaw || q.Filter.NeedsRaw() || q.Dimension >= store.DimSrcPort ||

@@ -3,9 +3,9 @@
 -- cluster. t is the flow's end (its filing time) in ms, duration its
 -- length. src is the flow's source as the queries filter and group it:
 -- its router's id, or minus its exporter's id when no router matched.
--- local, remote, remote_as and remote_country are derived at insert
--- (store.Flow.LocalRemote, RemoteCountry), so that filters and rankings
--- read one column. Addresses are IPv6 (IPv4 as ::ffff:a.b.c.d; :: when
+-- local, remote, remote_as, remote_country and service_port are derived
+-- at insert (store.Flow.LocalRemote, RemoteCountry, ServicePort), so that
+-- filters and rankings read one column. Addresses are IPv6 (IPv4 as ::ffff:a.b.c.d; :: when
 -- absent). Partitions are UTC days; the order serves the dashboard's
 -- queries (a time range, a source, a direction or protocol); TTL drops
 -- what is older than clickhouse.raw-ttl.
@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.flows
     local IPv6 CODEC(ZSTD(1)),
     remote IPv6 CODEC(ZSTD(1)),
     remote_as UInt32 CODEC(T64, ZSTD(1)),
-    remote_country LowCardinality(String)
+    remote_country LowCardinality(String),
+    service_port UInt16 CODEC(T64, ZSTD(1))
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMMDD(t)
