@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -506,6 +507,45 @@ var CSVHeader = []string{"end", "start", "router_id", "exporter", "src_addr", "d
 	"proto", "tcp_flags", "in_if", "out_if", "src_as", "dst_as", "bytes", "packets", "sampling_rate",
 	"direction", "subscriber", "application", "src_country", "dst_country",
 	"post_nat_src_addr", "post_nat_dst_addr", "post_nat_src_port", "post_nat_dst_port", "remote_domain"}
+
+// CheckLimit checks a search's page size and sets the default, 100.
+func (q *SearchQuery) CheckLimit() error {
+	if q.Limit == 0 {
+		q.Limit = 100
+	}
+	if q.Limit < 0 || q.Limit > 10000 {
+		return &QueryError{Field: "limit", Msg: fmt.Sprintf("limit %d is outside 1..10000", q.Limit)}
+	}
+	return nil
+}
+
+// CSVRecord fills rec (len(CSVHeader)) with flow f's fields, as ExportCSV
+// writes them: times in RFC 3339 UTC, raw counters, absent addresses empty,
+// text guarded by CSVText.
+func CSVRecord(f *Flow, rec []string) {
+	addr := func(a netip.Addr) string {
+		if !a.IsValid() {
+			return ""
+		}
+		return a.String()
+	}
+	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
+	rec[0] = time.UnixMilli(f.End).UTC().Format(time.RFC3339Nano)
+	rec[1] = time.UnixMilli(f.Start).UTC().Format(time.RFC3339Nano)
+	rec[2] = strconv.FormatInt(f.RouterID, 10)
+	rec[3] = addr(f.Exporter.Addr())
+	rec[4], rec[5] = addr(f.SrcAddr), addr(f.DstAddr)
+	rec[6], rec[7] = u(uint64(f.SrcPort)), u(uint64(f.DstPort))
+	rec[8], rec[9] = u(uint64(f.Proto)), u(uint64(f.TCPFlags))
+	rec[10], rec[11] = u(uint64(f.InIf)), u(uint64(f.OutIf))
+	rec[12], rec[13] = u(uint64(f.SrcAS)), u(uint64(f.DstAS))
+	rec[14], rec[15], rec[16] = u(f.Bytes), u(f.Packets), u(uint64(f.SamplingRate))
+	rec[17], rec[18], rec[19] = f.Direction.String(), CSVText(f.Subscriber), CSVText(f.Application)
+	rec[20], rec[21] = CSVText(f.SrcCountry), CSVText(f.DstCountry)
+	rec[22], rec[23] = addr(f.PostNATSrcAddr), addr(f.PostNATDstAddr)
+	rec[24], rec[25] = u(uint64(f.PostNATSrcPort)), u(uint64(f.PostNATDstPort))
+	rec[26] = CSVText(f.RemoteDomain)
+}
 
 // SeriesQuery asks for a traffic time series.
 type SeriesQuery struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 
@@ -55,7 +56,7 @@ func (w *FlowWriter) Insert(ctx context.Context, flows []store.Flow) error {
 	}
 	b := (*bp)[:0]
 	for i := range flows {
-		b = appendFlow(b, w.site, w.source(&flows[i]), &flows[i])
+		b = appendFlow(b, w.site, w.source(&flows[i]), rand.Uint64(), &flows[i])
 	}
 	err := w.c.Insert(ctx, w.stmt, b)
 	*bp = b

@@ -14,12 +14,12 @@ import (
 const flowColumns = "site, t, duration, src, router, exporter, exporter_port, version, dir, proto, " +
 	"src_addr, dst_addr, src_port, dst_port, nat_src_addr, nat_dst_addr, nat_src_port, nat_dst_port, " +
 	"in_if, out_if, src_as, dst_as, bytes, packets, sampling, tcp_flags, " +
-	"subscriber, application, src_country, dst_country, domain, local, remote, remote_as, remote_country, service_port"
+	"subscriber, application, src_country, dst_country, domain, local, remote, remote_as, remote_country, service_port, id"
 
-// appendFlow appends flow f of site and source src as a RowBinary row of
-// flowColumns (integers little-endian, IPv6 16 bytes in network order,
+// appendFlow appends flow f of site, source src and id as a RowBinary row
+// of flowColumns (integers little-endian, IPv6 16 bytes in network order,
 // strings prefixed by their uvarint length).
-func appendFlow(b []byte, site string, src int64, f *store.Flow) []byte {
+func appendFlow(b []byte, site string, src int64, id uint64, f *store.Flow) []byte {
 	b = appendString(b, site)
 	b = binary.LittleEndian.AppendUint64(b, uint64(f.End))
 	dur := f.End - f.Start
@@ -59,7 +59,8 @@ func appendFlow(b []byte, site string, src int64, f *store.Flow) []byte {
 	}
 	b = binary.LittleEndian.AppendUint32(b, as)
 	b = appendString(b, f.RemoteCountry())
-	return binary.LittleEndian.AppendUint16(b, f.ServicePort())
+	b = binary.LittleEndian.AppendUint16(b, f.ServicePort())
+	return binary.LittleEndian.AppendUint64(b, id)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -132,6 +133,7 @@ type storedFlow struct {
 	store.Flow
 	site string
 	src  int64
+	id   uint64
 }
 
 // readFlows decodes a RowBinary answer of flowColumns (the derived
@@ -167,6 +169,7 @@ func readFlows(b []byte) ([]storedFlow, error) {
 		f.RemoteDomain = r.str(names)
 		local, remote := r.addr(), r.addr()
 		remoteAS, remoteCC, svc := r.u32(), r.str(names), r.u16()
+		sf.id = r.u64()
 		if r.err != nil {
 			return nil, fmt.Errorf("cannot read flows from clickhouse: row %d: %w", len(flows)+1, r.err)
 		}

@@ -7,7 +7,6 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 
 	"github.com/flowbox/flowbox/store"
@@ -65,11 +64,8 @@ func (s *FlowDB) SearchFlows(ctx context.Context, q store.SearchQuery) (*store.F
 	if err := s.checkSearch(&q); err != nil {
 		return nil, err
 	}
-	if q.Limit == 0 {
-		q.Limit = 100
-	}
-	if q.Limit < 0 || q.Limit > 10000 {
-		return nil, &store.QueryError{Field: "limit", Msg: fmt.Sprintf("limit %d is outside 1..10000", q.Limit)}
+	if err := q.CheckLimit(); err != nil {
+		return nil, err
 	}
 	var cur *cursor
 	if q.Cursor != "" {
@@ -101,33 +97,8 @@ func (s *FlowDB) ExportCSV(ctx context.Context, q store.SearchQuery, w io.Writer
 	}
 	var werr error
 	rec := make([]string, len(store.CSVHeader))
-	addr := func(a interface {
-		IsValid() bool
-		String() string
-	}) string {
-		if !a.IsValid() {
-			return ""
-		}
-		return a.String()
-	}
-	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
 	err := s.scanRawOrdered(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, !q.Ascending, func(r *decodedRow) bool {
-		f := &r.Flow
-		rec[0] = time.UnixMilli(f.End).UTC().Format(time.RFC3339Nano)
-		rec[1] = time.UnixMilli(f.Start).UTC().Format(time.RFC3339Nano)
-		rec[2] = strconv.FormatInt(f.RouterID, 10)
-		rec[3] = addr(f.Exporter.Addr())
-		rec[4], rec[5] = addr(f.SrcAddr), addr(f.DstAddr)
-		rec[6], rec[7] = u(uint64(f.SrcPort)), u(uint64(f.DstPort))
-		rec[8], rec[9] = u(uint64(f.Proto)), u(uint64(f.TCPFlags))
-		rec[10], rec[11] = u(uint64(f.InIf)), u(uint64(f.OutIf))
-		rec[12], rec[13] = u(uint64(f.SrcAS)), u(uint64(f.DstAS))
-		rec[14], rec[15], rec[16] = u(f.Bytes), u(f.Packets), u(uint64(f.SamplingRate))
-		rec[17], rec[18], rec[19] = f.Direction.String(), store.CSVText(f.Subscriber), store.CSVText(f.Application)
-		rec[20], rec[21] = store.CSVText(f.SrcCountry), store.CSVText(f.DstCountry)
-		rec[22], rec[23] = addr(f.PostNATSrcAddr), addr(f.PostNATDstAddr)
-		rec[24], rec[25] = u(uint64(f.PostNATSrcPort)), u(uint64(f.PostNATDstPort))
-		rec[26] = store.CSVText(f.RemoteDomain)
+		store.CSVRecord(&r.Flow, rec)
 		if werr = cw.Write(rec); werr != nil {
 			return false
 		}
