@@ -47,17 +47,40 @@ func (w *FlowWriter) source(f *store.Flow) int64 {
 // Insert writes flows in one request: all of them or, on error, none
 // (ClickHouse inserts a block atomically).
 func (w *FlowWriter) Insert(ctx context.Context, flows []store.Flow) error {
-	if len(flows) == 0 {
+	return w.insert(ctx, len(flows), func(b []byte) []byte {
+		for i := range flows {
+			b = appendFlow(b, w.site, w.source(&flows[i]), rand.Uint64(), &flows[i])
+		}
+		return b
+	})
+}
+
+// insertBatches writes the flows of batches in one request.
+func (w *FlowWriter) insertBatches(ctx context.Context, batches []*store.Batch) error {
+	n := 0
+	for _, bt := range batches {
+		n += len(bt.Flows)
+	}
+	return w.insert(ctx, n, func(b []byte) []byte {
+		for _, bt := range batches {
+			for i := range bt.Flows {
+				b = appendFlow(b, w.site, w.source(&bt.Flows[i]), rand.Uint64(), &bt.Flows[i])
+			}
+		}
+		return b
+	})
+}
+
+// insert sends the n flows that rows appends in RowBinary.
+func (w *FlowWriter) insert(ctx context.Context, n int, rows func([]byte) []byte) error {
+	if n == 0 {
 		return nil
 	}
 	bp, _ := w.bufs.Get().(*[]byte)
 	if bp == nil {
 		bp = new([]byte)
 	}
-	b := (*bp)[:0]
-	for i := range flows {
-		b = appendFlow(b, w.site, w.source(&flows[i]), rand.Uint64(), &flows[i])
-	}
+	b := rows((*bp)[:0])
 	err := w.c.Insert(ctx, w.stmt, b)
 	*bp = b
 	if cap(b) <= 64<<20 {
@@ -66,9 +89,9 @@ func (w *FlowWriter) Insert(ctx context.Context, flows []store.Flow) error {
 	if err != nil {
 		var se *ServerError
 		if errors.As(err, &se) {
-			return fmt.Errorf("clickhouse refused %d flows: %w", len(flows), err)
+			return fmt.Errorf("clickhouse refused %d flows: %w", n, err)
 		}
-		return fmt.Errorf("cannot insert %d flows into clickhouse: %w", len(flows), err)
+		return fmt.Errorf("cannot insert %d flows into clickhouse: %w", n, err)
 	}
 	return nil
 }

@@ -1,0 +1,301 @@
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/flowbox/flowbox/store"
+)
+
+// Bounds of the writer.
+const (
+	// maxInsertFlows bounds the flows of one insert (about 12 MB of
+	// RowBinary).
+	maxInsertFlows = 1 << 16
+	// freeBatches is the free list's room beyond the queue's capacity.
+	freeBatches  = 16
+	maxFreeFlows = 16384 // a bigger batch is left to the garbage collector
+)
+
+// Ingest is the write side of the ClickHouse store (store.FlowIngest): a
+// bounded queue of batches and one writer (Run) that inserts them, several
+// batches a request. A ClickHouse that is down or slow never blocks the
+// producers: the writer retries the batches it holds, with backoff, while
+// new ones wait in the queue; once the queue is full Submit refuses them
+// and the producer counts them as dropped (queue_full). A batch ClickHouse
+// refuses as bad (400) is dropped at once (write_error). Every drop is
+// counted in Health and, per exporter, by the WriteObserver.
+type Ingest struct {
+	w        *FlowWriter
+	logger   *slog.Logger
+	now      func() time.Time
+	queue    chan *store.Batch
+	free     chan *store.Batch
+	observer store.WriteObserver
+	// backoff is the first wait before a retry (doubled up to maxBackoff).
+	backoff, maxBackoff time.Duration
+	// drainTimeout bounds the last inserts at shutdown.
+	drainTimeout time.Duration
+
+	closeMu  sync.RWMutex // held for reading while sending on queue
+	closed   bool
+	stopping chan struct{} // closed when Run begins to stop
+
+	mu     sync.Mutex
+	health store.Health
+}
+
+// NewIngest returns the writer of w's flows with a queue of queueSize
+// batches. It starts nothing: call Run.
+func NewIngest(w *FlowWriter, queueSize int, logger *slog.Logger) (*Ingest, error) {
+	if queueSize < 1 {
+		return nil, fmt.Errorf("clickhouse ingest: queue size %d, want at least 1", queueSize)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	in := &Ingest{w: w, logger: logger, now: time.Now,
+		queue: make(chan *store.Batch, queueSize), free: make(chan *store.Batch, queueSize+freeBatches),
+		backoff: time.Second, maxBackoff: 30 * time.Second, drainTimeout: w.c.cfg.Timeout,
+		stopping: make(chan struct{})}
+	in.health = store.Health{OK: true, Since: in.now(), QueueCapacity: queueSize}
+	return in, nil
+}
+
+// SetWriteObserver sets who learns what became of each flow (before Run).
+func (in *Ingest) SetWriteObserver(o store.WriteObserver) { in.observer = o }
+
+// GetBatch returns an empty batch for a producer to fill and Submit.
+func (in *Ingest) GetBatch() *store.Batch {
+	select {
+	case b := <-in.free:
+		return b
+	default:
+		return &store.Batch{}
+	}
+}
+
+// PutBatch gives a batch back to the free list.
+func (in *Ingest) PutBatch(b *store.Batch) {
+	clear(b.Flows)
+	b.Flows = b.Flows[:0]
+	if cap(b.Flows) > maxFreeFlows {
+		return
+	}
+	select {
+	case in.free <- b:
+	default:
+	}
+}
+
+// Submit queues a filled batch without blocking: store.ErrQueueFull when
+// the queue is full, an error wrapping store.ErrClosed once shutdown
+// began. A refused batch still belongs to the caller, which counts it.
+func (in *Ingest) Submit(b *store.Batch) error { return in.submit(nil, b) }
+
+// SubmitWait is Submit that waits for room until ctx is done.
+func (in *Ingest) SubmitWait(ctx context.Context, b *store.Batch) error { return in.submit(ctx, b) }
+
+func (in *Ingest) submit(ctx context.Context, b *store.Batch) error {
+	if len(b.Flows) == 0 {
+		in.PutBatch(b)
+		return nil
+	}
+	in.closeMu.RLock()
+	defer in.closeMu.RUnlock()
+	if in.closed {
+		return fmt.Errorf("cannot submit flows: %w", store.ErrClosed)
+	}
+	if ctx == nil {
+		select {
+		case in.queue <- b:
+			return nil
+		default:
+			return store.ErrQueueFull
+		}
+	}
+	select {
+	case in.queue <- b:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cannot queue flows: %w", ctx.Err())
+	case <-in.stopping:
+		return fmt.Errorf("cannot queue flows: %w", store.ErrClosed)
+	}
+}
+
+// InsertFlows queues a copy of flows (RouterID set by the caller), waiting
+// for room until ctx is done; flows it cannot queue are counted as dropped.
+func (in *Ingest) InsertFlows(ctx context.Context, flows []store.Flow) error {
+	if len(flows) == 0 {
+		return nil
+	}
+	b := in.GetBatch()
+	b.Flows = append(b.Flows[:0], flows...)
+	b.Recv = in.now()
+	err := in.SubmitWait(ctx, b)
+	if err == nil {
+		return nil
+	}
+	reason := store.DropQueueFull
+	if errors.Is(err, store.ErrClosed) {
+		reason = store.DropShutdown
+	}
+	in.drop([]*store.Batch{b}, reason)
+	return err
+}
+
+// Health is the writer's status.
+func (in *Ingest) Health() store.Health {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	h := in.health
+	h.QueueLength = len(in.queue)
+	return h
+}
+
+// setHealth records the outcome of an insert; it logs changes only.
+func (in *Ingest) setHealth(err error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	switch {
+	case err == nil && !in.health.OK:
+		in.logger.Info("clickhouse inserts resumed", "after", in.now().Sub(in.health.Since).Round(time.Second).String())
+		in.health.OK, in.health.Error, in.health.Since = true, "", in.now()
+	case err != nil && (in.health.OK || in.health.Error != err.Error()):
+		in.logger.Error("cannot insert flows into clickhouse; they wait in the queue", "err", err)
+		in.health.OK, in.health.Error, in.health.Since = false, err.Error(), in.now()
+	}
+}
+
+// drop counts the flows of batches as dropped for reason and recycles
+// the batches.
+func (in *Ingest) drop(group []*store.Batch, reason string) {
+	var n uint64
+	for _, b := range group {
+		n += uint64(len(b.Flows))
+		if in.observer != nil {
+			in.observer.FlowsDropped(b.Flows, reason)
+		}
+		in.PutBatch(b)
+	}
+	in.mu.Lock()
+	in.health.DroppedFlows += n
+	if reason == store.DropWriteError {
+		in.health.DroppedBatches += uint64(len(group))
+	}
+	in.mu.Unlock()
+}
+
+// Run is the writer: it inserts the queued batches, several a request,
+// until ctx is done; then it closes the queue, inserts what is left within
+// drainTimeout and counts the rest as dropped (shutdown).
+func (in *Ingest) Run(ctx context.Context) error {
+	var group []*store.Batch
+	flows := 0
+	take := func(b *store.Batch) {
+		group = append(group, b)
+		flows += len(b.Flows)
+	}
+	for {
+		if len(group) == 0 {
+			select {
+			case b := <-in.queue:
+				take(b)
+			case <-ctx.Done():
+				return in.shutdown(nil)
+			}
+		}
+		// More batches that are already waiting, up to one insert.
+	gather:
+		for flows < maxInsertFlows {
+			select {
+			case b := <-in.queue:
+				take(b)
+			default:
+				break gather
+			}
+		}
+		if !in.insert(ctx, group) {
+			return in.shutdown(group)
+		}
+		group, flows = group[:0], 0
+	}
+}
+
+// insert writes a group of batches, retrying with backoff until it is
+// written, refused as bad (dropped), or ctx is done (false: the group is
+// still to write).
+func (in *Ingest) insert(ctx context.Context, group []*store.Batch) bool {
+	wait := in.backoff
+	for {
+		err := in.w.insertBatches(ctx, group)
+		if err == nil {
+			in.setHealth(nil)
+			for _, b := range group {
+				if in.observer != nil {
+					in.observer.FlowsStored(b.Flows)
+				}
+				in.PutBatch(b)
+			}
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		in.setHealth(err)
+		var se *ServerError
+		if errors.As(err, &se) && se.Status == http.StatusBadRequest {
+			in.logger.Error("clickhouse refused flows as bad; they are dropped", "batches", len(group), "err", err)
+			in.drop(group, store.DropWriteError)
+			return true
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return false
+		}
+		wait = min(2*wait, in.maxBackoff)
+	}
+}
+
+// shutdown stops the queue, then inserts group and what the queue holds
+// within drainTimeout; what cannot be inserted is dropped (shutdown).
+func (in *Ingest) shutdown(group []*store.Batch) error {
+	in.closeMu.Lock()
+	in.closed = true
+	close(in.stopping)
+	in.closeMu.Unlock()
+	for {
+		select {
+		case b := <-in.queue:
+			group = append(group, b)
+			continue
+		default:
+		}
+		break
+	}
+	if len(group) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), in.drainTimeout)
+	defer cancel()
+	for i := 0; i < len(group); {
+		j, n := i, 0
+		for j < len(group) && (j == i || n+len(group[j].Flows) <= maxInsertFlows) {
+			n += len(group[j].Flows)
+			j++
+		}
+		if !in.insert(ctx, group[i:j]) {
+			in.drop(group[i:], store.DropShutdown)
+			return fmt.Errorf("clickhouse: flows dropped at shutdown: %w", ctx.Err())
+		}
+		i = j
+	}
+	return nil
+}

@@ -1,0 +1,235 @@
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/flowbox/flowbox/internal/testutil"
+	"github.com/flowbox/flowbox/store"
+)
+
+// proxy stands between the client and chDB: it forwards, or answers as a
+// ClickHouse behind a load balancer that is down (503), or as one that
+// refuses the data (400).
+type proxy struct {
+	mode atomic.Int32 // 0 forward, 1 down, 2 bad data
+	rp   *httputil.ReverseProxy
+}
+
+func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch p.mode.Load() {
+	case 1:
+		http.Error(w, "no healthy upstream", http.StatusServiceUnavailable)
+	case 2:
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("X-ClickHouse-Exception-Code", "27")
+		http.Error(w, "Code: 27. DB::Exception: Cannot parse input. (CANNOT_PARSE_INPUT_ASSERTION_FAILED)", http.StatusBadRequest)
+	default:
+		p.rp.ServeHTTP(w, r)
+	}
+}
+
+// countObserver counts what the writer reports.
+type countObserver struct {
+	mu      sync.Mutex
+	stored  int
+	dropped map[string]int
+}
+
+func (o *countObserver) FlowsStored(flows []store.Flow) {
+	o.mu.Lock()
+	o.stored += len(flows)
+	o.mu.Unlock()
+}
+
+func (o *countObserver) FlowsDropped(flows []store.Flow, reason string) {
+	o.mu.Lock()
+	if o.dropped == nil {
+		o.dropped = map[string]int{}
+	}
+	o.dropped[reason] += len(flows)
+	o.mu.Unlock()
+}
+
+func (o *countObserver) counts() (int, map[string]int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	d := map[string]int{}
+	for k, v := range o.dropped {
+		d[k] = v
+	}
+	return o.stored, d
+}
+
+// ingestRig is an Ingest writing to chDB through a proxy.
+func ingestRig(t *testing.T, queue int) (*Ingest, *proxy, *Client, *countObserver) {
+	t.Helper()
+	c, srv := newTestClient(t)
+	if _, err := Migrate(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	target, _ := url.Parse(srv.URL())
+	p := &proxy{rp: httputil.NewSingleHostReverseProxy(target)}
+	front := httptest.NewServer(p)
+	t.Cleanup(front.Close)
+	cfg := c.cfg
+	cfg.Addresses = []string{strings.TrimPrefix(front.URL, "http://")}
+	pc, err := NewClient(cfg, testutil.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewFlowWriter(pc, "s", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := NewIngest(w, queue, testutil.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.backoff, in.maxBackoff = time.Millisecond, 20*time.Millisecond
+	o := &countObserver{}
+	in.SetWriteObserver(o)
+	return in, p, c, o
+}
+
+// waitFor polls cond until it holds (a guard of a minute against a hang;
+// no test result depends on how long it takes).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func countFlows(t *testing.T, c *Client) int {
+	t.Helper()
+	out, err := c.Query(context.Background(), "SELECT count() FROM "+c.Database()+".flows")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestIngestOutage: while ClickHouse is down, batches wait in the queue
+// and the writer retries; once the queue is full, Submit refuses more
+// (the producer counts them); when ClickHouse is back, every accepted
+// flow is written, nothing lost unseen.
+func TestIngestOutage(t *testing.T) {
+	in, p, c, o := ingestRig(t, 4)
+	p.mode.Store(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx) }()
+	flows := testFlows(3000, time.Now().Truncate(time.Minute))
+	accepted, refused := 0, 0
+	for i := 0; i < len(flows); i += 100 {
+		b := in.GetBatch()
+		b.Flows = append(b.Flows, flows[i:i+100]...)
+		switch err := in.Submit(b); {
+		case err == nil:
+			accepted += 100
+		case errors.Is(err, store.ErrQueueFull):
+			refused += 100
+			in.PutBatch(b)
+		default:
+			t.Fatal(err)
+		}
+	}
+	if refused == 0 || accepted == 0 {
+		t.Fatalf("%d flows accepted, %d refused: want both (a queue of 4 batches and ClickHouse down)", accepted, refused)
+	}
+	waitFor(t, "the writer to see ClickHouse down", func() bool {
+		h := in.Health()
+		return !h.OK && strings.Contains(h.Error, "503")
+	})
+	if h := in.Health(); h.QueueLength == 0 || h.QueueCapacity != 4 {
+		t.Fatalf("health %+v: want batches waiting in a queue of 4", h)
+	}
+	p.mode.Store(0)
+	waitFor(t, "every accepted flow written", func() bool {
+		stored, _ := o.counts()
+		return stored == accepted
+	})
+	if h := in.Health(); !h.OK || h.DroppedFlows != 0 {
+		t.Fatalf("health after the outage: %+v", h)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := countFlows(t, c); n != accepted {
+		t.Fatalf("%d flows in clickhouse, %d accepted", n, accepted)
+	}
+	if err := in.Submit(in.GetBatch()); err != nil {
+		t.Fatalf("empty batch after shutdown: %v", err)
+	}
+	b := in.GetBatch()
+	b.Flows = append(b.Flows, flows[0])
+	if err := in.Submit(b); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("submit after shutdown: %v", err)
+	}
+}
+
+// TestIngestDrops: data ClickHouse refuses is dropped at once and counted
+// (write_error); at shutdown with ClickHouse down, what waits is dropped
+// and counted (shutdown).
+func TestIngestDrops(t *testing.T) {
+	in, p, c, o := ingestRig(t, 8)
+	in.drainTimeout = 50 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx) }()
+	flows := testFlows(600, time.Now().Truncate(time.Minute))
+	p.mode.Store(2)
+	if err := in.InsertFlows(ctx, flows[:200]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the bad batch dropped", func() bool {
+		_, d := o.counts()
+		return d[store.DropWriteError] == 200
+	})
+	if h := in.Health(); h.OK || h.DroppedBatches != 1 || h.DroppedFlows != 200 || !strings.Contains(h.Error, "Cannot parse input") {
+		t.Fatalf("health after a refused batch: %+v", h)
+	}
+	p.mode.Store(1)
+	if err := in.InsertFlows(ctx, flows[200:400]); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.InsertFlows(ctx, flows[400:]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the writer to see ClickHouse down", func() bool { return strings.Contains(in.Health().Error, "503") })
+	cancel()
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "dropped at shutdown") {
+		t.Fatalf("Run: %v", err)
+	}
+	stored, d := o.counts()
+	if stored != 0 || d[store.DropShutdown] != 400 || d[store.DropWriteError] != 200 {
+		t.Fatalf("stored %d, dropped %v: want 400 at shutdown, 200 refused", stored, d)
+	}
+	if h := in.Health(); h.DroppedFlows != 600 {
+		t.Fatalf("health: %+v", h)
+	}
+	if n := countFlows(t, c); n != 0 {
+		t.Fatalf("%d flows in clickhouse", n)
+	}
+}
