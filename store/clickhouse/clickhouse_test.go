@@ -28,7 +28,13 @@ func newTestClient(t *testing.T) (*Client, *chtest.Server) {
 	return clientOf(t, srv, srv.Password), srv
 }
 
-func clientOf(t *testing.T, srv *chtest.Server, password string) *Client {
+func chtestStart(tb testing.TB) *chtest.Server { return chtest.Start(tb) }
+
+func clientOfServer(tb testing.TB, srv *chtest.Server) *Client {
+	return clientOf(tb, srv, srv.Password)
+}
+
+func clientOf(t testing.TB, srv *chtest.Server, password string) *Client {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Addresses = []string{srv.Addr}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/flowbox/flowbox/store"
 )
@@ -21,7 +22,8 @@ type FlowWriter struct {
 	site    string
 	stmt    string
 	sources func(netip.Addr) int64
-	bufs    sync.Pool // *[]byte, the RowBinary of a batch
+	bufs    sync.Pool     // *[]byte, the RowBinary of a batch
+	next    atomic.Uint32 // the id of the next flow (from a random start)
 }
 
 // NewFlowWriter returns the writer of site's flows (site names this
@@ -32,8 +34,10 @@ func NewFlowWriter(c *Client, site string, exporters func(netip.Addr) int64) (*F
 	if site == "" || len(site) > maxSiteLen {
 		return nil, fmt.Errorf("clickhouse site %q: want 1 to %d bytes", site, maxSiteLen)
 	}
-	return &FlowWriter{c: c, site: site, sources: exporters,
-		stmt: "INSERT INTO " + c.cfg.Database + ".flows (" + flowColumns + ") FORMAT RowBinary"}, nil
+	w := &FlowWriter{c: c, site: site, sources: exporters,
+		stmt: "INSERT INTO " + c.cfg.Database + ".flows (" + flowColumns + ") FORMAT RowBinary"}
+	w.next.Store(rand.Uint32())
+	return w, nil
 }
 
 // source returns the source of f: its router, or minus its exporter's id.
@@ -47,9 +51,10 @@ func (w *FlowWriter) source(f *store.Flow) int64 {
 // Insert writes flows in one request: all of them or, on error, none
 // (ClickHouse inserts a block atomically).
 func (w *FlowWriter) Insert(ctx context.Context, flows []store.Flow) error {
+	id := w.next.Add(uint32(len(flows))) - uint32(len(flows))
 	return w.insert(ctx, len(flows), func(b []byte) []byte {
 		for i := range flows {
-			b = appendFlow(b, w.site, w.source(&flows[i]), rand.Uint64(), &flows[i])
+			b = appendFlow(b, w.site, w.source(&flows[i]), id+uint32(i), &flows[i])
 		}
 		return b
 	})
@@ -61,10 +66,12 @@ func (w *FlowWriter) insertBatches(ctx context.Context, batches []*store.Batch) 
 	for _, bt := range batches {
 		n += len(bt.Flows)
 	}
+	id := w.next.Add(uint32(n)) - uint32(n)
 	return w.insert(ctx, n, func(b []byte) []byte {
 		for _, bt := range batches {
 			for i := range bt.Flows {
-				b = appendFlow(b, w.site, w.source(&bt.Flows[i]), rand.Uint64(), &bt.Flows[i])
+				b = appendFlow(b, w.site, w.source(&bt.Flows[i]), id, &bt.Flows[i])
+				id++
 			}
 		}
 		return b

@@ -140,8 +140,17 @@ func TestIngestOutage(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- in.Run(ctx) }()
 	flows := testFlows(3000, time.Now().Truncate(time.Minute))
-	accepted, refused := 0, 0
-	for i := 0; i < len(flows); i += 100 {
+	// A first batch, that the writer takes and retries.
+	if err := in.InsertFlows(ctx, flows[:100]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the writer to see ClickHouse down", func() bool {
+		h := in.Health()
+		return !h.OK && strings.Contains(h.Error, "503")
+	})
+	// The others wait in the queue until it is full.
+	accepted, refused := 100, 0
+	for i := 100; i < len(flows); i += 100 {
 		b := in.GetBatch()
 		b.Flows = append(b.Flows, flows[i:i+100]...)
 		switch err := in.Submit(b); {
@@ -154,15 +163,11 @@ func TestIngestOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if refused == 0 || accepted == 0 {
-		t.Fatalf("%d flows accepted, %d refused: want both (a queue of 4 batches and ClickHouse down)", accepted, refused)
+	if accepted != 500 || refused != len(flows)-500 {
+		t.Fatalf("%d flows accepted, %d refused: want 5 batches (one being retried, 4 queued)", accepted, refused)
 	}
-	waitFor(t, "the writer to see ClickHouse down", func() bool {
-		h := in.Health()
-		return !h.OK && strings.Contains(h.Error, "503")
-	})
-	if h := in.Health(); h.QueueLength == 0 || h.QueueCapacity != 4 {
-		t.Fatalf("health %+v: want batches waiting in a queue of 4", h)
+	if h := in.Health(); h.QueueLength != 4 || h.QueueCapacity != 4 {
+		t.Fatalf("health %+v: want a full queue of 4", h)
 	}
 	p.mode.Store(0)
 	waitFor(t, "every accepted flow written", func() bool {

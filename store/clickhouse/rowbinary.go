@@ -19,7 +19,7 @@ const flowColumns = "site, t, duration, src, router, exporter, exporter_port, ve
 // appendFlow appends flow f of site, source src and id as a RowBinary row
 // of flowColumns (integers little-endian, IPv6 16 bytes in network order,
 // strings prefixed by their uvarint length).
-func appendFlow(b []byte, site string, src int64, id uint64, f *store.Flow) []byte {
+func appendFlow(b []byte, site string, src int64, id uint32, f *store.Flow) []byte {
 	b = appendString(b, site)
 	b = binary.LittleEndian.AppendUint64(b, uint64(f.End))
 	dur := f.End - f.Start
@@ -60,7 +60,7 @@ func appendFlow(b []byte, site string, src int64, id uint64, f *store.Flow) []by
 	b = binary.LittleEndian.AppendUint32(b, as)
 	b = appendString(b, f.RemoteCountry())
 	b = binary.LittleEndian.AppendUint16(b, f.ServicePort())
-	return binary.LittleEndian.AppendUint64(b, id)
+	return binary.LittleEndian.AppendUint32(b, id)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -133,7 +133,7 @@ type storedFlow struct {
 	store.Flow
 	site string
 	src  int64
-	id   uint64
+	id   uint32
 }
 
 // readFlows decodes a RowBinary answer of flowColumns (the derived
@@ -169,7 +169,7 @@ func readFlows(b []byte) ([]storedFlow, error) {
 		f.RemoteDomain = r.str(names)
 		local, remote := r.addr(), r.addr()
 		remoteAS, remoteCC, svc := r.u32(), r.str(names), r.u16()
-		sf.id = r.u64()
+		sf.id = r.u32()
 		if r.err != nil {
 			return nil, fmt.Errorf("cannot read flows from clickhouse: row %d: %w", len(flows)+1, r.err)
 		}

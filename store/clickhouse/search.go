@@ -20,12 +20,12 @@ const exportPage = 10000
 // and id.
 type searchCursor struct {
 	t  int64
-	id uint64
+	id uint32
 }
 
 func (c searchCursor) encode() string {
 	b := binary.AppendVarint(nil, c.t)
-	b = binary.AppendUvarint(b, c.id)
+	b = binary.AppendUvarint(b, uint64(c.id))
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
@@ -41,9 +41,11 @@ func parseSearchCursor(s string) (*searchCursor, error) {
 		return nil, bad
 	}
 	b = b[n:]
-	if c.id, n = binary.Uvarint(b); n <= 0 || n != len(b) {
+	id, n := binary.Uvarint(b)
+	if n <= 0 || n != len(b) || id > 1<<32-1 {
 		return nil, bad
 	}
+	c.id = uint32(id)
 	return &c, nil
 }
 

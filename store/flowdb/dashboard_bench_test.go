@@ -19,7 +19,7 @@ import (
 
 // The dashboard benchmarks query a generated month of a WISP's traffic: one
 // MikroTik router with 1,000 subscribers (the netflowtest model, enriched
-// by benchEnricher), 5,000 flows/s at the evening peak following the
+// by storetest.Enricher), 5,000 flows/s at the evening peak following the
 // model's daily curve (about 2,700 flows/s on average), ending on
 // 2026-01-14 at 21:30 UTC, at the peak.
 //
@@ -112,7 +112,7 @@ func generateDashboard(b *testing.B, dir string) error {
 	if err != nil {
 		return err
 	}
-	enr := newBenchEnricher(m)
+	enr := storetest.NewEnricher(m)
 	exp := netip.MustParseAddrPort("127.0.0.2:2055")
 	var buf []store.Flow
 	var total, raw int
@@ -130,7 +130,7 @@ func generateDashboard(b *testing.B, dir string) error {
 		n := int(float64(dashPeak) * m.Activity(now) * step.Seconds() / float64(rate))
 		now = now.Add(step)
 		buf = m.AppendFlows(buf[:0], n, now)
-		enr.enrich(buf, exp, r.ID)
+		enr.Enrich(buf, exp, r.ID)
 		if rate > 1 {
 			for i := range buf {
 				buf[i].SamplingRate = uint32(rate)

@@ -5,8 +5,9 @@
 -- its router's id, or minus its exporter's id when no router matched.
 -- local, remote, remote_as, remote_country and service_port are derived
 -- at insert (store.Flow.LocalRemote, RemoteCountry, ServicePort), so that
--- filters and rankings read one column. id is random, unique in
--- practice: it orders the flows of one millisecond in a search. Addresses are IPv6 (IPv4 as ::ffff:a.b.c.d; :: when
+-- filters and rankings read one column. id numbers a writer's flows
+-- (from a random start): it orders the flows of one millisecond in a
+-- search. Addresses are IPv6 (IPv4 as ::ffff:a.b.c.d; :: when
 -- absent). Partitions are UTC days; the order serves the dashboard's
 -- queries (a time range, a source, a direction or protocol); TTL drops
 -- what is older than clickhouse.raw-ttl.
@@ -48,7 +49,7 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.flows
     remote_as UInt32 CODEC(T64, ZSTD(1)),
     remote_country LowCardinality(String),
     service_port UInt16 CODEC(T64, ZSTD(1)),
-    id UInt64
+    id UInt32 CODEC(Delta, ZSTD(1))
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMMDD(t)

@@ -1,0 +1,74 @@
+package clickhouse
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowbox/flowbox/store/storetest"
+)
+
+// BenchmarkInsert measures raw flow inserts into ClickHouse (chDB, through
+// the HTTP endpoint chdbhttp): realistic flows (the netflowtest model of a
+// 1,000-subscriber router, enriched) in inserts of 65,536, as the writer
+// sends them. It reports flows/s end to end, the client's encoding time a
+// flow (the rest is the endpoint and chDB), and the bytes a flow takes on
+// disk once merged (the flows table's active parts), logging the columns
+// that take the most.
+func BenchmarkInsert(b *testing.B) {
+	srv := chtestStart(b)
+	c := clientOfServer(b, srv)
+	ctx := context.Background()
+	if _, err := Migrate(ctx, c); err != nil {
+		b.Fatal(err)
+	}
+	w, err := NewFlowWriter(c, "bench", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pool := storetest.ModelFlows(b, 7, 1<<18, 5000, time.Now().Truncate(time.Minute))
+	const batch = maxInsertFlows
+	var encode time.Duration
+	n := 0
+	start := time.Now()
+	for b.Loop() {
+		i := (n * batch) % (len(pool) - batch)
+		flows := pool[i : i+batch]
+		t0 := time.Now()
+		buf := make([]byte, 0, 200*batch)
+		for j := range flows {
+			buf = appendFlow(buf, "bench", flows[j].RouterID, uint32(j), &flows[j])
+		}
+		encode += time.Since(t0)
+		if err := w.Insert(ctx, flows); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	elapsed := time.Since(start)
+	total := float64(n * batch)
+	b.ReportMetric(total/elapsed.Seconds(), "flows/s")
+	b.ReportMetric(float64(encode.Nanoseconds())/total, "encode-ns/flow")
+	b.ReportMetric(0, "ns/op")
+	if err := c.Exec(ctx, "OPTIMIZE TABLE "+c.Database()+".flows FINAL"); err != nil {
+		b.Fatal(err)
+	}
+	out, err := c.Query(ctx, "SELECT sum(data_compressed_bytes), sum(rows) FROM system.parts WHERE database = '"+c.Database()+"' AND table = 'flows' AND active")
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(out))
+	bytes, _ := strconv.ParseFloat(f[0], 64)
+	rows, _ := strconv.ParseFloat(f[1], 64)
+	if rows != total {
+		b.Fatalf("%v rows stored, %v inserted", rows, total)
+	}
+	b.ReportMetric(bytes/rows, "disk-B/flow")
+	cols, err := c.Query(ctx, "SELECT name, round(data_compressed_bytes / "+f[1]+", 2) AS b FROM system.columns WHERE database = '"+c.Database()+"' AND table = 'flows' ORDER BY data_compressed_bytes DESC LIMIT 12 FORMAT TabSeparated")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("bytes a flow by column: %s", strings.ReplaceAll(strings.TrimSpace(string(cols)), "\n", ", "))
+}
