@@ -129,7 +129,7 @@ func TestMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := strings.TrimSpace(string(out)), "MergeTree\ttoYYYYMMDD(t)\tsite, toStartOfFiveMinutes(t), src, dir, proto\t1"; got != want {
+	if got, want := strings.TrimSpace(string(out)), "MergeTree\ttoYYYYMMDD(t)\tsite, toStartOfFiveMinutes(t), src, dir, proto, local\t1"; got != want {
 		t.Fatalf("flows: %q, want %q", got, want)
 	}
 	// Every column of flowColumns exists, in that order.

@@ -9,8 +9,10 @@
 -- (from a random start): it orders the flows of one millisecond in a
 -- search. Addresses are IPv6 (IPv4 as ::ffff:a.b.c.d; :: when
 -- absent). Partitions are UTC days; the order serves the dashboard's
--- queries (a time range, a source, a direction or protocol); TTL drops
--- what is older than clickhouse.raw-ttl.
+-- queries (a time range, a source, a direction or protocol, a local host)
+-- and puts a subscriber's flows together (30.8 bytes a flow on disk, 35.8
+-- without local in the order: BenchmarkInsert); TTL drops what is older
+-- than clickhouse.raw-ttl.
 CREATE TABLE IF NOT EXISTS {{.DB}}.flows
 (
     site LowCardinality(String),
@@ -53,5 +55,5 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.flows
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMMDD(t)
-ORDER BY (site, toStartOfFiveMinutes(t), src, dir, proto)
+ORDER BY (site, toStartOfFiveMinutes(t), src, dir, proto, local)
 TTL toDateTime(t) + INTERVAL {{.RawTTL}} SECOND
