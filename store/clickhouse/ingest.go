@@ -48,6 +48,7 @@ type Ingest struct {
 
 	mu     sync.Mutex
 	health store.Health
+	seen   seen
 }
 
 // NewIngest returns the writer of w's flows with a queue of queueSize
@@ -199,6 +200,7 @@ func (in *Ingest) Run(ctx context.Context) error {
 	var group []*store.Batch
 	flows := 0
 	take := func(b *store.Batch) {
+		in.seen.note(b)
 		group = append(group, b)
 		flows += len(b.Flows)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -236,5 +237,67 @@ func TestIngestDrops(t *testing.T) {
 	}
 	if n := countFlows(t, c); n != 0 {
 		t.Fatalf("%d flows in clickhouse", n)
+	}
+}
+
+// TestStoreLastSeen opens the store (migrating), writes flows, and wants
+// when their exporters and routers were last seen: from memory, and from
+// ClickHouse for a store opened afterwards.
+func TestStoreLastSeen(t *testing.T) {
+	_, srv := newTestClient(t)
+	cfg := clientOf(t, srv, srv.Password).cfg
+	ctx := context.Background()
+	s, err := Open(ctx, cfg, "north", nil, 8, testutil.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(run) }()
+	end := time.Now().Truncate(time.Minute)
+	flows := testFlows(400, end)
+	b := s.GetBatch()
+	b.Flows = append(b.Flows, flows...)
+	b.Recv = end.Add(time.Second)
+	if err := s.SubmitWait(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	exp := flows[0].Exporter.Addr()
+	if at, ok := s.ExporterLastSeen(exp); !ok || !at.Equal(end.Add(time.Second)) {
+		t.Fatalf("exporter %v last seen %v %v", exp, at, ok)
+	}
+	if _, ok := s.ExporterLastSeen(netip.MustParseAddr("192.0.2.99")); ok {
+		t.Fatal("an exporter never seen has a time")
+	}
+	if at, ok, err := s.LastFlowFrom(ctx, 2); err != nil || !ok || !at.Equal(end.Add(time.Second)) {
+		t.Fatalf("router 2: last flow %v %v %v", at, ok, err)
+	}
+	// Another process: only ClickHouse knows, the newest flow's end.
+	s2, err := Open(ctx, cfg, "north", nil, 8, testutil.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var newest int64
+	for _, f := range flows {
+		if f.RouterID == 2 {
+			newest = max(newest, f.End)
+		}
+	}
+	if at, ok, err := s2.LastFlowFrom(ctx, 2); err != nil || !ok || at.UnixMilli() != newest {
+		t.Fatalf("router 2 after a restart: last flow %v %v %v, want %v", at, ok, err, time.UnixMilli(newest).UTC())
+	}
+	if _, ok, err := s2.LastFlowFrom(ctx, 77); err != nil || ok {
+		t.Fatalf("router 77: %v %v", ok, err)
+	}
+	other, err := Open(ctx, cfg, "south", nil, 8, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := other.LastFlowFrom(ctx, 2); err != nil || ok {
+		t.Fatalf("another site sees router 2: %v %v", ok, err)
 	}
 }
