@@ -66,6 +66,7 @@ func TestConfigValidate(t *testing.T) {
 		{"database", func(c *Config) { c.Database = "flow-box; DROP" }, `clickhouse.database: "flow-box; DROP" is not a plain identifier (letters, digits, _)`},
 		{"user", func(c *Config) { c.User = "" }, "clickhouse.user: empty"},
 		{"ttl", func(c *Config) { c.RawTTL = time.Minute }, "clickhouse.raw-ttl: 1m0s is below the minimum of 1h"},
+		{"hour ttl", func(c *Config) { c.HourTTL = 0 }, "clickhouse.hour-ttl: 0s is below the minimum of 1h"},
 		{"timeout", func(c *Config) { c.Timeout = 0 }, "clickhouse.timeout: 0s must be positive"},
 		{"ca without tls", func(c *Config) { c.TLS.CAFile = "/etc/ca.pem" }, "clickhouse.tls.ca-file: set, but tls.enabled is false"},
 	} {

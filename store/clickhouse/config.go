@@ -29,8 +29,11 @@ type Config struct {
 	PasswordFile string `yaml:"password-file"`
 	// TLS turns HTTPS on.
 	TLS TLSConfig `yaml:"tls"`
-	// RawTTL is how long ClickHouse keeps raw flows.
-	RawTTL time.Duration `yaml:"raw-ttl"`
+	// RawTTL is how long ClickHouse keeps raw flows, MinuteTTL the
+	// minute totals and HourTTL the hour totals.
+	RawTTL    time.Duration `yaml:"raw-ttl"`
+	MinuteTTL time.Duration `yaml:"minute-ttl"`
+	HourTTL   time.Duration `yaml:"hour-ttl"`
 	// Timeout bounds one request (a query or a batch insert).
 	Timeout time.Duration `yaml:"timeout"`
 }
@@ -52,6 +55,8 @@ func DefaultConfig() Config {
 		Database:  "flowbox",
 		User:      "default",
 		RawTTL:    30 * 24 * time.Hour,
+		MinuteTTL: 30 * 24 * time.Hour,
+		HourTTL:   400 * 24 * time.Hour,
 		Timeout:   30 * time.Second,
 	}
 }
@@ -75,8 +80,13 @@ func (c *Config) Validate() error {
 	if c.User == "" {
 		errs = append(errs, errors.New("clickhouse.user: empty"))
 	}
-	if c.RawTTL < time.Hour {
-		errs = append(errs, fmt.Errorf("clickhouse.raw-ttl: %s is below the minimum of 1h", c.RawTTL))
+	for _, ttl := range []struct {
+		key string
+		d   time.Duration
+	}{{"raw-ttl", c.RawTTL}, {"minute-ttl", c.MinuteTTL}, {"hour-ttl", c.HourTTL}} {
+		if ttl.d < time.Hour {
+			errs = append(errs, fmt.Errorf("clickhouse.%s: %s is below the minimum of 1h", ttl.key, ttl.d))
+		}
 	}
 	if c.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("clickhouse.timeout: %s must be positive", c.Timeout))
