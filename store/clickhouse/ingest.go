@@ -276,6 +276,7 @@ func (in *Ingest) shutdown(group []*store.Batch) error {
 	for {
 		select {
 		case b := <-in.queue:
+			in.seen.note(b)
 			group = append(group, b)
 			continue
 		default:
