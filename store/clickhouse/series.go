@@ -30,9 +30,11 @@ func NewReader(c *Client, site string, now func() time.Time) *Reader {
 // scaled is a column's sum scaled by each flow's sampling rate.
 func scaled(col string) string { return "sum(" + col + " * if(sampling > 1, sampling, 1))" }
 
-// TimeSeries answers a series query from the raw flows: any filter, any
-// grouping of store.SeriesQuery, with the buckets, lines and labels of
-// store.SeriesBuilder (Resolution raw; never partial).
+// TimeSeries answers a series query with the buckets, lines and labels of
+// store.SeriesBuilder: from the minute (or hour) totals when its filter is
+// one they answer (sources, directions; interfaces for a series by
+// interface), as flowdb decides, else from the raw flows, any filter.
+// It is never partial.
 func (r *Reader) TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Series, error) {
 	if err := store.CheckRange(q.From, q.To, r.now()); err != nil {
 		return nil, err
@@ -53,18 +55,52 @@ func (r *Reader) TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Se
 		gs = "src"
 	case store.DimDirection:
 		gd = "dir"
-	case store.DimInInterface:
+	case store.DimInInterface, store.DimOutInterface:
 		gs, gi = "src", "in_if"
-	case store.DimOutInterface:
-		gs, gi = "src", "out_if"
+		if q.GroupBy == store.DimOutInterface {
+			gi = "out_if"
+		}
 	}
-	group := fmt.Sprintf("toInt64(%s) AS gs, toUInt8(%s) AS gd, toUInt32(%s) AS gi", gs, gd, gi)
-	// The bucket of a flow is its end's second (as flowdb files it).
-	stmt := fmt.Sprintf("SELECT intDiv(toUnixTimestamp(t) - %d, %d) AS i, %s, %s, %s, count() FROM %s.flows"+
-		" WHERE site = %s AND t >= fromUnixTimestamp64Milli(%d) AND t < fromUnixTimestamp64Milli(%d)%s"+
-		" GROUP BY i, gs, gd, gi FORMAT TabSeparated",
-		b.From(), b.Step(), group, scaled("bytes"), scaled("packets"), r.c.cfg.Database,
-		quote(r.site), q.From.UnixMilli(), q.To.UnixMilli(), filterSQL(&q.Filter))
+	ifGroup := q.GroupBy == store.DimInInterface || q.GroupBy == store.DimOutInterface
+	raw := q.Resolution == store.ResRaw || q.Filter.NeedsRaw() || (len(q.Filter.Interfaces) > 0 && !ifGroup) ||
+		(ifGroup && len(q.Filter.Directions) > 0)
+	var stmt string
+	res := store.ResRaw
+	if raw {
+		// The bucket of a flow is its end's second (as flowdb files it).
+		stmt = fmt.Sprintf("SELECT intDiv(toUnixTimestamp(t) - %d, %d) AS i, toInt64(%s) AS gs, toUInt8(%s) AS gd, toUInt32(%s) AS gi, %s, %s, count()"+
+			" FROM %s.flows WHERE site = %s AND t >= fromUnixTimestamp64Milli(%d) AND t < fromUnixTimestamp64Milli(%d)%s"+
+			" GROUP BY i, gs, gd, gi FORMAT TabSeparated",
+			b.From(), b.Step(), gs, gd, gi, scaled("bytes"), scaled("packets"), r.c.cfg.Database,
+			quote(r.site), q.From.UnixMilli(), q.To.UnixMilli(), filterSQL(&q.Filter))
+	} else {
+		// The totals of the minutes (or hours) of the buckets: the rows
+		// of each key are summed, merged or not.
+		table := "tot_m"
+		res = store.ResMinute
+		if b.Step()%3600 == 0 || b.From() < r.now().Add(-r.c.cfg.MinuteTTL).Unix() {
+			table, res = "tot_h", store.ResHour
+		}
+		if res == store.ResHour && b.Step() < 3600 {
+			return nil, &store.QueryError{Field: "step", Msg: fmt.Sprintf("1-minute rollups are kept for %s: use a step of 1h or more for older ranges", r.c.cfg.MinuteTTL)}
+		}
+		where := inList("src", numbers(q.Filter.Sources))
+		if ifGroup {
+			table = "if" + table[3:]
+			side := 0
+			if q.GroupBy == store.DimOutInterface {
+				side = 1
+			}
+			gi = "ifx"
+			where += fmt.Sprintf(" AND side = %d", side) + inList("ifx", numbers(q.Filter.Interfaces))
+		} else {
+			where += inList("dir", numbers(q.Filter.Directions))
+		}
+		stmt = fmt.Sprintf("SELECT intDiv(toUnixTimestamp(t) - %d, %d) AS i, toInt64(%s) AS gs, toUInt8(%s) AS gd, toUInt32(%s) AS gi, sum(bytes), sum(packets), sum(flows)"+
+			" FROM %s.%s WHERE site = %s AND t >= toDateTime(%d) AND t < toDateTime(%d)%s"+
+			" GROUP BY i, gs, gd, gi FORMAT TabSeparated",
+			b.From(), b.Step(), gs, gd, gi, r.c.cfg.Database, table, quote(r.site), b.From(), b.To(), where)
+	}
 	out, err := r.c.Query(ctx, stmt)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the series from clickhouse: %w", err)
@@ -89,6 +125,14 @@ func (r *Reader) TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Se
 		b.Add(b.From()+int64(v[0])*b.Step(), int64(v[1]), store.Direction(v[2]), uint32(v[3]), v[4], v[5], v[6])
 	}
 	s := b.Series()
-	s.Resolution = store.ResRaw
+	s.Resolution = res
 	return s, nil
+}
+
+// inList returns " AND col IN (vals)", or "" without values.
+func inList(col string, vals []string) string {
+	if len(vals) == 0 {
+		return ""
+	}
+	return " AND " + col + " IN (" + strings.Join(vals, ", ") + ")"
 }
