@@ -3,9 +3,11 @@
 // (no driver: requests of SQL and RowBinary data), manages its schema with
 // numbered migrations (migrations/), and writes raw flows in batches.
 //
-// This package is being built (issue 21): it has the client, the schema of
-// raw flows and their inserts; the rollups, the queries and the wiring into
-// `flowbox serve` (store.backend) follow.
+// This package is being built (issue 21). It has the client, the schema
+// (raw flows; minute and hour totals), the writer (Ingest), and the time
+// series, top-N lists, flow search and CSV export, answered as the SQLite
+// store answers them. The top-N and usage rollups, the other queries and
+// the wiring into `flowbox serve` (store.backend) follow.
 package clickhouse
 
 import (
