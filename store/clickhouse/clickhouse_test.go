@@ -133,6 +133,18 @@ func TestMigrate(t *testing.T) {
 	if got, want := strings.TrimSpace(string(out)), "MergeTree\ttoYYYYMMDD(t)\tsite, toStartOfFiveMinutes(t), src, dir, proto, local\t1"; got != want {
 		t.Fatalf("flows: %q, want %q", got, want)
 	}
+	// The rollups: summed as they merge, each with its TTL.
+	for table, ttl := range map[string]time.Duration{"tot_m": c.cfg.MinuteTTL, "tot_h": c.cfg.HourTTL, "if_m": c.cfg.MinuteTTL,
+		"if_h": c.cfg.HourTTL, "usage_h": c.cfg.UsageHourTTL, "usage_d": c.cfg.HourTTL} {
+		out, err := c.Query(ctx, "SELECT engine, create_table_query FROM system.tables WHERE database = 'flowbox_test' AND name = '"+table+"' FORMAT TabSeparated")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("toIntervalSecond(%d)", int64(ttl.Seconds()))
+		if !strings.HasPrefix(string(out), "SummingMergeTree\t") || !strings.Contains(string(out), want) {
+			t.Fatalf("%s: %s, want a SummingMergeTree with TTL %s", table, out, want)
+		}
+	}
 	// Every column of flowColumns exists, in that order.
 	out, err = c.Query(ctx, "SELECT name FROM system.columns WHERE database = 'flowbox_test' AND table = 'flows' ORDER BY position FORMAT TabSeparated")
 	if err != nil {

@@ -32,10 +32,12 @@ type Config struct {
 	// TLS turns HTTPS on.
 	TLS TLSConfig `yaml:"tls"`
 	// RawTTL is how long ClickHouse keeps raw flows, MinuteTTL the
-	// minute totals and HourTTL the hour totals.
-	RawTTL    time.Duration `yaml:"raw-ttl"`
-	MinuteTTL time.Duration `yaml:"minute-ttl"`
-	HourTTL   time.Duration `yaml:"hour-ttl"`
+	// minute totals, HourTTL the hour totals and the daily usage, and
+	// UsageHourTTL the hourly subscriber usage.
+	RawTTL       time.Duration `yaml:"raw-ttl"`
+	MinuteTTL    time.Duration `yaml:"minute-ttl"`
+	HourTTL      time.Duration `yaml:"hour-ttl"`
+	UsageHourTTL time.Duration `yaml:"usage-hour-ttl"`
 	// Timeout bounds one request (a query or a batch insert).
 	Timeout time.Duration `yaml:"timeout"`
 }
@@ -53,13 +55,14 @@ type TLSConfig struct {
 // DefaultConfig returns the defaults: a local server, database flowbox.
 func DefaultConfig() Config {
 	return Config{
-		Addresses: []string{"127.0.0.1:8123"},
-		Database:  "flowbox",
-		User:      "default",
-		RawTTL:    30 * 24 * time.Hour,
-		MinuteTTL: 30 * 24 * time.Hour,
-		HourTTL:   400 * 24 * time.Hour,
-		Timeout:   30 * time.Second,
+		Addresses:    []string{"127.0.0.1:8123"},
+		Database:     "flowbox",
+		User:         "default",
+		RawTTL:       30 * 24 * time.Hour,
+		MinuteTTL:    30 * 24 * time.Hour,
+		HourTTL:      400 * 24 * time.Hour,
+		UsageHourTTL: 62 * 24 * time.Hour,
+		Timeout:      30 * time.Second,
 	}
 }
 
@@ -85,7 +88,7 @@ func (c *Config) Validate() error {
 	for _, ttl := range []struct {
 		key string
 		d   time.Duration
-	}{{"raw-ttl", c.RawTTL}, {"minute-ttl", c.MinuteTTL}, {"hour-ttl", c.HourTTL}} {
+	}{{"raw-ttl", c.RawTTL}, {"minute-ttl", c.MinuteTTL}, {"hour-ttl", c.HourTTL}, {"usage-hour-ttl", c.UsageHourTTL}} {
 		if ttl.d < time.Hour {
 			errs = append(errs, fmt.Errorf("clickhouse.%s: %s is below the minimum of 1h", ttl.key, ttl.d))
 		}

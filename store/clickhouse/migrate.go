@@ -25,8 +25,8 @@ type migration struct {
 
 // schemaParams are what the migrations' templates use.
 type schemaParams struct {
-	DB                         string // the database, a plain identifier
-	RawTTL, MinuteTTL, HourTTL int64  // seconds
+	DB                                       string // the database, a plain identifier
+	RawTTL, MinuteTTL, HourTTL, UsageHourTTL int64  // seconds
 }
 
 var migrationName = regexp.MustCompile(`^(\d{4})_([a-z0-9_]+)\.sql$`)
@@ -34,7 +34,7 @@ var migrationName = regexp.MustCompile(`^(\d{4})_([a-z0-9_]+)\.sql$`)
 // migrations returns the migrations rendered for cfg, in version order.
 func migrations(cfg *Config) ([]migration, error) {
 	p := schemaParams{DB: cfg.Database, RawTTL: int64(cfg.RawTTL.Seconds()),
-		MinuteTTL: int64(cfg.MinuteTTL.Seconds()), HourTTL: int64(cfg.HourTTL.Seconds())}
+		MinuteTTL: int64(cfg.MinuteTTL.Seconds()), HourTTL: int64(cfg.HourTTL.Seconds()), UsageHourTTL: int64(cfg.UsageHourTTL.Seconds())}
 	entries, err := fs.ReadDir(migrationFiles, "migrations")
 	if err != nil {
 		return nil, fmt.Errorf("cannot list clickhouse migrations: %w", err)

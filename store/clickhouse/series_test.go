@@ -306,3 +306,63 @@ func TestSeriesFromTotals(t *testing.T) {
 		t.Fatalf("an old range by minute: %v", err)
 	}
 }
+
+// TestUsageMatchesSQLite wants the same subscriber usage reports and
+// usage series from both stores: every sort, a search, sources, pages
+// (one past the end), by hour and by day.
+func TestUsageMatchesSQLite(t *testing.T) {
+	sq, ch, _, end := bothStores(t)
+	ctx := context.Background()
+	from := end.Add(-2 * time.Hour)
+	for i, q := range []store.UsageQuery{
+		{From: from, To: end},
+		{From: from, To: end, Sort: store.UsageByDownload, Limit: 2},
+		{From: from, To: end, Sort: store.UsageByUpload, Offset: 1},
+		{From: from, To: end, Sort: store.UsageByName},
+		{From: from, To: end, Search: "LUC"},
+		{From: from, To: end, Search: `o'brien \`},
+		{From: from, To: end, Sources: []int64{2, 3}, Sort: store.UsageByName},
+		{From: from, To: end, Offset: 50},
+		{From: end.Add(-3 * 24 * time.Hour), To: end.Add(time.Hour)},
+		{From: end.Add(-90 * 24 * time.Hour), To: end.Add(time.Hour)},
+	} {
+		want, err := sq.SubscriberUsage(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ch.SubscriberUsage(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("query %d %+v: clickhouse\n%+v\nsqlite\n%+v", i, q, got, want)
+		}
+		if i == 0 && (want.Count < 4 || len(want.Rows) == 0) {
+			t.Fatalf("usage of %d subscribers: the test data has too few", want.Count)
+		}
+	}
+	for _, q := range []store.UsageSeriesQuery{
+		{From: from, To: end, Subscriber: "Łukasz"},
+		{From: from, To: end, Subscriber: "customer-0042", Sources: []int64{1}, Step: 24 * time.Hour},
+		{From: end.Add(-80 * 24 * time.Hour), To: end, Subscriber: "Ana Lucía"},
+	} {
+		want, err := sq.SubscriberUsageSeries(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ch.SubscriberUsageSeries(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%+v: clickhouse\n%+v\nsqlite\n%+v", q, got, want)
+		}
+	}
+	for _, q := range []store.UsageQuery{{From: end, To: end}, {From: from, To: end, Sort: "random"}, {From: from, To: end, Limit: -1}} {
+		_, want := sq.SubscriberUsage(ctx, q)
+		_, got := ch.SubscriberUsage(ctx, q)
+		if want == nil || got == nil || got.Error() != want.Error() {
+			t.Errorf("%+v: clickhouse %v, sqlite %v", q, got, want)
+		}
+	}
+}

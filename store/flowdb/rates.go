@@ -286,7 +286,7 @@ func (s *FlowDB) RateSummaries(ctx context.Context, q store.RateQuery) ([]store.
 	if err != nil {
 		return nil, err
 	}
-	if err := checkRange(q.From, q.To); err != nil {
+	if err := store.CheckPeriod(q.From, q.To); err != nil {
 		return nil, err
 	}
 	f, t := q.From.Unix(), q.To.Unix()

@@ -244,7 +244,7 @@ func (p subPairs) prune(d int64) []stmt {
 // SubscriberDomains returns one subscriber's top remote domains over the
 // whole UTC days around [q.From, q.To).
 func (s *FlowDB) SubscriberDomains(ctx context.Context, q store.SubscriberDomainsQuery) (*store.SubscriberDomains, error) {
-	if err := checkRange(q.From, q.To); err != nil {
+	if err := store.CheckPeriod(q.From, q.To); err != nil {
 		return nil, err
 	}
 	if q.Subscriber == "" {

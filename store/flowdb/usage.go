@@ -90,19 +90,13 @@ func (a *aggregator) writeUsage(ctx context.Context, tx *sql.Tx) error {
 // subscriber, not 720). Older ranges are read by UTC day.
 func (s *FlowDB) usageSource(from, to time.Time, sources []int64, search, sub string) (src string, args []any, res store.Resolution, f, t int64) {
 	const cols = "src, sub, down_bytes, up_bytes, down_packets, up_packets, flows"
-	span := int64(3600)
-	res = store.ResHour
-	if from.Before(s.now().Add(-s.cfg.UsageHourRetention)) {
-		span, res = 86400, store.ResDay
-	}
-	f = floorDiv(from.Unix(), span) * span
-	t = -floorDiv(-to.Unix(), span) * span
+	sp := store.NewUsageSpan(from, to, s.now().Add(-s.cfg.UsageHourRetention))
+	res, f, t = sp.Resolution, sp.From, sp.To
 	where, wargs := usageWhere(sources, search, sub)
 	if res == store.ResDay {
 		return "SELECT " + cols + ", t + 86400 AS e FROM usage_d WHERE t >= ? AND t < ?" + where, append([]any{f, t}, wargs...), res, f, t
 	}
-	d1 := -floorDiv(-f, 86400) * 86400 // first whole day
-	d0 := floorDiv(t, 86400) * 86400   // end of the last whole day
+	d1, d0 := sp.D1, sp.D0
 	if d1 >= d0 {
 		return "SELECT " + cols + ", t + 3600 AS e FROM usage_h WHERE t >= ? AND t < ?" + where, append([]any{f, t}, wargs...), res, f, t
 	}
@@ -134,33 +128,11 @@ func usageWhere(sources []int64, search, sub string) (string, []any) {
 	return b.String(), args
 }
 
-func checkRange(from, to time.Time) error {
-	if from.IsZero() || to.IsZero() {
-		return &store.QueryError{Field: "from", Msg: "from and to are required"}
-	}
-	if !from.Before(to) {
-		return &store.QueryError{Field: "to", Msg: fmt.Sprintf("to (%s) is not after from (%s)", to.UTC().Format(time.RFC3339), from.UTC().Format(time.RFC3339))}
-	}
-	return nil
-}
-
 // SubscriberUsage returns the traffic of each subscriber over the period,
 // per router, sorted and paged, with the count and totals of every match.
 func (s *FlowDB) SubscriberUsage(ctx context.Context, q store.UsageQuery) (*store.UsageResult, error) {
-	if err := checkRange(q.From, q.To); err != nil {
+	if err := q.Check(); err != nil {
 		return nil, err
-	}
-	if q.Limit == 0 {
-		q.Limit = 100
-	}
-	if q.Limit < 1 || q.Limit > 10000 {
-		return nil, &store.QueryError{Field: "limit", Msg: fmt.Sprintf("limit=%d is outside 1..10000", q.Limit)}
-	}
-	if q.Offset < 0 {
-		return nil, &store.QueryError{Field: "offset", Msg: fmt.Sprintf("offset=%d is negative", q.Offset)}
-	}
-	if len(q.Search) > 200 {
-		return nil, &store.QueryError{Field: "search", Msg: "longer than 200 characters"}
 	}
 	order := ""
 	switch q.Sort {
@@ -172,8 +144,6 @@ func (s *FlowDB) SubscriberUsage(ctx context.Context, q store.UsageQuery) (*stor
 		order = "u DESC, sub, src"
 	case store.UsageByName:
 		order = "sub COLLATE NOCASE, sub, src"
-	default:
-		return nil, &store.QueryError{Field: "sort", Msg: fmt.Sprintf("unknown sort %q (want total, download, upload or name)", q.Sort)}
 	}
 	src, args, res, f, t := s.usageSource(q.From, q.To, q.Sources, q.Search, "")
 	// One pass: the page, and the count and totals of every match as
@@ -222,40 +192,14 @@ func (s *FlowDB) SubscriberUsage(ctx context.Context, q store.UsageQuery) (*stor
 // SubscriberUsageSeries returns a subscriber's download and upload bytes
 // per hour or per day over the period (steps without traffic are zero).
 func (s *FlowDB) SubscriberUsageSeries(ctx context.Context, q store.UsageSeriesQuery) (*store.UsageSeries, error) {
-	if err := checkRange(q.From, q.To); err != nil {
+	out, f, t, err := q.Check(s.now().Add(-s.cfg.UsageHourRetention), s.cfg.UsageHourRetention)
+	if err != nil {
 		return nil, err
 	}
-	if q.Subscriber == "" {
-		return nil, &store.QueryError{Field: "subscriber", Msg: "a subscriber name is required"}
+	table, span := "usage_d", int64(out.Step/time.Second)
+	if out.Resolution == store.ResHour {
+		table = "usage_h"
 	}
-	hourly := !q.From.Before(s.now().Add(-s.cfg.UsageHourRetention))
-	switch q.Step {
-	case 0:
-		hourly = hourly && q.To.Sub(q.From) <= 7*24*time.Hour
-	case time.Hour:
-		if !hourly {
-			return nil, &store.QueryError{Field: "step", Msg: fmt.Sprintf("hourly usage is kept for %s; pick a later from or a daily step", s.cfg.UsageHourRetention)}
-		}
-	case 24 * time.Hour:
-		hourly = false
-	default:
-		return nil, &store.QueryError{Field: "step", Msg: fmt.Sprintf("step %s is not 1h or 24h", q.Step)}
-	}
-	table, res, span := "usage_d", store.ResDay, int64(86400)
-	if hourly {
-		table, res, span = "usage_h", store.ResHour, 3600
-	}
-	f := floorDiv(q.From.Unix(), span) * span
-	t := -floorDiv(-q.To.Unix(), span) * span
-	if n := (t - f) / span; n > 20000 {
-		return nil, &store.QueryError{Field: "to", Msg: fmt.Sprintf("%d steps; pick a shorter range or a daily step", n)}
-	}
-	out := &store.UsageSeries{Resolution: res, Step: time.Duration(span) * time.Second}
-	for x := f; x < t; x += span {
-		out.Times = append(out.Times, x)
-	}
-	out.DownloadBytes = make([]uint64, len(out.Times))
-	out.UploadBytes = make([]uint64, len(out.Times))
 	where, args := usageWhere(q.Sources, "", q.Subscriber)
 	rows, err := s.r.QueryContext(ctx, "SELECT t, sum(down_bytes), sum(up_bytes) FROM "+table+" WHERE t >= ? AND t < ?"+where+" GROUP BY t",
 		append([]any{f, t}, args...)...)
