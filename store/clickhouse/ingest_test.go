@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -104,19 +105,6 @@ func ingestRig(t *testing.T, queue int) (*Ingest, *proxy, *Client, *countObserve
 	return in, p, c, o
 }
 
-// waitFor polls cond until it holds (a guard of a minute against a hang;
-// no test result depends on how long it takes).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("still waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func countFlows(t *testing.T, c *Client) int {
 	t.Helper()
 	out, err := c.Query(context.Background(), "SELECT count() FROM "+c.Database()+".flows")
@@ -145,9 +133,9 @@ func TestIngestOutage(t *testing.T) {
 	if err := in.InsertFlows(ctx, flows[:100]); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the writer to see ClickHouse down", func() bool {
+	testutil.WaitFor(t, time.Minute, "the writer to see ClickHouse down", func() (bool, string) {
 		h := in.Health()
-		return !h.OK && strings.Contains(h.Error, "503")
+		return !h.OK && strings.Contains(h.Error, "503"), fmt.Sprintf("%+v", h)
 	})
 	// The others wait in the queue until it is full.
 	accepted, refused := 100, 0
@@ -171,9 +159,9 @@ func TestIngestOutage(t *testing.T) {
 		t.Fatalf("health %+v: want a full queue of 4", h)
 	}
 	p.mode.Store(0)
-	waitFor(t, "every accepted flow written", func() bool {
+	testutil.WaitFor(t, time.Minute, "every accepted flow written", func() (bool, string) {
 		stored, _ := o.counts()
-		return stored == accepted
+		return stored == accepted, fmt.Sprintf("%d of %d stored", stored, accepted)
 	})
 	if h := in.Health(); !h.OK || h.DroppedFlows != 0 {
 		t.Fatalf("health after the outage: %+v", h)
@@ -209,9 +197,9 @@ func TestIngestDrops(t *testing.T) {
 	if err := in.InsertFlows(ctx, flows[:200]); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the bad batch dropped", func() bool {
+	testutil.WaitFor(t, time.Minute, "the bad batch dropped", func() (bool, string) {
 		_, d := o.counts()
-		return d[store.DropWriteError] == 200
+		return d[store.DropWriteError] == 200, fmt.Sprintf("dropped %v", d)
 	})
 	if h := in.Health(); h.OK || h.DroppedBatches != 1 || h.DroppedFlows != 200 || !strings.Contains(h.Error, "Cannot parse input") {
 		t.Fatalf("health after a refused batch: %+v", h)
@@ -223,7 +211,10 @@ func TestIngestDrops(t *testing.T) {
 	if err := in.InsertFlows(ctx, flows[400:]); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the writer to see ClickHouse down", func() bool { return strings.Contains(in.Health().Error, "503") })
+	testutil.WaitFor(t, time.Minute, "the writer to see ClickHouse down", func() (bool, string) {
+		h := in.Health()
+		return strings.Contains(h.Error, "503"), h.Error
+	})
 	cancel()
 	if err := <-done; err == nil || !strings.Contains(err.Error(), "dropped at shutdown") {
 		t.Fatalf("Run: %v", err)

@@ -366,3 +366,38 @@ func TestUsageMatchesSQLite(t *testing.T) {
 		}
 	}
 }
+
+// TestDomainsMatchSQLite wants the same domain reports of a subscriber
+// from both stores.
+func TestDomainsMatchSQLite(t *testing.T) {
+	sq, ch, _, end := bothStores(t)
+	ctx := context.Background()
+	for _, q := range []store.SubscriberDomainsQuery{
+		{From: end.Add(-time.Hour), To: end, Subscriber: "Łukasz"},
+		{From: end.Add(-48 * time.Hour), To: end, Subscriber: `O'Brien \ Co`, N: 1},
+		{From: end.Add(-time.Hour), To: end, Subscriber: "customer-0042", Sources: []int64{2}},
+		{From: end.Add(-time.Hour), To: end, Subscriber: "nobody"},
+	} {
+		want, err := sq.SubscriberDomains(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ch.SubscriberDomains(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%+v: clickhouse\n%+v\nsqlite\n%+v", q, got, want)
+		}
+		if q.Subscriber == "Łukasz" && len(want.Rows) < 2 {
+			t.Fatalf("%s: %d domains: the test data has too few", q.Subscriber, len(want.Rows))
+		}
+	}
+	for _, q := range []store.SubscriberDomainsQuery{{From: end, To: end, Subscriber: "x"}, {From: end.Add(-time.Hour), To: end}, {From: end.Add(-time.Hour), To: end, Subscriber: "x", N: 500}} {
+		_, want := sq.SubscriberDomains(ctx, q)
+		_, got := ch.SubscriberDomains(ctx, q)
+		if want == nil || got == nil || got.Error() != want.Error() {
+			t.Errorf("%+v: clickhouse %v, sqlite %v", q, got, want)
+		}
+	}
+}

@@ -106,3 +106,28 @@ func (r *Reader) SubscriberUsageSeries(ctx context.Context, q store.UsageSeriesQ
 	}
 	return out, nil
 }
+
+// SubscriberDomains returns one subscriber's top remote domains over the
+// whole UTC days around [q.From, q.To), ranked as flowdb ranks them.
+func (r *Reader) SubscriberDomains(ctx context.Context, q store.SubscriberDomainsQuery) (*store.SubscriberDomains, error) {
+	f, t, err := q.Check()
+	if err != nil {
+		return nil, err
+	}
+	b, err := r.c.Query(ctx, fmt.Sprintf("SELECT dom, sum(down_bytes), sum(up_bytes), sum(flows) FROM %s.subdom_d"+
+		" WHERE site = %s AND sub = %s AND t >= toDateTime(%d) AND t < toDateTime(%d)%s GROUP BY dom FORMAT RowBinary",
+		r.c.cfg.Database, quote(r.site), quote(q.Subscriber), f, t, inList("src", numbers(q.Sources))))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the domains of %q from clickhouse: %w", q.Subscriber, err)
+	}
+	rr := &rowReader{b: b}
+	names := map[string]string{}
+	var all []store.DomainUsage
+	for len(rr.b) > 0 && rr.err == nil {
+		all = append(all, store.DomainUsage{Domain: rr.str(names), DownloadBytes: rr.u64(), UploadBytes: rr.u64(), Flows: rr.u64()})
+	}
+	if rr.err != nil {
+		return nil, fmt.Errorf("cannot read the domains of %q from clickhouse: %w", q.Subscriber, rr.err)
+	}
+	return store.RankDomains(f, t, all, q.N), nil
+}

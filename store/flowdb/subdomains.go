@@ -26,7 +26,7 @@ const (
 	// subDomainsPerDay is the domains kept per subscriber, router and day.
 	subDomainsPerDay = 20
 	// subDomainOther is the stored domain of the rest.
-	subDomainOther = "*"
+	subDomainOther = store.DomainRest
 )
 
 // subDomSum is a subscriber's traffic with a domain in one day.
@@ -244,20 +244,10 @@ func (p subPairs) prune(d int64) []stmt {
 // SubscriberDomains returns one subscriber's top remote domains over the
 // whole UTC days around [q.From, q.To).
 func (s *FlowDB) SubscriberDomains(ctx context.Context, q store.SubscriberDomainsQuery) (*store.SubscriberDomains, error) {
-	if err := store.CheckPeriod(q.From, q.To); err != nil {
+	f, t, err := q.Check()
+	if err != nil {
 		return nil, err
 	}
-	if q.Subscriber == "" {
-		return nil, &store.QueryError{Field: "subscriber", Msg: "a subscriber is required"}
-	}
-	switch {
-	case q.N == 0:
-		q.N = 10
-	case q.N < 0 || q.N > 100:
-		return nil, &store.QueryError{Field: "limit", Msg: fmt.Sprintf("%d is not within 1..100", q.N)}
-	}
-	f := floorDiv(q.From.Unix(), 86400) * 86400
-	t := -floorDiv(-q.To.Unix(), 86400) * 86400
 	var b strings.Builder
 	b.WriteString("SELECT dom, sum(down_bytes), sum(up_bytes), sum(flows) FROM subdom_d WHERE sub = ? AND t >= ? AND t < ?")
 	args := []any{q.Subscriber, f, t}
@@ -273,7 +263,6 @@ func (s *FlowDB) SubscriberDomains(ctx context.Context, q store.SubscriberDomain
 		return nil, fmt.Errorf("cannot read subscriber domains: %w", err)
 	}
 	defer rows.Close()
-	res := &store.SubscriberDomains{From: time.Unix(f, 0).UTC(), To: time.Unix(t, 0).UTC()}
 	var all []store.DomainUsage
 	for rows.Next() {
 		var u store.DomainUsage
@@ -282,39 +271,12 @@ func (s *FlowDB) SubscriberDomains(ctx context.Context, q store.SubscriberDomain
 			return nil, fmt.Errorf("cannot read subscriber domains: %w", err)
 		}
 		u.DownloadBytes, u.UploadBytes, u.Flows = uint64(down), uint64(up), uint64(flows)
-		addUsage(&res.Total, &u)
-		if u.Domain == subDomainOther {
-			addUsage(&res.Other, &u)
-			continue
-		}
 		all = append(all, u)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("cannot read subscriber domains: %w", err)
 	}
-	slices.SortFunc(all, func(x, y store.DomainUsage) int {
-		if c := cmp.Compare(y.DownloadBytes+y.UploadBytes, x.DownloadBytes+x.UploadBytes); c != 0 {
-			return c
-		}
-		return cmp.Compare(x.Domain, y.Domain)
-	})
-	for i := range all {
-		if i >= q.N {
-			addUsage(&res.Other, &all[i])
-			continue
-		}
-		res.Rows = append(res.Rows, all[i])
-	}
-	if res.Rows == nil {
-		res.Rows = []store.DomainUsage{}
-	}
-	return res, nil
-}
-
-func addUsage(dst, u *store.DomainUsage) {
-	dst.DownloadBytes += u.DownloadBytes
-	dst.UploadBytes += u.UploadBytes
-	dst.Flows += u.Flows
+	return store.RankDomains(f, t, all, q.N), nil
 }
 
 // subscriberAppList is one subscriber's largest applications on one
