@@ -4,9 +4,10 @@
 // numbered migrations (migrations/), and writes raw flows in batches.
 //
 // This package is being built (issue 21). It has the client, the schema
-// (raw flows; minute and hour totals; subscriber usage), the writer
-// (Ingest), and the time series, top-N lists, flow search, CSV export and
-// usage reports, answered as the SQLite store answers them. The top-N
+// (raw flows; minute and hour totals; subscriber usage and domains), the
+// writer (Ingest), and the time series, top-N lists, flow search, CSV
+// export, usage reports and subscriber domains, answered as the SQLite
+// store answers them. The top-N
 // rollups, the other queries and the wiring into `flowbox serve`
 // (store.backend) follow.
 package clickhouse
