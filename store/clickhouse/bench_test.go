@@ -10,8 +10,8 @@ import (
 	"github.com/flowbox/flowbox/store/storetest"
 )
 
-// BenchmarkInsert measures raw flow inserts into ClickHouse (chDB, through
-// the HTTP endpoint chdbhttp): realistic flows (the netflowtest model of a
+// BenchmarkInsert measures raw flow inserts into ClickHouse (chDB through
+// the HTTP endpoint chdbhttp, or the server of FLOWBOX_CLICKHOUSE_URL): realistic flows (the netflowtest model of a
 // 1,000-subscriber router at 20,000 flows/s, enriched, none repeated) in
 // inserts of 65,536, as the writer sends them; at most 32 inserts
 // (-benchtime 20x). It reports flows/s end to end, the client's encoding time a
@@ -19,8 +19,7 @@ import (
 // disk once merged (the flows table's active parts), logging the columns
 // that take the most.
 func BenchmarkInsert(b *testing.B) {
-	srv := chtestStart(b)
-	c := clientOfServer(b, srv)
+	c := newTestClient(b)
 	ctx := context.Background()
 	if _, err := Migrate(ctx, c); err != nil {
 		b.Fatal(err)

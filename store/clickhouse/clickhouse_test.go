@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,35 +21,61 @@ import (
 	"github.com/flowbox/flowbox/store/clickhouse/chtest"
 )
 
-// newTestClient starts a chDB endpoint and returns a client of it, with a
-// database of its own.
-func newTestClient(t *testing.T) (*Client, *chtest.Server) {
-	t.Helper()
-	srv := chtest.Start(t)
-	return clientOf(t, srv, srv.Password), srv
-}
-
-func chtestStart(tb testing.TB) *chtest.Server { return chtest.Start(tb) }
-
-func clientOfServer(tb testing.TB, srv *chtest.Server) *Client {
-	return clientOf(tb, srv, srv.Password)
-}
-
-func clientOf(t testing.TB, srv *chtest.Server, password string) *Client {
-	t.Helper()
+// newTestClient returns a client of a ClickHouse with a database of its
+// own: a chDB endpoint started for the test or, with
+// FLOWBOX_CLICKHOUSE_URL (http[s]://user:password@host:port), a real
+// server, where the test's database is dropped when it ends.
+func newTestClient(tb testing.TB) *Client {
+	tb.Helper()
 	cfg := DefaultConfig()
-	cfg.Addresses = []string{srv.Addr}
-	cfg.Database = "flowbox_test"
-	cfg.User = srv.User
-	cfg.PasswordFile = filepath.Join(t.TempDir(), "password")
+	password := ""
+	if raw := os.Getenv("FLOWBOX_CLICKHOUSE_URL"); raw != "" {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			tb.Fatalf("FLOWBOX_CLICKHOUSE_URL %q: want http[s]://user:password@host:port", raw)
+		}
+		cfg.Addresses = []string{u.Host}
+		cfg.TLS.Enabled = u.Scheme == "https"
+		if u.User != nil {
+			cfg.User = u.User.Username()
+			password, _ = u.User.Password()
+		}
+		cfg.Database = fmt.Sprintf("flowbox_test_%d_%d", os.Getpid(), rand.Uint32())
+	} else {
+		srv := chtest.Start(tb)
+		cfg.Addresses = []string{srv.Addr}
+		cfg.User, password = srv.User, srv.Password
+		cfg.Database = "flowbox_test"
+	}
+	cfg.PasswordFile = filepath.Join(tb.TempDir(), "password")
 	if err := os.WriteFile(cfg.PasswordFile, []byte(password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	c, err := NewClient(cfg, testutil.Logger(t))
+	c, err := NewClient(cfg, testutil.Logger(tb))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	tb.Cleanup(func() {
+		if err := c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+cfg.Database); err != nil {
+			tb.Errorf("cannot drop the test database: %v", err)
+		}
+	})
 	return c
+}
+
+// withPassword returns a client of c's server with another password.
+func withPassword(tb testing.TB, c *Client, password string) *Client {
+	tb.Helper()
+	cfg := c.cfg
+	cfg.PasswordFile = filepath.Join(tb.TempDir(), "password")
+	if err := os.WriteFile(cfg.PasswordFile, []byte(password+"\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	bad, err := NewClient(cfg, testutil.Logger(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return bad
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -117,7 +144,7 @@ func TestSplitStatements(t *testing.T) {
 // TestMigrate runs the migrations on ClickHouse (chDB): once, then again
 // (nothing to do), and refuses a database a newer flowbox migrated.
 func TestMigrate(t *testing.T) {
-	c, _ := newTestClient(t)
+	c := newTestClient(t)
 	ctx := context.Background()
 	n, err := Migrate(ctx, c)
 	if err != nil || n == 0 {
@@ -126,7 +153,7 @@ func TestMigrate(t *testing.T) {
 	if n, err := Migrate(ctx, c); err != nil || n != 0 {
 		t.Fatalf("second run: %d applied (want 0), %v", n, err)
 	}
-	out, err := c.Query(ctx, "SELECT engine, partition_key, sorting_key, create_table_query LIKE '%TTL%' FROM system.tables WHERE database = 'flowbox_test' AND name = 'flows' FORMAT TabSeparated")
+	out, err := c.Query(ctx, "SELECT engine, partition_key, sorting_key, create_table_query LIKE '%TTL%' FROM system.tables WHERE database = '"+c.Database()+"' AND name = 'flows' FORMAT TabSeparated")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +163,7 @@ func TestMigrate(t *testing.T) {
 	// The rollups: summed as they merge, each with its TTL.
 	for table, ttl := range map[string]time.Duration{"tot_m": c.cfg.MinuteTTL, "tot_h": c.cfg.HourTTL, "if_m": c.cfg.MinuteTTL,
 		"if_h": c.cfg.HourTTL, "usage_h": c.cfg.UsageHourTTL, "usage_d": c.cfg.HourTTL} {
-		out, err := c.Query(ctx, "SELECT engine, create_table_query FROM system.tables WHERE database = 'flowbox_test' AND name = '"+table+"' FORMAT TabSeparated")
+		out, err := c.Query(ctx, "SELECT engine, create_table_query FROM system.tables WHERE database = '"+c.Database()+"' AND name = '"+table+"' FORMAT TabSeparated")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,14 +173,14 @@ func TestMigrate(t *testing.T) {
 		}
 	}
 	// Every column of flowColumns exists, in that order.
-	out, err = c.Query(ctx, "SELECT name FROM system.columns WHERE database = 'flowbox_test' AND table = 'flows' ORDER BY position FORMAT TabSeparated")
+	out, err = c.Query(ctx, "SELECT name FROM system.columns WHERE database = '"+c.Database()+"' AND table = 'flows' ORDER BY position FORMAT TabSeparated")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, want := strings.Join(strings.Fields(string(out)), ", "), flowColumns; got != want {
 		t.Fatalf("columns:\n%s\nwant\n%s", got, want)
 	}
-	if err := c.Exec(ctx, "INSERT INTO flowbox_test.flowbox_migrations (version, name) VALUES (9999, 'future')"); err != nil {
+	if err := c.Exec(ctx, "INSERT INTO "+c.Database()+".flowbox_migrations (version, name) VALUES (9999, 'future')"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Migrate(ctx, c); err == nil || !strings.Contains(err.Error(), "schema version 9999, newer than this flowbox knows") {
@@ -232,7 +259,7 @@ func testSource(f *store.Flow) int64 {
 // and reads them back from ClickHouse (chDB) equal, field by field; flows
 // older than the raw TTL are dropped.
 func TestInsertFlows(t *testing.T) {
-	c, _ := newTestClient(t)
+	c := newTestClient(t)
 	ctx := context.Background()
 	if _, err := Migrate(ctx, c); err != nil {
 		t.Fatal(err)
@@ -249,7 +276,7 @@ func TestInsertFlows(t *testing.T) {
 	if err := w.Insert(ctx, flows[1000:]); err != nil {
 		t.Fatal(err)
 	}
-	out, err := c.Query(ctx, "SELECT "+flowColumns+" FROM flowbox_test.flows FORMAT RowBinary")
+	out, err := c.Query(ctx, "SELECT "+flowColumns+" FROM "+c.Database()+".flows FORMAT RowBinary")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,10 +315,10 @@ func TestInsertFlows(t *testing.T) {
 	if err := w.Insert(ctx, old); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Exec(ctx, "OPTIMIZE TABLE flowbox_test.flows FINAL"); err != nil {
+	if err := c.Exec(ctx, "OPTIMIZE TABLE "+c.Database()+".flows FINAL"); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := c.Query(ctx, "SELECT count() FROM flowbox_test.flows"); err != nil || strings.TrimSpace(string(n)) != fmt.Sprint(len(flows)) {
+	if n, err := c.Query(ctx, "SELECT count() FROM "+c.Database()+".flows"); err != nil || strings.TrimSpace(string(n)) != fmt.Sprint(len(flows)) {
 		t.Fatalf("after the TTL: %s flows (%v), want %d", n, err, len(flows))
 	}
 	// A truncated answer is an error, not a short list.
@@ -307,7 +334,7 @@ func TestInsertFlows(t *testing.T) {
 // servers become: a ServerError with the exception's code, or the next
 // address.
 func TestClientErrors(t *testing.T) {
-	c, srv := newTestClient(t)
+	c := newTestClient(t)
 	ctx := context.Background()
 	var se *ServerError
 	if err := c.Exec(ctx, "SELEC 1"); !errors.As(err, &se) || se.Code != 62 || se.Status != 400 {
@@ -319,7 +346,7 @@ func TestClientErrors(t *testing.T) {
 	if err := c.Exec(ctx, "SELECT 1; SELECT 2"); !errors.As(err, &se) || se.Code != 62 {
 		t.Fatalf("two statements: %v", err)
 	}
-	bad := clientOf(t, srv, "wrong")
+	bad := withPassword(t, c, "wrong")
 	if _, err := bad.Query(ctx, "SELECT 1"); !errors.As(err, &se) || se.Code != 516 || !strings.Contains(se.Message, "Authentication failed") {
 		t.Fatalf("wrong password: %v", err)
 	}
@@ -331,7 +358,7 @@ func TestClientErrors(t *testing.T) {
 	}
 	dead := ln.Addr().String()
 	ln.Close()
-	c.cfg.Addresses = []string{dead, srv.Addr}
+	c.cfg.Addresses = []string{dead, c.cfg.Addresses[0]}
 	fo, err := NewClient(c.cfg, testutil.Logger(t))
 	if err != nil {
 		t.Fatal(err)

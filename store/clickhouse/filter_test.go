@@ -15,7 +15,7 @@ import (
 // (chDB) are those store.Filter.Match passes, for every field of Filter,
 // alone and together.
 func TestFilterSQL(t *testing.T) {
-	c, _ := newTestClient(t)
+	c := newTestClient(t)
 	ctx := context.Background()
 	if _, err := Migrate(ctx, c); err != nil {
 		t.Fatal(err)

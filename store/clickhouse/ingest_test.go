@@ -77,11 +77,15 @@ func (o *countObserver) counts() (int, map[string]int) {
 // ingestRig is an Ingest writing to chDB through a proxy.
 func ingestRig(t *testing.T, queue int) (*Ingest, *proxy, *Client, *countObserver) {
 	t.Helper()
-	c, srv := newTestClient(t)
+	c := newTestClient(t)
 	if _, err := Migrate(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
-	target, _ := url.Parse(srv.URL())
+	scheme := "http"
+	if c.cfg.TLS.Enabled {
+		scheme = "https"
+	}
+	target := &url.URL{Scheme: scheme, Host: c.cfg.Addresses[0], Path: "/"}
 	p := &proxy{rp: httputil.NewSingleHostReverseProxy(target)}
 	front := httptest.NewServer(p)
 	t.Cleanup(front.Close)
@@ -235,8 +239,7 @@ func TestIngestDrops(t *testing.T) {
 // when their exporters and routers were last seen: from memory, and from
 // ClickHouse for a store opened afterwards.
 func TestStoreLastSeen(t *testing.T) {
-	_, srv := newTestClient(t)
-	cfg := clientOf(t, srv, srv.Password).cfg
+	cfg := newTestClient(t).cfg
 	ctx := context.Background()
 	s, err := Open(ctx, cfg, "north", nil, 8, testutil.Logger(t))
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 // ClickHouse (chDB), and returns both and the flows' end.
 func bothStores(t *testing.T) (*storetest.Store, *Reader, []store.Flow, time.Time) {
 	t.Helper()
-	c, _ := newTestClient(t)
+	c := newTestClient(t)
 	ctx := context.Background()
 	if _, err := Migrate(ctx, c); err != nil {
 		t.Fatal(err)

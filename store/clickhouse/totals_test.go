@@ -14,7 +14,7 @@ import (
 // totals, per source and direction and per interface, with the counters
 // (scaled by sampling) of the flows inserted, over several inserts.
 func TestTotalsMatchFlows(t *testing.T) {
-	c, _ := newTestClient(t)
+	c := newTestClient(t)
 	ctx := context.Background()
 	if _, err := Migrate(ctx, c); err != nil {
 		t.Fatal(err)
