@@ -47,14 +47,7 @@ func newTestClient(tb testing.TB) *Client {
 		cfg.User, password = srv.User, srv.Password
 		cfg.Database = "flowbox_test"
 	}
-	cfg.PasswordFile = filepath.Join(tb.TempDir(), "password")
-	if err := os.WriteFile(cfg.PasswordFile, []byte(password+"\n"), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	c, err := NewClient(cfg, testutil.Logger(tb))
-	if err != nil {
-		tb.Fatal(err)
-	}
+	c := clientWith(tb, cfg, password)
 	tb.Cleanup(func() {
 		if err := c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+cfg.Database); err != nil {
 			tb.Errorf("cannot drop the test database: %v", err)
@@ -65,17 +58,21 @@ func newTestClient(tb testing.TB) *Client {
 
 // withPassword returns a client of c's server with another password.
 func withPassword(tb testing.TB, c *Client, password string) *Client {
+	return clientWith(tb, c.cfg, password)
+}
+
+// clientWith returns a client of cfg with password in its password file.
+func clientWith(tb testing.TB, cfg Config, password string) *Client {
 	tb.Helper()
-	cfg := c.cfg
 	cfg.PasswordFile = filepath.Join(tb.TempDir(), "password")
 	if err := os.WriteFile(cfg.PasswordFile, []byte(password+"\n"), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	bad, err := NewClient(cfg, testutil.Logger(tb))
+	c, err := NewClient(cfg, testutil.Logger(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return bad
+	return c
 }
 
 func TestConfigValidate(t *testing.T) {
