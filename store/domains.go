@@ -61,7 +61,7 @@ func (q *SubscriberDomainsQuery) Check() (f, t int64, err error) {
 	case q.N < 0 || q.N > 100:
 		return 0, 0, &QueryError{Field: "limit", Msg: fmt.Sprintf("%d is not within 1..100", q.N)}
 	}
-	return floorDiv(q.From.Unix(), 86400) * 86400, -floorDiv(-q.To.Unix(), 86400) * 86400, nil
+	return FloorDiv(q.From.Unix(), 86400) * 86400, -FloorDiv(-q.To.Unix(), 86400) * 86400, nil
 }
 
 // RankDomains returns the answer over days [f, t) of the traffic of each

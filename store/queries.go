@@ -2,8 +2,10 @@ package store
 
 import (
 	"cmp"
+	"encoding/csv"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -519,10 +521,43 @@ func (q *SearchQuery) CheckLimit() error {
 	return nil
 }
 
-// CSVRecord fills rec (len(CSVHeader)) with flow f's fields, as ExportCSV
-// writes them: times in RFC 3339 UTC, raw counters, absent addresses empty,
-// text guarded by CSVText.
-func CSVRecord(f *Flow, rec []string) {
+// FlowCSV writes flows as every ExportCSV does: CSVHeader, then a record
+// per flow (times in RFC 3339 UTC, raw counters, absent addresses empty,
+// text guarded by CSVText).
+type FlowCSV struct {
+	w   *csv.Writer
+	rec []string
+}
+
+// NewFlowCSV writes the header to w and returns the writer of the rows.
+func NewFlowCSV(w io.Writer) (*FlowCSV, error) {
+	c := &FlowCSV{w: csv.NewWriter(w), rec: make([]string, len(CSVHeader))}
+	if err := c.w.Write(CSVHeader); err != nil {
+		return nil, fmt.Errorf("cannot write CSV: %w", err)
+	}
+	return c, nil
+}
+
+// Write writes flow f's record.
+func (c *FlowCSV) Write(f *Flow) error {
+	csvRecord(f, c.rec)
+	if err := c.w.Write(c.rec); err != nil {
+		return fmt.Errorf("cannot write CSV: %w", err)
+	}
+	return nil
+}
+
+// Flush writes what is buffered.
+func (c *FlowCSV) Flush() error {
+	c.w.Flush()
+	if err := c.w.Error(); err != nil {
+		return fmt.Errorf("cannot write CSV: %w", err)
+	}
+	return nil
+}
+
+// csvRecord fills rec (len(CSVHeader)) with flow f's fields.
+func csvRecord(f *Flow, rec []string) {
 	addr := func(a netip.Addr) string {
 		if !a.IsValid() {
 			return ""

@@ -62,10 +62,10 @@ func NewUsageSpan(from, to, hoursFrom time.Time) UsageSpan {
 		span, res = 86400, ResDay
 	}
 	u := UsageSpan{Resolution: res, HourEnd: 3600, DayEnd: 86400}
-	u.From = floorDiv(from.Unix(), span) * span
-	u.To = -floorDiv(-to.Unix(), span) * span
-	u.D1 = -floorDiv(-u.From, 86400) * 86400 // first whole day
-	u.D0 = floorDiv(u.To, 86400) * 86400     // end of the last whole day
+	u.From = FloorDiv(from.Unix(), span) * span
+	u.To = -FloorDiv(-to.Unix(), span) * span
+	u.D1 = -FloorDiv(-u.From, 86400) * 86400 // first whole day
+	u.D0 = FloorDiv(u.To, 86400) * 86400     // end of the last whole day
 	return u
 }
 
@@ -97,8 +97,8 @@ func (q *UsageSeriesQuery) Check(hoursFrom time.Time, hourRetention time.Duratio
 	if hourly {
 		span, res = 3600, ResHour
 	}
-	f = floorDiv(q.From.Unix(), span) * span
-	t = -floorDiv(-q.To.Unix(), span) * span
+	f = FloorDiv(q.From.Unix(), span) * span
+	t = -FloorDiv(-q.To.Unix(), span) * span
 	if n := (t - f) / span; n > 20000 {
 		return nil, 0, 0, &QueryError{Field: "to", Msg: fmt.Sprintf("%d steps; pick a shorter range or a daily step", n)}
 	}
@@ -111,7 +111,9 @@ func (q *UsageSeriesQuery) Check(hoursFrom time.Time, hourRetention time.Duratio
 	return out, f, t, nil
 }
 
-func floorDiv(a, b int64) int64 {
+// FloorDiv is a/b rounded toward minus infinity (b > 0: the start of a's
+// bucket of width b is FloorDiv(a, b)*b, negative a too).
+func FloorDiv(a, b int64) int64 {
 	q := a / b
 	if a%b != 0 && (a < 0) != (b < 0) {
 		q--

@@ -80,9 +80,10 @@ func TestLayering(t *testing.T) {
 	only("store/storage", "store", "store/flowdb", "store/inventory")
 	only("store/storetest", "store", "store/storage", "collector/netflowtest")
 	// The ClickHouse store is built on the nouns only; its test endpoint
-	// (chtest, and the chdbhttp command it runs) on nothing of flowbox's.
+	// (chtest, and the chdbhttp command it runs) on nothing of flowbox's
+	// but the test helpers.
 	only("store/clickhouse", "store")
-	only("store/clickhouse/chtest")
+	only("store/clickhouse/chtest", "internal/testutil")
 	only("store/clickhouse/chtest/chdbhttp")
 	only("routeros")
 	only("collector/netflow", "store")

@@ -23,20 +23,27 @@ func BuildFlowbox(tb testing.TB) string {
 	if p := os.Getenv(BinaryEnv); p != "" {
 		return p
 	}
+	return BuildCommand(tb, "./cmd/flowbox")
+}
+
+// BuildCommand builds the command of the repository's package dir (such
+// as ./cmd/flowbox) as BuildFlowbox does, and returns the binary's path.
+func BuildCommand(tb testing.TB, dir string) string {
+	tb.Helper()
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
-		skipOrFail(tb, "building flowbox needs the go command: "+err.Error())
+		SkipOrFail(tb, "building "+dir+" needs the go command: "+err.Error())
 	}
 	root, err := RepoRoot()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	out := filepath.Join(tb.TempDir(), "flowbox")
-	cmd := exec.Command(goCmd, "build", "-o", out, "./cmd/flowbox")
+	out := filepath.Join(tb.TempDir(), filepath.Base(dir))
+	cmd := exec.Command(goCmd, "build", "-o", out, dir)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("cannot build flowbox: %v\n%s", err, msg)
+		tb.Fatalf("cannot build %s: %v\n%s", dir, err, msg)
 	}
 	return out
 }

@@ -23,7 +23,7 @@ const readOnlyEnv = "FLOWBOX_TEST_READONLY_DIR"
 func RunReadOnly(tb testing.TB, dir, test string, env ...string) string {
 	tb.Helper()
 	if os.Geteuid() != 0 {
-		skipOrFail(tb, "a read-only bind mount in a private mount namespace needs root")
+		SkipOrFail(tb, "a read-only bind mount in a private mount namespace needs root")
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1", "-test.v")
 	cmd.Env = append(append(os.Environ(), readOnlyEnv+"="+dir), env...)
@@ -32,7 +32,7 @@ func RunReadOnly(tb testing.TB, dir, test string, env ...string) string {
 	if err != nil {
 		var exited *exec.ExitError
 		if !errors.As(err, &exited) {
-			skipOrFail(tb, "cannot start a process in a private mount namespace: "+err.Error())
+			SkipOrFail(tb, "cannot start a process in a private mount namespace: "+err.Error())
 		}
 		tb.Fatalf("%s in a read-only mount of %s: %v\n%s", test, dir, err, out)
 	}
@@ -55,14 +55,4 @@ func ReadOnlyDir(tb testing.TB) string {
 		tb.Fatalf("cannot remount %s read-only: %v", dir, err)
 	}
 	return dir
-}
-
-// skipOrFail skips the test with reason, or fails it when
-// FLOWBOX_FUNCTIONAL_TESTS=1.
-func skipOrFail(tb testing.TB, reason string) {
-	tb.Helper()
-	if os.Getenv(FunctionalEnv) == "1" {
-		tb.Fatalf("%s (%s=1)", reason, FunctionalEnv)
-	}
-	tb.Skip(reason)
 }

@@ -120,6 +120,16 @@ func pollCap(timeout time.Duration) time.Duration {
 	return min(max(timeout/100, time.Millisecond), maxPoll)
 }
 
+// SkipOrFail skips the test with reason (an optional tool or permission
+// is missing), or fails it when FLOWBOX_FUNCTIONAL_TESTS=1.
+func SkipOrFail(tb testing.TB, reason string) {
+	tb.Helper()
+	if os.Getenv(FunctionalEnv) == "1" {
+		tb.Fatalf("%s (%s=1)", reason, FunctionalEnv)
+	}
+	tb.Skip(reason)
+}
+
 // WaitFor polls cond until it reports true. When timeout passes first, the
 // test fails, naming what it waited for and the state cond described on
 // its last call (cond's second result, e.g. "3 of 5 datagrams"). Polls

@@ -22,7 +22,7 @@ const tmpfsEnv = "FLOWBOX_TEST_TMPFS_BYTES"
 func RunOnTmpfs(tb testing.TB, size int64, test string, env ...string) string {
 	tb.Helper()
 	if os.Geteuid() != 0 {
-		skipOrFail(tb, "a tmpfs mount in a private mount namespace needs root")
+		SkipOrFail(tb, "a tmpfs mount in a private mount namespace needs root")
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1", "-test.v")
 	cmd.Env = append(append(os.Environ(), tmpfsEnv+"="+strconv.FormatInt(size, 10)), env...)
@@ -31,7 +31,7 @@ func RunOnTmpfs(tb testing.TB, size int64, test string, env ...string) string {
 	if err != nil {
 		var exited *exec.ExitError
 		if !errors.As(err, &exited) {
-			skipOrFail(tb, "cannot start a process in a private mount namespace: "+err.Error())
+			SkipOrFail(tb, "cannot start a process in a private mount namespace: "+err.Error())
 		}
 		tb.Fatalf("%s on a tmpfs: %v\n%s", test, err, out)
 	}

@@ -19,15 +19,8 @@ import (
 // disk once merged (the flows table's active parts), logging the columns
 // that take the most.
 func BenchmarkInsert(b *testing.B) {
-	c := newTestClient(b)
+	c, w := migratedWriter(b, "bench", nil)
 	ctx := context.Background()
-	if _, err := Migrate(ctx, c); err != nil {
-		b.Fatal(err)
-	}
-	w, err := NewFlowWriter(c, "bench", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
 	// Distinct flows for every insert (repeated ones would compress
 	// better than real traffic): at most 32 inserts.
 	const batch = maxInsertFlows

@@ -56,6 +56,21 @@ func newTestClient(tb testing.TB) *Client {
 	return c
 }
 
+// migratedWriter returns a client of a migrated test database (as
+// newTestClient) and a writer of site's flows in it.
+func migratedWriter(tb testing.TB, site string, exporters func(netip.Addr) int64) (*Client, *FlowWriter) {
+	tb.Helper()
+	c := newTestClient(tb)
+	if _, err := Migrate(context.Background(), c); err != nil {
+		tb.Fatal(err)
+	}
+	w, err := NewFlowWriter(c, site, exporters)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c, w
+}
+
 // withPassword returns a client of c's server with another password.
 func withPassword(tb testing.TB, c *Client, password string) *Client {
 	return clientWith(tb, c.cfg, password)
@@ -256,15 +271,8 @@ func testSource(f *store.Flow) int64 {
 // and reads them back from ClickHouse (chDB) equal, field by field; flows
 // older than the raw TTL are dropped.
 func TestInsertFlows(t *testing.T) {
-	c := newTestClient(t)
+	c, w := migratedWriter(t, "wisp-north", testExporters)
 	ctx := context.Background()
-	if _, err := Migrate(ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	w, err := NewFlowWriter(c, "wisp-north", testExporters)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Recent flows: ClickHouse's TTL (its own clock) drops the others.
 	flows := testFlows(3000, time.Now().Truncate(time.Minute))
 	if err := w.Insert(ctx, flows[:1000]); err != nil {

@@ -15,15 +15,8 @@ import (
 // (chDB) are those store.Filter.Match passes, for every field of Filter,
 // alone and together.
 func TestFilterSQL(t *testing.T) {
-	c := newTestClient(t)
+	c, w := migratedWriter(t, "s", testExporters)
 	ctx := context.Background()
-	if _, err := Migrate(ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	w, err := NewFlowWriter(c, "s", testExporters)
-	if err != nil {
-		t.Fatal(err)
-	}
 	flows := testFlows(4000, time.Now().Truncate(time.Minute))
 	if err := w.Insert(ctx, flows); err != nil {
 		t.Fatal(err)

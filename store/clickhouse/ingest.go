@@ -12,15 +12,9 @@ import (
 	"github.com/flowbox/flowbox/store"
 )
 
-// Bounds of the writer.
-const (
-	// maxInsertFlows bounds the flows of one insert (about 12 MB of
-	// RowBinary).
-	maxInsertFlows = 1 << 16
-	// freeBatches is the free list's room beyond the queue's capacity.
-	freeBatches  = 16
-	maxFreeFlows = 16384 // a bigger batch is left to the garbage collector
-)
+// maxInsertFlows bounds the flows of one insert (about 12 MB of
+// RowBinary).
+const maxInsertFlows = 1 << 16
 
 // Ingest is the write side of the ClickHouse store (store.FlowIngest): a
 // bounded queue of batches and one writer (Run) that inserts them, several
@@ -35,7 +29,7 @@ type Ingest struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	queue    chan *store.Batch
-	free     chan *store.Batch
+	free     *store.BatchPool
 	observer store.WriteObserver
 	// backoff is the first wait before a retry (doubled up to maxBackoff).
 	backoff, maxBackoff time.Duration
@@ -61,7 +55,7 @@ func NewIngest(w *FlowWriter, queueSize int, logger *slog.Logger) (*Ingest, erro
 		logger = slog.New(slog.DiscardHandler)
 	}
 	in := &Ingest{w: w, logger: logger, now: time.Now,
-		queue: make(chan *store.Batch, queueSize), free: make(chan *store.Batch, queueSize+freeBatches),
+		queue: make(chan *store.Batch, queueSize), free: store.NewBatchPool(queueSize + store.FreeBatches),
 		backoff: time.Second, maxBackoff: 30 * time.Second, drainTimeout: w.c.cfg.Timeout,
 		stopping: make(chan struct{})}
 	in.health = store.Health{OK: true, Since: in.now(), QueueCapacity: queueSize}
@@ -72,27 +66,10 @@ func NewIngest(w *FlowWriter, queueSize int, logger *slog.Logger) (*Ingest, erro
 func (in *Ingest) SetWriteObserver(o store.WriteObserver) { in.observer = o }
 
 // GetBatch returns an empty batch for a producer to fill and Submit.
-func (in *Ingest) GetBatch() *store.Batch {
-	select {
-	case b := <-in.free:
-		return b
-	default:
-		return &store.Batch{}
-	}
-}
+func (in *Ingest) GetBatch() *store.Batch { return in.free.Get() }
 
 // PutBatch gives a batch back to the free list.
-func (in *Ingest) PutBatch(b *store.Batch) {
-	clear(b.Flows)
-	b.Flows = b.Flows[:0]
-	if cap(b.Flows) > maxFreeFlows {
-		return
-	}
-	select {
-	case in.free <- b:
-	default:
-	}
-}
+func (in *Ingest) PutBatch(b *store.Batch) { in.free.Put(b) }
 
 // Submit queues a filled batch without blocking: store.ErrQueueFull when
 // the queue is full, an error wrapping store.ErrClosed once shutdown

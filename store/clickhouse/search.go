@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/csv"
 	"fmt"
 	"io"
 	"net/netip"
@@ -133,11 +132,10 @@ func (r *Reader) ExportCSV(ctx context.Context, q store.SearchQuery, w io.Writer
 	if err := r.checkSearch(&q); err != nil {
 		return err
 	}
-	cw := csv.NewWriter(w)
-	if err := cw.Write(store.CSVHeader); err != nil {
-		return fmt.Errorf("cannot write CSV: %w", err)
+	cw, err := store.NewFlowCSV(w)
+	if err != nil {
+		return err
 	}
-	rec := make([]string, len(store.CSVHeader))
 	var cur *searchCursor
 	for {
 		flows, err := r.page(ctx, &q, cur, exportPage)
@@ -145,20 +143,14 @@ func (r *Reader) ExportCSV(ctx context.Context, q store.SearchQuery, w io.Writer
 			return err
 		}
 		for i := range flows {
-			store.CSVRecord(&flows[i].Flow, rec)
-			if err := cw.Write(rec); err != nil {
-				return fmt.Errorf("cannot write CSV: %w", err)
+			if err := cw.Write(&flows[i].Flow); err != nil {
+				return err
 			}
 		}
 		if len(flows) < exportPage {
-			break
+			return cw.Flush()
 		}
 		last := flows[len(flows)-1]
 		cur = &searchCursor{t: last.End, id: last.id}
 	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return fmt.Errorf("cannot write CSV: %w", err)
-	}
-	return nil
 }

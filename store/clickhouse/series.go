@@ -3,7 +3,6 @@ package clickhouse
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -64,15 +63,14 @@ func (r *Reader) TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Se
 	ifGroup := q.GroupBy == store.DimInInterface || q.GroupBy == store.DimOutInterface
 	raw := q.Resolution == store.ResRaw || q.Filter.NeedsRaw() || (len(q.Filter.Interfaces) > 0 && !ifGroup) ||
 		(ifGroup && len(q.Filter.Directions) > 0)
-	var stmt string
+	// Each branch picks the rows (FROM and WHERE) and their sums.
+	var rows, sums string
 	res := store.ResRaw
 	if raw {
 		// The bucket of a flow is its end's second (as flowdb files it).
-		stmt = fmt.Sprintf("SELECT intDiv(toUnixTimestamp(t) - %d, %d) AS i, toInt64(%s) AS gs, toUInt8(%s) AS gd, toUInt32(%s) AS gi, %s, %s, count()"+
-			" FROM %s.flows WHERE site = %s AND t >= fromUnixTimestamp64Milli(%d) AND t < fromUnixTimestamp64Milli(%d)%s"+
-			" GROUP BY i, gs, gd, gi FORMAT TabSeparated",
-			b.From(), b.Step(), gs, gd, gi, scaled("bytes"), scaled("packets"), r.c.cfg.Database,
-			quote(r.site), q.From.UnixMilli(), q.To.UnixMilli(), filterSQL(&q.Filter))
+		rows = fmt.Sprintf("%s.flows WHERE site = %s AND t >= fromUnixTimestamp64Milli(%d) AND t < fromUnixTimestamp64Milli(%d)%s",
+			r.c.cfg.Database, quote(r.site), q.From.UnixMilli(), q.To.UnixMilli(), filterSQL(&q.Filter))
+		sums = scaled("bytes") + ", " + scaled("packets") + ", count()"
 	} else {
 		// The totals of the minutes (or hours) of the buckets: the rows
 		// of each key are summed, merged or not.
@@ -96,33 +94,25 @@ func (r *Reader) TimeSeries(ctx context.Context, q store.SeriesQuery) (*store.Se
 		} else {
 			where += inList("dir", numbers(q.Filter.Directions))
 		}
-		stmt = fmt.Sprintf("SELECT intDiv(toUnixTimestamp(t) - %d, %d) AS i, toInt64(%s) AS gs, toUInt8(%s) AS gd, toUInt32(%s) AS gi, sum(bytes), sum(packets), sum(flows)"+
-			" FROM %s.%s WHERE site = %s AND t >= toDateTime(%d) AND t < toDateTime(%d)%s"+
-			" GROUP BY i, gs, gd, gi FORMAT TabSeparated",
-			b.From(), b.Step(), gs, gd, gi, r.c.cfg.Database, table, quote(r.site), b.From(), b.To(), where)
+		rows = fmt.Sprintf("%s.%s WHERE site = %s AND t >= toDateTime(%d) AND t < toDateTime(%d)%s",
+			r.c.cfg.Database, table, quote(r.site), b.From(), b.To(), where)
+		sums = "sum(bytes), sum(packets), sum(flows)"
 	}
-	out, err := r.c.Query(ctx, stmt)
+	out, err := r.c.Query(ctx, fmt.Sprintf("SELECT toInt64(intDiv(toInt64(toUnixTimestamp(t)) - %d, %d)) AS i, toInt64(%s) AS gs, toUInt8(%s) AS gd, toUInt32(%s) AS gi, %s"+
+		" FROM %s GROUP BY i, gs, gd, gi FORMAT RowBinary", b.From(), b.Step(), gs, gd, gi, sums, rows))
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the series from clickhouse: %w", err)
 	}
-	for line := range strings.Lines(string(out)) {
-		f := strings.Split(strings.TrimSuffix(line, "\n"), "\t")
-		if len(f) != 7 {
-			return nil, fmt.Errorf("cannot read the series from clickhouse: %q", line)
+	rr := &rowReader{b: out}
+	for len(rr.b) > 0 && rr.err == nil {
+		i, src, dir, ifx := int64(rr.u64()), int64(rr.u64()), store.Direction(rr.u8()), rr.u32()
+		by, pk, fl := rr.u64(), rr.u64(), rr.u64()
+		if rr.err == nil {
+			b.Add(b.From()+i*b.Step(), src, dir, ifx, by, pk, fl)
 		}
-		var v [7]uint64
-		for i, s := range f {
-			n, err := strconv.ParseInt(s, 10, 64)
-			if err != nil {
-				u, uerr := strconv.ParseUint(s, 10, 64)
-				if uerr != nil {
-					return nil, fmt.Errorf("cannot read the series from clickhouse: %q: %w", line, err)
-				}
-				n = int64(u)
-			}
-			v[i] = uint64(n)
-		}
-		b.Add(b.From()+int64(v[0])*b.Step(), int64(v[1]), store.Direction(v[2]), uint32(v[3]), v[4], v[5], v[6])
+	}
+	if rr.err != nil {
+		return nil, fmt.Errorf("cannot read the series from clickhouse: %w", rr.err)
 	}
 	s := b.Series()
 	s.Resolution = res

@@ -16,14 +16,11 @@ import (
 )
 
 // bothStores writes the same flows to the SQLite flow database and to
-// ClickHouse (chDB), and returns both and the flows' end.
+// ClickHouse, and returns both and the flows' end.
 func bothStores(t *testing.T) (*storetest.Store, *Reader, []store.Flow, time.Time) {
 	t.Helper()
-	c := newTestClient(t)
+	c, w := migratedWriter(t, "s", nil)
 	ctx := context.Background()
-	if _, err := Migrate(ctx, c); err != nil {
-		t.Fatal(err)
-	}
 	end := time.Now().Truncate(time.Minute)
 	flows := testFlows(5000, end)
 	for i := range flows {
@@ -31,10 +28,6 @@ func bothStores(t *testing.T) (*storetest.Store, *Reader, []store.Flow, time.Tim
 		// Counters of real flows: SQLite's rollups hold int64 sums.
 		flows[i].Bytes %= 1 << 40
 		flows[i].Packets %= 1 << 30
-	}
-	w, err := NewFlowWriter(c, "s", nil)
-	if err != nil {
-		t.Fatal(err)
 	}
 	if err := w.Insert(ctx, flows); err != nil {
 		t.Fatal(err)

@@ -14,15 +14,8 @@ import (
 // totals, per source and direction and per interface, with the counters
 // (scaled by sampling) of the flows inserted, over several inserts.
 func TestTotalsMatchFlows(t *testing.T) {
-	c := newTestClient(t)
+	c, w := migratedWriter(t, "s", testExporters)
 	ctx := context.Background()
-	if _, err := Migrate(ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	w, err := NewFlowWriter(c, "s", testExporters)
-	if err != nil {
-		t.Fatal(err)
-	}
 	flows := testFlows(4000, time.Now().Truncate(time.Minute))
 	for i := 0; i < len(flows); i += 1000 {
 		if err := w.Insert(ctx, flows[i:i+1000]); err != nil {

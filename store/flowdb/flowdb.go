@@ -50,8 +50,8 @@ type FlowDB struct {
 	now     func() time.Time
 
 	queue   chan *store.Batch
-	free    chan *store.Batch // written batches for reuse, bounded
-	closeMu sync.RWMutex      // held for reading while sending on queue
+	free    *store.BatchPool // written batches for reuse, bounded
+	closeMu sync.RWMutex     // held for reading while sending on queue
 	closed  bool
 	running atomic.Bool
 
@@ -129,7 +129,7 @@ func New(ctx context.Context, db *store.DB, cfg store.Config, logger *slog.Logge
 		meta:        db.Meta(),
 		now:         time.Now,
 		queue:       make(chan *store.Batch, cfg.QueueSize),
-		free:        make(chan *store.Batch, freeBatches),
+		free:        store.NewBatchPool(store.FreeBatches),
 		exporterTS:  make(map[netip.Addr]time.Time),
 		routerTS:    make(map[int64]time.Time),
 		tails:       make(map[string]*hostTail),

@@ -43,38 +43,13 @@ const (
 	formatV2 = 2 // raw_*: written now, host index
 )
 
-// Bounds of the free list of batches (FlowDB.free).
-const (
-	// freeBatches is the free list's room beyond the queue's capacity: one
-	// batch per collector reader being filled, one being written.
-	freeBatches  = 16
-	maxFreeFlows = 16384 // a bigger batch is left to the garbage collector
-)
-
 // GetBatch returns an empty batch from the free list, or a new one, for a
 // producer to fill and Submit.
-func (s *FlowDB) GetBatch() *store.Batch {
-	select {
-	case b := <-s.free:
-		return b
-	default:
-		return &store.Batch{}
-	}
-}
+func (s *FlowDB) GetBatch() *store.Batch { return s.free.Get() }
 
 // PutBatch gives a batch back to the free list (the writer does it for the
 // batches it took; a producer does it for a batch Submit refused).
-func (s *FlowDB) PutBatch(b *store.Batch) {
-	clear(b.Flows) // drop string references
-	b.Flows = b.Flows[:0]
-	if cap(b.Flows) > maxFreeFlows {
-		return
-	}
-	select {
-	case s.free <- b:
-	default:
-	}
-}
+func (s *FlowDB) PutBatch(b *store.Batch) { s.free.Put(b) }
 
 // writerState is owned by the writer goroutine (Run).
 type writerState struct {

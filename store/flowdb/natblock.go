@@ -29,6 +29,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 const (
@@ -62,7 +64,7 @@ func (e *natEncoder) reset() {
 // (unix ms); it returns the entry's span and last seen as stored (ms).
 func (e *natEncoder) add(s *natStored, m int64) (span, last int64) {
 	lastS := ceilDiv(s.last, 1000)
-	firstS := min(floorDiv(s.first, 1000), lastS)
+	firstS := min(store.FloorDiv(s.first, 1000), lastS)
 	off := lastS - m/1000 // 0..60
 	var flags byte
 	switch s.key.proto {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/flowbox/flowbox/store"
 )
 
 // natRandomEntries returns n entries of one router and public address
@@ -81,7 +83,7 @@ func TestNATBlockRoundTrip(t *testing.T) {
 	}
 	for i := range got {
 		want := entries[i]
-		want.first, want.last = floorDiv(want.first, 1000)*1000, ceilDiv(want.last, 1000)*1000
+		want.first, want.last = store.FloorDiv(want.first, 1000)*1000, ceilDiv(want.last, 1000)*1000
 		if got[i] != want {
 			t.Fatalf("entry %d:\n got %+v\nwant %+v", i, got[i], want)
 		}

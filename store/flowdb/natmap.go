@@ -816,7 +816,7 @@ func (enc *natEncoder) block(group []natStored, idx []int32, emit func(*natBlock
 }
 
 // natMinuteOf is the unix ms of the minute holding a last seen.
-func natMinuteOf(last int64) int64 { return floorDiv(last, natMinuteMs) * natMinuteMs }
+func natMinuteOf(last int64) int64 { return store.FloorDiv(last, natMinuteMs) * natMinuteMs }
 
 // natWrite writes the entries in one transaction; it returns the day
 // tables it created (to forget should the transaction fail).
@@ -908,7 +908,7 @@ func (w *natDayWriter) day(ctx context.Context, start int64) (*natDayWrite, erro
 
 // insert writes a block.
 func (w *natDayWriter) insert(ctx context.Context, b *natBlock) error {
-	start := floorDiv(b.minute, natDayMs) * natDayMs
+	start := store.FloorDiv(b.minute, natDayMs) * natDayMs
 	dw, err := w.day(ctx, start)
 	if err != nil {
 		return err
@@ -1139,7 +1139,7 @@ func (s *FlowDB) LookupNAT(ctx context.Context, q store.NATQuery) ([]store.NATMa
 	return out, nil
 }
 
-func ceilDiv(a, b int64) int64 { return -floorDiv(-a, b) }
+func ceilDiv(a, b int64) int64 { return -store.FloorDiv(-a, b) }
 
 // natCollect appends to found the entries of pub (and q's port and
 // protocol) in use within [lo, hi] that keep accepts: those in memory,
@@ -1159,7 +1159,7 @@ func (s *FlowDB) natCollect(ctx context.Context, pub [16]byte, q store.NATQuery,
 			if mem == nil {
 				mem = make(map[rowID]bool)
 			}
-			mem[rowID{m.key, floorDiv(m.first, 1000), ceilDiv(m.last, 1000), int64(m.flows)}] = true
+			mem[rowID{m.key, store.FloorDiv(m.first, 1000), ceilDiv(m.last, 1000), int64(m.flows)}] = true
 			*found = append(*found, m)
 		}
 	}
@@ -1278,8 +1278,8 @@ func (s *FlowDB) natRead(ctx context.Context, pub [16]byte, q store.NATQuery, lo
 			return fmt.Errorf("cannot look up NAT mappings of %s: they are in the format of an older flowbox; start flowbox serve once to convert them",
 				time.UnixMilli(d.start).UTC().Format(time.DateOnly))
 		}
-		bmin := max(floorDiv(from-d.start, natMinuteMs), 0)
-		bmax := min(floorDiv(hi+d.maxSpan-d.start, natMinuteMs), natDayMs/natMinuteMs-1)
+		bmin := max(store.FloorDiv(from-d.start, natMinuteMs), 0)
+		bmax := min(store.FloorDiv(hi+d.maxSpan-d.start, natMinuteMs), natDayMs/natMinuteMs-1)
 		if bmin > bmax {
 			continue
 		}

@@ -460,7 +460,7 @@ func TestNATLookupSeesUnflushed(t *testing.T) {
 	}
 	// Waiting for a write that fails (a day table the writer cannot
 	// write into).
-	day := floorDiv(t0.UnixMilli(), natDayMs) * natDayMs
+	day := store.FloorDiv(t0.UnixMilli(), natDayMs) * natDayMs
 	s.nat.days[day] = &natDay{start: day, name: "nat_broken", format: 1}
 	if err := s.natFlush(context.Background(), s.now(), true); err == nil {
 		t.Fatal("the write into a table of format 1 succeeded")
@@ -482,7 +482,7 @@ func TestNATCacheBound(t *testing.T) {
 	s, clock := openNAT(t, func(c *store.Config) { c.NATCache = 100 })
 	s.nat.maxPending = 150 // as if writes had failed for long
 	t0 := testNow.Add(-time.Minute)
-	day := floorDiv(t0.UnixMilli(), natDayMs) * natDayMs
+	day := store.FloorDiv(t0.UnixMilli(), natDayMs) * natDayMs
 	s.nat.days[day] = &natDay{start: day, name: "nat_broken", format: 1} // writes fail
 	var flows []store.Flow
 	for i := range 300 {
@@ -700,7 +700,7 @@ func TestNATLookupPlan(t *testing.T) {
 	up, down := natPair(natInsideA, 40001, 51234, testNow.Add(-time.Minute), testNow)
 	natIngest(t, s, up, down)
 	natFlush(t, s)
-	name := natTable(floorDiv(testNow.UnixMilli(), natDayMs) * natDayMs)
+	name := natTable(store.FloorDiv(testNow.UnixMilli(), natDayMs) * natDayMs)
 	rows, err := s.r.Query("EXPLAIN QUERY PLAN "+natSelect(name), []byte{203, 0, 113, 7}, 0, 10)
 	if err != nil {
 		t.Fatal(err)

@@ -91,7 +91,7 @@ func (a *aggregator) writeRates(ctx context.Context, tx *sql.Tx) error {
 			s.b += n
 		}
 	}
-	slot := func(t int64) int64 { return floorDiv(t, rateSlot) * rateSlot }
+	slot := func(t int64) int64 { return store.FloorDiv(t, rateSlot) * rateSlot }
 	for id, b := range a.buckets {
 		if b.dir == store.DirDownload || b.dir == store.DirUpload {
 			add(key{rateRouter, b.src, "", slot(b.t)}, b.dir == store.DirDownload, a.tot[id].bytes)
@@ -176,7 +176,7 @@ func decodeRateDay(x []byte, fn func(i int, a, b uint64)) error {
 // at most a few days per call, and drops the kept summaries of periods
 // that overlap a packed day (they may have changed).
 func (s *FlowDB) packRates(ctx context.Context, now time.Time) error {
-	cut := floorDiv(now.Add(-rateGrace).Unix(), 86400) * 86400 // start of the day still open
+	cut := store.FloorDiv(now.Add(-rateGrace).Unix(), 86400) * 86400 // start of the day still open
 	for range 3 {
 		var minT sql.NullInt64
 		if err := s.w.QueryRowContext(ctx, "SELECT min(t) FROM rate5").Scan(&minT); err != nil {
@@ -185,7 +185,7 @@ func (s *FlowDB) packRates(ctx context.Context, now time.Time) error {
 		if !minT.Valid || minT.Int64 >= cut {
 			return nil
 		}
-		if err := s.packRateDay(ctx, floorDiv(minT.Int64, 86400)*86400); err != nil {
+		if err := s.packRateDay(ctx, store.FloorDiv(minT.Int64, 86400)*86400); err != nil {
 			return fmt.Errorf("cannot pack 5-minute samples: %w", store.DescribeWriteError(err))
 		}
 	}
@@ -319,7 +319,7 @@ func (s *FlowDB) RateSummaries(ctx context.Context, q store.RateQuery) ([]store.
 		}
 	}
 	gen := s.rateGen.Load()
-	rr, err := newRateReader(ctx, conn, f, t, floorDiv(now.Unix(), rateSlot)*rateSlot)
+	rr, err := newRateReader(ctx, conn, f, t, store.FloorDiv(now.Unix(), rateSlot)*rateSlot)
 	if err != nil {
 		return nil, err
 	}
@@ -566,7 +566,7 @@ func (rr *rateReader) close() {
 func (rr *rateReader) keys(ctx context.Context, kind int, sources []int64) ([]rateKey, error) {
 	var out []rateKey
 	keep := func(src int64) bool { return len(sources) == 0 || slices.Contains(sources, src) }
-	rows, err := rr.packed.QueryContext(ctx, kind, floorDiv(rr.f, 86400)*86400, rr.t)
+	rows, err := rr.packed.QueryContext(ctx, kind, store.FloorDiv(rr.f, 86400)*86400, rr.t)
 	if err != nil {
 		return nil, fmt.Errorf("cannot list report entities: %w", err)
 	}
@@ -628,7 +628,7 @@ func (rr *rateReader) keys(ctx context.Context, kind int, sources []int64) ([]ra
 func (rr *rateReader) load(ctx context.Context, k rateKey) error {
 	clear(rr.a)
 	clear(rr.b)
-	rows, err := rr.days.QueryContext(ctx, k.kind, k.src, k.k, floorDiv(rr.f, 86400)*86400, rr.t)
+	rows, err := rr.days.QueryContext(ctx, k.kind, k.src, k.k, store.FloorDiv(rr.f, 86400)*86400, rr.t)
 	if err != nil {
 		return fmt.Errorf("cannot read 5-minute samples: %w", err)
 	}
@@ -729,7 +729,7 @@ func (rr *rateReader) summary(src int64, key string, start int64, pct float64) s
 	if ib >= 0 {
 		r.PeakB = slotRate(pb, rr.f+int64(ib)*rateSlot)
 	}
-	lo := max(rr.f, floorDiv(start, rateSlot)*rateSlot)
+	lo := max(rr.f, store.FloorDiv(start, rateSlot)*rateSlot)
 	hi := min(rr.t, rr.end)
 	if hi <= lo {
 		return r

@@ -56,7 +56,7 @@ func (p *rawPartition) key() int64 {
 func (s *FlowDB) rawPartitions(ctx context.Context, from, to int64) ([]rawPartition, error) {
 	span := partitionSpan.Milliseconds()
 	rows, err := s.r.QueryContext(ctx, "SELECT start, name, format FROM raw_partitions WHERE start >= ? AND start <= ? ORDER BY start, format",
-		floorDiv(from-span, 1000), to/1000+1)
+		store.FloorDiv(from-span, 1000), to/1000+1)
 	if err != nil {
 		return nil, fmt.Errorf("cannot list raw partitions: %w", err)
 	}
@@ -73,14 +73,6 @@ func (s *FlowDB) rawPartitions(ctx context.Context, from, to int64) ([]rawPartit
 		}
 	}
 	return out, rows.Err()
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
 }
 
 // maxExpand bounds the addresses a prefix of a host filter may cover to be

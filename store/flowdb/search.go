@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/csv"
 	"fmt"
 	"io"
 	"time"
@@ -91,28 +90,20 @@ func (s *FlowDB) ExportCSV(ctx context.Context, q store.SearchQuery, w io.Writer
 	if err := s.checkSearch(&q); err != nil {
 		return err
 	}
-	cw := csv.NewWriter(w)
-	if err := cw.Write(store.CSVHeader); err != nil {
-		return fmt.Errorf("cannot write CSV: %w", err)
+	cw, err := store.NewFlowCSV(w)
+	if err != nil {
+		return err
 	}
 	var werr error
-	rec := make([]string, len(store.CSVHeader))
-	err := s.scanRawOrdered(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, !q.Ascending, func(r *decodedRow) bool {
-		store.CSVRecord(&r.Flow, rec)
-		if werr = cw.Write(rec); werr != nil {
-			return false
-		}
-		return true
+	err = s.scanRawOrdered(ctx, q.From.UnixMilli(), q.To.UnixMilli(), &q.Filter, !q.Ascending, func(r *decodedRow) bool {
+		werr = cw.Write(&r.Flow)
+		return werr == nil
 	})
 	if err != nil {
 		return err
 	}
 	if werr != nil {
-		return fmt.Errorf("cannot write CSV: %w", werr)
+		return werr
 	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return fmt.Errorf("cannot write CSV: %w", err)
-	}
-	return nil
+	return cw.Flush()
 }

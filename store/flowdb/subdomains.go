@@ -87,7 +87,7 @@ func (a *aggregator) writeSubPairs(ctx context.Context, tx *sql.Tx, p subPairs, 
 	sums := map[key]*subDomSum{}
 	for e := range tbl.all() {
 		b := a.buckets[e.key.b]
-		k := key{t: floorDiv(b.t, 86400) * 86400, src: b.src, sub: a.names.names[e.key.sub]}
+		k := key{t: store.FloorDiv(b.t, 86400) * 86400, src: b.src, sub: a.names.names[e.key.sub]}
 		switch e.key.kind {
 		case valName, valBytes:
 			k.v = value(e.key)
@@ -296,8 +296,8 @@ type queryer interface {
 // still open) over whole UTC days and returns each subscriber's n
 // largest, in (source, subscriber) order.
 func subscriberApps(ctx context.Context, db queryer, from, to time.Time, sources []int64, n int) ([]subscriberAppList, error) {
-	f := floorDiv(from.Unix(), 86400) * 86400
-	t := -floorDiv(-to.Unix(), 86400) * 86400
+	f := store.FloorDiv(from.Unix(), 86400) * 86400
+	t := -store.FloorDiv(-to.Unix(), 86400) * 86400
 	type subKey struct {
 		src int64
 		sub string

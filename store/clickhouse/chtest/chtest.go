@@ -9,14 +9,14 @@ package chtest
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flowbox/flowbox/internal/testutil"
 )
 
 // Server is a running chdbhttp endpoint.
@@ -25,8 +25,6 @@ type Server struct {
 	Addr string
 	// User and Password are the credentials it accepts.
 	User, Password string
-	// LibPath is the libchdb.so it runs.
-	LibPath string
 }
 
 // LibPath returns the libchdb.so to use: CHDB_LIB_PATH, or where `make
@@ -56,25 +54,11 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	lib := LibPath()
 	if lib == "" {
-		msg := "chDB is missing: set CHDB_LIB_PATH to libchdb.so, or run `make chdb` (npm package chdb 3.4.0)"
-		if os.Getenv("FLOWBOX_FUNCTIONAL_TESTS") == "1" {
-			t.Fatal(msg + " (FLOWBOX_FUNCTIONAL_TESTS=1)")
-		}
-		t.Skip(msg)
-	}
-	_, self, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("cannot find chtest's source directory")
+		testutil.SkipOrFail(t, "chDB is missing: set CHDB_LIB_PATH to libchdb.so, or run `make chdb` (npm package chdb 3.4.0)")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "chdbhttp")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = filepath.Join(filepath.Dir(self), "chdbhttp")
-	build.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("cannot build chdbhttp: %v\n%s", err, out)
-	}
-	s := &Server{User: "flowbox", Password: "test-password", LibPath: lib}
+	bin := testutil.BuildCommand(t, "./store/clickhouse/chtest/chdbhttp")
+	s := &Server{User: "flowbox", Password: "test-password"}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "-listen", "127.0.0.1:0", "-dir", filepath.Join(dir, "data"),
 		"-user", s.User, "-password", s.Password)
@@ -115,6 +99,7 @@ func Start(t testing.TB) *Server {
 		close(line)
 	}()
 	var l string
+	var ok bool
 	select {
 	case l, ok = <-line:
 	case <-time.After(2 * time.Minute): // a guard against a hang, not a timing
@@ -131,6 +116,3 @@ func Start(t testing.TB) *Server {
 	s.Addr = addr
 	return s
 }
-
-// URL returns the endpoint's base URL.
-func (s *Server) URL() string { return fmt.Sprintf("http://%s/", s.Addr) }
