@@ -36,6 +36,51 @@ type CounterTotals struct {
 	Buckets int
 }
 
+// CounterBucket is one interface's counters over one minute (or hour)
+// they covered fully: what CounterTotals sums, for a flow store kept
+// apart from the counters (ClickHouse) to set its flows beside.
+type CounterBucket struct {
+	RouterID int64
+	Index    uint32
+	// T is the bucket's start, unix seconds.
+	T                                   int64
+	CounterBytesIn, CounterBytesOut     uint64
+	CounterPacketsIn, CounterPacketsOut uint64
+}
+
+// IfFlowKey is one interface's side of one bucket in a flow store's
+// interface rollups: Side 0 is traffic in (input interface), 1 out.
+type IfFlowKey struct {
+	RouterID int64
+	Index    uint32
+	Side     uint8
+	T        int64
+}
+
+// SumCounterTotals adds buckets (ordered by router and interface) and the
+// flows of the same buckets into one CounterTotals per interface.
+func SumCounterTotals(buckets []CounterBucket, flows map[IfFlowKey][2]uint64) []CounterTotals {
+	var out []CounterTotals
+	for _, b := range buckets {
+		if n := len(out); n == 0 || out[n-1].RouterID != b.RouterID || out[n-1].Index != b.Index {
+			out = append(out, CounterTotals{RouterID: b.RouterID, Index: b.Index})
+		}
+		t := &out[len(out)-1]
+		t.Buckets++
+		t.CounterBytesIn += b.CounterBytesIn
+		t.CounterBytesOut += b.CounterBytesOut
+		t.CounterPacketsIn += b.CounterPacketsIn
+		t.CounterPacketsOut += b.CounterPacketsOut
+		in := flows[IfFlowKey{b.RouterID, b.Index, 0, b.T}]
+		o := flows[IfFlowKey{b.RouterID, b.Index, 1, b.T}]
+		t.FlowBytesIn += in[0]
+		t.FlowPacketsIn += in[1]
+		t.FlowBytesOut += o[0]
+		t.FlowPacketsOut += o[1]
+	}
+	return out
+}
+
 // FastTrackRule is one /ip/firewall/filter rule with
 // action=fasttrack-connection.
 type FastTrackRule struct {

@@ -23,7 +23,7 @@ import (
 	"github.com/flowbox/flowbox/enrich"
 	"github.com/flowbox/flowbox/provision"
 	"github.com/flowbox/flowbox/report/scheduler"
-	"github.com/flowbox/flowbox/store"
+	storagepkg "github.com/flowbox/flowbox/store/storage"
 	"github.com/flowbox/flowbox/web"
 )
 
@@ -31,14 +31,14 @@ import (
 // one component and is validated by it.
 type Config struct {
 	// DataDir holds the database, the key file and the template cache.
-	DataDir   string           `yaml:"data-dir"`
-	Log       LogConfig        `yaml:"log"`
-	Collector collector.Config `yaml:"collector"`
-	Store     store.Config     `yaml:"store"`
-	Web       web.Config       `yaml:"web"`
-	Enrich    enrich.Config    `yaml:"enrich"`
-	Provision provision.Config `yaml:"provision"`
-	Alerts    alerts.Config    `yaml:"alerts"`
+	DataDir   string            `yaml:"data-dir"`
+	Log       LogConfig         `yaml:"log"`
+	Collector collector.Config  `yaml:"collector"`
+	Store     storagepkg.Config `yaml:"store"`
+	Web       web.Config        `yaml:"web"`
+	Enrich    enrich.Config     `yaml:"enrich"`
+	Provision provision.Config  `yaml:"provision"`
+	Alerts    alerts.Config     `yaml:"alerts"`
 	// Notifications deliver the alerts (webhook, Slack, Discord,
 	// Telegram, e-mail).
 	Notifications notify.Config `yaml:"notifications"`
@@ -88,7 +88,7 @@ func DefaultConfig() Config {
 		DataDir:       dataDir,
 		Log:           LogConfig{Level: "info", Format: "text"},
 		Collector:     collector.DefaultConfig(),
-		Store:         store.DefaultConfig(),
+		Store:         storagepkg.DefaultConfig(),
 		Web:           web.DefaultConfig(),
 		Enrich:        enrich.DefaultConfig(),
 		Provision:     defaultProvision(),

@@ -59,7 +59,7 @@ func runCoverage(ctx context.Context, e *env, args []string) error {
 	now := time.Now()
 	q.From, q.To = now.Add(-*since), now
 	rep, err := coverage.Report(ctx, st, q, coverage.Options{Threshold: cfg.Coverage.Threshold, MinBytes: cfg.Coverage.MinBytes,
-		Lag: cfg.Coverage.Lag, MinuteRetention: cfg.Store.MinuteRetention, Now: now})
+		Lag: cfg.Coverage.Lag, MinuteRetention: cfg.Store.Effective().MinuteRetention, Now: now})
 	if err != nil {
 		return err
 	}

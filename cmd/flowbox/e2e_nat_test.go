@@ -90,7 +90,7 @@ func TestNATLookupThroughServe(t *testing.T) {
 	// Sample stored NAT flows of both directions whose subscriber is known.
 	var samples []natSample
 	testutil.WaitFor(t, 60*time.Second, "named NAT flows of both directions", func() (bool, string) {
-		st, err := storagepkg.Open(ctx, srv.dataDir, store.DefaultConfig(), storagepkg.ReadOnly, nil, nil)
+		st, err := storagepkg.Open(ctx, srv.dataDir, storagepkg.DefaultConfig(), storagepkg.ReadOnly, nil, nil)
 		if err != nil {
 			return false, err.Error()
 		}

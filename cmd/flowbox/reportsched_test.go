@@ -63,7 +63,7 @@ func TestReportSchedulerOnStore(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		dataDir, folder := t.TempDir(), t.TempDir()
-		st, err := storagepkg.Open(ctx, dataDir, store.DefaultConfig(), storagepkg.Shared, testutil.Logger(t), nil)
+		st, err := storagepkg.Open(ctx, dataDir, storagepkg.DefaultConfig(), storagepkg.Shared, testutil.Logger(t), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

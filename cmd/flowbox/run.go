@@ -107,7 +107,7 @@ func (a *app) build() error {
 		Dial:            coverage.DialRouterOS,
 		Store:           st.FlowDB,
 		Source:          st,
-		MinuteRetention: cfg.Store.MinuteRetention,
+		MinuteRetention: cfg.Store.Effective().MinuteRetention,
 	})
 	if err != nil {
 		return fmt.Errorf("cannot build the counter poller: %w", err)
@@ -202,7 +202,7 @@ func (a *app) build() error {
 		Alerts:          st.Inventory,
 		AlertStatus:     alertStatus{a},
 		NAT:             natService{st},
-		Coverage:        coverageService{st: st, cov: cov, minute: cfg.Store.MinuteRetention},
+		Coverage:        coverageService{st: st, cov: cov, minute: cfg.Store.Effective().MinuteRetention},
 		Domains:         domainsWeb,
 		Reports:         a.report,
 		ReportRuns:      reportRuns,
@@ -213,9 +213,9 @@ func (a *app) build() error {
 		DataDir:         cfg.DataDir,
 		Settings: web.Settings{
 			CollectorListen: cfg.Collector.Listen,
-			RawRetention:    web.Duration(cfg.Store.RawRetention),
-			MinuteRetention: web.Duration(cfg.Store.MinuteRetention),
-			HourRetention:   web.Duration(cfg.Store.HourRetention),
+			RawRetention:    web.Duration(cfg.Store.Effective().RawRetention),
+			MinuteRetention: web.Duration(cfg.Store.Effective().MinuteRetention),
+			HourRetention:   web.Duration(cfg.Store.Effective().HourRetention),
 		},
 	})
 	if err != nil {

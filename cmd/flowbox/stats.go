@@ -51,7 +51,7 @@ func runStats(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := storagepkg.Open(ctx, cfg.DataDir, store.DefaultConfig(), storagepkg.ReadOnly, nil, nil)
+	st, err := storagepkg.Open(ctx, cfg.DataDir, storagepkg.DefaultConfig(), storagepkg.ReadOnly, nil, nil)
 	if err != nil {
 		return fmt.Errorf("cannot open the data directory %s: %w", cfg.DataDir, err)
 	}

@@ -77,8 +77,9 @@ func TestLayering(t *testing.T) {
 	only("store")
 	only("store/flowdb", "store")
 	only("store/inventory", "store")
-	only("store/storage", "store", "store/flowdb", "store/inventory")
-	only("store/storetest", "store", "store/storage", "collector/netflowtest")
+	only("store/storage", "store", "store/clickhouse", "store/flowdb", "store/inventory")
+	only("store/storetest", "store", "store/storage")
+	only("store/storetest/flowmodel", "store", "collector/netflowtest")
 	// The ClickHouse store is built on the nouns only; its test endpoint
 	// (chtest, and the chdbhttp command it runs) on nothing of flowbox's
 	// but the test helpers.
@@ -106,7 +107,7 @@ func TestLayering(t *testing.T) {
 	only("alerts", "store")
 	only("alerts/notify", "internal/smtpmail", "store")
 	only("alerts/mitigate", "routeros", "store")
-	testSupport := []string{"collector/netflowtest", "routeros/routerostest", "store/storetest", "internal/testutil", "internal/browsertest", "store/clickhouse/chtest"}
+	testSupport := []string{"collector/netflowtest", "routeros/routerostest", "store/storetest", "store/storetest/flowmodel", "internal/testutil", "internal/browsertest", "store/clickhouse/chtest"}
 	for pkg, ds := range deps {
 		for _, d := range ds {
 			switch {
@@ -114,7 +115,7 @@ func TestLayering(t *testing.T) {
 				t.Errorf("%s imports %s: nothing imports cmd", pkg, d)
 			case d == "web" && pkg != "cmd/flowbox":
 				t.Errorf("%s imports web: only cmd/flowbox wires it", pkg)
-			case (d == "store/flowdb" || d == "store/inventory" || d == "store/storage") &&
+			case (d == "store/flowdb" || d == "store/inventory" || d == "store/storage" || d == "store/clickhouse") &&
 				pkg != "cmd/flowbox" && pkg != "store/storage" && pkg != "store/storetest":
 				t.Errorf("%s imports %s: only store/storage composes the halves and cmd/flowbox wires them (the others consume interfaces)", pkg, d)
 			case d == "simulator" && pkg != "cmd/flowbox":

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowbox/flowbox/store/storetest"
+	"github.com/flowbox/flowbox/store/storetest/flowmodel"
 )
 
 // BenchmarkInsert measures raw flow inserts into ClickHouse (chDB through
@@ -24,7 +24,7 @@ func BenchmarkInsert(b *testing.B) {
 	// Distinct flows for every insert (repeated ones would compress
 	// better than real traffic): at most 32 inserts.
 	const batch = maxInsertFlows
-	pool := storetest.ModelFlows(b, 7, 32*batch, 20000, time.Now().Truncate(time.Minute))
+	pool := flowmodel.ModelFlows(b, 7, 32*batch, 20000, time.Now().Truncate(time.Minute))
 	var encode time.Duration
 	n := 0
 	start := time.Now()

@@ -27,6 +27,9 @@ type Config struct {
 	Addresses []string `yaml:"addresses"`
 	// Database is the database flowbox owns (created if missing).
 	Database string `yaml:"database"`
+	// Site names this collector's flows (a column of every table), so
+	// that several flowbox collectors can share one database.
+	Site string `yaml:"site"`
 	// User is the ClickHouse user, PasswordFile the file holding its
 	// password (its first line; empty: no password).
 	User         string `yaml:"user"`
@@ -40,6 +43,8 @@ type Config struct {
 	MinuteTTL    time.Duration `yaml:"minute-ttl"`
 	HourTTL      time.Duration `yaml:"hour-ttl"`
 	UsageHourTTL time.Duration `yaml:"usage-hour-ttl"`
+	// NATTTL is how long NAT mappings are kept (for abuse lookups).
+	NATTTL time.Duration `yaml:"nat-ttl"`
 	// Timeout bounds one request (a query or a batch insert).
 	Timeout time.Duration `yaml:"timeout"`
 }
@@ -59,11 +64,13 @@ func DefaultConfig() Config {
 	return Config{
 		Addresses:    []string{"127.0.0.1:8123"},
 		Database:     "flowbox",
+		Site:         "default",
 		User:         "default",
 		RawTTL:       30 * 24 * time.Hour,
 		MinuteTTL:    30 * 24 * time.Hour,
 		HourTTL:      400 * 24 * time.Hour,
 		UsageHourTTL: 62 * 24 * time.Hour,
+		NATTTL:       180 * 24 * time.Hour,
 		Timeout:      30 * time.Second,
 	}
 }
@@ -84,13 +91,16 @@ func (c *Config) Validate() error {
 	if !identifier.MatchString(c.Database) {
 		errs = append(errs, fmt.Errorf("clickhouse.database: %q is not a plain identifier (letters, digits, _)", c.Database))
 	}
+	if c.Site == "" || len(c.Site) > maxSiteLen {
+		errs = append(errs, fmt.Errorf("clickhouse.site: %q: want 1 to %d bytes", c.Site, maxSiteLen))
+	}
 	if c.User == "" {
 		errs = append(errs, errors.New("clickhouse.user: empty"))
 	}
 	for _, ttl := range []struct {
 		key string
 		d   time.Duration
-	}{{"raw-ttl", c.RawTTL}, {"minute-ttl", c.MinuteTTL}, {"hour-ttl", c.HourTTL}, {"usage-hour-ttl", c.UsageHourTTL}} {
+	}{{"raw-ttl", c.RawTTL}, {"minute-ttl", c.MinuteTTL}, {"hour-ttl", c.HourTTL}, {"usage-hour-ttl", c.UsageHourTTL}, {"nat-ttl", c.NATTTL}} {
 		if ttl.d < time.Hour {
 			errs = append(errs, fmt.Errorf("clickhouse.%s: %s is below the minimum of 1h", ttl.key, ttl.d))
 		}

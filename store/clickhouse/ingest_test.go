@@ -241,7 +241,7 @@ func TestIngestDrops(t *testing.T) {
 func TestStoreLastSeen(t *testing.T) {
 	cfg := newTestClient(t).cfg
 	ctx := context.Background()
-	s, err := Open(ctx, cfg, "north", nil, 8, testutil.Logger(t))
+	s, err := Open(ctx, withSite(cfg, "north"), nil, 8, testutil.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func TestStoreLastSeen(t *testing.T) {
 		t.Fatalf("router 2: last flow %v %v %v", at, ok, err)
 	}
 	// Another process: only ClickHouse knows, the newest flow's end.
-	s2, err := Open(ctx, cfg, "north", nil, 8, testutil.Logger(t))
+	s2, err := Open(ctx, withSite(cfg, "north"), nil, 8, testutil.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,11 +287,17 @@ func TestStoreLastSeen(t *testing.T) {
 	if _, ok, err := s2.LastFlowFrom(ctx, 77); err != nil || ok {
 		t.Fatalf("router 77: %v %v", ok, err)
 	}
-	other, err := Open(ctx, cfg, "south", nil, 8, nil)
+	other, err := Open(ctx, withSite(cfg, "south"), nil, 8, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, err := other.LastFlowFrom(ctx, 2); err != nil || ok {
 		t.Fatalf("another site sees router 2: %v %v", ok, err)
 	}
+}
+
+// withSite returns cfg for site.
+func withSite(cfg Config, site string) Config {
+	cfg.Site = site
+	return cfg
 }

@@ -27,6 +27,7 @@ type migration struct {
 type schemaParams struct {
 	DB                                       string // the database, a plain identifier
 	RawTTL, MinuteTTL, HourTTL, UsageHourTTL int64  // seconds
+	NATTTL                                   int64  // seconds
 }
 
 var migrationName = regexp.MustCompile(`^(\d{4})_([a-z0-9_]+)\.sql$`)
@@ -34,7 +35,8 @@ var migrationName = regexp.MustCompile(`^(\d{4})_([a-z0-9_]+)\.sql$`)
 // migrations returns the migrations rendered for cfg, in version order.
 func migrations(cfg *Config) ([]migration, error) {
 	p := schemaParams{DB: cfg.Database, RawTTL: int64(cfg.RawTTL.Seconds()),
-		MinuteTTL: int64(cfg.MinuteTTL.Seconds()), HourTTL: int64(cfg.HourTTL.Seconds()), UsageHourTTL: int64(cfg.UsageHourTTL.Seconds())}
+		MinuteTTL: int64(cfg.MinuteTTL.Seconds()), HourTTL: int64(cfg.HourTTL.Seconds()), UsageHourTTL: int64(cfg.UsageHourTTL.Seconds()),
+		NATTTL: int64(cfg.NATTTL.Seconds())}
 	entries, err := fs.ReadDir(migrationFiles, "migrations")
 	if err != nil {
 		return nil, fmt.Errorf("cannot list clickhouse migrations: %w", err)
@@ -144,4 +146,36 @@ func Migrate(ctx context.Context, c *Client) (int, error) {
 		applied++
 	}
 	return applied, nil
+}
+
+// CheckSchema checks, changing nothing, that flowbox's database on
+// ClickHouse has exactly the schema this flowbox knows.
+func CheckSchema(ctx context.Context, c *Client) error {
+	ms, err := migrations(&c.cfg)
+	if err != nil {
+		return err
+	}
+	db := c.cfg.Database
+	out, err := c.Query(ctx, fmt.Sprintf("SELECT count() FROM system.tables WHERE database = %s AND name = 'flowbox_migrations' FORMAT TabSeparated", quote(db)))
+	if err != nil {
+		return fmt.Errorf("cannot read the clickhouse schema: %w", err)
+	}
+	if strings.TrimSpace(string(out)) == "0" {
+		return fmt.Errorf("clickhouse database %s has no flowbox schema yet: start flowbox serve with store.backend: clickhouse first", db)
+	}
+	out, err = c.Query(ctx, "SELECT max(version) FROM "+db+".flowbox_migrations FORMAT TabSeparated")
+	if err != nil {
+		return fmt.Errorf("cannot read the clickhouse migrations applied: %w", err)
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		return fmt.Errorf("cannot read the clickhouse migrations applied: %q", out)
+	}
+	switch known := ms[len(ms)-1].version; {
+	case v > known:
+		return fmt.Errorf("clickhouse database %s has schema version %d, newer than this flowbox knows (%d): upgrade flowbox", db, v, known)
+	case v < known:
+		return fmt.Errorf("clickhouse database %s has schema version %d, older than this flowbox's (%d): start flowbox serve to migrate it", db, v, known)
+	}
+	return nil
 }

@@ -12,12 +12,12 @@ import (
 
 	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/store"
-	"github.com/flowbox/flowbox/store/storetest"
+	"github.com/flowbox/flowbox/store/flowdb"
 )
 
 // bothStores writes the same flows to the SQLite flow database and to
 // ClickHouse, and returns both and the flows' end.
-func bothStores(t *testing.T) (*storetest.Store, *Reader, []store.Flow, time.Time) {
+func bothStores(t *testing.T) (*flowdb.FlowDB, *Reader, []store.Flow, time.Time) {
 	t.Helper()
 	c, w := migratedWriter(t, "s", nil)
 	ctx := context.Background()
@@ -32,11 +32,16 @@ func bothStores(t *testing.T) (*storetest.Store, *Reader, []store.Flow, time.Tim
 	if err := w.Insert(ctx, flows); err != nil {
 		t.Fatal(err)
 	}
-	sq, err := storetest.Open(ctx, t.TempDir(), store.DefaultConfig(), testutil.Logger(t), nil)
+	db, err := store.Open(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { sq.Close() })
+	sq, err := flowdb.New(ctx, db, store.DefaultConfig(), testutil.Logger(t), nil, nil)
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sq.Close(); db.Close() })
 	run, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- sq.Run(run) }()

@@ -17,10 +17,10 @@ type Store struct {
 }
 
 // Open connects to ClickHouse (cfg), migrates flowbox's schema, and
-// returns the store of site's flows with a writer queue of queueSize
-// batches; exporters gives the ids of exporter addresses (the source of
-// flows no router matched). Call Run to write.
-func Open(ctx context.Context, cfg Config, site string, exporters func(netip.Addr) int64, queueSize int, logger *slog.Logger) (*Store, error) {
+// returns the store of the flows of cfg.Site with a writer queue of
+// queueSize batches; exporters gives the ids of exporter addresses (the
+// source of flows no router matched). Call Run to write.
+func Open(ctx context.Context, cfg Config, exporters func(netip.Addr) int64, queueSize int, logger *slog.Logger) (*Store, error) {
 	c, err := NewClient(cfg, logger)
 	if err != nil {
 		return nil, err
@@ -28,6 +28,32 @@ func Open(ctx context.Context, cfg Config, site string, exporters func(netip.Add
 	if _, err := Migrate(ctx, c); err != nil {
 		return nil, fmt.Errorf("cannot open the clickhouse store: %w", err)
 	}
+	return newStore(c, exporters, queueSize, logger)
+}
+
+// OpenReader connects to ClickHouse (cfg) for queries alone, as the
+// commands beside a running serve do: it changes nothing, and refuses a
+// schema this flowbox does not know (older: serve migrates it; newer:
+// upgrade flowbox). The store's writer is there but must not be run.
+func OpenReader(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
+	c, err := NewClient(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckSchema(ctx, c); err != nil {
+		return nil, fmt.Errorf("cannot open the clickhouse store: %w", err)
+	}
+	return newStore(c, nil, 1, logger)
+}
+
+// Close releases the client's idle connections.
+func (s *Store) Close() error {
+	s.c.http.CloseIdleConnections()
+	return nil
+}
+
+func newStore(c *Client, exporters func(netip.Addr) int64, queueSize int, logger *slog.Logger) (*Store, error) {
+	site := c.cfg.Site
 	w, err := NewFlowWriter(c, site, exporters)
 	if err != nil {
 		return nil, err

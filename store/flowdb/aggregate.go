@@ -610,45 +610,5 @@ func (a *aggregator) topRows(d store.Dimension) []topRow {
 	return nil
 }
 
-// selectKth returns the value that would be at index k of vals sorted in
-// ascending order (vals is reordered). Quickselect: linear on average.
-func selectKth(vals []uint64, k int) uint64 {
-	lo, hi := 0, len(vals)-1
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		// Median of three as the pivot.
-		if vals[mid] < vals[lo] {
-			vals[mid], vals[lo] = vals[lo], vals[mid]
-		}
-		if vals[hi] < vals[lo] {
-			vals[hi], vals[lo] = vals[lo], vals[hi]
-		}
-		if vals[hi] < vals[mid] {
-			vals[hi], vals[mid] = vals[mid], vals[hi]
-		}
-		pivot := vals[mid]
-		i, j := lo, hi
-		for i <= j {
-			for vals[i] < pivot {
-				i++
-			}
-			for vals[j] > pivot {
-				j--
-			}
-			if i <= j {
-				vals[i], vals[j] = vals[j], vals[i]
-				i++
-				j--
-			}
-		}
-		switch {
-		case k <= j:
-			hi = j
-		case k >= i:
-			lo = i
-		default:
-			return vals[k]
-		}
-	}
-	return vals[k]
-}
+// selectKth is store.SelectKth.
+func selectKth(vals []uint64, k int) uint64 { return store.SelectKth(vals, k) }

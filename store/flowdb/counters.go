@@ -217,6 +217,45 @@ func (s *FlowDB) CounterTotals(ctx context.Context, routerID int64, from, to tim
 	return out, nil
 }
 
+// CounterBuckets returns the counters of every interface in each bucket
+// its counters covered fully over [from, to) (minutes, or hours when
+// hourly), of one router (0: all), ordered by router, interface and
+// time: CounterTotals without this store's flows, for a flow store kept
+// elsewhere.
+func (s *FlowDB) CounterBuckets(ctx context.Context, routerID int64, from, to time.Time, hourly bool) ([]store.CounterBucket, error) {
+	ctr, full := "ifctr_m", fullMinuteMs
+	if hourly {
+		ctr, full = "ifctr_h", fullHourMs
+	}
+	q := "SELECT src, ifx, t, rx_bytes, tx_bytes, rx_packets, tx_packets FROM " + ctr + " WHERE t >= ? AND t < ? AND span_ms >= ?"
+	args := []any{from.Unix(), to.Unix(), full}
+	if routerID != 0 {
+		q += " AND src = ?"
+		args = append(args, routerID)
+	}
+	rows, err := s.r.QueryContext(ctx, q+" ORDER BY src, ifx, t", args...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read interface counters: %w", err)
+	}
+	defer rows.Close()
+	var out []store.CounterBucket
+	for rows.Next() {
+		var b store.CounterBucket
+		var ifx int64
+		var v [4]int64
+		if err := rows.Scan(&b.RouterID, &ifx, &b.T, &v[0], &v[1], &v[2], &v[3]); err != nil {
+			return nil, fmt.Errorf("cannot read interface counters: %w", err)
+		}
+		b.Index = uint32(ifx)
+		b.CounterBytesIn, b.CounterBytesOut, b.CounterPacketsIn, b.CounterPacketsOut = uint64(v[0]), uint64(v[1]), uint64(v[2]), uint64(v[3])
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read interface counters: %w", err)
+	}
+	return out, nil
+}
+
 // CounterSeries returns a router's counter bytes per bucket of step
 // seconds over [from, to), rx and tx summed over the interfaces (ifx 0:
 // all), for the traffic chart's counter line. Buckets are minutes, or

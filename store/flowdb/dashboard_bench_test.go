@@ -15,6 +15,7 @@ import (
 	"github.com/flowbox/flowbox/store"
 	"github.com/flowbox/flowbox/store/flowdb"
 	"github.com/flowbox/flowbox/store/storetest"
+	"github.com/flowbox/flowbox/store/storetest/flowmodel"
 )
 
 // The dashboard benchmarks query a generated month of a WISP's traffic: one
@@ -85,7 +86,7 @@ func dashboardStore(b *testing.B) *storetest.Store {
 	if err != nil {
 		b.Fatal(err)
 	}
-	flowdb.SetClock(s.FlowDB, func() time.Time { return dashNow })
+	flowdb.SetClock(s.SQL, func() time.Time { return dashNow })
 	b.Cleanup(func() { s.Close() })
 	return s
 }
@@ -103,7 +104,7 @@ func generateDashboard(b *testing.B, dir string) error {
 	}
 	defer s.Close()
 	now := dashNow.Add(-dashDays * 24 * time.Hour)
-	flowdb.SetClock(s.FlowDB, func() time.Time { return now })
+	flowdb.SetClock(s.SQL, func() time.Time { return now })
 	r := &store.Router{Name: "wisp-1", Address: "127.0.0.2:8728"}
 	if err := s.AddRouter(ctx, r); err != nil {
 		return err
@@ -112,7 +113,7 @@ func generateDashboard(b *testing.B, dir string) error {
 	if err != nil {
 		return err
 	}
-	enr := storetest.NewEnricher(m)
+	enr := flowmodel.NewEnricher(m)
 	exp := netip.MustParseAddrPort("127.0.0.2:2055")
 	var buf []store.Flow
 	var total, raw int
@@ -138,22 +139,22 @@ func generateDashboard(b *testing.B, dir string) error {
 		}
 		total += n
 		if age > 48*time.Hour {
-			flowdb.AggregateFlows(s.FlowDB, buf)
+			flowdb.AggregateFlows(s.SQL, buf)
 		} else {
 			raw += n
-			if err := flowdb.WriteFlows(ctx, s.FlowDB, buf); err != nil {
+			if err := flowdb.WriteFlows(ctx, s.SQL, buf); err != nil {
 				return err
 			}
 		}
 		// Maintenance once a minute of the raw window, every 10 minutes
 		// before: the minute rollups are flushed additively either way.
 		if every := 10 * time.Minute; now.Truncate(time.Minute) == now && (age <= 48*time.Hour || now.Truncate(every) == now) {
-			flowdb.Maintain(ctx, s.FlowDB)
+			flowdb.Maintain(ctx, s.SQL)
 		}
 	}
 	// The packer's work at dashNow: closed partitions in blocks, the
 	// last ones' newest rows (fewer than a block) still rows.
-	blocks, err := flowdb.PackAll(ctx, s.FlowDB)
+	blocks, err := flowdb.PackAll(ctx, s.SQL)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,9 @@ package flowdb
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -230,4 +232,37 @@ func (s *FlowDB) ExporterSummaries(ctx context.Context, names map[int64]string) 
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Exporter.Less(out[j].Exporter) })
 	return out, nil
+}
+
+// ExporterID returns the id of an exporter address, adding the address
+// (attributed to routerID, 0 for none) when the store has not seen it. A
+// second flow store (ClickHouse) calls it to give the flows no router
+// matched the source id these queries filter on (minus the id), so that
+// ExporterSources and ExporterSummaries list its exporters too. At most
+// maxExporters addresses get an id.
+func (s *FlowDB) ExporterID(ctx context.Context, addr netip.Addr, routerID int64) (int64, error) {
+	if err := s.writable(); err != nil {
+		return 0, fmt.Errorf("cannot add exporter %s: %w", addr, err)
+	}
+	addr = addr.Unmap()
+	var id int64
+	err := s.w.QueryRowContext(ctx, "SELECT id FROM exporters WHERE addr = ?", addrBytes(addr)).Scan(&id)
+	if err == nil {
+		return id, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("cannot read exporter %s: %w", addr, err)
+	}
+	var n int64
+	if err := s.w.QueryRowContext(ctx, "SELECT count(*) FROM exporters").Scan(&n); err != nil {
+		return 0, fmt.Errorf("cannot count exporters: %w", err)
+	}
+	if n >= maxExporters {
+		return 0, fmt.Errorf("cannot add exporter %s: the store has %d exporters, the most it keeps", addr, n)
+	}
+	if err := s.w.QueryRowContext(ctx, "INSERT INTO exporters (addr, router_id) VALUES (?, ?) RETURNING id",
+		addrBytes(addr), routerID).Scan(&id); err != nil {
+		return 0, fmt.Errorf("cannot add exporter %s: %w", addr, store.DescribeWriteError(err))
+	}
+	return id, nil
 }

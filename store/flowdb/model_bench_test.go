@@ -12,6 +12,7 @@ import (
 	"github.com/flowbox/flowbox/store"
 	"github.com/flowbox/flowbox/store/flowdb"
 	"github.com/flowbox/flowbox/store/storetest"
+	"github.com/flowbox/flowbox/store/storetest/flowmodel"
 )
 
 type benchLog struct{ tb testing.TB }
@@ -49,13 +50,13 @@ func cpuTime(tb testing.TB) time.Duration {
 func BenchmarkInsertModelFlows(b *testing.B) {
 	ctx := context.Background()
 	end := time.Date(2026, 1, 14, 21, 30, 0, 0, time.UTC)
-	pool := storetest.ModelFlows(b, 7, 1<<19, 5000, end)
+	pool := flowmodel.ModelFlows(b, 7, 1<<19, 5000, end)
 	s, err := storetest.Open(ctx, b.TempDir(), store.DefaultConfig(), benchLogger(b), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	flowdb.SetClock(s.FlowDB, func() time.Time { return end })
+	flowdb.SetClock(s.SQL, func() time.Time { return end })
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(runCtx) }()
@@ -85,10 +86,10 @@ func BenchmarkInsertModelFlows(b *testing.B) {
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/flows, "allocs/flow")
 	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/flows, "B/flow")
 	b.ReportMetric(0, "ns/op")
-	if err := flowdb.CloseAllPartitions(ctx, s.FlowDB); err != nil {
+	if err := flowdb.CloseAllPartitions(ctx, s.SQL); err != nil {
 		b.Fatal(err)
 	}
-	raw, index, file, stored, err := flowdb.DiskUsage(ctx, s.FlowDB)
+	raw, index, file, stored, err := flowdb.DiskUsage(ctx, s.SQL)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -96,17 +97,17 @@ func BenchmarkInsertModelFlows(b *testing.B) {
 	b.ReportMetric(float64(index)/float64(stored), "host-index-B/flow")
 	b.ReportMetric(float64(file)/float64(stored), "file-B/flow")
 	// The same flows once the packer has moved them into blocks.
-	flowdb.SetClock(s.FlowDB, func() time.Time { return end.Add(48 * time.Hour) })
+	flowdb.SetClock(s.SQL, func() time.Time { return end.Add(48 * time.Hour) })
 	packStart := time.Now()
-	if _, err := flowdb.PackAll(ctx, s.FlowDB); err != nil {
+	if _, err := flowdb.PackAll(ctx, s.SQL); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(time.Since(packStart).Nanoseconds())/float64(stored), "pack-ns/flow")
-	raw, _, _, _, err = flowdb.DiskUsage(ctx, s.FlowDB)
+	raw, _, _, _, err = flowdb.DiskUsage(ctx, s.SQL)
 	if err != nil {
 		b.Fatal(err)
 	}
-	used, err := flowdb.FileInUse(ctx, s.FlowDB)
+	used, err := flowdb.FileInUse(ctx, s.SQL)
 	if err != nil {
 		b.Fatal(err)
 	}

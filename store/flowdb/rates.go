@@ -37,12 +37,11 @@ const (
 )
 
 const (
-	rateSlot    = 300                  // seconds per sample
-	slotsPerDay = 86400 / rateSlot     // 288
-	rateBlobV1  = 1                    // version byte of rate5_d.x
-	rateGrace   = 10 * time.Minute     // after a UTC day ends, before it is packed
-	rateSettle  = time.Hour            // after a period ends, before its summary is kept
-	maxRateSpan = 400 * 24 * time.Hour // longest period a RateQuery reads
+	rateSlot    = 300              // seconds per sample
+	slotsPerDay = 86400 / rateSlot // 288
+	rateBlobV1  = 1                // version byte of rate5_d.x
+	rateGrace   = 10 * time.Minute // after a UTC day ends, before it is packed
+	rateSettle  = time.Hour        // after a period ends, before its summary is kept
 )
 
 // rateKindOf maps a report kind to the kind column.
@@ -282,26 +281,14 @@ func (s *FlowDB) packRateDay(ctx context.Context, d int64) error {
 // before, flowbox did not see the source, and zeros would lower its
 // percentile. A kept summary answers a closed period asked before.
 func (s *FlowDB) RateSummaries(ctx context.Context, q store.RateQuery) ([]store.RateSummary, error) {
+	if err := q.Check(); err != nil {
+		return nil, err
+	}
 	kind, err := rateKindOf(q.Kind)
 	if err != nil {
 		return nil, err
 	}
-	if err := store.CheckPeriod(q.From, q.To); err != nil {
-		return nil, err
-	}
 	f, t := q.From.Unix(), q.To.Unix()
-	if f%rateSlot != 0 || t%rateSlot != 0 {
-		return nil, &store.QueryError{Field: "from", Msg: "a report period must start and end on 5-minute boundaries"}
-	}
-	if q.To.Sub(q.From) > maxRateSpan {
-		return nil, &store.QueryError{Field: "to", Msg: "a report period is at most 400 days"}
-	}
-	if !(q.Percentile > 0 && q.Percentile <= 100) {
-		return nil, &store.QueryError{Field: "percentile", Msg: fmt.Sprintf("%g is not within (0, 100]", q.Percentile)}
-	}
-	if q.Apps < 0 || q.Apps > subAppsPerDay {
-		return nil, &store.QueryError{Field: "top_apps", Msg: fmt.Sprintf("%d is not within 0..%d", q.Apps, subAppsPerDay)}
-	}
 	now := s.now()
 	// A read-only store (flowbox report beside serve) reads kept
 	// summaries but keeps none: it has no writer.
@@ -494,18 +481,13 @@ func (s *FlowDB) keepRates(ctx context.Context, gen uint64, kind int, f, t int64
 }
 
 // slotBPS converts the bytes of one 5-minute sample to bits per second.
-func slotBPS(bytes uint64) float64 { return float64(bytes) * 8 / rateSlot }
+func slotBPS(bytes uint64) float64 { return store.SlotBPS(bytes) }
 
 // bpsSlot is the inverse of slotBPS (exact for values slotBPS made).
 func bpsSlot(bps float64) uint64 { return uint64(math.Round(bps * rateSlot / 8)) }
 
-// slotRate is the rate of a sample of bytes starting at unix t (0: none).
-func slotRate(bytes uint64, t int64) store.Rate {
-	if bytes == 0 {
-		return store.Rate{}
-	}
-	return store.Rate{BPS: slotBPS(bytes), At: time.Unix(t, 0).UTC()}
-}
+// slotRate is store.SlotRate.
+func slotRate(bytes uint64, t int64) store.Rate { return store.SlotRate(bytes, t) }
 
 // rateReader reads the samples of entities over one period [f, t).
 type rateReader struct {
@@ -710,42 +692,8 @@ func (rr *rateReader) start(ctx context.Context, src int64) (int64, error) {
 
 // summary summarizes rr.a and rr.b, whose samples count from start.
 func (rr *rateReader) summary(src int64, key string, start int64, pct float64) store.RateSummary {
-	r := store.RateSummary{Source: src, Key: key}
-	var pa, pb uint64
-	ia, ib := -1, -1
-	for i := range rr.a {
-		r.A += rr.a[i]
-		r.B += rr.b[i]
-		if rr.a[i] > pa {
-			pa, ia = rr.a[i], i
-		}
-		if rr.b[i] > pb {
-			pb, ib = rr.b[i], i
-		}
-	}
-	if ia >= 0 {
-		r.PeakA = slotRate(pa, rr.f+int64(ia)*rateSlot)
-	}
-	if ib >= 0 {
-		r.PeakB = slotRate(pb, rr.f+int64(ib)*rateSlot)
-	}
-	lo := max(rr.f, store.FloorDiv(start, rateSlot)*rateSlot)
-	hi := min(rr.t, rr.end)
-	if hi <= lo {
-		return r
-	}
-	i0, i1 := int((lo-rr.f)/rateSlot), int((hi-rr.f)/rateSlot)
-	r.Samples = i1 - i0
-	// The nearest-rank percentile: the smallest sample with at least
-	// pct % of the samples at or below it (the 95th of a 30-day month's
-	// 8 640 samples is the 433rd largest: the top 5 %, 432, are not
-	// billed).
-	k := int(math.Ceil(pct/100*float64(r.Samples))) - 1
-	k = min(max(k, 0), r.Samples-1)
-	rr.tmp = append(rr.tmp[:0], rr.a[i0:i1]...)
-	r.PctA = slotBPS(selectKth(rr.tmp, k))
-	rr.tmp = append(rr.tmp[:0], rr.b[i0:i1]...)
-	r.PctB = slotBPS(selectKth(rr.tmp, k))
+	var r store.RateSummary
+	r, rr.tmp = store.SummarizeRates(src, key, rr.f, rr.end, start, rr.a, rr.b, pct, rr.tmp)
 	return r
 }
 

@@ -50,7 +50,7 @@ var (
 )
 
 // subAppsPerDay is the applications kept per subscriber, router and day.
-const subAppsPerDay = 10
+const subAppsPerDay = store.MaxRateApps
 
 // value returns v as stored in p's column.
 func (p subPairs) value(v string) any {

@@ -18,7 +18,7 @@ import (
 func TestNATLookupRouterRemoved(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := Open(ctx, t.TempDir(), store.DefaultConfig(), Shared, testutil.Logger(t), nil)
+	st, err := Open(ctx, t.TempDir(), DefaultConfig(), Shared, testutil.Logger(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -19,13 +20,38 @@ import (
 	"github.com/flowbox/flowbox/store/inventory"
 )
 
+// FlowDB is the flow database as flowbox's components use it: flows
+// (store.FlowDB), NAT mappings, and the interface counters of coverage
+// reports. *flowdb.FlowDB implements it on SQLite; with store.backend:
+// clickhouse, the ClickHouse store does, with the counters in SQLite.
+type FlowDB interface {
+	store.FlowDB
+	store.NATMappings
+	// Health().NATMappingsDropped counts the NAT mappings not written.
+	SaveCounterDeltas(ctx context.Context, ds []store.CounterDelta) error
+	SaveCoverageState(ctx context.Context, st store.CoverageState) error
+	RollupCounterHours(ctx context.Context, now time.Time) error
+	PruneCounters(ctx context.Context, now time.Time) (int64, error)
+	CounterTotals(ctx context.Context, routerID int64, from, to time.Time, hourly bool) ([]store.CounterTotals, error)
+	CounterSeries(ctx context.Context, routerID int64, ifx uint32, from, to time.Time, hourly bool) (map[int64][2]uint64, error)
+	CoverageStates(ctx context.Context) ([]store.CoverageState, error)
+	// Close releases the flow database (after Run returned).
+	Close() error
+}
+
 // Storage is a database with the inventory and the flow database built on
 // it. Through the embedding it has the methods of both halves.
 type Storage struct {
 	// DB is the database file both halves share.
 	DB *store.DB
 	*inventory.Inventory
-	*flowdb.FlowDB
+	// FlowDB is the flow database of store.backend.
+	FlowDB
+	// SQL is the SQLite flow database: FlowDB itself with the sqlite
+	// backend; with clickhouse, the exporter ids and counters beside it.
+	SQL *flowdb.FlowDB
+	// Backend is store.backend.
+	Backend string
 	// cfg is the flow database's configuration (retentions).
 	cfg store.Config
 }
@@ -42,7 +68,9 @@ const (
 
 // Open opens the database of dataDir in mode and builds both halves on it.
 // logger and reg may be nil.
-func Open(ctx context.Context, dataDir string, cfg store.Config, mode Mode, logger *slog.Logger, reg prometheus.Registerer) (*Storage, error) {
+// With store.backend: clickhouse, flows are in ClickHouse: the schema is
+// migrated (checked only, ReadOnly) and the writer is its Ingest.
+func Open(ctx context.Context, dataDir string, cfg Config, mode Mode, logger *slog.Logger, reg prometheus.Registerer) (*Storage, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -66,12 +94,21 @@ func Open(ctx context.Context, dataDir string, cfg store.Config, mode Mode, logg
 		db.Close()
 		return nil, err
 	}
-	flows, err := flowdb.New(ctx, db, cfg, logger, reg, inv)
+	flows, err := flowdb.New(ctx, db, cfg.Config, logger, reg, inv)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	return &Storage{DB: db, Inventory: inv, FlowDB: flows, cfg: cfg}, nil
+	s := &Storage{DB: db, Inventory: inv, FlowDB: flows, SQL: flows, Backend: BackendSQLite, cfg: cfg.Config}
+	if cfg.Backend == BackendClickHouse {
+		ch, err := openClickHouse(ctx, cfg, mode, flows, inv, logger)
+		if err != nil {
+			errs := errors.Join(flows.Close(), db.Close())
+			return nil, errors.Join(err, errs)
+		}
+		s.FlowDB, s.Backend, s.cfg = ch, BackendClickHouse, cfg.Effective()
+	}
+	return s, nil
 }
 
 // Backup writes a consistent snapshot of the database to path
@@ -98,13 +135,18 @@ func (s *Storage) ExporterSummaries(ctx context.Context) ([]store.ExporterSummar
 	if err != nil {
 		return nil, err
 	}
-	return s.FlowDB.ExporterSummaries(ctx, names)
+	out, err := s.FlowDB.ExporterSummaries(ctx, names)
+	return out, err
 }
 
 // Close closes the flow database, then the database file. Call it after
 // the flow database's Run returned.
 func (s *Storage) Close() error {
-	if err := errors.Join(s.FlowDB.Close(), s.DB.Close()); err != nil {
+	errs := []error{s.FlowDB.Close()}
+	if s.Backend == BackendClickHouse {
+		errs = append(errs, s.SQL.Close())
+	}
+	if err := errors.Join(append(errs, s.DB.Close())...); err != nil {
 		return fmt.Errorf("cannot close storage: %w", err)
 	}
 	return nil

@@ -20,16 +20,16 @@ type Store = storage.Storage
 // Open opens (creating and migrating) the database in dataDir as
 // store.Open does and builds both halves on it. reg may be nil.
 func Open(ctx context.Context, dataDir string, cfg store.Config, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
-	return storage.Open(ctx, dataDir, cfg, storage.Shared, logger, reg)
+	return storage.Open(ctx, dataDir, storage.SQLite(cfg), storage.Shared, logger, reg)
 }
 
 // OpenExclusive is Open with the data directory's lock (store.OpenExclusive).
 func OpenExclusive(ctx context.Context, dataDir string, cfg store.Config, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
-	return storage.Open(ctx, dataDir, cfg, storage.Exclusive, logger, reg)
+	return storage.Open(ctx, dataDir, storage.SQLite(cfg), storage.Exclusive, logger, reg)
 }
 
 // OpenReadOnly opens an existing database read-only (store.OpenReadOnly)
 // with the default configuration.
 func OpenReadOnly(ctx context.Context, dataDir string) (*Store, error) {
-	return storage.Open(ctx, dataDir, store.DefaultConfig(), storage.ReadOnly, nil, nil)
+	return storage.Open(ctx, dataDir, storage.DefaultConfig(), storage.ReadOnly, nil, nil)
 }

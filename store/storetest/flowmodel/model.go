@@ -1,4 +1,7 @@
-package storetest
+// Package flowmodel is the model WISP's flows for the stores' benchmarks
+// and comparisons: the flows of collector/netflowtest's model, labelled
+// as enrichment would label them.
+package flowmodel
 
 import (
 	"net/netip"
