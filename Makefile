@@ -66,8 +66,9 @@ demo: bin/flowbox-dev ## run flowbox with a simulated MikroTik fleet (data in ./
 run: bin/flowbox-dev ## run flowbox serve with configs/dev.yaml
 	./bin/flowbox-dev serve --config configs/dev.yaml
 
-test: ## run every test (what the README and CI run)
+test: ## run every test (what the README and CI run), then the console's API tests on the ClickHouse store
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
+	FLOWBOX_TEST_BACKEND=clickhouse CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./web
 
 test-race: test ## same as test (which already runs -race)
 

@@ -87,6 +87,9 @@ type Deps struct {
 type Settings struct {
 	// CollectorListen are the UDP addresses the collector listens on.
 	CollectorListen []string `json:"collector_listen"`
+	// FlowStore says where flows are kept: "sqlite", or "clickhouse"
+	// with its database and servers.
+	FlowStore string `json:"flow_store,omitempty"`
 	// RawRetention, MinuteRetention and HourRetention are the store's
 	// retention windows.
 	RawRetention    Duration `json:"raw_retention"`

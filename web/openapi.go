@@ -359,7 +359,7 @@ func buildOpenAPI() openAPI {
 				"UsageSeries": obj(openAPI{"subscriber": str, "resolution": str, "step": integ, "times": openAPI{"type": "array", "items": integ},
 					"download_bytes": openAPI{"type": "array", "items": integ}, "upload_bytes": openAPI{"type": "array", "items": integ}}),
 				"FlowPage": obj(openAPI{"flows": arrayOf("Flow"), "next": str}),
-				"Settings": obj(openAPI{"collector_listen": openAPI{"type": "array", "items": str}, "raw_retention": str, "minute_retention": str, "hour_retention": str}),
+				"Settings": obj(openAPI{"collector_listen": openAPI{"type": "array", "items": str}, "flow_store": str, "raw_retention": str, "minute_retention": str, "hour_retention": str}),
 				"User":     obj(openAPI{"name": str, "role": role, "created_at": ts}),
 				"UserRequest": obj(openAPI{"name": str, "password": openAPI{"type": "string", "writeOnly": true, "minLength": MinPasswordLength},
 					"current_password": openAPI{"type": "string", "writeOnly": true, "description": "required to change one's own password"}, "role": role}, "password"),

@@ -51,12 +51,7 @@ func testLogger(t testing.TB) *slog.Logger {
 // openTestStore opens a real store in a temporary directory.
 func openTestStore(t testing.TB) *storetest.Store {
 	t.Helper()
-	st, err := storetest.Open(context.Background(), t.TempDir(), store.DefaultConfig(), testLogger(t), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatalf("cannot open store: %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
+	return storetest.OpenFor(t, t.TempDir(), store.DefaultConfig(), testLogger(t), prometheus.NewRegistry())
 }
 
 // newEnv builds a console on a fresh store. The store's clock is the real
@@ -283,3 +278,15 @@ func TestAdminPasswordFile(t *testing.T) {
 		t.Fatalf("login with the password from the file: %d", res.StatusCode)
 	}
 }
+
+// sqliteOnly skips a test of a behaviour only the SQLite flow store has
+// when the tests run on ClickHouse (storetest.BackendEnv), saying why.
+func sqliteOnly(t testing.TB, why string) {
+	t.Helper()
+	if storetest.OnClickHouse() {
+		t.Skip("SQLite store only: " + why)
+	}
+}
+
+// onClickHouse reports whether the tests run on the ClickHouse store.
+func onClickHouse() bool { return storetest.OnClickHouse() }

@@ -11,6 +11,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/flowbox/flowbox/store"
+	"github.com/flowbox/flowbox/store/clickhouse"
+	storagepkg "github.com/flowbox/flowbox/store/storage"
 )
 
 // runCheckReadOnly validates the configuration and reports on the data
@@ -60,6 +62,14 @@ func runCheckReadOnly(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stdout, describeDataDir(d))
 		problems = append(problems, d.Problems()...)
 	}
+	if cfg.Store.Backend == storagepkg.BackendClickHouse {
+		line, err := checkClickHouse(ctx, cfg.Store.ClickHouse, logger)
+		if err != nil {
+			problems = append(problems, err)
+		} else {
+			fmt.Fprintln(e.stdout, line)
+		}
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("check failed:\n%w", errors.Join(problems...))
 	}
@@ -81,11 +91,37 @@ func buildInScratch(ctx context.Context, cfg Config, logger *slog.Logger) error 
 	defer os.RemoveAll(tmp)
 	scratch := cfg
 	scratch.DataDir = tmp
+	// The flow store in the scratch directory too: check migrates no
+	// ClickHouse database (checkClickHouse only reads its version).
+	scratch.Store.Backend = storagepkg.BackendSQLite
 	a, err := buildApp(ctx, scratch, logger)
 	if err != nil {
 		return err
 	}
 	return a.close()
+}
+
+// checkClickHouse says in one line what the ClickHouse database of
+// store.clickhouse holds and what serve will do with it, changing
+// nothing; unreachable, or a newer schema, is a problem.
+func checkClickHouse(ctx context.Context, cfg clickhouse.Config, logger *slog.Logger) (string, error) {
+	c, err := clickhouse.NewClient(cfg, logger)
+	if err != nil {
+		return "", err
+	}
+	have, want, err := clickhouse.SchemaVersion(ctx, c)
+	where := fmt.Sprintf("clickhouse database %s on %s", cfg.Database, strings.Join(cfg.Addresses, ", "))
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("%s: %w", where, err)
+	case have == 0:
+		return where + ": no flowbox schema yet (flowbox serve creates it)", nil
+	case have > want:
+		return "", fmt.Errorf("%s: schema %d, newer than this flowbox's %d: upgrade flowbox", where, have, want)
+	case have < want:
+		return fmt.Sprintf("%s: schema %d: flowbox serve will migrate it to %d on start", where, have, want), nil
+	}
+	return fmt.Sprintf("%s: schema %d (current)", where, have), nil
 }
 
 // describeDataDir says in one line what the data directory holds and what

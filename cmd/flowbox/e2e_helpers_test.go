@@ -195,6 +195,14 @@ func startServeInProcess(t *testing.T, collectorExtra string, sections ...string
 		t.Fatal(err)
 	}
 	a.base = "https://" + a.webAddr
+	return serveAgain(t, a)
+}
+
+// serveAgain starts `flowbox serve` with a's configuration (after a.stop)
+// until the test ends, and waits for the console to answer.
+func serveAgain(t *testing.T, a *servedApp) *servedApp {
+	t.Helper()
+	a = &servedApp{base: a.base, cfgPath: a.cfgPath, dataDir: a.dataDir, webAddr: a.webAddr, nfPort: a.nfPort}
 	_, a.stderr, a.stop = startCommand(t, "serve", "--config", a.cfgPath)
 	// serve generates its self-signed certificate at start: the console
 	// must answer with the one `flowbox web-fingerprint` names.

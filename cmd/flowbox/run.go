@@ -213,6 +213,7 @@ func (a *app) build() error {
 		DataDir:         cfg.DataDir,
 		Settings: web.Settings{
 			CollectorListen: cfg.Collector.Listen,
+			FlowStore:       cfg.Store.Describe(),
 			RawRetention:    web.Duration(cfg.Store.Effective().RawRetention),
 			MinuteRetention: web.Duration(cfg.Store.Effective().MinuteRetention),
 			HourRetention:   web.Duration(cfg.Store.Effective().HourRetention),

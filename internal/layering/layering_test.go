@@ -78,7 +78,7 @@ func TestLayering(t *testing.T) {
 	only("store/flowdb", "store")
 	only("store/inventory", "store")
 	only("store/storage", "store", "store/clickhouse", "store/flowdb", "store/inventory")
-	only("store/storetest", "store", "store/storage")
+	only("store/storetest", "store", "store/clickhouse/chtest", "store/storage")
 	only("store/storetest/flowmodel", "store", "collector/netflowtest")
 	// The ClickHouse store is built on the nouns only; its test endpoint
 	// (chtest, and the chdbhttp command it runs) on nothing of flowbox's

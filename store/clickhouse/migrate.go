@@ -148,30 +148,44 @@ func Migrate(ctx context.Context, c *Client) (int, error) {
 	return applied, nil
 }
 
+// SchemaVersion returns, changing nothing, the schema version of
+// flowbox's database on ClickHouse (0: none yet, or no database) and the
+// version this flowbox migrates it to.
+func SchemaVersion(ctx context.Context, c *Client) (have, want int, err error) {
+	ms, err := migrations(&c.cfg)
+	if err != nil {
+		return 0, 0, err
+	}
+	want = ms[len(ms)-1].version
+	db := c.cfg.Database
+	out, err := c.Query(ctx, fmt.Sprintf("SELECT count() FROM system.tables WHERE database = %s AND name = 'flowbox_migrations' FORMAT TabSeparated", quote(db)))
+	if err != nil {
+		return 0, want, fmt.Errorf("cannot read the clickhouse schema: %w", err)
+	}
+	if strings.TrimSpace(string(out)) == "0" {
+		return 0, want, nil
+	}
+	out, err = c.Query(ctx, "SELECT max(version) FROM "+db+".flowbox_migrations FORMAT TabSeparated")
+	if err != nil {
+		return 0, want, fmt.Errorf("cannot read the clickhouse migrations applied: %w", err)
+	}
+	if have, err = strconv.Atoi(strings.TrimSpace(string(out))); err != nil {
+		return 0, want, fmt.Errorf("cannot read the clickhouse migrations applied: %q", out)
+	}
+	return have, want, nil
+}
+
 // CheckSchema checks, changing nothing, that flowbox's database on
 // ClickHouse has exactly the schema this flowbox knows.
 func CheckSchema(ctx context.Context, c *Client) error {
-	ms, err := migrations(&c.cfg)
+	v, known, err := SchemaVersion(ctx, c)
 	if err != nil {
 		return err
 	}
 	db := c.cfg.Database
-	out, err := c.Query(ctx, fmt.Sprintf("SELECT count() FROM system.tables WHERE database = %s AND name = 'flowbox_migrations' FORMAT TabSeparated", quote(db)))
-	if err != nil {
-		return fmt.Errorf("cannot read the clickhouse schema: %w", err)
-	}
-	if strings.TrimSpace(string(out)) == "0" {
+	switch {
+	case v == 0:
 		return fmt.Errorf("clickhouse database %s has no flowbox schema yet: start flowbox serve with store.backend: clickhouse first", db)
-	}
-	out, err = c.Query(ctx, "SELECT max(version) FROM "+db+".flowbox_migrations FORMAT TabSeparated")
-	if err != nil {
-		return fmt.Errorf("cannot read the clickhouse migrations applied: %w", err)
-	}
-	v, err := strconv.Atoi(strings.TrimSpace(string(out)))
-	if err != nil {
-		return fmt.Errorf("cannot read the clickhouse migrations applied: %q", out)
-	}
-	switch known := ms[len(ms)-1].version; {
 	case v > known:
 		return fmt.Errorf("clickhouse database %s has schema version %d, newer than this flowbox knows (%d): upgrade flowbox", db, v, known)
 	case v < known:

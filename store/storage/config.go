@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/flowbox/flowbox/store"
 	"github.com/flowbox/flowbox/store/clickhouse"
@@ -51,6 +52,16 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("backend: %q is not sqlite or clickhouse", c.Backend))
 	}
 	return errors.Join(errs...)
+}
+
+// Describe says where flows are kept, for operators: "sqlite", or
+// "clickhouse" with the database, site and servers.
+func (c *Config) Describe() string {
+	if c.Backend != BackendClickHouse {
+		return BackendSQLite
+	}
+	ch := &c.ClickHouse
+	return fmt.Sprintf("clickhouse (database %s, site %s, on %s)", ch.Database, ch.Site, strings.Join(ch.Addresses, ", "))
 }
 
 // Effective returns the flow database's settings as the backend applies

@@ -26,6 +26,7 @@
       clear(tb);
       const kv = (k, v) => tb.append(el("tr", null, el("th", null, k), el("td", null, v)));
       kv("Collector UDP ports", s.collector_listen.join(", ") || "—");
+      if (s.flow_store) kv("Flows stored in", s.flow_store);
       kv("Raw flows kept", duration(s.raw_retention));
       kv("Minute rollups kept", duration(s.minute_retention));
       kv("Hour rollups kept", duration(s.hour_retention));

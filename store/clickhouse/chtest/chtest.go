@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,16 +53,53 @@ func LibPath() string {
 // (fails with FLOWBOX_FUNCTIONAL_TESTS=1).
 func Start(t testing.TB) *Server {
 	t.Helper()
+	s, stop := start(t, filepath.Join(t.TempDir(), "data"))
+	t.Cleanup(stop)
+	return s
+}
+
+var shared struct {
+	once sync.Once
+	srv  *Server
+}
+
+// Shared returns the chdbhttp endpoint the tests of this process share,
+// started by the first caller (skipping or failing as Start does): its
+// data directory is temporary, and it stops when this process exits (its
+// standard input closes). Tests that share it keep apart by database or
+// by site.
+func Shared(t testing.TB) *Server {
+	t.Helper()
+	if LibPath() == "" {
+		testutil.SkipOrFail(t, "chDB is missing: set CHDB_LIB_PATH to libchdb.so, or run `make chdb` (npm package chdb 3.4.0)")
+	}
+	shared.once.Do(func() {
+		// A failed start fails this test (start calls t.Fatal, and Do
+		// returns); the tests after it fail with the message below.
+		shared.srv, _ = start(t, "") // runs until the process exits
+	})
+	if shared.srv == nil {
+		t.Fatal("the shared chdbhttp endpoint did not start (see the first test that asked for it)")
+	}
+	return shared.srv
+}
+
+// start builds and starts chdbhttp on dir ("" for a temporary one) and
+// returns it with the function that stops it.
+func start(t testing.TB, dir string) (*Server, func()) {
+	t.Helper()
 	lib := LibPath()
 	if lib == "" {
 		testutil.SkipOrFail(t, "chDB is missing: set CHDB_LIB_PATH to libchdb.so, or run `make chdb` (npm package chdb 3.4.0)")
 	}
-	dir := t.TempDir()
 	bin := testutil.BuildCommand(t, "./store/clickhouse/chtest/chdbhttp")
 	s := &Server{User: "flowbox", Password: "test-password"}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "-listen", "127.0.0.1:0", "-dir", filepath.Join(dir, "data"),
-		"-user", s.User, "-password", s.Password)
+	args := []string{"-listen", "127.0.0.1:0", "-user", s.User, "-password", s.Password}
+	if dir != "" {
+		args = append(args, "-dir", dir)
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), "CHDB_LIB_PATH="+lib)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -77,7 +115,7 @@ func Start(t testing.TB) *Server {
 		cancel()
 		t.Fatalf("cannot start chdbhttp: %v", err)
 	}
-	t.Cleanup(func() {
+	stop := func() {
 		stdin.Close() // chdbhttp stops when its input closes
 		done := make(chan struct{})
 		go func() { cmd.Wait(); close(done) }()
@@ -88,7 +126,7 @@ func Start(t testing.TB) *Server {
 			<-done
 		}
 		cancel()
-	})
+	}
 	// The first line is the address (chDB takes a second or two to load).
 	line := make(chan string, 1)
 	go func() {
@@ -114,5 +152,5 @@ func Start(t testing.TB) *Server {
 		t.Fatalf("chdbhttp did not start: %q\n%s", l, stderr.String())
 	}
 	s.Addr = addr
-	return s
+	return s, stop
 }
