@@ -20,10 +20,11 @@ const maxSiteLen = 64
 type FlowWriter struct {
 	c       *Client
 	site    string
-	stmt    string
+	stmt    string // the INSERT up to its SETTINGS
 	sources func(netip.Addr) int64
 	bufs    sync.Pool     // *[]byte, the RowBinary of a batch
 	next    atomic.Uint32 // the id of the next flow (from a random start)
+	nonce   uint64        // names this writer's inserts (with their ids)
 }
 
 // NewFlowWriter returns the writer of site's flows (site names this
@@ -34,11 +35,15 @@ func NewFlowWriter(c *Client, site string, exporters func(netip.Addr) int64) (*F
 	if site == "" || len(site) > maxSiteLen {
 		return nil, fmt.Errorf("clickhouse site %q: want 1 to %d bytes", site, maxSiteLen)
 	}
-	w := &FlowWriter{c: c, site: site, sources: exporters,
-		stmt: "INSERT INTO " + c.cfg.Database + ".flows (" + flowColumns + ") FORMAT RowBinary"}
+	w := &FlowWriter{c: c, site: site, sources: exporters, nonce: rand.Uint64(),
+		stmt: "INSERT INTO " + c.cfg.Database + ".flows (" + flowColumns + ")"}
 	w.next.Store(rand.Uint32())
 	return w, nil
 }
+
+// reserve returns the first of n flow ids for one insert: a retry of the
+// insert uses the same ids, hence the same deduplication token.
+func (w *FlowWriter) reserve(n int) uint32 { return w.next.Add(uint32(n)) - uint32(n) }
 
 // source returns the source of f: its router, or minus its exporter's id.
 func (w *FlowWriter) source(f *store.Flow) int64 {
@@ -51,8 +56,8 @@ func (w *FlowWriter) source(f *store.Flow) int64 {
 // Insert writes flows in one request: all of them or, on error, none
 // (ClickHouse inserts a block atomically).
 func (w *FlowWriter) Insert(ctx context.Context, flows []store.Flow) error {
-	id := w.next.Add(uint32(len(flows))) - uint32(len(flows))
-	return w.insert(ctx, len(flows), func(b []byte) []byte {
+	id := w.reserve(len(flows))
+	return w.insert(ctx, id, len(flows), func(b []byte) []byte {
 		for i := range flows {
 			b = appendFlow(b, w.site, w.source(&flows[i]), id+uint32(i), &flows[i])
 		}
@@ -60,14 +65,15 @@ func (w *FlowWriter) Insert(ctx context.Context, flows []store.Flow) error {
 	})
 }
 
-// insertBatches writes the flows of batches in one request.
-func (w *FlowWriter) insertBatches(ctx context.Context, batches []*store.Batch) error {
+// insertBatches writes the flows of batches in one request, their ids
+// from first (reserve).
+func (w *FlowWriter) insertBatches(ctx context.Context, batches []*store.Batch, first uint32) error {
 	n := 0
 	for _, bt := range batches {
 		n += len(bt.Flows)
 	}
-	id := w.next.Add(uint32(n)) - uint32(n)
-	return w.insert(ctx, n, func(b []byte) []byte {
+	id := first
+	return w.insert(ctx, first, n, func(b []byte) []byte {
 		for _, bt := range batches {
 			for i := range bt.Flows {
 				b = appendFlow(b, w.site, w.source(&bt.Flows[i]), id, &bt.Flows[i])
@@ -78,8 +84,11 @@ func (w *FlowWriter) insertBatches(ctx context.Context, batches []*store.Batch) 
 	})
 }
 
-// insert sends the n flows that rows appends in RowBinary.
-func (w *FlowWriter) insert(ctx context.Context, n int, rows func([]byte) []byte) error {
+// insert sends the n flows that rows appends in RowBinary, their ids
+// from first. The insert is named by the writer and its ids
+// (insert_deduplication_token): sent again, ClickHouse stores it once, in
+// the flows and in every rollup its views fill.
+func (w *FlowWriter) insert(ctx context.Context, first uint32, n int, rows func([]byte) []byte) error {
 	if n == 0 {
 		return nil
 	}
@@ -88,7 +97,9 @@ func (w *FlowWriter) insert(ctx context.Context, n int, rows func([]byte) []byte
 		bp = new([]byte)
 	}
 	b := rows((*bp)[:0])
-	err := w.c.Insert(ctx, w.stmt, b)
+	stmt := fmt.Sprintf("%s SETTINGS insert_deduplication_token = '%016x-%d-%d', deduplicate_blocks_in_dependent_materialized_views = 1 FORMAT RowBinary",
+		w.stmt, w.nonce, first, n)
+	err := w.c.Insert(ctx, stmt, b)
 	*bp = b
 	if cap(b) <= 64<<20 {
 		w.bufs.Put(bp)

@@ -176,6 +176,7 @@ func (in *Ingest) drop(group []*store.Batch, reason string) {
 func (in *Ingest) Run(ctx context.Context) error {
 	var group []*store.Batch
 	flows := 0
+	var first uint32 // the group's first flow id
 	take := func(b *store.Batch) {
 		in.seen.note(b)
 		group = append(group, b)
@@ -187,7 +188,7 @@ func (in *Ingest) Run(ctx context.Context) error {
 			case b := <-in.queue:
 				take(b)
 			case <-ctx.Done():
-				return in.shutdown(nil)
+				return in.shutdown(nil, 0)
 			}
 		}
 		// More batches that are already waiting, up to one insert.
@@ -200,20 +201,25 @@ func (in *Ingest) Run(ctx context.Context) error {
 				break gather
 			}
 		}
-		if !in.insert(ctx, group) {
-			return in.shutdown(group)
+		first = in.w.reserve(flows)
+		if !in.insert(ctx, group, first) {
+			return in.shutdown(group, first)
 		}
 		group, flows = group[:0], 0
 	}
 }
 
-// insert writes a group of batches, retrying with backoff until it is
-// written, refused as bad (dropped), or ctx is done (false: the group is
-// still to write).
-func (in *Ingest) insert(ctx context.Context, group []*store.Batch) bool {
+// insert writes a group of batches (their flow ids from first), retrying
+// with backoff until it is written, refused as bad (dropped), or ctx is
+// done (false: the group is still to write). Every attempt sends the same
+// ids, so ClickHouse stores the group once.
+func (in *Ingest) insert(ctx context.Context, group []*store.Batch, first uint32) bool {
 	wait := in.backoff
 	for {
-		err := in.w.insertBatches(ctx, group)
+		// An insert under way is not cut short when ctx ends (the
+		// client's timeout bounds it): ClickHouse may have stored it,
+		// and the shutdown's retry would store it again.
+		err := in.w.insertBatches(context.WithoutCancel(ctx), group, first)
 		if err == nil {
 			in.setHealth(nil)
 			for _, b := range group {
@@ -243,36 +249,43 @@ func (in *Ingest) insert(ctx context.Context, group []*store.Batch) bool {
 	}
 }
 
-// shutdown stops the queue, then inserts group and what the queue holds
-// within drainTimeout; what cannot be inserted is dropped (shutdown).
-func (in *Ingest) shutdown(group []*store.Batch) error {
+// shutdown stops the queue, then inserts pending (the group Run was
+// inserting, its ids from first: the same insert again) and what the
+// queue holds within drainTimeout; what cannot be inserted is dropped
+// (shutdown).
+func (in *Ingest) shutdown(pending []*store.Batch, first uint32) error {
 	in.closeMu.Lock()
 	in.closed = true
 	close(in.stopping)
 	in.closeMu.Unlock()
+	var rest []*store.Batch
 	for {
 		select {
 		case b := <-in.queue:
 			in.seen.note(b)
-			group = append(group, b)
+			rest = append(rest, b)
 			continue
 		default:
 		}
 		break
 	}
-	if len(group) == 0 {
+	if len(pending)+len(rest) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), in.drainTimeout)
 	defer cancel()
-	for i := 0; i < len(group); {
+	if len(pending) > 0 && !in.insert(ctx, pending, first) {
+		in.drop(append(pending, rest...), store.DropShutdown)
+		return fmt.Errorf("clickhouse: flows dropped at shutdown: %w", ctx.Err())
+	}
+	for i := 0; i < len(rest); {
 		j, n := i, 0
-		for j < len(group) && (j == i || n+len(group[j].Flows) <= maxInsertFlows) {
-			n += len(group[j].Flows)
+		for j < len(rest) && (j == i || n+len(rest[j].Flows) <= maxInsertFlows) {
+			n += len(rest[j].Flows)
 			j++
 		}
-		if !in.insert(ctx, group[i:j]) {
-			in.drop(group[i:], store.DropShutdown)
+		if !in.insert(ctx, rest[i:j], in.w.reserve(n)) {
+			in.drop(rest[i:], store.DropShutdown)
 			return fmt.Errorf("clickhouse: flows dropped at shutdown: %w", ctx.Err())
 		}
 		i = j

@@ -116,3 +116,82 @@ func TestNATMatchesSQLite(t *testing.T) {
 		t.Fatal("a lookup of 0.0.0.0: no error")
 	}
 }
+
+// TestTopRollupsMatchRaw wants the same top-N lists from the hourly
+// rollups (with the raw flows of the partial hours at the ends) as from
+// the raw flows alone, for every dimension they keep, with and without
+// filters on sources, directions and interfaces; and, past the raw TTL,
+// whole hours from the rollups or a refusal for what needs raw flows.
+func TestTopRollupsMatchRaw(t *testing.T) {
+	sq, ch, _, end := bothStores(t)
+	ctx := context.Background()
+	from := end.Add(-6*time.Hour + 17*time.Minute)
+	dims := []store.Dimension{store.DimRouter, store.DimDirection, store.DimInInterface, store.DimOutInterface}
+	for d := store.DimLocalHost; d < store.DimLocalHost+store.NumRollupDims; d++ {
+		dims = append(dims, d)
+	}
+	for _, d := range dims {
+		filters := []store.Filter{{}, {Sources: []int64{2}, Directions: []store.Direction{store.DirDownload, store.DirUpload}}}
+		if d == store.DimInInterface || d == store.DimOutInterface {
+			// (a direction filter on interfaces needs raw flows)
+			filters = []store.Filter{{}, {Sources: []int64{2}}, {Interfaces: []uint32{1, 2}}}
+		}
+		for fi, flt := range filters {
+			q := store.TopQuery{From: from, To: end, Dimension: d, N: 5, Metric: store.MetricBytes, Filter: flt}
+			got, err := ch.Top(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q.Resolution = store.ResRaw
+			want, err := ch.Top(ctx, q)
+			if len(flt.Interfaces) > 0 {
+				// An interface ranking filtered on interfaces ranks those
+				// interfaces: the rollups' meaning, not the raw flows' (a
+				// flow in or out of one), as in flowdb, whose answer is
+				// the reference then.
+				q.Resolution = ""
+				if want, err = sq.Top(ctx, q); err == nil {
+					want.Resolution, want.From, want.To = store.ResRaw, got.From, got.To // flowdb's minutes
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Resolution != store.ResHour || want.Resolution != store.ResRaw {
+				t.Fatalf("%s: resolutions %s and %s", d, got.Resolution, want.Resolution)
+			}
+			got.Resolution = want.Resolution
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s, filter %d: rollups\n%+v\nraw\n%+v", d, fi, got, want)
+			}
+			if fi == 0 && (len(want.Entries) == 0 || want.Total.Flows == 0) {
+				t.Fatalf("%s: empty", d)
+			}
+		}
+	}
+	// Raw flows kept 3 hours: a 5-hour range reads whole hours.
+	cfg := ch.c.cfg
+	cfg.RawTTL = 3 * time.Hour
+	c3, err := NewClient(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := NewReader(c3, ch.site, func() time.Time { return end })
+	q := store.TopQuery{From: end.Add(-5*time.Hour + 10*time.Minute), To: end, Dimension: store.DimCountry, N: 5, Metric: store.MetricBytes}
+	got, err := short.Top(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := ch.Top(ctx, store.TopQuery{From: end.Add(-2 * time.Hour), To: end, Dimension: store.DimCountry, N: 5, Metric: store.MetricBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.From.Equal(q.From.Truncate(time.Hour)) || got.Total != all.Total || got.Resolution != store.ResHour {
+		t.Fatalf("past the raw TTL: from %v, total %+v (%s); want from %v, total %+v", got.From, got.Total, got.Resolution, q.From.Truncate(time.Hour), all.Total)
+	}
+	q.Filter = store.Filter{Ports: []uint16{443}}
+	var qe *store.QueryError
+	if _, err := short.Top(ctx, q); !errors.As(err, &qe) {
+		t.Fatalf("a port filter past the raw TTL: %v, want a query error", err)
+	}
+}

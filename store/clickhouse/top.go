@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/flowbox/flowbox/store"
 )
@@ -46,6 +47,41 @@ func topKeys(d store.Dimension) []string {
 	return nil
 }
 
+// rollupKeys returns the columns of top_h that hold the keys of d, in the
+// order and types of topKeys.
+func rollupKeys(d store.Dimension) []string {
+	switch d {
+	case store.DimLocalHost, store.DimRemoteHost:
+		return []string{"addr"}
+	case store.DimConversation:
+		return []string{"addr", "peer"}
+	case store.DimRemoteAS:
+		return []string{"toUInt32(n)"}
+	case store.DimApplication:
+		return []string{"s", "toUInt8(intDiv(n, 65536))", "toUInt16(n % 65536)"}
+	case store.DimCountry, store.DimSubscriber, store.DimDomain:
+		return []string{"s"}
+	case store.DimProtocol:
+		return []string{"toUInt8(n)"}
+	case store.DimRouter:
+		return []string{"src"}
+	case store.DimDirection:
+		return []string{"dir"}
+	case store.DimInInterface, store.DimOutInterface:
+		return []string{"src", "toUInt32(n)"}
+	}
+	return nil
+}
+
+// rollupDim is the dim of top_h that answers d (the router's rows answer
+// the direction too).
+func rollupDim(d store.Dimension) store.Dimension {
+	if d == store.DimDirection {
+		return store.DimRouter
+	}
+	return d
+}
+
 // readTopKey reads the key columns of d (topKeys, in RowBinary) into e.
 func readTopKey(d store.Dimension, r *rowReader, names map[string]string, e *store.TopEntry) {
 	switch d {
@@ -72,11 +108,21 @@ func readTopKey(d store.Dimension, r *rowReader, names map[string]string, e *sto
 	}
 }
 
-// Top answers a top-N query from the raw flows: any dimension, any
-// filter, ranked and labelled as the SQLite flow database ranks them
-// (store.RankTop, store.TopLabel; Resolution raw, never partial).
+// topRawSpan is the longest range a top-N list reads from raw flows alone
+// when the hourly rollups (top_h) could answer it.
+const topRawSpan = 2 * time.Hour
+
+// Top answers a top-N query, ranked and labelled as the SQLite flow
+// database ranks them (store.RankTop, store.TopLabel), never partial:
+// from the raw flows (Resolution raw) when the filter or the dimension
+// needs them or the range is short, else from the hourly rollups of
+// top_h with the raw flows of the partial hours at the ends (Resolution
+// hour; exact: the rollups keep every key). Raw flows are kept
+// clickhouse.raw-ttl: a range that starts before answers from whole
+// hours only, and a filter that needs raw flows is refused there.
 func (r *Reader) Top(ctx context.Context, q store.TopQuery) (*store.TopResult, error) {
-	if err := store.CheckRange(q.From, q.To, r.now()); err != nil {
+	now := r.now()
+	if err := store.CheckRange(q.From, q.To, now); err != nil {
 		return nil, err
 	}
 	if err := q.Filter.Validate(); err != nil {
@@ -85,11 +131,79 @@ func (r *Reader) Top(ctx context.Context, q store.TopQuery) (*store.TopResult, e
 	if err := q.Check(); err != nil {
 		return nil, err
 	}
-	where := fmt.Sprintf(" FROM %s.flows WHERE site = %s AND t >= fromUnixTimestamp64Milli(%d) AND t < fromUnixTimestamp64Milli(%d)%s",
-		r.c.cfg.Database, quote(r.site), q.From.UnixMilli(), q.To.UnixMilli(), filterSQL(&q.Filter))
-	sums := scaled("bytes") + " AS b, " + scaled("packets") + " AS p, count() AS f"
+	isIf := q.Dimension == store.DimInInterface || q.Dimension == store.DimOutInterface
+	needRaw := q.Resolution == store.ResRaw || q.Filter.NeedsRaw() || q.Dimension >= store.DimSrcPort ||
+		(len(q.Filter.Interfaces) > 0 && !isIf) || (isIf && len(q.Filter.Directions) > 0)
+	rawStart := now.Add(-r.c.cfg.RawTTL)
+	if needRaw && q.From.Before(rawStart) {
+		return nil, &store.QueryError{Field: "from", Msg: fmt.Sprintf("this filter or dimension needs raw flows, which ClickHouse keeps %s (clickhouse.raw-ttl): pick a later start", r.c.cfg.RawTTL)}
+	}
 	res := &store.TopResult{From: q.From.UTC(), To: q.To.UTC(), Resolution: store.ResRaw, Dimension: q.Dimension, Metric: q.Metric}
-	out, err := r.c.Query(ctx, "SELECT "+sums+where+" FORMAT RowBinary")
+	keys := topKeys(q.Dimension)
+	sums := scaled("bytes") + " AS b, " + scaled("packets") + " AS p, count() AS f"
+	filter := filterSQL(&q.Filter)
+	if isIf && !needRaw && len(q.Filter.Interfaces) > 0 {
+		// An interface ranking filtered on interfaces ranks those
+		// interfaces (as the rollups keep them, and flowdb answers), not
+		// the interfaces of the flows in or out of one.
+		f := q.Filter
+		f.Interfaces = nil
+		filter = filterSQL(&f) + inList(keys[1], numbers(q.Filter.Interfaces))
+	}
+	rawRows := func(from, to int64) string {
+		return fmt.Sprintf("%s.flows WHERE site = %s AND t >= fromUnixTimestamp64Milli(%d) AND t < fromUnixTimestamp64Milli(%d)%s",
+			r.c.cfg.Database, quote(r.site), from, to, filter)
+	}
+	// source is what the totals and the ranking read: FROM source, with
+	// the columns k1.. (the key), b, p and f (per row, summed after).
+	var source string
+	var cols []string
+	for i := range keys {
+		cols = append(cols, fmt.Sprintf("k%d", i+1))
+	}
+	kcols := strings.Join(cols, ", ")
+	rawPart := func(from, to int64) string {
+		var ks []string
+		for i, k := range keys {
+			ks = append(ks, fmt.Sprintf("%s AS k%d", k, i+1))
+		}
+		return fmt.Sprintf("SELECT %s, %s FROM %s GROUP BY %s", strings.Join(ks, ", "), sums, rawRows(from, to), kcols)
+	}
+	h0 := q.From.Truncate(time.Hour)
+	if h0.Before(q.From) {
+		h0 = h0.Add(time.Hour)
+	}
+	h1 := q.To.Truncate(time.Hour)
+	if needRaw || q.To.Sub(q.From) <= topRawSpan || !h0.Before(h1) {
+		source = "(" + rawPart(q.From.UnixMilli(), q.To.UnixMilli()) + ")"
+	} else {
+		// Whole hours from top_h; the partial hours at the ends from raw
+		// flows while they are kept, else the range grows to whole hours.
+		if q.From.Before(rawStart) {
+			h0 = q.From.Truncate(time.Hour)
+			res.From = h0.UTC()
+		}
+		var rk []string
+		for i, k := range rollupKeys(q.Dimension) {
+			rk = append(rk, fmt.Sprintf("%s AS k%d", k, i+1))
+		}
+		where := inList("src", numbers(q.Filter.Sources)) + inList("dir", numbers(q.Filter.Directions))
+		if isIf {
+			where += inList("n", numbers(q.Filter.Interfaces))
+		}
+		parts := []string{fmt.Sprintf("SELECT %s, sum(bytes) AS b, sum(packets) AS p, sum(flows) AS f FROM %s.top_h"+
+			" WHERE site = %s AND dim = %d AND t >= toDateTime(%d) AND t < toDateTime(%d)%s GROUP BY %s",
+			strings.Join(rk, ", "), r.c.cfg.Database, quote(r.site), rollupDim(q.Dimension), h0.Unix(), h1.Unix(), where, kcols)}
+		if q.From.Before(h0) {
+			parts = append(parts, rawPart(q.From.UnixMilli(), h0.UnixMilli()))
+		}
+		if h1.Before(q.To) {
+			parts = append(parts, rawPart(h1.UnixMilli(), q.To.UnixMilli()))
+		}
+		source = "(" + strings.Join(parts, " UNION ALL ") + ")"
+		res.Resolution = store.ResHour
+	}
+	out, err := r.c.Query(ctx, "SELECT toUInt64(sum(b)), toUInt64(sum(p)), toUInt64(sum(f)) FROM "+source+" FORMAT RowBinary")
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the top %s list from clickhouse: %w", q.Dimension, err)
 	}
@@ -100,10 +214,9 @@ func (r *Reader) Top(ctx context.Context, q store.TopQuery) (*store.TopResult, e
 	}
 	// The n first by the metric, and all that tie with the n-th: ties are
 	// broken by label, which only Go knows.
-	keys := topKeys(q.Dimension)
 	metric := map[store.Metric]string{store.MetricBytes: "b", store.MetricPackets: "p", store.MetricFlows: "f"}[q.Metric]
-	stmt := fmt.Sprintf("SELECT %s, %s%s GROUP BY %s ORDER BY %s DESC LIMIT %d WITH TIES FORMAT RowBinary",
-		strings.Join(keys, ", "), sums, where, strings.Join(keys, ", "), metric, q.N)
+	stmt := fmt.Sprintf("SELECT %s, toUInt64(sum(b)) AS b, toUInt64(sum(p)) AS p, toUInt64(sum(f)) AS f FROM %s GROUP BY %s ORDER BY %s DESC LIMIT %d WITH TIES FORMAT RowBinary",
+		kcols, source, kcols, metric, q.N)
 	if out, err = r.c.Query(ctx, stmt); err != nil {
 		return nil, fmt.Errorf("cannot read the top %s list from clickhouse: %w", q.Dimension, err)
 	}

@@ -7,7 +7,8 @@
 // It serves POST / with the statement in the query parameter "query", in
 // the body, or both (the parameter first, as ClickHouse does); with
 // data in the body, the statement must end with FORMAT and the data is
-// inserted from a temporary file (INSERT ... FROM INFILE). The parameter
+// inserted from a temporary file (INSERT ... FROM INFILE, before the
+// INSERT's SETTINGS clause when it has one). The parameter
 // "database" sets the current database; the headers X-ClickHouse-User and
 // X-ClickHouse-Key must match -user and -password. Errors are answered as
 // ClickHouse does: the exception's text, its code in
@@ -94,7 +95,10 @@ type handler struct {
 
 var (
 	formatTail = regexp.MustCompile(`(?is)\bFORMAT\s+([A-Za-z0-9_]+)\s*;?\s*$`)
-	errorCode  = regexp.MustCompile(`^Code: (\d+)\.`)
+	// settingsTail is an INSERT's SETTINGS clause before its FORMAT: FROM
+	// INFILE goes before it.
+	settingsTail = regexp.MustCompile(`(?is)\bSETTINGS\s+[^()]*?\bFORMAT\s+[A-Za-z0-9_]+\s*;?\s*$`)
+	errorCode    = regexp.MustCompile(`^Code: (\d+)\.`)
 )
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -142,8 +146,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer os.Remove(path)
-		m := formatTail.FindStringSubmatchIndex(stmt)
-		stmt = stmt[:m[0]] + " FROM INFILE '" + path + "' FORMAT " + stmt[m[2]:m[3]]
+		if m := settingsTail.FindStringIndex(stmt); m != nil {
+			stmt = stmt[:m[0]] + " FROM INFILE '" + path + "' " + stmt[m[0]:]
+		} else {
+			m := formatTail.FindStringSubmatchIndex(stmt)
+			stmt = stmt[:m[0]] + " FROM INFILE '" + path + "' FORMAT " + stmt[m[2]:m[3]]
+		}
 	}
 	res, err := h.sess.Query(stmt, "TabSeparated")
 	if err != nil {
