@@ -352,7 +352,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	// The settings show the running configuration.
 	b.do(t, "settings", chromedp.Navigate(a.base+"/settings"), chromedp.WaitVisible(`#settings tbody tr`), chromedp.WaitVisible(`#users tbody tr`))
 	settings := e2eEval[[]string](t, b, `[...document.querySelectorAll("#settings tbody td")].map(c => c.textContent)`)
-	if want := []string{fmt.Sprintf("127.0.0.1:%d", a.netflowPort), "48 h", "14 d", "400 d"}; !slices.Equal(settings, want) {
+	if want := []string{fmt.Sprintf("127.0.0.1:%d", a.netflowPort), "sqlite", "48 h", "14 d", "400 d"}; !slices.Equal(settings, want) {
 		t.Errorf("settings show %q, want %q", settings, want)
 	}
 	b.screenshot(t, art, "09-settings")
