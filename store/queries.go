@@ -48,6 +48,11 @@ type Health struct {
 	// rows stay rows: readable, but larger and slower to scan).
 	PackErrors uint64
 	PackError  string
+	// RollupErrors counts the failed rounds of rollups the writer makes
+	// from raw flows (ClickHouse's top-N lists), and RollupError is the
+	// last one while they fail (the lists are then read from raw flows).
+	RollupErrors uint64
+	RollupError  string
 }
 
 // ErrBadQuery is wrapped by every *QueryError, so callers can answer 400

@@ -36,6 +36,10 @@ type StoreHealthView struct {
 	// blocks; PackError is the last one while packing fails.
 	PackErrors uint64 `json:"pack_errors"`
 	PackError  string `json:"pack_error,omitempty"`
+	// RollupErrors counts failed rounds of the rollups made from raw flows
+	// (ClickHouse's top-N lists); RollupError is the last while they fail.
+	RollupErrors uint64 `json:"rollup_errors"`
+	RollupError  string `json:"rollup_error,omitempty"`
 }
 
 // handleStatus returns the store's health and the unknown exporters.
@@ -45,7 +49,8 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		h := s.deps.Health.Health()
 		out.Store = StoreHealthView{OK: h.OK, Error: h.Error, Since: timePtr(h.Since), DroppedFlows: h.DroppedFlows,
 			DroppedBatches: h.DroppedBatches, QueueLength: h.QueueLength, QueueCapacity: h.QueueCapacity,
-			NATMappingsDropped: h.NATMappingsDropped, NATEvicted: h.NATEvicted, PackErrors: h.PackErrors, PackError: h.PackError}
+			NATMappingsDropped: h.NATMappingsDropped, NATEvicted: h.NATEvicted, PackErrors: h.PackErrors, PackError: h.PackError,
+			RollupErrors: h.RollupErrors, RollupError: h.RollupError}
 	}
 	for _, e := range s.deps.Collector.Exporters() {
 		if !e.Trusted {

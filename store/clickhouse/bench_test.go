@@ -15,9 +15,10 @@ import (
 // 1,000-subscriber router at 20,000 flows/s, enriched, none repeated) in
 // inserts of 65,536, as the writer sends them; at most 32 inserts
 // (-benchtime 20x). It reports flows/s end to end, the client's encoding time a
-// flow (the rest is the endpoint and chDB), and the bytes a flow takes on
-// disk once merged (the flows table's active parts), logging the columns
-// that take the most.
+// flow (the rest is the endpoint and chDB), the time the hourly top-N
+// rollups of these flows take a flow, and the bytes a flow takes on
+// disk once merged (the flows table's active parts) and what the rollups
+// the views fill take a flow, logging the columns that take the most.
 func BenchmarkInsert(b *testing.B) {
 	c, w := migratedWriter(b, "bench", nil)
 	ctx := context.Background()
@@ -49,6 +50,13 @@ func BenchmarkInsert(b *testing.B) {
 	b.ReportMetric(total/elapsed.Seconds(), "flows/s")
 	b.ReportMetric(float64(encode.Nanoseconds())/total, "encode-ns/flow")
 	b.ReportMetric(0, "ns/op")
+	// The writer's hourly top-N rollups of these flows (their hours over).
+	later := time.Now().Add(3 * time.Hour)
+	t0 := time.Now()
+	if _, err := NewReader(c, "bench", func() time.Time { return later }).RollupTop(ctx, later); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(time.Since(t0).Nanoseconds())/total, "topk-ns/flow")
 	if err := c.Exec(ctx, "OPTIMIZE TABLE "+c.Database()+".flows FINAL"); err != nil {
 		b.Fatal(err)
 	}
@@ -63,6 +71,13 @@ func BenchmarkInsert(b *testing.B) {
 		b.Fatalf("%v rows stored, %v inserted", rows, total)
 	}
 	b.ReportMetric(bytes/rows, "disk-B/flow")
+	// The rollups the views filled from these flows (merged as they are).
+	out, err = c.Query(ctx, "SELECT sum(data_compressed_bytes) FROM system.parts WHERE database = '"+c.Database()+"' AND table != 'flows' AND active")
+	if err != nil {
+		b.Fatal(err)
+	}
+	roll, _ := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	b.ReportMetric(roll/rows, "rollups-B/flow")
 	cols, err := c.Query(ctx, "SELECT name, round(data_compressed_bytes / "+f[1]+", 2) AS b FROM system.columns WHERE database = '"+c.Database()+"' AND table = 'flows' ORDER BY data_compressed_bytes DESC LIMIT 12 FORMAT TabSeparated")
 	if err != nil {
 		b.Fatal(err)

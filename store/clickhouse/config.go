@@ -45,6 +45,9 @@ type Config struct {
 	UsageHourTTL time.Duration `yaml:"usage-hour-ttl"`
 	// NATTTL is how long NAT mappings are kept (for abuse lookups).
 	NATTTL time.Duration `yaml:"nat-ttl"`
+	// TopK is the number of keys per hour, dimension, source and
+	// direction the top-N rollups keep (the rest is one "other" row).
+	TopK int `yaml:"top-k"`
 	// Timeout bounds one request (a query or a batch insert).
 	Timeout time.Duration `yaml:"timeout"`
 }
@@ -71,11 +74,15 @@ func DefaultConfig() Config {
 		HourTTL:      400 * 24 * time.Hour,
 		UsageHourTTL: 62 * 24 * time.Hour,
 		NATTTL:       180 * 24 * time.Hour,
+		TopK:         100,
 		Timeout:      30 * time.Second,
 	}
 }
 
-var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var (
+	identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	siteName   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+)
 
 // Validate checks the configuration and says what is wrong with it.
 func (c *Config) Validate() error {
@@ -91,8 +98,8 @@ func (c *Config) Validate() error {
 	if !identifier.MatchString(c.Database) {
 		errs = append(errs, fmt.Errorf("clickhouse.database: %q is not a plain identifier (letters, digits, _)", c.Database))
 	}
-	if c.Site == "" || len(c.Site) > maxSiteLen {
-		errs = append(errs, fmt.Errorf("clickhouse.site: %q: want 1 to %d bytes", c.Site, maxSiteLen))
+	if !siteName.MatchString(c.Site) {
+		errs = append(errs, fmt.Errorf("clickhouse.site: %q: want 1 to %d letters, digits, '.', '-' or '_'", c.Site, maxSiteLen))
 	}
 	if c.User == "" {
 		errs = append(errs, errors.New("clickhouse.user: empty"))
@@ -104,6 +111,9 @@ func (c *Config) Validate() error {
 		if ttl.d < time.Hour {
 			errs = append(errs, fmt.Errorf("clickhouse.%s: %s is below the minimum of 1h", ttl.key, ttl.d))
 		}
+	}
+	if c.TopK < 1 || c.TopK > 10000 {
+		errs = append(errs, fmt.Errorf("clickhouse.top-k: %d is not within 1..10000", c.TopK))
 	}
 	if c.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("clickhouse.timeout: %s must be positive", c.Timeout))

@@ -97,7 +97,7 @@ func (w *FlowWriter) insert(ctx context.Context, first uint32, n int, rows func(
 		bp = new([]byte)
 	}
 	b := rows((*bp)[:0])
-	stmt := fmt.Sprintf("%s SETTINGS insert_deduplication_token = '%016x-%d-%d', deduplicate_blocks_in_dependent_materialized_views = 1 FORMAT RowBinary",
+	stmt := fmt.Sprintf("%s SETTINGS insert_deduplication_token = '%016x-%d-%d', deduplicate_blocks_in_dependent_materialized_views = 1, parallel_view_processing = 1 FORMAT RowBinary",
 		w.stmt, w.nonce, first, n)
 	err := w.c.Insert(ctx, stmt, b)
 	*bp = b

@@ -128,6 +128,19 @@ func (in *Ingest) InsertFlows(ctx context.Context, flows []store.Flow) error {
 	return err
 }
 
+// rollupFailed counts a failed round of the top-N rollups (err), or
+// clears the last error after a good one (nil).
+func (in *Ingest) rollupFailed(err error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if err == nil {
+		in.health.RollupError = ""
+		return
+	}
+	in.health.RollupErrors++
+	in.health.RollupError = err.Error()
+}
+
 // Health is the writer's status.
 func (in *Ingest) Health() store.Health {
 	in.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,14 +118,42 @@ func TestNATMatchesSQLite(t *testing.T) {
 	}
 }
 
-// TestTopRollupsMatchRaw wants the same top-N lists from the hourly
-// rollups (with the raw flows of the partial hours at the ends) as from
-// the raw flows alone, for every dimension they keep, with and without
-// filters on sources, directions and interfaces; and, past the raw TTL,
-// whole hours from the rollups or a refusal for what needs raw flows.
+// readerWith returns a reader of r's site on a client of its server
+// whose configuration change alters, with the clock now.
+func readerWith(t *testing.T, r *Reader, now time.Time, change func(*Config)) *Reader {
+	t.Helper()
+	cfg := r.c.cfg
+	change(&cfg)
+	c, err := NewClient(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewReader(c, r.site, func() time.Time { return now })
+}
+
+// TestTopRollupsMatchRaw wants the same top-N lists from the hours rolled
+// up (with the raw flows of the rest of the range) as from the raw flows
+// alone when the rollups keep every key, for every dimension they keep,
+// with and without filters on sources, directions and interfaces; past
+// the raw TTL, whole hours from the rollups, or a refusal for what needs
+// raw flows.
 func TestTopRollupsMatchRaw(t *testing.T) {
 	sq, ch, _, end := bothStores(t)
 	ctx := context.Background()
+	later := end.Add(2 * time.Hour)
+	all := readerWith(t, ch, later, func(c *Config) { c.TopK = 10000 })
+	// Before the rollup, a long range reads raw flows.
+	q := store.TopQuery{From: end.Add(-6 * time.Hour), To: end, Dimension: store.DimCountry, N: 5, Metric: store.MetricBytes}
+	if res, err := all.Top(ctx, q); err != nil || res.Resolution != store.ResRaw || res.Total.Flows == 0 {
+		t.Fatalf("before the rollup: %+v, %v", res, err)
+	}
+	n, err := all.RollupTop(ctx, later)
+	if err != nil || n < 2 || n > 3 {
+		t.Fatalf("rolled up %d hours, %v; want the 2 or 3 hours of the flows and the one after", n, err)
+	}
+	if n, err := all.RollupTop(ctx, later); err != nil || n != 0 {
+		t.Fatalf("a second round rolled up %d hours, %v", n, err)
+	}
 	from := end.Add(-6*time.Hour + 17*time.Minute)
 	dims := []store.Dimension{store.DimRouter, store.DimDirection, store.DimInInterface, store.DimOutInterface}
 	for d := store.DimLocalHost; d < store.DimLocalHost+store.NumRollupDims; d++ {
@@ -138,12 +167,12 @@ func TestTopRollupsMatchRaw(t *testing.T) {
 		}
 		for fi, flt := range filters {
 			q := store.TopQuery{From: from, To: end, Dimension: d, N: 5, Metric: store.MetricBytes, Filter: flt}
-			got, err := ch.Top(ctx, q)
+			got, err := all.Top(ctx, q)
 			if err != nil {
 				t.Fatal(err)
 			}
 			q.Resolution = store.ResRaw
-			want, err := ch.Top(ctx, q)
+			want, err := all.Top(ctx, q)
 			if len(flt.Interfaces) > 0 {
 				// An interface ranking filtered on interfaces ranks those
 				// interfaces: the rollups' meaning, not the raw flows' (a
@@ -170,28 +199,67 @@ func TestTopRollupsMatchRaw(t *testing.T) {
 		}
 	}
 	// Raw flows kept 3 hours: a 5-hour range reads whole hours.
-	cfg := ch.c.cfg
-	cfg.RawTTL = 3 * time.Hour
-	c3, err := NewClient(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	short := NewReader(c3, ch.site, func() time.Time { return end })
-	q := store.TopQuery{From: end.Add(-5*time.Hour + 10*time.Minute), To: end, Dimension: store.DimCountry, N: 5, Metric: store.MetricBytes}
+	short := readerWith(t, ch, end, func(c *Config) { c.RawTTL = 3 * time.Hour })
+	q = store.TopQuery{From: end.Add(-5*time.Hour + 10*time.Minute), To: end, Dimension: store.DimCountry, N: 5, Metric: store.MetricBytes}
 	got, err := short.Top(ctx, q)
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, err := ch.Top(ctx, store.TopQuery{From: end.Add(-2 * time.Hour), To: end, Dimension: store.DimCountry, N: 5, Metric: store.MetricBytes})
+	whole, err := ch.Top(ctx, store.TopQuery{From: end.Add(-2 * time.Hour), To: end, Dimension: store.DimCountry, N: 5, Metric: store.MetricBytes})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.From.Equal(q.From.Truncate(time.Hour)) || got.Total != all.Total || got.Resolution != store.ResHour {
-		t.Fatalf("past the raw TTL: from %v, total %+v (%s); want from %v, total %+v", got.From, got.Total, got.Resolution, q.From.Truncate(time.Hour), all.Total)
+	if !got.From.Equal(q.From.Truncate(time.Hour)) || got.Total != whole.Total || got.Resolution != store.ResHour {
+		t.Fatalf("past the raw TTL: from %v, total %+v (%s); want from %v, total %+v", got.From, got.Total, got.Resolution, q.From.Truncate(time.Hour), whole.Total)
 	}
 	q.Filter = store.Filter{Ports: []uint16{443}}
 	var qe *store.QueryError
 	if _, err := short.Top(ctx, q); !errors.As(err, &qe) {
 		t.Fatalf("a port filter past the raw TTL: %v, want a query error", err)
+	}
+}
+
+// TestTopRollupsFold: the rollups keep the top-k keys of each hour,
+// source and direction, and the rest as one "other" row: totals stay
+// exact, the entries are the rollups' view (never more than the raw
+// flows hold), as SQLite's top-K rollups answer.
+func TestTopRollupsFold(t *testing.T) {
+	c, w := migratedWriter(t, "fold", nil)
+	ctx := context.Background()
+	end := time.Now().Truncate(time.Minute)
+	flows := testFlows(3000, end)
+	if err := w.Insert(ctx, flows); err != nil {
+		t.Fatal(err)
+	}
+	later := end.Add(2 * time.Hour)
+	r := readerWith(t, NewReader(c, "fold", nil), later, func(c *Config) { c.TopK = 3 })
+	if _, err := r.RollupTop(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Query(ctx, "SELECT max(c) FROM (SELECT count() AS c FROM "+c.Database()+".top_h WHERE site = 'fold' AND other = 0 GROUP BY dim, t, src, dir) FORMAT TabSeparated")
+	if err != nil || strings.TrimSpace(string(out)) != "3" {
+		t.Fatalf("keys kept a cell: %q, %v; want 3", out, err)
+	}
+	q := store.TopQuery{From: end.Add(-6 * time.Hour), To: end, Dimension: store.DimRemoteHost, N: 10, Metric: store.MetricBytes}
+	got, err := r.Top(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Resolution = store.ResRaw
+	raw, err := r.Top(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Resolution != store.ResHour || got.Total != raw.Total || got.Other.Bytes <= raw.Other.Bytes {
+		t.Fatalf("folded: %s, total %+v, other %d; raw total %+v, other %d", got.Resolution, got.Total, got.Other.Bytes, raw.Total, raw.Other.Bytes)
+	}
+	rawBytes := map[string]uint64{}
+	for _, e := range raw.Entries {
+		rawBytes[e.Label] = e.Bytes
+	}
+	for _, e := range got.Entries {
+		if b, ok := rawBytes[e.Label]; ok && e.Bytes > b {
+			t.Errorf("%s: %d bytes in the rollups, %d in the raw flows", e.Label, e.Bytes, b)
+		}
 	}
 }

@@ -64,3 +64,32 @@ func newStore(c *Client, exporters func(netip.Addr) int64, queueSize int, logger
 	}
 	return &Store{Ingest: in, Reader: NewReader(c, site, time.Now), c: c}, nil
 }
+
+// Run is the writer (Ingest.Run) with the top-N rollups beside it: every
+// minute, the hours over are rolled up from their raw flows (RollupTop).
+// A failed round is counted in Health (RollupErrors) and retried at the
+// next.
+func (s *Store) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(topEvery)
+		defer t.Stop()
+		for {
+			if _, err := s.Reader.RollupTop(ctx, s.Ingest.now()); err != nil && ctx.Err() == nil {
+				s.Ingest.rollupFailed(err)
+				s.Ingest.logger.Warn("cannot roll up the top-N lists; the next round retries", "err", err)
+			} else if err == nil {
+				s.Ingest.rollupFailed(nil)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	err := s.Ingest.Run(ctx)
+	<-done
+	return err
+}

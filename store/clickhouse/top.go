@@ -115,11 +115,12 @@ const topRawSpan = 2 * time.Hour
 // Top answers a top-N query, ranked and labelled as the SQLite flow
 // database ranks them (store.RankTop, store.TopLabel), never partial:
 // from the raw flows (Resolution raw) when the filter or the dimension
-// needs them or the range is short, else from the hourly rollups of
-// top_h with the raw flows of the partial hours at the ends (Resolution
-// hour; exact: the rollups keep every key). Raw flows are kept
-// clickhouse.raw-ttl: a range that starts before answers from whole
-// hours only, and a filter that needs raw flows is refused there.
+// needs them or the range is short, else from the hours the writer rolled
+// up (top_h: the top-k keys of each hour, source and direction, and the
+// rest as "other", as SQLite keeps them) and the raw flows of the rest of
+// the range (Resolution hour). Raw flows are kept clickhouse.raw-ttl: a
+// range that starts before answers from whole hours only, and a filter
+// that needs raw flows is refused there.
 func (r *Reader) Top(ctx context.Context, q store.TopQuery) (*store.TopResult, error) {
 	now := r.now()
 	if err := store.CheckRange(q.From, q.To, now); err != nil {
@@ -167,22 +168,35 @@ func (r *Reader) Top(ctx context.Context, q store.TopQuery) (*store.TopResult, e
 		for i, k := range keys {
 			ks = append(ks, fmt.Sprintf("%s AS k%d", k, i+1))
 		}
-		return fmt.Sprintf("SELECT %s, %s FROM %s GROUP BY %s", strings.Join(ks, ", "), sums, rawRows(from, to), kcols)
+		return fmt.Sprintf("SELECT %s, toUInt8(0) AS o, %s FROM %s GROUP BY %s", strings.Join(ks, ", "), sums, rawRows(from, to), kcols)
 	}
 	h0 := q.From.Truncate(time.Hour)
 	if h0.Before(q.From) {
 		h0 = h0.Add(time.Hour)
 	}
 	h1 := q.To.Truncate(time.Hour)
-	if needRaw || q.To.Sub(q.From) <= topRawSpan || !h0.Before(h1) {
-		source = "(" + rawPart(q.From.UnixMilli(), q.To.UnixMilli()) + ")"
-	} else {
-		// Whole hours from top_h; the partial hours at the ends from raw
-		// flows while they are kept, else the range grows to whole hours.
+	if !needRaw && q.To.Sub(q.From) > topRawSpan && h0.Before(h1) {
+		// Whole hours rolled up from top_h; the rest from raw flows while
+		// they are kept, else the range grows to whole hours.
+		done, ok, err := r.topDoneUntil(ctx)
+		if err != nil {
+			return nil, err
+		}
 		if q.From.Before(rawStart) {
 			h0 = q.From.Truncate(time.Hour)
 			res.From = h0.UTC()
 		}
+		if ok && done.Before(h1) {
+			h1 = done
+		}
+		if !ok {
+			h1 = h0
+		}
+	} else {
+		h0, h1 = q.To, q.To // raw flows only
+	}
+	parts := []string{}
+	if h0.Before(h1) {
 		var rk []string
 		for i, k := range rollupKeys(q.Dimension) {
 			rk = append(rk, fmt.Sprintf("%s AS k%d", k, i+1))
@@ -191,18 +205,20 @@ func (r *Reader) Top(ctx context.Context, q store.TopQuery) (*store.TopResult, e
 		if isIf {
 			where += inList("n", numbers(q.Filter.Interfaces))
 		}
-		parts := []string{fmt.Sprintf("SELECT %s, sum(bytes) AS b, sum(packets) AS p, sum(flows) AS f FROM %s.top_h"+
-			" WHERE site = %s AND dim = %d AND t >= toDateTime(%d) AND t < toDateTime(%d)%s GROUP BY %s",
-			strings.Join(rk, ", "), r.c.cfg.Database, quote(r.site), rollupDim(q.Dimension), h0.Unix(), h1.Unix(), where, kcols)}
-		if q.From.Before(h0) {
-			parts = append(parts, rawPart(q.From.UnixMilli(), h0.UnixMilli()))
-		}
-		if h1.Before(q.To) {
-			parts = append(parts, rawPart(h1.UnixMilli(), q.To.UnixMilli()))
-		}
-		source = "(" + strings.Join(parts, " UNION ALL ") + ")"
+		parts = append(parts, fmt.Sprintf("SELECT %s, other AS o, sum(bytes) AS b, sum(packets) AS p, sum(flows) AS f FROM %s.top_h"+
+			" WHERE site = %s AND dim = %d AND t >= toDateTime(%d) AND t < toDateTime(%d)%s GROUP BY %s, o",
+			strings.Join(rk, ", "), r.c.cfg.Database, quote(r.site), rollupDim(q.Dimension), h0.Unix(), h1.Unix(), where, kcols))
 		res.Resolution = store.ResHour
+	} else {
+		h0, h1 = q.To, q.To
 	}
+	if q.From.Before(h0) {
+		parts = append(parts, rawPart(q.From.UnixMilli(), h0.UnixMilli()))
+	}
+	if h1.Before(q.To) {
+		parts = append(parts, rawPart(h1.UnixMilli(), q.To.UnixMilli()))
+	}
+	source = "(" + strings.Join(parts, " UNION ALL ") + ")"
 	out, err := r.c.Query(ctx, "SELECT toUInt64(sum(b)), toUInt64(sum(p)), toUInt64(sum(f)) FROM "+source+" FORMAT RowBinary")
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the top %s list from clickhouse: %w", q.Dimension, err)
@@ -215,7 +231,8 @@ func (r *Reader) Top(ctx context.Context, q store.TopQuery) (*store.TopResult, e
 	// The n first by the metric, and all that tie with the n-th: ties are
 	// broken by label, which only Go knows.
 	metric := map[store.Metric]string{store.MetricBytes: "b", store.MetricPackets: "p", store.MetricFlows: "f"}[q.Metric]
-	stmt := fmt.Sprintf("SELECT %s, toUInt64(sum(b)) AS b, toUInt64(sum(p)) AS p, toUInt64(sum(f)) AS f FROM %s GROUP BY %s ORDER BY %s DESC LIMIT %d WITH TIES FORMAT RowBinary",
+	// (The rollups' "other" rows count in the total, not as a key.)
+	stmt := fmt.Sprintf("SELECT %s, toUInt64(sum(b)) AS b, toUInt64(sum(p)) AS p, toUInt64(sum(f)) AS f FROM %s WHERE o = 0 GROUP BY %s ORDER BY %s DESC LIMIT %d WITH TIES FORMAT RowBinary",
 		kcols, source, kcols, metric, q.N)
 	if out, err = r.c.Query(ctx, stmt); err != nil {
 		return nil, fmt.Errorf("cannot read the top %s list from clickhouse: %w", q.Dimension, err)

@@ -90,12 +90,16 @@
   // The store banner: shown only while the store's writer fails.
   const storeAlert = document.getElementById("store-alert");
   function renderStore(st) {
-    show(storeAlert, !st.ok || !!st.pack_error);
+    show(storeAlert, !st.ok || !!st.pack_error || !!st.rollup_error);
     clear(storeAlert);
     if (st.ok) {
       if (st.pack_error) {
         storeAlert.append(el("strong", null, "Raw flows are not being packed: "), st.pack_error,
           " (" + Number(st.pack_errors).toLocaleString() + " failed attempts). They stay readable, but take more disk and scan slower.");
+      }
+      if (st.rollup_error) {
+        storeAlert.append(el("strong", null, "Top-N lists are not being rolled up: "), st.rollup_error,
+          " (" + Number(st.rollup_errors).toLocaleString() + " failed rounds). Lists over longer ranges are read from raw flows meanwhile.");
       }
       return;
     }

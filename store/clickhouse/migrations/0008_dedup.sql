@@ -28,3 +28,5 @@ ALTER TABLE {{.DB}}.subapp_d MODIFY SETTING non_replicated_deduplication_window 
 
 ALTER TABLE {{.DB}}.top_h MODIFY SETTING non_replicated_deduplication_window = 1000;
 
+ALTER TABLE {{.DB}}.top_done MODIFY SETTING non_replicated_deduplication_window = 1000;
+
