@@ -142,7 +142,7 @@ func (r *Reader) natRows(ctx context.Context, q *store.NATQuery, keys []natKey, 
 		where += " AND (router, proto, inside, inside_port) IN (" + strings.Join(ks, ", ") + ")"
 	}
 	out, err := r.c.Query(ctx, fmt.Sprintf("SELECT router, proto, public_port, inside, inside_port, min(first) AS f, max(last) AS l,"+
-		" sum(flows), argMinMerge(remote), toUInt32(uniqMerge(remotes)) FROM %s.nat WHERE %s"+
+		" sum(flows), min(remote), max(remotes) FROM %s.nat WHERE %s"+
 		" GROUP BY router, proto, public_port, bucket, inside, inside_port HAVING f <= toDateTime(%d) AND l >= toDateTime(%d) FORMAT RowBinary",
 		r.c.cfg.Database, where, (hi+natIdle.Milliseconds())/1000+1, (lo-natIdle.Milliseconds())/1000-1))
 	if err != nil {
@@ -154,7 +154,9 @@ func (r *Reader) natRows(ctx context.Context, q *store.NATQuery, keys []natKey, 
 	for len(rr.b) > 0 && rr.err == nil {
 		m := natRow{key: natKey{router: int64(rr.u64()), proto: rr.u8(), pub: pub, pport: rr.u16(), in: rr.addr(), iport: rr.u16()}}
 		m.first, m.last = int64(rr.u32())*1000, int64(rr.u32())*1000
-		m.flows, m.remote, m.rport, m.remotes = rr.u64(), rr.addr(), rr.u16(), rr.u32()
+		m.flows = rr.u64()
+		rr.u32() // the far end's start
+		m.remote, m.rport, m.remotes = rr.addr(), rr.u16(), rr.u32()
 		if !m.remote.IsValid() {
 			m.rport = 0 // no far end (as flowdb keeps it)
 		}

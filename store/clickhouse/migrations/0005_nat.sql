@@ -15,17 +15,20 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.nat
 (
     site LowCardinality(String),
     public IPv6,
-    public_port UInt16,
+    public_port UInt16 CODEC(ZSTD(1)),
     proto UInt8,
     bucket DateTime('UTC') CODEC(DoubleDelta, ZSTD(1)),
     router Int64,
-    inside IPv6,
-    inside_port UInt16,
-    first SimpleAggregateFunction(min, DateTime('UTC')),
-    last SimpleAggregateFunction(max, DateTime('UTC')),
-    flows SimpleAggregateFunction(sum, UInt64),
-    remote AggregateFunction(argMin, Tuple(IPv6, UInt16), DateTime64(3, 'UTC')),
-    remotes AggregateFunction(uniq, IPv6, UInt16)
+    inside IPv6 CODEC(ZSTD(1)),
+    inside_port UInt16 CODEC(ZSTD(1)),
+    first SimpleAggregateFunction(min, DateTime('UTC')) CODEC(ZSTD(1)),
+    last SimpleAggregateFunction(max, DateTime('UTC')) CODEC(ZSTD(1)),
+    flows SimpleAggregateFunction(sum, UInt64) CODEC(T64, ZSTD(1)),
+    -- The far end of the first flow: the least (start, address, port).
+    remote SimpleAggregateFunction(min, Tuple(DateTime('UTC'), IPv6, UInt16)) CODEC(ZSTD(1)),
+    -- Distinct far ends: the most of one insert's (approximate, as the
+    -- SQLite store's count is).
+    remotes SimpleAggregateFunction(max, UInt32) CODEC(T64, ZSTD(1))
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(bucket)
@@ -37,8 +40,8 @@ SELECT site, m.2 AS public, m.3 AS public_port, proto, toStartOfFiveMinutes(t) A
     min(toDateTime(if(duration > 0 AND duration < 4294967295, t - toIntervalMillisecond(duration), t))) AS first,
     max(fromUnixTimestamp(toUInt32(intDiv(toUnixTimestamp64Milli(t) + 999, 1000)))) AS last,
     toUInt64(count()) AS flows,
-    argMinState(tuple(m.6, m.7), if(duration > 0 AND duration < 4294967295, t - toIntervalMillisecond(duration), t)) AS remote,
-    uniqState(m.6, m.7) AS remotes
+    min(tuple(toDateTime(if(duration > 0 AND duration < 4294967295, t - toIntervalMillisecond(duration), t)), m.6, m.7)) AS remote,
+    toUInt32(uniqExact(m.6, m.7)) AS remotes
 FROM {{.DB}}.flows
 ARRAY JOIN arrayFilter(x -> x.1, [
     tuple(src_addr NOT IN (toIPv6('::'), toIPv6('::ffff:0.0.0.0')) AND nat_src_addr NOT IN (toIPv6('::'), toIPv6('::ffff:0.0.0.0'))
