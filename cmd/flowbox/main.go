@@ -56,6 +56,7 @@ func commands() []command {
 		{"setup-token", "print the one-time token the console's setup page asks for while no user exists (and, on stderr, the console certificate's fingerprint)", runSetupToken},
 		{"web-fingerprint", "print the SHA-256 fingerprint of the console's HTTPS certificate, to check the one the browser shows", runWebFingerprint},
 		{"exporters", "trust exporters besides the onboarded routers: exporters list|allow PREFIX|disallow PREFIX (works while serve runs)", runExporters},
+		{"store", "copy the SQLite store's raw flows and NAT mappings into ClickHouse before switching store.backend (store copy --to clickhouse); works while serve runs", runStore},
 		{"backup", "copy the database (a consistent snapshot, works while serve runs) and the key to a new DIR", runBackup},
 		{"healthcheck", "exit 0 if a running flowbox answers /healthz (--url URL, or from --config / FLOWBOX_LISTEN_WEB)", runHealthcheck},
 		{"demo", "run flowbox with a simulated MikroTik fleet onboarded over the API (data in ./demo-data)", runDemo},

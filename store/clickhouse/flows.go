@@ -89,6 +89,11 @@ func (w *FlowWriter) insertBatches(ctx context.Context, batches []*store.Batch, 
 // (insert_deduplication_token): sent again, ClickHouse stores it once, in
 // the flows and in every rollup its views fill.
 func (w *FlowWriter) insert(ctx context.Context, first uint32, n int, rows func([]byte) []byte) error {
+	return w.insertNamed(ctx, first, n, fmt.Sprintf("%016x-%d-%d", w.nonce, first, n), rows)
+}
+
+// insertNamed is insert with the insert's name (its deduplication token).
+func (w *FlowWriter) insertNamed(ctx context.Context, first uint32, n int, name string, rows func([]byte) []byte) error {
 	if n == 0 {
 		return nil
 	}
@@ -97,8 +102,8 @@ func (w *FlowWriter) insert(ctx context.Context, first uint32, n int, rows func(
 		bp = new([]byte)
 	}
 	b := rows((*bp)[:0])
-	stmt := fmt.Sprintf("%s SETTINGS insert_deduplication_token = '%016x-%d-%d', deduplicate_blocks_in_dependent_materialized_views = 1, parallel_view_processing = 1 FORMAT RowBinary",
-		w.stmt, w.nonce, first, n)
+	stmt := fmt.Sprintf("%s SETTINGS insert_deduplication_token = '%s', deduplicate_blocks_in_dependent_materialized_views = 1, parallel_view_processing = 1 FORMAT RowBinary",
+		w.stmt, name)
 	err := w.c.Insert(ctx, stmt, b)
 	*bp = b
 	if cap(b) <= 64<<20 {

@@ -228,6 +228,9 @@ func TestTopRollupsFold(t *testing.T) {
 	ctx := context.Background()
 	end := time.Now().Truncate(time.Minute)
 	flows := testFlows(3000, end)
+	for i := range flows {
+		flows[i].Bytes %= 1 << 40 // sums that do not wrap
+	}
 	if err := w.Insert(ctx, flows); err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +253,8 @@ func TestTopRollupsFold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Resolution != store.ResHour || got.Total != raw.Total || got.Other.Bytes <= raw.Other.Bytes {
+	// Entries can only lose bytes to "other" (raw ranks the true totals).
+	if got.Resolution != store.ResHour || got.Total != raw.Total || got.Other.Bytes < raw.Other.Bytes {
 		t.Fatalf("folded: %s, total %+v, other %d; raw total %+v, other %d", got.Resolution, got.Total, got.Other.Bytes, raw.Total, raw.Other.Bytes)
 	}
 	rawBytes := map[string]uint64{}

@@ -1327,3 +1327,79 @@ func (s *FlowDB) NATKeptSince(ctx context.Context) (time.Time, error) {
 
 // FlowDB is the SQLite implementation of store.NATMappings.
 var _ store.NATMappings = (*FlowDB)(nil)
+
+// EachNATMapping calls fn with every NAT mapping the store keeps, day by
+// day (the oldest first), for a copy to another store (flowbox store
+// copy). It stops at fn's first error.
+func (s *FlowDB) EachNATMapping(ctx context.Context, fn func(*store.NATMapping) error) error {
+	rows, err := s.r.QueryContext(ctx, "SELECT day, name, format FROM nat_days ORDER BY day")
+	if err != nil {
+		return fmt.Errorf("cannot list the NAT mapping days: %w", err)
+	}
+	var days []natDay
+	for rows.Next() {
+		var d natDay
+		if err := rows.Scan(&d.start, &d.name, &d.format); err != nil {
+			rows.Close()
+			return fmt.Errorf("cannot list the NAT mapping days: %w", err)
+		}
+		d.start *= 1000
+		days = append(days, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("cannot list the NAT mapping days: %w", err)
+	}
+	var dec natDecoder
+	for _, d := range days {
+		if d.format != natFormat {
+			return fmt.Errorf("cannot read the NAT mappings of %s: they are in the format of an older flowbox; start flowbox serve once to convert them",
+				time.UnixMilli(d.start).UTC().Format(time.DateOnly))
+		}
+		if err := s.eachNATOfDay(ctx, &dec, d, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *FlowDB) eachNATOfDay(ctx context.Context, dec *natDecoder, d natDay, fn func(*store.NATMapping) error) error {
+	rows, err := s.r.QueryContext(ctx, "SELECT b, pub, r, data FROM "+d.name+" ORDER BY b")
+	if err != nil {
+		return fmt.Errorf("cannot read the NAT mappings in %s: %w", d.name, err)
+	}
+	defer rows.Close()
+	var ferr error
+	for rows.Next() {
+		var b, router int64
+		var pub, data []byte
+		if err := rows.Scan(&b, &pub, &router, &data); err != nil {
+			return fmt.Errorf("cannot read the NAT mappings in %s: %w", d.name, err)
+		}
+		a, ok := netip.AddrFromSlice(pub)
+		if !ok {
+			continue
+		}
+		err := dec.decode(data, natKey{router: router, pub: a.As16()}, d.start+b*natMinuteMs, 0, func(e *natStored) {
+			if ferr != nil {
+				return
+			}
+			m := store.NATMapping{
+				RouterID: e.key.router, Proto: e.key.proto, ProtoName: store.ProtoName(e.key.proto),
+				PublicAddr: addrOf(e.key.pub), PublicPort: e.key.pport, InsideAddr: addrOf(e.key.in), InsidePort: e.key.iport,
+				RemotePort: e.rport, Remotes: e.remotes, FirstSeen: time.UnixMilli(e.first).UTC(), LastSeen: time.UnixMilli(e.last).UTC(), Flows: e.flows,
+			}
+			if e.remote != ([16]byte{}) {
+				m.RemoteAddr = addrOf(e.remote)
+			}
+			ferr = fn(&m)
+		})
+		if err != nil {
+			return fmt.Errorf("cannot read the NAT mappings in %s: minute %d of router %d: %w", d.name, b, router, err)
+		}
+		if ferr != nil {
+			return ferr
+		}
+	}
+	return rows.Err()
+}

@@ -58,6 +58,15 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// StartIn is Start on the chDB data directory dir, which it keeps: a
+// benchmark's dataset reused by its next runs.
+func StartIn(t testing.TB, dir string) *Server {
+	t.Helper()
+	s, stop := start(t, dir)
+	t.Cleanup(stop)
+	return s
+}
+
 var shared struct {
 	once sync.Once
 	srv  *Server

@@ -1,0 +1,192 @@
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/flowbox/flowbox/collector/netflowtest"
+	"github.com/flowbox/flowbox/store"
+	"github.com/flowbox/flowbox/store/clickhouse/chtest"
+	"github.com/flowbox/flowbox/store/storetest/flowmodel"
+)
+
+// The dashboard benchmarks of the ClickHouse store read the month that
+// store/flowdb's dashboard benchmarks read (the same model, curve, end and
+// sampling: every flow of the last hour, at 5,000 flows/s at the peak; 1
+// in 50 for the 47 hours before, and the 12 days before those; 1 in 500
+// before), all of it as raw flows (ClickHouse keeps raw flows for its
+// raw-ttl, and its views fill the totals at insert), and the hours the
+// writer rolled up. The chDB data directory is kept in
+// $TMPDIR/flowbox-bench-dashboard-ch-v<dashCHVersion> for the next runs
+// (generating takes about 10 minutes on 2 cores); the TTLs are years,
+// since the month ends on 2026-01-14.
+const dashCHVersion = 1
+
+var dashNow = time.Date(2026, 1, 14, 21, 30, 0, 0, time.UTC)
+
+const (
+	dashPeak    = 5000
+	dashDays    = 30
+	dashSubs    = 1000
+	dashRawRate = 50
+	dashOldRate = 500
+)
+
+// dashboardReader starts chDB on the cached dataset, generating it first
+// if needed, and returns its reader at dashNow.
+func dashboardReader(b *testing.B) *Reader {
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("flowbox-bench-dashboard-ch-v%d", dashCHVersion))
+	complete := filepath.Join(dir, "complete")
+	_, err := os.Stat(complete)
+	if err != nil && testing.Short() {
+		b.Skip("the dashboard dataset is not generated yet and -short is set")
+	}
+	if err != nil {
+		if err := os.RemoveAll(dir); err != nil {
+			b.Fatal(err)
+		}
+	}
+	srv := chtest.StartIn(b, filepath.Join(dir, "chdb"))
+	cfg := DefaultConfig()
+	cfg.Addresses, cfg.User, cfg.Database, cfg.Site = []string{srv.Addr}, srv.User, "bench", "bench"
+	years := 5 * 365 * 24 * time.Hour
+	cfg.RawTTL, cfg.MinuteTTL, cfg.HourTTL, cfg.UsageHourTTL, cfg.NATTTL = years, years, years, years, years
+	cfg.Timeout = 10 * time.Minute
+	c := clientWith(b, cfg, srv.Password)
+	r := NewReader(c, cfg.Site, func() time.Time { return dashNow })
+	if err == nil {
+		return r
+	}
+	b.Logf("generating the dashboard dataset in %s (about 10 minutes, once)", dir)
+	start := time.Now()
+	if _, err := Migrate(context.Background(), c); err != nil {
+		b.Fatal(err)
+	}
+	w, err := NewFlowWriter(c, cfg.Site, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	total := generateDashboard(b, w)
+	t0 := time.Now()
+	hours := 0
+	for {
+		n, err := r.RollupTop(context.Background(), dashNow)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		hours += n
+	}
+	b.Logf("generated %d flows in %s; rolled up %d hours in %s", total, time.Since(start).Round(time.Second), hours, time.Since(t0).Round(time.Second))
+	if err := os.WriteFile(complete, []byte(fmt.Sprintf("flows %d\n", total)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return r
+}
+
+// generateDashboard writes the month through w and returns its flows.
+func generateDashboard(b *testing.B, w *FlowWriter) int {
+	ctx := context.Background()
+	m, err := netflowtest.NewModel(netflowtest.ModelConfig{Seed: 42, Subscribers: dashSubs})
+	if err != nil {
+		b.Fatal(err)
+	}
+	enr := flowmodel.NewEnricher(m)
+	exp := netip.MustParseAddrPort("127.0.0.2:2055")
+	var buf, pending []store.Flow
+	total := 0
+	now := dashNow.Add(-dashDays * 24 * time.Hour)
+	for now.Before(dashNow) {
+		age := dashNow.Sub(now)
+		step, rate := 10*time.Second, dashRawRate
+		switch {
+		case age <= time.Hour:
+			step, rate = time.Second, 1
+		case age > 14*24*time.Hour:
+			rate = dashOldRate
+		}
+		n := int(float64(dashPeak) * m.Activity(now) * step.Seconds() / float64(rate))
+		now = now.Add(step)
+		buf = m.AppendFlows(buf[:0], n, now)
+		enr.Enrich(buf, exp, 1)
+		for i := range buf {
+			if rate > 1 {
+				buf[i].SamplingRate = uint32(rate)
+			}
+		}
+		pending = append(pending, buf...)
+		total += n
+		if len(pending) >= maxInsertFlows || !now.Before(dashNow) {
+			if err := w.Insert(ctx, pending); err != nil {
+				b.Fatal(err)
+			}
+			pending = pending[:0]
+		}
+	}
+	return total
+}
+
+// dashboard runs what the console's dashboard asks for a range: the
+// traffic by direction and seven top-10 lists (as flowdb's benchmark).
+func dashboard(b *testing.B, r *Reader, from, to time.Time) {
+	ctx := context.Background()
+	ser, err := r.TimeSeries(ctx, store.SeriesQuery{From: from, To: to, GroupBy: store.DimDirection})
+	if err != nil || len(ser.Lines) == 0 {
+		b.Fatalf("series: %v", err)
+	}
+	for _, d := range []store.Dimension{store.DimLocalHost, store.DimRemoteHost, store.DimRemoteAS, store.DimApplication, store.DimCountry,
+		store.DimConversation, store.DimProtocol} {
+		top, err := r.Top(ctx, store.TopQuery{From: from, To: to, Dimension: d, N: 10})
+		if err != nil || len(top.Entries) == 0 {
+			b.Fatalf("top %s: %v", d, err)
+		}
+	}
+}
+
+// BenchmarkDashboard24h measures the dashboard of the last 24 hours:
+// minute totals, and the top-N lists of 23 rolled-up hours and the raw
+// flows of the rest (the last, busiest 30 minutes and the first).
+func BenchmarkDashboard24h(b *testing.B) {
+	r := dashboardReader(b)
+	for b.Loop() {
+		dashboard(b, r, dashNow.Add(-24*time.Hour), dashNow)
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/dashboard")
+}
+
+// BenchmarkDashboard30d measures the dashboard of the last 30 days.
+func BenchmarkDashboard30d(b *testing.B) {
+	r := dashboardReader(b)
+	for b.Loop() {
+		dashboard(b, r, dashNow.Add(-30*24*time.Hour), dashNow)
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/dashboard")
+}
+
+// BenchmarkSearchIP1h measures the first page (100 flows, newest first) of
+// a search for the busiest subscriber's address over the last hour.
+func BenchmarkSearchIP1h(b *testing.B) {
+	r := dashboardReader(b)
+	ctx := context.Background()
+	hour := store.SearchQuery{From: dashNow.Add(-time.Hour), To: dashNow, Limit: 100}
+	top, err := r.Top(ctx, store.TopQuery{From: hour.From, To: hour.To, Dimension: store.DimLocalHost, N: 1})
+	if err != nil || len(top.Entries) != 1 {
+		b.Fatalf("top local host: %v", err)
+	}
+	q := hour
+	q.Filter.Hosts = []netip.Prefix{netip.PrefixFrom(top.Entries[0].Addr, top.Entries[0].Addr.BitLen())}
+	for b.Loop() {
+		page, err := r.SearchFlows(ctx, q)
+		if err != nil || len(page.Flows) != 100 {
+			b.Fatalf("search: %v", err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/search")
+}
