@@ -53,7 +53,7 @@ func BenchmarkInsert(b *testing.B) {
 	// The writer's hourly top-N rollups of these flows (their hours over).
 	later := time.Now().Add(3 * time.Hour)
 	t0 := time.Now()
-	if _, err := NewReader(c, "bench", func() time.Time { return later }).RollupTop(ctx, later); err != nil {
+	if _, err := NewReader(c, "bench", func() time.Time { return later }).rollupGrain(ctx, topHours, later); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(time.Since(t0).Nanoseconds())/total, "topk-ns/flow")

@@ -267,3 +267,40 @@ func TestTopRollupsFold(t *testing.T) {
 		}
 	}
 }
+
+// TestTopMinuteRollups: the minutes rolled up answer the partial hours
+// and the short ranges (Resolution minute), as the raw flows do when the
+// rollups keep every key.
+func TestTopMinuteRollups(t *testing.T) {
+	_, ch, _, end := bothStores(t)
+	ctx := context.Background()
+	soon := end.Add(3 * time.Minute)
+	all := readerWith(t, ch, soon, func(c *Config) { c.TopK = 10000 })
+	if _, err := all.RollupTop(ctx, soon); err != nil {
+		t.Fatal(err)
+	}
+	if _, to, ok, err := all.topDone(ctx, topMinutes); err != nil || !ok || to.Before(end) {
+		t.Fatalf("minutes done up to %v (%v, %v); want %v", to, ok, err, end)
+	}
+	for _, rng := range []time.Duration{50 * time.Minute, 3 * time.Hour} {
+		for _, d := range []store.Dimension{store.DimRemoteHost, store.DimConversation, store.DimApplication, store.DimRouter, store.DimOutInterface} {
+			q := store.TopQuery{From: end.Add(-rng), To: end, Dimension: d, N: 5, Metric: store.MetricBytes}
+			got, err := all.Top(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q.Resolution = store.ResRaw
+			want, err := all.Top(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Resolution != store.ResMinute {
+				t.Fatalf("%s over %s: resolution %s", d, rng, got.Resolution)
+			}
+			got.Resolution = want.Resolution
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s over %s: rollups\n%+v\nraw\n%+v", d, rng, got, want)
+			}
+		}
+	}
+}

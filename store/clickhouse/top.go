@@ -108,17 +108,13 @@ func readTopKey(d store.Dimension, r *rowReader, names map[string]string, e *sto
 	}
 }
 
-// topRawSpan is the longest range a top-N list reads from raw flows alone
-// when the hourly rollups (top_h) could answer it.
-const topRawSpan = 2 * time.Hour
-
 // Top answers a top-N query, ranked and labelled as the SQLite flow
 // database ranks them (store.RankTop, store.TopLabel), never partial:
 // from the raw flows (Resolution raw) when the filter or the dimension
-// needs them or the range is short, else from the hours the writer rolled
-// up (top_h: the top-k keys of each hour, source and direction, and the
-// rest as "other", as SQLite keeps them) and the raw flows of the rest of
-// the range (Resolution hour). Raw flows are kept clickhouse.raw-ttl: a
+// needs them, else from the hours and the minutes the writer rolled up
+// (top_h, top_m: the top-k keys of each step, source and direction, and
+// the rest as "other", as SQLite keeps them) and the raw flows of the rest
+// of the range (Resolution hour or minute, raw when nothing was rolled up). Raw flows are kept clickhouse.raw-ttl: a
 // range that starts before answers from whole hours only, and a filter
 // that needs raw flows is refused there.
 func (r *Reader) Top(ctx context.Context, q store.TopQuery) (*store.TopResult, error) {
@@ -170,33 +166,13 @@ func (r *Reader) Top(ctx context.Context, q store.TopQuery) (*store.TopResult, e
 		}
 		return fmt.Sprintf("SELECT %s, toUInt8(0) AS o, %s FROM %s GROUP BY %s", strings.Join(ks, ", "), sums, rawRows(from, to), kcols)
 	}
-	h0 := q.From.Truncate(time.Hour)
-	if h0.Before(q.From) {
-		h0 = h0.Add(time.Hour)
+	var parts []string
+	raw := func(lo, hi time.Time) {
+		if lo.Before(hi) {
+			parts = append(parts, rawPart(lo.UnixMilli(), hi.UnixMilli()))
+		}
 	}
-	h1 := q.To.Truncate(time.Hour)
-	if !needRaw && q.To.Sub(q.From) > topRawSpan && h0.Before(h1) {
-		// Whole hours rolled up from top_h; the rest from raw flows while
-		// they are kept, else the range grows to whole hours.
-		done, ok, err := r.topDoneUntil(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if q.From.Before(rawStart) {
-			h0 = q.From.Truncate(time.Hour)
-			res.From = h0.UTC()
-		}
-		if ok && done.Before(h1) {
-			h1 = done
-		}
-		if !ok {
-			h1 = h0
-		}
-	} else {
-		h0, h1 = q.To, q.To // raw flows only
-	}
-	parts := []string{}
-	if h0.Before(h1) {
+	rollup := func(g topGrain, lo, hi time.Time) {
 		var rk []string
 		for i, k := range rollupKeys(q.Dimension) {
 			rk = append(rk, fmt.Sprintf("%s AS k%d", k, i+1))
@@ -205,45 +181,94 @@ func (r *Reader) Top(ctx context.Context, q store.TopQuery) (*store.TopResult, e
 		if isIf {
 			where += inList("n", numbers(q.Filter.Interfaces))
 		}
-		parts = append(parts, fmt.Sprintf("SELECT %s, other AS o, sum(bytes) AS b, sum(packets) AS p, sum(flows) AS f FROM %s.top_h"+
+		parts = append(parts, fmt.Sprintf("SELECT %s, other AS o, sum(bytes) AS b, sum(packets) AS p, sum(flows) AS f FROM %s.%s"+
 			" WHERE site = %s AND dim = %d AND t >= toDateTime(%d) AND t < toDateTime(%d)%s GROUP BY %s, o",
-			strings.Join(rk, ", "), r.c.cfg.Database, quote(r.site), rollupDim(q.Dimension), h0.Unix(), h1.Unix(), where, kcols))
-		res.Resolution = store.ResHour
+			strings.Join(rk, ", "), r.c.cfg.Database, g.table, quote(r.site), rollupDim(q.Dimension), lo.Unix(), hi.Unix(), where, kcols))
+	}
+	// aligned returns the whole steps of g in [from, to) that are done
+	// ([df, dt)); empty when lo is not before hi.
+	aligned := func(from, to time.Time, g topGrain, df, dt time.Time) (lo, hi time.Time) {
+		lo, hi = from.Truncate(g.step), to.Truncate(g.step)
+		if lo.Before(from) {
+			lo = lo.Add(g.step)
+		}
+		if lo.Before(df) {
+			lo = df
+		}
+		if hi.After(dt) {
+			hi = dt
+		}
+		return lo, hi
+	}
+	if needRaw {
+		raw(q.From, q.To)
 	} else {
-		h0, h1 = q.To, q.To
-	}
-	if q.From.Before(h0) {
-		parts = append(parts, rawPart(q.From.UnixMilli(), h0.UnixMilli()))
-	}
-	if h1.Before(q.To) {
-		parts = append(parts, rawPart(h1.UnixMilli(), q.To.UnixMilli()))
+		// The whole hours rolled up, then the whole minutes of the rest,
+		// then raw flows for what is left (while they are kept, else the
+		// range grows to whole hours).
+		hf, ht, hok, err := r.topDone(ctx, topHours)
+		if err != nil {
+			return nil, err
+		}
+		mf, mt, mok, err := r.topDone(ctx, topMinutes)
+		if err != nil {
+			return nil, err
+		}
+		from := q.From
+		if from.Before(rawStart) {
+			from = from.Truncate(time.Hour)
+			res.From = from.UTC()
+		}
+		lo, hi := q.To, q.To
+		if hok {
+			if lo, hi = aligned(from, q.To, topHours, hf, ht); lo.Before(hi) {
+				rollup(topHours, lo, hi)
+				res.Resolution = store.ResHour
+			} else {
+				lo, hi = q.To, q.To
+			}
+		}
+		for _, seg := range [][2]time.Time{{from, lo}, {hi, q.To}} {
+			if !seg[0].Before(seg[1]) {
+				continue
+			}
+			if ml, mh := aligned(seg[0], seg[1], topMinutes, mf, mt); mok && ml.Before(mh) {
+				rollup(topMinutes, ml, mh)
+				res.Resolution = store.ResMinute
+				raw(seg[0], ml)
+				raw(mh, seg[1])
+			} else {
+				raw(seg[0], seg[1])
+			}
+		}
 	}
 	source = "(" + strings.Join(parts, " UNION ALL ") + ")"
-	out, err := r.c.Query(ctx, "SELECT toUInt64(sum(b)), toUInt64(sum(p)), toUInt64(sum(f)) FROM "+source+" FORMAT RowBinary")
+	// One query: the n first by the metric and all that tie with the
+	// n-th (ties are broken by label, which only Go knows), each row with
+	// the totals of the whole range. The rollups' "other" rows (o = 1)
+	// count in the totals, not as a key: they sort after the keys.
+	metric := map[store.Metric]string{store.MetricBytes: "sb", store.MetricPackets: "sp", store.MetricFlows: "sf"}[q.Metric]
+	stmt := fmt.Sprintf("SELECT %s, o, toUInt64(sum(b)) AS sb, toUInt64(sum(p)) AS sp, toUInt64(sum(f)) AS sf,"+
+		" toUInt64(sum(sum(b)) OVER ()), toUInt64(sum(sum(p)) OVER ()), toUInt64(sum(sum(f)) OVER ())"+
+		" FROM %s GROUP BY %s, o ORDER BY o, %s DESC LIMIT %d WITH TIES FORMAT RowBinary",
+		kcols, source, kcols, metric, q.N)
+	out, err := r.c.Query(ctx, stmt)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the top %s list from clickhouse: %w", q.Dimension, err)
 	}
 	rr := &rowReader{b: out}
-	res.Total = store.TopEntry{Label: "total", Bytes: rr.u64(), Packets: rr.u64(), Flows: rr.u64()}
-	if rr.err != nil || len(rr.b) != 0 {
-		return nil, fmt.Errorf("cannot read the top %s list from clickhouse: %d bytes of totals", q.Dimension, len(out))
-	}
-	// The n first by the metric, and all that tie with the n-th: ties are
-	// broken by label, which only Go knows.
-	metric := map[store.Metric]string{store.MetricBytes: "b", store.MetricPackets: "p", store.MetricFlows: "f"}[q.Metric]
-	// (The rollups' "other" rows count in the total, not as a key.)
-	stmt := fmt.Sprintf("SELECT %s, toUInt64(sum(b)) AS b, toUInt64(sum(p)) AS p, toUInt64(sum(f)) AS f FROM %s WHERE o = 0 GROUP BY %s ORDER BY %s DESC LIMIT %d WITH TIES FORMAT RowBinary",
-		kcols, source, kcols, metric, q.N)
-	if out, err = r.c.Query(ctx, stmt); err != nil {
-		return nil, fmt.Errorf("cannot read the top %s list from clickhouse: %w", q.Dimension, err)
-	}
-	rr = &rowReader{b: out}
+	res.Total = store.TopEntry{Label: "total"}
 	names := map[string]string{}
 	list := []store.TopEntry{} // [] in JSON, as flowdb answers
 	for len(rr.b) > 0 && rr.err == nil {
 		var e store.TopEntry
 		readTopKey(q.Dimension, rr, names, &e)
+		other := rr.u8() == 1
 		e.Bytes, e.Packets, e.Flows = rr.u64(), rr.u64(), rr.u64()
+		res.Total.Bytes, res.Total.Packets, res.Total.Flows = rr.u64(), rr.u64(), rr.u64()
+		if other {
+			continue
+		}
 		e.Label = store.TopLabel(q.Dimension, &e)
 		list = append(list, e)
 	}

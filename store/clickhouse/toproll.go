@@ -10,21 +10,33 @@ import (
 	"github.com/flowbox/flowbox/store"
 )
 
-// The top-N rollups (top_h) are filled by the writer from the raw flows of
-// each hour once it is over (rollupTop), not by a view at insert: a view
-// would turn every flow into 13 rows (one a dimension) at the cost of more
-// than half the insert rate, and keep every key.
-const (
-	// topGrace is how long after an hour ends its rollup waits for the
-	// flows still on their way (later ones miss the rollup, not the raw
-	// flows).
-	topGrace = 5 * time.Minute
-	// topHoursPerRound bounds the hours one round rolls up (a backfill
-	// goes on at the next round).
-	topHoursPerRound = 24
-	// topEvery is how often the writer looks for hours to roll up.
-	topEvery = time.Minute
+// The top-N rollups (top_h by hour, top_m by minute) are filled by the
+// writer from the raw flows of each hour and minute once it is over
+// (RollupTop), not by a view at insert: a view would turn every flow into
+// 12 rows (one a dimension) at the cost of more than half the insert rate,
+// and keep every key.
+// topGrain is one granularity of the top-N rollups.
+type topGrain struct {
+	table, done string        // the rollups and the steps done
+	step        time.Duration // an hour or a minute
+	// grace is how long after a step ends its rollup waits for the flows
+	// still on their way (later ones miss the rollup, not the raw flows).
+	grace time.Duration
+	// perRound bounds the steps one round rolls up (a backfill goes on at
+	// the next round).
+	perRound int
+	// back bounds how far before now a first round starts (0: from the
+	// first flow kept).
+	back time.Duration
+}
+
+var (
+	topHours   = topGrain{table: "top_h", done: "top_done", step: time.Hour, grace: 5 * time.Minute, perRound: 24}
+	topMinutes = topGrain{table: "top_m", done: "top_m_done", step: time.Minute, grace: 2 * time.Minute, perRound: 120, back: 2 * time.Hour}
 )
+
+// topEvery is how often the writer looks for hours and minutes to roll up.
+const topEvery = time.Minute
 
 // topDims are the dimensions of top_h, each with its key as the tuple
 // (addr, peer, n, s) computed from a flow; the router's rows answer the
@@ -47,40 +59,53 @@ var topDims = []struct {
 	{store.DimOutInterface, "toIPv6('::'), toIPv6('::'), toUInt64(out_if), ''"},
 }
 
-// topDoneUntil returns the end of the last hour rolled up (false: none).
-func (r *Reader) topDoneUntil(ctx context.Context) (time.Time, bool, error) {
-	out, err := r.c.Query(ctx, fmt.Sprintf("SELECT count(), toUnixTimestamp(max(t)) FROM %s.top_done WHERE site = %s FORMAT TabSeparated",
-		r.c.cfg.Database, quote(r.site)))
+// topDone returns the steps of g rolled up: from the start of the first
+// to the end of the last (false: none).
+func (r *Reader) topDone(ctx context.Context, g topGrain) (from, to time.Time, ok bool, err error) {
+	out, err := r.c.Query(ctx, fmt.Sprintf("SELECT count(), toUnixTimestamp(min(t)), toUnixTimestamp(max(t)) FROM %s.%s WHERE site = %s FORMAT TabSeparated",
+		r.c.cfg.Database, g.done, quote(r.site)))
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("cannot read the top-N rollups done: %w", err)
+		return from, to, false, fmt.Errorf("cannot read the top-N rollups done: %w", err)
 	}
 	f := strings.Fields(string(out))
-	if len(f) != 2 {
-		return time.Time{}, false, fmt.Errorf("cannot read the top-N rollups done: %q", out)
+	if len(f) != 3 {
+		return from, to, false, fmt.Errorf("cannot read the top-N rollups done: %q", out)
 	}
 	if f[0] == "0" {
-		return time.Time{}, false, nil
+		return from, to, false, nil
 	}
-	s, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("cannot read the top-N rollups done: %w", err)
+	lo, err1 := strconv.ParseInt(f[1], 10, 64)
+	hi, err2 := strconv.ParseInt(f[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return from, to, false, fmt.Errorf("cannot read the top-N rollups done: %q", out)
 	}
-	return time.Unix(s, 0).Add(time.Hour).UTC(), true, nil
+	return time.Unix(lo, 0).UTC(), time.Unix(hi, 0).Add(g.step).UTC(), true, nil
 }
 
-// RollupTop rolls up the hours over topGrace before now that are not yet:
-// from the one after the last done (or from the first flow's), oldest
-// first, at most topHoursPerRound. It returns the hours rolled up.
+// RollupTop rolls up the hours and the minutes over before now that are
+// not yet (each a grace after its end): from the one after the last done
+// (or from the first flow's; minutes from 2 hours ago at most), oldest
+// first, at most a day of hours and 2 hours of minutes a round. It returns
+// the hours rolled up.
 func (r *Reader) RollupTop(ctx context.Context, now time.Time) (int, error) {
-	next, ok, err := r.topDoneUntil(ctx)
+	n, err := r.rollupGrain(ctx, topHours, now)
+	if err != nil {
+		return n, err
+	}
+	_, err = r.rollupGrain(ctx, topMinutes, now)
+	return n, err
+}
+
+func (r *Reader) rollupGrain(ctx context.Context, g topGrain, now time.Time) (int, error) {
+	_, next, ok, err := r.topDone(ctx, g)
 	if err != nil {
 		return 0, err
 	}
 	if !ok {
-		out, err := r.c.Query(ctx, fmt.Sprintf("SELECT count(), toUnixTimestamp(toStartOfHour(min(t))) FROM %s.flows WHERE site = %s FORMAT TabSeparated",
+		out, err := r.c.Query(ctx, fmt.Sprintf("SELECT count(), toUnixTimestamp(min(t)) FROM %s.flows WHERE site = %s FORMAT TabSeparated",
 			r.c.cfg.Database, quote(r.site)))
 		if err != nil {
-			return 0, fmt.Errorf("cannot find the first hour to roll up: %w", err)
+			return 0, fmt.Errorf("cannot find the first flow to roll up: %w", err)
 		}
 		f := strings.Fields(string(out))
 		if len(f) != 2 || f[0] == "0" {
@@ -88,31 +113,44 @@ func (r *Reader) RollupTop(ctx context.Context, now time.Time) (int, error) {
 		}
 		s, err := strconv.ParseInt(f[1], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("cannot find the first hour to roll up: %w", err)
+			return 0, fmt.Errorf("cannot find the first flow to roll up: %w", err)
 		}
-		next = time.Unix(s, 0).UTC()
+		next = time.Unix(s, 0).UTC().Truncate(g.step)
+		if g.back > 0 && next.Before(now.Add(-g.back)) {
+			next = now.Add(-g.back).Truncate(g.step)
+		}
 	}
-	if oldest := now.Add(-r.c.cfg.RawTTL).Truncate(time.Hour); next.Before(oldest) {
+	if oldest := now.Add(-r.c.cfg.RawTTL).Truncate(g.step); next.Before(oldest) {
 		next = oldest // older raw flows are gone
 	}
 	n := 0
-	for ; n < topHoursPerRound && !next.Add(time.Hour+topGrace).After(now); n++ {
-		if err := r.rollupHour(ctx, next); err != nil {
+	for ; n < g.perRound && !next.Add(g.step+g.grace).After(now); n++ {
+		if err := r.rollupStep(ctx, g, next); err != nil {
 			return n, err
 		}
-		next = next.Add(time.Hour)
+		next = next.Add(g.step)
 	}
 	return n, nil
 }
 
-// rollupHour fills top_h with hour h, one dimension a statement, and then
-// records it in top_done. Each insert is named (its deduplication token):
-// an hour rolled up again after a failure between the two is stored once.
-func (r *Reader) rollupHour(ctx context.Context, h time.Time) error {
+// rollupStep fills g's table with the step at t, one dimension a
+// statement, and then records it as done. Each insert is named (its
+// deduplication token): a step rolled up again after a failure between
+// the two is stored once.
+func (r *Reader) rollupStep(ctx context.Context, g topGrain, t time.Time) error {
 	db, site, k := r.c.cfg.Database, quote(r.site), r.c.cfg.TopK
-	for _, d := range topDims {
-		stmt := fmt.Sprintf(`INSERT INTO %[1]s.top_h (site, dim, t, src, dir, other, addr, peer, n, s, bytes, packets, flows)
-SETTINGS insert_deduplication_token = 'top-%[2]s-%[3]d-%[4]d'
+	out, err := r.c.Query(ctx, fmt.Sprintf("SELECT count() FROM %s.flows WHERE site = %s AND t >= fromUnixTimestamp64Milli(%d) AND t < fromUnixTimestamp64Milli(%d) FORMAT TabSeparated",
+		db, site, t.UnixMilli(), t.Add(g.step).UnixMilli()))
+	if err != nil {
+		return fmt.Errorf("cannot roll up %s: %w", t.Format(time.RFC3339), err)
+	}
+	dims := topDims
+	if strings.TrimSpace(string(out)) == "0" {
+		dims = nil // a step without flows: only recorded
+	}
+	for _, d := range dims {
+		stmt := fmt.Sprintf(`INSERT INTO %[1]s.%[10]s (site, dim, t, src, dir, other, addr, peer, n, s, bytes, packets, flows)
+SETTINGS insert_deduplication_token = '%[10]s-%[2]s-%[3]d-%[4]d'
 SELECT %[5]s, %[4]d, toDateTime(%[3]d), src, dir, o, if(o = 1, toIPv6('::'), addr), if(o = 1, toIPv6('::'), peer), if(o = 1, 0, n), if(o = 1, '', s),
     sum(b), sum(p), sum(f)
 FROM (
@@ -127,14 +165,14 @@ FROM (
     )
 )
 GROUP BY src, dir, o, if(o = 1, toIPv6('::'), addr), if(o = 1, toIPv6('::'), peer), if(o = 1, 0, n), if(o = 1, '', s)`,
-			db, r.site, h.Unix(), d.dim, site, k, d.key, h.UnixMilli(), h.Add(time.Hour).UnixMilli())
+			db, r.site, t.Unix(), d.dim, site, k, d.key, t.UnixMilli(), t.Add(g.step).UnixMilli(), g.table)
 		if err := r.c.Exec(ctx, stmt); err != nil {
-			return fmt.Errorf("cannot roll up the %s of %s: %w", d.dim, h.Format(time.RFC3339), err)
+			return fmt.Errorf("cannot roll up the %s of %s: %w", d.dim, t.Format(time.RFC3339), err)
 		}
 	}
-	if err := r.c.Exec(ctx, fmt.Sprintf("INSERT INTO %s.top_done (site, t) SETTINGS insert_deduplication_token = 'topdone-%s-%d' VALUES (%s, toDateTime(%d))",
-		db, r.site, h.Unix(), site, h.Unix())); err != nil {
-		return fmt.Errorf("cannot record the rollup of %s: %w", h.Format(time.RFC3339), err)
+	if err := r.c.Exec(ctx, fmt.Sprintf("INSERT INTO %s.%s (site, t) SETTINGS insert_deduplication_token = '%s-%s-%d' VALUES (%s, toDateTime(%d))",
+		db, g.done, g.done, r.site, t.Unix(), site, t.Unix())); err != nil {
+		return fmt.Errorf("cannot record the rollup of %s: %w", t.Format(time.RFC3339), err)
 	}
 	return nil
 }
