@@ -1,10 +1,71 @@
 package store
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 )
+
+// NAT lookup defaults and bounds, for every NAT-mapping store.
+const (
+	// NATDefaultWindow is the window of a query that sets none.
+	NATDefaultWindow = 2 * time.Minute
+	// NATMaxWindow is the widest window a query may ask for.
+	NATMaxWindow = 24 * time.Hour
+	// NATDefaultLimit and NATMaxLimit bound the matches of a query.
+	NATDefaultLimit = 1000
+	NATMaxLimit     = 100000
+)
+
+// Check validates a lookup as every NAT-mapping store does and sets the
+// defaults of its window and limit.
+func (q *NATQuery) Check() error {
+	switch {
+	case !q.Public.IsValid():
+		return errors.New("cannot look up NAT mappings: a public address is required")
+	case q.Public.Zone() != "":
+		return fmt.Errorf("cannot look up NAT mappings: %s: a public address has no zone", q.Public)
+	case q.Public.IsUnspecified() || q.Public.IsMulticast():
+		return fmt.Errorf("cannot look up NAT mappings: %s is not a public address", q.Public)
+	case q.At.IsZero():
+		return errors.New("cannot look up NAT mappings: a time is required")
+	case q.Window < 0 || q.Window > NATMaxWindow:
+		return fmt.Errorf("cannot look up NAT mappings: window %s is outside [0, %s]", q.Window, NATMaxWindow)
+	case q.Limit < 0:
+		return fmt.Errorf("cannot look up NAT mappings: negative limit %d", q.Limit)
+	}
+	if q.Window == 0 {
+		q.Window = NATDefaultWindow
+	}
+	if q.Limit == 0 {
+		q.Limit = NATDefaultLimit
+	}
+	q.Limit = min(q.Limit, NATMaxLimit)
+	return nil
+}
+
+// CompareNATMatches orders the matches of a lookup at unix ms at: the
+// closest to the time first (0 when in use then), then by first use,
+// router, public port and inside address.
+func CompareNATMatches(at int64, a, b *NATMapping) int {
+	dist := func(m *NATMapping) int64 {
+		first, last := m.FirstSeen.UnixMilli(), m.LastSeen.UnixMilli()
+		switch {
+		case at < first:
+			return first - at
+		case at > last:
+			return at - last
+		}
+		return 0
+	}
+	ai, bi := a.InsideAddr.As16(), b.InsideAddr.As16()
+	return cmp.Or(cmp.Compare(dist(a), dist(b)), a.FirstSeen.Compare(b.FirstSeen), cmp.Compare(a.RouterID, b.RouterID),
+		cmp.Compare(a.PublicPort, b.PublicPort), bytes.Compare(ai[:], bi[:]))
+}
 
 // NATMapping is one NAT translation a router made, from the flows that
 // used it: the inside address and port a customer's device used, and the

@@ -364,6 +364,16 @@ type TopQuery struct {
 	Budget time.Duration
 }
 
+// NeedsRaw reports whether only raw flows answer a top-N query: asked
+// so, a filter the rollups cannot apply, a port dimension, an interface
+// filter on another dimension, or a direction filter on an interface
+// ranking.
+func (q *TopQuery) NeedsRaw() bool {
+	isIf := q.Dimension == DimInInterface || q.Dimension == DimOutInterface
+	return q.Resolution == ResRaw || q.Filter.NeedsRaw() || q.Dimension >= DimSrcPort ||
+		(len(q.Filter.Interfaces) > 0 && !isIf) || (isIf && len(q.Filter.Directions) > 0)
+}
+
 // Check checks a top-N query's dimension, n, metric and resolution, and
 // sets the defaults: n 10, metric bytes.
 func (q *TopQuery) Check() error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/flowbox/flowbox/internal/testutil"
-	"github.com/flowbox/flowbox/simulator"
 	"github.com/flowbox/flowbox/store"
 	"github.com/flowbox/flowbox/store/clickhouse/chtest"
 	storagepkg "github.com/flowbox/flowbox/store/storage"
@@ -57,28 +55,9 @@ func TestServeOnClickHouse(t *testing.T) {
 		!strings.Contains(out, "(current)") {
 		t.Errorf("check beside serve: %v\n%s", err, out)
 	}
-	fl, err := simulator.New(simulator.Config{Routers: 1, Versions: "7", Password: "router-pw", Rate: 300, Seed: 21},
-		slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fl.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fl.Stop)
-	rt := fl.Routers()[0]
-	rpw := filepath.Join(dir, "router.pw")
-	if err := os.WriteFile(rpw, []byte("router-pw\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fl := onboardCGNATRouter(t, srv, 21)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	var out, errOut testutil.SyncBuffer
-	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }}
-	if err := run(ctx, e, []string{"router", "add", "--tls=false", "--config", srv.cfgPath, "--name", "tower1",
-		"--address", rt.APIAddr(), "--user", rt.Username, "--password-file", rpw, "--timeout", "60s"}); err != nil {
-		t.Fatalf("router add: %v\n%s\n%s", err, out.String(), errOut.String())
-	}
 	cfg, err := LoadConfig(srv.cfgPath)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/flowbox/flowbox/internal/testutil"
+	"github.com/flowbox/flowbox/simulator"
 )
 
 // freePort returns a loopback port that was free a moment ago for the
@@ -223,4 +225,34 @@ func serveAgain(t *testing.T, a *servedApp) *servedApp {
 		return resp.StatusCode == http.StatusOK, resp.Status
 	})
 	return a
+}
+
+// onboardCGNATRouter starts a simulated RouterOS 7 CGNAT router (300
+// flows/s, seed) until the test ends and onboards it into a's serve as
+// tower1 with `flowbox router add`; it returns the fleet.
+func onboardCGNATRouter(t *testing.T, a *servedApp, seed uint64) *simulator.Fleet {
+	t.Helper()
+	fl, err := simulator.New(simulator.Config{Routers: 1, Versions: "7", Password: "router-pw", Rate: 300, Seed: seed},
+		slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fl.Stop)
+	rt := fl.Routers()[0]
+	pwFile := filepath.Join(filepath.Dir(a.cfgPath), "router.pw")
+	if err := os.WriteFile(pwFile, []byte("router-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out, errOut testutil.SyncBuffer
+	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }}
+	if err := run(ctx, e, []string{"router", "add", "--tls=false", "--config", a.cfgPath, "--name", "tower1",
+		"--address", rt.APIAddr(), "--user", rt.Username, "--password-file", pwFile, "--timeout", "60s"}); err != nil {
+		t.Fatalf("router add: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	return fl
 }

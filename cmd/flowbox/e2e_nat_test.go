@@ -5,11 +5,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,7 +17,6 @@ import (
 	_ "github.com/mattn/go-sqlite3"
 
 	"github.com/flowbox/flowbox/internal/testutil"
-	"github.com/flowbox/flowbox/simulator"
 	"github.com/flowbox/flowbox/store"
 	storagepkg "github.com/flowbox/flowbox/store/storage"
 )
@@ -63,29 +60,10 @@ func TestNATLookupThroughServe(t *testing.T) {
 		t.Skip("end-to-end test")
 	}
 	srv := startServeInProcess(t, "  batch-age: 50ms\n")
-	dir, cfgPath := filepath.Dir(srv.cfgPath), srv.cfgPath
-	fl, err := simulator.New(simulator.Config{Routers: 1, Versions: "7", Password: "router-pw", Rate: 300, Seed: 15},
-		slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fl.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fl.Stop)
-	rt := fl.Routers()[0]
-	pwFile := filepath.Join(dir, "router.pw")
-	if err := os.WriteFile(pwFile, []byte("router-pw\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := srv.cfgPath
+	onboardCGNATRouter(t, srv, 15)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	var out, errOut testutil.SyncBuffer
-	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }}
-	if err := run(ctx, e, []string{"router", "add", "--tls=false", "--config", cfgPath, "--name", "tower1",
-		"--address", rt.APIAddr(), "--user", rt.Username, "--password-file", pwFile, "--timeout", "60s"}); err != nil {
-		t.Fatalf("router add: %v\n%s\n%s", err, out.String(), errOut.String())
-	}
 
 	// Sample stored NAT flows of both directions whose subscriber is known.
 	var samples []natSample

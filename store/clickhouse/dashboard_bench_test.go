@@ -9,33 +9,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowbox/flowbox/collector/netflowtest"
 	"github.com/flowbox/flowbox/store"
 	"github.com/flowbox/flowbox/store/clickhouse/chtest"
 	"github.com/flowbox/flowbox/store/storetest/flowmodel"
 )
 
 // The dashboard benchmarks of the ClickHouse store read the month that
-// store/flowdb's dashboard benchmarks read (the same model, curve, end and
-// sampling: every flow of the last hour, at 5,000 flows/s at the peak; 1
-// in 50 for the 47 hours before, and the 12 days before those; 1 in 500
-// before), all of it as raw flows (ClickHouse keeps raw flows for its
+// store/flowdb's dashboard benchmarks read (flowmodel.Month: every flow of
+// the last hour, at 5,000 flows/s at the peak; 1 in 50 back to 14 days, 1
+// in 500 before), all of it as raw flows (ClickHouse keeps raw flows for its
 // raw-ttl, and its views fill the totals at insert), and the hours the
 // writer rolled up. The chDB data directory is kept in
 // $TMPDIR/flowbox-bench-dashboard-ch-v<dashCHVersion> for the next runs
-// (generating takes about 10 minutes on 2 cores); the TTLs are years,
+// (generating takes about 22 minutes on 2 cores); the TTLs are years,
 // since the month ends on 2026-01-14.
 const dashCHVersion = 1
 
-var dashNow = time.Date(2026, 1, 14, 21, 30, 0, 0, time.UTC)
-
-const (
-	dashPeak    = 5000
-	dashDays    = 30
-	dashSubs    = 1000
-	dashRawRate = 50
-	dashOldRate = 500
-)
+// dashNow is the end of the month (flowmodel.MonthEnd).
+var dashNow = flowmodel.MonthEnd
 
 // dashboardReader starts chDB on the cached dataset, generating it first
 // if needed, and returns its reader at dashNow.
@@ -69,7 +60,7 @@ func dashboardReader(b *testing.B) *Reader {
 		}
 		return r
 	}
-	b.Logf("generating the dashboard dataset in %s (about 10 minutes, once)", dir)
+	b.Logf("generating the dashboard dataset in %s (about 22 minutes, once)", dir)
 	start := time.Now()
 	if _, err := Migrate(context.Background(), c); err != nil {
 		b.Fatal(err)
@@ -98,62 +89,30 @@ func dashboardReader(b *testing.B) *Reader {
 	return r
 }
 
-// generateDashboard writes the month through w and returns its flows.
+// generateDashboard writes the month (flowmodel.Month) through w and
+// returns its flows.
 func generateDashboard(b *testing.B, w *FlowWriter) int {
 	ctx := context.Background()
-	m, err := netflowtest.NewModel(netflowtest.ModelConfig{Seed: 42, Subscribers: dashSubs})
+	var pending []store.Flow
+	total, err := flowmodel.Month(1, func(buf []store.Flow, end time.Time, _ time.Duration) error {
+		pending = append(pending, buf...)
+		if len(pending) < maxInsertFlows && end.Before(dashNow) {
+			return nil
+		}
+		err := w.Insert(ctx, pending)
+		pending = pending[:0]
+		return err
+	})
 	if err != nil {
 		b.Fatal(err)
-	}
-	enr := flowmodel.NewEnricher(m)
-	exp := netip.MustParseAddrPort("127.0.0.2:2055")
-	var buf, pending []store.Flow
-	total := 0
-	now := dashNow.Add(-dashDays * 24 * time.Hour)
-	for now.Before(dashNow) {
-		age := dashNow.Sub(now)
-		step, rate := 10*time.Second, dashRawRate
-		switch {
-		case age <= time.Hour:
-			step, rate = time.Second, 1
-		case age > 14*24*time.Hour:
-			rate = dashOldRate
-		}
-		n := int(float64(dashPeak) * m.Activity(now) * step.Seconds() / float64(rate))
-		now = now.Add(step)
-		buf = m.AppendFlows(buf[:0], n, now)
-		enr.Enrich(buf, exp, 1)
-		for i := range buf {
-			if rate > 1 {
-				buf[i].SamplingRate = uint32(rate)
-			}
-		}
-		pending = append(pending, buf...)
-		total += n
-		if len(pending) >= maxInsertFlows || !now.Before(dashNow) {
-			if err := w.Insert(ctx, pending); err != nil {
-				b.Fatal(err)
-			}
-			pending = pending[:0]
-		}
 	}
 	return total
 }
 
-// dashboard runs what the console's dashboard asks for a range: the
-// traffic by direction and seven top-10 lists (as flowdb's benchmark).
+// dashboard runs flowmodel.Dashboard.
 func dashboard(b *testing.B, r *Reader, from, to time.Time) {
-	ctx := context.Background()
-	ser, err := r.TimeSeries(ctx, store.SeriesQuery{From: from, To: to, GroupBy: store.DimDirection})
-	if err != nil || len(ser.Lines) == 0 {
-		b.Fatalf("series: %v", err)
-	}
-	for _, d := range []store.Dimension{store.DimLocalHost, store.DimRemoteHost, store.DimRemoteAS, store.DimApplication, store.DimCountry,
-		store.DimConversation, store.DimProtocol} {
-		top, err := r.Top(ctx, store.TopQuery{From: from, To: to, Dimension: d, N: 10})
-		if err != nil || len(top.Entries) == 0 {
-			b.Fatalf("top %s: %v", d, err)
-		}
+	if err := flowmodel.Dashboard(context.Background(), r, from, to); err != nil {
+		b.Fatal(err)
 	}
 }
 

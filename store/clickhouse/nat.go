@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -21,13 +20,9 @@ import (
 // few mappings followed up to natFollow past the window, the closest to
 // the time first.
 const (
-	natIdle          = 5 * time.Minute
-	natDefaultWindow = 2 * time.Minute
-	natMaxWindow     = 24 * time.Hour
-	natDefaultLimit  = 1000
-	natMaxLimit      = 100000
-	natFollow        = 24 * time.Hour
-	natFollowMax     = 100
+	natIdle      = 5 * time.Minute
+	natFollow    = 24 * time.Hour
+	natFollowMax = 100
 	// natLongest bounds how long before its end a flow may have started
 	// (the routers' active timeout is 30 minutes by default): rows of
 	// buckets up to this long after the window are read.
@@ -55,27 +50,9 @@ type natRow struct {
 // LookupNAT returns the mappings of the public address (and port, and
 // protocol) in use within q.Window of q.At.
 func (r *Reader) LookupNAT(ctx context.Context, q store.NATQuery) ([]store.NATMapping, error) {
-	switch {
-	case !q.Public.IsValid():
-		return nil, errors.New("cannot look up NAT mappings: a public address is required")
-	case q.Public.Zone() != "":
-		return nil, fmt.Errorf("cannot look up NAT mappings: %s: a public address has no zone", q.Public)
-	case q.Public.IsUnspecified() || q.Public.IsMulticast():
-		return nil, fmt.Errorf("cannot look up NAT mappings: %s is not a public address", q.Public)
-	case q.At.IsZero():
-		return nil, errors.New("cannot look up NAT mappings: a time is required")
-	case q.Window < 0 || q.Window > natMaxWindow:
-		return nil, fmt.Errorf("cannot look up NAT mappings: window %s is outside [0, %s]", q.Window, natMaxWindow)
-	case q.Limit < 0:
-		return nil, fmt.Errorf("cannot look up NAT mappings: negative limit %d", q.Limit)
+	if err := q.Check(); err != nil {
+		return nil, err
 	}
-	if q.Window == 0 {
-		q.Window = natDefaultWindow
-	}
-	if q.Limit == 0 {
-		q.Limit = natDefaultLimit
-	}
-	q.Limit = min(q.Limit, natMaxLimit)
 	at := q.At.UnixMilli()
 	lo, hi := at-q.Window.Milliseconds(), at+q.Window.Milliseconds()
 	found, err := r.natRows(ctx, &q, nil, lo, hi)
@@ -95,20 +72,6 @@ func (r *Reader) LookupNAT(ctx context.Context, q store.NATQuery) ([]store.NATMa
 		}
 		found = joinNAT(found, lo, hi)
 	}
-	dist := func(m *natRow) int64 {
-		switch {
-		case at < m.first:
-			return m.first - at
-		case at > m.last:
-			return at - m.last
-		}
-		return 0
-	}
-	slices.SortFunc(found, func(a, b natRow) int {
-		return cmp.Or(cmp.Compare(dist(&a), dist(&b)), cmp.Compare(a.first, b.first), cmp.Compare(a.key.router, b.key.router),
-			cmp.Compare(a.key.pport, b.key.pport), a.key.in.Compare(b.key.in))
-	})
-	found = found[:min(len(found), q.Limit)]
 	out := make([]store.NATMapping, len(found))
 	for i := range found {
 		m := &found[i]
@@ -119,6 +82,8 @@ func (r *Reader) LookupNAT(ctx context.Context, q store.NATQuery) ([]store.NATMa
 			FirstSeen: time.UnixMilli(m.first).UTC(), LastSeen: time.UnixMilli(m.last).UTC(), Flows: m.flows,
 		}
 	}
+	slices.SortFunc(out, func(a, b store.NATMapping) int { return store.CompareNATMatches(at, &a, &b) })
+	out = out[:min(len(out), q.Limit)]
 	return out, nil
 }
 

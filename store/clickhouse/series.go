@@ -15,6 +15,7 @@ type Reader struct {
 	c    *Client
 	site string
 	now  func() time.Time
+	done doneCache // the top-N rollup steps done, for the lists
 }
 
 // NewReader returns the reader of site's flows; now is the clock of range

@@ -129,8 +129,7 @@ func (r *Reader) Top(ctx context.Context, q store.TopQuery) (*store.TopResult, e
 		return nil, err
 	}
 	isIf := q.Dimension == store.DimInInterface || q.Dimension == store.DimOutInterface
-	needRaw := q.Resolution == store.ResRaw || q.Filter.NeedsRaw() || q.Dimension >= store.DimSrcPort ||
-		(len(q.Filter.Interfaces) > 0 && !isIf) || (isIf && len(q.Filter.Directions) > 0)
+	needRaw := q.NeedsRaw()
 	rawStart := now.Add(-r.c.cfg.RawTTL)
 	if needRaw && q.From.Before(rawStart) {
 		return nil, &store.QueryError{Field: "from", Msg: fmt.Sprintf("this filter or dimension needs raw flows, which ClickHouse keeps %s (clickhouse.raw-ttl): pick a later start", r.c.cfg.RawTTL)}
@@ -206,14 +205,12 @@ func (r *Reader) Top(ctx context.Context, q store.TopQuery) (*store.TopResult, e
 		// The whole hours rolled up, then the whole minutes of the rest,
 		// then raw flows for what is left (while they are kept, else the
 		// range grows to whole hours).
-		hf, ht, hok, err := r.topDone(ctx, topHours)
+		hours, minutes, err := r.topDoneBoth(ctx)
 		if err != nil {
 			return nil, err
 		}
-		mf, mt, mok, err := r.topDone(ctx, topMinutes)
-		if err != nil {
-			return nil, err
-		}
+		hf, ht, hok := hours.from, hours.to, hours.ok
+		mf, mt, mok := minutes.from, minutes.to, minutes.ok
 		from := q.From
 		if from.Before(rawStart) {
 			from = from.Truncate(time.Hour)

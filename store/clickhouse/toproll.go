@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/flowbox/flowbox/store"
@@ -82,12 +83,58 @@ func (r *Reader) topDone(ctx context.Context, g topGrain) (from, to time.Time, o
 	return time.Unix(lo, 0).UTC(), time.Unix(hi, 0).Add(g.step).UTC(), true, nil
 }
 
+// doneTTL is how long a reader trusts the steps done it read: every top-N
+// list asks, and the writer adds steps once a minute.
+const doneTTL = 10 * time.Second
+
+// doneCache holds the steps done of both grains.
+type doneCache struct {
+	mu    sync.Mutex
+	read  time.Time // when (the reader's clock); zero: not read
+	steps [2]doneSteps
+}
+
+// doneSteps are the steps of a grain done: [from, to), when ok.
+type doneSteps struct {
+	from, to time.Time
+	ok       bool
+}
+
+// topDoneBoth returns the hours and the minutes rolled up, read at most
+// every doneTTL.
+func (r *Reader) topDoneBoth(ctx context.Context) (hours, minutes doneSteps, err error) {
+	r.done.mu.Lock()
+	defer r.done.mu.Unlock()
+	now := r.now()
+	if !r.done.read.IsZero() && now.Sub(r.done.read) < doneTTL && !now.Before(r.done.read) {
+		return r.done.steps[0], r.done.steps[1], nil
+	}
+	for i, g := range []topGrain{topHours, topMinutes} {
+		from, to, ok, err := r.topDone(ctx, g)
+		if err != nil {
+			return hours, minutes, err
+		}
+		r.done.steps[i] = doneSteps{from, to, ok}
+	}
+	r.done.read = now
+	return r.done.steps[0], r.done.steps[1], nil
+}
+
+// forgetDone makes the next list read the steps done again (after a
+// rollup).
+func (r *Reader) forgetDone() {
+	r.done.mu.Lock()
+	r.done.read = time.Time{}
+	r.done.mu.Unlock()
+}
+
 // RollupTop rolls up the hours and the minutes over before now that are
 // not yet (each a grace after its end): from the one after the last done
 // (or from the first flow's; minutes from 2 hours ago at most), oldest
 // first, at most a day of hours and 2 hours of minutes a round. It returns
 // the hours rolled up.
 func (r *Reader) RollupTop(ctx context.Context, now time.Time) (int, error) {
+	defer r.forgetDone()
 	n, err := r.rollupGrain(ctx, topHours, now)
 	if err != nil {
 		return n, err

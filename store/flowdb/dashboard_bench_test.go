@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowbox/flowbox/collector/netflowtest"
 	"github.com/flowbox/flowbox/store"
 	"github.com/flowbox/flowbox/store/flowdb"
 	"github.com/flowbox/flowbox/store/storetest"
@@ -60,15 +59,8 @@ import (
 // the store format changes.
 const dashGenVersion = 11
 
-var dashNow = time.Date(2026, 1, 14, 21, 30, 0, 0, time.UTC)
-
-const (
-	dashPeak    = 5000 // flows/s at the evening peak
-	dashDays    = 30
-	dashSubs    = 1000
-	dashRawRate = 50  // sampling of the raw window beyond the last hour
-	dashOldRate = 500 // sampling beyond the minute retention
-)
+// dashNow is the end of the month (flowmodel.MonthEnd).
+var dashNow = flowmodel.MonthEnd
 
 // dashboardStore opens the cached dataset, generating it first if needed.
 func dashboardStore(b *testing.B) *storetest.Store {
@@ -103,45 +95,19 @@ func generateDashboard(b *testing.B, dir string) error {
 		return err
 	}
 	defer s.Close()
-	now := dashNow.Add(-dashDays * 24 * time.Hour)
+	now := dashNow.Add(-flowmodel.MonthDays * 24 * time.Hour)
 	flowdb.SetClock(s.SQL, func() time.Time { return now })
 	r := &store.Router{Name: "wisp-1", Address: "127.0.0.2:8728"}
 	if err := s.AddRouter(ctx, r); err != nil {
 		return err
 	}
-	m, err := netflowtest.NewModel(netflowtest.ModelConfig{Seed: 42, Subscribers: dashSubs})
-	if err != nil {
-		return err
-	}
-	enr := flowmodel.NewEnricher(m)
-	exp := netip.MustParseAddrPort("127.0.0.2:2055")
-	var buf []store.Flow
-	var total, raw int
-	// One chunk of seconds at a time: every second of the last hour, 10 s
-	// chunks before.
-	for now.Before(dashNow) {
-		age := dashNow.Sub(now)
-		step, rate := 10*time.Second, dashRawRate
-		switch {
-		case age <= time.Hour:
-			step, rate = time.Second, 1
-		case age > 14*24*time.Hour:
-			rate = dashOldRate
-		}
-		n := int(float64(dashPeak) * m.Activity(now) * step.Seconds() / float64(rate))
-		now = now.Add(step)
-		buf = m.AppendFlows(buf[:0], n, now)
-		enr.Enrich(buf, exp, r.ID)
-		if rate > 1 {
-			for i := range buf {
-				buf[i].SamplingRate = uint32(rate)
-			}
-		}
-		total += n
+	var raw int
+	total, err := flowmodel.Month(r.ID, func(buf []store.Flow, end time.Time, age time.Duration) error {
+		now = end
 		if age > 48*time.Hour {
 			flowdb.AggregateFlows(s.SQL, buf)
 		} else {
-			raw += n
+			raw += len(buf)
 			if err := flowdb.WriteFlows(ctx, s.SQL, buf); err != nil {
 				return err
 			}
@@ -151,6 +117,10 @@ func generateDashboard(b *testing.B, dir string) error {
 		if every := 10 * time.Minute; now.Truncate(time.Minute) == now && (age <= 48*time.Hour || now.Truncate(every) == now) {
 			flowdb.Maintain(ctx, s.SQL)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	// The packer's work at dashNow: closed partitions in blocks, the
 	// last ones' newest rows (fewer than a block) still rows.
@@ -171,20 +141,10 @@ func generateDashboard(b *testing.B, dir string) error {
 	return os.Rename(tmp, dir)
 }
 
-// dashboard runs what the console's dashboard asks for a range: the
-// traffic by direction and five top-10 lists.
+// dashboard runs flowmodel.Dashboard.
 func dashboard(b *testing.B, s *storetest.Store, from, to time.Time) {
-	ctx := context.Background()
-	ser, err := s.TimeSeries(ctx, store.SeriesQuery{From: from, To: to, GroupBy: store.DimDirection})
-	if err != nil || len(ser.Lines) == 0 {
-		b.Fatalf("series: %v", err)
-	}
-	for _, d := range []store.Dimension{store.DimLocalHost, store.DimRemoteHost, store.DimRemoteAS, store.DimApplication, store.DimCountry,
-		store.DimConversation, store.DimProtocol} {
-		top, err := s.Top(ctx, store.TopQuery{From: from, To: to, Dimension: d, N: 10})
-		if err != nil || len(top.Entries) == 0 {
-			b.Fatalf("top %s: %v", d, err)
-		}
+	if err := flowmodel.Dashboard(context.Background(), s, from, to); err != nil {
+		b.Fatal(err)
 	}
 }
 

@@ -44,7 +44,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"math"
@@ -75,11 +74,6 @@ const (
 	// write while writes fail (the cache's size when larger); beyond it,
 	// the oldest are dropped and counted.
 	natMinPending = 1 << 16
-	// Lookup defaults and bounds.
-	natDefaultWindow = 2 * time.Minute
-	natMaxWindow     = 24 * time.Hour
-	natDefaultLimit  = 1000
-	natMaxLimit      = 100000
 	// A port lookup follows the mappings it found past its window, up to
 	// natFollow on either side, when they are at most natFollowMax.
 	natFollow    = 24 * time.Hour
@@ -1029,27 +1023,9 @@ type natMatch struct {
 // still holds in memory. Entries of one mapping that follow each other
 // are joined. Router names and subscribers are left to the caller.
 func (s *FlowDB) LookupNAT(ctx context.Context, q store.NATQuery) ([]store.NATMapping, error) {
-	switch {
-	case !q.Public.IsValid():
-		return nil, errors.New("cannot look up NAT mappings: a public address is required")
-	case q.Public.Zone() != "":
-		return nil, fmt.Errorf("cannot look up NAT mappings: %s: a public address has no zone", q.Public)
-	case q.Public.IsUnspecified() || q.Public.IsMulticast():
-		return nil, fmt.Errorf("cannot look up NAT mappings: %s is not a public address", q.Public)
-	case q.At.IsZero():
-		return nil, errors.New("cannot look up NAT mappings: a time is required")
-	case q.Window < 0 || q.Window > natMaxWindow:
-		return nil, fmt.Errorf("cannot look up NAT mappings: window %s is outside [0, %s]", q.Window, natMaxWindow)
-	case q.Limit < 0:
-		return nil, fmt.Errorf("cannot look up NAT mappings: negative limit %d", q.Limit)
+	if err := q.Check(); err != nil {
+		return nil, err
 	}
-	if q.Window == 0 {
-		q.Window = natDefaultWindow
-	}
-	if q.Limit == 0 {
-		q.Limit = natDefaultLimit
-	}
-	q.Limit = min(q.Limit, natMaxLimit)
 	pub := q.Public.Unmap().As16()
 	at := q.At.UnixMilli()
 	lo, hi := at-q.Window.Milliseconds(), at+q.Window.Milliseconds()
@@ -1097,31 +1073,6 @@ func (s *FlowDB) LookupNAT(ctx context.Context, q store.NATQuery) ([]store.NATMa
 	}
 	found = joinNAT(found)
 	found = slices.DeleteFunc(found, func(m natMatch) bool { return m.last < lo || m.first > hi })
-	dist := func(m *natMatch) int64 {
-		switch {
-		case at < m.first:
-			return m.first - at
-		case at > m.last:
-			return at - m.last
-		}
-		return 0
-	}
-	slices.SortFunc(found, func(a, b natMatch) int {
-		if d := cmp.Compare(dist(&a), dist(&b)); d != 0 {
-			return d
-		}
-		if d := cmp.Compare(a.first, b.first); d != 0 {
-			return d
-		}
-		if d := cmp.Compare(a.key.router, b.key.router); d != 0 {
-			return d
-		}
-		if d := cmp.Compare(a.key.pport, b.key.pport); d != 0 {
-			return d
-		}
-		return bytes.Compare(a.key.in[:], b.key.in[:])
-	})
-	found = found[:min(len(found), q.Limit)]
 	out := make([]store.NATMapping, len(found))
 	for i := range found {
 		m := &found[i]
@@ -1136,6 +1087,8 @@ func (s *FlowDB) LookupNAT(ctx context.Context, q store.NATQuery) ([]store.NATMa
 			out[i].RemoteAddr = addrOf(m.remote)
 		}
 	}
+	slices.SortFunc(out, func(a, b store.NATMapping) int { return store.CompareNATMatches(at, &a, &b) })
+	out = out[:min(len(out), q.Limit)]
 	return out, nil
 }
 

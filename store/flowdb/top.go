@@ -29,9 +29,7 @@ func (s *FlowDB) Top(ctx context.Context, q store.TopQuery) (*store.TopResult, e
 	if err := q.Check(); err != nil {
 		return nil, err
 	}
-	isIf := q.Dimension == store.DimInInterface || q.Dimension == store.DimOutInterface
-	raw := q.Resolution == store.ResRaw || q.Filter.NeedsRaw() || q.Dimension >= store.DimSrcPort ||
-		(len(q.Filter.Interfaces) > 0 && !isIf) || (isIf && len(q.Filter.Directions) > 0)
+	raw := q.NeedsRaw()
 	res := &store.TopResult{Dimension: q.Dimension, Metric: q.Metric}
 	var entries map[string]*store.TopEntry
 	var total store.TopEntry

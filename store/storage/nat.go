@@ -14,7 +14,7 @@ import (
 
 // DefaultNATWindow is the tolerance of an abuse lookup on both sides of
 // the complaint's time: clocks and timeouts differ.
-const DefaultNATWindow = 2 * time.Minute
+const DefaultNATWindow = store.NATDefaultWindow
 
 // maxEvidenceFlows bounds the raw flows an abuse lookup returns.
 const maxEvidenceFlows = 200
