@@ -57,10 +57,10 @@ func BenchmarkInsert(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(time.Since(t0).Nanoseconds())/total, "topk-ns/flow")
-	if err := c.Exec(ctx, "OPTIMIZE TABLE "+c.Database()+".flows FINAL"); err != nil {
+	if err := c.Exec(ctx, "OPTIMIZE TABLE "+c.cfg.tablesDB()+".flows FINAL"); err != nil {
 		b.Fatal(err)
 	}
-	out, err := c.Query(ctx, "SELECT sum(data_compressed_bytes), sum(rows) FROM system.parts WHERE database = '"+c.Database()+"' AND table = 'flows' AND active")
+	out, err := c.Query(ctx, "SELECT sum(data_compressed_bytes), sum(rows) FROM system.parts WHERE database = '"+c.cfg.tablesDB()+"' AND table = 'flows' AND active")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -72,13 +72,13 @@ func BenchmarkInsert(b *testing.B) {
 	}
 	b.ReportMetric(bytes/rows, "disk-B/flow")
 	// The rollups the views filled from these flows (merged as they are).
-	out, err = c.Query(ctx, "SELECT sum(data_compressed_bytes) FROM system.parts WHERE database = '"+c.Database()+"' AND table != 'flows' AND active")
+	out, err = c.Query(ctx, "SELECT sum(data_compressed_bytes) FROM system.parts WHERE database = '"+c.cfg.tablesDB()+"' AND table != 'flows' AND active")
 	if err != nil {
 		b.Fatal(err)
 	}
 	roll, _ := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
 	b.ReportMetric(roll/rows, "rollups-B/flow")
-	cols, err := c.Query(ctx, "SELECT name, round(data_compressed_bytes / "+f[1]+", 2) AS b FROM system.columns WHERE database = '"+c.Database()+"' AND table = 'flows' ORDER BY data_compressed_bytes DESC LIMIT 12 FORMAT TabSeparated")
+	cols, err := c.Query(ctx, "SELECT name, round(data_compressed_bytes / "+f[1]+", 2) AS b FROM system.columns WHERE database = '"+c.cfg.tablesDB()+"' AND table = 'flows' ORDER BY data_compressed_bytes DESC LIMIT 12 FORMAT TabSeparated")
 	if err != nil {
 		b.Fatal(err)
 	}

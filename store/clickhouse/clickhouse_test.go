@@ -24,7 +24,9 @@ import (
 // newTestClient returns a client of a ClickHouse with a database of its
 // own: a chDB endpoint started for the test or, with
 // FLOWBOX_CLICKHOUSE_URL (http[s]://user:password@host:port), a real
-// server, where the test's database is dropped when it ends.
+// server, where the test's database is dropped when it ends. With
+// FLOWBOX_CLICKHOUSE_CLUSTER (chtest.ClusterEnv) its tables are those of
+// that cluster (Distributed).
 func newTestClient(tb testing.TB) *Client {
 	tb.Helper()
 	cfg := DefaultConfig()
@@ -47,10 +49,13 @@ func newTestClient(tb testing.TB) *Client {
 		cfg.User, password = srv.User, srv.Password
 		cfg.Database = "flowbox_test"
 	}
+	cfg.Cluster = os.Getenv(chtest.ClusterEnv)
 	c := clientWith(tb, cfg, password)
 	tb.Cleanup(func() {
-		if err := c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+cfg.Database); err != nil {
-			tb.Errorf("cannot drop the test database: %v", err)
+		for _, db := range []string{cfg.Database, cfg.tablesDB()} {
+			if err := c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db); err != nil {
+				tb.Errorf("cannot drop the test database: %v", err)
+			}
 		}
 	})
 	return c
@@ -165,7 +170,7 @@ func TestMigrate(t *testing.T) {
 	if n, err := Migrate(ctx, c); err != nil || n != 0 {
 		t.Fatalf("second run: %d applied (want 0), %v", n, err)
 	}
-	out, err := c.Query(ctx, "SELECT engine, partition_key, sorting_key, create_table_query LIKE '%TTL%' FROM system.tables WHERE database = '"+c.Database()+"' AND name = 'flows' FORMAT TabSeparated")
+	out, err := c.Query(ctx, "SELECT engine, partition_key, sorting_key, create_table_query LIKE '%TTL%' FROM system.tables WHERE database = '"+c.cfg.tablesDB()+"' AND name = 'flows' FORMAT TabSeparated")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +180,7 @@ func TestMigrate(t *testing.T) {
 	// The rollups: summed as they merge, each with its TTL.
 	for table, ttl := range map[string]time.Duration{"tot_m": c.cfg.MinuteTTL, "tot_h": c.cfg.HourTTL, "if_m": c.cfg.MinuteTTL,
 		"if_h": c.cfg.HourTTL, "usage_h": c.cfg.UsageHourTTL, "usage_d": c.cfg.HourTTL} {
-		out, err := c.Query(ctx, "SELECT engine, create_table_query FROM system.tables WHERE database = '"+c.Database()+"' AND name = '"+table+"' FORMAT TabSeparated")
+		out, err := c.Query(ctx, "SELECT engine, create_table_query FROM system.tables WHERE database = '"+c.cfg.tablesDB()+"' AND name = '"+table+"' FORMAT TabSeparated")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,7 +190,7 @@ func TestMigrate(t *testing.T) {
 		}
 	}
 	// Every column of flowColumns exists, in that order.
-	out, err = c.Query(ctx, "SELECT name FROM system.columns WHERE database = '"+c.Database()+"' AND table = 'flows' ORDER BY position FORMAT TabSeparated")
+	out, err = c.Query(ctx, "SELECT name FROM system.columns WHERE database = '"+c.cfg.tablesDB()+"' AND table = 'flows' ORDER BY position FORMAT TabSeparated")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +325,7 @@ func TestInsertFlows(t *testing.T) {
 	if err := w.Insert(ctx, old); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Exec(ctx, "OPTIMIZE TABLE "+c.Database()+".flows FINAL"); err != nil {
+	if err := c.Exec(ctx, "OPTIMIZE TABLE "+c.cfg.tablesDB()+".flows FINAL"); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := c.Query(ctx, "SELECT count() FROM "+c.Database()+".flows"); err != nil || strings.TrimSpace(string(n)) != fmt.Sprint(len(flows)) {

@@ -118,6 +118,9 @@ func (c *Client) Insert(ctx context.Context, stmt string, data []byte) error {
 // parameter with data in the body. It tries the next address when one
 // cannot be reached; an answer of ClickHouse, even an error, ends it.
 func (c *Client) do(ctx context.Context, stmt string, data []byte, result bool) ([]byte, error) {
+	if c.cfg.Cluster != "" {
+		stmt = foregroundInsert(stmt)
+	}
 	first := int(c.next.Load()) % len(c.bases)
 	var errs []error
 	for i := range c.bases {

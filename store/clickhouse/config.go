@@ -1,15 +1,11 @@
 // Package clickhouse is flowbox's second flow store: ClickHouse, for WISPs
 // that outgrow one box. It talks to ClickHouse over its HTTP interface
 // (no driver: requests of SQL and RowBinary data), manages its schema with
-// numbered migrations (migrations/), and writes raw flows in batches.
-//
-// This package is being built (issue 21). It has the client, the schema
-// (raw flows; minute and hour totals; subscriber usage and domains), the
-// writer (Ingest), and the time series, top-N lists, flow search, CSV
-// export, usage reports and subscriber domains, answered as the SQLite
-// store answers them. The top-N
-// rollups, the other queries and the wiring into `flowbox serve`
-// (store.backend) follow.
+// numbered migrations (migrations/), on one server or on every server of
+// a cluster behind Distributed tables (cluster.go), writes raw flows in
+// batches from a bounded queue (Ingest), rolls up the top-N lists
+// (RollupTop), and answers every query of the console and the API as the
+// SQLite store answers them (Reader).
 package clickhouse
 
 import (
@@ -36,6 +32,12 @@ type Config struct {
 	PasswordFile string `yaml:"password-file"`
 	// TLS turns HTTPS on.
 	TLS TLSConfig `yaml:"tls"`
+	// Cluster, when set, names the ClickHouse cluster (remote_servers)
+	// the flows are spread over: the tables are created in the database
+	// Database+"_local" of every server in Addresses, and flowbox reads
+	// and writes them through Distributed tables of the same names in
+	// Database. Empty: one server, plain tables.
+	Cluster string `yaml:"cluster"`
 	// RawTTL is how long ClickHouse keeps raw flows, MinuteTTL the
 	// minute totals, HourTTL the hour totals and the daily usage, and
 	// UsageHourTTL the hourly subscriber usage.
@@ -82,7 +84,23 @@ func DefaultConfig() Config {
 var (
 	identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	siteName   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+	// clusterName is what a remote_servers entry can be called (an XML
+	// element name, kept to the plain ones).
+	clusterName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,127}$`)
 )
+
+// localSuffix ends the name of the database that holds the tables of a
+// cluster's servers (Config.Cluster).
+const localSuffix = "_local"
+
+// tablesDB returns the database the tables (and their views) live in:
+// Database, or with a cluster its local one.
+func (c *Config) tablesDB() string {
+	if c.Cluster != "" {
+		return c.Database + localSuffix
+	}
+	return c.Database
+}
 
 // Validate checks the configuration and says what is wrong with it.
 func (c *Config) Validate() error {
@@ -100,6 +118,9 @@ func (c *Config) Validate() error {
 	}
 	if !siteName.MatchString(c.Site) {
 		errs = append(errs, fmt.Errorf("clickhouse.site: %q: want 1 to %d letters, digits, '.', '-' or '_'", c.Site, maxSiteLen))
+	}
+	if c.Cluster != "" && !clusterName.MatchString(c.Cluster) {
+		errs = append(errs, fmt.Errorf("clickhouse.cluster: %q is not a cluster name (letters, digits, '_', '.', '-')", c.Cluster))
 	}
 	if c.User == "" {
 		errs = append(errs, errors.New("clickhouse.user: empty"))

@@ -34,7 +34,7 @@ var migrationName = regexp.MustCompile(`^(\d{4})_([a-z0-9_]+)\.sql$`)
 
 // migrations returns the migrations rendered for cfg, in version order.
 func migrations(cfg *Config) ([]migration, error) {
-	p := schemaParams{DB: cfg.Database, RawTTL: int64(cfg.RawTTL.Seconds()),
+	p := schemaParams{DB: cfg.tablesDB(), RawTTL: int64(cfg.RawTTL.Seconds()),
 		MinuteTTL: int64(cfg.MinuteTTL.Seconds()), HourTTL: int64(cfg.HourTTL.Seconds()), UsageHourTTL: int64(cfg.UsageHourTTL.Seconds()),
 		NATTTL: int64(cfg.NATTTL.Seconds())}
 	entries, err := fs.ReadDir(migrationFiles, "migrations")
@@ -102,7 +102,29 @@ func splitStatements(text string) []string {
 // the migrations not applied yet, in order, each recorded once done. It
 // returns the number applied. A database migrated by a newer flowbox is
 // an error: this one would not know its tables.
+//
+// With a cluster (Config.Cluster) it does so on every server of
+// Addresses in turn (no ON CLUSTER: no Keeper is needed): the tables and
+// views go into the local database of each, and the Distributed tables
+// flowbox reads and writes into Database (syncDistributed). Every server
+// must answer.
 func Migrate(ctx context.Context, c *Client) (int, error) {
+	if c.cfg.Cluster == "" || len(c.bases) == 1 {
+		return migrate(ctx, c)
+	}
+	applied := 0
+	for i := range c.bases {
+		n, err := migrate(ctx, c.only(i))
+		if err != nil {
+			return applied, fmt.Errorf("server %s of cluster %s: %w", c.bases[i].Host, c.cfg.Cluster, err)
+		}
+		applied = max(applied, n)
+	}
+	return applied, nil
+}
+
+// migrate is Migrate on the server c reaches.
+func migrate(ctx context.Context, c *Client) (int, error) {
 	ms, err := migrations(&c.cfg)
 	if err != nil {
 		return 0, err
@@ -110,6 +132,14 @@ func Migrate(ctx context.Context, c *Client) (int, error) {
 	db := c.cfg.Database
 	if err := c.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+db); err != nil {
 		return 0, fmt.Errorf("cannot create clickhouse database %s: %w", db, err)
+	}
+	if err := checkLayout(ctx, c); err != nil {
+		return 0, err
+	}
+	if local := c.cfg.tablesDB(); local != db {
+		if err := c.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+local); err != nil {
+			return 0, fmt.Errorf("cannot create clickhouse database %s: %w", local, err)
+		}
 	}
 	if err := c.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+db+".flowbox_migrations (version UInt32, name String, applied DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY version"); err != nil {
 		return 0, fmt.Errorf("cannot create the clickhouse migrations table: %w", err)
@@ -144,6 +174,11 @@ func Migrate(ctx context.Context, c *Client) (int, error) {
 			return applied, fmt.Errorf("cannot record clickhouse migration %04d_%s: %w", m.version, m.name, err)
 		}
 		applied++
+	}
+	if c.cfg.Cluster != "" {
+		if err := syncDistributed(ctx, c); err != nil {
+			return applied, err
+		}
 	}
 	return applied, nil
 }

@@ -61,6 +61,9 @@ func (c *Config) Describe() string {
 		return BackendSQLite
 	}
 	ch := &c.ClickHouse
+	if ch.Cluster != "" {
+		return fmt.Sprintf("clickhouse (database %s, site %s, cluster %s, through %s)", ch.Database, ch.Site, ch.Cluster, strings.Join(ch.Addresses, ", "))
+	}
 	return fmt.Sprintf("clickhouse (database %s, site %s, on %s)", ch.Database, ch.Site, strings.Join(ch.Addresses, ", "))
 }
 

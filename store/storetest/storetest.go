@@ -49,7 +49,9 @@ var sites atomic.Int64
 // OpenFor opens a store for a test in dir as Open does, on the flow
 // backend BackendEnv names, and closes it when the test ends. With
 // clickhouse, flows go to the chDB endpoint the tests of the process share
-// (chtest.Shared), in one database where each store is a site of its own.
+// (chtest.Shared), in one database where each store is a site of its own;
+// with chtest.ClusterEnv set too, through Distributed tables of that
+// cluster.
 func OpenFor(tb testing.TB, dir string, cfg store.Config, logger *slog.Logger, reg prometheus.Registerer) *Store {
 	tb.Helper()
 	sc := storage.SQLite(cfg)
@@ -61,6 +63,9 @@ func OpenFor(tb testing.TB, dir string, cfg store.Config, logger *slog.Logger, r
 		sc.ClickHouse.Addresses = []string{srv.Addr}
 		sc.ClickHouse.User = srv.User
 		sc.ClickHouse.Database = "flowbox_shared"
+		if cl := os.Getenv(chtest.ClusterEnv); cl != "" {
+			sc.ClickHouse.Database, sc.ClickHouse.Cluster = "flowbox_shared_cluster", cl
+		}
 		sc.ClickHouse.Site = fmt.Sprintf("test%d", sites.Add(1))
 		sc.ClickHouse.PasswordFile = filepath.Join(tb.TempDir(), "clickhouse-password")
 		if err := os.WriteFile(sc.ClickHouse.PasswordFile, []byte(srv.Password+"\n"), 0o600); err != nil {

@@ -20,6 +20,17 @@ import (
 	"github.com/flowbox/flowbox/internal/testutil"
 )
 
+// Cluster is the cluster every endpoint defines, of one shard: the
+// endpoint itself (chdbhttp -cluster). A store whose clickhouse.cluster
+// names it keeps its flows in Distributed tables.
+const Cluster = "flowbox_test"
+
+// ClusterEnv, when set, names the cluster the ClickHouse stores of the
+// tests use (store.clickhouse.cluster): Cluster with chDB, or a cluster of
+// the real server of FLOWBOX_CLICKHOUSE_URL. `make test` runs the
+// ClickHouse store's tests once more with it.
+const ClusterEnv = "FLOWBOX_CLICKHOUSE_CLUSTER"
+
 // Server is a running chdbhttp endpoint.
 type Server struct {
 	// Addr is its host:port on loopback.
@@ -104,7 +115,7 @@ func start(t testing.TB, dir string) (*Server, func()) {
 	bin := testutil.BuildCommand(t, "./store/clickhouse/chtest/chdbhttp")
 	s := &Server{User: "flowbox", Password: "test-password"}
 	ctx, cancel := context.WithCancel(context.Background())
-	args := []string{"-listen", "127.0.0.1:0", "-user", s.User, "-password", s.Password}
+	args := []string{"-listen", "127.0.0.1:0", "-user", s.User, "-password", s.Password, "-cluster", Cluster}
 	if dir != "" {
 		args = append(args, "-dir", dir)
 	}

@@ -14,6 +14,10 @@
 // ClickHouse does: the exception's text, its code in
 // X-ClickHouse-Exception-Code. Statements run one at a time.
 //
+// With -cluster NAME, chDB's configuration defines a cluster of that name
+// whose one shard is this server, for flowbox's Distributed tables
+// (store.clickhouse.cluster).
+//
 // It prints "listening on ADDR" once it serves, and stops when its
 // standard input closes (the test that started it is gone).
 package main
@@ -41,13 +45,14 @@ func main() {
 	dir := flag.String("dir", "", "chDB's data directory (empty: a temporary one)")
 	user := flag.String("user", "default", "user name to accept")
 	password := flag.String("password", "", "password to accept")
+	cluster := flag.String("cluster", "", "defines a cluster of this name whose one shard is this server (remote_servers)")
 	flag.Parse()
-	if err := run(*listen, *dir, *user, *password); err != nil {
+	if err := run(*listen, *dir, *user, *password, *cluster); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(listen, dir, user, password string) error {
+func run(listen, dir, user, password, cluster string) error {
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
 		return fmt.Errorf("bad -listen: %w", err)
@@ -63,7 +68,22 @@ func run(listen, dir, user, password string) error {
 	if dir == "" {
 		dir = filepath.Join(tmp, "data")
 	}
-	sess, err := chdb.NewSession(dir)
+	conn := dir
+	if cluster != "" {
+		// One shard, this server: a shard is local when its host is this
+		// machine and its port the server's tcp_port (chDB listens on
+		// none; it runs the shard's part in process).
+		if !validName.MatchString(cluster) {
+			return fmt.Errorf("bad -cluster %q", cluster)
+		}
+		conf := filepath.Join(tmp, "config.xml")
+		xml := "<clickhouse>\n  <tcp_port>9000</tcp_port>\n  <remote_servers>\n    <" + cluster + ">\n      <shard><replica><host>127.0.0.1</host><port>9000</port></replica></shard>\n    </" + cluster + ">\n  </remote_servers>\n</clickhouse>\n"
+		if err := os.WriteFile(conf, []byte(xml), 0o600); err != nil {
+			return err
+		}
+		conn += "?config-file=" + conf
+	}
+	sess, err := chdb.NewSession(conn)
 	if err != nil {
 		return fmt.Errorf("cannot start chDB: %w", err)
 	}
@@ -99,6 +119,7 @@ var (
 	// INFILE goes before it.
 	settingsTail = regexp.MustCompile(`(?is)\bSETTINGS\s+[^()]*?\bFORMAT\s+[A-Za-z0-9_]+\s*;?\s*$`)
 	errorCode    = regexp.MustCompile(`^Code: (\d+)\.`)
+	validName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
