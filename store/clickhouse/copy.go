@@ -12,7 +12,7 @@ import (
 )
 
 // Copies from another store (flowbox store copy): raw flows and NAT
-// mappings, each insert named by the caller (its deduplication token), so
+// mappings (and the older rollups: copyrollups.go), each insert named by the caller (its deduplication token), so
 // that a copy that failed half way can be run again for what it had not
 // finished without storing twice what ClickHouse still remembers (its
 // last 1000 inserts a table).
@@ -70,20 +70,24 @@ func appendNAT(b []byte, site string, m *store.NATMapping) []byte {
 	return binary.LittleEndian.AppendUint32(b, m.Remotes)
 }
 
-// Held counts what ClickHouse holds of this site: the flows in [from, to)
-// and the NAT mappings.
-func (r *Reader) Held(ctx context.Context, from, to time.Time) (flows, mappings uint64, err error) {
+// Held counts what ClickHouse holds of this site: the flows in [from, to),
+// the NAT mappings, and the rows of the hour totals (any time: those a
+// copy of older rollups would add to).
+func (r *Reader) Held(ctx context.Context, from, to time.Time) (flows, mappings, rollups uint64, err error) {
 	out, err := r.c.Query(ctx, fmt.Sprintf("SELECT (SELECT count() FROM %[1]s.flows WHERE site = %[2]s AND t >= fromUnixTimestamp64Milli(%[3]d) AND t < fromUnixTimestamp64Milli(%[4]d)),"+
-		" (SELECT count() FROM %[1]s.nat WHERE site = %[2]s) FORMAT TabSeparated", r.c.cfg.Database, quote(r.site), from.UnixMilli(), to.UnixMilli()))
+		" (SELECT count() FROM %[1]s.nat WHERE site = %[2]s), (SELECT count() FROM %[1]s.tot_h WHERE site = %[2]s) FORMAT TabSeparated", r.c.cfg.Database, quote(r.site), from.UnixMilli(), to.UnixMilli()))
 	if err != nil {
-		return 0, 0, fmt.Errorf("cannot count what clickhouse holds: %w", err)
+		return 0, 0, 0, fmt.Errorf("cannot count what clickhouse holds: %w", err)
 	}
 	f := strings.Fields(string(out))
-	if len(f) != 2 {
-		return 0, 0, fmt.Errorf("cannot count what clickhouse holds: %q", out)
+	if len(f) != 3 {
+		return 0, 0, 0, fmt.Errorf("cannot count what clickhouse holds: %q", out)
 	}
-	if flows, err = strconv.ParseUint(f[0], 10, 64); err == nil {
-		mappings, err = strconv.ParseUint(f[1], 10, 64)
+	var counts [3]uint64
+	for i := range counts {
+		if counts[i], err = strconv.ParseUint(f[i], 10, 64); err != nil {
+			return 0, 0, 0, fmt.Errorf("cannot count what clickhouse holds: %w", err)
+		}
 	}
-	return flows, mappings, err
+	return counts[0], counts[1], counts[2], nil
 }

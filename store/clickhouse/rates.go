@@ -163,14 +163,16 @@ func (r *Reader) rateStarts(ctx context.Context, ents []rateEntity) (map[int64]i
 }
 
 // rateApps sets the q.Apps largest applications of each subscriber of
-// sums, over the whole UTC days of the period.
+// sums, over the whole UTC days of the period. The rest of a day copied
+// from SQLite (CopySubApps) is no application: it is left out, as
+// SQLite leaves its own out.
 func (r *Reader) rateApps(ctx context.Context, q *store.RateQuery, sums []store.RateSummary) error {
 	f := store.FloorDiv(q.From.Unix(), 86400) * 86400
 	t := -store.FloorDiv(-q.To.Unix(), 86400) * 86400
 	out, err := r.c.Query(ctx, fmt.Sprintf("SELECT src, sub, app, proto, port, sum(bytes) AS n FROM %s.subapp_d"+
-		" WHERE site = %s AND t >= toDateTime(%d) AND t < toDateTime(%d)%s GROUP BY src, sub, app, proto, port"+
+		" WHERE site = %s AND t >= toDateTime(%d) AND t < toDateTime(%d) AND NOT (app = %s AND port = %d)%s GROUP BY src, sub, app, proto, port"+
 		" ORDER BY src, sub, n DESC, app, proto, port LIMIT %d BY src, sub FORMAT RowBinary",
-		r.c.cfg.Database, quote(r.site), f, t, inList("src", numbers(q.Sources)), q.Apps))
+		r.c.cfg.Database, quote(r.site), f, t, quote(store.DomainRest), restPort, inList("src", numbers(q.Sources)), q.Apps))
 	if err != nil {
 		return fmt.Errorf("cannot read subscriber applications from clickhouse: %w", err)
 	}
