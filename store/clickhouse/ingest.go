@@ -43,6 +43,10 @@ type Ingest struct {
 	mu     sync.Mutex
 	health store.Health
 	seen   seen
+	// backlog is the end (unix ms) of the oldest flow of each batch
+	// queued or being inserted: the top-N rollups wait for them
+	// (Backlog). At most the queue, the free list and one insert.
+	backlog map[*store.Batch]int64
 }
 
 // NewIngest returns the writer of w's flows with a queue of queueSize
@@ -57,7 +61,7 @@ func NewIngest(w *FlowWriter, queueSize int, logger *slog.Logger) (*Ingest, erro
 	in := &Ingest{w: w, logger: logger, now: time.Now,
 		queue: make(chan *store.Batch, queueSize), free: store.NewBatchPool(queueSize + store.FreeBatches),
 		backoff: time.Second, maxBackoff: 30 * time.Second, drainTimeout: w.c.cfg.Timeout,
-		stopping: make(chan struct{})}
+		stopping: make(chan struct{}), backlog: map[*store.Batch]int64{}}
 	in.health = store.Health{OK: true, Since: in.now(), QueueCapacity: queueSize}
 	return in, nil
 }
@@ -89,11 +93,14 @@ func (in *Ingest) submit(ctx context.Context, b *store.Batch) error {
 	if in.closed {
 		return fmt.Errorf("cannot submit flows: %w", store.ErrClosed)
 	}
+	// In the backlog before the writer can take it (and release it).
+	in.hold(b)
 	if ctx == nil {
 		select {
 		case in.queue <- b:
 			return nil
 		default:
+			in.release(b)
 			return store.ErrQueueFull
 		}
 	}
@@ -101,10 +108,49 @@ func (in *Ingest) submit(ctx context.Context, b *store.Batch) error {
 	case in.queue <- b:
 		return nil
 	case <-ctx.Done():
+		in.release(b)
 		return fmt.Errorf("cannot queue flows: %w", ctx.Err())
 	case <-in.stopping:
+		in.release(b)
 		return fmt.Errorf("cannot queue flows: %w", store.ErrClosed)
 	}
+}
+
+// hold adds b to the backlog.
+func (in *Ingest) hold(b *store.Batch) {
+	oldest := b.Flows[0].End
+	for i := range b.Flows {
+		oldest = min(oldest, b.Flows[i].End)
+	}
+	in.mu.Lock()
+	in.backlog[b] = oldest
+	in.mu.Unlock()
+}
+
+// release takes batches, written or dropped, out of the backlog.
+func (in *Ingest) release(bs ...*store.Batch) {
+	in.mu.Lock()
+	for _, b := range bs {
+		delete(in.backlog, b)
+	}
+	in.mu.Unlock()
+}
+
+// Backlog returns the end of the oldest flow not written yet (queued, or
+// in an insert being tried), false when there is none: a step of the
+// top-N rollups that ends after it waits (ClickHouse down or slow would
+// otherwise see steps rolled up without the flows waiting for it).
+func (in *Ingest) Backlog() (time.Time, bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var oldest int64
+	found := false
+	for _, t := range in.backlog {
+		if !found || t < oldest {
+			oldest, found = t, true
+		}
+	}
+	return time.UnixMilli(oldest).UTC(), found
 }
 
 // InsertFlows queues a copy of flows (RouterID set by the caller), waiting
@@ -168,6 +214,7 @@ func (in *Ingest) setHealth(err error) {
 // the batches.
 func (in *Ingest) drop(group []*store.Batch, reason string) {
 	var n uint64
+	in.release(group...)
 	for _, b := range group {
 		n += uint64(len(b.Flows))
 		if in.observer != nil {
@@ -235,6 +282,7 @@ func (in *Ingest) insert(ctx context.Context, group []*store.Batch, first uint32
 		err := in.w.insertBatches(context.WithoutCancel(ctx), group, first)
 		if err == nil {
 			in.setHealth(nil)
+			in.release(group...)
 			for _, b := range group {
 				if in.observer != nil {
 					in.observer.FlowsStored(b.Flows)

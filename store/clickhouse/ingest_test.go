@@ -336,3 +336,82 @@ func TestInsertIdempotent(t *testing.T) {
 		t.Fatalf("the same flows under new ids: %q, want 600", twice)
 	}
 }
+
+// TestRollupWaitsForBacklog: while ClickHouse is down, the flows the
+// writer holds keep the top-N minutes and hours they are in from being
+// rolled up (Ingest.Backlog); once they are written, the minutes rolled
+// up count them, as the raw flows do.
+func TestRollupWaitsForBacklog(t *testing.T) {
+	in, p, c, o := ingestRig(t, 8)
+	ctx := context.Background()
+	end := time.Now().Truncate(time.Hour).Add(-time.Hour)
+	now := end.Add(10 * time.Minute)
+	// Flows written before the outage: the hour before end.
+	w, err := NewFlowWriter(c, "s", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Insert(ctx, testFlows(300, end)); err != nil {
+		t.Fatal(err)
+	}
+	// Later flows, 3 minutes after end on, held by the writer.
+	late := testFlows(100, end)
+	for i := range late {
+		late[i].End = end.Add(3*time.Minute).UnixMilli() + int64(i)*1000
+		late[i].Start = late[i].End - 1000
+	}
+	r := readerWith(t, NewReader(c, "s", nil), now, func(cfg *Config) { cfg.TopK = 10000 })
+	r.backlog = in.Backlog
+	p.mode.Store(1)
+	run, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- in.Run(run) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	if err := in.InsertFlows(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	if oldest, ok := in.Backlog(); !ok || !oldest.Equal(end.Add(3*time.Minute)) {
+		t.Fatalf("backlog %v %v, want %v", oldest, ok, end.Add(3*time.Minute))
+	}
+	if _, err := r.RollupTop(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, to, ok, err := r.topDone(ctx, topMinutes); err != nil || !ok || !to.Equal(end.Add(3*time.Minute)) {
+		t.Fatalf("minutes done up to %v (%v, %v) while the writer holds flows of %v on", to, ok, err, end.Add(3*time.Minute))
+	}
+	if _, to, ok, err := r.topDone(ctx, topHours); err != nil || (ok && to.After(end)) {
+		t.Fatalf("hours done up to %v (%v, %v), past the held flows", to, ok, err)
+	}
+	p.mode.Store(0)
+	testutil.WaitFor(t, time.Minute, "the held flows written", func() (bool, string) {
+		stored, _ := o.counts()
+		return stored == len(late), fmt.Sprintf("%d of %d stored", stored, len(late))
+	})
+	if _, ok := in.Backlog(); ok {
+		t.Fatal("backlog after every flow was written")
+	}
+	if _, err := r.RollupTop(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, to, ok, err := r.topDone(ctx, topMinutes); err != nil || !ok || !to.Equal(now.Add(-topMinutes.grace)) {
+		t.Fatalf("minutes done up to %v (%v, %v), want %v", to, ok, err, now.Add(-topMinutes.grace))
+	}
+	q := store.TopQuery{From: end.Add(-30 * time.Minute), To: now.Add(-topMinutes.grace), Dimension: store.DimRemoteHost, N: 5, Metric: store.MetricBytes}
+	got, err := r.Top(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Resolution = store.ResRaw
+	want, err := r.Top(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Resolution != store.ResMinute || got.Total != want.Total {
+		t.Fatalf("rolled-up minutes: %s, total %+v; raw flows: total %+v", got.Resolution, got.Total, want.Total)
+	}
+}

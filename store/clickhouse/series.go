@@ -16,6 +16,9 @@ type Reader struct {
 	site string
 	now  func() time.Time
 	done doneCache // the top-N rollup steps done, for the lists
+	// backlog, when set, is the writer's oldest flow not written yet
+	// (Ingest.Backlog): RollupTop leaves the steps after it.
+	backlog func() (time.Time, bool)
 }
 
 // NewReader returns the reader of site's flows; now is the clock of range

@@ -62,7 +62,9 @@ func newStore(c *Client, exporters func(netip.Addr) int64, queueSize int, logger
 	if err != nil {
 		return nil, err
 	}
-	return &Store{Ingest: in, Reader: NewReader(c, site, time.Now), c: c}, nil
+	r := NewReader(c, site, time.Now)
+	r.backlog = in.Backlog
+	return &Store{Ingest: in, Reader: r, c: c}, nil
 }
 
 // Run is the writer (Ingest.Run) with the top-N rollups beside it: every

@@ -129,10 +129,11 @@ func (r *Reader) forgetDone() {
 }
 
 // RollupTop rolls up the hours and the minutes over before now that are
-// not yet (each a grace after its end): from the one after the last done
-// (or from the first flow's; minutes from 2 hours ago at most), oldest
-// first, at most a day of hours and 2 hours of minutes a round. It returns
-// the hours rolled up.
+// not yet (each a grace after its end, and none with flows the writer
+// still holds: Ingest.Backlog): from the one after the last done (or
+// from the first flow's; minutes from 2 hours ago at most), oldest first,
+// at most a day of hours and 2 hours of minutes a round. It returns the
+// hours rolled up.
 func (r *Reader) RollupTop(ctx context.Context, now time.Time) (int, error) {
 	defer r.forgetDone()
 	n, err := r.rollupGrain(ctx, topHours, now)
@@ -170,8 +171,16 @@ func (r *Reader) rollupGrain(ctx context.Context, g topGrain, now time.Time) (in
 	if oldest := now.Add(-r.c.cfg.RawTTL).Truncate(g.step); next.Before(oldest) {
 		next = oldest // older raw flows are gone
 	}
+	// The flows the writer still holds (ClickHouse down or slow): the
+	// steps they are in wait for them.
+	until := now.Add(-g.grace)
+	if r.backlog != nil {
+		if t, ok := r.backlog(); ok && t.Before(until) {
+			until = t
+		}
+	}
 	n := 0
-	for ; n < g.perRound && !next.Add(g.step+g.grace).After(now); n++ {
+	for ; n < g.perRound && !next.Add(g.step).After(until); n++ {
 		if err := r.rollupStep(ctx, g, next); err != nil {
 			return n, err
 		}
