@@ -53,6 +53,12 @@ type Health struct {
 	// last one while they fail (the lists are then read from raw flows).
 	RollupErrors uint64
 	RollupError  string
+	// SpilledFlows and SpilledBytes are what waits on disk for ClickHouse
+	// (down or slow) to be written, SpillCapacity the bound in bytes (0:
+	// no spill).
+	SpilledFlows  uint64
+	SpilledBytes  int64
+	SpillCapacity int64
 }
 
 // ErrBadQuery is wrapped by every *QueryError, so callers can answer 400

@@ -40,6 +40,11 @@ type StoreHealthView struct {
 	// (ClickHouse's top-N lists); RollupError is the last while they fail.
 	RollupErrors uint64 `json:"rollup_errors"`
 	RollupError  string `json:"rollup_error,omitempty"`
+	// SpilledFlows and SpilledBytes wait on disk for ClickHouse (down or
+	// slow); SpillCapacity is the spill's bound in bytes (0: none).
+	SpilledFlows  uint64 `json:"spilled_flows"`
+	SpilledBytes  int64  `json:"spilled_bytes"`
+	SpillCapacity int64  `json:"spill_capacity"`
 }
 
 // handleStatus returns the store's health and the unknown exporters.
@@ -50,7 +55,8 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		out.Store = StoreHealthView{OK: h.OK, Error: h.Error, Since: timePtr(h.Since), DroppedFlows: h.DroppedFlows,
 			DroppedBatches: h.DroppedBatches, QueueLength: h.QueueLength, QueueCapacity: h.QueueCapacity,
 			NATMappingsDropped: h.NATMappingsDropped, NATEvicted: h.NATEvicted, PackErrors: h.PackErrors, PackError: h.PackError,
-			RollupErrors: h.RollupErrors, RollupError: h.RollupError}
+			RollupErrors: h.RollupErrors, RollupError: h.RollupError,
+			SpilledFlows: h.SpilledFlows, SpilledBytes: h.SpilledBytes, SpillCapacity: h.SpillCapacity}
 	}
 	for _, e := range s.deps.Collector.Exporters() {
 		if !e.Trusted {

@@ -95,6 +95,20 @@ func TestServeOnClickHouse(t *testing.T) {
 	if code := c.get("/api/v1/settings", &settings); code != http.StatusOK || !strings.HasPrefix(settings.FlowStore, "clickhouse (database wisp, site north") {
 		t.Errorf("settings: %d, flow store %q", code, settings.FlowStore)
 	}
+	// serve's writer spills to the data directory when ClickHouse cannot
+	// take its inserts; the status shows the spill's room.
+	var status struct {
+		Store struct {
+			SpillCapacity int64 `json:"spill_capacity"`
+			SpilledFlows  int64 `json:"spilled_flows"`
+		} `json:"store"`
+	}
+	if code := c.get("/api/v1/status", &status); code != http.StatusOK || status.Store.SpillCapacity != 1024<<20 {
+		t.Errorf("status: %d, %+v", code, status)
+	}
+	if fi, err := os.Stat(filepath.Join(srv.dataDir, storagepkg.DefaultSpillDir)); err != nil || !fi.IsDir() {
+		t.Errorf("spill directory: %v", err)
+	}
 	checkAPI := func(stage string) {
 		t.Helper()
 		var page struct {

@@ -52,6 +52,12 @@ type Config struct {
 	TopK int `yaml:"top-k"`
 	// Timeout bounds one request (a query or a batch insert).
 	Timeout time.Duration `yaml:"timeout"`
+	// SpillDir is where serve's writer puts the inserts ClickHouse
+	// cannot take (down or slow) until it can, SpillMaxMB their bound
+	// in MiB (0: no spill; the queue alone waits). Empty SpillDir:
+	// clickhouse-spill in the data directory.
+	SpillDir   string `yaml:"spill-dir"`
+	SpillMaxMB int    `yaml:"spill-max-mb"`
 }
 
 // TLSConfig is the HTTPS setup of the connection to ClickHouse.
@@ -78,6 +84,7 @@ func DefaultConfig() Config {
 		NATTTL:       180 * 24 * time.Hour,
 		TopK:         100,
 		Timeout:      30 * time.Second,
+		SpillMaxMB:   1024,
 	}
 }
 
@@ -135,6 +142,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TopK < 1 || c.TopK > 10000 {
 		errs = append(errs, fmt.Errorf("clickhouse.top-k: %d is not within 1..10000", c.TopK))
+	}
+	if c.SpillMaxMB < 0 {
+		errs = append(errs, fmt.Errorf("clickhouse.spill-max-mb: %d is negative", c.SpillMaxMB))
 	}
 	if c.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("clickhouse.timeout: %s must be positive", c.Timeout))

@@ -72,16 +72,20 @@ func (w *FlowWriter) insertBatches(ctx context.Context, batches []*store.Batch, 
 	for _, bt := range batches {
 		n += len(bt.Flows)
 	}
+	return w.insert(ctx, first, n, func(b []byte) []byte { return w.appendBatches(b, batches, first) })
+}
+
+// appendBatches appends the flows of batches in RowBinary, their ids from
+// first.
+func (w *FlowWriter) appendBatches(b []byte, batches []*store.Batch, first uint32) []byte {
 	id := first
-	return w.insert(ctx, first, n, func(b []byte) []byte {
-		for _, bt := range batches {
-			for i := range bt.Flows {
-				b = appendFlow(b, w.site, w.source(&bt.Flows[i]), id, &bt.Flows[i])
-				id++
-			}
+	for _, bt := range batches {
+		for i := range bt.Flows {
+			b = appendFlow(b, w.site, w.source(&bt.Flows[i]), id, &bt.Flows[i])
+			id++
 		}
-		return b
-	})
+	}
+	return b
 }
 
 // insert sends the n flows that rows appends in RowBinary, their ids
@@ -89,7 +93,13 @@ func (w *FlowWriter) insertBatches(ctx context.Context, batches []*store.Batch, 
 // (insert_deduplication_token): sent again, ClickHouse stores it once, in
 // the flows and in every rollup its views fill.
 func (w *FlowWriter) insert(ctx context.Context, first uint32, n int, rows func([]byte) []byte) error {
-	return w.insertNamed(ctx, first, n, fmt.Sprintf("%016x-%d-%d", w.nonce, first, n), rows)
+	return w.insertNamed(ctx, first, n, w.groupName(first, n), rows)
+}
+
+// groupName is the name (deduplication token) of the insert of n flows
+// whose ids start at first.
+func (w *FlowWriter) groupName(first uint32, n int) string {
+	return fmt.Sprintf("%016x-%d-%d", w.nonce, first, n)
 }
 
 // insertNamed is insert with the insert's name (its deduplication token).
@@ -102,14 +112,20 @@ func (w *FlowWriter) insertNamed(ctx context.Context, first uint32, n int, name 
 		bp = new([]byte)
 	}
 	b := rows((*bp)[:0])
-	stmt := fmt.Sprintf("%s SETTINGS insert_deduplication_token = '%s', deduplicate_blocks_in_dependent_materialized_views = 1, parallel_view_processing = 1 FORMAT RowBinary",
-		w.stmt, name)
-	err := w.c.Insert(ctx, stmt, b)
+	err := w.insertRows(ctx, name, n, b)
 	*bp = b
 	if cap(b) <= 64<<20 {
 		w.bufs.Put(bp)
 	}
-	if err != nil {
+	return err
+}
+
+// insertRows sends n flows already in RowBinary (rows) as the insert
+// named name.
+func (w *FlowWriter) insertRows(ctx context.Context, name string, n int, rows []byte) error {
+	stmt := fmt.Sprintf("%s SETTINGS insert_deduplication_token = '%s', deduplicate_blocks_in_dependent_materialized_views = 1, parallel_view_processing = 1 FORMAT RowBinary",
+		w.stmt, name)
+	if err := w.c.Insert(ctx, stmt, rows); err != nil {
 		var se *ServerError
 		if errors.As(err, &se) {
 			return fmt.Errorf("clickhouse refused %d flows: %w", n, err)

@@ -47,6 +47,34 @@ type Ingest struct {
 	// queued or being inserted: the top-N rollups wait for them
 	// (Backlog). At most the queue, the free list and one insert.
 	backlog map[*store.Batch]int64
+
+	// spill, when set, takes the inserts ClickHouse cannot (spill.go);
+	// spilled is signalled when it gets one, for the replayer.
+	spill   *spill
+	spilled chan struct{}
+}
+
+// EnableSpill makes the writer put the inserts it cannot make (ClickHouse
+// down or slow) into files of dir, up to maxBytes, and send them once
+// ClickHouse answers; the files a previous run left are sent first (a
+// file that cannot be read is set aside as *.bad and counted as a dropped
+// batch). Call before Run.
+func (in *Ingest) EnableSpill(dir string, maxBytes int64) error {
+	s, bad, err := openSpill(dir, maxBytes)
+	for _, b := range bad {
+		in.logger.Error("a clickhouse spill file cannot be read; set aside, its flows are lost", "file", b)
+	}
+	in.mu.Lock()
+	in.health.DroppedBatches += uint64(len(bad))
+	in.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	in.spill, in.spilled = s, make(chan struct{}, 1)
+	if flows, bytes, _, ok := s.state(); ok {
+		in.logger.Info("flows wait in the clickhouse spill from a previous run", "flows", flows, "bytes", bytes)
+	}
+	return nil
 }
 
 // NewIngest returns the writer of w's flows with a queue of queueSize
@@ -141,10 +169,13 @@ func (in *Ingest) release(bs ...*store.Batch) {
 // top-N rollups that ends after it waits (ClickHouse down or slow would
 // otherwise see steps rolled up without the flows waiting for it).
 func (in *Ingest) Backlog() (time.Time, bool) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
 	var oldest int64
 	found := false
+	if in.spill != nil {
+		_, _, oldest, found = in.spill.state()
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
 	for _, t := range in.backlog {
 		if !found || t < oldest {
 			oldest, found = t, true
@@ -193,6 +224,10 @@ func (in *Ingest) Health() store.Health {
 	defer in.mu.Unlock()
 	h := in.health
 	h.QueueLength = len(in.queue)
+	if in.spill != nil {
+		h.SpilledFlows, h.SpilledBytes, _, _ = in.spill.state()
+		h.SpillCapacity = in.spill.max
+	}
 	return h
 }
 
@@ -234,6 +269,14 @@ func (in *Ingest) drop(group []*store.Batch, reason string) {
 // until ctx is done; then it closes the queue, inserts what is left within
 // drainTimeout and counts the rest as dropped (shutdown).
 func (in *Ingest) Run(ctx context.Context) error {
+	if in.spill != nil {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() {
+			defer close(done)
+			in.replay(ctx)
+		}()
+	}
 	var group []*store.Batch
 	flows := 0
 	var first uint32 // the group's first flow id
@@ -262,10 +305,119 @@ func (in *Ingest) Run(ctx context.Context) error {
 			}
 		}
 		first = in.w.reserve(flows)
+		// While inserts wait in the spill (ClickHouse down or slow),
+		// the next go there too, at disk speed.
+		if in.spillWaits() && in.toSpill(group, first) {
+			group, flows = group[:0], 0
+			continue
+		}
 		if !in.insert(ctx, group, first) {
 			return in.shutdown(group, first)
 		}
 		group, flows = group[:0], 0
+	}
+}
+
+// spillWaits reports whether inserts wait in the spill.
+func (in *Ingest) spillWaits() bool {
+	if in.spill == nil {
+		return false
+	}
+	_, ok := in.spill.oldest()
+	return ok
+}
+
+// toSpill puts the insert of group (its ids from first) into the spill;
+// false when it has no room or the write fails (the group is still to
+// write).
+func (in *Ingest) toSpill(group []*store.Batch, first uint32) bool {
+	n := 0
+	for _, b := range group {
+		n += len(b.Flows)
+	}
+	name := in.w.groupName(first, n)
+	bp, _ := in.w.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	rows := in.w.appendBatches((*bp)[:0], group, first)
+	err := in.spill.add(spillHeaderOf(name, group), rows)
+	*bp = rows
+	if cap(rows) <= 64<<20 {
+		in.w.bufs.Put(bp)
+	}
+	if err != nil {
+		if !errors.Is(err, errSpillFull) {
+			in.logger.Error("cannot spill flows to disk; they wait in memory", "err", err)
+		}
+		return false
+	}
+	in.release(group...)
+	for _, b := range group {
+		in.PutBatch(b)
+	}
+	select {
+	case in.spilled <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// replay sends the spilled inserts, oldest first, until ctx is done: an
+// insert sent is counted as stored (per exporter), one ClickHouse refuses
+// as bad (or a file that cannot be read) as dropped (write_error); while
+// ClickHouse is down it waits, with backoff.
+func (in *Ingest) replay(ctx context.Context) {
+	wait := in.backoff
+	for {
+		f, ok := in.spill.oldest()
+		if !ok {
+			select {
+			case <-in.spilled:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		rows, err := in.spill.load(f)
+		if err == nil {
+			// Not cut short by ctx: see insert.
+			err = in.w.insertRows(context.WithoutCancel(ctx), f.Name, f.Flows, rows)
+			if err == nil {
+				in.setHealth(nil)
+				if err := in.spill.remove(f); err != nil {
+					in.logger.Error("cannot remove a spill file sent to clickhouse", "err", err)
+					return
+				}
+				f.report(in.observer, "")
+				wait = in.backoff
+				continue
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			in.setHealth(err)
+		}
+		var se *ServerError
+		if rows == nil || (errors.As(err, &se) && se.Status == http.StatusBadRequest) {
+			in.logger.Error("spilled flows cannot be written; they are dropped", "flows", f.Flows, "err", err)
+			if err := in.spill.remove(f); err != nil {
+				in.logger.Error("cannot remove a spill file", "err", err)
+				return
+			}
+			f.report(in.observer, store.DropWriteError)
+			in.mu.Lock()
+			in.health.DroppedFlows += uint64(f.Flows)
+			in.health.DroppedBatches++
+			in.mu.Unlock()
+			continue
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
+		wait = min(2*wait, in.maxBackoff)
 	}
 }
 
@@ -301,6 +453,11 @@ func (in *Ingest) insert(ctx context.Context, group []*store.Batch, first uint32
 			in.drop(group, store.DropWriteError)
 			return true
 		}
+		// ClickHouse down or slow: to the spill, when it has room, so
+		// that the queue keeps draining.
+		if in.spill != nil && in.toSpill(group, first) {
+			return true
+		}
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
@@ -332,6 +489,27 @@ func (in *Ingest) shutdown(pending []*store.Batch, first uint32) error {
 	}
 	if len(pending)+len(rest) == 0 {
 		return nil
+	}
+	if in.spillWaits() {
+		// ClickHouse is down or slow: what is left goes to disk, for
+		// the next start.
+		if len(pending) > 0 && in.toSpill(pending, first) {
+			pending = nil
+		}
+		for len(pending) == 0 && len(rest) > 0 {
+			j, n := 0, 0
+			for j < len(rest) && (j == 0 || n+len(rest[j].Flows) <= maxInsertFlows) {
+				n += len(rest[j].Flows)
+				j++
+			}
+			if !in.toSpill(rest[:j], in.w.reserve(n)) {
+				break
+			}
+			rest = rest[j:]
+		}
+		if len(pending)+len(rest) == 0 {
+			return nil
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), in.drainTimeout)
 	defer cancel()

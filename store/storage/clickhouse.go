@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -34,8 +35,10 @@ type chFlows struct {
 }
 
 // openClickHouse opens the ClickHouse store of cfg beside sql: migrated
-// by the writers, only checked by ReadOnly.
-func openClickHouse(ctx context.Context, cfg Config, mode Mode, sql *flowdb.FlowDB, inv *inventory.Inventory, logger *slog.Logger) (*chFlows, error) {
+// by the writers, only checked by ReadOnly. The writer of Exclusive (serve,
+// which holds the data directory) spills to disk while ClickHouse is down
+// (clickhouse.spill-dir, by default in dataDir).
+func openClickHouse(ctx context.Context, dataDir string, cfg Config, mode Mode, sql *flowdb.FlowDB, inv *inventory.Inventory, logger *slog.Logger) (*chFlows, error) {
 	f := &chFlows{sql: sql, routers: inv, logger: logger, ids: map[netip.Addr]int64{}}
 	var (
 		st  *clickhouse.Store
@@ -49,9 +52,23 @@ func openClickHouse(ctx context.Context, cfg Config, mode Mode, sql *flowdb.Flow
 	if err != nil {
 		return nil, err
 	}
+	if ch := &cfg.ClickHouse; mode == Exclusive && ch.SpillMaxMB > 0 {
+		dir := ch.SpillDir
+		if dir == "" {
+			dir = filepath.Join(dataDir, DefaultSpillDir)
+		}
+		if err := st.EnableSpill(dir, int64(ch.SpillMaxMB)<<20); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	f.Store = st
 	return f, nil
 }
+
+// DefaultSpillDir is where, in the data directory, serve's ClickHouse
+// writer spills when clickhouse.spill-dir is not set.
+const DefaultSpillDir = "clickhouse-spill"
 
 // exporterID returns the id of an exporter no router matched, from the
 // SQLite exporters table (added there when new). It runs in the writer.

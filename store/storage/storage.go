@@ -101,7 +101,7 @@ func Open(ctx context.Context, dataDir string, cfg Config, mode Mode, logger *sl
 	}
 	s := &Storage{DB: db, Inventory: inv, FlowDB: flows, SQL: flows, Backend: BackendSQLite, cfg: cfg.Config}
 	if cfg.Backend == BackendClickHouse {
-		ch, err := openClickHouse(ctx, cfg, mode, flows, inv, logger)
+		ch, err := openClickHouse(ctx, dataDir, cfg, mode, flows, inv, logger)
 		if err != nil {
 			errs := errors.Join(flows.Close(), db.Close())
 			return nil, errors.Join(err, errs)

@@ -90,9 +90,15 @@
   // The store banner: shown only while the store's writer fails.
   const storeAlert = document.getElementById("store-alert");
   function renderStore(st) {
-    show(storeAlert, !st.ok || !!st.pack_error || !!st.rollup_error);
+    show(storeAlert, !st.ok || !!st.pack_error || !!st.rollup_error || st.spilled_flows > 0);
     clear(storeAlert);
+    const spill = st.spilled_flows > 0 ? el("div", null, Number(st.spilled_flows).toLocaleString() +
+      " flows wait on disk to be written to ClickHouse (" + mib(st.spilled_bytes) + " of " + mib(st.spill_capacity) +
+      "); once it is full, flows are dropped.") : null;
     if (st.ok) {
+      if (spill) {
+        storeAlert.append(el("strong", null, "Catching up: "), spill);
+      }
       if (st.pack_error) {
         storeAlert.append(el("strong", null, "Raw flows are not being packed: "), st.pack_error,
           " (" + Number(st.pack_errors).toLocaleString() + " failed attempts). They stay readable, but take more disk and scan slower.");
@@ -106,9 +112,16 @@
     storeAlert.append(el("strong", null, "Flows are not being stored: "), st.error || "the store does not write",
       st.since ? el("span", { title: st.since }, " since " + when(st.since) + " (" + ago(st.since) + ")") : "",
       "; " + Number(st.dropped_flows).toLocaleString() + " flows dropped.");
+    if (spill) {
+      storeAlert.append(spill);
+    }
     if (st.queue_capacity) {
       storeAlert.append(el("div", { class: "small-print" }, "Write queue: " + st.queue_length + " of " + st.queue_capacity + " batches."));
     }
+  }
+
+  function mib(n) {
+    return (Number(n) / 1048576).toLocaleString(undefined, { maximumFractionDigits: 1 }) + " MiB";
   }
 
   // Unknown exporters: sources that send flows but are neither an
