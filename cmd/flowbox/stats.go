@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/flowbox/flowbox/store"
+	"github.com/flowbox/flowbox/store/clickhouse"
 	storagepkg "github.com/flowbox/flowbox/store/storage"
 )
 
@@ -94,6 +96,25 @@ func runStats(ctx context.Context, e *env, args []string) error {
 	}
 	if err := printStatsTable(e.stdout, rows); err != nil {
 		return err
+	}
+	// What serve's ClickHouse writer holds on disk (ClickHouse down or
+	// slow): received, neither stored nor dropped yet.
+	if ch := &cfg.Store.ClickHouse; cfg.Store.Backend == storagepkg.BackendClickHouse && ch.SpillMaxMB > 0 {
+		dir := ch.SpillDir
+		if dir == "" {
+			dir = filepath.Join(cfg.DataDir, storagepkg.DefaultSpillDir)
+		}
+		files, flows, bytes, bad, err := clickhouse.SpillState(dir)
+		if err != nil {
+			return err
+		}
+		if files > 0 || bad > 0 {
+			fmt.Fprintf(e.stdout, "waiting for clickhouse in %s: %d flows in %d files (%.1f of %d MiB)", dir, flows, files, float64(bytes)/(1<<20), ch.SpillMaxMB)
+			if bad > 0 {
+				fmt.Fprintf(e.stdout, "; %d damaged files set aside (their flows are lost)", bad)
+			}
+			fmt.Fprintln(e.stdout)
+		}
 	}
 	// The interface counter polls (flowbox coverage has the details).
 	states, err := st.CoverageStates(ctx)

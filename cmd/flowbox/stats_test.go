@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/flowbox/flowbox/internal/testutil"
 	"github.com/flowbox/flowbox/store"
+	storagepkg "github.com/flowbox/flowbox/store/storage"
 	"github.com/flowbox/flowbox/store/storetest"
 	"github.com/flowbox/flowbox/web"
 )
@@ -141,5 +143,43 @@ func TestSetupTokenCommand(t *testing.T) {
 	if err := run(context.Background(), e, []string{"setup-token", "--data-dir", dir}); err != nil ||
 		strings.TrimSpace(out.String()) != "0123456789abcdef0123456789abcdef" {
 		t.Fatalf("setup-token: %q, %v", out.String(), err)
+	}
+}
+
+// TestStatsSpill: with the ClickHouse store, `flowbox stats` says what
+// serve's writer holds on disk for ClickHouse, and the damaged files it
+// set aside.
+func TestStatsSpill(t *testing.T) {
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	st, err := storetest.Open(context.Background(), dataDir, store.DefaultConfig(), testutil.Logger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	cfgPath := filepath.Join(dir, "flowbox.yaml")
+	if err := os.WriteFile(cfgPath, []byte("data-dir: "+dataDir+"\nstore:\n  backend: clickhouse\n  clickhouse:\n    spill-max-mb: 16\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runWithEnv(nil, "stats", "--config", cfgPath)
+	if err != nil || strings.Contains(out, "waiting for clickhouse") {
+		t.Fatalf("no spill: %v\n%s", err, out)
+	}
+	spill := filepath.Join(dataDir, storagepkg.DefaultSpillDir)
+	if err := os.MkdirAll(spill, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// A spill file as the writer makes them (store/clickhouse/spill.go).
+	head := []byte(`{"name":"x-1-300","flows":300,"oldest":1,"exporters":[{"a":"127.0.0.2:2055","n":300}]}`)
+	file := append([]byte("FBSPILL1"), binary.LittleEndian.AppendUint32(nil, uint32(len(head)))...)
+	file = append(append(file, head...), make([]byte, 1<<20)...)
+	for name, data := range map[string][]byte{"00000000000000000001.spill": file, "00000000000000000002.spill.bad": []byte("?")} {
+		if err := os.WriteFile(filepath.Join(spill, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err = runWithEnv(nil, "stats", "--config", cfgPath)
+	if err != nil || !strings.Contains(out, "waiting for clickhouse in "+spill+": 300 flows in 1 files (1.0 of 16 MiB); 1 damaged files set aside") {
+		t.Fatalf("spill: %v\n%s", err, out)
 	}
 }

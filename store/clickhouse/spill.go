@@ -329,3 +329,33 @@ func (h *spillHeader) report(o store.WriteObserver, reason string) {
 		}
 	}
 }
+
+// SpillState reads, changing nothing, what waits in the spill directory
+// dir (for `flowbox stats` beside serve): its files, their flows and
+// bytes, and the files that cannot be read. No directory: nothing waits.
+func SpillState(dir string) (files int, flows uint64, bytes int64, bad int, err error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, 0, 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, 0, 0, fmt.Errorf("cannot list the clickhouse spill directory: %w", err)
+	}
+	for _, e := range entries {
+		switch {
+		case strings.HasSuffix(e.Name(), ".bad"):
+			bad++
+		case strings.HasSuffix(e.Name(), ".spill"):
+			f, err := readSpillHeader(filepath.Join(dir, e.Name()))
+			if err != nil {
+				if errors.Is(err, os.ErrNotExist) { // sent meanwhile
+					continue
+				}
+				bad++
+				continue
+			}
+			files, flows, bytes = files+1, flows+uint64(f.Flows), bytes+f.size
+		}
+	}
+	return files, flows, bytes, bad, nil
+}
