@@ -33,11 +33,13 @@ type topGrain struct {
 
 var (
 	topHours   = topGrain{table: "top_h", done: "top_done", step: time.Hour, grace: 5 * time.Minute, perRound: 24}
-	topMinutes = topGrain{table: "top_m", done: "top_m_done", step: time.Minute, grace: 2 * time.Minute, perRound: 120, back: 2 * time.Hour}
+	topMinutes = topGrain{table: "top_m", done: "top_m_done", step: time.Minute, grace: 45 * time.Second, perRound: 120, back: 2 * time.Hour}
 )
 
-// topEvery is how often the writer looks for hours and minutes to roll up.
-const topEvery = time.Minute
+// topEvery is how often the writer looks for hours and minutes to roll up:
+// a top-N list reads the raw flows of what is not rolled up yet, the
+// minute's grace and up to this more.
+const topEvery = 20 * time.Second
 
 // topDims are the dimensions of top_h, each with its key as the tuple
 // (addr, peer, n, s) computed from a flow; the router's rows answer the
