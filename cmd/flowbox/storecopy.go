@@ -172,7 +172,7 @@ func runStore(ctx context.Context, e *env, args []string) error {
 		}
 		hours += h
 	}
-	fmt.Fprintf(e.stdout, "copied %d raw flows since %s (with their totals, usage, rates, domains and NAT mappings), %d older NAT mappings and %d rollup rows before %s into clickhouse database %s, site %s; rolled up %d hours of top-N lists\n",
+	fmt.Fprintf(e.stdout, "copied %d raw flows since %s (with their totals, usage, rates, domains and NAT mappings), %d older NAT mappings and %d rollup rows before %s into clickhouse database %s, site %s; rolled up %d hours and days of top-N lists\n",
 		n, start.UTC().Format(time.RFC3339), copiedNAT, rows, start.UTC().Format(time.RFC3339), cfg.Store.ClickHouse.Database, site, hours)
 	if start.After(from) {
 		fmt.Fprintf(e.stdout, "not copied: the raw flows of %s to %s, before the first whole hour of the raw window (their traffic is in the rollups copied; searches there find nothing on clickhouse)\n",

@@ -269,8 +269,8 @@ func TestTopRollupsFold(t *testing.T) {
 }
 
 // TestTopMinuteRollups: the minutes rolled up answer the partial hours
-// and the short ranges (Resolution minute), as the raw flows do when the
-// rollups keep every key.
+// and the short ranges (Resolution minute, or hour with whole hours), as
+// the raw flows do when the rollups keep every key.
 func TestTopMinuteRollups(t *testing.T) {
 	_, ch, _, end := bothStores(t)
 	ctx := context.Background()
@@ -294,13 +294,94 @@ func TestTopMinuteRollups(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Resolution != store.ResMinute {
-				t.Fatalf("%s over %s: resolution %s", d, rng, got.Resolution)
+			// The coarsest rollup read, as flowdb says: the minutes alone
+			// under an hour, with whole hours over 3.
+			if want := map[time.Duration]store.Resolution{50 * time.Minute: store.ResMinute, 3 * time.Hour: store.ResHour}[rng]; got.Resolution != want {
+				t.Fatalf("%s over %s: resolution %s, want %s", d, rng, got.Resolution, want)
 			}
 			got.Resolution = want.Resolution
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("%s over %s: rollups\n%+v\nraw\n%+v", d, rng, got, want)
 			}
 		}
+	}
+}
+
+// TestTopDayRollups: once every hour of a UTC day is rolled up, the day
+// is made from its hours (top_d); a list over days reads them (Resolution
+// day) and answers as the raw flows do when the rollups keep every key;
+// with few keys kept, a day keeps its top-k keys and folds the rest, its
+// totals exact.
+func TestTopDayRollups(t *testing.T) {
+	c, w := migratedWriter(t, "days", nil)
+	ctx := context.Background()
+	now := time.Now()
+	// An hour of flows at noon on each of 4 days, the last ending 12 h
+	// before today's UTC midnight, whatever the time of day.
+	base := now.Truncate(24*time.Hour).Add(-4*24*time.Hour + 12*time.Hour)
+	var flows []store.Flow
+	for d := range 4 {
+		flows = append(flows, testFlows(500, base.Add(time.Duration(d)*24*time.Hour))...)
+	}
+	for i := range flows {
+		flows[i].Bytes %= 1 << 40 // sums that do not wrap
+	}
+	if err := w.Insert(ctx, flows); err != nil {
+		t.Fatal(err)
+	}
+	fw, err := NewFlowWriter(c, "days-fold", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Insert(ctx, flows); err != nil {
+		t.Fatal(err)
+	}
+	all := readerWith(t, NewReader(c, "days", nil), now, func(c *Config) { c.TopK = 10000 })
+	fold := readerWith(t, NewReader(c, "days-fold", nil), now, func(c *Config) { c.TopK = 3 })
+	for _, r := range []*Reader{all, fold} {
+		for round := 0; ; round++ {
+			n, err := r.RollupTop(ctx, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+			if round > 20 {
+				t.Fatal("rollups do not end")
+			}
+		}
+	}
+	day0 := base.Truncate(24 * time.Hour)
+	if from, to, ok, err := all.topDone(ctx, topDays); err != nil || !ok || !from.Equal(day0.Add(24*time.Hour)) || to.Before(day0.Add(4*24*time.Hour)) {
+		t.Fatalf("days done %v to %v (%v, %v); want from %v (the first whole day of the hours) to at least %v", from, to, ok, err, day0.Add(24*time.Hour), day0.Add(4*24*time.Hour))
+	}
+	from, to := base.Add(-2*time.Hour+17*time.Minute), day0.Add(4*24*time.Hour-30*time.Minute)
+	for _, d := range []store.Dimension{store.DimRemoteHost, store.DimConversation, store.DimApplication, store.DimRouter, store.DimOutInterface, store.DimDirection} {
+		q := store.TopQuery{From: from, To: to, Dimension: d, N: 5, Metric: store.MetricBytes}
+		got, err := all.Top(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.Resolution = store.ResRaw
+		want, err := all.Top(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Resolution != store.ResDay || want.Total.Flows != uint64(len(flows)) {
+			t.Fatalf("%s: resolution %s, %d flows", d, got.Resolution, want.Total.Flows)
+		}
+		got.Resolution = want.Resolution
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: rollups\n%+v\nraw\n%+v", d, got, want)
+		}
+		folded, err := fold.Top(ctx, store.TopQuery{From: from, To: to, Dimension: d, N: 5, Metric: store.MetricBytes})
+		if err != nil || folded.Total != want.Total || folded.Resolution != store.ResDay {
+			t.Fatalf("%s folded: total %+v (%s, %v), want %+v", d, folded.Total, folded.Resolution, err, want.Total)
+		}
+	}
+	out, err := c.Query(ctx, "SELECT max(c), countIf(c > 3) FROM (SELECT count() AS c FROM "+c.Database()+".top_d WHERE site = 'days-fold' AND other = 0 GROUP BY dim, t, src, dir) FORMAT TabSeparated")
+	if err != nil || strings.TrimSpace(string(out)) != "3\t0" {
+		t.Fatalf("keys kept a day: %q, %v; want at most 3", out, err)
 	}
 }

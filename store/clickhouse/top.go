@@ -202,42 +202,49 @@ func (r *Reader) Top(ctx context.Context, q store.TopQuery) (*store.TopResult, e
 	if needRaw {
 		raw(q.From, q.To)
 	} else {
-		// The whole hours rolled up, then the whole minutes of the rest,
-		// then raw flows for what is left (while they are kept, else the
-		// range grows to whole hours).
-		hours, minutes, err := r.topDoneBoth(ctx)
+		// The whole days rolled up, then the whole hours of the rest,
+		// then its whole minutes, then raw flows for what is left (while
+		// they are kept, else the range grows to whole hours). The
+		// resolution is the coarsest used, as flowdb says it.
+		days, hours, minutes, err := r.topDoneAll(ctx)
 		if err != nil {
 			return nil, err
 		}
-		hf, ht, hok := hours.from, hours.to, hours.ok
-		mf, mt, mok := minutes.from, minutes.to, minutes.ok
 		from := q.From
 		if from.Before(rawStart) {
 			from = from.Truncate(time.Hour)
 			res.From = from.UTC()
 		}
-		lo, hi := q.To, q.To
-		if hok {
-			if lo, hi = aligned(from, q.To, topHours, hf, ht); lo.Before(hi) {
-				rollup(topHours, lo, hi)
-				res.Resolution = store.ResHour
-			} else {
-				lo, hi = q.To, q.To
+		coarsest := func(rs store.Resolution) {
+			rank := map[store.Resolution]int{store.ResRaw: 0, store.ResMinute: 1, store.ResHour: 2, store.ResDay: 3}
+			if rank[rs] > rank[res.Resolution] {
+				res.Resolution = rs
 			}
 		}
-		for _, seg := range [][2]time.Time{{from, lo}, {hi, q.To}} {
-			if !seg[0].Before(seg[1]) {
-				continue
+		// cover reads [a, b) from the steps of grains[0] done, and the
+		// rest from the finer grains, then raw flows.
+		var cover func(a, b time.Time, grains []topGrain)
+		cover = func(a, b time.Time, grains []topGrain) {
+			if !a.Before(b) {
+				return
 			}
-			if ml, mh := aligned(seg[0], seg[1], topMinutes, mf, mt); mok && ml.Before(mh) {
-				rollup(topMinutes, ml, mh)
-				res.Resolution = store.ResMinute
-				raw(seg[0], ml)
-				raw(mh, seg[1])
-			} else {
-				raw(seg[0], seg[1])
+			if len(grains) == 0 {
+				raw(a, b)
+				return
 			}
+			g, done := grains[0], map[string]doneSteps{"top_d": days, "top_h": hours, "top_m": minutes}[grains[0].table]
+			if done.ok {
+				if lo, hi := aligned(a, b, g, done.from, done.to); lo.Before(hi) {
+					rollup(g, lo, hi)
+					coarsest(map[string]store.Resolution{"top_d": store.ResDay, "top_h": store.ResHour, "top_m": store.ResMinute}[g.table])
+					cover(a, lo, grains[1:])
+					cover(hi, b, grains[1:])
+					return
+				}
+			}
+			cover(a, b, grains[1:])
 		}
+		cover(from, q.To, []topGrain{topDays, topHours, topMinutes})
 	}
 	source = "(" + strings.Join(parts, " UNION ALL ") + ")"
 	// One query: the n first by the metric and all that tie with the

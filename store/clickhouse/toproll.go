@@ -34,6 +34,8 @@ type topGrain struct {
 var (
 	topHours   = topGrain{table: "top_h", done: "top_done", step: time.Hour, grace: 5 * time.Minute, perRound: 24}
 	topMinutes = topGrain{table: "top_m", done: "top_m_done", step: time.Minute, grace: 45 * time.Second, perRound: 120, back: 2 * time.Hour}
+	// topDays are made from the hours (rollupDays), not from raw flows.
+	topDays = topGrain{table: "top_d", done: "top_d_done", step: 24 * time.Hour, perRound: 31}
 )
 
 // topEvery is how often the writer looks for hours and minutes to roll up:
@@ -93,7 +95,7 @@ const doneTTL = 10 * time.Second
 type doneCache struct {
 	mu    sync.Mutex
 	read  time.Time // when (the reader's clock); zero: not read
-	steps [2]doneSteps
+	steps [3]doneSteps // days, hours, minutes
 }
 
 // doneSteps are the steps of a grain done: [from, to), when ok.
@@ -102,24 +104,23 @@ type doneSteps struct {
 	ok       bool
 }
 
-// topDoneBoth returns the hours and the minutes rolled up, read at most
-// every doneTTL.
-func (r *Reader) topDoneBoth(ctx context.Context) (hours, minutes doneSteps, err error) {
+// topDoneAll returns the days, the hours and the minutes rolled up, read
+// at most every doneTTL.
+func (r *Reader) topDoneAll(ctx context.Context) (days, hours, minutes doneSteps, err error) {
 	r.done.mu.Lock()
 	defer r.done.mu.Unlock()
 	now := r.now()
-	if !r.done.read.IsZero() && now.Sub(r.done.read) < doneTTL && !now.Before(r.done.read) {
-		return r.done.steps[0], r.done.steps[1], nil
-	}
-	for i, g := range []topGrain{topHours, topMinutes} {
-		from, to, ok, err := r.topDone(ctx, g)
-		if err != nil {
-			return hours, minutes, err
+	if r.done.read.IsZero() || now.Sub(r.done.read) >= doneTTL || now.Before(r.done.read) {
+		for i, g := range []topGrain{topDays, topHours, topMinutes} {
+			from, to, ok, err := r.topDone(ctx, g)
+			if err != nil {
+				return days, hours, minutes, err
+			}
+			r.done.steps[i] = doneSteps{from, to, ok}
 		}
-		r.done.steps[i] = doneSteps{from, to, ok}
+		r.done.read = now
 	}
-	r.done.read = now
-	return r.done.steps[0], r.done.steps[1], nil
+	return r.done.steps[0], r.done.steps[1], r.done.steps[2], nil
 }
 
 // forgetDone makes the next list read the steps done again (after a
@@ -134,16 +135,82 @@ func (r *Reader) forgetDone() {
 // not yet (each a grace after its end, and none with flows the writer
 // still holds: Ingest.Backlog): from the one after the last done (or
 // from the first flow's; minutes from 2 hours ago at most), oldest first,
-// at most a day of hours and 2 hours of minutes a round. It returns the
-// hours rolled up.
+// at most a day of hours and 2 hours of minutes a round; then the UTC
+// days whose hours are all done, a month of them at most (rollupDays).
+// It returns the hours and days rolled up.
 func (r *Reader) RollupTop(ctx context.Context, now time.Time) (int, error) {
 	defer r.forgetDone()
 	n, err := r.rollupGrain(ctx, topHours, now)
 	if err != nil {
 		return n, err
 	}
-	_, err = r.rollupGrain(ctx, topMinutes, now)
-	return n, err
+	if _, err = r.rollupGrain(ctx, topMinutes, now); err != nil {
+		return n, err
+	}
+	d, err := r.rollupDays(ctx)
+	return n + d, err
+}
+
+// rollupDays makes the UTC days whose hours are all rolled up (top_h)
+// and that are not yet, oldest first, from the day after the last done
+// (or the first whole day of the hours), at most topDays.perRound.
+func (r *Reader) rollupDays(ctx context.Context) (int, error) {
+	hf, ht, hok, err := r.topDone(ctx, topHours)
+	if err != nil || !hok {
+		return 0, err
+	}
+	_, next, ok, err := r.topDone(ctx, topDays)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		next = hf.Truncate(topDays.step) // a UTC midnight: so is the zero time
+		if next.Before(hf) {
+			next = next.Add(topDays.step)
+		}
+	}
+	n := 0
+	for ; n < topDays.perRound && !next.Add(topDays.step).After(ht); n++ {
+		if err := r.rollupDay(ctx, next); err != nil {
+			return n, err
+		}
+		next = next.Add(topDays.step)
+	}
+	return n, nil
+}
+
+// rollupDay fills top_d with the day at t from its hours, every
+// dimension in one statement: each day, dimension, source and direction
+// keeps its top-k keys by bytes, and the rest (the hours' other rows and
+// the keys past k) becomes one other row. Then it records the day as
+// done. Both inserts are named: a day made again after a failure between
+// them is stored once.
+func (r *Reader) rollupDay(ctx context.Context, t time.Time) error {
+	db, site := r.c.cfg.Database, quote(r.site)
+	stmt := fmt.Sprintf(`INSERT INTO %[1]s.top_d (site, dim, t, src, dir, other, addr, peer, n, s, bytes, packets, flows)
+SETTINGS insert_deduplication_token = 'top_d-%[2]s-%[3]d'
+SELECT %[4]s, dim, toDateTime(%[3]d), src, dir, o, if(o = 1, toIPv6('::'), addr), if(o = 1, toIPv6('::'), peer), if(o = 1, 0, n), if(o = 1, '', s),
+    sum(b), sum(p), sum(f)
+FROM (
+    SELECT dim, src, dir, addr, peer, n, s, b, p, f,
+        toUInt8(other = 1 OR row_number() OVER (PARTITION BY dim, src, dir, other ORDER BY b DESC, addr, peer, n, s) > %[5]d) AS o
+    FROM (
+        SELECT dim, src, dir, other, addr, peer, n, s, sum(bytes) AS b, sum(packets) AS p, sum(flows) AS f
+        FROM %[1]s.top_h
+        WHERE site = %[4]s AND t >= toDateTime(%[3]d) AND t < toDateTime(%[6]d)
+        GROUP BY dim, src, dir, other, addr, peer, n, s
+    )
+)
+GROUP BY dim, src, dir, o, if(o = 1, toIPv6('::'), addr), if(o = 1, toIPv6('::'), peer), if(o = 1, 0, n), if(o = 1, '', s)`,
+		db, r.site, t.Unix(), site, r.c.cfg.TopK, t.Add(topDays.step).Unix())
+	if err := r.c.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("cannot roll up the top-N lists of %s: %w", t.Format(time.DateOnly), err)
+	}
+	if err := r.c.Exec(ctx, fmt.Sprintf("INSERT INTO %s.top_d_done (site, t) SETTINGS insert_deduplication_token = 'top_d_done-%s-%d' VALUES (%s, toDateTime(%d))",
+		db, r.site, t.Unix(), site, t.Unix())); err != nil {
+		return fmt.Errorf("cannot record the rollup of %s: %w", t.Format(time.DateOnly), err)
+	}
+	return nil
 }
 
 func (r *Reader) rollupGrain(ctx context.Context, g topGrain, now time.Time) (int, error) {
