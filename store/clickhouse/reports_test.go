@@ -318,7 +318,7 @@ func TestTopDayRollups(t *testing.T) {
 	now := time.Now()
 	// An hour of flows at noon on each of 4 days, the last ending 12 h
 	// before today's UTC midnight, whatever the time of day.
-	base := now.Truncate(24*time.Hour).Add(-4*24*time.Hour + 12*time.Hour)
+	base := now.Truncate(24 * time.Hour).Add(-4*24*time.Hour + 12*time.Hour)
 	var flows []store.Flow
 	for d := range 4 {
 		flows = append(flows, testFlows(500, base.Add(time.Duration(d)*24*time.Hour))...)

@@ -91,10 +91,10 @@ func (r *Reader) topDone(ctx context.Context, g topGrain) (from, to time.Time, o
 // list asks, and the writer adds steps once a minute.
 const doneTTL = 10 * time.Second
 
-// doneCache holds the steps done of both grains.
+// doneCache holds the steps done of the three grains.
 type doneCache struct {
 	mu    sync.Mutex
-	read  time.Time // when (the reader's clock); zero: not read
+	read  time.Time    // when (the reader's clock); zero: not read
 	steps [3]doneSteps // days, hours, minutes
 }
 
