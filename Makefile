@@ -69,7 +69,7 @@ run: bin/flowbox-dev ## run flowbox serve with configs/dev.yaml
 test: ## run every test (what the README and CI run), then the console's API tests on the ClickHouse store, and those and the ClickHouse store's on a cluster (Distributed tables)
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
 	FLOWBOX_TEST_BACKEND=clickhouse CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./web
-	FLOWBOX_TEST_BACKEND=clickhouse FLOWBOX_CLICKHOUSE_CLUSTER=flowbox_test CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./web ./store/clickhouse
+	FLOWBOX_TEST_BACKEND=clickhouse FLOWBOX_CLICKHOUSE_CLUSTER=flowbox_test CGO_ENABLED=1 $(GO) test -race -count=1 -p 1 -timeout 20m ./web ./store/clickhouse
 
 test-race: test ## same as test (which already runs -race)
 

@@ -42,7 +42,7 @@ func TestBrowser(t *testing.T) {
 	e, gw1, _ := datasetEnv(t)
 	// The browser starts after the server so that it stops first: an
 	// open page would keep the server's Close waiting.
-	ctx := browsertest.Start(t, 90*time.Second, nil)
+	ctx := browsertest.Start(t, 150*time.Second, nil)
 	art := browsertest.Artifacts(t, "web")
 	base := e.ts.URL
 
