@@ -60,27 +60,10 @@ func TestStoreCopyToClickHouse(t *testing.T) {
 			PostNATSrcAddr: netip.MustParseAddr("203.0.113.1"), PostNATSrcPort: uint16(10000 + i),
 			Bytes: uint64(1000 + i), Packets: 3, Subscriber: fmt.Sprintf("cust-%d", i%7)})
 	}
-	run, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- st.Run(run) }()
-	if err := st.InsertFlows(ctx, flows); err != nil {
-		t.Fatal(err)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	runStoreOnce(t, st, flows)
 	st.Close()
 
-	pw := filepath.Join(dir, "ch.pw")
-	if err := os.WriteFile(pw, []byte(ch.Password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir, "flowbox.yaml")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf("data-dir: %s\nstore:\n  raw-retention: 2h\n  clickhouse:\n    addresses: [%q]\n    user: %s\n    password-file: %s\n    database: copied\n",
-		dataDir, ch.Addr, ch.User, pw)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := copyConfig(t, ch, dir, "  raw-retention: 2h\n", "    database: copied\n")
 	out, err := runWithEnv(nil, "store", "copy", "--to", "clickhouse", "--config", cfgPath)
 	if err != nil || !strings.Contains(out, "copied 200 raw flows since") || !strings.Contains(out, ", 200 older NAT mappings") {
 		t.Fatalf("store copy: %v\n%s", err, out)
@@ -228,31 +211,16 @@ func TestStoreCopyRollupsToClickHouse(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		run, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- st.Run(run) }()
-		// (Run's first maintenance runs before it looks at ctx.)
 		if round == 0 {
-			if err := st.InsertFlows(ctx, flows); err != nil {
-				t.Fatal(err)
-			}
-		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
+			runStoreOnce(t, st, flows)
+		} else {
+			runStoreOnce(t, st, nil)
 		}
 	}
 	st.Close()
 
-	pw := filepath.Join(dir, "ch.pw")
-	if err := os.WriteFile(pw, []byte(ch.Password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir, "flowbox.yaml")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf("data-dir: %s\nstore:\n  raw-retention: 30h\n  minute-retention: 48h\n  usage-hour-retention: 72h\n  clickhouse:\n    addresses: [%q]\n    user: %s\n    password-file: %s\n    database: rollups\n    minute-ttl: 48h\n    usage-hour-ttl: 72h\n",
-		dataDir, ch.Addr, ch.User, pw)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := copyConfig(t, ch, dir, "  raw-retention: 30h\n  minute-retention: 48h\n  usage-hour-retention: 72h\n",
+		"    database: rollups\n    minute-ttl: 48h\n    usage-hour-ttl: 72h\n")
 	began := time.Now()
 	out, err := runWithEnv(nil, "store", "copy", "--to", "clickhouse", "--config", cfgPath)
 	if err != nil {
@@ -403,3 +371,41 @@ func TestStoreCopyRollupsToClickHouse(t *testing.T) {
 // subDomainsKept is how many domains of a subscriber's day SQLite keeps
 // (flowdb's subDomainsPerDay).
 const subDomainsKept = 20
+
+// runStoreOnce runs st's writer: it writes flows (if any) and stops.
+// Run's first maintenance (hours and days over, retention) is done before
+// it looks at its context, so a run with no flow does it.
+func runStoreOnce(t *testing.T, st *storetest.Store, flows []store.Flow) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- st.Run(ctx) }()
+	if len(flows) > 0 {
+		if err := st.InsertFlows(context.Background(), flows); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// copyConfig writes, in dir, the configuration of a store copy from the
+// data directory dir/data into ch: the store section's keys in store, the
+// clickhouse section's beyond its address and credentials in clickhouse
+// (each line indented, ending with a newline). It returns its path.
+func copyConfig(t *testing.T, ch *chtest.Server, dir, store, clickhouse string) string {
+	t.Helper()
+	pw := filepath.Join(dir, "ch.pw")
+	if err := os.WriteFile(pw, []byte(ch.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "flowbox.yaml")
+	text := fmt.Sprintf("data-dir: %s\nstore:\n%s  clickhouse:\n    addresses: [%q]\n    user: %s\n    password-file: %s\n%s",
+		filepath.Join(dir, "data"), store, ch.Addr, ch.User, pw, clickhouse)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

@@ -107,12 +107,18 @@ func (w *FlowWriter) insertNamed(ctx context.Context, first uint32, n int, name 
 	if n == 0 {
 		return nil
 	}
+	return w.withRows(rows, func(b []byte) error { return w.insertRows(ctx, name, n, b) })
+}
+
+// withRows calls use with the RowBinary that rows appends, in a buffer
+// of the writer's pool.
+func (w *FlowWriter) withRows(rows func([]byte) []byte, use func([]byte) error) error {
 	bp, _ := w.bufs.Get().(*[]byte)
 	if bp == nil {
 		bp = new([]byte)
 	}
 	b := rows((*bp)[:0])
-	err := w.insertRows(ctx, name, n, b)
+	err := use(b)
 	*bp = b
 	if cap(b) <= 64<<20 {
 		w.bufs.Put(bp)

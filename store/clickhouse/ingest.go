@@ -64,9 +64,7 @@ func (in *Ingest) EnableSpill(dir string, maxBytes int64) error {
 	for _, b := range bad {
 		in.logger.Error("a clickhouse spill file cannot be read; set aside, its flows are lost", "file", b)
 	}
-	in.mu.Lock()
-	in.health.DroppedBatches += uint64(len(bad))
-	in.mu.Unlock()
+	in.countDropped(0, uint64(len(bad)))
 	if err != nil {
 		return err
 	}
@@ -257,11 +255,19 @@ func (in *Ingest) drop(group []*store.Batch, reason string) {
 		}
 		in.PutBatch(b)
 	}
-	in.mu.Lock()
-	in.health.DroppedFlows += n
-	if reason == store.DropWriteError {
-		in.health.DroppedBatches += uint64(len(group))
+	batches := uint64(len(group))
+	if reason != store.DropWriteError {
+		batches = 0
 	}
+	in.countDropped(n, batches)
+}
+
+// countDropped adds dropped flows, and batches lost to a write error, to
+// Health.
+func (in *Ingest) countDropped(flows, batches uint64) {
+	in.mu.Lock()
+	in.health.DroppedFlows += flows
+	in.health.DroppedBatches += batches
 	in.mu.Unlock()
 }
 
@@ -336,16 +342,9 @@ func (in *Ingest) toSpill(group []*store.Batch, first uint32) bool {
 		n += len(b.Flows)
 	}
 	name := in.w.groupName(first, n)
-	bp, _ := in.w.bufs.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
-	rows := in.w.appendBatches((*bp)[:0], group, first)
-	err := in.spill.add(spillHeaderOf(name, group), rows)
-	*bp = rows
-	if cap(rows) <= 64<<20 {
-		in.w.bufs.Put(bp)
-	}
+	err := in.w.withRows(func(b []byte) []byte { return in.w.appendBatches(b, group, first) }, func(rows []byte) error {
+		return in.spill.add(spillHeaderOf(name, group), rows)
+	})
 	if err != nil {
 		if !errors.Is(err, errSpillFull) {
 			in.logger.Error("cannot spill flows to disk; they wait in memory", "err", err)
@@ -398,18 +397,14 @@ func (in *Ingest) replay(ctx context.Context) {
 			}
 			in.setHealth(err)
 		}
-		var se *ServerError
-		if rows == nil || (errors.As(err, &se) && se.Status == http.StatusBadRequest) {
+		if rows == nil || refused(err) {
 			in.logger.Error("spilled flows cannot be written; they are dropped", "flows", f.Flows, "err", err)
 			if err := in.spill.remove(f); err != nil {
 				in.logger.Error("cannot remove a spill file", "err", err)
 				return
 			}
 			f.report(in.observer, store.DropWriteError)
-			in.mu.Lock()
-			in.health.DroppedFlows += uint64(f.Flows)
-			in.health.DroppedBatches++
-			in.mu.Unlock()
+			in.countDropped(uint64(f.Flows), 1)
 			continue
 		}
 		select {
@@ -447,8 +442,7 @@ func (in *Ingest) insert(ctx context.Context, group []*store.Batch, first uint32
 			return false
 		}
 		in.setHealth(err)
-		var se *ServerError
-		if errors.As(err, &se) && se.Status == http.StatusBadRequest {
+		if refused(err) {
 			in.logger.Error("clickhouse refused flows as bad; they are dropped", "batches", len(group), "err", err)
 			in.drop(group, store.DropWriteError)
 			return true
@@ -497,11 +491,7 @@ func (in *Ingest) shutdown(pending []*store.Batch, first uint32) error {
 			pending = nil
 		}
 		for len(pending) == 0 && len(rest) > 0 {
-			j, n := 0, 0
-			for j < len(rest) && (j == 0 || n+len(rest[j].Flows) <= maxInsertFlows) {
-				n += len(rest[j].Flows)
-				j++
-			}
+			j, n := oneInsert(rest)
 			if !in.toSpill(rest[:j], in.w.reserve(n)) {
 				break
 			}
@@ -517,17 +507,30 @@ func (in *Ingest) shutdown(pending []*store.Batch, first uint32) error {
 		in.drop(append(pending, rest...), store.DropShutdown)
 		return fmt.Errorf("clickhouse: flows dropped at shutdown: %w", ctx.Err())
 	}
-	for i := 0; i < len(rest); {
-		j, n := i, 0
-		for j < len(rest) && (j == i || n+len(rest[j].Flows) <= maxInsertFlows) {
-			n += len(rest[j].Flows)
-			j++
-		}
-		if !in.insert(ctx, rest[i:j], in.w.reserve(n)) {
-			in.drop(rest[i:], store.DropShutdown)
+	for len(rest) > 0 {
+		j, n := oneInsert(rest)
+		if !in.insert(ctx, rest[:j], in.w.reserve(n)) {
+			in.drop(rest, store.DropShutdown)
 			return fmt.Errorf("clickhouse: flows dropped at shutdown: %w", ctx.Err())
 		}
-		i = j
+		rest = rest[j:]
 	}
 	return nil
+}
+
+// oneInsert returns how many of the batches (at least one) fit in one
+// insert, and their flows.
+func oneInsert(batches []*store.Batch) (j, n int) {
+	for j < len(batches) && (j == 0 || n+len(batches[j].Flows) <= maxInsertFlows) {
+		n += len(batches[j].Flows)
+		j++
+	}
+	return j, n
+}
+
+// refused reports whether ClickHouse refused an insert as bad (400): it
+// would refuse it again.
+func refused(err error) bool {
+	var se *ServerError
+	return errors.As(err, &se) && se.Status == http.StatusBadRequest
 }

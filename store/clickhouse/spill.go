@@ -68,9 +68,8 @@ type spill struct {
 
 	mu    sync.Mutex
 	files []spillFile // oldest first
-	bytes int64
-	flows uint64
-	next  uint64 // the sequence number of the next file
+	bytes int64       // of the files, and of those being written
+	next  uint64      // the sequence number of the next file
 }
 
 // openSpill opens (creating) the spill directory dir of at most maxBytes
@@ -81,15 +80,48 @@ func openSpill(dir string, maxBytes int64) (s *spill, bad []string, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("cannot create the clickhouse spill directory: %w", err)
 	}
+	files, damaged, err := scanSpill(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, d := range damaged {
+		path := filepath.Join(dir, d.name)
+		if strings.HasSuffix(d.name, ".tmp") { // a write cut short
+			os.Remove(path)
+			continue
+		}
+		bad = append(bad, fmt.Sprintf("%s: %v", d.name, d.err))
+		if rerr := os.Rename(path, path+".bad"); rerr != nil {
+			return nil, bad, fmt.Errorf("cannot set aside the damaged spill file %s: %w", d.name, rerr)
+		}
+	}
+	s = &spill{dir: dir, max: maxBytes, files: files}
+	for _, f := range files {
+		s.bytes += f.size
+		s.next = max(s.next, f.seq+1)
+	}
+	return s, bad, nil
+}
+
+// damagedSpill is a file of the spill directory that cannot be sent: a
+// write cut short (*.tmp, not counted), or a file that cannot be read.
+type damagedSpill struct {
+	name string
+	err  error
+}
+
+// scanSpill lists, changing nothing, the spill files of dir, oldest
+// first, and those that cannot be read; files set aside (*.bad) are not
+// listed.
+func scanSpill(dir string) (files []spillFile, damaged []damagedSpill, err error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot list the clickhouse spill directory: %w", err)
 	}
-	s = &spill{dir: dir, max: maxBytes}
 	for _, e := range entries {
 		name := e.Name()
-		if strings.HasSuffix(name, ".tmp") { // a write cut short
-			os.Remove(filepath.Join(dir, name))
+		if strings.HasSuffix(name, ".tmp") {
+			damaged = append(damaged, damagedSpill{name, errors.New("a write cut short")})
 			continue
 		}
 		seqText, ok := strings.CutSuffix(name, ".spill")
@@ -97,26 +129,22 @@ func openSpill(dir string, maxBytes int64) (s *spill, bad []string, err error) {
 			continue
 		}
 		seq, err := strconv.ParseUint(seqText, 10, 64)
-		path := filepath.Join(dir, name)
 		var f spillFile
 		if err == nil {
-			f, err = readSpillHeader(path)
+			f, err = readSpillHeader(filepath.Join(dir, name))
+		}
+		if errors.Is(err, os.ErrNotExist) { // sent meanwhile (beside serve)
+			continue
 		}
 		if err != nil {
-			bad = append(bad, fmt.Sprintf("%s: %v", name, err))
-			if rerr := os.Rename(path, path+".bad"); rerr != nil {
-				return nil, bad, fmt.Errorf("cannot set aside the damaged spill file %s: %w", name, rerr)
-			}
+			damaged = append(damaged, damagedSpill{name, err})
 			continue
 		}
 		f.seq = seq
-		s.files = append(s.files, f)
-		s.bytes += f.size
-		s.flows += uint64(f.Flows)
-		s.next = max(s.next, seq+1)
+		files = append(files, f)
 	}
-	slices.SortFunc(s.files, func(a, b spillFile) int { return cmp.Compare(a.seq, b.seq) })
-	return s, bad, nil
+	slices.SortFunc(files, func(a, b spillFile) int { return cmp.Compare(a.seq, b.seq) })
+	return files, damaged, nil
 }
 
 // path returns the file of sequence number seq.
@@ -154,7 +182,6 @@ func (s *spill) add(h spillHeader, rows []byte) error {
 	f := spillFile{seq: seq, size: size, spillHeader: h}
 	i, _ := slices.BinarySearchFunc(s.files, seq, func(f spillFile, seq uint64) int { return cmp.Compare(f.seq, seq) })
 	s.files = slices.Insert(s.files, i, f)
-	s.flows += uint64(h.Flows)
 	return nil
 }
 
@@ -266,7 +293,6 @@ func (s *spill) remove(f spillFile) error {
 	if i := slices.IndexFunc(s.files, func(g spillFile) bool { return g.seq == f.seq }); i >= 0 {
 		s.files = slices.Delete(s.files, i, i+1)
 		s.bytes -= f.size
-		s.flows -= uint64(f.Flows)
 	}
 	return nil
 }
@@ -277,11 +303,12 @@ func (s *spill) state() (flows uint64, bytes int64, oldest int64, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, f := range s.files {
+		flows += uint64(f.Flows)
 		if !ok || f.Oldest < oldest {
 			oldest, ok = f.Oldest, true
 		}
 	}
-	return s.flows, s.bytes, oldest, ok
+	return flows, s.bytes, oldest, ok
 }
 
 // spillHeaderOf describes the insert of batches named name.
@@ -332,30 +359,27 @@ func (h *spillHeader) report(o store.WriteObserver, reason string) {
 
 // SpillState reads, changing nothing, what waits in the spill directory
 // dir (for `flowbox stats` beside serve): its files, their flows and
-// bytes, and the files that cannot be read. No directory: nothing waits.
+// bytes, and the files that cannot be read or were set aside. No
+// directory: nothing waits.
 func SpillState(dir string) (files int, flows uint64, bytes int64, bad int, err error) {
-	entries, err := os.ReadDir(dir)
+	list, damaged, err := scanSpill(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, 0, 0, 0, nil
 	}
 	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	for _, f := range list {
+		flows, bytes = flows+uint64(f.Flows), bytes+f.size
+	}
+	setAside, err := filepath.Glob(filepath.Join(dir, "*.bad"))
+	if err != nil {
 		return 0, 0, 0, 0, fmt.Errorf("cannot list the clickhouse spill directory: %w", err)
 	}
-	for _, e := range entries {
-		switch {
-		case strings.HasSuffix(e.Name(), ".bad"):
+	for _, d := range damaged {
+		if !strings.HasSuffix(d.name, ".tmp") { // a write under way beside serve
 			bad++
-		case strings.HasSuffix(e.Name(), ".spill"):
-			f, err := readSpillHeader(filepath.Join(dir, e.Name()))
-			if err != nil {
-				if errors.Is(err, os.ErrNotExist) { // sent meanwhile
-					continue
-				}
-				bad++
-				continue
-			}
-			files, flows, bytes = files+1, flows+uint64(f.Flows), bytes+f.size
 		}
 	}
-	return files, flows, bytes, bad, nil
+	return len(list), flows, bytes, bad + len(setAside), nil
 }

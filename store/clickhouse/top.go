@@ -206,7 +206,7 @@ func (r *Reader) Top(ctx context.Context, q store.TopQuery) (*store.TopResult, e
 		// then its whole minutes, then raw flows for what is left (while
 		// they are kept, else the range grows to whole hours). The
 		// resolution is the coarsest used, as flowdb says it.
-		days, hours, minutes, err := r.topDoneAll(ctx)
+		done, err := r.topDoneAll(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -214,12 +214,6 @@ func (r *Reader) Top(ctx context.Context, q store.TopQuery) (*store.TopResult, e
 		if from.Before(rawStart) {
 			from = from.Truncate(time.Hour)
 			res.From = from.UTC()
-		}
-		coarsest := func(rs store.Resolution) {
-			rank := map[store.Resolution]int{store.ResRaw: 0, store.ResMinute: 1, store.ResHour: 2, store.ResDay: 3}
-			if rank[rs] > rank[res.Resolution] {
-				res.Resolution = rs
-			}
 		}
 		// cover reads [a, b) from the steps of grains[0] done, and the
 		// rest from the finer grains, then raw flows.
@@ -232,19 +226,19 @@ func (r *Reader) Top(ctx context.Context, q store.TopQuery) (*store.TopResult, e
 				raw(a, b)
 				return
 			}
-			g, done := grains[0], map[string]doneSteps{"top_d": days, "top_h": hours, "top_m": minutes}[grains[0].table]
-			if done.ok {
-				if lo, hi := aligned(a, b, g, done.from, done.to); lo.Before(hi) {
-					rollup(g, lo, hi)
-					coarsest(map[string]store.Resolution{"top_d": store.ResDay, "top_h": store.ResHour, "top_m": store.ResMinute}[g.table])
-					cover(a, lo, grains[1:])
-					cover(hi, b, grains[1:])
-					return
+			g, d := grains[0], done[grains[0].cached]
+			if lo, hi := aligned(a, b, g, d.from, d.to); d.ok && lo.Before(hi) {
+				rollup(g, lo, hi)
+				if res.Resolution == store.ResRaw {
+					res.Resolution = g.res // the coarsest: the first read
 				}
+				cover(a, lo, grains[1:])
+				cover(hi, b, grains[1:])
+				return
 			}
 			cover(a, b, grains[1:])
 		}
-		cover(from, q.To, []topGrain{topDays, topHours, topMinutes})
+		cover(from, q.To, topGrains)
 	}
 	source = "(" + strings.Join(parts, " UNION ALL ") + ")"
 	// One query: the n first by the metric and all that tie with the

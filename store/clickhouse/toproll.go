@@ -19,7 +19,11 @@ import (
 // topGrain is one granularity of the top-N rollups.
 type topGrain struct {
 	table, done string        // the rollups and the steps done
-	step        time.Duration // an hour or a minute
+	step        time.Duration // a day, an hour or a minute
+	// res is the resolution of a list that reads the grain; cached is
+	// the grain's place in the reader's doneCache.
+	res    store.Resolution
+	cached int
 	// grace is how long after a step ends its rollup waits for the flows
 	// still on their way (later ones miss the rollup, not the raw flows).
 	grace time.Duration
@@ -32,10 +36,12 @@ type topGrain struct {
 }
 
 var (
-	topHours   = topGrain{table: "top_h", done: "top_done", step: time.Hour, grace: 5 * time.Minute, perRound: 24}
-	topMinutes = topGrain{table: "top_m", done: "top_m_done", step: time.Minute, grace: 45 * time.Second, perRound: 120, back: 2 * time.Hour}
+	topHours   = topGrain{table: "top_h", done: "top_done", step: time.Hour, res: store.ResHour, cached: 1, grace: 5 * time.Minute, perRound: 24}
+	topMinutes = topGrain{table: "top_m", done: "top_m_done", step: time.Minute, res: store.ResMinute, cached: 2, grace: 45 * time.Second, perRound: 120, back: 2 * time.Hour}
 	// topDays are made from the hours (rollupDays), not from raw flows.
-	topDays = topGrain{table: "top_d", done: "top_d_done", step: 24 * time.Hour, perRound: 31}
+	topDays = topGrain{table: "top_d", done: "top_d_done", step: 24 * time.Hour, res: store.ResDay, cached: 0, perRound: 31}
+	// topGrains are the grains, coarsest first, in their cached order.
+	topGrains = []topGrain{topDays, topHours, topMinutes}
 )
 
 // topEvery is how often the writer looks for hours and minutes to roll up:
@@ -104,23 +110,23 @@ type doneSteps struct {
 	ok       bool
 }
 
-// topDoneAll returns the days, the hours and the minutes rolled up, read
-// at most every doneTTL.
-func (r *Reader) topDoneAll(ctx context.Context) (days, hours, minutes doneSteps, err error) {
+// topDoneAll returns the steps done of each grain (by topGrain.cached:
+// days, hours, minutes), read at most every doneTTL.
+func (r *Reader) topDoneAll(ctx context.Context) ([3]doneSteps, error) {
 	r.done.mu.Lock()
 	defer r.done.mu.Unlock()
 	now := r.now()
 	if r.done.read.IsZero() || now.Sub(r.done.read) >= doneTTL || now.Before(r.done.read) {
-		for i, g := range []topGrain{topDays, topHours, topMinutes} {
+		for _, g := range topGrains {
 			from, to, ok, err := r.topDone(ctx, g)
 			if err != nil {
-				return days, hours, minutes, err
+				return r.done.steps, err
 			}
-			r.done.steps[i] = doneSteps{from, to, ok}
+			r.done.steps[g.cached] = doneSteps{from, to, ok}
 		}
 		r.done.read = now
 	}
-	return r.done.steps[0], r.done.steps[1], r.done.steps[2], nil
+	return r.done.steps, nil
 }
 
 // forgetDone makes the next list read the steps done again (after a
